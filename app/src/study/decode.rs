@@ -1,0 +1,361 @@
+//! Pixel data → f32 modality values, one frame at a time.
+//!
+//! Compressed frames are decompressed by dicom-rs's codecs (and Focal's own 12-bit JPEG
+//! decoder, which dicom-rs lacks); everything after decompression — bit depths 1 to 32, sign
+//! extension, planar configuration, YBR and palette colour, the modality LUT — is done here
+//! so that every transfer syntax goes through one well-tested path.
+
+use std::path::Path;
+
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::DefaultDicomObject;
+use dicom_pixeldata::PixelDecoder;
+
+use super::attrs;
+use super::error::{Result, StudyError};
+use super::header::{InstanceHeader, PixelLayout};
+use super::jpeg12;
+use super::open::{Extent, open_object};
+
+/// Explicit VR Big Endian (retired, but real archives still hold it).
+pub(crate) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+
+/// Decoded images may not exceed this many bytes per file, whatever the header claims.
+pub const MAX_DECODED_BYTES: u64 = 8 << 30;
+/// A compressed file is assumed to hold at most this ratio of decoded to stored bytes.
+const MAX_COMPRESSION_RATIO: u64 = 2000;
+
+/// One decoded frame: `channels` interleaved values per pixel (1 = grey, 3 = RGB).
+#[derive(Debug, Clone)]
+pub struct FrameValues {
+    pub channels: usize,
+    pub values: Vec<f32>,
+}
+
+/// Transfer syntaxes whose pixel data is stored uncompressed.
+fn is_native(ts: &str) -> bool {
+    matches!(ts, uids::IMPLICIT_VR_LITTLE_ENDIAN | uids::EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN | uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+        || ts.is_empty()
+}
+
+fn is_jpeg_family(ts: &str) -> bool {
+    ts.starts_with("1.2.840.10008.1.2.4.")
+}
+
+/// Bytes a layout occupies uncompressed (native 4:2:2 colour holds two samples per pixel).
+fn native_size(layout: &PixelLayout) -> Option<u64> {
+    let full = layout.native_bytes()?;
+    Some(if layout.photometric == "YBR_FULL_422" && layout.samples_per_pixel == 3 { full / 3 * 2 } else { full })
+}
+
+/// Refuses layouts that cannot be real for the file's size, before anything is allocated.
+pub fn check_plausible(header: &InstanceHeader) -> Result<&PixelLayout> {
+    let layout = header.pixels.as_ref().ok_or(StudyError::NoPixelData)?;
+    let implausible = || StudyError::ImplausibleSize {
+        rows: layout.rows,
+        columns: layout.columns,
+        frames: layout.frames,
+        bits: layout.bits_allocated,
+        bytes: layout.decoded_bytes().unwrap_or(u64::MAX),
+        file_size: header.file_size,
+    };
+    if layout.rows == 0 || layout.columns == 0 {
+        return Err(StudyError::UnsupportedLayout("zero rows or columns".into()));
+    }
+    if !matches!(layout.bits_allocated, 1 | 8 | 16 | 32 | 64) {
+        return Err(StudyError::UnsupportedLayout(format!("bits allocated {}", layout.bits_allocated)));
+    }
+    if !matches!(layout.samples_per_pixel, 1 | 3) {
+        return Err(StudyError::UnsupportedLayout(format!("{} samples per pixel", layout.samples_per_pixel)));
+    }
+    let decoded = layout.decoded_bytes().ok_or_else(implausible)?;
+    if decoded > MAX_DECODED_BYTES {
+        return Err(implausible());
+    }
+    if is_native(&header.transfer_syntax) && header.transfer_syntax != uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
+        let native = native_size(layout).ok_or_else(implausible)?;
+        if native > header.file_size {
+            return Err(StudyError::PixelDataTooShort { expected: native, actual: header.file_size });
+        }
+    } else if decoded > header.file_size.saturating_mul(MAX_COMPRESSION_RATIO).max(64 << 20) {
+        return Err(implausible());
+    }
+    Ok(layout)
+}
+
+/// Decodes the given frames of a file to modality values.
+pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<FrameValues>> {
+    let layout = check_plausible(header)?;
+    if let Some(&bad) = frames.iter().find(|&&f| f >= layout.frames) {
+        return Err(StudyError::Decode(format!("frame {bad} requested of {}", layout.frames)));
+    }
+    let obj = open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
+    let source = PixelSource::new(&obj, header, layout)?;
+    frames
+        .iter()
+        .map(|&frame| {
+            let raw = source.frame(&obj, frame)?;
+            let values = to_values(&raw, &obj, header, layout, frame)?;
+            Ok(values)
+        })
+        .collect()
+}
+
+/// Where a frame's stored samples come from.
+enum PixelSource {
+    /// Uncompressed integer samples, little-endian, all frames.
+    Native(Vec<u8>),
+    /// Float or Double Float Pixel Data.
+    Float(Vec<f64>),
+    /// Encapsulated: decompressed per frame.
+    Encapsulated,
+}
+
+/// Stored samples of one frame, interleaved, before any value transform.
+enum RawFrame {
+    Ints(Vec<i64>),
+    Floats(Vec<f64>),
+}
+
+impl PixelSource {
+    fn new(obj: &DefaultDicomObject, header: &InstanceHeader, layout: &PixelLayout) -> Result<Self> {
+        if let Some(values) = attrs::floats(obj, tags::FLOAT_PIXEL_DATA).or_else(|| attrs::floats(obj, tags::DOUBLE_FLOAT_PIXEL_DATA)) {
+            return Ok(PixelSource::Float(values));
+        }
+        let elem = obj.get(tags::PIXEL_DATA).ok_or(StudyError::NoPixelData)?;
+        if elem.value().fragments().is_some() {
+            return Ok(PixelSource::Encapsulated);
+        }
+        let mut bytes = elem.to_bytes().map_err(|e| StudyError::Decode(e.to_string()))?.into_owned();
+        if header.transfer_syntax == EXPLICIT_VR_BIG_ENDIAN {
+            let words = matches!(elem.value().primitive(), Some(dicom_core::PrimitiveValue::U16(_) | dicom_core::PrimitiveValue::I16(_)));
+            from_big_endian(&mut bytes, words, layout.bits_allocated);
+        }
+        let expected = native_size(layout).unwrap_or(u64::MAX);
+        if (bytes.len() as u64) < expected {
+            return Err(StudyError::PixelDataTooShort { expected, actual: bytes.len() as u64 });
+        }
+        Ok(PixelSource::Native(bytes))
+    }
+
+    fn frame(&self, obj: &DefaultDicomObject, frame: u32) -> Result<RawFrame> {
+        let layout = obj_layout(obj)?;
+        let samples = layout.rows as usize * layout.columns as usize * layout.samples_per_pixel as usize;
+        match self {
+            PixelSource::Float(values) => {
+                let start = samples * frame as usize;
+                let slice = values.get(start..start + samples).ok_or(StudyError::PixelDataTooShort {
+                    expected: ((start + samples) * 4) as u64,
+                    actual: (values.len() * 4) as u64,
+                })?;
+                Ok(RawFrame::Floats(slice.to_vec()))
+            }
+            PixelSource::Native(bytes) if layout.photometric == "YBR_FULL_422" && layout.samples_per_pixel == 3 => {
+                // Native 4:2:2 stores Y Y Cb Cr per pixel pair: two samples per pixel.
+                let mut packed = layout.clone();
+                packed.samples_per_pixel = 1;
+                packed.columns *= 2;
+                packed.planar_configuration = 0;
+                Ok(RawFrame::Ints(native_samples(bytes, &packed, frame)?))
+            }
+            PixelSource::Native(bytes) => Ok(RawFrame::Ints(native_samples(bytes, &layout, frame)?)),
+            PixelSource::Encapsulated => {
+                let (bytes, bits) = decompress(obj, &layout, frame)?;
+                let expected = samples * (bits as usize).div_ceil(8);
+                if bytes.len() < expected {
+                    return Err(StudyError::WrongFrameSize { frame, expected, actual: bytes.len() });
+                }
+                let mut l = layout.clone();
+                l.bits_allocated = bits;
+                l.frames = 1;
+                l.planar_configuration = 0;
+                Ok(RawFrame::Ints(native_samples(&bytes, &l, 0)?))
+            }
+        }
+    }
+}
+
+fn obj_layout(obj: &DefaultDicomObject) -> Result<PixelLayout> {
+    let header = InstanceHeader::from_object(Path::new(""), 0, "", "", obj);
+    header.pixels.ok_or(StudyError::NoPixelData)
+}
+
+/// Big-endian pixel data as dicom-rs hands it over: values it parsed as 16-bit words are
+/// already in native order; raw bytes (OB) still need swapping per sample.
+fn from_big_endian(bytes: &mut [u8], parsed_as_words: bool, bits: u16) {
+    match (parsed_as_words, bits) {
+        (true, 32) => bytes.chunks_exact_mut(4).for_each(|c| {
+            c.swap(0, 2);
+            c.swap(1, 3);
+        }),
+        (true, _) => {}
+        (false, 16) => bytes.chunks_exact_mut(2).for_each(|c| c.reverse()),
+        (false, 32) => bytes.chunks_exact_mut(4).for_each(|c| c.reverse()),
+        _ => {}
+    }
+}
+
+/// Decompresses one frame; returns little-endian samples and their bits allocated.
+fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Result<(Vec<u8>, u16)> {
+    let ts = obj.meta().transfer_syntax();
+    let pixels = layout.rows as usize * layout.columns as usize;
+    if ts == uids::RLE_LOSSLESS {
+        let fragment = frame_fragment(obj, frame, layout.frames).ok_or_else(|| StudyError::Decode(format!("no RLE data for frame {frame}")))?;
+        let bytes = super::rle::decode_frame(&fragment, pixels, layout.samples_per_pixel.into(), layout.bits_allocated)
+            .map_err(|e| StudyError::Decode(e.to_string()))?;
+        return Ok((bytes, layout.bits_allocated));
+    }
+    if matches!(ts, uids::JPEG_BASELINE8_BIT | uids::JPEG_EXTENDED12_BIT) {
+        if let Some(fragment) = frame_fragment(obj, frame, layout.frames) {
+            // 12-bit data, and RGB stored without colour transform, go to Focal's decoder:
+            // dicom-rs refuses the first and wrongly converts the second from YCbCr.
+            let precision = jpeg12::precision(&fragment);
+            if precision == Some(12) || (layout.samples_per_pixel == 3 && jpeg12::stores_rgb(&fragment, layout.photometric == "RGB")) {
+                let samples = jpeg12::decode(&fragment).map_err(|e| StudyError::Decode(e.to_string()))?;
+                let bits = if precision == Some(12) { 16 } else { 8 };
+                let bytes = if bits == 16 {
+                    samples.iter().flat_map(|v| v.to_le_bytes()).collect()
+                } else {
+                    samples.iter().map(|&v| v as u8).collect()
+                };
+                return Ok((bytes, bits));
+            }
+        }
+    }
+    let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| {
+        let text = super::error_chain(&e);
+        if text.contains("nsupported") || text.contains("not supported") {
+            StudyError::UnsupportedTransferSyntax { uid: ts.to_string(), detail: text }
+        } else {
+            StudyError::Decode(text)
+        }
+    })?;
+    let bits = decoded.bits_allocated();
+    let data = decoded.data().to_vec();
+    Ok((data, bits))
+}
+
+/// The compressed bytes of one frame (fragments joined by the offset table, or one per frame).
+fn frame_fragment(obj: &DefaultDicomObject, frame: u32, frames: u32) -> Option<Vec<u8>> {
+    let elem = obj.get(tags::PIXEL_DATA)?;
+    let fragments = elem.value().fragments()?;
+    let offsets = elem.value().offset_table().unwrap_or(&[]);
+    if frames == 1 {
+        return Some(fragments.iter().flatten().copied().collect());
+    }
+    if fragments.len() == frames as usize {
+        return fragments.get(frame as usize).cloned();
+    }
+    if offsets.len() == frames as usize {
+        // Fragment byte positions include their 8-byte item headers.
+        let mut pos = 0u64;
+        let mut out = Vec::new();
+        let start = u64::from(offsets[frame as usize]);
+        let end = offsets.get(frame as usize + 1).map_or(u64::MAX, |&o| u64::from(o));
+        for f in fragments {
+            if pos >= start && pos < end {
+                out.extend_from_slice(f);
+            }
+            pos += f.len() as u64 + 8;
+        }
+        return Some(out);
+    }
+    None
+}
+
+/// Stored samples of one frame of native data, interleaved (planar configuration undone).
+fn native_samples(bytes: &[u8], layout: &PixelLayout, frame: u32) -> Result<Vec<i64>> {
+    let pixels = layout.rows as usize * layout.columns as usize;
+    let spp = layout.samples_per_pixel as usize;
+    let samples = pixels * spp;
+    let start = samples * frame as usize;
+    let short = |needed: usize| StudyError::PixelDataTooShort { expected: needed as u64, actual: bytes.len() as u64 };
+    let mut out: Vec<i64> = match layout.bits_allocated {
+        1 => {
+            // Bits are packed little-endian-first across the whole pixel data, not per frame.
+            let end_bit = (start + samples) as u64;
+            if end_bit.div_ceil(8) > bytes.len() as u64 {
+                return Err(short(end_bit.div_ceil(8) as usize));
+            }
+            (start..start + samples).map(|i| i64::from((bytes[i / 8] >> (i % 8)) & 1)).collect()
+        }
+        8 => {
+            let s = bytes.get(start..start + samples).ok_or_else(|| short(start + samples))?;
+            if layout.signed { s.iter().map(|&b| i64::from(b as i8)).collect() } else { s.iter().map(|&b| i64::from(b)).collect() }
+        }
+        16 => {
+            let s = bytes.get(start * 2..(start + samples) * 2).ok_or_else(|| short((start + samples) * 2))?;
+            s.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect()
+        }
+        32 => {
+            let s = bytes.get(start * 4..(start + samples) * 4).ok_or_else(|| short((start + samples) * 4))?;
+            s.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+        }
+        other => return Err(StudyError::UnsupportedLayout(format!("bits allocated {other}"))),
+    };
+    if matches!(layout.bits_allocated, 16 | 32) {
+        let bits = u32::from(layout.bits_stored.clamp(1, layout.bits_allocated));
+        let stored_mask: i64 = if bits >= 63 { -1 } else { (1i64 << bits) - 1 };
+        for v in &mut out {
+            let raw = *v & stored_mask;
+            *v = if layout.signed && raw >> (bits - 1) & 1 == 1 { raw - (1i64 << bits) } else { raw };
+        }
+    }
+    if spp == 3 && layout.planar_configuration == 1 {
+        let planes = out;
+        out = (0..pixels).flat_map(|p| [planes[p], planes[pixels + p], planes[2 * pixels + p]]).collect();
+    }
+    Ok(out)
+}
+
+/// Applies photometric conversion (colour) or the modality LUT (grey) to a frame.
+fn to_values(raw: &RawFrame, obj: &DefaultDicomObject, header: &InstanceHeader, layout: &PixelLayout, frame: u32) -> Result<FrameValues> {
+    let lut = &header.frames.get(frame as usize).ok_or(StudyError::NoPixelData)?.modality_lut;
+    let pi = layout.photometric.as_str();
+    let ts = header.transfer_syntax.as_str();
+    match raw {
+        RawFrame::Floats(values) => Ok(FrameValues { channels: 1, values: values.iter().map(|&v| lut.apply(v) as f32).collect() }),
+        RawFrame::Ints(samples) if layout.samples_per_pixel == 3 => {
+            // JPEG-family decoders already return RGB; native and RLE keep the stored space.
+            let converted = !is_jpeg_family(ts);
+            let values = match pi {
+                "YBR_FULL" if converted => ybr_full_to_rgb(samples, layout.bits_stored),
+                "YBR_FULL_422" if is_native(ts) => ybr_full_to_rgb(&upsample_422(samples, layout)?, layout.bits_stored),
+                _ => samples.iter().map(|&v| v as f32).collect(),
+            };
+            Ok(FrameValues { channels: 3, values })
+        }
+        RawFrame::Ints(samples) if pi == "PALETTE COLOR" => {
+            let palette = super::palette::Palette::read(obj)?;
+            Ok(FrameValues { channels: 3, values: samples.iter().flat_map(|&v| palette.lookup(v)).collect() })
+        }
+        RawFrame::Ints(samples) => Ok(FrameValues { channels: 1, values: samples.iter().map(|&v| lut.apply(v as f64) as f32).collect() }),
+    }
+}
+
+/// Native YBR_FULL_422 stores Y Y Cb Cr per pair of pixels: expand to Y Cb Cr per pixel.
+fn upsample_422(samples: &[i64], layout: &PixelLayout) -> Result<Vec<i64>> {
+    // The raw slice was read as 3 samples per pixel; the 4:2:2 data is only 2 per pixel.
+    let pixels = layout.rows as usize * layout.columns as usize;
+    let stored = samples.get(..pixels * 2).ok_or(StudyError::PixelDataTooShort {
+        expected: (pixels * 2) as u64,
+        actual: samples.len() as u64,
+    })?;
+    Ok(stored.chunks_exact(4).flat_map(|c| [c[0], c[2], c[3], c[1], c[2], c[3]]).collect())
+}
+
+/// ITU-R BT.601 full-range YCbCr → RGB, rounded and clipped like the reference decoders.
+fn ybr_full_to_rgb(samples: &[i64], bits: u16) -> Vec<f32> {
+    let max = ((1i64 << bits.clamp(1, 16)) - 1) as f64;
+    let half = ((1i64 << (bits.clamp(1, 16) - 1)) as f64).max(1.0);
+    samples
+        .chunks_exact(3)
+        .flat_map(|c| {
+            let (y, cb, cr) = (c[0] as f64, c[1] as f64 - half, c[2] as f64 - half);
+            let r = y + 1.402 * cr;
+            let g = y - 0.344136 * cb - 0.714136 * cr;
+            let b = y + 1.772 * cb;
+            [r, g, b].map(|v| v.round().clamp(0.0, max) as f32)
+        })
+        .collect()
+}

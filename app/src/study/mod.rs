@@ -1,0 +1,66 @@
+//! DICOM files → series → volumes. No UI or model code here.
+
+mod attrs;
+pub mod decode;
+pub mod error;
+pub mod geometry;
+pub mod header;
+mod jpeg12;
+mod open;
+mod rle;
+mod palette;
+pub mod scan;
+pub mod series;
+pub mod volume;
+
+pub use error::{Result, StudyError};
+pub use header::{FrameInfo, InstanceHeader, ModalityLut, PatientInfo, PixelLayout, Rescale, WindowLevel};
+pub use scan::{ScanReport, Unreadable, read_header, scan};
+pub use series::{Patient, Series, SeriesWarning, SliceRef, Stack, Study, organize};
+pub use volume::{SkippedSlice, Volume, load_slice, load_volume};
+
+/// Work done so far out of a total (files scanned, slices decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+}
+
+/// An error and its causes on one line ("a: b: c").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// A scanned and organised set of studies, with the files that could not be read.
+#[derive(Debug)]
+pub struct StudySet {
+    pub patients: Vec<Patient>,
+    pub unreadable: Vec<Unreadable>,
+    pub non_dicom: usize,
+}
+
+impl StudySet {
+    /// Scans paths (files, folders, DICOMDIRs) and organises what it finds.
+    pub fn open(paths: &[std::path::PathBuf], progress: &(dyn Fn(Progress) + Sync), cancel: &std::sync::atomic::AtomicBool) -> Result<Self> {
+        let report = scan(paths, progress, cancel)?;
+        Ok(StudySet { patients: organize(report.instances), unreadable: report.unreadable, non_dicom: report.non_dicom })
+    }
+
+    pub fn series(&self) -> impl Iterator<Item = &Series> {
+        self.patients.iter().flat_map(|p| p.studies.iter().flat_map(|s| s.series.iter()))
+    }
+
+    pub fn find_series(&self, uid: &str) -> Option<&Series> {
+        self.series().find(|s| s.uid == uid)
+    }
+}

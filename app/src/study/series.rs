@@ -1,0 +1,265 @@
+//! Grouping headers into Patient → Study → Series → Stack, and ordering each stack in space.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::geometry::{self, StackGeometry};
+use super::header::{InstanceHeader, PatientInfo};
+
+/// One image plane: a frame of a file.
+#[derive(Debug, Clone)]
+pub struct SliceRef {
+    pub instance: Arc<InstanceHeader>,
+    pub frame: u32,
+}
+
+impl SliceRef {
+    pub fn info(&self) -> &super::header::FrameInfo {
+        // `frames` always has one entry per frame (see InstanceHeader::from_object).
+        &self.instance.frames[self.frame as usize]
+    }
+}
+
+/// Something about a stack that a reader should know before trusting measurements.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SeriesWarning {
+    IrregularSpacing { min_mm: f64, max_mm: f64 },
+    DuplicatePositions { count: usize },
+    MissingSlices { count: usize },
+    GantryTilt { degrees: f64 },
+    NoGeometry,
+    MixedPixelSpacing,
+}
+
+impl std::fmt::Display for SeriesWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SeriesWarning::IrregularSpacing { min_mm, max_mm } => {
+                write!(f, "irregular slice spacing ({min_mm:.3}–{max_mm:.3} mm)")
+            }
+            SeriesWarning::DuplicatePositions { count } => write!(f, "{count} duplicate slice position(s)"),
+            SeriesWarning::MissingSlices { count } => write!(f, "about {count} missing slice(s)"),
+            SeriesWarning::GantryTilt { degrees } => write!(f, "gantry tilt {degrees:.1}°"),
+            SeriesWarning::NoGeometry => write!(f, "no position/orientation: ordered by instance number"),
+            SeriesWarning::MixedPixelSpacing => write!(f, "pixel spacing differs between slices"),
+        }
+    }
+}
+
+/// Slices of one series that share orientation and size, ordered along the slice normal.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub slices: Vec<SliceRef>,
+    pub rows: u32,
+    pub columns: u32,
+    pub samples_per_pixel: u16,
+    pub plane: Option<&'static str>,
+    pub geometry: Option<StackGeometry>,
+    pub warnings: Vec<SeriesWarning>,
+}
+
+impl Stack {
+    pub fn transfer_syntaxes(&self) -> Vec<String> {
+        let mut ts: Vec<String> = self.slices.iter().map(|s| s.instance.transfer_syntax.clone()).collect();
+        ts.sort();
+        ts.dedup();
+        ts
+    }
+
+    /// Number of distinct files the stack's slices come from.
+    pub fn file_count(&self) -> usize {
+        let mut paths: Vec<_> = self.slices.iter().map(|s| &s.instance.path).collect();
+        paths.sort();
+        paths.dedup();
+        paths.len()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub uid: String,
+    pub number: Option<i64>,
+    pub modality: Option<String>,
+    pub description: Option<String>,
+    /// Image stacks (more than one for localizers with several planes).
+    pub stacks: Vec<Stack>,
+    /// Objects of this series without images (reports, plans, structure sets).
+    pub non_image: Vec<Arc<InstanceHeader>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub uid: String,
+    pub date: Option<String>,
+    pub description: Option<String>,
+    pub series: Vec<Series>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Patient {
+    pub info: PatientInfo,
+    pub studies: Vec<Study>,
+}
+
+/// Groups headers into the patient/study/series tree, splitting and sorting stacks.
+pub fn organize(instances: Vec<InstanceHeader>) -> Vec<Patient> {
+    // BTreeMaps keep the output order stable whatever order the files were read in.
+    let mut patients: BTreeMap<(Option<String>, Option<String>), BTreeMap<String, BTreeMap<String, Vec<Arc<InstanceHeader>>>>> =
+        BTreeMap::new();
+    let mut infos: BTreeMap<(Option<String>, Option<String>), PatientInfo> = BTreeMap::new();
+    for header in instances {
+        let key = (header.patient.id.clone(), header.patient.name.clone());
+        infos.entry(key.clone()).or_insert_with(|| header.patient.clone());
+        patients
+            .entry(key)
+            .or_default()
+            .entry(header.study_uid.clone())
+            .or_default()
+            .entry(header.series_uid.clone())
+            .or_default()
+            .push(Arc::new(header));
+    }
+    patients
+        .into_iter()
+        .map(|(key, studies)| Patient {
+            info: infos.remove(&key).unwrap_or_default(),
+            studies: studies
+                .into_iter()
+                .map(|(uid, series)| {
+                    let mut series: Vec<Series> = series.into_iter().map(|(uid, members)| build_series(uid, members)).collect();
+                    series.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.uid.cmp(&b.uid)));
+                    let first = series.iter().flat_map(|s| s.stacks.iter().flat_map(|st| st.slices.first())).next();
+                    let (date, description) = first
+                        .map(|s| (s.instance.study_date.clone(), s.instance.study_description.clone()))
+                        .unwrap_or_default();
+                    Study { uid, date, description, series }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn build_series(uid: String, members: Vec<Arc<InstanceHeader>>) -> Series {
+    let first = members.first().cloned();
+    let (images, non_image): (Vec<_>, Vec<_>) = members.into_iter().partition(|h| h.pixels.is_some());
+    // Split by orientation and image size: a 3-plane localizer becomes three stacks.
+    let mut groups: BTreeMap<(Option<[i32; 6]>, u32, u32, u16), Vec<SliceRef>> = BTreeMap::new();
+    for header in images {
+        let Some(pixels) = header.pixels.as_ref() else { continue };
+        for frame in 0..pixels.frames {
+            let orientation = header.frames.get(frame as usize).and_then(|f| f.orientation);
+            let key = (orientation.as_ref().map(geometry::orientation_key), pixels.rows, pixels.columns, pixels.samples_per_pixel);
+            groups.entry(key).or_default().push(SliceRef { instance: header.clone(), frame });
+        }
+    }
+    let mut stacks: Vec<Stack> = groups.into_values().map(build_stack).collect();
+    stacks.sort_by(|a, b| b.slices.len().cmp(&a.slices.len()));
+    Series {
+        uid,
+        number: first.as_ref().and_then(|h| h.series_number),
+        modality: first.as_ref().and_then(|h| h.modality.clone()),
+        description: first.as_ref().and_then(|h| h.series_description.clone()),
+        stacks,
+        non_image,
+    }
+}
+
+fn build_stack(mut slices: Vec<SliceRef>) -> Stack {
+    let first = slices[0].clone();
+    let pixels = first.instance.pixels.clone().unwrap_or_else(|| unreachable_layout());
+    let orientation = first.info().orientation;
+    let all_positioned = slices.iter().all(|s| s.info().position.is_some());
+    let mut warnings = Vec::new();
+    let mut geometry = None;
+    match (orientation, all_positioned) {
+        (Some(iop), true) => {
+            let normal = geometry::normal(&iop);
+            let distance = |s: &SliceRef| s.info().position.map_or(0.0, |p| geometry::dot(&p, &normal));
+            // Sort by distance along the normal; ties (duplicates) keep instance/frame order.
+            slices.sort_by(|a, b| {
+                distance(a)
+                    .total_cmp(&distance(b))
+                    .then_with(|| a.instance.instance_number.cmp(&b.instance.instance_number))
+                    .then_with(|| a.frame.cmp(&b.frame))
+            });
+            let distances: Vec<f64> = slices.iter().map(distance).collect();
+            let report = geometry::spacing_report(&distances);
+            if report.duplicates > 0 {
+                warnings.push(SeriesWarning::DuplicatePositions { count: report.duplicates });
+            }
+            if report.missing > 0 {
+                warnings.push(SeriesWarning::MissingSlices { count: report.missing });
+            }
+            if report.irregular {
+                warnings.push(SeriesWarning::IrregularSpacing {
+                    min_mm: report.min_gap.unwrap_or(0.0),
+                    max_mm: report.max_gap.unwrap_or(0.0),
+                });
+            }
+            let first_pos = slices[0].info().position.unwrap_or([0.0; 3]);
+            let last_pos = slices[slices.len() - 1].info().position.unwrap_or([0.0; 3]);
+            let tilt = geometry::tilt_degrees(&normal, &first_pos, &last_pos)
+                .filter(|_| report.duplicates + 1 < slices.len());
+            let tilt = tilt.or(first.instance.gantry_tilt.map(f64::abs));
+            if let Some(t) = tilt.filter(|t| *t > 0.5) {
+                warnings.push(SeriesWarning::GantryTilt { degrees: t });
+            }
+            let spacings: Vec<[f64; 2]> = slices.iter().filter_map(|s| s.info().pixel_spacing).collect();
+            if spacings.windows(2).any(|w| (w[0][0] - w[1][0]).abs() > 1e-4 || (w[0][1] - w[1][1]).abs() > 1e-4) {
+                warnings.push(SeriesWarning::MixedPixelSpacing);
+            }
+            // PixelSpacing is (row spacing, column spacing) = (between rows, between columns).
+            let ps = first.info().pixel_spacing.unwrap_or([1.0, 1.0]);
+            let slice_spacing = report
+                .spacing
+                .or(first.info().slice_thickness)
+                .unwrap_or(1.0);
+            geometry = Some(StackGeometry {
+                origin: first_pos,
+                row_direction: geometry::normalize(&[iop[0], iop[1], iop[2]]),
+                column_direction: geometry::normalize(&[iop[3], iop[4], iop[5]]),
+                slice_direction: normal,
+                spacing: [ps[1], ps[0], slice_spacing],
+            });
+        }
+        _ => {
+            slices.sort_by(|a, b| {
+                a.instance
+                    .instance_number
+                    .cmp(&b.instance.instance_number)
+                    .then_with(|| a.instance.path.cmp(&b.instance.path))
+                    .then_with(|| a.frame.cmp(&b.frame))
+            });
+            if slices.len() > 1 {
+                warnings.push(SeriesWarning::NoGeometry);
+            }
+        }
+    }
+    Stack {
+        rows: pixels.rows,
+        columns: pixels.columns,
+        samples_per_pixel: pixels.samples_per_pixel,
+        plane: orientation.as_ref().map(geometry::plane_name),
+        geometry,
+        warnings,
+        slices,
+    }
+}
+
+fn unreachable_layout() -> super::header::PixelLayout {
+    // Only headers with pixels reach build_stack; this keeps it panic-free regardless.
+    super::header::PixelLayout {
+        rows: 0,
+        columns: 0,
+        frames: 0,
+        samples_per_pixel: 1,
+        bits_allocated: 16,
+        bits_stored: 16,
+        signed: false,
+        planar_configuration: 0,
+        photometric: String::new(),
+    }
+}

@@ -1,0 +1,163 @@
+//! Decoding a sorted stack into a `Volume` of f32 modality values, in parallel.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::Progress;
+use super::decode::{self, FrameValues};
+use super::error::{Result, StudyError};
+use super::geometry::StackGeometry;
+use super::header::{InstanceHeader, WindowLevel};
+use super::series::Stack;
+
+/// A slice that could not be decoded; the volume holds zeros in its place.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedSlice {
+    pub index: usize,
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// A stack's decoded values: `slices` planes of `rows` × `columns` pixels with `channels`
+/// interleaved values each (1 = modality values such as HU, 3 = RGB).
+#[derive(Debug, Clone)]
+pub struct Volume {
+    pub columns: usize,
+    pub rows: usize,
+    pub slices: usize,
+    pub channels: usize,
+    pub data: Vec<f32>,
+    pub geometry: Option<StackGeometry>,
+    pub window: WindowLevel,
+    /// MONOCHROME1 images display inverted (higher values darker).
+    pub inverted: bool,
+    pub modality: Option<String>,
+    pub skipped: Vec<SkippedSlice>,
+}
+
+impl Volume {
+    pub fn slice_len(&self) -> usize {
+        self.columns * self.rows * self.channels
+    }
+
+    pub fn slice(&self, index: usize) -> Option<&[f32]> {
+        let n = self.slice_len();
+        self.data.get(index * n..(index + 1) * n)
+    }
+}
+
+/// Decodes one slice of a stack (for showing the first image before the whole series).
+pub fn load_slice(stack: &Stack, index: usize) -> Result<FrameValues> {
+    let slice = stack.slices.get(index).ok_or(StudyError::EmptySeries)?;
+    let mut frames = decode::decode_frames(&slice.instance, &[slice.frame])?;
+    frames.pop().ok_or(StudyError::EmptySeries)
+}
+
+/// Decodes every slice of a stack. Files are decoded in parallel; each multi-frame file is
+/// opened once. A slice that fails is listed in `skipped` and the rest still load.
+pub fn load_volume(stack: &Stack, progress: &(dyn Fn(Progress) + Sync), cancel: &AtomicBool) -> Result<Volume> {
+    let first = stack.slices.first().ok_or(StudyError::EmptySeries)?;
+    let layout = decode::check_plausible(&first.instance)?.clone();
+    let channels = if layout.is_color() { 3 } else { 1 };
+    let (columns, rows, slices) = (stack.columns as usize, stack.rows as usize, stack.slices.len());
+    let slice_len = columns * rows * channels;
+    let total_bytes = (slice_len as u64).saturating_mul(slices as u64).saturating_mul(4);
+    if total_bytes > decode::MAX_DECODED_BYTES {
+        return Err(StudyError::ImplausibleSize {
+            rows: stack.rows,
+            columns: stack.columns,
+            frames: slices as u32,
+            bits: 32,
+            bytes: total_bytes,
+            file_size: 0,
+        });
+    }
+    let mut data = vec![0f32; slice_len * slices];
+
+    // Hand each file the output planes of its frames.
+    let mut by_file: BTreeMap<PathBuf, (Arc<InstanceHeader>, Vec<(u32, usize, &mut [f32])>)> = BTreeMap::new();
+    for (index, (slice, plane)) in stack.slices.iter().zip(data.chunks_mut(slice_len)).enumerate() {
+        by_file
+            .entry(slice.instance.path.clone())
+            .or_insert_with(|| (slice.instance.clone(), Vec::new()))
+            .1
+            .push((slice.frame, index, plane));
+    }
+    let done = AtomicUsize::new(0);
+    let skipped: Vec<SkippedSlice> = by_file
+        .into_values()
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .flat_map_iter(|(header, planes)| {
+            let mut failures = Vec::new();
+            if cancel.load(Ordering::Relaxed) {
+                return failures.into_iter();
+            }
+            let frames: Vec<u32> = planes.iter().map(|(f, _, _)| *f).collect();
+            let result = decode::decode_frames(&header, &frames);
+            for (k, (_, index, plane)) in planes.into_iter().enumerate() {
+                let outcome = match &result {
+                    Ok(values) => match values.get(k) {
+                        Some(v) if v.values.len() == plane.len() => {
+                            plane.copy_from_slice(&v.values);
+                            Ok(())
+                        }
+                        Some(v) => Err(format!("decoded {} values, expected {}", v.values.len(), plane.len())),
+                        None => Err("frame missing from decoder output".to_string()),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(reason) = outcome {
+                    failures.push(SkippedSlice { index, path: header.path.clone(), reason });
+                }
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                progress(Progress { done: n, total: slices });
+            }
+            failures.into_iter()
+        })
+        .collect();
+    if cancel.load(Ordering::Relaxed) {
+        return Err(StudyError::Cancelled);
+    }
+    if skipped.len() == slices {
+        let reason = skipped.first().map(|s| s.reason.clone()).unwrap_or_default();
+        return Err(StudyError::Decode(format!("no slice of the series could be decoded: {reason}")));
+    }
+    let mut skipped = skipped;
+    skipped.sort_by_key(|s| s.index);
+    let window = first
+        .info()
+        .window
+        .unwrap_or_else(|| percentile_window(&data, channels));
+    Ok(Volume {
+        columns,
+        rows,
+        slices,
+        channels,
+        data,
+        geometry: stack.geometry.clone(),
+        window,
+        inverted: layout.photometric == "MONOCHROME1",
+        modality: first.instance.modality.clone(),
+        skipped,
+    })
+}
+
+/// A window from the 0.5th–99.5th percentiles of the values (for images without one in tags).
+pub fn percentile_window(data: &[f32], channels: usize) -> WindowLevel {
+    let step = (data.len() / 200_000).max(1) * channels;
+    let mut sample: Vec<f32> = data.iter().step_by(step).copied().filter(|v| v.is_finite()).collect();
+    if sample.is_empty() {
+        return WindowLevel { center: 0.5, width: 1.0 };
+    }
+    sample.sort_by(f32::total_cmp);
+    let at = |q: f64| f64::from(sample[((sample.len() - 1) as f64 * q).round() as usize]);
+    let (lo, hi) = (at(0.005), at(0.995));
+    let width = (hi - lo).max(1.0);
+    WindowLevel { center: lo + width / 2.0, width }
+}
