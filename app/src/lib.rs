@@ -1,1 +1,20 @@
+//! Focal: review DICOM studies with an attention segmentation model.
+//!
+//! Data flows one way: `study` (files → series → volume) → inference → render → ui / report.
+
+pub mod cli;
 pub mod study;
+
+/// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.
+/// No module logs patient identifiers, at any level.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("focal={level},warn")));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

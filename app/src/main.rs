@@ -1,1 +1,13 @@
-fn main() {}
+use clap::Parser;
+
+fn main() {
+    let cli = focal::cli::Cli::parse();
+    focal::init_logging(cli.verbose);
+    match focal::cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}

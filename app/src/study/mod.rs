@@ -6,6 +6,7 @@ pub mod error;
 pub mod geometry;
 pub mod header;
 mod jpeg12;
+mod lengths;
 mod open;
 mod rle;
 mod palette;

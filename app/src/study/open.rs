@@ -10,7 +10,7 @@ use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::{DefaultDicomObject, FileDicomObject, InMemDicomObject, OpenFileOptions, file::ReadPreamble};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
-use super::attrs;
+use super::{attrs, lengths};
 use super::error::{Result, StudyError};
 
 /// How much of a file to read.
@@ -70,9 +70,18 @@ fn parse_error(e: &dyn std::error::Error) -> StudyError {
 
 /// Opens a DICOM file. `Ok(None)` when the file is not DICOM at all.
 pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObject>> {
+    let check_pixels = extent == Extent::WithPixels;
     match signature(path)? {
         Signature::NotDicom => Ok(None),
         Signature::Part10 => {
+            if let Err(declared) = lengths::check_part10(BufReader::new(File::open(path)?), 132, None, check_pixels) {
+                // Some writers declare explicit VR but encode the data set implicitly.
+                let implicit = lengths::Encoding { explicit: false, big_endian: false };
+                return match lengths::check_part10(BufReader::new(File::open(path)?), 132, Some(implicit), check_pixels) {
+                    Ok(()) => reread_implicit(path).map(Some).map_err(|_| declared),
+                    Err(_) => Err(declared),
+                };
+            }
             let options = OpenFileOptions::new().read_preamble(ReadPreamble::Always);
             let options = match extent {
                 Extent::Header => options.read_until(tags::PIXEL_DATA),
@@ -84,7 +93,12 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
                 Err(first) => reread_implicit(path).map(Some).map_err(|_| parse_error(&first)),
             }
         }
-        Signature::Bare(ts) => read_bare(path, ts).map(Some),
+        Signature::Bare(ts) => {
+            if let Some(encoding) = lengths::encoding_of(ts) {
+                lengths::check(BufReader::new(File::open(path)?), 0, encoding, check_pixels)?;
+            }
+            read_bare(path, ts).map(Some)
+        }
     }
 }
 

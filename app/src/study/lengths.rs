@@ -1,0 +1,282 @@
+//! A pre-parse walk that checks every element length against the bytes that remain, before
+//! dicom-rs allocates a buffer of whatever size a (possibly hostile) file claims.
+//!
+//! dicom-rs reserves and zero-fills the declared length before reading; a single lying length
+//! of 2 GiB costs seconds and gigabytes. This walk reads only tags and lengths, seeks over
+//! values, and stops after the pixel data header (or its fragments).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use super::error::{Result, StudyError};
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const ITEM: (u16, u16) = (0xFFFE, 0xE000);
+const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
+const SEQUENCE_END: (u16, u16) = (0xFFFE, 0xE0DD);
+const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
+/// Sequences nested deeper than this are refused (real files nest a handful of levels).
+const MAX_DEPTH: usize = 32;
+
+#[derive(Clone, Copy)]
+pub struct Encoding {
+    pub explicit: bool,
+    pub big_endian: bool,
+}
+
+struct Walker<R> {
+    reader: R,
+    end: u64,
+    /// Stop before the first element after the file meta group, noting its transfer syntax.
+    meta_only: bool,
+    transfer_syntax: Option<String>,
+    /// Whether to check the pixel data's length and fragments too (not needed for headers).
+    check_pixels: bool,
+}
+
+fn lying(tag: (u16, u16), claimed: u64, remaining: u64) -> StudyError {
+    StudyError::Parse(format!(
+        "element ({:04X},{:04X}) claims {claimed} bytes but only {remaining} remain (truncated or lying length)",
+        tag.0, tag.1
+    ))
+}
+
+impl<R: Read + Seek> Walker<R> {
+    fn pos(&mut self) -> Result<u64> {
+        Ok(self.reader.stream_position()?)
+    }
+
+    fn read<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.reader.read_exact(&mut b).map_err(|_| StudyError::Parse("file ends inside an element header".into()))?;
+        Ok(b)
+    }
+
+    fn u16(&mut self, e: Encoding) -> Result<u16> {
+        let b = self.read::<2>()?;
+        Ok(if e.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+    }
+
+    fn u32(&mut self, e: Encoding) -> Result<u32> {
+        let b = self.read::<4>()?;
+        Ok(if e.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+    }
+
+    fn skip(&mut self, tag: (u16, u16), len: u32, limit: u64) -> Result<()> {
+        let pos = self.pos()?;
+        let remaining = limit.saturating_sub(pos);
+        if u64::from(len) > remaining {
+            return Err(lying(tag, len.into(), remaining));
+        }
+        self.reader.seek(SeekFrom::Current(i64::from(len)))?;
+        Ok(())
+    }
+
+    /// Walks elements until `limit`, an item delimiter (when `in_item`), or the pixel data.
+    /// Returns true when the pixel data was reached.
+    fn elements(&mut self, e: Encoding, limit: u64, in_item: bool, depth: usize) -> Result<bool> {
+        if depth > MAX_DEPTH {
+            return Err(StudyError::Parse(format!("sequences nested deeper than {MAX_DEPTH} levels")));
+        }
+        while self.pos()? + 8 <= limit {
+            // Group 0002 is always explicit little endian.
+            let group_bytes = self.read::<2>()?;
+            let group_le = u16::from_le_bytes(group_bytes);
+            let enc = if group_le == 0x0002 { Encoding { explicit: true, big_endian: false } } else { e };
+            let group = if enc.big_endian { u16::from_be_bytes(group_bytes) } else { group_le };
+            if self.meta_only && depth == 0 && group_le != 0x0002 {
+                self.reader.seek(SeekFrom::Current(-2))?;
+                return Ok(false);
+            }
+            let element = self.u16(enc)?;
+            let tag = (group, element);
+            if tag == ITEM_END || tag == SEQUENCE_END {
+                self.u32(enc)?;
+                if in_item {
+                    return Ok(false);
+                }
+                continue;
+            }
+            let (vr, len) = if enc.explicit && group != 0xFFFE {
+                let vr = self.read::<2>()?;
+                // As in dicom-rs, any VR not known to have a 2-byte length (unknown ones
+                // included, read as UN) has a 4-byte length.
+                let short = matches!(&vr, b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US");
+                let long = !short;
+                let len = if long {
+                    self.read::<2>()?;
+                    self.u32(enc)?
+                } else {
+                    u32::from(self.u16(enc)?)
+                };
+                (Some(vr), len)
+            } else {
+                (None, self.u32(enc)?)
+            };
+            if tag == PIXEL_DATA {
+                if !self.check_pixels {
+                    return Ok(true);
+                }
+                if len == UNDEFINED {
+                    self.items(enc, limit, depth + 1, true)?;
+                } else {
+                    self.skip(tag, len, limit)?;
+                }
+                return Ok(true);
+            }
+            if tag == (0x0002, 0x0010) && len < 256 {
+                let mut uid = vec![0u8; len as usize];
+                self.reader.read_exact(&mut uid).map_err(|_| StudyError::Parse("file ends inside the meta group".into()))?;
+                self.transfer_syntax = Some(String::from_utf8_lossy(&uid).trim_end_matches(['\0', ' ']).to_string());
+                continue;
+            }
+            let is_sequence = vr.as_ref().is_some_and(|v| v == b"SQ") || (len == UNDEFINED);
+            if len == UNDEFINED {
+                // An undefined-length UN is a sequence encoded implicit VR little endian.
+                let inner = if vr.as_ref().is_some_and(|v| v == b"UN") { Encoding { explicit: false, big_endian: false } } else { enc };
+                self.items(inner, limit, depth + 1, false)?;
+            } else if is_sequence {
+                let pos = self.pos()?;
+                let remaining = limit.saturating_sub(pos);
+                if u64::from(len) > remaining {
+                    return Err(lying(tag, len.into(), remaining));
+                }
+                let end = pos + u64::from(len);
+                self.items(enc, end, depth + 1, false)?;
+                self.reader.seek(SeekFrom::Start(end))?;
+            } else {
+                self.skip(tag, len, limit)?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Walks sequence items (or pixel data fragments) until a sequence delimiter or `limit`.
+    fn items(&mut self, e: Encoding, limit: u64, depth: usize, fragments: bool) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(StudyError::Parse(format!("sequences nested deeper than {MAX_DEPTH} levels")));
+        }
+        loop {
+            if self.pos()? + 8 > limit {
+                // A defined-length sequence ends at its limit; an undefined one must not.
+                return if limit == self.end {
+                    Err(StudyError::Parse("sequence without end delimiter runs to the end of the file".into()))
+                } else {
+                    Ok(())
+                };
+            }
+            let group = self.u16(e)?;
+            let element = self.u16(e)?;
+            let len = self.u32(e)?;
+            match (group, element) {
+                SEQUENCE_END => return Ok(()),
+                ITEM if len == UNDEFINED && !fragments => {
+                    self.elements(e, limit, true, depth + 1)?;
+                }
+                ITEM if len != UNDEFINED => {
+                    let pos = self.pos()?;
+                    let remaining = limit.saturating_sub(pos);
+                    if u64::from(len) > remaining {
+                        return Err(lying(ITEM, len.into(), remaining));
+                    }
+                    if fragments {
+                        self.reader.seek(SeekFrom::Current(i64::from(len)))?;
+                    } else {
+                        let end = pos + u64::from(len);
+                        self.elements(e, end, false, depth + 1)?;
+                        self.reader.seek(SeekFrom::Start(end))?;
+                    }
+                }
+                other => {
+                    return Err(StudyError::Parse(format!(
+                        "expected a sequence item, found ({:04X},{:04X})",
+                        other.0, other.1
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// How a transfer syntax encodes the data set; `None` for deflated ones (not walkable).
+pub fn encoding_of(transfer_syntax: &str) -> Option<Encoding> {
+    match transfer_syntax {
+        "1.2.840.10008.1.2" => Some(Encoding { explicit: false, big_endian: false }),
+        "1.2.840.10008.1.2.2" => Some(Encoding { explicit: true, big_endian: true }),
+        "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => None,
+        _ => Some(Encoding { explicit: true, big_endian: false }),
+    }
+}
+
+/// Checks the element lengths of a data set starting at `start`, in the given encoding.
+pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, check_pixels: bool) -> Result<()> {
+    let end = reader.seek(SeekFrom::End(0))?;
+    reader.seek(SeekFrom::Start(start))?;
+    let mut walker = Walker { reader, end, meta_only: false, transfer_syntax: None, check_pixels };
+    walker.elements(encoding, end, false, 0)?;
+    Ok(())
+}
+
+/// Checks a Part 10 file: its meta group from `start` (just after "DICM"), then its data set
+/// in the encoding the meta group declares.
+/// `force` replaces the declared encoding (for files that declare one and use another).
+pub fn check_part10<R: Read + Seek>(mut reader: R, start: u64, force: Option<Encoding>, check_pixels: bool) -> Result<()> {
+    let end = reader.seek(SeekFrom::End(0))?;
+    reader.seek(SeekFrom::Start(start))?;
+    let le = Encoding { explicit: true, big_endian: false };
+    let mut walker = Walker { reader, end, meta_only: true, transfer_syntax: None, check_pixels };
+    walker.elements(le, end, false, 0)?;
+    let ts = walker.transfer_syntax.take().unwrap_or_default();
+    let Some(encoding) = force.or_else(|| encoding_of(&ts)) else { return Ok(()) };
+    walker.meta_only = false;
+    walker.elements(encoding, end, false, 0)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    const LE_EXPLICIT: Encoding = Encoding { explicit: true, big_endian: false };
+
+    fn element(tag: (u16, u16), vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend(tag.0.to_le_bytes());
+        v.extend(tag.1.to_le_bytes());
+        v.extend(vr);
+        v.extend((value.len() as u16).to_le_bytes());
+        v.extend(value);
+        v
+    }
+
+    #[test]
+    fn honest_lengths_pass_and_lying_ones_fail() {
+        let mut data = element((0x0008, 0x0060), b"CS", b"MR");
+        data.extend(element((0x0010, 0x0010), b"PN", b"A^B "));
+        assert!(check(Cursor::new(data.clone()), 0, LE_EXPLICIT, true).is_ok());
+        let mut bad = data.clone();
+        bad.extend([0x10, 0x00, 0x20, 0x00, b'L', b'O', 0xFF, 0x7F]);
+        let err = check(Cursor::new(bad), 0, LE_EXPLICIT, true).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("(0010,0020) claims 32767 bytes"), "{err}");
+    }
+
+    #[test]
+    fn an_unterminated_sequence_is_refused() {
+        let mut data = Vec::new();
+        data.extend([0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        data.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        data.extend(element((0x0008, 0x1150), b"UI", b"1.2 "));
+        assert!(check(Cursor::new(data), 0, LE_EXPLICIT, true).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let mut data = Vec::new();
+        for _ in 0..100 {
+            data.extend([0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            data.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        let err = check(Cursor::new(data), 0, LE_EXPLICIT, true).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("nested deeper"), "{err}");
+    }
+}
