@@ -5,7 +5,6 @@
 //! extension, planar configuration, YBR and palette colour, the modality LUT — is done here
 //! so that every transfer syntax goes through one well-tested path.
 
-use std::path::Path;
 
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::DefaultDicomObject;
@@ -94,7 +93,7 @@ pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<Fram
     frames
         .iter()
         .map(|&frame| {
-            let raw = source.frame(&obj, frame)?;
+            let raw = source.frame(&obj, layout, frame)?;
             let values = to_values(&raw, &obj, header, layout, frame)?;
             Ok(values)
         })
@@ -138,8 +137,8 @@ impl PixelSource {
         Ok(PixelSource::Native(bytes))
     }
 
-    fn frame(&self, obj: &DefaultDicomObject, frame: u32) -> Result<RawFrame> {
-        let layout = obj_layout(obj)?;
+    fn frame(&self, obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Result<RawFrame> {
+        let layout = layout.clone();
         let samples = layout.rows as usize * layout.columns as usize * layout.samples_per_pixel as usize;
         match self {
             PixelSource::Float(values) => {
@@ -173,11 +172,6 @@ impl PixelSource {
             }
         }
     }
-}
-
-fn obj_layout(obj: &DefaultDicomObject) -> Result<PixelLayout> {
-    let header = InstanceHeader::from_object(Path::new(""), 0, "", "", obj);
-    header.pixels.ok_or(StudyError::NoPixelData)
 }
 
 /// Big-endian pixel data as dicom-rs hands it over: values it parsed as 16-bit words are

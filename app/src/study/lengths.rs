@@ -25,7 +25,6 @@ pub struct Encoding {
 
 struct Walker<R> {
     reader: R,
-    end: u64,
     /// Stop before the first element after the file meta group, noting its transfer syntax.
     meta_only: bool,
     transfer_syntax: Option<String>,
@@ -117,7 +116,7 @@ impl<R: Read + Seek> Walker<R> {
                     return Ok(true);
                 }
                 if len == UNDEFINED {
-                    self.items(enc, limit, depth + 1, true)?;
+                    self.items(enc, limit, depth + 1, true, true)?;
                 } else {
                     self.skip(tag, len, limit)?;
                 }
@@ -131,9 +130,16 @@ impl<R: Read + Seek> Walker<R> {
             }
             let is_sequence = vr.as_ref().is_some_and(|v| v == b"SQ") || (len == UNDEFINED);
             if len == UNDEFINED {
-                // An undefined-length UN is a sequence encoded implicit VR little endian.
-                let inner = if vr.as_ref().is_some_and(|v| v == b"UN") { Encoding { explicit: false, big_endian: false } } else { enc };
-                self.items(inner, limit, depth + 1, false)?;
+                // An undefined-length UN holds a sequence in implicit VR (PS3.5 6.2.2). dicom-rs
+                // 0.10 reads its content as explicit VR and then allocates gigabytes for the
+                // lengths it misreads: refuse the file here instead, at no cost.
+                if vr.as_ref().is_some_and(|v| v == b"UN") {
+                    return Err(StudyError::Parse(format!(
+                        "element ({:04X},{:04X}) is an undefined-length UN sequence, which the DICOM parser cannot read",
+                        tag.0, tag.1
+                    )));
+                }
+                self.items(enc, limit, depth + 1, false, true)?;
             } else if is_sequence {
                 let pos = self.pos()?;
                 let remaining = limit.saturating_sub(pos);
@@ -141,7 +147,7 @@ impl<R: Read + Seek> Walker<R> {
                     return Err(lying(tag, len.into(), remaining));
                 }
                 let end = pos + u64::from(len);
-                self.items(enc, end, depth + 1, false)?;
+                self.items(enc, end, depth + 1, false, false)?;
                 self.reader.seek(SeekFrom::Start(end))?;
             } else {
                 self.skip(tag, len, limit)?;
@@ -151,14 +157,15 @@ impl<R: Read + Seek> Walker<R> {
     }
 
     /// Walks sequence items (or pixel data fragments) until a sequence delimiter or `limit`.
-    fn items(&mut self, e: Encoding, limit: u64, depth: usize, fragments: bool) -> Result<()> {
+    /// `delimited`: the sequence has undefined length and must end with a delimiter.
+    fn items(&mut self, e: Encoding, limit: u64, depth: usize, fragments: bool, delimited: bool) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(StudyError::Parse(format!("sequences nested deeper than {MAX_DEPTH} levels")));
         }
         loop {
             if self.pos()? + 8 > limit {
                 // A defined-length sequence ends at its limit; an undefined one must not.
-                return if limit == self.end {
+                return if delimited {
                     Err(StudyError::Parse("sequence without end delimiter runs to the end of the file".into()))
                 } else {
                     Ok(())
@@ -211,7 +218,7 @@ pub fn encoding_of(transfer_syntax: &str) -> Option<Encoding> {
 pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, check_pixels: bool) -> Result<()> {
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
-    let mut walker = Walker { reader, end, meta_only: false, transfer_syntax: None, check_pixels };
+    let mut walker = Walker { reader, meta_only: false, transfer_syntax: None, check_pixels };
     walker.elements(encoding, end, false, 0)?;
     Ok(())
 }
@@ -223,7 +230,7 @@ pub fn check_part10<R: Read + Seek>(mut reader: R, start: u64, force: Option<Enc
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
     let le = Encoding { explicit: true, big_endian: false };
-    let mut walker = Walker { reader, end, meta_only: true, transfer_syntax: None, check_pixels };
+    let mut walker = Walker { reader, meta_only: true, transfer_syntax: None, check_pixels };
     walker.elements(le, end, false, 0)?;
     let ts = walker.transfer_syntax.take().unwrap_or_default();
     let Some(encoding) = force.or_else(|| encoding_of(&ts)) else { return Ok(()) };

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what Focal needs to build and test on a fresh Debian machine. Idempotent and quick
+# when everything is already there.
+#   system: a C/C++ toolchain and cmake (the CharLS JPEG-LS and OpenJPEG codecs build from source)
+#   python: a venv under the cache with pydicom and its codec plugins (reference values in tests)
+set -euo pipefail
+CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
+mkdir -p "$CACHE"
+
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v c++ >/dev/null || need_apt+=(g++)
+command -v python3 >/dev/null || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "setup: installing ${need_apt[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Python tools for reference checks, pinned; the marker records what was installed.
+PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6"
+VENV="$CACHE/py"
+if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
+  echo "setup: creating the Python venv for reference checks in $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check $PY_REQS
+  echo "$PY_REQS" > "$VENV/.focal-reqs"
+fi

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs Focal's whole test suite against real data.
+# 1. fetches the pydicom 3.0.2 and pydicom-data 1.0.0 wheels (real DICOM files) into the cache;
+# 2. has pydicom compute the reference values Focal must reproduce (never typed by hand);
+# 3. runs cargo test.
+# Expects scripts/setup.sh to have run (the README's command does both).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
+PY="$CACHE/py/bin/python"
+export FOCAL_CORPUS="$CACHE/corpus"
+
+if [ ! -f "$FOCAL_CORPUS/.unpacked" ]; then
+  echo "test: fetching the DICOM test corpus (pydicom wheels) into $FOCAL_CORPUS"
+  mkdir -p "$CACHE/wheels" "$FOCAL_CORPUS"
+  "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$CACHE/wheels" pydicom==3.0.2 pydicom-data==1.0.0
+  rm -rf "$FOCAL_CORPUS/wheels"
+  for w in "$CACHE"/wheels/pydicom-3.0.2-*.whl "$CACHE"/wheels/pydicom_data-1.0.0-*.whl; do
+    "$PY" -m zipfile -e "$w" "$FOCAL_CORPUS/wheels"
+  done
+  touch "$FOCAL_CORPUS/.unpacked"
+fi
+
+REF_SCRIPT=app/tests/reference/pydicom_reference.py
+REF_STAMP="$(sha256sum "$REF_SCRIPT" | cut -c1-16)"
+if [ "$(cat "$FOCAL_CORPUS/ref/.stamp" 2>/dev/null)" != "$REF_STAMP" ]; then
+  echo "test: computing pydicom reference values"
+  rm -rf "$FOCAL_CORPUS/ref"
+  "$PY" "$REF_SCRIPT" "$FOCAL_CORPUS/wheels" "$FOCAL_CORPUS/ref" 2>/dev/null
+  echo "$REF_STAMP" > "$FOCAL_CORPUS/ref/.stamp"
+fi
+
+cargo test --workspace --locked -- --nocapture
