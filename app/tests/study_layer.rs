@@ -218,3 +218,51 @@ fn a_corrupt_slice_is_skipped_and_listed() {
     assert_eq!(volume.skipped.len(), 1);
     assert!(volume.skipped[0].path.ends_with(files[2].file_name().expect("name")));
 }
+
+fn stored_values(c: &common::Corpus, tmp: &Path) -> (Vec<f32>, dicom_object::DefaultDicomObject) {
+    let mut obj = dicom_object::open_file(test_files(c).join("MR_small.dcm")).expect("opens");
+    obj.remove_element(tags::RESCALE_SLOPE);
+    obj.remove_element(tags::RESCALE_INTERCEPT);
+    let plain = tmp.join("plain.dcm");
+    obj.write_to_file(&plain).expect("write");
+    (decode_all(&plain).expect("decodes").remove(0).values, obj)
+}
+
+/// Rescale elements stored with VR UN hold DS text: they must be read as text, not as bytes.
+#[test]
+fn rescale_stored_as_un_is_applied() {
+    let c = common::corpus();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (stored, mut obj) = stored_values(&c, tmp.path());
+    obj.put(DataElement::new(tags::RESCALE_SLOPE, VR::UN, PrimitiveValue::from(b"2.5 ".to_vec())));
+    obj.put(DataElement::new(tags::RESCALE_INTERCEPT, VR::UN, PrimitiveValue::from(b"-10 ".to_vec())));
+    let path = tmp.path().join("un.dcm");
+    obj.write_to_file(&path).expect("write");
+    let values = decode_all(&path).expect("decodes").remove(0).values;
+    assert!(stored.iter().any(|&v| v != 0.0));
+    for (v, s) in values.iter().zip(&stored) {
+        assert_eq!(*v, s * 2.5 - 10.0);
+    }
+}
+
+#[test]
+fn modality_lut_sequence_is_applied_with_clamping() {
+    let c = common::corpus();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (stored, mut obj) = stored_values(&c, tmp.path());
+    let table: Vec<u16> = (0..256u16).map(|i| i * 3).collect();
+    let (lo, hi) = stored.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    assert!(hi - lo > 300.0, "test needs a wide range of stored values");
+    let first = (((lo + hi) / 2.0) as u16).saturating_sub(128);
+    let mut item = dicom_object::InMemDicomObject::new_empty();
+    item.put(DataElement::new(tags::LUT_DESCRIPTOR, VR::US, PrimitiveValue::U16([256u16, first, 16].into_iter().collect())));
+    item.put(DataElement::new(tags::LUT_DATA, VR::OW, PrimitiveValue::U16(table.clone().into())));
+    obj.put(DataElement::new(tags::MODALITY_LUT_SEQUENCE, VR::SQ, dicom_core::value::DataSetSequence::from(vec![item])));
+    let path = tmp.path().join("lut.dcm");
+    obj.write_to_file(&path).expect("write");
+    let values = decode_all(&path).expect("decodes").remove(0).values;
+    for (v, s) in values.iter().zip(&stored) {
+        let index = (*s as i64 - i64::from(first)).clamp(0, 255) as usize;
+        assert_eq!(*v, f32::from(table[index]), "stored {s}");
+    }
+}

@@ -175,17 +175,23 @@ struct Component {
     pixels: Vec<f32>,
 }
 
-/// 8×8 inverse DCT (separable, double precision) with level shift and clamping.
-fn idct_block(coef: &[i32; 64], q: &[u16; 64], out: &mut [f32], stride: usize, shift: f32, max: f32) {
-    let mut tmp = [0f64; 64];
-    let c = |u: usize| if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+/// cos((2x+1)uπ/16), scaled by 1/√2 for u = 0: the basis of the 8-point inverse DCT.
+static COSINES: std::sync::LazyLock<[[f64; 8]; 8]> = std::sync::LazyLock::new(|| {
     let mut cos = [[0f64; 8]; 8];
     for (x, row) in cos.iter_mut().enumerate() {
         for (u, v) in row.iter_mut().enumerate() {
-            *v = c(u) * (((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI) / 16.0).cos();
+            let scale = if u == 0 { std::f64::consts::FRAC_1_SQRT_2 } else { 1.0 };
+            *v = scale * (((2 * x + 1) as f64 * u as f64 * std::f64::consts::PI) / 16.0).cos();
         }
     }
-    let deq: Vec<f64> = (0..64).map(|i| f64::from(coef[i]) * f64::from(q[i])).collect();
+    cos
+});
+
+/// 8×8 inverse DCT (separable, double precision) with level shift and clamping.
+fn idct_block(coef: &[i32; 64], q: &[u16; 64], out: &mut [f32], stride: usize, shift: f32, max: f32) {
+    let mut tmp = [0f64; 64];
+    let cos = &*COSINES;
+    let deq: [f64; 64] = std::array::from_fn(|i| f64::from(coef[i]) * f64::from(q[i]));
     for y in 0..8 {
         for u in 0..8 {
             let mut s = 0.0;
@@ -271,7 +277,13 @@ pub fn decode(data: &[u8]) -> Result<Vec<u16>> {
                 }
             }
             0xC0 | 0xC1 => {
-                precision = *seg.first().ok_or(Jpeg12Error::Truncated)?;
+                if seg.len() < 6 {
+                    return Err(Jpeg12Error::Truncated);
+                }
+                precision = seg[0];
+                if precision != 8 && precision != 12 {
+                    return Err(Jpeg12Error::Unsupported("sample precision other than 8 or 12 bits"));
+                }
                 height = usize::from(u16::from_be_bytes([seg[1], seg[2]]));
                 width = usize::from(u16::from_be_bytes([seg[3], seg[4]]));
                 let n = usize::from(seg[5]);
@@ -290,7 +302,10 @@ pub fn decode(data: &[u8]) -> Result<Vec<u16>> {
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 return Err(Jpeg12Error::Unsupported("progressive, lossless or arithmetic-coded JPEG"));
             }
-            0xDD => restart_interval = usize::from(u16::from_be_bytes([seg[0], seg[1]])),
+            0xDD => {
+                let b = seg.get(..2).ok_or(Jpeg12Error::Truncated)?;
+                restart_interval = usize::from(u16::from_be_bytes([b[0], b[1]]));
+            }
             0xDA => {
                 let n = usize::from(*seg.first().ok_or(Jpeg12Error::Truncated)?);
                 let mut order = Vec::new();
@@ -323,6 +338,9 @@ fn decode_scan(
     precision: u8,
     restart_interval: usize,
 ) -> Result<Vec<u16>> {
+    if width == 0 || height == 0 {
+        return Err(Jpeg12Error::Malformed("scan before frame header"));
+    }
     if components.is_empty() || order.len() != components.len() {
         return Err(Jpeg12Error::Unsupported("non-interleaved multi-scan JPEG"));
     }
@@ -359,6 +377,9 @@ fn decode_scan(
                     coef.fill(0);
                     let c = &components[ci];
                     let t = bits.decode(&dc[c.td])?;
+                    if t > 16 {
+                        return Err(Jpeg12Error::Malformed("DC difference category above 16"));
+                    }
                     let diff = extend(bits.bits(u32::from(t)), u32::from(t));
                     pred[ci] += diff;
                     coef[0] = pred[ci];
