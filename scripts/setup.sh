@@ -2,7 +2,8 @@
 # Installs what Focal needs to build and test on a fresh Debian machine. Idempotent and quick
 # when everything is already there.
 #   system: a C/C++ toolchain and cmake (the CharLS JPEG-LS and OpenJPEG codecs build from source)
-#   python: a venv under the cache with pydicom and its codec plugins (reference values in tests)
+#   python: a venv under the cache with pydicom, its codec plugins and onnxruntime (reference
+#           values in tests, the model's golden-output check)
 set -euo pipefail
 CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
 mkdir -p "$CACHE"
@@ -20,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Python tools for reference checks, pinned; the marker records what was installed.
-PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6"
+PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1"
 VENV="$CACHE/py"
 if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "setup: creating the Python venv for reference checks in $VENV"

@@ -2,7 +2,8 @@
 # Runs Focal's whole test suite against real data.
 # 1. fetches the pydicom 3.0.2 and pydicom-data 1.0.0 wheels (real DICOM files) into the cache;
 # 2. has pydicom compute the reference values Focal must reproduce (never typed by hand);
-# 3. runs cargo test.
+# 3. checks the committed model against its manifest and golden outputs;
+# 4. runs cargo test.
 # Expects scripts/setup.sh to have run (the README's command does both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +30,8 @@ if [ "$(cat "$FOCAL_CORPUS/ref/.stamp" 2>/dev/null)" != "$REF_STAMP" ]; then
   "$PY" "$REF_SCRIPT" "$FOCAL_CORPUS/wheels" "$FOCAL_CORPUS/ref" 2>/dev/null
   echo "$REF_STAMP" > "$FOCAL_CORPUS/ref/.stamp"
 fi
+
+# The committed model: sha256 against its manifest, golden outputs through Python onnxruntime.
+"$PY" models/training/check_model.py models/brain-tissue.json
 
 cargo test --workspace --locked -- --nocapture

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""CI check of the committed model: the .onnx matches the manifest's sha256, its inputs and
+outputs are the ones the manifest names, and onnxruntime reproduces the golden outputs.
+
+usage: check_model.py models/brain-tissue.json
+"""
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+# Golden values are stored as float16: their rounding error is below 2^-11 for values in [0, 1].
+TOLERANCE = 1e-3
+
+
+def main():
+    manifest_path = sys.argv[1]
+    base = os.path.dirname(os.path.abspath(manifest_path))
+    m = json.load(open(manifest_path))
+    onnx_path = os.path.join(base, m["file"])
+    digest = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
+    assert digest == m["sha256"], f"{m['file']}: sha256 {digest} but the manifest says {m['sha256']}"
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in sess.get_inputs()]
+    outputs = [o.name for o in sess.get_outputs()]
+    assert inputs == [m["input"]["name"]], f"model inputs {inputs}, manifest {m['input']['name']}"
+    assert outputs == [o["name"] for o in m["outputs"]], f"model outputs {outputs}, manifest {m['outputs']}"
+    golden = os.path.join(base, m["golden"])
+    index = json.load(open(os.path.join(golden, "index.json")))
+    worst = 0.0
+    for g in index["slices"]:
+        x = np.load(os.path.join(golden, g["name"] + "_input.npy")).astype(np.float32)
+        probs, att = sess.run(["probs", "attention"], {"image": x})
+        for name, value in (("probs", probs), ("attention", att)):
+            ref = np.load(os.path.join(golden, f"{g['name']}_{name}.npy")).astype(np.float32)
+            assert ref.shape == value.shape, f"{g['name']} {name}: shape {value.shape} vs golden {ref.shape}"
+            worst = max(worst, float(np.abs(ref - value).max()))
+        assert np.allclose(probs.sum(1), 1, atol=1e-4), "probs do not sum to 1"
+    assert worst <= TOLERANCE, f"onnxruntime differs from the golden outputs by {worst}"
+    print(f"model check: sha256 ok, inputs/outputs ok, {len(index['slices'])} golden slices within {worst:.1e}")
+
+
+if __name__ == "__main__":
+    main()
