@@ -11,7 +11,11 @@ use serde::Serialize;
 use crate::study::{self, Progress, Stack, StudySet};
 
 #[derive(Parser, Debug)]
-#[command(name = "focal", version, about = "Review DICOM studies with an attention segmentation model")]
+#[command(
+    name = "focal",
+    version,
+    about = "Review DICOM studies with an attention segmentation model"
+)]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). Logs never hold patient identifiers.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -132,7 +136,12 @@ fn decode_report(stack: &Stack) -> DecodeReport {
         (_, Ok(v)) => (v.skipped, None),
         (_, Err(e)) => (Vec::new(), Some(e.to_string())),
     };
-    DecodeReport { first_slice_seconds, volume_seconds, skipped, error }
+    DecodeReport {
+        first_slice_seconds,
+        volume_seconds,
+        skipped,
+        error,
+    }
 }
 
 fn stack_report(stack: &Stack, decode: bool) -> StackReport {
@@ -148,7 +157,11 @@ fn stack_report(stack: &Stack, decode: bool) -> StackReport {
         samples_per_pixel: stack.samples_per_pixel,
         plane: stack.plane,
         spacing_mm: stack.geometry.as_ref().map(|g| g.spacing),
-        transfer_syntaxes: stack.transfer_syntaxes().iter().map(|t| transfer_syntax_name(t)).collect(),
+        transfer_syntaxes: stack
+            .transfer_syntaxes()
+            .iter()
+            .map(|t| transfer_syntax_name(t))
+            .collect(),
         warnings,
         decode: decode.then(|| decode_report(stack)),
     }
@@ -242,13 +255,29 @@ fn print_table(report: &InfoReport) {
                 let number = se.number.map_or("-".to_string(), |n| n.to_string());
                 let description: String = or_dash(&se.description).chars().take(28).collect();
                 if se.stacks.is_empty() {
-                    println!("    {number:>5}  {:<4} {description:<28} {:>6}  (no images: {} object(s))", or_dash(&se.modality), 0, se.non_image_objects);
+                    println!(
+                        "    {number:>5}  {:<4} {description:<28} {:>6}  (no images: {} object(s))",
+                        or_dash(&se.modality),
+                        0,
+                        se.non_image_objects
+                    );
                 }
                 for (k, st) in se.stacks.iter().enumerate() {
-                    let label = if se.stacks.len() > 1 { format!("{number}.{}", k + 1) } else { number.clone() };
-                    let spacing = st.spacing_mm.map_or("-".to_string(), |sp| format!("{:.3}×{:.3}×{:.3}", sp[0], sp[1], sp[2]));
+                    let label = if se.stacks.len() > 1 {
+                        format!("{number}.{}", k + 1)
+                    } else {
+                        number.clone()
+                    };
+                    let spacing = st
+                        .spacing_mm
+                        .map_or("-".to_string(), |sp| format!("{:.3}×{:.3}×{:.3}", sp[0], sp[1], sp[2]));
                     let spacing = format!("{spacing} ({})", st.plane.unwrap_or("?"));
-                    let size = format!("{}×{}{}", st.columns, st.rows, if st.samples_per_pixel == 3 { " RGB" } else { "" });
+                    let size = format!(
+                        "{}×{}{}",
+                        st.columns,
+                        st.rows,
+                        if st.samples_per_pixel == 3 { " RGB" } else { "" }
+                    );
                     let ts = st.transfer_syntaxes.join(", ");
                     let mut warnings = st.warnings.join("; ");
                     if let Some(d) = &st.decode {
@@ -257,7 +286,11 @@ fn print_table(report: &InfoReport) {
                             None if d.skipped.is_empty() => format!("decoded in {:.3} s", d.volume_seconds),
                             None => format!("{} slice(s) skipped", d.skipped.len()),
                         };
-                        warnings = if warnings.is_empty() { status } else { format!("{warnings}; {status}") };
+                        warnings = if warnings.is_empty() {
+                            status
+                        } else {
+                            format!("{warnings}; {status}")
+                        };
                     }
                     println!(
                         "    {label:>5}  {:<4} {description:<28} {:>6}  {size:<11} {spacing:<30} {ts:<28} {warnings}",

@@ -8,12 +8,26 @@ fn sample() -> PathBuf {
 }
 
 fn focal(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_focal")).args(args).env_remove("RUST_LOG").output().expect("focal runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_focal"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("focal runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The identifiers written into the sample study by models/training/make_sample_study.py.
-const PHI: [&str; 5] = ["Sample^Colin", "FOCAL-SAMPLE-0001", "19700101", "FOCALACC0001", "Focal Sample Institution"];
+const PHI: [&str; 5] = [
+    "Sample^Colin",
+    "FOCAL-SAMPLE-0001",
+    "19700101",
+    "FOCALACC0001",
+    "Focal Sample Institution",
+];
 
 #[test]
 fn sample_study_is_one_sorted_axial_series() {
@@ -24,7 +38,10 @@ fn sample_study_is_one_sorted_axial_series() {
     assert_eq!(series.as_array().map(Vec::len), Some(1));
     let stack = &series[0]["stacks"][0];
     assert_eq!(stack["images"], 89);
-    assert_eq!((stack["columns"].as_u64(), stack["rows"].as_u64()), (Some(181), Some(217)));
+    assert_eq!(
+        (stack["columns"].as_u64(), stack["rows"].as_u64()),
+        (Some(181), Some(217))
+    );
     assert_eq!(stack["plane"], "axial");
     assert_eq!(stack["spacing_mm"], serde_json::json!([1.0, 1.0, 2.0]));
     assert_eq!(stack["warnings"].as_array().map(Vec::len), Some(0));
@@ -36,7 +53,11 @@ fn sample_study_is_one_sorted_axial_series() {
 fn patient_identifiers_only_with_show_phi() {
     let path = sample();
     let path = path.to_str().unwrap_or_default();
-    for args in [vec!["info", path], vec!["info", path, "--json"], vec!["-vvv", "info", path, "--decode"]] {
+    for args in [
+        vec!["info", path],
+        vec!["info", path, "--json"],
+        vec!["-vvv", "info", path, "--decode"],
+    ] {
         let (code, stdout, stderr) = focal(&args);
         assert_eq!(code, 0);
         for secret in PHI {
@@ -45,7 +66,10 @@ fn patient_identifiers_only_with_show_phi() {
         }
     }
     let (_, stdout, _) = focal(&["info", path, "--show-phi"]);
-    assert!(stdout.contains("Sample^Colin") && stdout.contains("FOCAL-SAMPLE-0001"), "{stdout}");
+    assert!(
+        stdout.contains("Sample^Colin") && stdout.contains("FOCAL-SAMPLE-0001"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -29,7 +29,9 @@ struct Entry {
 /// same image). For those files Focal is compared with pydicom's result for the twin.
 fn little_endian_twin<'a>(entries: &'a [Entry], e: &Entry) -> Option<&'a Entry> {
     let twin = e.file.replacen("_expb", "", 1);
-    (twin != e.file).then(|| entries.iter().find(|t| t.file == twin && t.ok)).flatten()
+    (twin != e.file)
+        .then(|| entries.iter().find(|t| t.file == twin && t.ok))
+        .flatten()
 }
 
 fn compare(corpus: &common::Corpus, e: &Entry) -> Result<(), String> {
@@ -38,7 +40,9 @@ fn compare(corpus: &common::Corpus, e: &Entry) -> Result<(), String> {
 
 fn compare_with(corpus: &common::Corpus, e: &Entry, reference: &Entry) -> Result<(), String> {
     let path = corpus.files.join(&e.file);
-    let header = study::read_header(&path).map_err(|err| format!("header: {err}"))?.ok_or("not recognised as DICOM")?;
+    let header = study::read_header(&path)
+        .map_err(|err| format!("header: {err}"))?
+        .ok_or("not recognised as DICOM")?;
     let layout = header.pixels.as_ref().ok_or("no pixel layout")?;
     let frames: Vec<u32> = (0..layout.frames).collect();
     let decoded = decode::decode_frames(&header, &frames).map_err(|err| err.to_string())?;
@@ -51,8 +55,13 @@ fn compare_with(corpus: &common::Corpus, e: &Entry, reference: &Entry) -> Result
     if got_shape[..] != shape[..] {
         return Err(format!("shape {got_shape:?}, pydicom {shape:?}"));
     }
-    let got: Vec<f64> = decoded.iter().flat_map(|f| f.values.iter().map(|&v| f64::from(v))).collect();
-    let (lo, hi) = expected.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let got: Vec<f64> = decoded
+        .iter()
+        .flat_map(|f| f.values.iter().map(|&v| f64::from(v)))
+        .collect();
+    let (lo, hi) = expected
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let range = (hi - lo).max(1.0);
     let mut max_diff = 0f64;
     let mut sum_diff = 0f64;
@@ -60,7 +69,11 @@ fn compare_with(corpus: &common::Corpus, e: &Entry, reference: &Entry) -> Result
     for (i, (&g, &x)) in got.iter().zip(&expected).enumerate() {
         let d = (g - x).abs();
         // f32 storage: integers beyond 2^24 and floats are compared relatively.
-        let allowed = if x.fract() != 0.0 || x.abs() > 16_777_216.0 { 1e-4 * x.abs().max(1e-6) } else { 0.0 };
+        let allowed = if x.fract() != 0.0 || x.abs() > 16_777_216.0 {
+            1e-4 * x.abs().max(1e-6)
+        } else {
+            0.0
+        };
         let excess = (d - allowed).max(0.0);
         sum_diff += d;
         if excess > max_diff {
@@ -71,10 +84,15 @@ fn compare_with(corpus: &common::Corpus, e: &Entry, reference: &Entry) -> Result
     let mean = sum_diff / got.len().max(1) as f64;
     if e.lossy {
         if mean / range > LOSSY_MEAN_TOLERANCE || max_diff / range > LOSSY_MAX_TOLERANCE {
-            return Err(format!("lossy values differ: mean {mean:.3}, max {max_diff:.1} of range {range}"));
+            return Err(format!(
+                "lossy values differ: mean {mean:.3}, max {max_diff:.1} of range {range}"
+            ));
         }
     } else if max_diff > 0.0 {
-        return Err(format!("values differ: max {max_diff} at {worst} (focal {}, pydicom {}), mean {mean:.4}", got[worst], expected[worst]));
+        return Err(format!(
+            "values differ: max {max_diff} at {worst} (focal {}, pydicom {}), mean {mean:.4}",
+            got[worst], expected[worst]
+        ));
     }
     Ok(())
 }
@@ -100,11 +118,18 @@ fn decoded_values_equal_pydicom_over_the_corpus() {
         println!("  {f}: differs from pydicom, equals pydicom's decode of its little-endian twin");
     }
     let matched = decodable.len() - misses.len();
-    println!("Focal matches pydicom on {matched} of {} files pydicom decodes", decodable.len());
+    println!(
+        "Focal matches pydicom on {matched} of {} files pydicom decodes",
+        decodable.len()
+    );
     for m in &misses {
         println!("  miss: {m}");
     }
     // The bar agreed for this corpus (DESIGN.md, Tests and data): at most 5 misses of 167.
-    assert!(decodable.len() >= 160, "reference corpus unexpectedly small: {}", decodable.len());
+    assert!(
+        decodable.len() >= 160,
+        "reference corpus unexpectedly small: {}",
+        decodable.len()
+    );
     assert!(misses.len() <= 5, "{} files differ from pydicom", misses.len());
 }

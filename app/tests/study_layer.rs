@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
-use focal::study::{self, Progress, StudySet, StudyError, decode, geometry};
+use focal::study::{self, Progress, StudyError, StudySet, decode, geometry};
 
 fn no_progress(_: Progress) {}
 
@@ -26,7 +26,11 @@ fn series_sort_by_position_not_name_or_instance_number() {
     let c = common::corpus();
     let source = test_files(&c).join("dicomdirtests/98892001/CT5N");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&source).expect("series folder").flatten().map(|e| e.path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&source)
+        .expect("series folder")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 5);
     // Deterministic shuffle of names and instance numbers.
@@ -34,8 +38,13 @@ fn series_sort_by_position_not_name_or_instance_number() {
     let numbers = ["3", "1", "5", "2", "4"];
     for (i, f) in files.iter().enumerate() {
         let mut obj = dicom_object::open_file(f).expect("real file opens");
-        obj.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from(numbers[i])));
-        obj.write_to_file(tmp.path().join(names[(i * 3) % 5])).expect("write copy");
+        obj.put(DataElement::new(
+            tags::INSTANCE_NUMBER,
+            VR::IS,
+            PrimitiveValue::from(numbers[i]),
+        ));
+        obj.write_to_file(tmp.path().join(names[(i * 3) % 5]))
+            .expect("write copy");
     }
     let set = open(&[tmp.path().to_path_buf()]);
     let series: Vec<_> = set.series().collect();
@@ -44,12 +53,20 @@ fn series_sort_by_position_not_name_or_instance_number() {
     assert_eq!(stack.slices.len(), 5);
     let iop = stack.slices[0].info().orientation.expect("orientation");
     let n = geometry::normal(&iop);
-    let d: Vec<f64> = stack.slices.iter().map(|s| geometry::dot(&s.info().position.expect("position"), &n)).collect();
+    let d: Vec<f64> = stack
+        .slices
+        .iter()
+        .map(|s| geometry::dot(&s.info().position.expect("position"), &n))
+        .collect();
     assert!(d.windows(2).all(|w| w[1] > w[0]), "not sorted along the normal: {d:?}");
     // The same order as reading the untouched originals.
     let original = open(&[source]);
     let o = &original.series().next().expect("series").stacks[0];
-    let od: Vec<f64> = o.slices.iter().map(|s| geometry::dot(&s.info().position.expect("position"), &n)).collect();
+    let od: Vec<f64> = o
+        .slices
+        .iter()
+        .map(|s| geometry::dot(&s.info().position.expect("position"), &n))
+        .collect();
     assert_eq!(d, od);
     let g = stack.geometry.as_ref().expect("geometry");
     assert!((g.origin[2] - stack.slices[0].info().position.expect("p")[2]).abs() < 1e-9);
@@ -60,11 +77,17 @@ fn dicomdir_lists_the_same_series_as_its_folder() {
     let c = common::corpus();
     let root = test_files(&c).join("dicomdirtests");
     let via_dir = open(&[root.join("DICOMDIR")]);
-    let mut uids: Vec<(String, usize)> = via_dir.series().map(|s| (s.uid.clone(), s.stacks.iter().map(|st| st.slices.len()).sum())).collect();
+    let mut uids: Vec<(String, usize)> = via_dir
+        .series()
+        .map(|s| (s.uid.clone(), s.stacks.iter().map(|st| st.slices.len()).sum()))
+        .collect();
     uids.sort();
     assert!(uids.len() >= 10, "DICOMDIR gave only {} series", uids.len());
     let via_folder = open(&[root.join("77654033"), root.join("98892001"), root.join("98892003")]);
-    let mut folder: Vec<(String, usize)> = via_folder.series().map(|s| (s.uid.clone(), s.stacks.iter().map(|st| st.slices.len()).sum())).collect();
+    let mut folder: Vec<(String, usize)> = via_folder
+        .series()
+        .map(|s| (s.uid.clone(), s.stacks.iter().map(|st| st.slices.len()).sum()))
+        .collect();
     folder.sort();
     assert_eq!(uids, folder);
     assert!(via_dir.unreadable.is_empty(), "{:?}", via_dir.unreadable);
@@ -108,7 +131,11 @@ fn impossible_sizes_are_refused_before_allocation() {
     let mut obj = dicom_object::open_file(test_files(&c).join("MR_small.dcm")).expect("opens");
     obj.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(65535u16)));
     obj.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(65535u16)));
-    obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from("100000")));
+    obj.put(DataElement::new(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        PrimitiveValue::from("100000"),
+    ));
     obj.write_to_file(&bomb).expect("write");
     match decode_all(&bomb) {
         Err(StudyError::ImplausibleSize { .. }) => {}
@@ -116,7 +143,11 @@ fn impossible_sizes_are_refused_before_allocation() {
     }
     // Claims more native pixel data than the file holds.
     let mut obj = dicom_object::open_file(test_files(&c).join("MR_small.dcm")).expect("opens");
-    obj.put(DataElement::new(tags::NUMBER_OF_FRAMES, VR::IS, PrimitiveValue::from("40")));
+    obj.put(DataElement::new(
+        tags::NUMBER_OF_FRAMES,
+        VR::IS,
+        PrimitiveValue::from("40"),
+    ));
     let lying = tmp.path().join("lying.dcm");
     obj.write_to_file(&lying).expect("write");
     assert!(matches!(decode_all(&lying), Err(StudyError::PixelDataTooShort { .. })));
@@ -128,7 +159,16 @@ fn impossible_sizes_are_refused_before_allocation() {
 fn malformed_files_give_errors_not_panics() {
     let c = common::corpus();
     let dir = test_files(&c);
-    let seeds = ["MR_small.dcm", "CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm", "emri_small_jpeg_2k_lossless.dcm", "JPGExtended.dcm", "MR_small_jpeg_ls_lossless.dcm"];
+    let seeds = [
+        "MR_small.dcm",
+        "CT_small.dcm",
+        "MR_small_RLE.dcm",
+        "JPEG2000.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "emri_small_jpeg_2k_lossless.dcm",
+        "JPGExtended.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+    ];
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut rng = 0x2545F4914F6CDD1Du64;
     let mut next = move || {
@@ -172,7 +212,11 @@ fn malformed_files_give_errors_not_panics() {
     let set = open(&[tmp.path().to_path_buf()]);
     assert!(!set.unreadable.is_empty(), "broken files must be listed");
     assert!(set.unreadable.iter().all(|u| !u.reason.is_empty()));
-    assert!(set.series().any(|s| s.stacks.iter().any(|st| st.slices.iter().any(|sl| sl.instance.path.ends_with("good.dcm")))));
+    assert!(set.series().any(|s| {
+        s.stacks
+            .iter()
+            .any(|st| st.slices.iter().any(|sl| sl.instance.path.ends_with("good.dcm")))
+    }));
 }
 
 #[test]
@@ -181,17 +225,26 @@ fn volume_loads_in_order_with_geometry_and_progress() {
     let set = open(&[test_files(&c).join("dicomdirtests/98892001/CT5N")]);
     let stack = &set.series().next().expect("series").stacks[0];
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let volume = study::load_volume(stack, &|p: Progress| {
-        done.fetch_max(p.done, std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(p.total, 5);
-    }, &AtomicBool::new(false))
+    let volume = study::load_volume(
+        stack,
+        &|p: Progress| {
+            done.fetch_max(p.done, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(p.total, 5);
+        },
+        &AtomicBool::new(false),
+    )
     .expect("volume");
     assert_eq!(done.into_inner(), 5);
     assert_eq!((volume.slices, volume.channels), (5, 1));
     assert!(volume.skipped.is_empty());
     for (k, s) in stack.slices.iter().enumerate() {
         let single = study::load_slice(stack, k).expect("slice");
-        assert_eq!(volume.slice(k).expect("plane"), &single.values[..], "slice {k} misplaced ({})", s.instance.path.display());
+        assert_eq!(
+            volume.slice(k).expect("plane"),
+            &single.values[..],
+            "slice {k} misplaced ({})",
+            s.instance.path.display()
+        );
     }
     let cancelled = study::load_volume(stack, &no_progress, &AtomicBool::new(true));
     assert!(matches!(cancelled, Err(StudyError::Cancelled)));
@@ -202,7 +255,11 @@ fn a_corrupt_slice_is_skipped_and_listed() {
     let c = common::corpus();
     let tmp = tempfile::tempdir().expect("tempdir");
     let source = test_files(&c).join("dicomdirtests/98892001/CT5N");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&source).expect("dir").flatten().map(|e| e.path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&source)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     for f in &files {
         std::fs::copy(f, tmp.path().join(f.file_name().expect("name"))).expect("copy");
@@ -234,8 +291,16 @@ fn rescale_stored_as_un_is_applied() {
     let c = common::corpus();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (stored, mut obj) = stored_values(&c, tmp.path());
-    obj.put(DataElement::new(tags::RESCALE_SLOPE, VR::UN, PrimitiveValue::from(b"2.5 ".to_vec())));
-    obj.put(DataElement::new(tags::RESCALE_INTERCEPT, VR::UN, PrimitiveValue::from(b"-10 ".to_vec())));
+    obj.put(DataElement::new(
+        tags::RESCALE_SLOPE,
+        VR::UN,
+        PrimitiveValue::from(b"2.5 ".to_vec()),
+    ));
+    obj.put(DataElement::new(
+        tags::RESCALE_INTERCEPT,
+        VR::UN,
+        PrimitiveValue::from(b"-10 ".to_vec()),
+    ));
     let path = tmp.path().join("un.dcm");
     obj.write_to_file(&path).expect("write");
     let values = decode_all(&path).expect("decodes").remove(0).values;
@@ -251,13 +316,27 @@ fn modality_lut_sequence_is_applied_with_clamping() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (stored, mut obj) = stored_values(&c, tmp.path());
     let table: Vec<u16> = (0..256u16).map(|i| i * 3).collect();
-    let (lo, hi) = stored.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = stored
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
     assert!(hi - lo > 300.0, "test needs a wide range of stored values");
     let first = (((lo + hi) / 2.0) as u16).saturating_sub(128);
     let mut item = dicom_object::InMemDicomObject::new_empty();
-    item.put(DataElement::new(tags::LUT_DESCRIPTOR, VR::US, PrimitiveValue::U16([256u16, first, 16].into_iter().collect())));
-    item.put(DataElement::new(tags::LUT_DATA, VR::OW, PrimitiveValue::U16(table.clone().into())));
-    obj.put(DataElement::new(tags::MODALITY_LUT_SEQUENCE, VR::SQ, dicom_core::value::DataSetSequence::from(vec![item])));
+    item.put(DataElement::new(
+        tags::LUT_DESCRIPTOR,
+        VR::US,
+        PrimitiveValue::U16([256u16, first, 16].into_iter().collect()),
+    ));
+    item.put(DataElement::new(
+        tags::LUT_DATA,
+        VR::OW,
+        PrimitiveValue::U16(table.clone().into()),
+    ));
+    obj.put(DataElement::new(
+        tags::MODALITY_LUT_SEQUENCE,
+        VR::SQ,
+        dicom_core::value::DataSetSequence::from(vec![item]),
+    ));
     let path = tmp.path().join("lut.dcm");
     obj.write_to_file(&path).expect("write");
     let values = decode_all(&path).expect("decodes").remove(0).values;

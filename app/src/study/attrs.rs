@@ -22,7 +22,10 @@ pub fn string(obj: &Object, tag: Tag) -> Option<String> {
 }
 
 fn is_text_vr(vr: VR) -> bool {
-    matches!(vr, VR::DS | VR::IS | VR::UN | VR::LO | VR::SH | VR::CS | VR::ST | VR::LT | VR::UT)
+    matches!(
+        vr,
+        VR::DS | VR::IS | VR::UN | VR::LO | VR::SH | VR::CS | VR::ST | VR::LT | VR::UT
+    )
 }
 
 /// All numeric values of an element (multi-valued), `None` when absent or unparsable.

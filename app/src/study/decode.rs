@@ -5,7 +5,6 @@
 //! extension, planar configuration, YBR and palette colour, the modality LUT — is done here
 //! so that every transfer syntax goes through one well-tested path.
 
-
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
@@ -33,8 +32,13 @@ pub struct FrameValues {
 
 /// Transfer syntaxes whose pixel data is stored uncompressed.
 fn is_native(ts: &str) -> bool {
-    matches!(ts, uids::IMPLICIT_VR_LITTLE_ENDIAN | uids::EXPLICIT_VR_LITTLE_ENDIAN | EXPLICIT_VR_BIG_ENDIAN | uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
-        || ts.is_empty()
+    matches!(
+        ts,
+        uids::IMPLICIT_VR_LITTLE_ENDIAN
+            | uids::EXPLICIT_VR_LITTLE_ENDIAN
+            | EXPLICIT_VR_BIG_ENDIAN
+            | uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+    ) || ts.is_empty()
 }
 
 fn is_jpeg_family(ts: &str) -> bool {
@@ -44,7 +48,13 @@ fn is_jpeg_family(ts: &str) -> bool {
 /// Bytes a layout occupies uncompressed (native 4:2:2 colour holds two samples per pixel).
 fn native_size(layout: &PixelLayout) -> Option<u64> {
     let full = layout.native_bytes()?;
-    Some(if layout.photometric == "YBR_FULL_422" && layout.samples_per_pixel == 3 { full / 3 * 2 } else { full })
+    Some(
+        if layout.photometric == "YBR_FULL_422" && layout.samples_per_pixel == 3 {
+            full / 3 * 2
+        } else {
+            full
+        },
+    )
 }
 
 /// Refuses layouts that cannot be real for the file's size, before anything is allocated.
@@ -62,10 +72,16 @@ pub fn check_plausible(header: &InstanceHeader) -> Result<&PixelLayout> {
         return Err(StudyError::UnsupportedLayout("zero rows or columns".into()));
     }
     if !matches!(layout.bits_allocated, 1 | 8 | 16 | 32 | 64) {
-        return Err(StudyError::UnsupportedLayout(format!("bits allocated {}", layout.bits_allocated)));
+        return Err(StudyError::UnsupportedLayout(format!(
+            "bits allocated {}",
+            layout.bits_allocated
+        )));
     }
     if !matches!(layout.samples_per_pixel, 1 | 3) {
-        return Err(StudyError::UnsupportedLayout(format!("{} samples per pixel", layout.samples_per_pixel)));
+        return Err(StudyError::UnsupportedLayout(format!(
+            "{} samples per pixel",
+            layout.samples_per_pixel
+        )));
     }
     let decoded = layout.decoded_bytes().ok_or_else(implausible)?;
     if decoded > MAX_DECODED_BYTES {
@@ -74,7 +90,10 @@ pub fn check_plausible(header: &InstanceHeader) -> Result<&PixelLayout> {
     if is_native(&header.transfer_syntax) && header.transfer_syntax != uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN {
         let native = native_size(layout).ok_or_else(implausible)?;
         if native > header.file_size {
-            return Err(StudyError::PixelDataTooShort { expected: native, actual: header.file_size });
+            return Err(StudyError::PixelDataTooShort {
+                expected: native,
+                actual: header.file_size,
+            });
         }
     } else if decoded > header.file_size.saturating_mul(MAX_COMPRESSION_RATIO).max(64 << 20) {
         return Err(implausible());
@@ -86,9 +105,13 @@ pub fn check_plausible(header: &InstanceHeader) -> Result<&PixelLayout> {
 pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<FrameValues>> {
     let layout = check_plausible(header)?;
     if let Some(&bad) = frames.iter().find(|&&f| f >= layout.frames) {
-        return Err(StudyError::Decode(format!("frame {bad} requested of {}", layout.frames)));
+        return Err(StudyError::Decode(format!(
+            "frame {bad} requested of {}",
+            layout.frames
+        )));
     }
-    let obj = open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
+    let obj =
+        open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
     let source = PixelSource::new(&obj, header, layout)?;
     frames
         .iter()
@@ -118,21 +141,32 @@ enum RawFrame {
 
 impl PixelSource {
     fn new(obj: &DefaultDicomObject, header: &InstanceHeader, layout: &PixelLayout) -> Result<Self> {
-        if let Some(values) = attrs::floats(obj, tags::FLOAT_PIXEL_DATA).or_else(|| attrs::floats(obj, tags::DOUBLE_FLOAT_PIXEL_DATA)) {
+        if let Some(values) =
+            attrs::floats(obj, tags::FLOAT_PIXEL_DATA).or_else(|| attrs::floats(obj, tags::DOUBLE_FLOAT_PIXEL_DATA))
+        {
             return Ok(PixelSource::Float(values));
         }
         let elem = obj.get(tags::PIXEL_DATA).ok_or(StudyError::NoPixelData)?;
         if elem.value().fragments().is_some() {
             return Ok(PixelSource::Encapsulated);
         }
-        let mut bytes = elem.to_bytes().map_err(|e| StudyError::Decode(e.to_string()))?.into_owned();
+        let mut bytes = elem
+            .to_bytes()
+            .map_err(|e| StudyError::Decode(e.to_string()))?
+            .into_owned();
         if header.transfer_syntax == EXPLICIT_VR_BIG_ENDIAN {
-            let words = matches!(elem.value().primitive(), Some(dicom_core::PrimitiveValue::U16(_) | dicom_core::PrimitiveValue::I16(_)));
+            let words = matches!(
+                elem.value().primitive(),
+                Some(dicom_core::PrimitiveValue::U16(_) | dicom_core::PrimitiveValue::I16(_))
+            );
             from_big_endian(&mut bytes, words, layout.bits_allocated);
         }
         let expected = native_size(layout).unwrap_or(u64::MAX);
         if (bytes.len() as u64) < expected {
-            return Err(StudyError::PixelDataTooShort { expected, actual: bytes.len() as u64 });
+            return Err(StudyError::PixelDataTooShort {
+                expected,
+                actual: bytes.len() as u64,
+            });
         }
         Ok(PixelSource::Native(bytes))
     }
@@ -143,10 +177,12 @@ impl PixelSource {
         match self {
             PixelSource::Float(values) => {
                 let start = samples * frame as usize;
-                let slice = values.get(start..start + samples).ok_or(StudyError::PixelDataTooShort {
-                    expected: ((start + samples) * 4) as u64,
-                    actual: (values.len() * 4) as u64,
-                })?;
+                let slice = values
+                    .get(start..start + samples)
+                    .ok_or(StudyError::PixelDataTooShort {
+                        expected: ((start + samples) * 4) as u64,
+                        actual: (values.len() * 4) as u64,
+                    })?;
                 Ok(RawFrame::Floats(slice.to_vec()))
             }
             PixelSource::Native(bytes) if layout.photometric == "YBR_FULL_422" && layout.samples_per_pixel == 3 => {
@@ -162,7 +198,11 @@ impl PixelSource {
                 let (bytes, bits) = decompress(obj, &layout, frame)?;
                 let expected = samples * (bits as usize).div_ceil(8);
                 if bytes.len() < expected {
-                    return Err(StudyError::WrongFrameSize { frame, expected, actual: bytes.len() });
+                    return Err(StudyError::WrongFrameSize {
+                        frame,
+                        expected,
+                        actual: bytes.len(),
+                    });
                 }
                 let mut l = layout.clone();
                 l.bits_allocated = bits;
@@ -194,9 +234,15 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
     let ts = obj.meta().transfer_syntax();
     let pixels = layout.rows as usize * layout.columns as usize;
     if ts == uids::RLE_LOSSLESS {
-        let fragment = frame_fragment(obj, frame, layout.frames).ok_or_else(|| StudyError::Decode(format!("no RLE data for frame {frame}")))?;
-        let bytes = super::rle::decode_frame(&fragment, pixels, layout.samples_per_pixel.into(), layout.bits_allocated)
-            .map_err(|e| StudyError::Decode(e.to_string()))?;
+        let fragment = frame_fragment(obj, frame, layout.frames)
+            .ok_or_else(|| StudyError::Decode(format!("no RLE data for frame {frame}")))?;
+        let bytes = super::rle::decode_frame(
+            &fragment,
+            pixels,
+            layout.samples_per_pixel.into(),
+            layout.bits_allocated,
+        )
+        .map_err(|e| StudyError::Decode(e.to_string()))?;
         return Ok((bytes, layout.bits_allocated));
     }
     if matches!(ts, uids::JPEG_BASELINE8_BIT | uids::JPEG_EXTENDED12_BIT) {
@@ -204,7 +250,9 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
             // 12-bit data, and RGB stored without colour transform, go to Focal's decoder:
             // dicom-rs refuses the first and wrongly converts the second from YCbCr.
             let precision = jpeg12::precision(&fragment);
-            if precision == Some(12) || (layout.samples_per_pixel == 3 && jpeg12::stores_rgb(&fragment, layout.photometric == "RGB")) {
+            if precision == Some(12)
+                || (layout.samples_per_pixel == 3 && jpeg12::stores_rgb(&fragment, layout.photometric == "RGB"))
+            {
                 let samples = jpeg12::decode(&fragment).map_err(|e| StudyError::Decode(e.to_string()))?;
                 let bits = if precision == Some(12) { 16 } else { 8 };
                 let bytes = if bits == 16 {
@@ -219,7 +267,10 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
     let decoded = obj.decode_pixel_data_frame(frame).map_err(|e| {
         let text = super::error_chain(&e);
         if text.contains("nsupported") || text.contains("not supported") {
-            StudyError::UnsupportedTransferSyntax { uid: ts.to_string(), detail: text }
+            StudyError::UnsupportedTransferSyntax {
+                uid: ts.to_string(),
+                detail: text,
+            }
         } else {
             StudyError::Decode(text)
         }
@@ -263,7 +314,10 @@ fn native_samples(bytes: &[u8], layout: &PixelLayout, frame: u32) -> Result<Vec<
     let spp = layout.samples_per_pixel as usize;
     let samples = pixels * spp;
     let start = samples * frame as usize;
-    let short = |needed: usize| StudyError::PixelDataTooShort { expected: needed as u64, actual: bytes.len() as u64 };
+    let short = |needed: usize| StudyError::PixelDataTooShort {
+        expected: needed as u64,
+        actual: bytes.len() as u64,
+    };
     let mut out: Vec<i64> = match layout.bits_allocated {
         1 => {
             // Bits are packed little-endian-first across the whole pixel data, not per frame.
@@ -271,19 +325,35 @@ fn native_samples(bytes: &[u8], layout: &PixelLayout, frame: u32) -> Result<Vec<
             if end_bit.div_ceil(8) > bytes.len() as u64 {
                 return Err(short(end_bit.div_ceil(8) as usize));
             }
-            (start..start + samples).map(|i| i64::from((bytes[i / 8] >> (i % 8)) & 1)).collect()
+            (start..start + samples)
+                .map(|i| i64::from((bytes[i / 8] >> (i % 8)) & 1))
+                .collect()
         }
         8 => {
-            let s = bytes.get(start..start + samples).ok_or_else(|| short(start + samples))?;
-            if layout.signed { s.iter().map(|&b| i64::from(b as i8)).collect() } else { s.iter().map(|&b| i64::from(b)).collect() }
+            let s = bytes
+                .get(start..start + samples)
+                .ok_or_else(|| short(start + samples))?;
+            if layout.signed {
+                s.iter().map(|&b| i64::from(b as i8)).collect()
+            } else {
+                s.iter().map(|&b| i64::from(b)).collect()
+            }
         }
         16 => {
-            let s = bytes.get(start * 2..(start + samples) * 2).ok_or_else(|| short((start + samples) * 2))?;
-            s.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes([c[0], c[1]]))).collect()
+            let s = bytes
+                .get(start * 2..(start + samples) * 2)
+                .ok_or_else(|| short((start + samples) * 2))?;
+            s.chunks_exact(2)
+                .map(|c| i64::from(u16::from_le_bytes([c[0], c[1]])))
+                .collect()
         }
         32 => {
-            let s = bytes.get(start * 4..(start + samples) * 4).ok_or_else(|| short((start + samples) * 4))?;
-            s.chunks_exact(4).map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect()
+            let s = bytes
+                .get(start * 4..(start + samples) * 4)
+                .ok_or_else(|| short((start + samples) * 4))?;
+            s.chunks_exact(4)
+                .map(|c| i64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
         }
         other => return Err(StudyError::UnsupportedLayout(format!("bits allocated {other}"))),
     };
@@ -292,23 +362,42 @@ fn native_samples(bytes: &[u8], layout: &PixelLayout, frame: u32) -> Result<Vec<
         let stored_mask: i64 = if bits >= 63 { -1 } else { (1i64 << bits) - 1 };
         for v in &mut out {
             let raw = *v & stored_mask;
-            *v = if layout.signed && raw >> (bits - 1) & 1 == 1 { raw - (1i64 << bits) } else { raw };
+            *v = if layout.signed && raw >> (bits - 1) & 1 == 1 {
+                raw - (1i64 << bits)
+            } else {
+                raw
+            };
         }
     }
     if spp == 3 && layout.planar_configuration == 1 {
         let planes = out;
-        out = (0..pixels).flat_map(|p| [planes[p], planes[pixels + p], planes[2 * pixels + p]]).collect();
+        out = (0..pixels)
+            .flat_map(|p| [planes[p], planes[pixels + p], planes[2 * pixels + p]])
+            .collect();
     }
     Ok(out)
 }
 
 /// Applies photometric conversion (colour) or the modality LUT (grey) to a frame.
-fn to_values(raw: &RawFrame, obj: &DefaultDicomObject, header: &InstanceHeader, layout: &PixelLayout, frame: u32) -> Result<FrameValues> {
-    let lut = &header.frames.get(frame as usize).ok_or(StudyError::NoPixelData)?.modality_lut;
+fn to_values(
+    raw: &RawFrame,
+    obj: &DefaultDicomObject,
+    header: &InstanceHeader,
+    layout: &PixelLayout,
+    frame: u32,
+) -> Result<FrameValues> {
+    let lut = &header
+        .frames
+        .get(frame as usize)
+        .ok_or(StudyError::NoPixelData)?
+        .modality_lut;
     let pi = layout.photometric.as_str();
     let ts = header.transfer_syntax.as_str();
     match raw {
-        RawFrame::Floats(values) => Ok(FrameValues { channels: 1, values: values.iter().map(|&v| lut.apply(v) as f32).collect() }),
+        RawFrame::Floats(values) => Ok(FrameValues {
+            channels: 1,
+            values: values.iter().map(|&v| lut.apply(v) as f32).collect(),
+        }),
         RawFrame::Ints(samples) if layout.samples_per_pixel == 3 => {
             // JPEG-family decoders already return RGB; native and RLE keep the stored space.
             let converted = !is_jpeg_family(ts);
@@ -321,9 +410,15 @@ fn to_values(raw: &RawFrame, obj: &DefaultDicomObject, header: &InstanceHeader, 
         }
         RawFrame::Ints(samples) if pi == "PALETTE COLOR" => {
             let palette = super::palette::Palette::read(obj)?;
-            Ok(FrameValues { channels: 3, values: samples.iter().flat_map(|&v| palette.lookup(v)).collect() })
+            Ok(FrameValues {
+                channels: 3,
+                values: samples.iter().flat_map(|&v| palette.lookup(v)).collect(),
+            })
         }
-        RawFrame::Ints(samples) => Ok(FrameValues { channels: 1, values: samples.iter().map(|&v| lut.apply(v as f64) as f32).collect() }),
+        RawFrame::Ints(samples) => Ok(FrameValues {
+            channels: 1,
+            values: samples.iter().map(|&v| lut.apply(v as f64) as f32).collect(),
+        }),
     }
 }
 
@@ -335,7 +430,10 @@ fn upsample_422(samples: &[i64], layout: &PixelLayout) -> Result<Vec<i64>> {
         expected: (pixels * 2) as u64,
         actual: samples.len() as u64,
     })?;
-    Ok(stored.chunks_exact(4).flat_map(|c| [c[0], c[2], c[3], c[1], c[2], c[3]]).collect())
+    Ok(stored
+        .chunks_exact(4)
+        .flat_map(|c| [c[0], c[2], c[3], c[1], c[2], c[3]])
+        .collect())
 }
 
 /// ITU-R BT.601 full-range YCbCr → RGB, rounded and clipped like the reference decoders.

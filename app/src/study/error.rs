@@ -15,8 +15,17 @@ pub enum StudyError {
     UnsupportedTransferSyntax { uid: String, detail: String },
     #[error("pixel data is {actual} bytes but the header claims {expected} (truncated or lying file)")]
     PixelDataTooShort { expected: u64, actual: u64 },
-    #[error("the header claims {rows}×{columns}×{frames} pixels of {bits} bits ({bytes} bytes), which cannot be real for a {file_size}-byte file; refusing to allocate")]
-    ImplausibleSize { rows: u32, columns: u32, frames: u32, bits: u16, bytes: u64, file_size: u64 },
+    #[error(
+        "the header claims {rows}×{columns}×{frames} pixels of {bits} bits ({bytes} bytes), which cannot be real for a {file_size}-byte file; refusing to allocate"
+    )]
+    ImplausibleSize {
+        rows: u32,
+        columns: u32,
+        frames: u32,
+        bits: u16,
+        bytes: u64,
+        file_size: u64,
+    },
     #[error("unsupported pixel layout: {0}")]
     UnsupportedLayout(String),
     #[error("decoding failed: {0}")]

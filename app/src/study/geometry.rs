@@ -9,7 +9,11 @@ pub fn dot(a: &Vec3, b: &Vec3) -> f64 {
 }
 
 pub fn cross(a: &Vec3, b: &Vec3) -> Vec3 {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 pub fn sub(a: &Vec3, b: &Vec3) -> Vec3 {
@@ -94,7 +98,14 @@ pub fn spacing_report(sorted_distances: &[f64]) -> SpacingReport {
     let duplicates = gaps.iter().filter(|g| g.abs() < SAME).count();
     let mut distinct: Vec<f64> = gaps.iter().copied().filter(|g| g.abs() >= SAME).collect();
     if distinct.is_empty() {
-        return SpacingReport { spacing: None, duplicates, irregular: false, missing: 0, min_gap: None, max_gap: None };
+        return SpacingReport {
+            spacing: None,
+            duplicates,
+            irregular: false,
+            missing: 0,
+            min_gap: None,
+            max_gap: None,
+        };
     }
     let min_gap = distinct.iter().copied().fold(f64::INFINITY, f64::min);
     let max_gap = distinct.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -115,7 +126,14 @@ pub fn spacing_report(sorted_distances: &[f64]) -> SpacingReport {
             irregular = true;
         }
     }
-    SpacingReport { spacing: Some(median), duplicates, irregular, missing, min_gap: Some(min_gap), max_gap: Some(max_gap) }
+    SpacingReport {
+        spacing: Some(median),
+        duplicates,
+        irregular,
+        missing,
+        min_gap: Some(min_gap),
+        max_gap: Some(max_gap),
+    }
 }
 
 /// Angle (degrees) between the slice normal and the line through the first and last slice

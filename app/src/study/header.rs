@@ -24,7 +24,10 @@ pub struct Rescale {
 }
 
 impl Rescale {
-    pub const IDENTITY: Rescale = Rescale { slope: 1.0, intercept: 0.0 };
+    pub const IDENTITY: Rescale = Rescale {
+        slope: 1.0,
+        intercept: 0.0,
+    };
 }
 
 /// A Modality LUT Sequence table: stored values are clamped to the table's range and looked up.
@@ -203,8 +206,7 @@ fn pixel_layout(obj: &Object) -> Option<PixelLayout> {
         bits_stored: attrs::u16(obj, tags::BITS_STORED).unwrap_or(bits_allocated),
         signed: attrs::u16(obj, tags::PIXEL_REPRESENTATION) == Some(1),
         planar_configuration: attrs::u16(obj, tags::PLANAR_CONFIGURATION).unwrap_or(0),
-        photometric: attrs::string(obj, tags::PHOTOMETRIC_INTERPRETATION)
-            .unwrap_or_else(|| "MONOCHROME2".into()),
+        photometric: attrs::string(obj, tags::PHOTOMETRIC_INTERPRETATION).unwrap_or_else(|| "MONOCHROME2".into()),
     })
 }
 
@@ -238,8 +240,7 @@ impl Partial {
         let inner = |seq| attrs::item(group, seq);
         let measures = inner(tags::PIXEL_MEASURES_SEQUENCE);
         Partial {
-            position: inner(tags::PLANE_POSITION_SEQUENCE)
-                .and_then(|i| attrs::vector(i, tags::IMAGE_POSITION_PATIENT)),
+            position: inner(tags::PLANE_POSITION_SEQUENCE).and_then(|i| attrs::vector(i, tags::IMAGE_POSITION_PATIENT)),
             orientation: inner(tags::PLANE_ORIENTATION_SEQUENCE)
                 .and_then(|i| attrs::vector(i, tags::IMAGE_ORIENTATION_PATIENT)),
             pixel_spacing: measures.and_then(|i| attrs::vector(i, tags::PIXEL_SPACING)),
@@ -322,9 +323,15 @@ fn modality_table(item: &Object) -> Option<ModalityTable> {
     let data: Vec<u16> = if bits <= 8.0 && raw.len() == entries {
         raw.iter().map(|&b| u16::from(b)).collect()
     } else {
-        raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take(entries).collect()
+        raw.chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take(entries)
+            .collect()
     };
-    (!data.is_empty()).then_some(ModalityTable { first_mapped: first, data })
+    (!data.is_empty()).then_some(ModalityTable {
+        first_mapped: first,
+        data,
+    })
 }
 
 fn window(obj: &Object) -> Option<WindowLevel> {

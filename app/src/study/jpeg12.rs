@@ -48,7 +48,11 @@ struct Huffman {
 
 impl Huffman {
     fn new(counts: &[u8; 16], values: Vec<u8>) -> Result<Self> {
-        let mut h = Huffman { maxcode: [-1; 18], values, ..Default::default() };
+        let mut h = Huffman {
+            maxcode: [-1; 18],
+            values,
+            ..Default::default()
+        };
         let mut code = 0i32;
         let mut k = 0i32;
         for len in 1..=16 {
@@ -130,7 +134,11 @@ impl<'a> Bits<'a> {
         for len in 1..=16 {
             if code <= h.maxcode[len] {
                 let idx = h.valptr[len] + code - h.mincode[len];
-                return h.values.get(idx as usize).copied().ok_or(Jpeg12Error::Malformed("bad Huffman code"));
+                return h
+                    .values
+                    .get(idx as usize)
+                    .copied()
+                    .ok_or(Jpeg12Error::Malformed("bad Huffman code"));
             }
             code = (code << 1) | self.bit();
         }
@@ -153,13 +161,19 @@ impl<'a> Bits<'a> {
 }
 
 fn extend(v: i32, n: u32) -> i32 {
-    if n == 0 { 0 } else if v < (1 << (n - 1)) { v - (1 << n) + 1 } else { v }
+    if n == 0 {
+        0
+    } else if v < (1 << (n - 1)) {
+        v - (1 << n) + 1
+    } else {
+        v
+    }
 }
 
 const ZIGZAG: [usize; 64] = [
     0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
-    54, 47, 55, 62, 63,
+    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
+    47, 55, 62, 63,
 ];
 
 struct Component {
@@ -240,7 +254,10 @@ pub fn decode(data: &[u8]) -> Result<Vec<u16>> {
         if (0xD0..=0xD7).contains(&marker) || marker == 0x01 {
             continue;
         }
-        let len = usize::from(u16::from_be_bytes([*data.get(i).ok_or(Jpeg12Error::Truncated)?, *data.get(i + 1).ok_or(Jpeg12Error::Truncated)?]));
+        let len = usize::from(u16::from_be_bytes([
+            *data.get(i).ok_or(Jpeg12Error::Truncated)?,
+            *data.get(i + 1).ok_or(Jpeg12Error::Truncated)?,
+        ]));
         let seg = data.get(i + 2..i + len).ok_or(Jpeg12Error::Truncated)?;
         match marker {
             0xDB => {
@@ -267,7 +284,11 @@ pub fn decode(data: &[u8]) -> Result<Vec<u16>> {
                 let mut p = 0;
                 while p < seg.len() {
                     let (tc, th) = (seg[p] >> 4, usize::from(seg[p] & 15));
-                    let counts: [u8; 16] = seg.get(p + 1..p + 17).ok_or(Jpeg12Error::Truncated)?.try_into().map_err(|_| Jpeg12Error::Truncated)?;
+                    let counts: [u8; 16] = seg
+                        .get(p + 1..p + 17)
+                        .ok_or(Jpeg12Error::Truncated)?
+                        .try_into()
+                        .map_err(|_| Jpeg12Error::Truncated)?;
                     let total: usize = counts.iter().map(|&c| usize::from(c)).sum();
                     let values = seg.get(p + 17..p + 17 + total).ok_or(Jpeg12Error::Truncated)?.to_vec();
                     p += 17 + total;
@@ -296,11 +317,23 @@ pub fn decode(data: &[u8]) -> Result<Vec<u16>> {
                     if !(1..=4).contains(&h) || !(1..=4).contains(&v) {
                         return Err(Jpeg12Error::Malformed("sampling factors"));
                     }
-                    components.push(Component { id: s[0], h, v, tq: usize::from(s[2] & 3), td: 0, ta: 0, width_blocks: 0, height_blocks: 0, pixels: Vec::new() });
+                    components.push(Component {
+                        id: s[0],
+                        h,
+                        v,
+                        tq: usize::from(s[2] & 3),
+                        td: 0,
+                        ta: 0,
+                        width_blocks: 0,
+                        height_blocks: 0,
+                        pixels: Vec::new(),
+                    });
                 }
             }
             0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
-                return Err(Jpeg12Error::Unsupported("progressive, lossless or arithmetic-coded JPEG"));
+                return Err(Jpeg12Error::Unsupported(
+                    "progressive, lossless or arithmetic-coded JPEG",
+                ));
             }
             0xDD => {
                 let b = seg.get(..2).ok_or(Jpeg12Error::Truncated)?;
@@ -311,13 +344,27 @@ pub fn decode(data: &[u8]) -> Result<Vec<u16>> {
                 let mut order = Vec::new();
                 for k in 0..n {
                     let s = seg.get(1 + k * 2..3 + k * 2).ok_or(Jpeg12Error::Truncated)?;
-                    let idx = components.iter().position(|c| c.id == s[0]).ok_or(Jpeg12Error::Malformed("scan names an unknown component"))?;
+                    let idx = components
+                        .iter()
+                        .position(|c| c.id == s[0])
+                        .ok_or(Jpeg12Error::Malformed("scan names an unknown component"))?;
                     components[idx].td = usize::from(s[1] >> 4) & 3;
                     components[idx].ta = usize::from(s[1] & 15) & 3;
                     order.push(idx);
                 }
                 let scan_data = data.get(i + len..).ok_or(Jpeg12Error::Truncated)?;
-                return decode_scan(scan_data, &mut components, &order, &qt, &dc, &ac, width, height, precision, restart_interval);
+                return decode_scan(
+                    scan_data,
+                    &mut components,
+                    &order,
+                    &qt,
+                    &dc,
+                    &ac,
+                    width,
+                    height,
+                    precision,
+                    restart_interval,
+                );
             }
             _ => {}
         }
@@ -360,7 +407,13 @@ fn decode_scan(
     }
     let shift = f32::from(1u16 << (precision - 1));
     let max = ((1u32 << precision) - 1) as f32;
-    let mut bits = Bits { data, pos: 0, acc: 0, count: 0, hit_marker: false };
+    let mut bits = Bits {
+        data,
+        pos: 0,
+        acc: 0,
+        count: 0,
+        hit_marker: false,
+    };
     let mut pred = vec![0i32; components.len()];
     let mut coef = [0i32; 64];
     let total = mcux * mcuy;
@@ -371,7 +424,11 @@ fn decode_scan(
         }
         let (mx, my) = (mcu % mcux, mcu / mcux);
         for &ci in order {
-            let (bh, bv) = if single { (1, 1) } else { (components[ci].h, components[ci].v) };
+            let (bh, bv) = if single {
+                (1, 1)
+            } else {
+                (components[ci].h, components[ci].v)
+            };
             for by in 0..bv {
                 for bx in 0..bh {
                     coef.fill(0);

@@ -46,18 +46,28 @@ impl<R: Read + Seek> Walker<R> {
 
     fn read<const N: usize>(&mut self) -> Result<[u8; N]> {
         let mut b = [0u8; N];
-        self.reader.read_exact(&mut b).map_err(|_| StudyError::Parse("file ends inside an element header".into()))?;
+        self.reader
+            .read_exact(&mut b)
+            .map_err(|_| StudyError::Parse("file ends inside an element header".into()))?;
         Ok(b)
     }
 
     fn u16(&mut self, e: Encoding) -> Result<u16> {
         let b = self.read::<2>()?;
-        Ok(if e.big_endian { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) })
+        Ok(if e.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
     }
 
     fn u32(&mut self, e: Encoding) -> Result<u32> {
         let b = self.read::<4>()?;
-        Ok(if e.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Ok(if e.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     fn skip(&mut self, tag: (u16, u16), len: u32, limit: u64) -> Result<()> {
@@ -74,14 +84,27 @@ impl<R: Read + Seek> Walker<R> {
     /// Returns true when the pixel data was reached.
     fn elements(&mut self, e: Encoding, limit: u64, in_item: bool, depth: usize) -> Result<bool> {
         if depth > MAX_DEPTH {
-            return Err(StudyError::Parse(format!("sequences nested deeper than {MAX_DEPTH} levels")));
+            return Err(StudyError::Parse(format!(
+                "sequences nested deeper than {MAX_DEPTH} levels"
+            )));
         }
         while self.pos()? + 8 <= limit {
             // Group 0002 is always explicit little endian.
             let group_bytes = self.read::<2>()?;
             let group_le = u16::from_le_bytes(group_bytes);
-            let enc = if group_le == 0x0002 { Encoding { explicit: true, big_endian: false } } else { e };
-            let group = if enc.big_endian { u16::from_be_bytes(group_bytes) } else { group_le };
+            let enc = if group_le == 0x0002 {
+                Encoding {
+                    explicit: true,
+                    big_endian: false,
+                }
+            } else {
+                e
+            };
+            let group = if enc.big_endian {
+                u16::from_be_bytes(group_bytes)
+            } else {
+                group_le
+            };
             if self.meta_only && depth == 0 && group_le != 0x0002 {
                 self.reader.seek(SeekFrom::Current(-2))?;
                 return Ok(false);
@@ -99,7 +122,30 @@ impl<R: Read + Seek> Walker<R> {
                 let vr = self.read::<2>()?;
                 // As in dicom-rs, any VR not known to have a 2-byte length (unknown ones
                 // included, read as UN) has a 4-byte length.
-                let short = matches!(&vr, b"AE" | b"AS" | b"AT" | b"CS" | b"DA" | b"DS" | b"DT" | b"FL" | b"FD" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"SL" | b"SS" | b"ST" | b"TM" | b"UI" | b"UL" | b"US");
+                let short = matches!(
+                    &vr,
+                    b"AE"
+                        | b"AS"
+                        | b"AT"
+                        | b"CS"
+                        | b"DA"
+                        | b"DS"
+                        | b"DT"
+                        | b"FL"
+                        | b"FD"
+                        | b"IS"
+                        | b"LO"
+                        | b"LT"
+                        | b"PN"
+                        | b"SH"
+                        | b"SL"
+                        | b"SS"
+                        | b"ST"
+                        | b"TM"
+                        | b"UI"
+                        | b"UL"
+                        | b"US"
+                );
                 let long = !short;
                 let len = if long {
                     self.read::<2>()?;
@@ -124,7 +170,9 @@ impl<R: Read + Seek> Walker<R> {
             }
             if tag == (0x0002, 0x0010) && len < 256 {
                 let mut uid = vec![0u8; len as usize];
-                self.reader.read_exact(&mut uid).map_err(|_| StudyError::Parse("file ends inside the meta group".into()))?;
+                self.reader
+                    .read_exact(&mut uid)
+                    .map_err(|_| StudyError::Parse("file ends inside the meta group".into()))?;
                 self.transfer_syntax = Some(String::from_utf8_lossy(&uid).trim_end_matches(['\0', ' ']).to_string());
                 continue;
             }
@@ -160,13 +208,17 @@ impl<R: Read + Seek> Walker<R> {
     /// `delimited`: the sequence has undefined length and must end with a delimiter.
     fn items(&mut self, e: Encoding, limit: u64, depth: usize, fragments: bool, delimited: bool) -> Result<()> {
         if depth > MAX_DEPTH {
-            return Err(StudyError::Parse(format!("sequences nested deeper than {MAX_DEPTH} levels")));
+            return Err(StudyError::Parse(format!(
+                "sequences nested deeper than {MAX_DEPTH} levels"
+            )));
         }
         loop {
             if self.pos()? + 8 > limit {
                 // A defined-length sequence ends at its limit; an undefined one must not.
                 return if delimited {
-                    Err(StudyError::Parse("sequence without end delimiter runs to the end of the file".into()))
+                    Err(StudyError::Parse(
+                        "sequence without end delimiter runs to the end of the file".into(),
+                    ))
                 } else {
                     Ok(())
                 };
@@ -207,10 +259,19 @@ impl<R: Read + Seek> Walker<R> {
 /// How a transfer syntax encodes the data set; `None` for deflated ones (not walkable).
 pub fn encoding_of(transfer_syntax: &str) -> Option<Encoding> {
     match transfer_syntax {
-        "1.2.840.10008.1.2" => Some(Encoding { explicit: false, big_endian: false }),
-        "1.2.840.10008.1.2.2" => Some(Encoding { explicit: true, big_endian: true }),
+        "1.2.840.10008.1.2" => Some(Encoding {
+            explicit: false,
+            big_endian: false,
+        }),
+        "1.2.840.10008.1.2.2" => Some(Encoding {
+            explicit: true,
+            big_endian: true,
+        }),
         "1.2.840.10008.1.2.1.99" | "1.2.840.10008.1.2.4.95" => None,
-        _ => Some(Encoding { explicit: true, big_endian: false }),
+        _ => Some(Encoding {
+            explicit: true,
+            big_endian: false,
+        }),
     }
 }
 
@@ -218,7 +279,12 @@ pub fn encoding_of(transfer_syntax: &str) -> Option<Encoding> {
 pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, check_pixels: bool) -> Result<()> {
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
-    let mut walker = Walker { reader, meta_only: false, transfer_syntax: None, check_pixels };
+    let mut walker = Walker {
+        reader,
+        meta_only: false,
+        transfer_syntax: None,
+        check_pixels,
+    };
     walker.elements(encoding, end, false, 0)?;
     Ok(())
 }
@@ -226,14 +292,29 @@ pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, chec
 /// Checks a Part 10 file: its meta group from `start` (just after "DICM"), then its data set
 /// in the encoding the meta group declares.
 /// `force` replaces the declared encoding (for files that declare one and use another).
-pub fn check_part10<R: Read + Seek>(mut reader: R, start: u64, force: Option<Encoding>, check_pixels: bool) -> Result<()> {
+pub fn check_part10<R: Read + Seek>(
+    mut reader: R,
+    start: u64,
+    force: Option<Encoding>,
+    check_pixels: bool,
+) -> Result<()> {
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
-    let le = Encoding { explicit: true, big_endian: false };
-    let mut walker = Walker { reader, meta_only: true, transfer_syntax: None, check_pixels };
+    let le = Encoding {
+        explicit: true,
+        big_endian: false,
+    };
+    let mut walker = Walker {
+        reader,
+        meta_only: true,
+        transfer_syntax: None,
+        check_pixels,
+    };
     walker.elements(le, end, false, 0)?;
     let ts = walker.transfer_syntax.take().unwrap_or_default();
-    let Some(encoding) = force.or_else(|| encoding_of(&ts)) else { return Ok(()) };
+    let Some(encoding) = force.or_else(|| encoding_of(&ts)) else {
+        return Ok(());
+    };
     walker.meta_only = false;
     walker.elements(encoding, end, false, 0)?;
     Ok(())
@@ -244,7 +325,10 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    const LE_EXPLICIT: Encoding = Encoding { explicit: true, big_endian: false };
+    const LE_EXPLICIT: Encoding = Encoding {
+        explicit: true,
+        big_endian: false,
+    };
 
     fn element(tag: (u16, u16), vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -263,7 +347,10 @@ mod tests {
         assert!(check(Cursor::new(data.clone()), 0, LE_EXPLICIT, true).is_ok());
         let mut bad = data.clone();
         bad.extend([0x10, 0x00, 0x20, 0x00, b'L', b'O', 0xFF, 0x7F]);
-        let err = check(Cursor::new(bad), 0, LE_EXPLICIT, true).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = check(Cursor::new(bad), 0, LE_EXPLICIT, true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("(0010,0020) claims 32767 bytes"), "{err}");
     }
 
@@ -283,7 +370,10 @@ mod tests {
             data.extend([0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
             data.extend([0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
-        let err = check(Cursor::new(data), 0, LE_EXPLICIT, true).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = check(Cursor::new(data), 0, LE_EXPLICIT, true)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("nested deeper"), "{err}");
     }
 }

@@ -8,8 +8,8 @@ pub mod header;
 mod jpeg12;
 mod lengths;
 mod open;
-mod rle;
 mod palette;
+mod rle;
 pub mod scan;
 pub mod series;
 pub mod volume;
@@ -52,13 +52,23 @@ pub struct StudySet {
 
 impl StudySet {
     /// Scans paths (files, folders, DICOMDIRs) and organises what it finds.
-    pub fn open(paths: &[std::path::PathBuf], progress: &(dyn Fn(Progress) + Sync), cancel: &std::sync::atomic::AtomicBool) -> Result<Self> {
+    pub fn open(
+        paths: &[std::path::PathBuf],
+        progress: &(dyn Fn(Progress) + Sync),
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Self> {
         let report = scan(paths, progress, cancel)?;
-        Ok(StudySet { patients: organize(report.instances), unreadable: report.unreadable, non_dicom: report.non_dicom })
+        Ok(StudySet {
+            patients: organize(report.instances),
+            unreadable: report.unreadable,
+            non_dicom: report.non_dicom,
+        })
     }
 
     pub fn series(&self) -> impl Iterator<Item = &Series> {
-        self.patients.iter().flat_map(|p| p.studies.iter().flat_map(|s| s.series.iter()))
+        self.patients
+            .iter()
+            .flat_map(|p| p.studies.iter().flat_map(|s| s.series.iter()))
     }
 
     pub fn find_series(&self, uid: &str) -> Option<&Series> {

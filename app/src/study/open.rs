@@ -10,8 +10,8 @@ use dicom_object::meta::FileMetaTableBuilder;
 use dicom_object::{DefaultDicomObject, FileDicomObject, InMemDicomObject, OpenFileOptions, file::ReadPreamble};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 
-use super::{attrs, lengths};
 use super::error::{Result, StudyError};
+use super::{attrs, lengths};
 
 /// How much of a file to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,11 @@ fn signature(path: &Path) -> std::io::Result<Signature> {
     let element_le = u16::from_le_bytes([head[2], head[3]]);
     let element_be = u16::from_be_bytes([head[2], head[3]]);
     if matches!(group_le, 0x0008 | 0x0005) && element_le < 0x0100 {
-        return Ok(Signature::Bare(if vr_letters { uids::EXPLICIT_VR_LITTLE_ENDIAN } else { uids::IMPLICIT_VR_LITTLE_ENDIAN }));
+        return Ok(Signature::Bare(if vr_letters {
+            uids::EXPLICIT_VR_LITTLE_ENDIAN
+        } else {
+            uids::IMPLICIT_VR_LITTLE_ENDIAN
+        }));
     }
     if matches!(group_be, 0x0008 | 0x0005) && element_be < 0x0100 && vr_letters {
         return Ok(Signature::Bare(super::decode::EXPLICIT_VR_BIG_ENDIAN));
@@ -76,8 +80,12 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
         Signature::Part10 => {
             if let Err(declared) = lengths::check_part10(BufReader::new(File::open(path)?), 132, None, check_pixels) {
                 // Some writers declare explicit VR but encode the data set implicitly.
-                let implicit = lengths::Encoding { explicit: false, big_endian: false };
-                return match lengths::check_part10(BufReader::new(File::open(path)?), 132, Some(implicit), check_pixels) {
+                let implicit = lengths::Encoding {
+                    explicit: false,
+                    big_endian: false,
+                };
+                return match lengths::check_part10(BufReader::new(File::open(path)?), 132, Some(implicit), check_pixels)
+                {
                     Ok(()) => reread_implicit(path).map(Some).map_err(|_| declared),
                     Err(_) => Err(declared),
                 };
@@ -103,10 +111,12 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
 }
 
 fn transfer_syntax(uid: &str) -> Result<&'static dicom_encoding::TransferSyntax> {
-    TransferSyntaxRegistry.get(uid).ok_or_else(|| StudyError::UnsupportedTransferSyntax {
-        uid: uid.to_string(),
-        detail: "unknown transfer syntax".into(),
-    })
+    TransferSyntaxRegistry
+        .get(uid)
+        .ok_or_else(|| StudyError::UnsupportedTransferSyntax {
+            uid: uid.to_string(),
+            detail: "unknown transfer syntax".into(),
+        })
 }
 
 /// Re-reads a Part 10 file whose meta declares an explicit VR little endian encoding (plain
@@ -116,7 +126,8 @@ fn reread_implicit(path: &Path) -> Result<DefaultDicomObject> {
     file.seek(SeekFrom::Start(128))?;
     let meta = dicom_object::FileMetaTable::from_reader(&mut file).map_err(|e| parse_error(&e))?;
     let declared = transfer_syntax(meta.transfer_syntax())?;
-    if declared.uid() == uids::IMPLICIT_VR_LITTLE_ENDIAN || declared.endianness() != dicom_encoding::Endianness::Little {
+    if declared.uid() == uids::IMPLICIT_VR_LITTLE_ENDIAN || declared.endianness() != dicom_encoding::Endianness::Little
+    {
         return Err(StudyError::Parse("not declared as explicit VR little endian".into()));
     }
     let data = InMemDicomObject::read_dataset_with_ts(file, transfer_syntax(uids::IMPLICIT_VR_LITTLE_ENDIAN)?)
@@ -129,7 +140,9 @@ fn read_bare(path: &Path, ts: &str) -> Result<DefaultDicomObject> {
     let file = BufReader::new(File::open(path)?);
     let data = InMemDicomObject::read_dataset_with_ts(file, transfer_syntax(ts)?).map_err(|e| parse_error(&e))?;
     let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(attrs::string(&data, tags::SOP_CLASS_UID).unwrap_or_else(|| "1.2.840.10008.5.1.4.1.1.7".into()))
+        .media_storage_sop_class_uid(
+            attrs::string(&data, tags::SOP_CLASS_UID).unwrap_or_else(|| "1.2.840.10008.5.1.4.1.1.7".into()),
+        )
         .media_storage_sop_instance_uid(attrs::string(&data, tags::SOP_INSTANCE_UID).unwrap_or_else(|| "2.25.0".into()))
         .transfer_syntax(ts)
         .build()

@@ -1,7 +1,7 @@
 //! Palette colour lookup tables, including the segmented form (PS3.3 C.7.9.2).
 
-use dicom_dictionary_std::tags;
 use dicom_core::Tag;
+use dicom_dictionary_std::tags;
 
 use super::attrs::{self, Object};
 use super::error::{Result, StudyError};
@@ -15,9 +15,24 @@ impl Palette {
     pub fn read(obj: &Object) -> Result<Self> {
         Ok(Palette {
             tables: [
-                read_table(obj, tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA, tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA)?,
-                read_table(obj, tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA, tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA)?,
-                read_table(obj, tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR, tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA, tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA)?,
+                read_table(
+                    obj,
+                    tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                    tags::SEGMENTED_RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                )?,
+                read_table(
+                    obj,
+                    tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                    tags::SEGMENTED_GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                )?,
+                read_table(
+                    obj,
+                    tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                    tags::SEGMENTED_BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                )?,
             ],
         })
     }
@@ -35,7 +50,8 @@ fn words(raw: &[u8]) -> Vec<u16> {
 }
 
 fn read_table(obj: &Object, descriptor: Tag, data: Tag, segmented: Tag) -> Result<(i64, Vec<u16>)> {
-    let desc = attrs::floats(obj, descriptor).ok_or_else(|| StudyError::Decode("palette colour LUT descriptor missing".into()))?;
+    let desc = attrs::floats(obj, descriptor)
+        .ok_or_else(|| StudyError::Decode("palette colour LUT descriptor missing".into()))?;
     let entries = match desc.first().copied().unwrap_or(0.0) {
         0.0 => 65536,
         n => n as usize,
@@ -69,11 +85,24 @@ fn expand_segments(words: &[u16], entries: usize) -> Result<Vec<u16>> {
     let mut segment_starts: Vec<usize> = Vec::new();
     let mut i = 0;
     let mut depth = 0;
-    expand_from(words, &mut i, usize::MAX, &mut out, &mut segment_starts, &mut depth, entries).map_err(|e| bad(e))?;
+    expand_from(
+        words,
+        &mut i,
+        usize::MAX,
+        &mut out,
+        &mut segment_starts,
+        &mut depth,
+        entries,
+    )
+    .map_err(|e| bad(e))?;
     if out.len() < entries {
         return Err(bad("shorter than its descriptor"));
     }
-    Ok(out.iter().take(entries).map(|v| v.round().clamp(0.0, 65535.0) as u16).collect())
+    Ok(out
+        .iter()
+        .take(entries)
+        .map(|v| v.round().clamp(0.0, 65535.0) as u16)
+        .collect())
 }
 
 fn expand_from(

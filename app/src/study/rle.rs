@@ -13,9 +13,16 @@ pub enum RleError {
 }
 
 /// Decodes one RLE frame to little-endian interleaved samples.
-pub fn decode_frame(data: &[u8], pixels: usize, samples_per_pixel: usize, bits_allocated: u16) -> Result<Vec<u8>, RleError> {
+pub fn decode_frame(
+    data: &[u8],
+    pixels: usize,
+    samples_per_pixel: usize,
+    bits_allocated: u16,
+) -> Result<Vec<u8>, RleError> {
     let header = data.get(..64).ok_or(RleError::Header)?;
-    let word = |i: usize| u32::from_le_bytes([header[i * 4], header[i * 4 + 1], header[i * 4 + 2], header[i * 4 + 3]]) as usize;
+    let word = |i: usize| {
+        u32::from_le_bytes([header[i * 4], header[i * 4 + 1], header[i * 4 + 2], header[i * 4 + 3]]) as usize
+    };
     let count = word(0);
     let bytes_per_sample = usize::from(bits_allocated).div_ceil(8);
     let needed = samples_per_pixel * bytes_per_sample;
@@ -29,7 +36,9 @@ pub fn decode_frame(data: &[u8], pixels: usize, samples_per_pixel: usize, bits_a
     for seg in 0..count {
         let start = word(seg + 1);
         let end = if seg + 1 < count { word(seg + 2) } else { data.len() };
-        let body = data.get(start..end.min(data.len()).max(start)).ok_or(RleError::Header)?;
+        let body = data
+            .get(start..end.min(data.len()).max(start))
+            .ok_or(RleError::Header)?;
         let plane = unpack(body, pixels);
         if plane.len() < pixels {
             return Err(RleError::ShortSegment(seg));
@@ -73,7 +82,10 @@ mod tests {
 
     #[test]
     fn packbits_literals_and_runs() {
-        assert_eq!(unpack(&[2, 1, 2, 3, 0xFE, 9, 0x80, 0, 7], 100), vec![1, 2, 3, 9, 9, 9, 7]);
+        assert_eq!(
+            unpack(&[2, 1, 2, 3, 0xFE, 9, 0x80, 0, 7], 100),
+            vec![1, 2, 3, 9, 9, 9, 7]
+        );
     }
 
     #[test]
@@ -94,6 +106,9 @@ mod tests {
         data[0] = 1;
         data[4] = 64;
         data.extend_from_slice(&[0, 1]);
-        assert!(matches!(decode_frame(&data, 1, 1, 16), Err(RleError::Segments { found: 1, needed: 2 })));
+        assert!(matches!(
+            decode_frame(&data, 1, 1, 16),
+            Err(RleError::Segments { found: 1, needed: 2 })
+        ));
     }
 }

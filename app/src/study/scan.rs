@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::error::{Result, StudyError};
 use super::header::InstanceHeader;
 use super::open::{Extent, open_object};
-use super::{attrs, Progress};
+use super::{Progress, attrs};
 
 /// A file that looked like DICOM but could not be read, with the reason.
 #[derive(Debug, Clone, Serialize)]
@@ -31,10 +31,18 @@ pub struct ScanReport {
 
 /// Opens a file's header, stopping before the pixel data. `Ok(None)` for non-DICOM files.
 pub fn read_header(path: &Path) -> Result<Option<InstanceHeader>> {
-    let Some(obj) = open_object(path, Extent::Header)? else { return Ok(None) };
+    let Some(obj) = open_object(path, Extent::Header)? else {
+        return Ok(None);
+    };
     let file_size = std::fs::metadata(path)?.len();
     let meta = obj.meta();
-    Ok(Some(InstanceHeader::from_object(path, file_size, meta.transfer_syntax(), meta.media_storage_sop_class_uid(), &obj)))
+    Ok(Some(InstanceHeader::from_object(
+        path,
+        file_size,
+        meta.transfer_syntax(),
+        meta.media_storage_sop_class_uid(),
+        &obj,
+    )))
 }
 
 /// Lists the files a DICOMDIR references, resolving each path case-insensitively.
@@ -45,7 +53,9 @@ pub fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>> {
     let base = path.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
     for record in attrs::items(&obj, tags::DIRECTORY_RECORD_SEQUENCE) {
-        let Some(id) = attrs::string(record, tags::REFERENCED_FILE_ID) else { continue };
+        let Some(id) = attrs::string(record, tags::REFERENCED_FILE_ID) else {
+            continue;
+        };
         let components: Vec<&str> = id.split('\\').map(str::trim).filter(|c| !c.is_empty()).collect();
         if components.iter().any(|c| *c == ".." || c.contains('/')) {
             continue; // a record must not point outside the medium
@@ -67,9 +77,10 @@ fn resolve_case_insensitive(base: &Path, components: &[&str]) -> Option<PathBuf>
             current = exact;
             continue;
         }
-        let entry = std::fs::read_dir(&current).ok()?.flatten().find(|e| {
-            e.file_name().to_string_lossy().eq_ignore_ascii_case(component)
-        })?;
+        let entry = std::fs::read_dir(&current)
+            .ok()?
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().eq_ignore_ascii_case(component))?;
         current = entry.path();
     }
     current.is_file().then_some(current)
@@ -144,7 +155,10 @@ pub fn scan(paths: &[PathBuf], progress: &(dyn Fn(Progress) + Sync), cancel: &At
             Ok(Some(header)) if header.is_dicomdir() => {}
             Ok(Some(header)) => report.instances.push(header),
             Ok(None) => report.non_dicom += 1,
-            Err(e) => report.unreadable.push(Unreadable { path, reason: e.to_string() }),
+            Err(e) => report.unreadable.push(Unreadable {
+                path,
+                reason: e.to_string(),
+            }),
         }
     }
     Ok(report)

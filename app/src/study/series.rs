@@ -107,8 +107,10 @@ pub struct Patient {
 /// Groups headers into the patient/study/series tree, splitting and sorting stacks.
 pub fn organize(instances: Vec<InstanceHeader>) -> Vec<Patient> {
     // BTreeMaps keep the output order stable whatever order the files were read in.
-    let mut patients: BTreeMap<(Option<String>, Option<String>), BTreeMap<String, BTreeMap<String, Vec<Arc<InstanceHeader>>>>> =
-        BTreeMap::new();
+    let mut patients: BTreeMap<
+        (Option<String>, Option<String>),
+        BTreeMap<String, BTreeMap<String, Vec<Arc<InstanceHeader>>>>,
+    > = BTreeMap::new();
     let mut infos: BTreeMap<(Option<String>, Option<String>), PatientInfo> = BTreeMap::new();
     for header in instances {
         let key = (header.patient.id.clone(), header.patient.name.clone());
@@ -129,13 +131,24 @@ pub fn organize(instances: Vec<InstanceHeader>) -> Vec<Patient> {
             studies: studies
                 .into_iter()
                 .map(|(uid, series)| {
-                    let mut series: Vec<Series> = series.into_iter().map(|(uid, members)| build_series(uid, members)).collect();
+                    let mut series: Vec<Series> = series
+                        .into_iter()
+                        .map(|(uid, members)| build_series(uid, members))
+                        .collect();
                     series.sort_by(|a, b| a.number.cmp(&b.number).then_with(|| a.uid.cmp(&b.uid)));
-                    let first = series.iter().flat_map(|s| s.stacks.iter().flat_map(|st| st.slices.first())).next();
+                    let first = series
+                        .iter()
+                        .flat_map(|s| s.stacks.iter().flat_map(|st| st.slices.first()))
+                        .next();
                     let (date, description) = first
                         .map(|s| (s.instance.study_date.clone(), s.instance.study_description.clone()))
                         .unwrap_or_default();
-                    Study { uid, date, description, series }
+                    Study {
+                        uid,
+                        date,
+                        description,
+                        series,
+                    }
                 })
                 .collect(),
         })
@@ -151,8 +164,16 @@ fn build_series(uid: String, members: Vec<Arc<InstanceHeader>>) -> Series {
         let Some(pixels) = header.pixels.as_ref() else { continue };
         for frame in 0..pixels.frames {
             let orientation = header.frames.get(frame as usize).and_then(|f| f.orientation);
-            let key = (orientation.as_ref().map(geometry::orientation_key), pixels.rows, pixels.columns, pixels.samples_per_pixel);
-            groups.entry(key).or_default().push(SliceRef { instance: header.clone(), frame });
+            let key = (
+                orientation.as_ref().map(geometry::orientation_key),
+                pixels.rows,
+                pixels.columns,
+                pixels.samples_per_pixel,
+            );
+            groups.entry(key).or_default().push(SliceRef {
+                instance: header.clone(),
+                frame,
+            });
         }
     }
     let mut stacks: Vec<Stack> = groups.into_values().map(build_stack).collect();
@@ -188,7 +209,9 @@ fn build_stack(mut slices: Vec<SliceRef>) -> Stack {
             let distances: Vec<f64> = slices.iter().map(distance).collect();
             let report = geometry::spacing_report(&distances);
             if report.duplicates > 0 {
-                warnings.push(SeriesWarning::DuplicatePositions { count: report.duplicates });
+                warnings.push(SeriesWarning::DuplicatePositions {
+                    count: report.duplicates,
+                });
             }
             if report.missing > 0 {
                 warnings.push(SeriesWarning::MissingSlices { count: report.missing });
@@ -201,22 +224,22 @@ fn build_stack(mut slices: Vec<SliceRef>) -> Stack {
             }
             let first_pos = slices[0].info().position.unwrap_or([0.0; 3]);
             let last_pos = slices[slices.len() - 1].info().position.unwrap_or([0.0; 3]);
-            let tilt = geometry::tilt_degrees(&normal, &first_pos, &last_pos)
-                .filter(|_| report.duplicates + 1 < slices.len());
+            let tilt =
+                geometry::tilt_degrees(&normal, &first_pos, &last_pos).filter(|_| report.duplicates + 1 < slices.len());
             let tilt = tilt.or(first.instance.gantry_tilt.map(f64::abs));
             if let Some(t) = tilt.filter(|t| *t > 0.5) {
                 warnings.push(SeriesWarning::GantryTilt { degrees: t });
             }
             let spacings: Vec<[f64; 2]> = slices.iter().filter_map(|s| s.info().pixel_spacing).collect();
-            if spacings.windows(2).any(|w| (w[0][0] - w[1][0]).abs() > 1e-4 || (w[0][1] - w[1][1]).abs() > 1e-4) {
+            if spacings
+                .windows(2)
+                .any(|w| (w[0][0] - w[1][0]).abs() > 1e-4 || (w[0][1] - w[1][1]).abs() > 1e-4)
+            {
                 warnings.push(SeriesWarning::MixedPixelSpacing);
             }
             // PixelSpacing is (row spacing, column spacing) = (between rows, between columns).
             let ps = first.info().pixel_spacing.unwrap_or([1.0, 1.0]);
-            let slice_spacing = report
-                .spacing
-                .or(first.info().slice_thickness)
-                .unwrap_or(1.0);
+            let slice_spacing = report.spacing.or(first.info().slice_thickness).unwrap_or(1.0);
             geometry = Some(StackGeometry {
                 origin: first_pos,
                 row_direction: geometry::normalize(&[iop[0], iop[1], iop[2]]),

@@ -113,7 +113,11 @@ pub fn load_volume(stack: &Stack, progress: &(dyn Fn(Progress) + Sync), cancel: 
                     Err(e) => Err(e.to_string()),
                 };
                 if let Err(reason) = outcome {
-                    failures.push(SkippedSlice { index, path: header.path.clone(), reason });
+                    failures.push(SkippedSlice {
+                        index,
+                        path: header.path.clone(),
+                        reason,
+                    });
                 }
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                 progress(Progress { done: n, total: slices });
@@ -126,7 +130,9 @@ pub fn load_volume(stack: &Stack, progress: &(dyn Fn(Progress) + Sync), cancel: 
     }
     if skipped.len() == slices {
         let reason = skipped.first().map(|s| s.reason.clone()).unwrap_or_default();
-        return Err(StudyError::Decode(format!("no slice of the series could be decoded: {reason}")));
+        return Err(StudyError::Decode(format!(
+            "no slice of the series could be decoded: {reason}"
+        )));
     }
     let mut skipped = skipped;
     skipped.sort_by_key(|s| s.index);
@@ -153,11 +159,17 @@ pub fn percentile_window(data: &[f32], channels: usize) -> WindowLevel {
     let step = (data.len() / 200_000).max(1) * channels;
     let mut sample: Vec<f32> = data.iter().step_by(step).copied().filter(|v| v.is_finite()).collect();
     if sample.is_empty() {
-        return WindowLevel { center: 0.5, width: 1.0 };
+        return WindowLevel {
+            center: 0.5,
+            width: 1.0,
+        };
     }
     sample.sort_by(f32::total_cmp);
     let at = |q: f64| f64::from(sample[((sample.len() - 1) as f64 * q).round() as usize]);
     let (lo, hi) = (at(0.005), at(0.995));
     let width = (hi - lo).max(1.0);
-    WindowLevel { center: lo + width / 2.0, width }
+    WindowLevel {
+        center: lo + width / 2.0,
+        width,
+    }
 }

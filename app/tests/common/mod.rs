@@ -14,7 +14,10 @@ pub fn corpus() -> Corpus {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/focal/corpus")))
         .unwrap_or_default();
-    let c = Corpus { files: base.join("wheels"), reference: base.join("ref") };
+    let c = Corpus {
+        files: base.join("wheels"),
+        reference: base.join("ref"),
+    };
     assert!(
         c.reference.join("index.json").is_file(),
         "the test corpus is missing under {}: run scripts/test.sh (it fetches the pydicom wheels and computes the reference)",
@@ -30,17 +33,39 @@ pub fn read_npy(path: &std::path::Path) -> (Vec<usize>, Vec<f64>) {
     let (header_len, start) = if bytes[6] == 1 {
         (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10)
     } else {
-        (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+        (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        )
     };
     let header = std::str::from_utf8(&bytes[start..start + header_len]).expect("ascii header");
-    let descr = header.split("'descr':").nth(1).and_then(|s| s.split('\'').nth(1)).expect("descr");
+    let descr = header
+        .split("'descr':")
+        .nth(1)
+        .and_then(|s| s.split('\'').nth(1))
+        .expect("descr");
     assert!(header.contains("'fortran_order': False"));
-    let shape_text = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).expect("shape");
-    let shape: Vec<usize> = shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().expect("dim")).collect();
+    let shape_text = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("shape");
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().expect("dim"))
+        .collect();
     let body = &bytes[start + header_len..];
     let values = match descr {
-        "<f4" => body.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect(),
-        "<f8" => body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+        "<f4" => body
+            .chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        "<f8" => body
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
         other => panic!("unsupported npy dtype {other}"),
     };
     (shape, values)
