@@ -32,6 +32,11 @@ if [ "$(cat "$FOCAL_CORPUS/ref/.stamp" 2>/dev/null)" != "$REF_STAMP" ]; then
 fi
 
 # The committed model: sha256 against its manifest, golden outputs through Python onnxruntime.
-"$PY" models/training/check_model.py models/brain-tissue.json
+"$PY" models/training/check_model.py models/brain-tissue.json "$CACHE/golden-f32"
+export FOCAL_GOLDEN_F32="$CACHE/golden-f32"
+
+# The ONNX Runtime library Focal loads (from the PyPI wheel, into the cache).
+scripts/fetch-onnxruntime.sh
+export FOCAL_ORT_LIB="$CACHE/onnxruntime/libonnxruntime.so.1.31.1"
 
 cargo test --workspace --locked -- --nocapture

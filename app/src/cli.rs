@@ -28,6 +28,30 @@ pub struct Cli {
 pub enum Command {
     /// List the studies and series under files, folders or DICOMDIRs, and the unreadable files.
     Info(InfoArgs),
+    /// Run the segmentation model on a series and write label map, attention map and summary.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// DICOM files, folders or a DICOMDIR holding the study.
+    #[arg(required = true)]
+    pub study: Vec<PathBuf>,
+    /// SeriesInstanceUID to analyse (default: the series with the largest image stack).
+    #[arg(long)]
+    pub series: Option<String>,
+    /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: crate::inference::Device,
+    /// Output folder (created; never a folder of the study's files).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model manifest (default: the bundled models/brain-tissue.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Run a model whose sha256 does not match its manifest (shown in every output).
+    #[arg(long)]
+    pub allow_unverified_model: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -49,6 +73,7 @@ pub struct InfoArgs {
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Info(args)) => info(&args),
+        Some(Command::Analyze(args)) => crate::analyze_cmd::analyze(&args),
         None => {
             // The viewer lands with its own issue; until then say what works.
             use clap::CommandFactory;

@@ -2,7 +2,9 @@
 //!
 //! Data flows one way: `study` (files → series → volume) → inference → render → ui / report.
 
+mod analyze_cmd;
 pub mod cli;
+pub mod inference;
 pub mod study;
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.

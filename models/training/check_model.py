@@ -2,7 +2,10 @@
 """CI check of the committed model: the .onnx matches the manifest's sha256, its inputs and
 outputs are the ones the manifest names, and onnxruntime reproduces the golden outputs.
 
-usage: check_model.py models/brain-tissue.json
+usage: check_model.py models/brain-tissue.json [F32_OUT_DIR]
+
+With F32_OUT_DIR, also writes onnxruntime's float32 outputs for the golden inputs there, so the
+Rust tests can compare Focal's own ONNX Runtime path with Python's at full precision.
 """
 import hashlib
 import json
@@ -34,6 +37,10 @@ def main():
     for g in index["slices"]:
         x = np.load(os.path.join(golden, g["name"] + "_input.npy")).astype(np.float32)
         probs, att = sess.run(["probs", "attention"], {"image": x})
+        if len(sys.argv) > 2:
+            os.makedirs(sys.argv[2], exist_ok=True)
+            np.save(os.path.join(sys.argv[2], g["name"] + "_probs.npy"), probs.astype(np.float32))
+            np.save(os.path.join(sys.argv[2], g["name"] + "_attention.npy"), att.astype(np.float32))
         for name, value in (("probs", probs), ("attention", att)):
             ref = np.load(os.path.join(golden, f"{g['name']}_{name}.npy")).astype(np.float32)
             assert ref.shape == value.shape, f"{g['name']} {name}: shape {value.shape} vs golden {ref.shape}"

@@ -66,7 +66,39 @@ pub fn read_npy(path: &std::path::Path) -> (Vec<usize>, Vec<f64>) {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect(),
+        "<f2" => body
+            .chunks_exact(2)
+            .map(|c| f64::from(f16_to_f32(u16::from_le_bytes([c[0], c[1]]))))
+            .collect(),
         other => panic!("unsupported npy dtype {other}"),
     };
     (shape, values)
+}
+
+/// IEEE 754 half precision to single precision.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1F);
+    let frac = u32::from(h & 0x3FF);
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => {
+            // Subnormal: normalise it.
+            let mut e = 127 - 15 + 1;
+            let mut f = frac;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | (e << 23) | ((f & 0x3FF) << 13)
+        }
+        31 => sign | 0x7F80_0000 | (frac << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

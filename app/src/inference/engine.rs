@@ -1,0 +1,193 @@
+//! An ONNX Runtime session for a manifest's model, on the execution provider that really runs.
+
+use ndarray::Array4;
+use ort::session::{Session, builder::GraphOptimizationLevel};
+use ort::value::{Tensor, ValueType};
+use serde::Serialize;
+
+use super::manifest::Manifest;
+use super::{InferenceError, Result, runtime};
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    /// CUDA when it works, else CPU (and say why).
+    Auto,
+    Cpu,
+    /// CUDA or nothing.
+    Cuda,
+}
+
+/// The execution provider that actually runs, and why it is that one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Provider {
+    pub name: &'static str,
+    /// Why CUDA is not used, when it was asked for (auto) and failed.
+    pub fallback_reason: Option<String>,
+}
+
+pub struct Engine {
+    session: Session,
+    pub manifest: Manifest,
+    pub provider: Provider,
+    /// sha256 of the model file as loaded.
+    pub sha256: String,
+    pub verified: bool,
+}
+
+fn short(e: impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+impl Engine {
+    /// Verifies the model against its manifest, loads ONNX Runtime and creates the session.
+    pub fn open(manifest: Manifest, device: Device, allow_unverified: bool) -> Result<Engine> {
+        let (sha256, verified) = match manifest.verify() {
+            Ok(d) => (d, true),
+            Err(InferenceError::ModelHash { actual, .. }) if allow_unverified => {
+                tracing::warn!(
+                    "model sha256 does not match its manifest; running it because --allow-unverified-model was given"
+                );
+                (actual, false)
+            }
+            Err(e) => return Err(e),
+        };
+        let (env, _) = runtime::environment()?;
+        let builder = Session::builder(env)
+            .map_err(|e| InferenceError::ModelLoad(short(e)))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| InferenceError::ModelLoad(short(e)))?;
+        let (mut builder, provider) = match device {
+            Device::Cpu => (
+                builder,
+                Provider {
+                    name: "CPU",
+                    fallback_reason: None,
+                },
+            ),
+            Device::Auto | Device::Cuda => {
+                let cuda = ort::ep::CUDA::default().with_device_id(0).build().error_on_failure();
+                match builder.with_execution_providers([cuda]) {
+                    Ok(b) => (
+                        b,
+                        Provider {
+                            name: "CUDA",
+                            fallback_reason: None,
+                        },
+                    ),
+                    Err(e) => {
+                        let reason = cuda_reason(&short(&e));
+                        if device == Device::Cuda {
+                            return Err(InferenceError::CudaUnavailable(reason));
+                        }
+                        tracing::warn!(%reason, "CUDA unavailable, running on CPU");
+                        (
+                            e.recover(),
+                            Provider {
+                                name: "CPU",
+                                fallback_reason: Some(reason),
+                            },
+                        )
+                    }
+                }
+            }
+        };
+        let session = builder
+            .commit_from_file(manifest.model_path())
+            .map_err(|e| InferenceError::ModelLoad(short(e)))?;
+        let engine = Engine {
+            session,
+            manifest,
+            provider,
+            sha256,
+            verified,
+        };
+        engine.check_signature()?;
+        Ok(engine)
+    }
+
+    /// The model's real inputs and outputs must be what the manifest says.
+    fn check_signature(&self) -> Result<()> {
+        let m = &self.manifest;
+        let inputs: Vec<&str> = self.session.inputs().iter().map(|i| i.name()).collect();
+        if inputs != [m.input.name.as_str()] {
+            return Err(InferenceError::ModelMismatch(format!(
+                "model inputs {inputs:?}, manifest input {:?}",
+                m.input.name
+            )));
+        }
+        let dims = |vt: &ValueType| match vt {
+            ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect::<Vec<i64>>()),
+            _ => None,
+        };
+        let input_dims = dims(self.session.inputs()[0].dtype()).unwrap_or_default();
+        if input_dims.len() != 4 || input_dims[1] != 1 {
+            return Err(InferenceError::ModelMismatch(format!(
+                "model input shape {input_dims:?}, manifest expects [N, 1, H, W]"
+            )));
+        }
+        for out in ["probs", "attention"] {
+            let found = self.session.outputs().iter().find(|o| o.name() == out);
+            let Some(found) = found else {
+                let names: Vec<&str> = self.session.outputs().iter().map(|o| o.name()).collect();
+                return Err(InferenceError::ModelMismatch(format!(
+                    "model outputs {names:?}, manifest needs {out:?}"
+                )));
+            };
+            let d = dims(found.dtype()).unwrap_or_default();
+            let channels = if out == "probs" { m.labels.len() as i64 } else { 1 };
+            if d.len() != 4 || (d[1] >= 0 && d[1] != channels) {
+                return Err(InferenceError::ModelMismatch(format!(
+                    "model output {out} has shape {d:?}, manifest expects [N, {channels}, H, W]"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn classes(&self) -> usize {
+        self.manifest.labels.len()
+    }
+
+    /// Runs a batch of normalised images [n, 1, h, w]; returns probs [n, C, h, w] and
+    /// attention [n, h, w], flattened.
+    pub fn run(&mut self, images: Vec<f32>, n: usize, h: usize, w: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+        let array = Array4::from_shape_vec((n, 1, h, w), images).map_err(|e| InferenceError::Run(e.to_string()))?;
+        let tensor = Tensor::from_array(array).map_err(|e| InferenceError::Run(short(e)))?;
+        let input = self.manifest.input.name.clone();
+        let classes = self.classes();
+        let outputs = self
+            .session
+            .run(ort::inputs![input => tensor])
+            .map_err(|e| InferenceError::Run(short(e)))?;
+        let probs = outputs["probs"]
+            .try_extract_array::<f32>()
+            .map_err(|e| InferenceError::Run(short(e)))?;
+        let attention = outputs["attention"]
+            .try_extract_array::<f32>()
+            .map_err(|e| InferenceError::Run(short(e)))?;
+        if probs.shape() != [n, classes, h, w] || attention.shape() != [n, 1, h, w] {
+            return Err(InferenceError::ModelMismatch(format!(
+                "outputs have shapes {:?} and {:?} for input [{n}, 1, {h}, {w}]",
+                probs.shape(),
+                attention.shape()
+            )));
+        }
+        Ok((probs.iter().copied().collect(), attention.iter().copied().collect()))
+    }
+}
+
+/// Turns ONNX Runtime's CUDA registration error into what the user should do.
+fn cuda_reason(error: &str) -> String {
+    let lower = error.to_ascii_lowercase();
+    let hint = if lower.contains("not available") || lower.contains("not enabled") || lower.contains("providers_cuda") {
+        "the loaded ONNX Runtime library has no CUDA provider (install onnxruntime-gpu 1.31.1: bench/gpu-check.sh)"
+    } else if lower.contains("libcudnn") || lower.contains("libcublas") || lower.contains("libcudart") {
+        "CUDA or cuDNN libraries are missing (the nvidia-*-cu13 wheels provide them)"
+    } else if lower.contains("driver") {
+        "no usable NVIDIA driver"
+    } else {
+        "CUDA provider registration failed"
+    };
+    format!("{hint}: {error}")
+}

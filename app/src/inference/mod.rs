@@ -1,0 +1,51 @@
+//! Volume → label maps and attention maps, through ONNX Runtime. No UI code here.
+
+pub mod analysis;
+pub mod engine;
+pub mod manifest;
+pub mod nifti;
+pub mod runtime;
+
+pub use analysis::{Analysis, analyze_volume};
+pub use engine::{Device, Engine, Provider};
+pub use manifest::Manifest;
+
+use std::path::PathBuf;
+
+/// Why the model could not be loaded or run. Each message names what is wrong and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error(
+        "ONNX Runtime library not found (tried: {}). Run scripts/fetch-onnxruntime.sh, or set FOCAL_ORT_LIB to libonnxruntime.so.1.31.1",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    RuntimeMissing { tried: Vec<PathBuf> },
+    #[error("ONNX Runtime library could not be loaded ({reason}); Focal needs version 1.31 (API 31): {path}")]
+    RuntimeLoad { path: PathBuf, reason: String },
+    #[error("model manifest is invalid: {reason}: {path}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error(
+        "model file {file} does not match its manifest: sha256 is {actual}, the manifest says {expected}; refusing it (--allow-unverified-model overrides)"
+    )]
+    ModelHash {
+        file: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("the model could not be loaded: {0}")]
+    ModelLoad(String),
+    #[error("the model disagrees with its manifest: {0}")]
+    ModelMismatch(String),
+    #[error("CUDA was requested but cannot be used: {0}")]
+    CudaUnavailable(String),
+    #[error("inference failed: {0}")]
+    Run(String),
+    #[error("the volume cannot be analysed: {0}")]
+    Input(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("cannot write results: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = InferenceError> = std::result::Result<T, E>;

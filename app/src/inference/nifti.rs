@@ -1,0 +1,82 @@
+//! Minimal NIfTI-1 writer (single .nii file), so researchers can open results in any tool.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::study::geometry::StackGeometry;
+
+/// Element types written here.
+#[derive(Clone, Copy)]
+pub enum Data<'a> {
+    U8(&'a [u8]),
+    F32(&'a [f32]),
+}
+
+/// Writes a 3D (or 4D, with `t` > 1) image with the stack's patient geometry (LPS → RAS).
+/// Atomic: written to a temporary file beside the target, then renamed.
+pub fn write(path: &Path, dims: [usize; 4], geometry: Option<&StackGeometry>, data: Data) -> std::io::Result<()> {
+    let mut h = vec![0u8; 352];
+    let put_i16 = |h: &mut Vec<u8>, at: usize, v: i16| h[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put_i32 = |h: &mut Vec<u8>, at: usize, v: i32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let put_f32 = |h: &mut Vec<u8>, at: usize, v: f32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    put_i32(&mut h, 0, 348);
+    let ndim = if dims[3] > 1 { 4 } else { 3 };
+    put_i16(&mut h, 40, ndim);
+    for (i, d) in dims.iter().enumerate() {
+        put_i16(&mut h, 42 + 2 * i as usize, i16::try_from(*d).unwrap_or(i16::MAX));
+    }
+    for i in ndim as usize + 1..8 {
+        put_i16(&mut h, 42 + 2 * i, 1);
+    }
+    let (code, bits): (i16, i16) = match data {
+        Data::U8(_) => (2, 8),
+        Data::F32(_) => (16, 32),
+    };
+    put_i16(&mut h, 70, code);
+    put_i16(&mut h, 72, bits);
+    let spacing = geometry.map_or([1.0; 3], |g| g.spacing);
+    put_f32(&mut h, 76, 1.0); // qfac
+    for i in 0..3 {
+        put_f32(&mut h, 80 + 4 * i, spacing[i] as f32);
+    }
+    put_f32(&mut h, 108, 352.0); // vox_offset
+    put_f32(&mut h, 112, 1.0); // scl_slope
+    h[123] = 2 | 8; // xyzt_units: mm, s
+    put_i16(&mut h, 254, 1); // sform_code: scanner
+    // sform rows map voxel (i = column, j = row, k = slice) to RAS mm.
+    let g = geometry.cloned().unwrap_or(StackGeometry {
+        origin: [0.0; 3],
+        row_direction: [1.0, 0.0, 0.0],
+        column_direction: [0.0, 1.0, 0.0],
+        slice_direction: [0.0, 0.0, 1.0],
+        spacing: [1.0; 3],
+    });
+    for r in 0..3 {
+        let flip = if r < 2 { -1.0 } else { 1.0 }; // LPS → RAS
+        let row = [
+            flip * g.row_direction[r] * g.spacing[0],
+            flip * g.column_direction[r] * g.spacing[1],
+            flip * g.slice_direction[r] * g.spacing[2],
+            flip * g.origin[r],
+        ];
+        for (c, v) in row.iter().enumerate() {
+            put_f32(&mut h, 280 + 16 * r + 4 * c, *v as f32);
+        }
+    }
+    h[344..348].copy_from_slice(b"n+1\0");
+    let tmp = path.with_extension("nii.partial");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        f.write_all(&h)?;
+        match data {
+            Data::U8(v) => f.write_all(v)?,
+            Data::F32(v) => {
+                for x in v {
+                    f.write_all(&x.to_le_bytes())?;
+                }
+            }
+        }
+        f.flush()?;
+    }
+    std::fs::rename(&tmp, path)
+}

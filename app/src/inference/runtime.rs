@@ -1,0 +1,61 @@
+//! Finding and loading the ONNX Runtime shared library (never downloaded at run time).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+
+use super::{InferenceError, Result};
+
+pub const LIBRARY: &str = "libonnxruntime.so.1.31.1";
+
+/// Places Focal looks for the library, in order: `FOCAL_ORT_LIB`, beside the executable,
+/// the user cache (where scripts/fetch-onnxruntime.sh puts it).
+pub fn candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("FOCAL_ORT_LIB") {
+        out.push(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
+        out.push(dir.join(LIBRARY));
+    }
+    let cache = std::env::var_os("FOCAL_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/focal")));
+    if let Some(c) = cache {
+        out.push(c.join("onnxruntime").join(LIBRARY));
+    }
+    out
+}
+
+struct Loaded {
+    path: PathBuf,
+    env: Environment,
+}
+
+static RUNTIME: OnceLock<std::result::Result<Loaded, (PathBuf, String)>> = OnceLock::new();
+
+/// Loads the library once per process; later calls return the same outcome.
+pub fn environment() -> Result<(&'static Environment, &'static PathBuf)> {
+    let tried = candidates();
+    let Some(path) = tried.iter().find(|p| p.is_file()).cloned() else {
+        return Err(InferenceError::RuntimeMissing { tried });
+    };
+    let loaded = RUNTIME.get_or_init(|| {
+        let env = ort::init_from(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.with_name("focal").build().map_err(|e| e.to_string()));
+        env.map(|env| Loaded {
+            path: path.clone(),
+            env,
+        })
+        .map_err(|e| (path.clone(), e))
+    });
+    match loaded {
+        Ok(l) => Ok((&l.env, &l.path)),
+        Err((path, reason)) => Err(InferenceError::RuntimeLoad {
+            path: path.clone(),
+            reason: reason.clone(),
+        }),
+    }
+}

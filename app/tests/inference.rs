@@ -1,0 +1,309 @@
+//! The inference path on the real model and the real ONNX Runtime library (scripts/test.sh
+//! fetches it and sets FOCAL_ORT_LIB): golden outputs, provider honesty, model integrity.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use focal::inference::{Device, Engine, InferenceError, Manifest, analysis};
+use focal::study::{self, Progress, StudySet};
+
+fn manifest_path() -> PathBuf {
+    common::repo().join("models/brain-tissue.json")
+}
+
+fn require_runtime() {
+    assert!(
+        focal::inference::runtime::candidates().iter().any(|p| p.is_file()),
+        "ONNX Runtime library missing: run scripts/fetch-onnxruntime.sh (scripts/test.sh does)"
+    );
+}
+
+fn cpu_engine(manifest: Manifest) -> Result<Engine, InferenceError> {
+    require_runtime();
+    Engine::open(manifest, Device::Cpu, false)
+}
+
+struct Golden {
+    name: String,
+    input: Vec<f32>,
+    shape: [usize; 4],
+}
+
+fn goldens() -> Vec<Golden> {
+    let dir = common::repo().join("models/golden");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("index")).expect("json");
+    index["slices"]
+        .as_array()
+        .expect("slices")
+        .iter()
+        .map(|s| {
+            let name = s["name"].as_str().expect("name").to_string();
+            let (shape, values) = common::read_npy(&dir.join(format!("{name}_input.npy")));
+            Golden {
+                input: values.iter().map(|&v| v as f32).collect(),
+                shape: [shape[0], shape[1], shape[2], shape[3]],
+                name,
+            }
+        })
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Focal's ONNX Runtime path equals Python onnxruntime on the golden inputs: within 1e-4 of
+/// the float32 outputs Python computed in this test run, and within float16 rounding of the
+/// committed golden files.
+#[test]
+fn golden_outputs_are_reproduced() {
+    let mut engine = cpu_engine(Manifest::load(&manifest_path()).expect("manifest")).expect("engine");
+    assert_eq!(engine.provider.name, "CPU");
+    let f32_dir = std::env::var_os("FOCAL_GOLDEN_F32").map(PathBuf::from);
+    let dir = common::repo().join("models/golden");
+    for g in goldens() {
+        let [n, _, h, w] = g.shape;
+        let (probs, attention) = engine.run(g.input.clone(), n, h, w).expect("run");
+        let (_, committed) = common::read_npy(&dir.join(format!("{}_probs.npy", g.name)));
+        assert!(
+            max_diff(&probs, &committed) <= 1e-3,
+            "{}: probs differ from the committed golden",
+            g.name
+        );
+        let (_, committed) = common::read_npy(&dir.join(format!("{}_attention.npy", g.name)));
+        assert!(
+            max_diff(&attention, &committed) <= 1e-3,
+            "{}: attention differs from the committed golden",
+            g.name
+        );
+        if let Some(d) = &f32_dir {
+            let (_, exact) = common::read_npy(&d.join(format!("{}_probs.npy", g.name)));
+            let diff = max_diff(&probs, &exact);
+            assert!(
+                diff <= 1e-4,
+                "{}: probs differ from Python onnxruntime by {diff}",
+                g.name
+            );
+        }
+    }
+    assert!(
+        f32_dir.is_some() || std::env::var_os("CI").is_none(),
+        "FOCAL_GOLDEN_F32 must be set in CI"
+    );
+}
+
+/// From DICOM to model input: Focal's preprocessing of the sample study gives the golden
+/// inputs (which Python made from the same DICOM files), within float16 rounding.
+#[test]
+fn preprocessing_of_the_sample_matches_the_golden_inputs() {
+    let set = StudySet::open(
+        &[common::repo().join("assets/sample-study")],
+        &|_: Progress| {},
+        &AtomicBool::new(false),
+    )
+    .expect("sample");
+    let stack = &set.series().next().expect("series").stacks[0];
+    let volume = study::load_volume(stack, &|_: Progress| {}, &AtomicBool::new(false)).expect("volume");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::repo().join("models/golden/index.json")).expect("index"))
+            .expect("json");
+    for (g, meta) in goldens().iter().zip(index["slices"].as_array().expect("slices")) {
+        let number = meta["instance_number"].as_i64().expect("instance number");
+        let k = stack
+            .slices
+            .iter()
+            .position(|s| s.instance.instance_number == Some(number))
+            .expect("slice");
+        let normalised = analysis::normalise(volume.slice(k).expect("plane"), 99.5, [0.0, 1.0]);
+        let (padded, h, w) = analysis::pad(&normalised, volume.rows, volume.columns, 8);
+        assert_eq!([1, 1, h, w], g.shape);
+        let diff = padded
+            .iter()
+            .zip(&g.input)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(diff <= 5e-4, "{}: input differs by {diff}", g.name);
+    }
+}
+
+fn copy_model(tmp: &Path) -> (PathBuf, serde_json::Value) {
+    let src = common::repo().join("models");
+    std::fs::copy(src.join("brain-tissue.onnx"), tmp.join("brain-tissue.onnx")).expect("copy model");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("brain-tissue.json")).expect("read")).expect("json");
+    (tmp.join("brain-tissue.json"), manifest)
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) {
+    std::fs::write(path, serde_json::to_string(v).expect("json")).expect("write");
+}
+
+#[test]
+fn a_sha256_mismatch_is_refused_unless_overridden() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, mut m) = copy_model(tmp.path());
+    m["sha256"] = serde_json::json!("0".repeat(64));
+    write_json(&path, &m);
+    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, InferenceError::ModelHash { .. }), "{text}");
+    assert!(
+        text.contains(&"0".repeat(64)) && text.contains("--allow-unverified-model"),
+        "{text}"
+    );
+    let engine = Engine::open(Manifest::load(&path).expect("manifest"), Device::Cpu, true).expect("override works");
+    assert!(!engine.verified);
+}
+
+#[test]
+fn a_corrupt_model_gives_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, mut m) = copy_model(tmp.path());
+    let model = tmp.path().join("brain-tissue.onnx");
+    let bytes = std::fs::read(&model).expect("read");
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).expect("truncate");
+    let digest: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bytes[..bytes.len() / 2])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    m["sha256"] = serde_json::json!(digest);
+    write_json(&path, &m);
+    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
+        .err()
+        .expect("refused");
+    assert!(matches!(err, InferenceError::ModelLoad(_)), "{err}");
+}
+
+#[test]
+fn a_manifest_that_disagrees_with_the_model_is_refused_naming_both() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, mut m) = copy_model(tmp.path());
+    let mut labels = m["labels"].as_array().expect("labels").clone();
+    labels.push(serde_json::json!({"index": 4, "name": "lesion", "color": [255, 0, 0]}));
+    m["labels"] = serde_json::json!(labels);
+    write_json(&path, &m);
+    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("probs") && err.contains("[N, 5, H, W]") && err.contains("4"),
+        "{err}"
+    );
+
+    let (path, mut m) = copy_model(tmp.path());
+    m["input"]["name"] = serde_json::json!("pixels");
+    write_json(&path, &m);
+    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("\"image\"") && err.contains("\"pixels\""), "{err}");
+}
+
+fn focal(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_focal"))
+        .args(args)
+        .output()
+        .expect("focal runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cuda_on_a_cpu_only_runtime_is_refused_with_the_reason() {
+    require_runtime();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sample = common::repo().join("assets/sample-study");
+    let out = tmp.path().join("out");
+    let (code, _, stderr) = focal(&[
+        "analyze",
+        sample.to_str().expect("path"),
+        "--device",
+        "cuda",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("CUDA was requested but cannot be used") && stderr.contains("no CUDA provider"),
+        "{stderr}"
+    );
+    assert!(!out.join("summary.json").exists());
+}
+
+#[test]
+fn analyze_the_sample_study_end_to_end() {
+    require_runtime();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sample = common::repo().join("assets/sample-study");
+    let out = tmp.path().join("out");
+    let (code, stdout, stderr) = focal(&[
+        "analyze",
+        sample.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("execution provider: CPU (CUDA not used:"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    assert_eq!(summary["provider"]["name"], "CPU");
+    assert_eq!(summary["slices"], 89);
+    assert_eq!(summary["model"]["verified_against_manifest"], true);
+    let labels = summary["labels"].as_array().expect("labels");
+    let ml = |name: &str| {
+        labels
+            .iter()
+            .find(|l| l["name"] == name)
+            .and_then(|l| l["volume_ml"].as_f64())
+            .expect("volume")
+    };
+    // A whole head at 1×1×2 mm: tissue volumes must be plausible for an adult head, not zero.
+    assert!((300.0..3000.0).contains(&ml("grey matter")), "GM {}", ml("grey matter"));
+    assert!(
+        (300.0..2000.0).contains(&ml("white matter")),
+        "WM {}",
+        ml("white matter")
+    );
+    let voxels = 181 * 217 * 89;
+    assert_eq!(
+        std::fs::metadata(out.join("labels.nii")).expect("labels").len(),
+        352 + voxels as u64
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("attention.nii")).expect("attention").len(),
+        352 + 4 * voxels as u64
+    );
+    assert_eq!(
+        std::fs::metadata(out.join("probabilities.nii")).expect("probs").len(),
+        352 + 16 * voxels as u64
+    );
+    let conf = summary["mean_confidence"].as_f64().expect("confidence");
+    assert!((0.25..=1.0).contains(&conf), "confidence {conf}");
+    // Output inside the study folder is refused.
+    let (code, _, stderr) = focal(&[
+        "analyze",
+        sample.to_str().expect("path"),
+        "--out",
+        sample.join("results").to_str().expect("path"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("must not be inside the study folder"), "{stderr}");
+}
