@@ -96,7 +96,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(inference::manifest::default_manifest_path);
     let t = Instant::now();
     let engine = Manifest::load(&manifest_path).and_then(|m| Engine::open(m, args.device, args.allow_unverified_model));
-    let mut engine = match engine {
+    let engine = match engine {
         Ok(e) => e,
         Err(e @ InferenceError::CudaUnavailable(_)) => {
             eprintln!("error: {e}");
@@ -115,8 +115,26 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     if !engine.verified {
         println!("WARNING: the model's sha256 does not match its manifest (--allow-unverified-model)");
     }
-    let progress = |p: Progress| tracing::info!(done = p.done, total = p.total, "slices analysed");
-    let analysis = inference::analyze_volume(&mut engine, &volume, &progress, &cancel)?;
+    // The analysis runs on its own thread; this one reports progress until it ends.
+    let volume = std::sync::Arc::new(volume);
+    let job = inference::AnalysisJob::spawn(engine, volume.clone());
+    let mut reported = 0;
+    while !job.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let s = job.status();
+        if s.done != reported {
+            reported = s.done;
+            tracing::info!(
+                done = s.done,
+                total = s.total,
+                eta_s = s.eta.map(|e| e.as_secs_f64()),
+                "slices analysed"
+            );
+        }
+    }
+    let (engine, analysis) = job.join();
+    let analysis = analysis?;
+    let engine = engine.context("the analysis thread failed")?;
 
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     write_results(&args.out, &volume, &analysis)?;

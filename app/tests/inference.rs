@@ -307,3 +307,38 @@ fn analyze_the_sample_study_end_to_end() {
     assert_ne!(code, 0);
     assert!(stderr.contains("must not be inside the study folder"), "{stderr}");
 }
+
+#[test]
+fn a_background_job_reports_progress_and_can_be_cancelled() {
+    let set = StudySet::open(
+        &[common::repo().join("assets/sample-study")],
+        &|_: Progress| {},
+        &AtomicBool::new(false),
+    )
+    .expect("sample");
+    let stack = &set.series().next().expect("series").stacks[0];
+    let volume =
+        std::sync::Arc::new(study::load_volume(stack, &|_: Progress| {}, &AtomicBool::new(false)).expect("volume"));
+    let engine = cpu_engine(Manifest::load(&manifest_path()).expect("manifest")).expect("engine");
+    let job = focal::inference::AnalysisJob::spawn(engine, volume.clone());
+    job.cancel();
+    let (engine, result) = job.join();
+    assert!(
+        matches!(result, Err(InferenceError::Cancelled)),
+        "{:?}",
+        result.map(|a| a.slices)
+    );
+    let job = focal::inference::AnalysisJob::spawn(engine.expect("engine back"), volume);
+    let (_, result) = {
+        let mut last = 0;
+        while !job.is_finished() {
+            let s = job.status();
+            assert!(s.done >= last && s.done <= s.total && s.total == 89);
+            last = s.done;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(job.status().done, 89);
+        job.join()
+    };
+    assert_eq!(result.expect("analysis").slices, 89);
+}

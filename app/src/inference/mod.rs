@@ -2,12 +2,14 @@
 
 pub mod analysis;
 pub mod engine;
+pub mod job;
 pub mod manifest;
 pub mod nifti;
 pub mod runtime;
 
 pub use analysis::{Analysis, analyze_volume};
 pub use engine::{Device, Engine, Provider};
+pub use job::{AnalysisJob, JobStatus};
 pub use manifest::Manifest;
 
 use std::path::PathBuf;
