@@ -342,3 +342,57 @@ fn a_background_job_reports_progress_and_can_be_cancelled() {
     };
     assert_eq!(result.expect("analysis").slices, 89);
 }
+
+#[test]
+fn an_input_shape_that_disagrees_with_the_manifest_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, mut m) = copy_model(tmp.path());
+    m["input"]["shape"] = serde_json::json!(["N", 3, 256, 256]);
+    write_json(&path, &m);
+    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("model input shape [-1, 1, -1, -1]") && err.contains("Number(3)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_or_wrong_runtime_library_is_a_clear_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sample = common::repo().join("assets/sample-study");
+    let out = tmp.path().join("out");
+    let run = |lib: &Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_focal"))
+            .args([
+                "analyze",
+                sample.to_str().expect("path"),
+                "--device",
+                "cpu",
+                "--out",
+                out.to_str().expect("path"),
+            ])
+            .env("FOCAL_ORT_LIB", lib)
+            .env("FOCAL_CACHE", tmp.path())
+            .output()
+            .expect("runs");
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, stderr) = run(&tmp.path().join("libonnxruntime.so.1.31.1"));
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("ONNX Runtime library not found") && stderr.contains("scripts/fetch-onnxruntime.sh"),
+        "{stderr}"
+    );
+    // A shared library that is not ONNX Runtime.
+    let not_ort = tmp.path().join("libnot-ort.so");
+    std::fs::write(&not_ort, b"\x7fELF not really a library").expect("write");
+    let (code, stderr) = run(&not_ort);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("could not be loaded") && stderr.contains("libnot-ort.so"),
+        "{stderr}"
+    );
+}

@@ -121,9 +121,16 @@ impl Engine {
             _ => None,
         };
         let input_dims = dims(self.session.inputs()[0].dtype()).unwrap_or_default();
-        if input_dims.len() != 4 || input_dims[1] != 1 {
+        let declared: Vec<Option<i64>> = m.input.shape.iter().map(serde_json::Value::as_i64).collect();
+        let agrees = input_dims.len() == declared.len()
+            && input_dims.iter().zip(&declared).all(|(&real, want)| match want {
+                Some(w) => real == *w,
+                None => real < 0, // a free dimension in the manifest must be dynamic in the model
+            });
+        if !agrees || declared.get(1) != Some(&Some(1)) {
             return Err(InferenceError::ModelMismatch(format!(
-                "model input shape {input_dims:?}, manifest expects [N, 1, H, W]"
+                "model input shape {input_dims:?} (-1 = dynamic), manifest input shape {:?}",
+                m.input.shape
             )));
         }
         for out in ["probs", "attention"] {

@@ -28,6 +28,8 @@ pub struct Manifest {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct InputSpec {
     pub name: String,
+    /// e.g. ["N", 1, "H", "W"]: numbers are fixed sizes, strings are free dimensions.
+    pub shape: Vec<serde_json::Value>,
     pub size_multiple: usize,
     pub pixel_spacing_mm: [f64; 2],
     pub normalisation: Normalisation,
