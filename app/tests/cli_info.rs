@@ -1,23 +1,15 @@
 //! `focal info` end to end on the bundled sample study: the table, JSON, exit codes and PHI.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 fn sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-study")
 }
 
 fn focal(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_focal"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("focal runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_focal(args)
 }
 
 /// The identifiers written into the sample study by models/training/make_sample_study.py.

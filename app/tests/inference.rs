@@ -214,32 +214,26 @@ fn a_manifest_that_disagrees_with_the_model_is_refused_naming_both() {
     assert!(err.contains("\"image\"") && err.contains("\"pixels\""), "{err}");
 }
 
-fn focal(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_focal"))
-        .args(args)
-        .output()
-        .expect("focal runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn cuda_on_a_cpu_only_runtime_is_refused_with_the_reason() {
+/// Runs `focal analyze` on the sample study with extra arguments, into a fresh folder.
+fn analyze_sample(extra: &[&str]) -> (i32, String, String, tempfile::TempDir, PathBuf) {
     require_runtime();
     let tmp = tempfile::tempdir().expect("tempdir");
     let sample = common::repo().join("assets/sample-study");
     let out = tmp.path().join("out");
-    let (code, _, stderr) = focal(&[
+    let mut args = vec![
         "analyze",
         sample.to_str().expect("path"),
-        "--device",
-        "cuda",
         "--out",
         out.to_str().expect("path"),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (code, stdout, stderr) = common::run_focal(&args);
+    (code, stdout, stderr, tmp, out)
+}
+
+#[test]
+fn cuda_on_a_cpu_only_runtime_is_refused_with_the_reason() {
+    let (code, _, stderr, _tmp, out) = analyze_sample(&["--device", "cuda"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains("CUDA was requested but cannot be used") && stderr.contains("no CUDA provider"),
@@ -250,16 +244,7 @@ fn cuda_on_a_cpu_only_runtime_is_refused_with_the_reason() {
 
 #[test]
 fn analyze_the_sample_study_end_to_end() {
-    require_runtime();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let sample = common::repo().join("assets/sample-study");
-    let out = tmp.path().join("out");
-    let (code, stdout, stderr) = focal(&[
-        "analyze",
-        sample.to_str().expect("path"),
-        "--out",
-        out.to_str().expect("path"),
-    ]);
+    let (code, stdout, stderr, _tmp, out) = analyze_sample(&[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("execution provider: CPU (CUDA not used:"), "{stdout}");
     let summary: serde_json::Value =
@@ -298,7 +283,8 @@ fn analyze_the_sample_study_end_to_end() {
     let conf = summary["mean_confidence"].as_f64().expect("confidence");
     assert!((0.25..=1.0).contains(&conf), "confidence {conf}");
     // Output inside the study folder is refused.
-    let (code, _, stderr) = focal(&[
+    let sample = common::repo().join("assets/sample-study");
+    let (code, _, stderr) = common::run_focal(&[
         "analyze",
         sample.to_str().expect("path"),
         "--out",

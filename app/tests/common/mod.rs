@@ -102,3 +102,18 @@ pub fn f16_to_f32(h: u16) -> f32 {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// Runs the focal binary; returns exit code, stdout and stderr. `RUST_LOG` is cleared so the
+/// verbosity flags decide.
+pub fn run_focal(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_focal"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("focal runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
