@@ -10,14 +10,15 @@ pub mod study;
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.
 /// No module logs patient identifiers, at any level.
 pub fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
+    // -vvv turns everything to trace, ONNX Runtime's and dicom-rs's messages included.
+    let directives = match verbose {
+        0 => "focal=warn,warn",
+        1 => "focal=info,warn",
+        2 => "focal=debug,info",
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("focal={level},warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

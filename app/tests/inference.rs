@@ -382,3 +382,24 @@ fn a_missing_or_wrong_runtime_library_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Patient identifiers written into the sample study (models/training/make_sample_study.py)
+/// never reach analyze's output, logs at trace level, or its files.
+#[test]
+fn analyze_never_outputs_patient_identifiers() {
+    let (code, stdout, stderr, _tmp, out) = analyze_sample(&["-vvv", "--device", "cpu"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("TRACE"), "trace logging was not on");
+    let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary");
+    for secret in [
+        "Sample^Colin",
+        "FOCAL-SAMPLE-0001",
+        "19700101",
+        "FOCALACC0001",
+        "Focal Sample Institution",
+    ] {
+        for (what, text) in [("stdout", &stdout), ("logs", &stderr), ("summary.json", &summary)] {
+            assert!(!text.contains(secret), "{secret} in {what}");
+        }
+    }
+}
