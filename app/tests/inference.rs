@@ -149,6 +149,14 @@ fn copy_model(tmp: &Path) -> (PathBuf, serde_json::Value) {
     (tmp.join("brain-tissue.json"), manifest)
 }
 
+/// The error message of a model that must be refused.
+fn refusal(manifest: &Path) -> String {
+    cpu_engine(Manifest::load(manifest).expect("manifest"))
+        .err()
+        .expect("refused")
+        .to_string()
+}
+
 fn write_json(path: &Path, v: &serde_json::Value) {
     std::fs::write(path, serde_json::to_string(v).expect("json")).expect("write");
 }
@@ -202,10 +210,7 @@ fn a_manifest_that_disagrees_with_the_model_is_refused_naming_both() {
     labels.push(serde_json::json!({"index": 4, "name": "lesion", "color": [255, 0, 0]}));
     m["labels"] = serde_json::json!(labels);
     write_json(&path, &m);
-    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = refusal(&path);
     assert!(
         err.contains("probs") && err.contains("[N, 5, H, W]") && err.contains("4"),
         "{err}"
@@ -214,10 +219,7 @@ fn a_manifest_that_disagrees_with_the_model_is_refused_naming_both() {
     let (path, mut m) = copy_model(tmp.path());
     m["input"]["name"] = serde_json::json!("pixels");
     write_json(&path, &m);
-    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = refusal(&path);
     assert!(err.contains("\"image\"") && err.contains("\"pixels\""), "{err}");
 }
 
@@ -334,10 +336,7 @@ fn an_input_shape_that_disagrees_with_the_manifest_is_refused() {
     let (path, mut m) = copy_model(tmp.path());
     m["input"]["shape"] = serde_json::json!(["N", 3, 256, 256]);
     write_json(&path, &m);
-    let err = cpu_engine(Manifest::load(&path).expect("manifest"))
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = refusal(&path);
     assert!(
         err.contains("model input shape [-1, 1, -1, -1]") && err.contains("Number(3)"),
         "{err}"

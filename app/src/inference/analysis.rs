@@ -122,7 +122,7 @@ pub fn analyze_volume(
     let start = Instant::now();
     let (rows, cols, slices) = (volume.rows, volume.columns, volume.slices);
     let spacing = volume.geometry.as_ref().map_or([1.0, 1.0, 1.0], |g| g.spacing);
-    let target = volume_target_spacing(engine);
+    let target = engine.manifest.input.pixel_spacing_mm;
     // Model grid: the slice's physical extent at the model's pixel spacing.
     let mh = ((rows as f64 * spacing[1] / target[0]).round() as usize).max(1);
     let mw = ((cols as f64 * spacing[0] / target[1]).round() as usize).max(1);
@@ -207,10 +207,6 @@ pub fn analyze_volume(
             ..summary
         },
     })
-}
-
-fn volume_target_spacing(engine: &Engine) -> [f64; 2] {
-    engine.manifest.input.pixel_spacing_mm
 }
 
 fn summarise(

@@ -113,12 +113,16 @@ pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<Fram
     let obj =
         open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
     let source = PixelSource::new(&obj, header, layout)?;
+    // The palette is the same for every frame: read it once per file.
+    let palette = match layout.photometric.as_str() {
+        "PALETTE COLOR" if layout.samples_per_pixel == 1 => Some(super::palette::Palette::read(&obj)?),
+        _ => None,
+    };
     frames
         .iter()
         .map(|&frame| {
             let raw = source.frame(&obj, layout, frame)?;
-            let values = to_values(&raw, &obj, header, layout, frame)?;
-            Ok(values)
+            to_values(&raw, palette.as_ref(), header, layout, frame)
         })
         .collect()
 }
@@ -381,7 +385,7 @@ fn native_samples(bytes: &[u8], layout: &PixelLayout, frame: u32) -> Result<Vec<
 /// Applies photometric conversion (colour) or the modality LUT (grey) to a frame.
 fn to_values(
     raw: &RawFrame,
-    obj: &DefaultDicomObject,
+    palette: Option<&super::palette::Palette>,
     header: &InstanceHeader,
     layout: &PixelLayout,
     frame: u32,
@@ -408,13 +412,10 @@ fn to_values(
             };
             Ok(FrameValues { channels: 3, values })
         }
-        RawFrame::Ints(samples) if pi == "PALETTE COLOR" => {
-            let palette = super::palette::Palette::read(obj)?;
-            Ok(FrameValues {
-                channels: 3,
-                values: samples.iter().flat_map(|&v| palette.lookup(v)).collect(),
-            })
-        }
+        RawFrame::Ints(samples) if let Some(palette) = palette => Ok(FrameValues {
+            channels: 3,
+            values: samples.iter().flat_map(|&v| palette.lookup(v)).collect(),
+        }),
         RawFrame::Ints(samples) => Ok(FrameValues {
             channels: 1,
             values: samples.iter().map(|&v| lut.apply(v as f64) as f32).collect(),

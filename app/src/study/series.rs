@@ -176,7 +176,10 @@ fn build_series(uid: String, members: Vec<Arc<InstanceHeader>>) -> Series {
             });
         }
     }
-    let mut stacks: Vec<Stack> = groups.into_values().map(build_stack).collect();
+    let mut stacks: Vec<Stack> = groups
+        .into_iter()
+        .map(|((_, rows, columns, samples_per_pixel), slices)| build_stack(slices, rows, columns, samples_per_pixel))
+        .collect();
     stacks.sort_by(|a, b| b.slices.len().cmp(&a.slices.len()));
     Series {
         uid,
@@ -188,9 +191,8 @@ fn build_series(uid: String, members: Vec<Arc<InstanceHeader>>) -> Series {
     }
 }
 
-fn build_stack(mut slices: Vec<SliceRef>) -> Stack {
+fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_pixel: u16) -> Stack {
     let first = slices[0].clone();
-    let pixels = first.instance.pixels.clone().unwrap_or_else(|| unreachable_layout());
     let orientation = first.info().orientation;
     let all_positioned = slices.iter().all(|s| s.info().position.is_some());
     let mut warnings = Vec::new();
@@ -262,27 +264,12 @@ fn build_stack(mut slices: Vec<SliceRef>) -> Stack {
         }
     }
     Stack {
-        rows: pixels.rows,
-        columns: pixels.columns,
-        samples_per_pixel: pixels.samples_per_pixel,
+        rows,
+        columns,
+        samples_per_pixel,
         plane: orientation.as_ref().map(geometry::plane_name),
         geometry,
         warnings,
         slices,
-    }
-}
-
-fn unreachable_layout() -> super::header::PixelLayout {
-    // Only headers with pixels reach build_stack; this keeps it panic-free regardless.
-    super::header::PixelLayout {
-        rows: 0,
-        columns: 0,
-        frames: 0,
-        samples_per_pixel: 1,
-        bits_allocated: 16,
-        bits_stored: 16,
-        signed: false,
-        planar_configuration: 0,
-        photometric: String::new(),
     }
 }
