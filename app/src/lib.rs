@@ -5,6 +5,7 @@
 mod analyze_cmd;
 pub mod cli;
 pub mod inference;
+pub mod render;
 pub mod study;
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.

@@ -100,25 +100,11 @@ fn golden_outputs_are_reproduced() {
     );
 }
 
-/// The sample study's stack and its decoded volume.
-fn sample_volume() -> (study::Stack, study::Volume) {
-    let no_progress = |_: Progress| {};
-    let set = StudySet::open(
-        &[common::repo().join("assets/sample-study")],
-        &no_progress,
-        &AtomicBool::new(false),
-    )
-    .expect("sample");
-    let stack = set.series().next().expect("series").stacks[0].clone();
-    let volume = study::load_volume(&stack, &no_progress, &AtomicBool::new(false)).expect("volume");
-    (stack, volume)
-}
-
 /// From DICOM to model input: Focal's preprocessing of the sample study gives the golden
 /// inputs (which Python made from the same DICOM files), within float16 rounding.
 #[test]
 fn preprocessing_of_the_sample_matches_the_golden_inputs() {
-    let (stack, volume) = sample_volume();
+    let (stack, volume) = common::sample_volume();
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(common::repo().join("models/golden/index.json")).expect("index"))
             .expect("json");
@@ -305,7 +291,7 @@ fn analyze_the_sample_study_end_to_end() {
 
 #[test]
 fn a_background_job_reports_progress_and_can_be_cancelled() {
-    let volume = std::sync::Arc::new(sample_volume().1);
+    let volume = std::sync::Arc::new(common::sample_volume().1);
     let engine = cpu_engine(Manifest::load(&manifest_path()).expect("manifest")).expect("engine");
     let job = focal::inference::AnalysisJob::spawn(engine, volume.clone());
     job.cancel();

@@ -12,6 +12,7 @@ mod palette;
 mod rle;
 pub mod scan;
 pub mod series;
+pub mod tags;
 pub mod volume;
 
 pub use error::{Result, StudyError};

@@ -117,3 +117,18 @@ pub fn run_focal(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// The sample study's stack and its decoded volume.
+pub fn sample_volume() -> (focal::study::Stack, focal::study::Volume) {
+    let no_progress = |_: focal::study::Progress| {};
+    let set = focal::study::StudySet::open(
+        &[repo().join("assets/sample-study")],
+        &no_progress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("sample");
+    let stack = set.series().next().expect("series").stacks[0].clone();
+    let volume =
+        focal::study::load_volume(&stack, &no_progress, &std::sync::atomic::AtomicBool::new(false)).expect("volume");
+    (stack, volume)
+}

@@ -1,0 +1,86 @@
+//! The bridge between egui's paint callbacks and the slice renderer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, RenderState, ScreenDescriptor};
+use eframe::wgpu;
+
+use super::{Colormap, SlicePixels, SliceRenderer, SliceTarget, SliceUniforms};
+
+/// Long-lived GPU state kept in egui-wgpu's callback resources.
+struct Resources {
+    renderer: SliceRenderer,
+    /// One uniform buffer and texture set per viewport: every `prepare` runs before any `paint`.
+    targets: HashMap<u64, SliceTarget>,
+}
+
+/// Builds the slice pipeline for a render state's device and target format and parks it in the
+/// callback resources. Call once after the render state exists (eframe start-up, kittest set-up).
+pub fn register(render_state: &RenderState) {
+    let renderer = SliceRenderer::new(&render_state.device, &render_state.queue, render_state.target_format);
+    render_state.renderer.write().callback_resources.insert(Resources {
+        renderer,
+        targets: HashMap::new(),
+    });
+}
+
+/// One frame's draw of one viewport: small values only, the textures live in the resources.
+pub struct SliceCallback {
+    pub viewport: u64,
+    pub pixels: Arc<SlicePixels>,
+    pub colormap: Colormap,
+    pub uniforms: SliceUniforms,
+}
+
+impl SliceCallback {
+    pub fn into_paint_callback(self, rect: eframe::egui::Rect) -> eframe::egui::PaintCallback {
+        egui_wgpu::Callback::new_paint_callback(rect, self)
+    }
+}
+
+fn report_missing_once() {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if !REPORTED.swap(true, Ordering::Relaxed) {
+        tracing::error!("the slice renderer was not registered; slices cannot be drawn");
+    }
+}
+
+impl CallbackTrait for SliceCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen: &ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(res) = resources.get_mut::<Resources>() else {
+            report_missing_once();
+            return Vec::new();
+        };
+        let target = res
+            .targets
+            .entry(self.viewport)
+            .or_insert_with(|| res.renderer.create_target(device));
+        res.renderer
+            .prepare(device, queue, target, &self.pixels, self.colormap, &self.uniforms);
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: eframe::egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        let Some(res) = resources.get::<Resources>() else {
+            report_missing_once();
+            return;
+        };
+        if let Some(target) = res.targets.get(&self.viewport) {
+            res.renderer.draw(pass, target);
+        }
+    }
+}

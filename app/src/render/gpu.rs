@@ -1,0 +1,280 @@
+//! The slice pipeline: built once per device and target format, drawn by the window's paint
+//! callback and by the offscreen renderer alike.
+
+use std::sync::Arc;
+
+use eframe::wgpu;
+use eframe::wgpu::util::DeviceExt;
+
+use super::{Colormap, SlicePixels, SliceUniforms};
+
+const SHADER: &str = include_str!("../../../shaders/slice.wgsl");
+
+/// Pipeline, bind group layout and colormap textures (long-lived GPU resources).
+pub struct SliceRenderer {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    colormaps: Vec<wgpu::TextureView>,
+}
+
+/// What one viewport owns on the GPU: its uniform buffer and the textures of the slice it shows.
+pub struct SliceTarget {
+    uniforms: wgpu::Buffer,
+    bound: Option<Bound>,
+}
+
+struct Bound {
+    generation: u64,
+    colormap: Colormap,
+    bind_group: wgpu::BindGroup,
+    textures: Textures,
+}
+
+struct Textures {
+    image: wgpu::Texture,
+    attention: wgpu::Texture,
+    labels: wgpu::Texture,
+}
+
+fn texture_entry(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::FRAGMENT,
+        ty: wgpu::BindingType::Texture {
+            sample_type,
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        count: None,
+    }
+}
+
+impl SliceRenderer {
+    pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, target_format: wgpu::TextureFormat) -> SliceRenderer {
+        let unfilterable = wgpu::TextureSampleType::Float { filterable: false };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("focal slice"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                texture_entry(1, unfilterable),
+                texture_entry(2, unfilterable),
+                texture_entry(3, wgpu::TextureSampleType::Uint),
+                texture_entry(4, unfilterable),
+            ],
+        });
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("slice.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("focal slice"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("focal slice"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState {
+                topology: wgpu::PrimitiveTopology::TriangleStrip,
+                ..Default::default()
+            },
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: target_format,
+                    blend: None,
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let colormaps = Colormap::ALL
+            .iter()
+            .map(|c| {
+                let rgba: Vec<u8> = c.lut().iter().flat_map(|[r, g, b]| [*r, *g, *b, 255]).collect();
+                device
+                    .create_texture_with_data(
+                        queue,
+                        &texture_descriptor("colormap", 256, 1, wgpu::TextureFormat::Rgba8Unorm),
+                        wgpu::util::TextureDataOrder::LayerMajor,
+                        &rgba,
+                    )
+                    .create_view(&Default::default())
+            })
+            .collect();
+        SliceRenderer {
+            pipeline,
+            layout,
+            colormaps,
+        }
+    }
+
+    pub fn create_target(&self, device: &wgpu::Device) -> SliceTarget {
+        SliceTarget {
+            uniforms: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("focal slice uniforms"),
+                size: std::mem::size_of::<SliceUniforms>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            bound: None,
+        }
+    }
+
+    /// Writes the uniforms and, when the slice or colormap changed, uploads the textures.
+    pub fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        target: &mut SliceTarget,
+        pixels: &Arc<SlicePixels>,
+        colormap: Colormap,
+        uniforms: &SliceUniforms,
+    ) {
+        queue.write_buffer(&target.uniforms, 0, bytemuck::bytes_of(uniforms));
+        let current = target.bound.as_ref().map(|b| (b.generation, b.colormap));
+        if current == Some((pixels.generation(), colormap)) {
+            return;
+        }
+        let textures = match target.bound.take() {
+            Some(b) if b.generation == pixels.generation() => b.textures,
+            _ => upload(device, queue, pixels),
+        };
+        let views = [
+            textures.image.create_view(&Default::default()),
+            textures.attention.create_view(&Default::default()),
+            textures.labels.create_view(&Default::default()),
+        ];
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("focal slice"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: target.uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::TextureView(&views[0]),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&views[1]),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::TextureView(&views[2]),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: wgpu::BindingResource::TextureView(&self.colormaps[colormap as usize]),
+                },
+            ],
+        });
+        target.bound = Some(Bound {
+            generation: pixels.generation(),
+            colormap,
+            bind_group,
+            textures,
+        });
+    }
+
+    /// Draws the prepared slice (nothing before the first `prepare`).
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &SliceTarget) {
+        if let Some(bound) = &target.bound {
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bound.bind_group, &[]);
+            pass.draw(0..4, 0..1);
+        }
+    }
+}
+
+fn texture_descriptor(
+    label: &'static str,
+    width: u32,
+    height: u32,
+    format: wgpu::TextureFormat,
+) -> wgpu::TextureDescriptor<'static> {
+    wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width,
+            height,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    }
+}
+
+fn upload(device: &wgpu::Device, queue: &wgpu::Queue, pixels: &SlicePixels) -> Textures {
+    let (w, h) = (pixels.columns as u32, pixels.rows as u32);
+    let make = |label, w, h, format, bytes: &[u8]| {
+        device.create_texture_with_data(
+            queue,
+            &texture_descriptor(label, w, h, format),
+            wgpu::util::TextureDataOrder::LayerMajor,
+            bytes,
+        )
+    };
+    let rgba: Vec<f32> = if pixels.is_color() {
+        pixels
+            .image
+            .chunks_exact(3)
+            .flat_map(|c| [c[0], c[1], c[2], 1.0])
+            .collect()
+    } else {
+        pixels.image.iter().flat_map(|&v| [v, v, v, 1.0]).collect()
+    };
+    let image = make(
+        "slice image",
+        w,
+        h,
+        wgpu::TextureFormat::Rgba32Float,
+        bytemuck::cast_slice(&rgba),
+    );
+    // Absent overlays get a 1×1 texture the uniforms switch off.
+    let attention = match &pixels.attention {
+        Some(a) => make(
+            "slice attention",
+            w,
+            h,
+            wgpu::TextureFormat::R32Float,
+            bytemuck::cast_slice(a),
+        ),
+        None => make("no attention", 1, 1, wgpu::TextureFormat::R32Float, &[0; 4]),
+    };
+    let labels = match &pixels.labels {
+        Some(l) => make("slice labels", w, h, wgpu::TextureFormat::R8Uint, l),
+        None => make("no labels", 1, 1, wgpu::TextureFormat::R8Uint, &[0]),
+    };
+    Textures {
+        image,
+        attention,
+        labels,
+    }
+}
