@@ -1,4 +1,4 @@
-//! Command line: `focal info` (and, as later issues land, the window, analyze and export).
+//! Command line: `focal` / `focal view` (the window), `focal info`, `focal analyze`.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -28,8 +28,29 @@ pub struct Cli {
 pub enum Command {
     /// List the studies and series under files, folders or DICOMDIRs, and the unreadable files.
     Info(InfoArgs),
+    /// Open the viewer window (on DICOM files, folders or a DICOMDIR, if given).
+    View(ViewArgs),
     /// Run the segmentation model on a series and write label map, attention map and summary.
     Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ViewArgs {
+    /// DICOM files, folders or DICOMDIR files to open.
+    pub paths: Vec<PathBuf>,
+    /// Run the model on the series as soon as it has loaded.
+    #[arg(long)]
+    pub analyze: bool,
+}
+
+fn view(paths: Vec<PathBuf>, analyze: bool) -> anyhow::Result<i32> {
+    for p in &paths {
+        if !p.exists() {
+            bail!("{} does not exist", p.display());
+        }
+    }
+    crate::ui::run(paths, analyze)?;
+    Ok(0)
 }
 
 #[derive(clap::Args, Debug)]
@@ -74,13 +95,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Analyze(args)) => crate::analyze_cmd::analyze(&args),
-        None => {
-            // The viewer lands with its own issue; until then say what works.
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            println!();
-            bail!("the viewer is not built yet: use `focal info PATH`")
-        }
+        Some(Command::View(args)) => view(args.paths, args.analyze),
+        None => view(Vec::new(), false),
     }
 }
 

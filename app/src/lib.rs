@@ -7,6 +7,7 @@ pub mod cli;
 pub mod inference;
 pub mod render;
 pub mod study;
+pub mod ui;
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.
 /// No module logs patient identifiers, at any level.

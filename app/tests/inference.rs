@@ -5,10 +5,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::AtomicBool;
 
 use focal::inference::{Device, Engine, InferenceError, Manifest, analysis};
-use focal::study::{self, Progress, StudySet};
 
 fn manifest_path() -> PathBuf {
     common::repo().join("models/brain-tissue.json")

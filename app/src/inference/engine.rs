@@ -9,7 +9,7 @@ use super::manifest::Manifest;
 use super::{InferenceError, Result, runtime};
 
 /// What the user asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 pub enum Device {
     /// CUDA when it works, else CPU (and say why).
     Auto,

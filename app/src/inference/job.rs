@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Analysis, Engine, InferenceError, Result, analyze_volume};
+use super::{Analysis, Device, Engine, InferenceError, Manifest, Provider, Result, analyze_volume};
 use crate::study::{Progress, Volume};
 
 /// A snapshot of a running analysis.
@@ -19,7 +19,8 @@ pub struct JobStatus {
 }
 
 pub struct AnalysisJob {
-    handle: JoinHandle<(Engine, Result<Analysis>)>,
+    handle: JoinHandle<(Option<Engine>, Result<Analysis>)>,
+    provider: Arc<Mutex<Option<Provider>>>,
     cancel: Arc<AtomicBool>,
     done: Arc<AtomicUsize>,
     total: usize,
@@ -29,28 +30,59 @@ pub struct AnalysisJob {
 
 impl AnalysisJob {
     /// Starts analysing `volume` on a new thread; the engine comes back with the result.
-    pub fn spawn(mut engine: Engine, volume: Arc<Volume>) -> AnalysisJob {
+    pub fn spawn(engine: Engine, volume: Arc<Volume>) -> AnalysisJob {
+        Self::start(move || Ok(engine), volume)
+    }
+
+    /// Opens the model (verification, runtime, session) and analyses `volume`, all on a new
+    /// thread, so a window never waits for either.
+    pub fn open_and_spawn(
+        manifest: Manifest,
+        device: Device,
+        allow_unverified: bool,
+        volume: Arc<Volume>,
+    ) -> AnalysisJob {
+        Self::start(move || Engine::open(manifest, device, allow_unverified), volume)
+    }
+
+    fn start(open: impl FnOnce() -> Result<Engine> + Send + 'static, volume: Arc<Volume>) -> AnalysisJob {
         let cancel = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(Mutex::new(false));
+        let provider = Arc::new(Mutex::new(None));
         let total = volume.slices;
-        let (c, d, f) = (cancel.clone(), done.clone(), finished.clone());
+        let (c, d, f, p) = (cancel.clone(), done.clone(), finished.clone(), provider.clone());
         let handle = std::thread::spawn(move || {
-            let progress = |p: Progress| d.store(p.done, Ordering::Relaxed);
-            let result = analyze_volume(&mut engine, &volume, &progress, &c);
+            let outcome = match open() {
+                Ok(mut engine) => {
+                    if let Ok(mut slot) = p.lock() {
+                        *slot = Some(engine.provider.clone());
+                    }
+                    let progress = |pr: Progress| d.store(pr.done, Ordering::Relaxed);
+                    let result = analyze_volume(&mut engine, &volume, &progress, &c);
+                    (Some(engine), result)
+                }
+                Err(e) => (None, Err(e)),
+            };
             if let Ok(mut flag) = f.lock() {
                 *flag = true;
             }
-            (engine, result)
+            outcome
         });
         AnalysisJob {
             handle,
+            provider,
             cancel,
             done,
             total,
             started: Instant::now(),
             finished,
         }
+    }
+
+    /// The execution provider, once the model is open.
+    pub fn provider(&self) -> Option<Provider> {
+        self.provider.lock().ok().and_then(|p| p.clone())
     }
 
     pub fn status(&self) -> JobStatus {
@@ -77,7 +109,7 @@ impl AnalysisJob {
     /// Waits for the result.
     pub fn join(self) -> (Option<Engine>, Result<Analysis>) {
         match self.handle.join() {
-            Ok((engine, result)) => (Some(engine), result),
+            Ok((engine, result)) => (engine, result),
             Err(_) => (None, Err(InferenceError::Run("the analysis thread panicked".into()))),
         }
     }

@@ -20,6 +20,16 @@ pub struct Manifest {
     pub input: InputSpec,
     pub outputs: Vec<OutputSpec>,
     pub labels: Vec<Label>,
+    /// One-line description for people.
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    #[serde(default)]
+    pub intended_use: Option<String>,
+    /// Held-out evaluation results, as training wrote them.
+    #[serde(default)]
+    pub metrics: Option<serde_json::Value>,
     /// Folder the manifest was read from (model paths are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,

@@ -1,0 +1,224 @@
+//! Toolbar and study browser (patients → studies → series, with thumbnails and warnings).
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::presets::{Preset, presets_for};
+use super::{Command, FocalApp};
+
+fn pick_folder() -> Option<Vec<std::path::PathBuf>> {
+    rfd::FileDialog::new()
+        .set_title("Open a DICOM folder")
+        .pick_folder()
+        .map(|p| vec![p])
+}
+
+fn pick_files() -> Option<Vec<std::path::PathBuf>> {
+    rfd::FileDialog::new()
+        .set_title("Open DICOM files or a DICOMDIR")
+        .pick_files()
+}
+
+/// The presets that apply to the series on screen.
+pub fn current_presets(app: &FocalApp) -> Vec<Preset> {
+    let Some(c) = &app.current else { return Vec::new() };
+    let tagged = c.stack.slices.get(app.view.slice).and_then(|s| s.info().window);
+    let auto = c.volume.as_ref().map(|v| v.window).unwrap_or(app.view.window);
+    let auto = if tagged.is_some() || c.volume.is_none() {
+        c.volume
+            .as_ref()
+            .map(|v| crate::study::volume::percentile_window(&v.data, v.channels))
+            .unwrap_or(auto)
+    } else {
+        auto
+    };
+    presets_for(c.modality.as_deref(), tagged, auto)
+}
+
+pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.strong("Focal");
+        if ui.button("Open folder…").clicked()
+            && let Some(p) = pick_folder()
+        {
+            app.commands.push(Command::Open(p));
+        }
+        if ui.button("Open files…").clicked()
+            && let Some(p) = pick_files()
+        {
+            app.commands.push(Command::Open(p));
+        }
+        ui.menu_button("Recent", |ui| {
+            if app.settings.recent.is_empty() {
+                ui.label("No recent studies");
+            }
+            for p in app.settings.recent.clone() {
+                if ui.button(p.display().to_string()).clicked() {
+                    app.commands.push(Command::Open(vec![p]));
+                    ui.close();
+                }
+            }
+        });
+        ui.separator();
+
+        let presets = current_presets(app);
+        let chosen = app.view.preset.unwrap_or("Custom");
+        egui::ComboBox::from_id_salt("preset")
+            .selected_text(format!("W/L: {chosen}"))
+            .show_ui(ui, |ui| {
+                for p in &presets {
+                    let key = p.key.map(|k| format!("  [{k}]")).unwrap_or_default();
+                    if ui
+                        .selectable_label(app.view.preset == Some(p.name), format!("{}{key}", p.name))
+                        .clicked()
+                    {
+                        app.view.set_window(p.center, p.width, Some(p.name));
+                    }
+                }
+            });
+        if !ui.ctx().text_edit_focused() {
+            let digits = [
+                egui::Key::Num0,
+                egui::Key::Num1,
+                egui::Key::Num2,
+                egui::Key::Num3,
+                egui::Key::Num4,
+                egui::Key::Num5,
+                egui::Key::Num6,
+            ];
+            for (d, key) in digits.iter().enumerate() {
+                if ui.input(|i| i.key_pressed(*key))
+                    && let Some(p) = presets.iter().find(|p| p.key == Some(d as u8))
+                {
+                    app.view.set_window(p.center, p.width, Some(p.name));
+                }
+            }
+        }
+        ui.toggle_value(&mut app.view.invert, "Invert").on_hover_text("I");
+        if ui.button("Fit").on_hover_text("R or double-click").clicked() {
+            app.view.reset();
+        }
+        if ui
+            .button("1:1")
+            .on_hover_text("One image pixel per screen pixel")
+            .clicked()
+            && let Some(c) = &app.current
+        {
+            let spacing = super::slice_view::pixel_spacing(&c.stack)[0] as f32;
+            let ppp = ui.ctx().pixels_per_point();
+            app.view.zoom = 1.0 / (app.view.fit_scale * spacing * ppp).max(1e-6);
+            app.view.pan = egui::Vec2::ZERO;
+        }
+        ui.separator();
+        let play = if app.view.playing { "Pause" } else { "Play cine" };
+        if ui.button(play).on_hover_text("Space").clicked() {
+            app.view.playing = !app.view.playing;
+        }
+        ui.add(
+            egui::Slider::new(&mut app.settings.cine_fps, 1.0..=60.0)
+                .suffix(" fps")
+                .integer(),
+        );
+        ui.separator();
+        ui.toggle_value(&mut app.show_tags, "Tags");
+    });
+}
+
+pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
+    ui.heading("Studies");
+    let Some(set) = app.studies.clone() else {
+        ui.label(if app.scan.is_some() {
+            "Reading…"
+        } else {
+            "No study open"
+        });
+        return;
+    };
+    let current = app.current.as_ref().map(|c| (c.uid.clone(), c.stack_index));
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        for patient in &set.patients {
+            // Patient identifiers are shown in the window only, never logged.
+            let name = patient.info.name.clone().unwrap_or_else(|| "(no name)".into());
+            let id = patient.info.id.clone().unwrap_or_default();
+            egui::CollapsingHeader::new(RichText::new(format!("{name}  {id}")).strong())
+                .default_open(true)
+                .show(ui, |ui| {
+                    for study in &patient.studies {
+                        let title = format!(
+                            "{} {}",
+                            study.date.clone().unwrap_or_default(),
+                            study.description.clone().unwrap_or_else(|| "(study)".into())
+                        );
+                        egui::CollapsingHeader::new(title).default_open(true).show(ui, |ui| {
+                            for series in &study.series {
+                                for (k, stack) in series.stacks.iter().enumerate() {
+                                    let selected =
+                                        current.as_ref().is_some_and(|(uid, i)| uid == &series.uid && *i == k);
+                                    ui.horizontal(|ui| {
+                                        if let Some(t) = app.thumbnails.get(&series.uid) {
+                                            ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(48.0, 48.0)));
+                                        } else {
+                                            ui.add_space(52.0);
+                                        }
+                                        ui.vertical(|ui| {
+                                            let mut head = format!(
+                                                "{} {}",
+                                                series.modality.clone().unwrap_or_else(|| "??".into()),
+                                                series.number.map(|n| format!("#{n}")).unwrap_or_default()
+                                            );
+                                            if series.stacks.len() > 1 {
+                                                head.push_str(&format!(" ({})", stack.plane.unwrap_or("stack")));
+                                            }
+                                            let text = format!(
+                                                "{head}\n{}\n{} images",
+                                                series.description.clone().unwrap_or_default(),
+                                                stack.slices.len()
+                                            );
+                                            if ui.selectable_label(selected, text).clicked() {
+                                                app.commands.push(Command::LoadSeries {
+                                                    series: series.uid.clone(),
+                                                    stack: k,
+                                                });
+                                            }
+                                            for w in &stack.warnings {
+                                                ui.label(
+                                                    RichText::new(format!("Warning: {w}"))
+                                                        .color(Color32::from_rgb(230, 160, 60)),
+                                                );
+                                            }
+                                        });
+                                    });
+                                }
+                            }
+                        });
+                    }
+                });
+        }
+        if !set.unreadable.is_empty() {
+            egui::CollapsingHeader::new(
+                RichText::new(format!("{} unreadable file(s)", set.unreadable.len()))
+                    .color(Color32::from_rgb(230, 120, 100)),
+            )
+            .show(ui, |ui| {
+                for u in &set.unreadable {
+                    ui.label(format!("{}: {}", u.path.display(), u.reason));
+                }
+            });
+        }
+        if let Some(v) = app
+            .current
+            .as_ref()
+            .and_then(|c| c.volume.as_ref())
+            .filter(|v| !v.skipped.is_empty())
+        {
+            egui::CollapsingHeader::new(
+                RichText::new(format!("{} slice(s) not decoded", v.skipped.len()))
+                    .color(Color32::from_rgb(230, 120, 100)),
+            )
+            .show(ui, |ui| {
+                for s in &v.skipped {
+                    ui.label(format!("slice {}: {}", s.index + 1, s.reason));
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,152 @@
+//! Background work for the window: scanning studies, thumbnails, loading a series.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+
+use eframe::egui;
+
+use crate::study::{self, Progress, Stack, StudySet, Volume, volume::percentile_window};
+
+/// Messages from a background task to the window.
+pub enum LoadEvent {
+    Scanned(Result<Arc<StudySet>, String>),
+    ScanProgress(Progress),
+    Thumbnail {
+        series: String,
+        image: egui::ColorImage,
+    },
+    /// One decoded slice of the series being loaded, before the whole volume.
+    FirstSlice {
+        series: String,
+        index: usize,
+        values: Vec<f32>,
+        channels: usize,
+    },
+    VolumeProgress(Progress),
+    Volume {
+        series: String,
+        result: Result<Arc<Volume>, String>,
+    },
+}
+
+/// A running background task; dropping it asks the task to stop.
+pub struct Task {
+    rx: Receiver<LoadEvent>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Task {
+    fn spawn(
+        ctx: &egui::Context,
+        work: impl FnOnce(&(dyn Fn(LoadEvent) + Sync), &AtomicBool) + Send + 'static,
+    ) -> Task {
+        let (tx, rx) = channel::<LoadEvent>();
+        let tx = std::sync::Mutex::new(tx);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (ctx, flag) = (ctx.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            let send = |e: LoadEvent| {
+                if let Ok(tx) = tx.lock() {
+                    let _ = Sender::send(&tx, e);
+                }
+                ctx.request_repaint();
+            };
+            work(&send, &flag);
+        });
+        Task { rx, cancel }
+    }
+
+    /// Events that arrived since the last call; `finished` is true once the task has ended.
+    pub fn poll(&self) -> (Vec<LoadEvent>, bool) {
+        let mut events = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(e) => events.push(e),
+                Err(TryRecvError::Empty) => return (events, false),
+                Err(TryRecvError::Disconnected) => return (events, true),
+            }
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+const THUMBNAIL_SIZE: usize = 72;
+
+/// Scans `paths`, then makes a thumbnail of each series' middle image.
+pub fn scan(ctx: &egui::Context, paths: Vec<PathBuf>) -> Task {
+    Task::spawn(ctx, move |send, cancel| {
+        let progress = |p: Progress| send(LoadEvent::ScanProgress(p));
+        let set = match StudySet::open(&paths, &progress, cancel) {
+            Ok(set) => Arc::new(set),
+            Err(e) => return send(LoadEvent::Scanned(Err(study::error_chain(&e)))),
+        };
+        send(LoadEvent::Scanned(Ok(set.clone())));
+        for series in set.series() {
+            if cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(stack) = series.stacks.iter().max_by_key(|s| s.slices.len()) else {
+                continue;
+            };
+            if let Some(image) = thumbnail(stack) {
+                send(LoadEvent::Thumbnail {
+                    series: series.uid.clone(),
+                    image,
+                });
+            }
+        }
+    })
+}
+
+fn thumbnail(stack: &Stack) -> Option<egui::ColorImage> {
+    let frame = study::load_slice(stack, stack.slices.len() / 2).ok()?;
+    let (w, h) = (stack.columns as usize, stack.rows as usize);
+    let c = frame.channels;
+    let window = percentile_window(&frame.values, c);
+    let lo = window.center - window.width / 2.0;
+    let scale = THUMBNAIL_SIZE as f64 / w.max(h) as f64;
+    let (tw, th) = (
+        ((w as f64 * scale) as usize).max(1),
+        ((h as f64 * scale) as usize).max(1),
+    );
+    let mut pixels = Vec::with_capacity(tw * th);
+    for y in 0..th {
+        for x in 0..tw {
+            let (sx, sy) = (((x as f64 + 0.5) / scale) as usize, ((y as f64 + 0.5) / scale) as usize);
+            let i = (sy.min(h - 1) * w + sx.min(w - 1)) * c;
+            let g = |k: usize| (((f64::from(frame.values[i + k]) - lo) / window.width).clamp(0.0, 1.0) * 255.0) as u8;
+            pixels.push(if c == 3 {
+                egui::Color32::from_rgb(g(0), g(1), g(2))
+            } else {
+                egui::Color32::from_gray(g(0))
+            });
+        }
+    }
+    Some(egui::ColorImage::new([tw, th], pixels))
+}
+
+/// Decodes the slice the view opens on first, then the whole stack.
+pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usize) -> Task {
+    Task::spawn(ctx, move |send, cancel| {
+        if let Ok(frame) = study::load_slice(&stack, first) {
+            send(LoadEvent::FirstSlice {
+                series: series.clone(),
+                index: first,
+                values: frame.values,
+                channels: frame.channels,
+            });
+        }
+        let progress = |p: Progress| send(LoadEvent::VolumeProgress(p));
+        let result = study::load_volume(&stack, &progress, cancel)
+            .map(Arc::new)
+            .map_err(|e| study::error_chain(&e));
+        send(LoadEvent::Volume { series, result });
+    })
+}

@@ -1,0 +1,156 @@
+//! The model panel: run the analysis, watch it, read its results and its limits.
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::{Command, FocalApp};
+use crate::inference::Device;
+
+/// Said wherever the model's output is shown.
+pub const ATTENTION_DISCLAIMER: &str = "The attention map shows where the model looked when it labelled each pixel. \
+It is not a finding and not a diagnosis. Research use only; not for diagnostic use.";
+
+pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+    ui.heading("Model");
+    let manifest = match &app.manifest {
+        Ok(m) => m.clone(),
+        Err(e) => {
+            ui.colored_label(Color32::from_rgb(230, 120, 100), format!("No model: {e}"));
+            return;
+        }
+    };
+    ui.label(RichText::new(manifest.title.clone().unwrap_or_else(|| manifest.name.clone())).strong());
+    ui.label(format!(
+        "{} {} · sha256 {}…",
+        manifest.name,
+        manifest.version,
+        &manifest.sha256[..12.min(manifest.sha256.len())]
+    ));
+    ui.horizontal(|ui| {
+        ui.label("Device");
+        for (d, name) in [(Device::Auto, "Auto"), (Device::Cpu, "CPU"), (Device::Cuda, "CUDA")] {
+            ui.selectable_value(&mut app.settings.device, d, name);
+        }
+    });
+
+    let loaded = app.current.as_ref().is_some_and(|c| c.volume.is_some());
+    if let Some(r) = &app.running {
+        let s = r.job.status();
+        ui.horizontal(|ui| {
+            let eta = s
+                .eta
+                .map(|e| format!(", about {:.0} s left", e.as_secs_f64()))
+                .unwrap_or_default();
+            ui.add(
+                egui::ProgressBar::new(s.done as f32 / s.total.max(1) as f32)
+                    .text(format!("{}/{} slices{eta}", s.done, s.total))
+                    .desired_width(200.0),
+            );
+            if ui.button("Cancel").clicked() {
+                app.commands.push(Command::CancelAnalysis);
+            }
+        });
+        match r.job.provider() {
+            Some(p) => {
+                ui.label(format!("Running on {}", p.name));
+            }
+            None => {
+                ui.label("Opening the model…");
+            }
+        }
+    } else {
+        let button = ui.add_enabled(loaded, egui::Button::new("Analyze series"));
+        if !loaded {
+            button.on_disabled_hover_text("Open a series and wait for it to load");
+        } else if button.clicked() {
+            app.commands.push(Command::RunAnalysis);
+        }
+    }
+
+    if let Some(a) = app.current_analysis() {
+        ui.add_space(6.0);
+        let provider = match &a.provider.fallback_reason {
+            Some(why) => format!("Ran on {} (CUDA not used: {why})", a.provider.name),
+            None => format!("Ran on {}", a.provider.name),
+        };
+        ui.label(provider);
+        if !a.verified {
+            ui.colored_label(
+                Color32::from_rgb(230, 120, 100),
+                "Model file NOT verified against its manifest",
+            );
+        }
+        let s = &a.analysis.summary;
+        ui.label(format!(
+            "{} slices in {:.1} s ({:.1} slices/s)",
+            a.analysis.slices, s.seconds_total, s.slices_per_second
+        ));
+        egui::Grid::new("volumes").striped(true).num_columns(3).show(ui, |ui| {
+            ui.strong("Label");
+            ui.strong("Volume");
+            ui.strong("Confidence");
+            ui.end_row();
+            for l in s.labels.iter().filter(|l| l.index > 0) {
+                let colour = manifest
+                    .labels
+                    .iter()
+                    .find(|x| x.index == l.index)
+                    .map(|x| x.color)
+                    .unwrap_or([255; 3]);
+                ui.label(RichText::new(&l.name).color(Color32::from_rgb(colour[0], colour[1], colour[2])));
+                ui.label(format!("{:.1} mL", l.volume_ml));
+                ui.label(
+                    l.mean_probability
+                        .map(|p| format!("{:.0}%", p * 100.0))
+                        .unwrap_or_else(|| "–".into()),
+                );
+                ui.end_row();
+            }
+        });
+        if let Some(c) = s.mean_confidence {
+            ui.label(format!("Mean confidence {:.0}%", c * 100.0));
+        }
+        if let Some(Some(c)) = s.slice_confidence.get(app.view.slice) {
+            ui.label(format!("This slice {:.0}%", c * 100.0));
+        }
+    }
+
+    ui.add_space(8.0);
+    ui.label(RichText::new(ATTENTION_DISCLAIMER).color(Color32::from_rgb(240, 200, 120)));
+    egui::CollapsingHeader::new("Model card").show(ui, |ui| {
+        if let Some(t) = &manifest.architecture {
+            ui.label(t);
+        }
+        if let Some(t) = &manifest.intended_use {
+            ui.label(format!("Intended use: {t}"));
+        }
+        let labels: Vec<&str> = manifest.labels.iter().map(|l| l.name.as_str()).collect();
+        ui.label(format!("Labels: {}", labels.join(", ")));
+        ui.label(format!(
+            "Input: {} mm pixels, {} normalisation",
+            manifest.input.pixel_spacing_mm[0], manifest.input.normalisation.method
+        ));
+        if let Some(metrics) = &manifest.metrics {
+            ui.label("Held-out results (Colin27, weak references; see MODEL_CARD.md):");
+            metric_lines(metrics, "", ui);
+        }
+    });
+}
+
+fn metric_lines(v: &serde_json::Value, prefix: &str, ui: &mut egui::Ui) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix} · {k}")
+                };
+                metric_lines(v, &name, ui);
+            }
+        }
+        serde_json::Value::Number(n) => {
+            ui.label(RichText::new(format!("{prefix}: {:.3}", n.as_f64().unwrap_or(f64::NAN))).small());
+        }
+        _ => {}
+    }
+}

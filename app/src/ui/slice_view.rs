@@ -1,0 +1,553 @@
+//! The slice view: GPU-drawn image and overlays, with the reading aids around it (orientation
+//! labels, scale bar, colour bar, cursor readout) and the mouse and keyboard controls.
+
+use std::sync::Arc;
+
+use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
+
+use super::FocalApp;
+use crate::render::{MaskStyle, SliceCallback, SlicePixels, SliceStyle, SliceUniforms, image_to_clip};
+use crate::study::geometry::{Vec3, dot};
+use crate::study::{Stack, WindowLevel};
+
+/// How the current series is being looked at.
+#[derive(Debug, Clone)]
+pub struct ViewState {
+    pub slice: usize,
+    pub window: WindowLevel,
+    /// Until the reader sets a window, take it from the loaded data.
+    pub window_from_volume: bool,
+    pub invert: bool,
+    /// Magnification relative to "fit to view".
+    pub zoom: f32,
+    /// Offset of the image centre from the view centre, in points.
+    pub pan: Vec2,
+    pub playing: bool,
+    cine_clock: f32,
+    wheel: f32,
+    /// Points per mm at zoom 1 in the last frame (for the 1:1 button).
+    pub fit_scale: f32,
+    pub preset: Option<&'static str>,
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        ViewState {
+            slice: 0,
+            window: WindowLevel {
+                center: 0.5,
+                width: 1.0,
+            },
+            window_from_volume: true,
+            invert: false,
+            zoom: 1.0,
+            pan: Vec2::ZERO,
+            playing: false,
+            cine_clock: 0.0,
+            wheel: 0.0,
+            fit_scale: 1.0,
+            preset: None,
+        }
+    }
+}
+
+impl ViewState {
+    /// The view a newly opened stack starts with: its middle slice, its own window if it has one.
+    pub fn for_stack(stack: &Stack, slice: usize) -> ViewState {
+        let tagged = stack.slices.get(slice).and_then(|s| s.info().window);
+        ViewState {
+            slice,
+            window: tagged.unwrap_or(WindowLevel {
+                center: 0.5,
+                width: 1.0,
+            }),
+            window_from_volume: tagged.is_none(),
+            preset: tagged.map(|_| super::presets::FROM_IMAGE),
+            ..ViewState::default()
+        }
+    }
+
+    pub fn set_window(&mut self, center: f64, width: f64, preset: Option<&'static str>) {
+        self.window = WindowLevel {
+            center,
+            width: width.max(1.0),
+        };
+        self.window_from_volume = false;
+        self.preset = preset;
+    }
+
+    pub fn reset(&mut self) {
+        self.zoom = 1.0;
+        self.pan = Vec2::ZERO;
+    }
+
+    fn step(&mut self, by: i64, slices: usize) {
+        let last = slices.saturating_sub(1) as i64;
+        self.slice = (self.slice as i64 + by).clamp(0, last) as usize;
+    }
+}
+
+/// Column and row spacing in mm (1 mm when the files do not say).
+pub fn pixel_spacing(stack: &Stack) -> [f64; 2] {
+    if let Some(g) = &stack.geometry {
+        return [g.spacing[0], g.spacing[1]];
+    }
+    stack
+        .slices
+        .first()
+        .and_then(|s| s.info().pixel_spacing)
+        .map(|ps| [ps[1], ps[0]])
+        .filter(|s| s[0] > 0.0 && s[1] > 0.0)
+        .unwrap_or([1.0, 1.0])
+}
+
+/// Anatomical letters for a direction in patient space (LPS): up to two, strongest first.
+pub fn direction_letters(d: &Vec3) -> String {
+    let mut axes: Vec<(f64, char)> = vec![
+        (d[0], if d[0] > 0.0 { 'L' } else { 'R' }),
+        (d[1], if d[1] > 0.0 { 'P' } else { 'A' }),
+        (d[2], if d[2] > 0.0 { 'S' } else { 'I' }),
+    ];
+    axes.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+    axes.iter()
+        .take(2)
+        .filter(|(v, _)| v.abs() > 0.3)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
+/// A round length (1, 2 or 5 × 10^k mm) close to `target_mm`.
+pub fn nice_length(target_mm: f64) -> f64 {
+    let base = 10f64.powf(target_mm.max(1e-6).log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * base)
+        .filter(|v| *v <= target_mm)
+        .last()
+        .unwrap_or(base)
+}
+
+fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl ToString) {
+    // A dark halo keeps text legible over bright tissue.
+    let font = FontId::proportional(13.0);
+    for d in [Vec2::new(1.0, 1.0), Vec2::new(-1.0, -1.0)] {
+        painter.text(pos + d, anchor, s.to_string(), font.clone(), Color32::BLACK);
+    }
+    painter.text(pos, anchor, s.to_string(), font, Color32::from_rgb(230, 230, 170));
+}
+
+pub fn slice_style(app: &FocalApp) -> SliceStyle {
+    let s = &app.settings;
+    let mask = app.manifest.as_ref().ok().map(|m| {
+        let count = m.labels.iter().map(|l| usize::from(l.index) + 1).max().unwrap_or(0);
+        let mut colors = vec![[255, 255, 255]; count];
+        let mut visible = vec![false; count];
+        for l in &m.labels {
+            colors[usize::from(l.index)] = l.color;
+            visible[usize::from(l.index)] = l.index > 0 && !s.hidden_labels.contains(&l.index);
+        }
+        MaskStyle {
+            mode: s.mask_mode,
+            fill_opacity: s.fill_opacity,
+            outline_width: s.outline_width,
+            colors,
+            visible,
+        }
+    });
+    SliceStyle {
+        window_center: app.view.window.center,
+        window_width: app.view.window.width,
+        invert: app.view.invert,
+        attention: s.show_attention.then_some(s.attention),
+        mask: mask.filter(|_| s.show_mask),
+    }
+}
+
+fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, slices: usize) {
+    let view = &mut app.view;
+    let typing = ui.ctx().text_edit_focused();
+    let (events, zoom, dt) = ui.input(|i| (i.events.clone(), i.zoom_delta(), i.stable_dt));
+    if response.hovered() {
+        for e in &events {
+            if let egui::Event::MouseWheel {
+                unit, delta, modifiers, ..
+            } = e
+                && !modifiers.ctrl
+                && !modifiers.command
+            {
+                view.wheel -= match unit {
+                    egui::MouseWheelUnit::Line => delta.y,
+                    egui::MouseWheelUnit::Point => delta.y / 50.0,
+                    egui::MouseWheelUnit::Page => delta.y * 10.0,
+                };
+            }
+        }
+        let steps = view.wheel.trunc();
+        if steps != 0.0 {
+            view.step(steps as i64, slices);
+            view.wheel -= steps;
+        }
+        if zoom != 1.0
+            && let Some(cursor) = response.hover_pos()
+        {
+            let new_zoom = (view.zoom * zoom).clamp(0.1, 40.0);
+            let factor = new_zoom / view.zoom;
+            view.pan = cursor - rect.center() - (cursor - rect.center() - view.pan) * factor;
+            view.zoom = new_zoom;
+        }
+    }
+    if response.dragged_by(egui::PointerButton::Secondary) {
+        let d = response.drag_delta();
+        let k = view.window.width.max(1.0) * 0.004;
+        let (c, w) = (
+            view.window.center + f64::from(d.y) * k,
+            view.window.width + f64::from(d.x) * k,
+        );
+        view.set_window(c, w, None);
+    }
+    if response.dragged_by(egui::PointerButton::Middle) {
+        view.pan += response.drag_delta();
+    }
+    if response.double_clicked() {
+        view.reset();
+    }
+    if !typing {
+        ui.input(|i| {
+            let pressed = |k| i.key_pressed(k);
+            if pressed(egui::Key::ArrowDown) || pressed(egui::Key::ArrowRight) {
+                view.step(1, slices);
+            }
+            if pressed(egui::Key::ArrowUp) || pressed(egui::Key::ArrowLeft) {
+                view.step(-1, slices);
+            }
+            if pressed(egui::Key::PageDown) {
+                view.step(10, slices);
+            }
+            if pressed(egui::Key::PageUp) {
+                view.step(-10, slices);
+            }
+            if pressed(egui::Key::Home) {
+                view.slice = 0;
+            }
+            if pressed(egui::Key::End) {
+                view.slice = slices.saturating_sub(1);
+            }
+            if pressed(egui::Key::Space) {
+                view.playing = !view.playing;
+            }
+            if pressed(egui::Key::I) {
+                view.invert = !view.invert;
+            }
+            if pressed(egui::Key::R) {
+                view.reset();
+            }
+        });
+    }
+    if view.playing && slices > 1 {
+        view.cine_clock += dt * app.settings.cine_fps.max(0.5);
+        while view.cine_clock >= 1.0 {
+            view.cine_clock -= 1.0;
+            view.slice = (view.slice + 1) % slices;
+        }
+        ui.ctx().request_repaint();
+    }
+}
+
+pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<SlicePixels>>) {
+    let rect = ui.available_rect_before_wrap();
+    let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
+    let painter = ui.painter_at(rect);
+    let Some(current) = &app.current else {
+        let hint = if app.scan.is_some() {
+            "Reading the study…"
+        } else {
+            "Open a study: the Open folder button, drop a folder or files here, or run `focal view PATH`"
+        };
+        painter.text(
+            rect.center(),
+            Align2::CENTER_CENTER,
+            hint,
+            FontId::proportional(16.0),
+            Color32::GRAY,
+        );
+        return;
+    };
+    let slices = current.stack.slices.len();
+    let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
+    let spacing = pixel_spacing(&current.stack);
+    let geometry = current.stack.geometry.clone();
+    let modality = current.modality.clone();
+    let label = current.label.clone();
+    let error = current.error.clone();
+    let skipped = current.volume.as_ref().and_then(|v| {
+        v.skipped
+            .iter()
+            .find(|s| s.index == app.view.slice)
+            .map(|s| s.reason.clone())
+    });
+    handle_input(app, ui, &response, rect, slices);
+
+    // Layout: the image keeps its physical aspect ratio (pixel spacing), centred and panned.
+    let size_mm = Vec2::new((columns as f64 * spacing[0]) as f32, (rows as f64 * spacing[1]) as f32);
+    let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
+    app.view.fit_scale = fit;
+    let scale = fit * app.view.zoom;
+    let image_rect = Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale);
+
+    match &pixels {
+        Some(pixels) => {
+            let style = slice_style(app);
+            let dest = image_rect.translate(-rect.min.to_vec2());
+            let transform = image_to_clip(
+                columns,
+                rows,
+                [rect.width(), rect.height()],
+                [dest.min.x, dest.min.y, dest.max.x, dest.max.y],
+            );
+            let uniforms = SliceUniforms::new(
+                &style,
+                columns,
+                rows,
+                pixels.is_color(),
+                transform,
+                pixels.attention.is_some(),
+                pixels.labels.is_some(),
+            );
+            let callback = SliceCallback {
+                viewport: 0,
+                pixels: pixels.clone(),
+                colormap: app.settings.attention.colormap,
+                uniforms,
+            };
+            painter.add(callback.into_paint_callback(rect));
+            if pixels.attention.is_some() && style.attention.is_some() {
+                colour_bar(app, &painter, rect);
+            }
+        }
+        None => {
+            let msg = error.unwrap_or_else(|| "Loading slice…".into());
+            painter.text(
+                rect.center(),
+                Align2::CENTER_CENTER,
+                msg,
+                FontId::proportional(16.0),
+                Color32::GRAY,
+            );
+        }
+    }
+
+    // Reading aids.
+    let m = 8.0;
+    let view = &app.view;
+    let mut top_left = vec![label, format!("Slice {}/{}", view.slice + 1, slices)];
+    if let Some(g) = &geometry {
+        let p = g.voxel_to_patient(0.0, 0.0, view.slice as f64);
+        top_left.push(format!("Position {:.1} mm", dot(&p, &g.slice_direction)));
+    }
+    if let Some(reason) = skipped {
+        top_left.push(format!("This slice could not be decoded: {reason}"));
+    }
+    text(
+        &painter,
+        rect.left_top() + Vec2::splat(m),
+        Align2::LEFT_TOP,
+        top_left.join("\n"),
+    );
+    let mut top_right = vec![format!("W {:.0}  L {:.0}", view.window.width, view.window.center)];
+    if let Some(p) = view.preset {
+        top_right.push(p.to_string());
+    }
+    top_right.push(format!("Zoom {:.0}%", view.zoom * 100.0));
+    if view.invert {
+        top_right.push("Inverted".into());
+    }
+    if view.playing {
+        top_right.push(format!("Cine {:.0} fps", app.settings.cine_fps));
+    }
+    text(
+        &painter,
+        rect.right_top() + Vec2::new(-m - 50.0, m),
+        Align2::RIGHT_TOP,
+        top_right.join("\n"),
+    );
+
+    if let Some(g) = &geometry {
+        let neg = |v: &Vec3| [-v[0], -v[1], -v[2]];
+        let c = image_rect.center();
+        let clamp = |p: Pos2| rect.shrink(14.0).clamp(p);
+        let letters = [
+            (
+                clamp(Pos2::new(image_rect.left() + 12.0, c.y)),
+                direction_letters(&neg(&g.row_direction)),
+            ),
+            (
+                clamp(Pos2::new(image_rect.right() - 12.0, c.y)),
+                direction_letters(&g.row_direction),
+            ),
+            (
+                clamp(Pos2::new(c.x, image_rect.top() + 12.0)),
+                direction_letters(&neg(&g.column_direction)),
+            ),
+            (
+                clamp(Pos2::new(c.x, image_rect.bottom() - 12.0)),
+                direction_letters(&g.column_direction),
+            ),
+        ];
+        for (pos, l) in letters {
+            text(&painter, pos, Align2::CENTER_CENTER, l);
+        }
+    }
+
+    // Scale bar: a round length near 1/5 of the view width.
+    let mm = nice_length(f64::from(rect.width() / 5.0 / scale));
+    let length = mm as f32 * scale;
+    let end = rect.right_bottom() + Vec2::new(-m - 50.0, -m - 6.0);
+    let start = end - Vec2::new(length, 0.0);
+    let stroke = egui::Stroke::new(2.0, Color32::from_rgb(230, 230, 170));
+    painter.line_segment([start, end], stroke);
+    for p in [start, end] {
+        painter.line_segment([p, p - Vec2::new(0.0, 6.0)], stroke);
+    }
+    let unit = if mm >= 10.0 {
+        format!("{:.0} cm", mm / 10.0)
+    } else {
+        format!("{mm} mm")
+    };
+    text(
+        &painter,
+        start + Vec2::new(length / 2.0, -8.0),
+        Align2::CENTER_BOTTOM,
+        unit,
+    );
+
+    // Cursor readout.
+    if let Some(pos) = response.hover_pos() {
+        let ix = (pos.x - image_rect.left()) / scale / spacing[0] as f32;
+        let iy = (pos.y - image_rect.top()) / scale / spacing[1] as f32;
+        if ix >= 0.0 && iy >= 0.0 && (ix as usize) < columns && (iy as usize) < rows {
+            let readout = cursor_readout(app, ix as usize, iy as usize, modality.as_deref(), pixels.as_deref());
+            text(
+                &painter,
+                rect.left_bottom() + Vec2::new(m, -m),
+                Align2::LEFT_BOTTOM,
+                readout,
+            );
+        }
+    }
+}
+
+fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pixels: Option<&SlicePixels>) -> String {
+    let mut lines = Vec::new();
+    let k = app.view.slice;
+    if let Some(g) = app.current.as_ref().and_then(|c| c.stack.geometry.as_ref()) {
+        let p = g.voxel_to_patient(i as f64, j as f64, k as f64);
+        lines.push(format!("({:.1}, {:.1}, {:.1}) mm LPS", p[0], p[1], p[2]));
+    }
+    lines.push(format!("Pixel ({i}, {j})"));
+    if let Some(px) = pixels {
+        let at = j * px.columns + i;
+        let unit = if modality == Some("CT") { " HU" } else { "" };
+        if px.is_color() {
+            let v = &px.image[at * 3..at * 3 + 3];
+            lines.push(format!("RGB {:.0} {:.0} {:.0}", v[0], v[1], v[2]));
+        } else if let Some(v) = px.image.get(at) {
+            lines.push(format!("Value {v:.1}{unit}"));
+        }
+        if let (Some(labels), Ok(m)) = (&px.labels, &app.manifest) {
+            let l = labels[at];
+            let name = m.labels.iter().find(|x| x.index == l).map_or("?", |x| x.name.as_str());
+            lines.push(format!("Label {name}"));
+        }
+        if let Some(a) = px.attention.as_ref().and_then(|a| a.get(at)) {
+            lines.push(format!("Attention {a:.3}"));
+        }
+    }
+    lines.join("\n")
+}
+
+fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
+    let style = app.settings.attention;
+    let bar = Rect::from_min_size(
+        Pos2::new(rect.right() - 40.0, rect.center().y - 100.0),
+        Vec2::new(14.0, 200.0),
+    );
+    let steps = 64;
+    let [lo, hi] = style.range;
+    for s in 0..steps {
+        let t = s as f32 / (steps - 1) as f32;
+        let value = lo + t * (hi - lo);
+        let c = style.colormap.color(t);
+        let h = bar.height() / steps as f32;
+        let y = bar.bottom() - (s + 1) as f32 * h;
+        let colour = if value < style.threshold {
+            Color32::from_rgb(c[0], c[1], c[2]).gamma_multiply(0.25)
+        } else {
+            Color32::from_rgb(c[0], c[1], c[2])
+        };
+        painter.rect_filled(
+            Rect::from_min_size(Pos2::new(bar.left(), y), Vec2::new(bar.width(), h + 0.5)),
+            0.0,
+            colour,
+        );
+    }
+    painter.rect_stroke(
+        bar,
+        0.0,
+        egui::Stroke::new(1.0, Color32::GRAY),
+        egui::StrokeKind::Outside,
+    );
+    let y_of = |v: f32| bar.bottom() - (v - lo) / (hi - lo).max(1e-6) * bar.height();
+    let font = FontId::proportional(11.0);
+    for (v, s) in [(hi, format!("{hi:.2}")), (lo, format!("{lo:.2}"))] {
+        painter.text(
+            Pos2::new(bar.left() - 3.0, y_of(v)),
+            Align2::RIGHT_CENTER,
+            s,
+            font.clone(),
+            Color32::LIGHT_GRAY,
+        );
+    }
+    if style.threshold > lo && style.threshold < hi {
+        let y = y_of(style.threshold);
+        painter.line_segment(
+            [Pos2::new(bar.left() - 4.0, y), Pos2::new(bar.right() + 4.0, y)],
+            egui::Stroke::new(1.5, Color32::WHITE),
+        );
+        painter.text(
+            Pos2::new(bar.left() - 3.0, y),
+            Align2::RIGHT_CENTER,
+            format!("{:.2}", style.threshold),
+            font.clone(),
+            Color32::WHITE,
+        );
+    }
+    painter.text(
+        Pos2::new(bar.center().x, bar.top() - 4.0),
+        Align2::CENTER_BOTTOM,
+        "attention",
+        font,
+        Color32::LIGHT_GRAY,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orientation_letters_follow_lps() {
+        assert_eq!(direction_letters(&[1.0, 0.0, 0.0]), "L");
+        assert_eq!(direction_letters(&[-1.0, 0.0, 0.0]), "R");
+        assert_eq!(direction_letters(&[0.0, 1.0, 0.0]), "P");
+        assert_eq!(direction_letters(&[0.0, 0.0, -1.0]), "I");
+        assert_eq!(direction_letters(&[0.8, -0.6, 0.0]), "LA");
+    }
+
+    #[test]
+    fn scale_bar_lengths_are_round() {
+        assert_eq!(nice_length(37.0), 20.0);
+        assert_eq!(nice_length(55.0), 50.0);
+        assert_eq!(nice_length(9.9), 5.0);
+        assert_eq!(nice_length(100.0), 100.0);
+    }
+}
