@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Focal needs to build and test on a fresh Debian machine. Idempotent and quick
 # when everything is already there.
-#   system: a C/C++ toolchain and cmake (the CharLS JPEG-LS and OpenJPEG codecs build from source)
+#   system: a C/C++ toolchain and cmake (the CharLS JPEG-LS and OpenJPEG codecs build from source);
+#           GTK 3 headers (native file dialogs); Xvfb, Mesa's Vulkan/GL software drivers and
+#           ImageMagick (the window and GPU tests run headless); dicom3tools, poppler-utils and
+#           strace (export validation, privacy checks)
 #   python: a venv under the cache with pydicom, its codec plugins and onnxruntime (reference
 #           values in tests, the model's golden-output check)
 set -euo pipefail
@@ -13,6 +16,10 @@ command -v cmake >/dev/null || need_apt+=(cmake)
 command -v c++ >/dev/null || need_apt+=(g++)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+for pkg in libgtk-3-dev xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libxkbcommon-x11-0 imagemagick \
+  dicom3tools poppler-utils strace; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   echo "setup: installing ${need_apt[*]}"

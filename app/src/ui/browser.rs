@@ -62,8 +62,9 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
 
         let presets = current_presets(app);
         let chosen = app.view.preset.unwrap_or("Custom");
+        let wl = ui.label("W/L");
         egui::ComboBox::from_id_salt("preset")
-            .selected_text(format!("W/L: {chosen}"))
+            .selected_text(chosen)
             .show_ui(ui, |ui| {
                 for p in &presets {
                     let key = p.key.map(|k| format!("  [{k}]")).unwrap_or_default();
@@ -74,7 +75,9 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
                         app.view.set_window(p.center, p.width, Some(p.name));
                     }
                 }
-            });
+            })
+            .response
+            .labelled_by(wl.id);
         if !ui.ctx().text_edit_focused() {
             let digits = [
                 egui::Key::Num0,
@@ -115,7 +118,7 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
         ui.add(
             egui::Slider::new(&mut app.settings.cine_fps, 1.0..=60.0)
-                .suffix(" fps")
+                .text("fps")
                 .integer(),
         );
         ui.separator();

@@ -14,25 +14,21 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     let s = &mut app.settings;
     ui.checkbox(&mut s.show_attention, "Attention heatmap");
     ui.add_enabled_ui(s.show_attention, |ui| {
-        egui::Grid::new("attention").num_columns(2).show(ui, |ui| {
-            ui.label("Colormap");
-            egui::ComboBox::from_id_salt("colormap")
-                .selected_text(s.attention.colormap.name())
-                .show_ui(ui, |ui| {
-                    for c in Colormap::ALL {
-                        ui.selectable_value(&mut s.attention.colormap, c, c.name());
-                    }
-                });
-            ui.end_row();
-            ui.label("Opacity");
-            ui.add(egui::Slider::new(&mut s.attention.opacity, 0.0..=1.0));
-            ui.end_row();
-            let [lo, hi] = s.attention.range;
-            ui.label("Threshold");
-            ui.add(egui::Slider::new(&mut s.attention.threshold, lo..=hi).max_decimals(3))
-                .on_hover_text("Attention below this value is transparent");
-            ui.end_row();
-        });
+        egui::ComboBox::from_label("Colormap")
+            .selected_text(s.attention.colormap.name())
+            .show_ui(ui, |ui| {
+                for c in Colormap::ALL {
+                    ui.selectable_value(&mut s.attention.colormap, c, c.name());
+                }
+            });
+        ui.add(egui::Slider::new(&mut s.attention.opacity, 0.0..=1.0).text("Opacity"));
+        let [lo, hi] = s.attention.range;
+        ui.add(
+            egui::Slider::new(&mut s.attention.threshold, lo..=hi)
+                .max_decimals(3)
+                .text("Threshold"),
+        )
+        .on_hover_text("Attention below this value is transparent");
     });
     ui.add_space(6.0);
     ui.checkbox(&mut s.show_mask, "Label mask");
@@ -42,14 +38,12 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 ui.selectable_value(&mut s.mask_mode, m, m.name());
             }
         });
-        egui::Grid::new("mask").num_columns(2).show(ui, |ui| {
-            ui.label("Fill opacity");
-            ui.add(egui::Slider::new(&mut s.fill_opacity, 0.0..=1.0));
-            ui.end_row();
-            ui.label("Outline width");
-            ui.add(egui::Slider::new(&mut s.outline_width, 1..=MAX_OUTLINE_WIDTH).suffix(" px"));
-            ui.end_row();
-        });
+        ui.add(egui::Slider::new(&mut s.fill_opacity, 0.0..=1.0).text("Fill opacity"));
+        ui.add(
+            egui::Slider::new(&mut s.outline_width, 1..=MAX_OUTLINE_WIDTH)
+                .suffix(" px")
+                .text("Outline width"),
+        );
         if let Ok(m) = &app.manifest {
             for l in m.labels.iter().filter(|l| l.index > 0) {
                 ui.horizontal(|ui| {

@@ -468,8 +468,9 @@ fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pi
 fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
     let style = app.settings.attention;
     let bar = Rect::from_min_size(
-        Pos2::new(rect.right() - 40.0, rect.center().y - 100.0),
-        Vec2::new(14.0, 200.0),
+        // Below the window/level text, clear of the orientation letter at mid-height.
+        Pos2::new(rect.right() - 40.0, rect.top() + 110.0),
+        Vec2::new(14.0, (rect.height() * 0.5 - 140.0).clamp(60.0, 200.0)),
     );
     let steps = 64;
     let [lo, hi] = style.range;
