@@ -34,6 +34,8 @@ fi
 # The committed model: sha256 against its manifest, golden outputs through Python onnxruntime.
 "$PY" models/training/check_model.py models/brain-tissue.json "$CACHE/golden-f32"
 export FOCAL_GOLDEN_F32="$CACHE/golden-f32"
+# Python with pydicom and highdicom, for the export checks.
+export FOCAL_PYTHON="$PY"
 
 # The ONNX Runtime library Focal loads (from the PyPI wheel, into the cache).
 scripts/fetch-onnxruntime.sh

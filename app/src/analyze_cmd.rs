@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Serialize;
 
 use crate::cli::AnalyzeArgs;
@@ -53,18 +53,7 @@ struct Timings {
 }
 
 pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
-    // Never write among the source files: refuse an output folder inside a study folder.
-    let out_abs = absolute_resolved(&args.out);
-    for s in &args.study {
-        if let Ok(study_dir) = std::fs::canonicalize(s) {
-            if study_dir.is_dir() && out_abs.starts_with(&study_dir) {
-                bail!(
-                    "the output folder must not be inside the study folder (nothing is ever written among source files): {}",
-                    args.out.display()
-                );
-            }
-        }
-    }
+    crate::outdir::ensure_outside_study(&args.out, &args.study)?;
     let cancel = AtomicBool::new(false);
     let t = Instant::now();
     let set = StudySet::open(&args.study, &|_: Progress| {}, &cancel).context("scanning the study failed")?;
@@ -167,7 +156,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         files: ["labels.nii", "attention.nii", "probabilities.nii"],
         note: "Research use only, not for diagnosis. The attention map shows where the model's finest attention gate passed detail, not a finding.",
     };
-    write_atomic(
+    crate::outdir::write_atomic(
         &args.out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
@@ -182,33 +171,6 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         args.out.display()
     );
     Ok(0)
-}
-
-/// An absolute path with its existing ancestors' symlinks resolved.
-fn absolute_resolved(path: &Path) -> std::path::PathBuf {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name(), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name.to_os_string());
-                existing = parent.to_path_buf();
-            }
-            _ => return abs,
-        }
-    }
-    let mut resolved = std::fs::canonicalize(&existing).unwrap_or(existing);
-    for part in rest.iter().rev() {
-        resolved.push(part);
-    }
-    resolved
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("partial");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }
 
 fn write_results(out: &Path, volume: &study::Volume, a: &inference::Analysis) -> anyhow::Result<()> {

@@ -30,8 +30,41 @@ pub enum Command {
     Info(InfoArgs),
     /// Open the viewer window (on DICOM files, folders or a DICOMDIR, if given).
     View(ViewArgs),
+    /// Write the report and DICOM exports (SEG, Parametric Map, key images) of an analysis.
+    Export(ExportArgs),
     /// Run the segmentation model on a series and write label map, attention map and summary.
     Analyze(AnalyzeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// DICOM files, folders or a DICOMDIR holding the analysed study.
+    #[arg(required = true)]
+    pub study: Vec<PathBuf>,
+    /// Folder `focal analyze` (or the window) wrote.
+    #[arg(long)]
+    pub analysis: PathBuf,
+    /// Output folder (created; never a folder of the study's files).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// PDF report (all four when none of --pdf/--seg/--pmap/--sc is given).
+    #[arg(long)]
+    pub pdf: bool,
+    /// DICOM Segmentation of the (reviewed) labels.
+    #[arg(long)]
+    pub seg: bool,
+    /// DICOM Parametric Map of the attention values.
+    #[arg(long)]
+    pub pmap: bool,
+    /// DICOM Secondary Capture of each key image.
+    #[arg(long)]
+    pub sc: bool,
+    /// Keep patient identifiers (exports are de-identified by default).
+    #[arg(long)]
+    pub keep_phi: bool,
+    /// Model manifest (default: the bundled models/brain-tissue.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -95,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Analyze(args)) => crate::analyze_cmd::analyze(&args),
+        Some(Command::Export(args)) => crate::export_cmd::export(&args),
         Some(Command::View(args)) => view(args.paths, args.analyze),
         None => view(Vec::new(), false),
     }

@@ -4,8 +4,11 @@
 
 mod analyze_cmd;
 pub mod cli;
+mod export_cmd;
 pub mod inference;
+pub mod outdir;
 pub mod render;
+pub mod report;
 pub mod study;
 pub mod ui;
 

@@ -80,3 +80,64 @@ pub fn write(path: &Path, dims: [usize; 4], geometry: Option<&StackGeometry>, da
     }
     std::fs::rename(&tmp, path)
 }
+
+/// A NIfTI-1 image as Focal writes it: dimensions and voxels (column fastest, then row, slice).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Voxels {
+    U8(Vec<u8>),
+    F32(Vec<f32>),
+}
+
+/// Reads a single-file NIfTI-1 image of u8 or f32 voxels (little-endian), such as
+/// `focal analyze` writes. Returns the dimensions (x, y, z, t) and the voxels.
+pub fn read(path: &Path) -> std::io::Result<([usize; 4], Voxels)> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    if bytes.len() < 352 || i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != 348 {
+        return Err(bad("not a little-endian NIfTI-1 file"));
+    }
+    let i16_at = |at: usize| i16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let ndim = i16_at(40).clamp(0, 7) as usize;
+    let mut dims = [1usize; 4];
+    for (i, d) in dims.iter_mut().enumerate().take(ndim.min(4)) {
+        *d = usize::try_from(i16_at(42 + 2 * i)).map_err(|_| bad("negative dimension"))?;
+    }
+    let offset = f32::from_le_bytes([bytes[108], bytes[109], bytes[110], bytes[111]]) as usize;
+    let count = dims.iter().product::<usize>();
+    let data = bytes
+        .get(offset.max(352)..)
+        .ok_or_else(|| bad("voxel offset past the end"))?;
+    let voxels = match (i16_at(70), i16_at(72)) {
+        (2, 8) => Voxels::U8(
+            data.get(..count)
+                .ok_or_else(|| bad("fewer voxels than the header says"))?
+                .to_vec(),
+        ),
+        (16, 32) => Voxels::F32(
+            data.get(..count * 4)
+                .ok_or_else(|| bad("fewer voxels than the header says"))?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        (code, bits) => return Err(bad(&format!("datatype {code} ({bits} bits) is not one Focal writes"))),
+    };
+    Ok((dims, voxels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_images_read_back() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("a.nii");
+        let labels: Vec<u8> = (0..24).map(|i| (i % 4) as u8).collect();
+        write(&p, [2, 3, 4, 1], None, Data::U8(&labels)).expect("write");
+        assert_eq!(read(&p).expect("read"), ([2, 3, 4, 1], Voxels::U8(labels)));
+        let att: Vec<f32> = (0..24).map(|i| i as f32 / 7.0).collect();
+        write(&p, [2, 3, 4, 1], None, Data::F32(&att)).expect("write");
+        assert_eq!(read(&p).expect("read"), ([2, 3, 4, 1], Voxels::F32(att)));
+    }
+}

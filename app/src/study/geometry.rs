@@ -52,6 +52,21 @@ pub fn plane_name(iop: &[f64; 6]) -> &'static str {
     }
 }
 
+/// Anatomical letters for a direction in patient space (LPS): up to two, strongest first.
+pub fn direction_letters(d: &Vec3) -> String {
+    let mut axes: Vec<(f64, char)> = vec![
+        (d[0], if d[0] > 0.0 { 'L' } else { 'R' }),
+        (d[1], if d[1] > 0.0 { 'P' } else { 'A' }),
+        (d[2], if d[2] > 0.0 { 'S' } else { 'I' }),
+    ];
+    axes.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+    axes.iter()
+        .take(2)
+        .filter(|(v, _)| v.abs() > 0.3)
+        .map(|(_, c)| *c)
+        .collect()
+}
+
 /// Orientation and placement of a sorted stack of slices in patient space (LPS, mm).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StackGeometry {

@@ -7,7 +7,7 @@ pub mod geometry;
 pub mod header;
 mod jpeg12;
 mod lengths;
-mod open;
+pub mod open;
 mod palette;
 mod rle;
 pub mod scan;

@@ -7,7 +7,7 @@ use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
 
 use super::FocalApp;
 use crate::render::{MaskStyle, SliceCallback, SlicePixels, SliceStyle, SliceUniforms, image_to_clip};
-use crate::study::geometry::{Vec3, dot};
+use crate::study::geometry::{Vec3, direction_letters, dot};
 use crate::study::{Stack, WindowLevel};
 
 /// How the current series is being looked at.
@@ -99,21 +99,6 @@ pub fn pixel_spacing(stack: &Stack) -> [f64; 2] {
         .map(|ps| [ps[1], ps[0]])
         .filter(|s| s[0] > 0.0 && s[1] > 0.0)
         .unwrap_or([1.0, 1.0])
-}
-
-/// Anatomical letters for a direction in patient space (LPS): up to two, strongest first.
-pub fn direction_letters(d: &Vec3) -> String {
-    let mut axes: Vec<(f64, char)> = vec![
-        (d[0], if d[0] > 0.0 { 'L' } else { 'R' }),
-        (d[1], if d[1] > 0.0 { 'P' } else { 'A' }),
-        (d[2], if d[2] > 0.0 { 'S' } else { 'I' }),
-    ];
-    axes.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-    axes.iter()
-        .take(2)
-        .filter(|(v, _)| v.abs() > 0.3)
-        .map(|(_, c)| *c)
-        .collect()
 }
 
 /// A round length (1, 2 or 5 × 10^k mm) close to `target_mm`.

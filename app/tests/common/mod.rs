@@ -132,3 +132,15 @@ pub fn sample_volume() -> (focal::study::Stack, focal::study::Volume) {
         focal::study::load_volume(&stack, &no_progress, &std::sync::atomic::AtomicBool::new(false)).expect("volume");
     (stack, volume)
 }
+
+/// The sample study's SeriesInstanceUID (read by pydicom-independent dicom-rs).
+pub fn sample_series_uid() -> String {
+    let no_progress = |_: focal::study::Progress| {};
+    let set = focal::study::StudySet::open(
+        &[repo().join("assets/sample-study")],
+        &no_progress,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("sample");
+    set.series().next().expect("series").uid.clone()
+}

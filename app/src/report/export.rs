@@ -1,0 +1,505 @@
+//! One export: analysis folder + source series → PDF, SEG, Parametric Map, Secondary Captures.
+//! Everything is written into a hidden temporary folder inside the output folder and moved into
+//! place only when every file is complete, so a failed export leaves nothing half-written.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::dcm::UidSource;
+use super::objects::ExportContext;
+use super::output::AnalysisOutput;
+use super::pdf::{KeyImageBlock, ReportContent, write_pdf};
+use super::review::{KeyImage, Review, measure};
+use super::source::SourceSeries;
+use super::{ExportError, NOT_FOR_DIAGNOSIS};
+use crate::inference::Manifest;
+use crate::render::{
+    AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, RgbaImage, SlicePixels, SliceStyle,
+    SliceUniforms, image_to_clip, render_reference,
+};
+use crate::study::{Stack, StudySet, volume::percentile_window};
+
+/// What to write.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub analysis: PathBuf,
+    pub out: PathBuf,
+    pub pdf: bool,
+    pub seg: bool,
+    pub pmap: bool,
+    pub sc: bool,
+    pub keep_phi: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportSummary {
+    pub files: Vec<PathBuf>,
+    pub deidentified: bool,
+    /// Which device drew the key images.
+    pub renderer: String,
+    pub key_images: Vec<usize>,
+}
+
+/// Longest side of a rendered key image, in pixels.
+const KEY_IMAGE_SIZE: f64 = 512.0;
+
+/// Today's date and time (UTC) as DICOM DA and TM.
+pub fn now_dicom() -> (String, String) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        format!("{y:04}{m:02}{d:02}"),
+        format!("{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60),
+    )
+}
+
+/// The view a key image gets when the reader marked none: manifest colours, attention on.
+pub fn default_style(manifest: &Manifest, window: crate::study::WindowLevel) -> SliceStyle {
+    let count = manifest
+        .labels
+        .iter()
+        .map(|l| usize::from(l.index) + 1)
+        .max()
+        .unwrap_or(0);
+    let mut colors = vec![[255, 255, 255]; count];
+    let mut visible = vec![false; count];
+    for l in &manifest.labels {
+        colors[usize::from(l.index)] = l.color;
+        visible[usize::from(l.index)] = l.index > 0;
+    }
+    SliceStyle {
+        window_center: window.center,
+        window_width: window.width,
+        invert: false,
+        attention: Some(AttentionStyle {
+            colormap: Colormap::Inferno,
+            opacity: 0.5,
+            threshold: 0.3,
+            range: manifest.attention_display_range(),
+        }),
+        mask: Some(MaskStyle {
+            mode: MaskMode::Outline,
+            fill_opacity: 0.35,
+            outline_width: 1,
+            colors,
+            visible,
+        }),
+    }
+}
+
+fn find_stack<'a>(set: &'a StudySet, output: &AnalysisOutput) -> Result<&'a Stack, ExportError> {
+    let uid = &output.summary.series_uid;
+    let series = set.find_series(uid).ok_or_else(|| {
+        ExportError::Source("the analysis was made from a series that is not in the study given".into())
+    })?;
+    let [c, r, s] = output.summary.grid;
+    series
+        .stacks
+        .iter()
+        .find(|st| st.columns as usize == c && st.rows as usize == r && st.slices.len() == s)
+        .ok_or_else(|| ExportError::Source(format!("no stack of the series matches the analysis grid {c}×{r}×{s}")))
+}
+
+/// Draws a key image with the window's pipeline (or, with no graphics adapter, its CPU twin).
+fn render_key_image(
+    renderer: &Option<OffscreenRenderer>,
+    pixels: &std::sync::Arc<SlicePixels>,
+    style: &SliceStyle,
+    spacing: [f64; 2],
+) -> Result<RgbaImage, ExportError> {
+    let (wmm, hmm) = (pixels.columns as f64 * spacing[0], pixels.rows as f64 * spacing[1]);
+    let scale = KEY_IMAGE_SIZE / wmm.max(hmm);
+    let (w, h) = (
+        ((wmm * scale).round() as u32).max(1),
+        ((hmm * scale).round() as u32).max(1),
+    );
+    let dest = [0.0, 0.0, w as f32, h as f32];
+    match renderer {
+        Some(r) => r
+            .render(pixels, style, w, h, dest)
+            .map_err(|e| ExportError::Build(e.to_string())),
+        None => {
+            let t = image_to_clip(pixels.columns, pixels.rows, [w as f32, h as f32], dest);
+            let u = SliceUniforms::new(
+                style,
+                pixels.columns,
+                pixels.rows,
+                pixels.is_color(),
+                t,
+                pixels.attention.is_some(),
+                pixels.labels.is_some(),
+            );
+            let map = style.attention.map_or(Colormap::Inferno, |a| a.colormap);
+            Ok(render_reference(pixels, &u, map, w, h))
+        }
+    }
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ExportError> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(|e| ExportError::Write(format!("{}: {e}", path.display())))?;
+    Ok(path)
+}
+
+fn write_dicom(
+    dir: &Path,
+    name: &str,
+    obj: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>,
+) -> Result<PathBuf, ExportError> {
+    let mut bytes = Vec::new();
+    obj.write_all(&mut bytes)
+        .map_err(|e| ExportError::Build(format!("{name}: {e}")))?;
+    write_file(dir, name, &bytes)
+}
+
+/// Runs one export. The caller has checked that `opts.out` is outside the study.
+pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Result<ExportSummary, ExportError> {
+    let output = AnalysisOutput::read(&opts.analysis)?;
+    let stack = find_stack(set, &output)?;
+    let source = SourceSeries::from_stack(&output.summary.series_uid, stack)?;
+    let n = source.columns * source.rows;
+    let spacing = source.geometry.spacing;
+    let voxel_ml = spacing.iter().product::<f64>() / 1000.0;
+
+    let mut review = output.review.clone().unwrap_or_default();
+    let names: Vec<(u8, String)> = manifest.labels.iter().map(|l| (l.index, l.name.clone())).collect();
+    let confidence = |i: u8| {
+        output
+            .summary
+            .labels
+            .iter()
+            .find(|l| l.index == i)
+            .and_then(|l| l.mean_probability)
+    };
+    review.update_findings(measure(&output.labels, n, voxel_ml, &names, &confidence));
+    if review.key_images.is_empty() {
+        // The middle of the labelled voxels (their median slice): the centre of what the model
+        // found, rather than an edge slice where false positives can pile up.
+        let counts: Vec<usize> = (0..source.slices.len())
+            .map(|k| output.labels[k * n..(k + 1) * n].iter().filter(|&&l| l > 0).count())
+            .collect();
+        let half = counts.iter().sum::<usize>() / 2;
+        let mut running = 0;
+        let best = counts
+            .iter()
+            .position(|c| {
+                running += c;
+                running > half
+            })
+            .unwrap_or(source.slices.len() / 2);
+        let values = crate::study::load_slice(stack, best).map_err(|e| ExportError::Source(e.to_string()))?;
+        let window = stack.slices[best]
+            .info()
+            .window
+            .unwrap_or_else(|| percentile_window(&values.values, values.channels));
+        review.key_images.push(KeyImage {
+            slice: best,
+            style: default_style(manifest, window),
+        });
+    }
+
+    let renderer = OffscreenRenderer::new().ok();
+    let renderer_name = renderer.as_ref().map_or_else(
+        || "CPU reference renderer (no graphics adapter)".to_string(),
+        |r| r.adapter.clone(),
+    );
+    let mut rendered = Vec::new();
+    for key in &review.key_images {
+        let k = key.slice.min(source.slices.len().saturating_sub(1));
+        let values = crate::study::load_slice(stack, k).map_err(|e| ExportError::Source(e.to_string()))?;
+        let pixels = SlicePixels::new(
+            source.columns,
+            source.rows,
+            values.channels,
+            values.values,
+            Some(output.attention[k * n..(k + 1) * n].to_vec()),
+            Some(output.labels[k * n..(k + 1) * n].to_vec()),
+        )
+        .ok_or_else(|| ExportError::Build("slice planes do not agree in size".into()))?;
+        let image = render_key_image(
+            &renderer,
+            &std::sync::Arc::new(pixels),
+            &key.style,
+            [spacing[0], spacing[1]],
+        )?;
+        rendered.push((k, key.style.clone(), image));
+    }
+
+    std::fs::create_dir_all(&opts.out).map_err(|e| ExportError::Write(format!("{}: {e}", opts.out.display())))?;
+    let stamp = now_dicom();
+    let staging = opts
+        .out
+        .join(format!(".focal-export-{}-{}{}", std::process::id(), stamp.0, stamp.1));
+    std::fs::create_dir_all(&staging).map_err(|e| ExportError::Write(format!("{}: {e}", staging.display())))?;
+    let result = write_all(
+        &staging,
+        manifest,
+        opts,
+        &output,
+        &source,
+        &review,
+        &rendered,
+        &renderer_name,
+        stamp,
+    );
+    let written = match result {
+        Ok(names) => names,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    let mut files = Vec::new();
+    for name in written {
+        let (from, to) = (staging.join(&name), opts.out.join(&name));
+        if let Err(e) = std::fs::rename(&from, &to) {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(ExportError::Write(format!("{}: {e}", to.display())));
+        }
+        files.push(to);
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(ExportSummary {
+        files,
+        deidentified: !opts.keep_phi,
+        renderer: renderer_name,
+        key_images: rendered.iter().map(|r| r.0).collect(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_all(
+    dir: &Path,
+    manifest: &Manifest,
+    opts: &ExportOptions,
+    output: &AnalysisOutput,
+    source: &SourceSeries,
+    review: &Review,
+    rendered: &[(usize, SliceStyle, RgbaImage)],
+    renderer_name: &str,
+    (date, time): (String, String),
+) -> Result<Vec<String>, ExportError> {
+    let ctx = ExportContext {
+        source,
+        uids: UidSource::new(),
+        deidentify: !opts.keep_phi,
+        date,
+        time,
+        model_name: output.summary.model.name.clone(),
+        model_version: output.summary.model.version.clone(),
+        creator: review.reader.clone(),
+        edited: review.edited,
+    };
+    let mut names = Vec::new();
+    if opts.seg {
+        let obj = ctx.segmentation(&output.labels, &manifest.labels)?;
+        write_dicom(dir, "segmentation.dcm", &obj)?;
+        names.push("segmentation.dcm".to_string());
+    }
+    if opts.pmap {
+        let obj = ctx.parametric_map(&output.attention)?;
+        write_dicom(dir, "attention-map.dcm", &obj)?;
+        names.push("attention-map.dcm".to_string());
+    }
+    if opts.sc {
+        for (i, (k, _, image)) in rendered.iter().enumerate() {
+            let obj = ctx.secondary_capture(image, *k, i as i64 + 1)?;
+            let name = format!("key-image-{}.dcm", i + 1);
+            write_dicom(dir, &name, &obj)?;
+            names.push(name);
+        }
+    }
+    if opts.pdf {
+        let content = report_content(manifest, opts, output, source, review, rendered, renderer_name);
+        write_file(dir, "report.pdf", &write_pdf(content))?;
+        names.push("report.pdf".to_string());
+    }
+    let record = serde_json::json!({
+        "files": names,
+        "deidentified": !opts.keep_phi,
+        "deidentification": if opts.keep_phi { "none: --keep-phi was given" } else { "PS3.15 Basic Application Level Confidentiality Profile, UIDs remapped" },
+        "key_image_slices": rendered.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "renderer": renderer_name,
+        "labels_reviewed": review.edited,
+        "note": NOT_FOR_DIAGNOSIS,
+    });
+    let text = serde_json::to_string_pretty(&record).map_err(|e| ExportError::Build(e.to_string()))?;
+    write_file(dir, "export.json", text.as_bytes())?;
+    names.push("export.json".to_string());
+    Ok(names)
+}
+
+fn report_content(
+    manifest: &Manifest,
+    opts: &ExportOptions,
+    output: &AnalysisOutput,
+    source: &SourceSeries,
+    review: &Review,
+    rendered: &[(usize, SliceStyle, RgbaImage)],
+    renderer_name: &str,
+) -> ReportContent {
+    let s = source.geometry.spacing;
+    let mut study_lines = vec![format!(
+        "{} series, {} images of {} × {} pixels, voxel {:.2} × {:.2} × {:.2} mm",
+        source.modality.clone().unwrap_or_else(|| "?".into()),
+        source.slices.len(),
+        source.columns,
+        source.rows,
+        s[0],
+        s[1],
+        s[2]
+    )];
+    let identity_line = if opts.keep_phi {
+        let p = &source.patient;
+        study_lines.push(format!(
+            "Patient: {}, ID {}, born {}",
+            p.name.clone().unwrap_or_default(),
+            p.id.clone().unwrap_or_default(),
+            p.birth_date.clone().unwrap_or_default()
+        ));
+        study_lines.push(format!(
+            "Study: {} {}, accession {}",
+            source.study_date.clone().unwrap_or_default(),
+            source.study_description.clone().unwrap_or_default(),
+            source.accession.clone().unwrap_or_default()
+        ));
+        "Patient identifiers are KEPT in this report and its DICOM files (--keep-phi was given).".to_string()
+    } else {
+        "Patient identifiers removed: this report and its DICOM files are de-identified (PS3.15 Basic Profile)."
+            .to_string()
+    };
+    let m = &output.summary.model;
+    let verified = if m.verified_against_manifest {
+        "verified against its manifest".to_string()
+    } else {
+        "NOT VERIFIED against its manifest (run with --allow-unverified-model)".to_string()
+    };
+    let p = &output.summary.provider;
+    let mut model_lines = vec![
+        format!(
+            "{} {} ({})",
+            m.name,
+            m.version,
+            manifest.title.clone().unwrap_or_default()
+        ),
+        format!("sha256 {}, {verified}", m.sha256),
+        match &p.fallback_reason {
+            Some(why) => format!("Ran on {} (CUDA not used: {why})", p.name),
+            None => format!("Ran on {}", p.name),
+        },
+        format!("Key images drawn by {renderer_name}."),
+    ];
+    if review.edited {
+        model_lines.push("The reader corrected the model's labels; volumes and exports use the corrected map.".into());
+    }
+    let mut findings = vec![
+        ["Label", "Volume (mL)", "Slices", "Mean confidence", "Reader", "Note"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for f in &review.findings {
+        findings.push(vec![
+            f.name.clone(),
+            format!("{:.1}", f.volume_ml),
+            f.slice_range
+                .map_or("–".into(), |[a, b]| format!("{}–{}", a + 1, b + 1)),
+            f.mean_confidence.map_or("–".into(), |c| format!("{:.0}%", c * 100.0)),
+            f.decision.name().to_string(),
+            f.note.clone(),
+        ]);
+    }
+    let sign_off = match (&review.signed_at, review.reader.trim()) {
+        (Some(t), r) if !r.is_empty() => format!("Signed by {r} on {t}."),
+        (Some(t), _) => format!("Signed on {t}."),
+        (None, _) => "Not signed by a reader.".to_string(),
+    };
+    let mut limits = vec![
+        manifest.intended_use.clone().unwrap_or_else(|| NOT_FOR_DIAGNOSIS.to_string()),
+        "The attention map shows where the model looked when it labelled each pixel; it is not a finding and not a diagnosis.".into(),
+        "Trained on synthetic images made from one template's tissue maps; evaluated on one held-out brain (Colin27) against weak references (AAL parcels), so the volumes are estimates, not measurements.".into(),
+        "On whole-head scans the model mislabels some skull base, orbit, neck and scalp tissue as brain.".into(),
+    ];
+    if let Some(serde_json::Value::Object(groups)) = &manifest.metrics {
+        for (group, values) in groups {
+            if let serde_json::Value::Object(values) = values {
+                let parts: Vec<String> = values
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("dice"))
+                    .filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {v:.3}")))
+                    .collect();
+                if !parts.is_empty() {
+                    limits.push(format!("Held-out results ({group}): {}.", parts.join(", ")));
+                }
+            }
+        }
+    }
+    let key_images = rendered
+        .iter()
+        .map(|(k, style, image)| {
+            let position = source.position(*k);
+            let legend = style
+                .mask
+                .as_ref()
+                .map(|mask| {
+                    manifest
+                        .labels
+                        .iter()
+                        .filter(|l| mask.visible.get(usize::from(l.index)).copied().unwrap_or(false))
+                        .map(|l| (l.name.clone(), l.color))
+                        .collect()
+                })
+                .unwrap_or_default();
+            KeyImageBlock {
+                image: image.clone(),
+                caption: format!(
+                    "Slice {} of {} (position {:.1}, {:.1}, {:.1} mm LPS). Window {:.0}/{:.0}{}. Mask: {}. Attention: {}.",
+                    k + 1,
+                    source.slices.len(),
+                    position[0],
+                    position[1],
+                    position[2],
+                    style.window_width,
+                    style.window_center,
+                    if style.invert { ", inverted" } else { "" },
+                    style.mask.as_ref().map_or("hidden".into(), |m| m.mode.name().to_lowercase()),
+                    style.attention.map_or("hidden".into(), |a| format!(
+                        "{} at {:.0}% opacity, shown from {:.2}",
+                        a.colormap.name(),
+                        a.opacity * 100.0,
+                        a.threshold
+                    )),
+                ),
+                colour_bar: style.attention.map(|a| (a.colormap, a.range, a.threshold)),
+                legend,
+            }
+        })
+        .collect();
+    ReportContent {
+        title: "Focal analysis report".into(),
+        warning: NOT_FOR_DIAGNOSIS.into(),
+        study_lines,
+        identity_line,
+        model_lines,
+        findings,
+        impression: review.impression.clone(),
+        sign_off,
+        limits,
+        key_images,
+    }
+}

@@ -1,0 +1,29 @@
+//! Review and export: the reader's review, DICOM SEG / Parametric Map / Secondary Capture,
+//! the PDF report and de-identification. No UI code here.
+
+pub mod dcm;
+pub mod deid;
+pub mod export;
+pub mod objects;
+pub mod output;
+pub mod pdf;
+pub mod review;
+pub mod source;
+
+pub use export::{ExportOptions, ExportSummary, export};
+pub use review::{Decision, Finding, KeyImage, Review};
+
+/// Said in every report and export.
+pub const NOT_FOR_DIAGNOSIS: &str = "Research use only. Not for diagnostic use.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("the source series cannot be exported from: {0}")]
+    Source(String),
+    #[error("the analysis output cannot be used: {0}")]
+    Analysis(String),
+    #[error("building the export failed: {0}")]
+    Build(String),
+    #[error("writing the export failed: {0}")]
+    Write(String),
+}

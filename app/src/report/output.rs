@@ -1,0 +1,92 @@
+//! Reading back what `focal analyze` (or the window) wrote: summary, label and attention maps,
+//! the reader's corrections and review.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ExportError;
+use super::review::{REVIEWED_LABELS_FILE, Review};
+use crate::inference::nifti::{self, Voxels};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelRecord {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub verified_against_manifest: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderRecord {
+    pub name: String,
+    pub fallback_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelRecord {
+    pub index: u8,
+    pub name: String,
+    pub mean_probability: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SummaryRecord {
+    pub model: ModelRecord,
+    pub provider: ProviderRecord,
+    pub series_uid: String,
+    pub grid: [usize; 3],
+    pub labels: Vec<LabelRecord>,
+}
+
+/// An analysis folder, loaded.
+pub struct AnalysisOutput {
+    pub dir: PathBuf,
+    pub summary: SummaryRecord,
+    /// The reviewed label map when the reader corrected one, else the model's.
+    pub labels: Vec<u8>,
+    pub attention: Vec<f32>,
+    pub review: Option<Review>,
+}
+
+impl AnalysisOutput {
+    pub fn read(dir: &Path) -> Result<AnalysisOutput, ExportError> {
+        let bad = |what: String| ExportError::Analysis(what);
+        let text = std::fs::read_to_string(dir.join("summary.json")).map_err(|e| {
+            bad(format!(
+                "{}: summary.json could not be read ({e}); is this a `focal analyze` output folder?",
+                dir.display()
+            ))
+        })?;
+        let summary: SummaryRecord =
+            serde_json::from_str(&text).map_err(|e| bad(format!("summary.json is not one Focal wrote: {e}")))?;
+        let expected = summary.grid.iter().product::<usize>();
+        let reviewed = dir.join(REVIEWED_LABELS_FILE);
+        let label_file = if reviewed.exists() {
+            reviewed
+        } else {
+            dir.join("labels.nii")
+        };
+        let labels = match nifti::read(&label_file).map_err(|e| bad(e.to_string()))? {
+            (_, Voxels::U8(v)) if v.len() == expected => v,
+            _ => {
+                return Err(bad(format!(
+                    "{} does not match the grid in summary.json",
+                    label_file.display()
+                )));
+            }
+        };
+        let attention = match nifti::read(&dir.join("attention.nii")).map_err(|e| bad(e.to_string()))? {
+            (_, Voxels::F32(v)) if v.len() == expected => v,
+            _ => return Err(bad("attention.nii does not match the grid in summary.json".into())),
+        };
+        let review = Review::load(dir).map_err(|e| bad(e.to_string()))?;
+        Ok(AnalysisOutput {
+            dir: dir.to_path_buf(),
+            summary,
+            labels,
+            attention,
+            review,
+        })
+    }
+}

@@ -1,0 +1,261 @@
+//! `focal export` end to end on the sample study, checked by third-party tools: dciodvfy
+//! (dicom3tools) on every DICOM object, highdicom and pydicom on the SEG / Parametric Map
+//! contents and positions, poppler on the PDF; de-identification, --keep-phi and write safety.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dicom_dictionary_std::tags;
+
+const PHI: [&str; 5] = [
+    "Sample^Colin",
+    "FOCAL-SAMPLE-0001",
+    "19700101",
+    "FOCALACC0001",
+    "Focal Sample Institution",
+];
+
+fn sample() -> PathBuf {
+    common::repo().join("assets/sample-study")
+}
+
+/// Analyses the sample once per test binary run (shared by the tests below).
+fn analysis() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = dir.path().join("analysis");
+        let (code, _, err) = common::run_focal(&[
+            "analyze",
+            sample().to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ]);
+        assert_eq!(code, 0, "analyze failed: {err}");
+        dir
+    })
+    .path()
+}
+
+fn export(out: &Path, extra: &[&str]) -> (i32, String, String) {
+    let analysis = analysis().join("analysis");
+    let study = sample();
+    let mut args = vec![
+        "export",
+        study.to_str().expect("utf8"),
+        "--analysis",
+        analysis.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+    ];
+    args.extend_from_slice(extra);
+    common::run_focal(&args)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{name} is needed (scripts/setup.sh installs it): {e}"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn text_of(obj: &dicom_object::DefaultDicomObject, path: &[dicom_core::Tag]) -> String {
+    let mut current = obj.clone().into_inner();
+    for (i, tag) in path.iter().enumerate() {
+        let e = current.element(*tag).expect("element").clone();
+        if i + 1 == path.len() {
+            return e.to_str().expect("text").trim_end_matches('\0').to_string();
+        }
+        current = e.items().expect("sequence")[0].clone();
+    }
+    String::new()
+}
+
+#[test]
+fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
+    let out = tempfile::tempdir().expect("tmp");
+    let (code, stdout, stderr) = export(out.path(), &[]);
+    assert_eq!(code, 0, "export failed: {stderr}");
+    assert!(stdout.contains("de-identified"), "{stdout}");
+    let written = files(out.path());
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "attention-map.dcm",
+            "export.json",
+            "key-image-1.dcm",
+            "report.pdf",
+            "segmentation.dcm"
+        ],
+        "no staging folder or partial file is left behind"
+    );
+
+    // dciodvfy: no errors on any object.
+    for dcm in written.iter().filter(|p| p.extension().is_some_and(|e| e == "dcm")) {
+        let report = tool("dciodvfy", &[dcm.to_str().expect("utf8")]);
+        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+        let warnings: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with("Warning") && !l.contains("DICOMDIR"))
+            .collect();
+        eprintln!(
+            "dciodvfy {}: {} errors, {} warnings {warnings:?}",
+            dcm.display(),
+            errors.len(),
+            warnings.len()
+        );
+        assert!(errors.is_empty(), "dciodvfy on {}: {errors:#?}", dcm.display());
+    }
+
+    // highdicom / pydicom: contents and positions.
+    let python = std::env::var("FOCAL_PYTHON")
+        .expect("FOCAL_PYTHON: a Python with pydicom and highdicom (scripts/test.sh sets it)");
+    let check = Command::new(&python)
+        .arg(common::repo().join("app/tests/reference/validate_exports.py"))
+        .arg(sample())
+        .arg(analysis().join("analysis"))
+        .arg(out.path())
+        .output()
+        .expect("python runs");
+    let said = String::from_utf8_lossy(&check.stdout);
+    eprintln!("validate_exports.py: {said}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(check.status.success(), "highdicom/pydicom checks failed");
+    let result: serde_json::Value = serde_json::from_str(said.trim()).expect("json line");
+    assert!(result["seg_slices_checked"].as_u64().unwrap_or(0) > 100);
+    assert_eq!(result["pmap_frames"].as_u64(), Some(89));
+
+    // De-identification: no identifier bytes anywhere, PDF included.
+    for f in &written {
+        let bytes = std::fs::read(f).expect("read");
+        for phi in PHI {
+            assert!(
+                !bytes.windows(phi.len()).any(|w| w == phi.as_bytes()),
+                "{} contains {phi}",
+                f.display()
+            );
+        }
+    }
+    // UIDs remapped, consistently: both objects reference the same new series UID.
+    let seg = dicom_object::open_file(out.path().join("segmentation.dcm")).expect("seg");
+    let pmap = dicom_object::open_file(out.path().join("attention-map.dcm")).expect("pmap");
+    let referenced = [tags::REFERENCED_SERIES_SEQUENCE, tags::SERIES_INSTANCE_UID];
+    let (a, b) = (text_of(&seg, &referenced), text_of(&pmap, &referenced));
+    let source_series = common::sample_series_uid();
+    assert_eq!(a, b, "one export maps a UID to one new UID");
+    assert_ne!(a, source_series, "source UIDs are remapped");
+    assert_eq!(text_of(&seg, &[tags::PATIENT_IDENTITY_REMOVED]), "YES");
+
+    // The PDF: real text with the findings and the disclaimer; every page renders.
+    let pdf = out.path().join("report.pdf");
+    let text = tool("pdftotext", &[pdf.to_str().expect("utf8"), "-"]);
+    assert!(text.contains("Not for diagnostic use"), "{text}");
+    assert!(text.contains("Patient identifiers removed"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(analysis().join("analysis/summary.json")).expect("summary"))
+            .expect("json");
+    for label in summary["labels"]
+        .as_array()
+        .expect("labels")
+        .iter()
+        .filter(|l| l["index"] != 0)
+    {
+        let name = label["name"].as_str().expect("name");
+        let ml = format!("{:.1}", label["volume_ml"].as_f64().expect("ml"));
+        assert!(
+            text.contains(name) && text.contains(&ml),
+            "the report lacks {name} {ml} mL"
+        );
+    }
+    let pages_dir = tempfile::tempdir().expect("tmp");
+    tool(
+        "pdftoppm",
+        &[
+            "-r",
+            "50",
+            "-png",
+            pdf.to_str().expect("utf8"),
+            pages_dir.path().join("p").to_str().expect("utf8"),
+        ],
+    );
+    let pages = files(pages_dir.path());
+    assert!(pages.len() >= 2, "report pages rendered: {}", pages.len());
+    for p in &pages {
+        assert!(
+            std::fs::metadata(p).expect("page").len() > 2000,
+            "{} is blank",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn keep_phi_keeps_identifiers_and_says_so() {
+    let out = tempfile::tempdir().expect("tmp");
+    let (code, stdout, stderr) = export(out.path(), &["--keep-phi", "--seg", "--pdf"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("KEPT"));
+    let seg = dicom_object::open_file(out.path().join("segmentation.dcm")).expect("seg");
+    assert_eq!(text_of(&seg, &[tags::PATIENT_NAME]), "Sample^Colin");
+    assert!(!text_of(&seg, &[tags::SERIES_INSTANCE_UID]).is_empty());
+    let text = tool(
+        "pdftotext",
+        &[out.path().join("report.pdf").to_str().expect("utf8"), "-"],
+    );
+    assert!(text.contains("KEPT") && text.contains("FOCAL-SAMPLE-0001"), "{text}");
+    assert!(
+        !out.path().join("attention-map.dcm").exists(),
+        "only the asked-for exports"
+    );
+}
+
+#[test]
+fn exports_never_land_in_the_study_and_failures_leave_nothing() {
+    // Into the study folder: refused before anything is written.
+    let inside = sample().join("focal-out");
+    let (code, _, stderr) = export(&inside, &[]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("must not be inside the study folder"), "{stderr}");
+    assert!(!inside.exists());
+
+    // A broken analysis folder: a specific error, and the output folder holds no files.
+    let broken = tempfile::tempdir().expect("tmp");
+    for f in ["summary.json", "labels.nii"] {
+        std::fs::copy(analysis().join("analysis").join(f), broken.path().join(f)).expect("copy");
+    }
+    let out = tempfile::tempdir().expect("tmp");
+    let (code, _, stderr) = common::run_focal(&[
+        "export",
+        sample().to_str().expect("utf8"),
+        "--analysis",
+        broken.path().to_str().expect("utf8"),
+        "--out",
+        out.path().to_str().expect("utf8"),
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("attention.nii"), "{stderr}");
+    assert!(
+        files(out.path()).is_empty(),
+        "a failed export left {:?}",
+        files(out.path())
+    );
+}
