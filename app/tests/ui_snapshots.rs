@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
@@ -14,14 +13,15 @@ use egui_kittest::{Harness, SnapshotOptions};
 use focal::render::MaskMode;
 use focal::ui::{Command, FocalApp, Settings};
 
-fn harness() -> Harness<'static, FocalApp> {
+fn harness(data: &std::path::Path) -> Harness<'static, FocalApp> {
     let render_state = egui_kittest::wgpu::create_render_state(
         egui_kittest::wgpu::default_wgpu_setup(),
         eframe::egui_wgpu::RendererOptions::PREDICTABLE,
     );
     focal::render::register(&render_state);
     let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(render_state);
-    let app = FocalApp::new(&egui::Context::default(), Settings::default(), Vec::new());
+    let mut app = FocalApp::new(&egui::Context::default(), Settings::default(), Vec::new());
+    app.analysis_root = data.to_path_buf();
     Harness::builder()
         .with_size([1200.0, 760.0])
         .renderer(renderer)
@@ -51,16 +51,14 @@ fn snapshot(h: &mut Harness<'_, FocalApp>, name: &str) {
 fn pin_timings(app: &mut FocalApp) {
     app.notices.clear();
     if let Some(a) = app.analysis.as_mut() {
-        let analysis = Arc::make_mut(&mut a.analysis);
-        analysis.summary.seconds_total = 4.0;
-        analysis.summary.seconds_model = 3.0;
-        analysis.summary.slices_per_second = 22.0;
+        a.timing = Some("89 slices in 4.0 s (22.0 slices/s)".into());
     }
 }
 
 #[test]
 fn window_states_match_their_snapshots() {
-    let mut h = harness();
+    let data = tempfile::tempdir().expect("tmp");
+    let mut h = harness(data.path());
     h.run_steps(2);
     snapshot(&mut h, "empty");
 
@@ -108,4 +106,116 @@ fn window_states_match_their_snapshots() {
     h.state_mut().view.invert = true;
     h.run_steps(2);
     snapshot(&mut h, "preset_changed");
+}
+
+fn open_sample(h: &mut Harness<'_, FocalApp>) {
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(&ctx, Command::Open(vec![common::repo().join("assets/sample-study")]));
+    step_until(h, "the sample study to load", |app| {
+        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+    });
+}
+
+#[test]
+fn corrections_update_volumes_undo_and_survive_reopening() {
+    let data = tempfile::tempdir().expect("tmp");
+    let mut h = harness(data.path());
+    open_sample(&mut h);
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(&ctx, Command::RunAnalysis);
+    step_until(&mut h, "the analysis", |app| {
+        app.running.is_none() && app.analysis.is_some()
+    });
+    // The analysis folder is written on a thread; wait for its summary.
+    let dir = h.state().analysis.as_ref().expect("analysis").dir.clone();
+    let start = Instant::now();
+    while !dir.join("summary.json").exists() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let volume_of = |app: &FocalApp, name: &str| {
+        let a = app.analysis.as_ref().expect("analysis");
+        a.review
+            .findings
+            .iter()
+            .find(|f| f.name == name)
+            .expect("finding")
+            .volume_ml
+    };
+    let csf_before = volume_of(h.state(), "CSF");
+
+    // Brush: paint CSF in a 10 mm disc at the image centre of the slice on screen.
+    {
+        let app = h.state_mut();
+        app.view.tool = focal::ui::Tool::Brush;
+        app.view.brush_label = 1;
+        let slice = app.view.slice;
+        let a = app.analysis.as_mut().expect("analysis");
+        a.paint(slice, 90.0, 108.0, 10.0, [1.0, 1.0], 1);
+        assert!(a.end_stroke());
+        let names = vec![
+            (0, "background".to_string()),
+            (1, "CSF".to_string()),
+            (2, "grey matter".to_string()),
+            (3, "white matter".to_string()),
+        ];
+        a.remeasure(&names);
+    }
+    let csf_painted = volume_of(h.state(), "CSF");
+    assert!(
+        csf_painted > csf_before + 0.1,
+        "CSF {csf_before} -> {csf_painted} mL after painting"
+    );
+    // Ctrl+Z through the window undoes the stroke; the volume returns.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert!(
+        (volume_of(h.state(), "CSF") - csf_before).abs() < 1e-9,
+        "undo restores the volume"
+    );
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    h.run_steps(2);
+    assert!(
+        (volume_of(h.state(), "CSF") - csf_painted).abs() < 1e-9,
+        "redo re-applies it"
+    );
+
+    // K marks a key image; a verdict and a note; the reader signs.
+    h.key_press(egui::Key::K);
+    h.run_steps(2);
+    {
+        let a = h.state_mut().analysis.as_mut().expect("analysis");
+        assert_eq!(a.review.key_images.len(), 1);
+        a.review.findings[0].decision = focal::report::Decision::Accepted;
+        a.review.findings[0].note = "checked".into();
+        a.review.reader = "Dr Reader".into();
+        a.review.signed_at = Some("2026-11-28 12:00 UTC".into());
+        a.save(None);
+    }
+    // Wait for the writes, then reopen in a new window with the same data folder.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let saved = focal::report::Review::load(&dir).ok().flatten();
+        if saved.is_some_and(|r| r.signed_at.is_some() && r.edited) && dir.join("labels-reviewed.nii").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(h);
+    let mut h = harness(data.path());
+    open_sample(&mut h);
+    step_until(&mut h, "the saved review", |app| app.analysis.is_some());
+    let a = h.state().analysis.as_ref().expect("restored");
+    assert!(a.review.edited);
+    assert_eq!(a.review.reader, "Dr Reader");
+    assert_eq!(a.review.findings[0].note, "checked");
+    assert_eq!(a.review.key_images.len(), 1);
+    assert!(
+        (volume_of(h.state(), "CSF") - csf_painted).abs() < 1e-9,
+        "the corrected labels were restored"
+    );
+    pin_timings(h.state_mut());
+    h.get_by_label("Review").click();
+    h.run_steps(3);
+    snapshot(&mut h, "review_restored");
 }

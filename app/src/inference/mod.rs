@@ -5,6 +5,7 @@ pub mod engine;
 pub mod job;
 pub mod manifest;
 pub mod nifti;
+pub mod output;
 pub mod runtime;
 
 pub use analysis::{Analysis, analyze_volume};

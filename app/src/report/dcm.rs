@@ -24,6 +24,12 @@ pub struct UidSource {
     salt: Vec<u8>,
 }
 
+impl Default for UidSource {
+    fn default() -> Self {
+        UidSource::new()
+    }
+}
+
 impl UidSource {
     pub fn new() -> UidSource {
         // Time, process and an address: unique enough per export without a random-number crate.
@@ -156,7 +162,7 @@ mod tests {
         assert_eq!(ds(1.0), "1");
         assert_eq!(ds(-0.0000001), "0");
         assert_eq!(ds(0.5), "0.5");
-        assert!(ds(-123.456789012345678).len() <= 16);
+        assert!(ds(-123.456_789_012_345_67).len() <= 16);
         assert!(ds(1.0e20).len() <= 16);
     }
 

@@ -29,6 +29,11 @@ pub enum LoadEvent {
         series: String,
         result: Result<Arc<Volume>, String>,
     },
+    /// An analysis of the series saved earlier (with its review), read back.
+    SavedAnalysis {
+        series: String,
+        output: Box<Result<crate::report::output::AnalysisOutput, String>>,
+    },
 }
 
 /// A running background task; dropping it asks the task to stop.
@@ -133,7 +138,7 @@ fn thumbnail(stack: &Stack) -> Option<egui::ColorImage> {
 }
 
 /// Decodes the slice the view opens on first, then the whole stack.
-pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usize) -> Task {
+pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usize, saved: PathBuf) -> Task {
     Task::spawn(ctx, move |send, cancel| {
         if let Ok(frame) = study::load_slice(&stack, first) {
             send(LoadEvent::FirstSlice {
@@ -147,6 +152,16 @@ pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usi
         let result = study::load_volume(&stack, &progress, cancel)
             .map(Arc::new)
             .map_err(|e| study::error_chain(&e));
-        send(LoadEvent::Volume { series, result });
+        send(LoadEvent::Volume {
+            series: series.clone(),
+            result,
+        });
+        if saved.join("summary.json").exists() {
+            let output = crate::report::output::AnalysisOutput::read(&saved).map_err(|e| e.to_string());
+            send(LoadEvent::SavedAnalysis {
+                series,
+                output: Box::new(output),
+            });
+        }
     })
 }

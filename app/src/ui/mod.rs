@@ -8,6 +8,7 @@ mod loader;
 mod model_panel;
 mod overlays;
 pub mod presets;
+pub mod review;
 mod slice_view;
 mod tags;
 
@@ -18,11 +19,12 @@ use std::sync::Arc;
 use eframe::egui;
 use serde::{Deserialize, Serialize};
 
-use crate::inference::{Analysis, AnalysisJob, Device, Manifest, Provider};
+use crate::inference::{AnalysisJob, Device, Manifest};
 use crate::render::{AttentionStyle, Colormap, MaskMode, SlicePixels};
 use crate::study::{Progress, Stack, StudySet, Volume};
 use loader::{LoadEvent, Task};
 
+pub use review::{AnalysisView, Tool};
 pub use slice_view::ViewState;
 
 /// What the window remembers between runs.
@@ -71,9 +73,14 @@ const MAX_RECENT: usize = 8;
 #[derive(Debug, Clone)]
 pub enum Command {
     Open(Vec<PathBuf>),
-    LoadSeries { series: String, stack: usize },
+    LoadSeries {
+        series: String,
+        stack: usize,
+    },
     RunAnalysis,
     CancelAnalysis,
+    /// Export the report and DICOM objects of the current analysis (asks for a folder).
+    Export,
 }
 
 /// The series on screen.
@@ -91,14 +98,6 @@ pub struct CurrentSeries {
     pub error: Option<String>,
 }
 
-/// An analysis result for the current series.
-pub struct AnalysisView {
-    pub series: String,
-    pub analysis: Arc<Analysis>,
-    pub provider: Provider,
-    pub verified: bool,
-}
-
 pub struct RunningAnalysis {
     pub series: String,
     pub job: AnalysisJob,
@@ -114,10 +113,17 @@ pub struct FocalApp {
     pub view: ViewState,
     pub analysis: Option<AnalysisView>,
     pub running: Option<RunningAnalysis>,
+    /// Where analyses and reviews made in the window are kept (one folder per series).
+    pub analysis_root: PathBuf,
+    /// The paths the study was opened from (exports must not land inside them).
+    pub opened: Vec<PathBuf>,
+    export: Option<std::sync::mpsc::Receiver<Result<crate::report::ExportSummary, String>>>,
     pub manifest: Result<Manifest, String>,
     pub notices: Vec<String>,
     pub thumbnails: HashMap<String, egui::TextureHandle>,
     pub show_tags: bool,
+    /// The right panel shows the review instead of overlays and model.
+    pub review_tab: bool,
     /// Start the analysis once the next series has loaded (`focal view --analyze`).
     pub analyze_when_loaded: bool,
     tag_cache: Option<(PathBuf, Result<Vec<crate::study::tags::TagRow>, String>)>,
@@ -131,7 +137,28 @@ struct PixelsKey {
     series: String,
     slice: usize,
     full_volume: bool,
-    analysis: bool,
+    /// Edits of the analysis on screen (None: no analysis).
+    analysis: Option<u64>,
+}
+
+/// `$FOCAL_DATA_DIR`, else `$XDG_DATA_HOME/focal/analyses`, else `~/.local/share/focal/analyses`.
+pub fn default_analysis_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("FOCAL_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("focal").join("analyses")
+}
+
+/// The folder for one series' analysis: named by a hash of its UID (no identifiers in paths).
+pub fn analysis_dir(root: &std::path::Path, series_uid: &str) -> PathBuf {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(series_uid.as_bytes());
+    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    root.join(name)
 }
 
 impl FocalApp {
@@ -149,10 +176,14 @@ impl FocalApp {
             view: ViewState::default(),
             analysis: None,
             running: None,
+            analysis_root: default_analysis_root(),
+            opened: Vec::new(),
+            export: None,
             manifest,
             notices: Vec::new(),
             thumbnails: HashMap::new(),
             show_tags: false,
+            review_tab: false,
             analyze_when_loaded: false,
             tag_cache: None,
             tag_filter: String::new(),
@@ -190,6 +221,7 @@ impl FocalApp {
                     self.settings.recent.insert(0, p.clone());
                 }
                 self.settings.recent.truncate(MAX_RECENT);
+                self.opened = paths.clone();
                 self.studies = None;
                 self.current = None;
                 self.analysis = None;
@@ -207,6 +239,7 @@ impl FocalApp {
                     r.job.cancel();
                 }
             }
+            Command::Export => self.start_export(),
         }
     }
 
@@ -222,7 +255,8 @@ impl FocalApp {
             series.number.map(|n| format!("#{n}")).unwrap_or_default(),
             series.description.clone().unwrap_or_else(|| "(no description)".into())
         );
-        self.load = Some(loader::load_series(ctx, uid.to_string(), stack.clone(), first));
+        let saved = analysis_dir(&self.analysis_root, uid);
+        self.load = Some(loader::load_series(ctx, uid.to_string(), stack.clone(), first, saved));
         self.view = ViewState::for_stack(&stack, first);
         self.current = Some(CurrentSeries {
             uid: uid.to_string(),
@@ -286,6 +320,21 @@ impl FocalApp {
                 self.on_event(ctx, e);
             }
         }
+        if let Some(rx) = &self.export {
+            match rx.try_recv() {
+                Ok(result) => {
+                    self.export = None;
+                    match result {
+                        Ok(s) => self.notice(format!("exported {} files (de-identified)", s.files.len())),
+                        Err(e) => self.notice(format!("export failed: {e}")),
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    ctx.request_repaint_after(std::time::Duration::from_millis(200))
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.export = None,
+            }
+        }
         if self.running.as_ref().is_some_and(|r| r.job.is_finished()) {
             if let Some(r) = self.running.take() {
                 let (engine, result) = r.job.join();
@@ -295,13 +344,7 @@ impl FocalApp {
                             "analysis finished in {:.1} s on {}",
                             analysis.summary.seconds_total, engine.provider.name
                         ));
-                        self.analysis = Some(AnalysisView {
-                            series: r.series,
-                            analysis: Arc::new(analysis),
-                            provider: engine.provider.clone(),
-                            verified: engine.verified,
-                        });
-                        self.pixels = None;
+                        self.adopt_analysis(r.series, analysis, engine);
                     }
                     (_, Err(e)) => self.notice(format!("analysis failed: {}", crate::study::error_chain(&e))),
                     (None, Ok(_)) => {}
@@ -361,6 +404,32 @@ impl FocalApp {
                     c.progress = Some(p);
                 }
             }
+            LoadEvent::SavedAnalysis { series, output } => match *output {
+                Ok(o) if self.analysis.as_ref().is_none_or(|a| a.series != series) => {
+                    let voxel_ml = self.voxel_ml();
+                    let mut view = AnalysisView::new(
+                        series,
+                        o.dir.clone(),
+                        o.summary.grid,
+                        o.labels,
+                        Arc::new(o.attention),
+                        (
+                            o.summary.provider.name.clone(),
+                            o.summary.provider.fallback_reason.clone(),
+                        ),
+                        o.summary.model.verified_against_manifest,
+                        o.summary.labels.iter().map(|l| (l.index, l.mean_probability)).collect(),
+                        voxel_ml,
+                        o.review,
+                    );
+                    view.remeasure(&self.label_names());
+                    self.notice("restored the saved analysis and review of this series");
+                    self.analysis = Some(view);
+                    self.pixels = None;
+                }
+                Ok(_) => {}
+                Err(e) => self.notice(format!("a saved analysis of this series could not be read: {e}")),
+            },
             LoadEvent::Volume { series, result } => {
                 let Some(c) = self.current.as_mut().filter(|c| c.uid == series) else {
                     return;
@@ -393,6 +462,130 @@ impl FocalApp {
         }
     }
 
+    pub fn label_names_for_ui(&self) -> Vec<(u8, String)> {
+        self.label_names()
+    }
+
+    fn label_names(&self) -> Vec<(u8, String)> {
+        self.manifest
+            .as_ref()
+            .map(|m| m.labels.iter().map(|l| (l.index, l.name.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Volume of one voxel of the current series in mL.
+    fn voxel_ml(&self) -> f64 {
+        self.current
+            .as_ref()
+            .and_then(|c| c.stack.geometry.as_ref())
+            .map_or(0.001, |g| g.spacing.iter().product::<f64>() / 1000.0)
+    }
+
+    /// Forces the slice's pixels to be rebuilt (after an edit).
+    pub fn pixels_dirty(&mut self) {
+        self.pixels = None;
+    }
+
+    /// Shows a finished analysis and saves it (maps, summary) beside future reviews.
+    fn adopt_analysis(
+        &mut self,
+        series: String,
+        analysis: crate::inference::Analysis,
+        engine: crate::inference::Engine,
+    ) {
+        let dir = analysis_dir(&self.analysis_root, &series);
+        let s = &analysis.summary;
+        let mut view = AnalysisView::new(
+            series.clone(),
+            dir.clone(),
+            [analysis.columns, analysis.rows, analysis.slices],
+            analysis.labels.clone(),
+            Arc::new(analysis.attention.clone()),
+            (
+                engine.provider.name.to_string(),
+                engine.provider.fallback_reason.clone(),
+            ),
+            engine.verified,
+            s.labels.iter().map(|l| (l.index, l.mean_probability)).collect(),
+            self.voxel_ml(),
+            None,
+        );
+        view.timing = Some(format!(
+            "{} slices in {:.1} s ({:.1} slices/s)",
+            analysis.slices, s.seconds_total, s.slices_per_second
+        ));
+        view.remeasure(&self.label_names());
+        self.analysis = Some(view);
+        self.pixels = None;
+        let Some(current) = self.current.as_ref().filter(|c| c.uid == series) else {
+            return;
+        };
+        let (Some(volume), study_uid) = (
+            current.volume.clone(),
+            current
+                .stack
+                .slices
+                .first()
+                .map_or(String::new(), |s| s.instance.study_uid.clone()),
+        ) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            let timings = crate::inference::output::Timings {
+                scan: 0.0,
+                load_volume: 0.0,
+                load_model: 0.0,
+                inference_total: analysis.summary.seconds_total,
+                model_only: analysis.summary.seconds_model,
+                slices_per_second: analysis.summary.slices_per_second,
+            };
+            // A new model run starts a new review: the old corrections were of other labels.
+            let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEWED_LABELS_FILE));
+            let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEW_FILE));
+            if let Err(e) = crate::inference::output::write_analysis_folder(
+                &dir, &volume, &analysis, &engine, &series, &study_uid, timings,
+            ) {
+                tracing::error!("the analysis could not be saved: {e}");
+            }
+        });
+    }
+
+    fn start_export(&mut self) {
+        if self.export.is_some() {
+            return;
+        }
+        let (Some(a), Some(set), Ok(manifest)) = (self.current_analysis(), self.studies.clone(), self.manifest.clone())
+        else {
+            self.notice("nothing to export: run or restore an analysis first");
+            return;
+        };
+        let Some(out) = rfd::FileDialog::new()
+            .set_title("Export the report into a folder")
+            .pick_folder()
+        else {
+            return;
+        };
+        if let Err(e) = crate::outdir::ensure_outside_study(&out, &self.opened) {
+            self.notice(format!("{e:#}"));
+            return;
+        }
+        let opts = crate::report::ExportOptions {
+            analysis: a.dir.clone(),
+            out,
+            pdf: true,
+            seg: true,
+            pmap: true,
+            sc: true,
+            keep_phi: false,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(crate::report::export(&set, &manifest, &opts).map_err(|e| e.to_string()));
+        });
+        self.export = Some(rx);
+        self.notice("exporting…");
+    }
+
     /// The analysis for the series on screen, if any.
     pub fn current_analysis(&self) -> Option<&AnalysisView> {
         let uid = &self.current.as_ref()?.uid;
@@ -403,16 +596,12 @@ impl FocalApp {
     fn slice_pixels(&mut self) -> Option<Arc<SlicePixels>> {
         let current = self.current.as_ref()?;
         let slice = self.view.slice;
-        let analysis = self
-            .analysis
-            .as_ref()
-            .filter(|a| a.series == current.uid)
-            .map(|a| a.analysis.clone());
+        let analysis = self.analysis.as_ref().filter(|a| a.series == current.uid);
         let key = PixelsKey {
             series: current.uid.clone(),
             slice,
             full_volume: current.volume.is_some(),
-            analysis: analysis.is_some(),
+            analysis: analysis.map(|a| a.edits),
         };
         if let Some((k, p)) = &self.pixels
             && *k == key
@@ -426,7 +615,7 @@ impl FocalApp {
             _ => return None,
         };
         let n = columns * rows;
-        let (attention, labels) = match &analysis {
+        let (attention, labels) = match analysis {
             Some(a) if a.columns == columns && a.rows == rows && slice < a.slices => (
                 a.attention.get(slice * n..(slice + 1) * n).map(<[f32]>::to_vec),
                 a.labels.get(slice * n..(slice + 1) * n).map(<[u8]>::to_vec),
@@ -464,10 +653,19 @@ impl FocalApp {
             .default_size(300.0)
             .resizable(true)
             .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.review_tab, false, "Analysis");
+                    ui.selectable_value(&mut self.review_tab, true, "Review");
+                });
+                ui.separator();
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    overlays::overlay_panel(self, ui);
-                    ui.separator();
-                    model_panel::model_panel(self, ui);
+                    if self.review_tab {
+                        review::review_panel(self, ui);
+                    } else {
+                        overlays::overlay_panel(self, ui);
+                        ui.separator();
+                        model_panel::model_panel(self, ui);
+                    }
                 });
             });
         egui::CentralPanel::default()

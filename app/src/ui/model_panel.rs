@@ -68,9 +68,9 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
 
     if let Some(a) = app.current_analysis() {
         ui.add_space(6.0);
-        let provider = match &a.provider.fallback_reason {
-            Some(why) => format!("Ran on {} (CUDA not used: {why})", a.provider.name),
-            None => format!("Ran on {}", a.provider.name),
+        let provider = match &a.fallback_reason {
+            Some(why) => format!("Ran on {} (CUDA not used: {why})", a.provider_name),
+            None => format!("Ran on {}", a.provider_name),
         };
         ui.label(provider);
         if !a.verified {
@@ -79,39 +79,31 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 "Model file NOT verified against its manifest",
             );
         }
-        let s = &a.analysis.summary;
-        ui.label(format!(
-            "{} slices in {:.1} s ({:.1} slices/s)",
-            a.analysis.slices, s.seconds_total, s.slices_per_second
-        ));
+        if let Some(t) = &a.timing {
+            ui.label(t);
+        }
         egui::Grid::new("volumes").striped(true).num_columns(3).show(ui, |ui| {
             ui.strong("Label");
             ui.strong("Volume");
             ui.strong("Confidence");
             ui.end_row();
-            for l in s.labels.iter().filter(|l| l.index > 0) {
+            for f in &a.review.findings {
                 let colour = manifest
                     .labels
                     .iter()
-                    .find(|x| x.index == l.index)
+                    .find(|x| x.index == f.label)
                     .map(|x| x.color)
                     .unwrap_or([255; 3]);
-                ui.label(RichText::new(&l.name).color(Color32::from_rgb(colour[0], colour[1], colour[2])));
-                ui.label(format!("{:.1} mL", l.volume_ml));
+                ui.label(RichText::new(&f.name).color(Color32::from_rgb(colour[0], colour[1], colour[2])));
+                ui.label(format!("{:.1} mL", f.volume_ml));
                 ui.label(
-                    l.mean_probability
+                    f.mean_confidence
                         .map(|p| format!("{:.0}%", p * 100.0))
                         .unwrap_or_else(|| "–".into()),
                 );
                 ui.end_row();
             }
         });
-        if let Some(c) = s.mean_confidence {
-            ui.label(format!("Mean confidence {:.0}%", c * 100.0));
-        }
-        if let Some(Some(c)) = s.slice_confidence.get(app.view.slice) {
-            ui.label(format!("This slice {:.0}%", c * 100.0));
-        }
     }
 
     ui.add_space(8.0);

@@ -28,6 +28,10 @@ pub struct ViewState {
     /// Points per mm at zoom 1 in the last frame (for the 1:1 button).
     pub fit_scale: f32,
     pub preset: Option<&'static str>,
+    pub tool: super::Tool,
+    /// Label the brush paints.
+    pub brush_label: u8,
+    pub brush_mm: f32,
 }
 
 impl Default for ViewState {
@@ -47,6 +51,9 @@ impl Default for ViewState {
             wheel: 0.0,
             fit_scale: 1.0,
             preset: None,
+            tool: super::Tool::Navigate,
+            brush_label: 1,
+            brush_mm: 3.0,
         }
     }
 }
@@ -226,8 +233,55 @@ fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, re
             if pressed(egui::Key::R) {
                 view.reset();
             }
+            if pressed(egui::Key::B) {
+                view.tool = super::Tool::Brush;
+            }
+            if pressed(egui::Key::E) {
+                view.tool = super::Tool::Eraser;
+            }
+            if pressed(egui::Key::N) || pressed(egui::Key::Escape) {
+                view.tool = super::Tool::Navigate;
+            }
         });
+        let (mark, undo, redo) = ui.input(|i| {
+            let cmd = i.modifiers.command;
+            (
+                i.key_pressed(egui::Key::K),
+                cmd && !i.modifiers.shift && i.key_pressed(egui::Key::Z),
+                cmd && (i.key_pressed(egui::Key::Y) || (i.modifiers.shift && i.key_pressed(egui::Key::Z))),
+            )
+        });
+        if mark || undo || redo {
+            let style = slice_style(app);
+            let slice = app.view.slice;
+            let names = app.label_names_for_ui();
+            let geometry = app.current.as_ref().and_then(|c| c.stack.geometry.clone());
+            if let Some(a) = app.analysis.as_mut() {
+                let mut changed = false;
+                if mark {
+                    a.review.key_images.retain(|k| k.slice != slice);
+                    a.review.key_images.push(crate::report::KeyImage { slice, style });
+                    changed = true;
+                }
+                if undo {
+                    changed |= a.undo();
+                }
+                if redo {
+                    changed |= a.redo();
+                }
+                if changed {
+                    a.remeasure(&names);
+                    a.save(geometry);
+                }
+            }
+            app.pixels_dirty();
+        }
     }
+    let view = &mut app.view;
+    if view.tool != super::Tool::Navigate {
+        brush(app, response, rect, slices);
+    }
+    let view = &mut app.view;
     if view.playing && slices > 1 {
         view.cine_clock += dt * app.settings.cine_fps.max(0.5);
         while view.cine_clock >= 1.0 {
@@ -235,6 +289,43 @@ fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, re
             view.slice = (view.slice + 1) % slices;
         }
         ui.ctx().request_repaint();
+    }
+}
+
+/// Paints with the brush or eraser where the left button drags (one undo step per stroke).
+fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect, _slices: usize) {
+    let Some(current) = &app.current else { return };
+    let spacing = pixel_spacing(&current.stack);
+    let geometry = current.stack.geometry.clone();
+    let (columns, rows) = (current.stack.columns as f32, current.stack.rows as f32);
+    let size_mm = Vec2::new(columns * spacing[0] as f32, rows * spacing[1] as f32);
+    let scale = app.view.fit_scale * app.view.zoom;
+    let image_rect = Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale);
+    let label = if app.view.tool == super::Tool::Eraser {
+        0
+    } else {
+        app.view.brush_label
+    };
+    let (slice, radius) = (app.view.slice, app.view.brush_mm);
+    let names = app.label_names_for_ui();
+    let Some(a) = app.analysis.as_mut().filter(|a| a.series == current.uid) else {
+        return;
+    };
+    let painting =
+        response.dragged_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
+    if painting && let Some(pos) = response.interact_pointer_pos() {
+        let x = (pos.x - image_rect.left()) / scale / spacing[0] as f32;
+        let y = (pos.y - image_rect.top()) / scale / spacing[1] as f32;
+        a.paint(slice, x, y, radius, spacing, label);
+    }
+    let released =
+        response.drag_stopped_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
+    if released && a.end_stroke() {
+        a.remeasure(&names);
+        a.save(geometry);
+    }
+    if painting || released {
+        app.pixels_dirty();
     }
 }
 
@@ -405,7 +496,17 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
         unit,
     );
 
-    // Cursor readout.
+    // Cursor readout (and the brush outline).
+    if let Some(pos) = response.hover_pos()
+        && app.view.tool != super::Tool::Navigate
+    {
+        let colour = if app.view.tool == super::Tool::Eraser {
+            Color32::WHITE
+        } else {
+            Color32::YELLOW
+        };
+        painter.circle_stroke(pos, app.view.brush_mm * scale, egui::Stroke::new(1.0, colour));
+    }
     if let Some(pos) = response.hover_pos() {
         let ix = (pos.x - image_rect.left()) / scale / spacing[0] as f32;
         let iy = (pos.y - image_rect.top()) / scale / spacing[1] as f32;
