@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
@@ -29,13 +29,16 @@ pub enum Command {
     /// List the studies and series under files, folders or DICOMDIRs, and the unreadable files.
     Info(InfoArgs),
     /// Open the viewer window (on DICOM files, folders or a DICOMDIR, if given).
+    #[cfg(feature = "desktop")]
     View(ViewArgs),
     /// Write the report and DICOM exports (SEG, Parametric Map, key images) of an analysis.
+    #[cfg(feature = "desktop")]
     Export(ExportArgs),
     /// Run the segmentation model on a series and write label map, attention map and summary.
     Analyze(AnalyzeArgs),
 }
 
+#[cfg(feature = "desktop")]
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
     /// DICOM files, folders or a DICOMDIR holding the analysed study.
@@ -67,6 +70,7 @@ pub struct ExportArgs {
     pub model: Option<PathBuf>,
 }
 
+#[cfg(feature = "desktop")]
 #[derive(clap::Args, Debug)]
 pub struct ViewArgs {
     /// DICOM files, folders or DICOMDIR files to open.
@@ -76,10 +80,11 @@ pub struct ViewArgs {
     pub analyze: bool,
 }
 
+#[cfg(feature = "desktop")]
 fn view(paths: Vec<PathBuf>, analyze: bool) -> anyhow::Result<i32> {
     for p in &paths {
         if !p.exists() {
-            bail!("{} does not exist", p.display());
+            anyhow::bail!("{} does not exist", p.display());
         }
     }
     crate::ui::run(paths, analyze)?;
@@ -128,9 +133,18 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Analyze(args)) => crate::analyze_cmd::analyze(&args),
+        #[cfg(feature = "desktop")]
         Some(Command::Export(args)) => crate::export_cmd::export(&args),
+        #[cfg(feature = "desktop")]
         Some(Command::View(args)) => view(args.paths, args.analyze),
+        #[cfg(feature = "desktop")]
         None => view(Vec::new(), false),
+        #[cfg(not(feature = "desktop"))]
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(2)
+        }
     }
 }
 

@@ -4,12 +4,16 @@
 
 mod analyze_cmd;
 pub mod cli;
+#[cfg(feature = "desktop")]
 mod export_cmd;
 pub mod inference;
 pub mod outdir;
+#[cfg(feature = "desktop")]
 pub mod render;
+#[cfg(feature = "desktop")]
 pub mod report;
 pub mod study;
+#[cfg(feature = "desktop")]
 pub mod ui;
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.

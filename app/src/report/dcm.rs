@@ -160,7 +160,8 @@ mod tests {
     #[test]
     fn decimal_strings_fit_sixteen_characters() {
         assert_eq!(ds(1.0), "1");
-        assert_eq!(ds(-0.0000001), "0");
+        assert_eq!(ds(-0.0000001), "-0.0000001");
+        assert_eq!(ds(-1e-12), "0");
         assert_eq!(ds(0.5), "0.5");
         assert!(ds(-123.456_789_012_345_67).len() <= 16);
         assert!(ds(1.0e20).len() <= 16);

@@ -249,6 +249,17 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
         .map_err(|e| StudyError::Decode(e.to_string()))?;
         return Ok((bytes, layout.bits_allocated));
     }
+    // A codestream whose own size disagrees with Rows/Columns would be decoded into a buffer of
+    // the header's size without complaint (the image silently garbled): refuse it here.
+    if let Some(fragment) = frame_fragment(obj, frame, layout.frames)
+        && let Some((w, h)) = codestream_size(&fragment)
+        && (w, h) != (u32::from(layout.columns), u32::from(layout.rows))
+    {
+        return Err(StudyError::Decode(format!(
+            "frame {frame} is compressed as {w}×{h} pixels but the header says {}×{} (Columns×Rows)",
+            layout.columns, layout.rows
+        )));
+    }
     if matches!(ts, uids::JPEG_BASELINE8_BIT | uids::JPEG_EXTENDED12_BIT) {
         if let Some(fragment) = frame_fragment(obj, frame, layout.frames) {
             // 12-bit data, and RGB stored without colour transform, go to Focal's decoder:
@@ -282,6 +293,49 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
     let bits = decoded.bits_allocated();
     let data = decoded.data().to_vec();
     Ok((data, bits))
+}
+
+/// Width and height a JPEG, JPEG-LS or JPEG 2000 codestream declares (SOFn / SOF55 / SIZ), if
+/// the fragment starts with one.
+fn codestream_size(data: &[u8]) -> Option<(u32, u32)> {
+    let be16 = |at: usize| {
+        data.get(at..at + 2)
+            .map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let be32 = |at: usize| {
+        data.get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // JPEG 2000: SOC then SIZ (a raw codestream, or inside a JP2 'jp2c' box).
+    if let Some(at) = data.windows(4).take(4096).position(|w| w == [0xFF, 0x4F, 0xFF, 0x51]) {
+        let siz = at + 4;
+        let (xsiz, ysiz, xo, yo) = (be32(siz + 4)?, be32(siz + 8)?, be32(siz + 12)?, be32(siz + 16)?);
+        return Some((xsiz.checked_sub(xo)?, ysiz.checked_sub(yo)?));
+    }
+    // JPEG family: walk the marker segments from SOI to the first frame header.
+    if data.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut at = 2;
+    while at + 4 <= data.len() {
+        if data[at] != 0xFF {
+            return None;
+        }
+        let marker = data[at + 1];
+        if marker == 0xFF {
+            at += 1;
+            continue;
+        }
+        let len = be16(at + 2)? as usize;
+        let is_frame = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) || marker == 0xF7;
+        if is_frame {
+            // Ysiz == 0 means "defined later by DNL": nothing to compare.
+            let (h, w) = (be16(at + 5)?, be16(at + 7)?);
+            return (h > 0).then_some((w, h));
+        }
+        at += 2 + len;
+    }
+    None
 }
 
 /// The compressed bytes of one frame (fragments joined by the offset table, or one per frame).

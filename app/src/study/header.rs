@@ -155,7 +155,9 @@ impl InstanceHeader {
     pub fn from_object(path: &Path, file_size: u64, transfer_syntax: &str, sop_class: &str, obj: &Object) -> Self {
         let s = |tag| attrs::string(obj, tag);
         let pixels = pixel_layout(obj);
-        let frame_count = pixels.as_ref().map_or(0, |p| p.frames) as usize;
+        // Every stored frame takes at least 8 bytes (an item header, or its own pixels), so a
+        // larger NumberOfFrames is a lie: never allocate per-frame records beyond that.
+        let frame_count = (pixels.as_ref().map_or(0, |p| p.frames) as usize).min(max_frames(file_size) as usize);
         let frames = frame_infos(obj, frame_count);
         let study_uid = s(tags::STUDY_INSTANCE_UID).unwrap_or_default();
         let series_uid = s(tags::SERIES_INSTANCE_UID).unwrap_or_default();
@@ -272,6 +274,11 @@ impl Partial {
             window: self.window,
         }
     }
+}
+
+/// Most frames a file of `file_size` bytes can hold.
+pub fn max_frames(file_size: u64) -> u64 {
+    file_size / 8 + 1
 }
 
 fn frame_infos(obj: &Object, frames: usize) -> Vec<FrameInfo> {

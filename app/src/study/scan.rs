@@ -36,6 +36,26 @@ pub fn read_header(path: &Path) -> Result<Option<InstanceHeader>> {
     };
     let file_size = std::fs::metadata(path)?.len();
     let meta = obj.meta();
+    let claimed = attrs::int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as u64;
+    if obj.element_opt(tags::PIXEL_DATA).ok().flatten().is_some() || claimed > 1 {
+        if claimed > super::header::max_frames(file_size) {
+            let rows = attrs::int(&obj, tags::ROWS).unwrap_or(0).clamp(0, i64::from(u32::MAX)) as u32;
+            let columns = attrs::int(&obj, tags::COLUMNS)
+                .unwrap_or(0)
+                .clamp(0, i64::from(u32::MAX)) as u32;
+            let bits = attrs::int(&obj, tags::BITS_ALLOCATED).unwrap_or(0).clamp(0, 64) as u16;
+            return Err(StudyError::ImplausibleSize {
+                rows,
+                columns,
+                frames: u32::try_from(claimed).unwrap_or(u32::MAX),
+                bits,
+                bytes: (u64::from(rows) * u64::from(columns))
+                    .saturating_mul(claimed)
+                    .saturating_mul(u64::from(bits) / 8),
+                file_size,
+            });
+        }
+    }
     Ok(Some(InstanceHeader::from_object(
         path,
         file_size,
