@@ -16,6 +16,8 @@ const SEQUENCE_END: (u16, u16) = (0xFFFE, 0xE0DD);
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 /// Sequences nested deeper than this are refused (real files nest a handful of levels).
 const MAX_DEPTH: usize = 32;
+/// Largest inflated data set accepted from a deflated file.
+const MAX_INFLATED: u64 = 1 << 30;
 
 #[derive(Clone, Copy)]
 pub struct Encoding {
@@ -313,6 +315,32 @@ pub fn check_part10<R: Read + Seek>(
     walker.elements(le, end, false, 0)?;
     let ts = walker.transfer_syntax.take().unwrap_or_default();
     let Some(encoding) = force.or_else(|| encoding_of(&ts)) else {
+        // Deflated: inflate (bounded) and walk what dicom-rs would read.
+        let mut compressed = Vec::new();
+        walker.reader.read_to_end(&mut compressed)?;
+        let mut inflated = Vec::new();
+        let mut decoder = flate2::read::DeflateDecoder::new(compressed.as_slice()).take(MAX_INFLATED + 1);
+        decoder
+            .read_to_end(&mut inflated)
+            .map_err(|e| StudyError::Parse(format!("the deflated data set cannot be inflated: {e}")))?;
+        if inflated.len() as u64 > MAX_INFLATED {
+            return Err(StudyError::Parse(format!(
+                "the deflated data set inflates to more than {} MiB; refusing it",
+                MAX_INFLATED >> 20
+            )));
+        }
+        let end = inflated.len() as u64;
+        let mut inner = Walker {
+            reader: std::io::Cursor::new(inflated),
+            meta_only: false,
+            transfer_syntax: None,
+            check_pixels,
+        };
+        let le = Encoding {
+            explicit: true,
+            big_endian: false,
+        };
+        inner.elements(le, end, false, 0)?;
         return Ok(());
     };
     walker.meta_only = false;

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use dicom_dictionary_std::tags;
-use dicom_object::OpenFileOptions;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -67,9 +66,9 @@ pub fn read_header(path: &Path) -> Result<Option<InstanceHeader>> {
 
 /// Lists the files a DICOMDIR references, resolving each path case-insensitively.
 pub fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let obj = OpenFileOptions::new()
-        .open_file(path)
-        .map_err(|e| StudyError::Parse(super::error_chain(&e)))?;
+    // Through the length walk like every other file: a DICOMDIR is read whole, so a lying
+    // length in it would otherwise make the parser allocate what it claims.
+    let obj = open_object(path, Extent::Header)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
     for record in attrs::items(&obj, tags::DIRECTORY_RECORD_SEQUENCE) {
