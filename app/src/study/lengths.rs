@@ -178,7 +178,13 @@ impl<R: Read + Seek> Walker<R> {
                 self.transfer_syntax = Some(String::from_utf8_lossy(&uid).trim_end_matches(['\0', ' ']).to_string());
                 continue;
             }
-            let is_sequence = vr.as_ref().is_some_and(|v| v == b"SQ") || (len == UNDEFINED);
+            // In implicit VR the dictionary says what is a sequence, as it does for dicom-rs:
+            // a defined-length sequence must be walked, not skipped, or the lengths inside it
+            // go unchecked.
+            let is_sequence = match &vr {
+                Some(v) => v == b"SQ",
+                None => implicit_sequence(tag),
+            } || len == UNDEFINED;
             if len == UNDEFINED {
                 // An undefined-length UN holds a sequence in implicit VR (PS3.5 6.2.2). dicom-rs
                 // 0.10 reads its content as explicit VR and then allocates gigabytes for the
@@ -256,6 +262,14 @@ impl<R: Read + Seek> Walker<R> {
             }
         }
     }
+}
+
+/// Whether the standard dictionary defines `tag` as a sequence (how implicit VR is read).
+fn implicit_sequence(tag: (u16, u16)) -> bool {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(tag.0, tag.1))
+        .is_some_and(|entry| entry.vr() == VirtualVr::Exact(dicom_core::VR::SQ))
 }
 
 /// How a transfer syntax encodes the data set; `None` for deflated ones (not walkable).

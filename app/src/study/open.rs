@@ -97,8 +97,17 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
             };
             match options.open_file(path) {
                 Ok(obj) => Ok(Some(obj)),
-                // Some writers declare explicit VR but encode the data set implicitly.
-                Err(first) => reread_implicit(path).map(Some).map_err(|_| parse_error(&first)),
+                // Some writers declare explicit VR but encode the data set implicitly; re-read
+                // it so only when its lengths hold up in implicit VR too.
+                Err(first) => {
+                    let implicit = lengths::Encoding {
+                        explicit: false,
+                        big_endian: false,
+                    };
+                    lengths::check_part10(BufReader::new(File::open(path)?), 132, Some(implicit), check_pixels)
+                        .map_err(|_| parse_error(&first))?;
+                    reread_implicit(path).map(Some).map_err(|_| parse_error(&first))
+                }
             }
         }
         Signature::Bare(ts) => {

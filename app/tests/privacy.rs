@@ -1,0 +1,127 @@
+//! Privacy guarantees: no dependency can talk to the network, the binary makes no network
+//! system calls during a full analyze and export (strace), and no command prints or logs a
+//! patient identifier at trace level unless asked to show them.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+const PHI: [&str; 5] = ["Sample^Colin", "FOCAL-SAMPLE-0001", "19700101", "FOCALACC0001", "Focal Sample Institution"];
+
+/// Crates whose only purpose is talking to a network.
+const NETWORK_CRATES: [&str; 14] = [
+    "reqwest", "hyper", "ureq", "curl", "curl-sys", "isahc", "attohttpc", "native-tls", "openssl", "rustls",
+    "tokio-rustls", "h2", "tungstenite", "surf",
+];
+
+#[test]
+fn no_dependency_can_talk_to_the_network() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = common::repo().join("Cargo.toml");
+    let tree = Command::new(&cargo)
+        .args(["tree", "-p", "focal", "-e", "normal,build", "--prefix", "none", "--offline", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo tree");
+    assert!(tree.status.success(), "{}", String::from_utf8_lossy(&tree.stderr));
+    let text = String::from_utf8_lossy(&tree.stdout);
+    let crates: std::collections::BTreeSet<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
+    let found: Vec<&&str> = NETWORK_CRATES.iter().filter(|c| crates.contains(**c)).collect();
+    assert!(found.is_empty(), "network crates in focal's dependencies: {found:?}");
+    // ONNX Runtime's crate can download binaries and models; neither feature may be on.
+    let features = Command::new(&cargo)
+        .args(["tree", "-p", "focal", "-e", "features", "-i", "ort", "--prefix", "none", "--offline", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo tree");
+    let text = String::from_utf8_lossy(&features.stdout);
+    for banned in ["download-binaries", "fetch-models", "tls-native", "tls-rustls"] {
+        assert!(!text.contains(&format!("\"{banned}\"")), "ort feature {banned} is enabled");
+    }
+    eprintln!("{} crates checked, none of {NETWORK_CRATES:?}", crates.len());
+}
+
+/// Network system calls of one run of focal (`strace -f -e trace=network`).
+fn network_calls(args: &[&str], log: &Path) -> Vec<String> {
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=network", "-o"])
+        .arg(log)
+        .arg(env!("CARGO_BIN_EXE_focal"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("strace (apt package strace; scripts/setup.sh installs it)");
+    assert!(status.success(), "focal {args:?} failed under strace");
+    std::fs::read_to_string(log).expect("strace log").lines().map(str::to_string).collect()
+}
+
+#[test]
+fn analyze_and_export_make_no_network_calls() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sample = common::repo().join("assets/sample-study");
+    let analysis = tmp.path().join("analysis");
+    let out = tmp.path().join("export");
+    let runs: [(&str, Vec<&str>); 2] = [
+        (
+            "analyze",
+            vec!["analyze", sample.to_str().expect("utf8"), "--out", analysis.to_str().expect("utf8")],
+        ),
+        (
+            "export",
+            vec![
+                "export",
+                sample.to_str().expect("utf8"),
+                "--analysis",
+                analysis.to_str().expect("utf8"),
+                "--out",
+                out.to_str().expect("utf8"),
+            ],
+        ),
+    ];
+    for (name, args) in runs {
+        let calls = network_calls(&args, &tmp.path().join(format!("{name}.strace")));
+        // Local sockets only (e.g. glibc asking nscd for the user's home folder).
+        let remote: Vec<&String> = calls
+            .iter()
+            .filter(|l| l.contains("AF_INET") || l.contains("AF_INET6") || l.contains("sin_port") || l.contains("AF_PACKET"))
+            .collect();
+        eprintln!("{name}: {} network system calls, all local: {:?}", calls.len(), calls.iter().take(4).collect::<Vec<_>>());
+        assert!(remote.is_empty(), "{name} made network calls: {remote:#?}");
+        let connects = calls.iter().filter(|l| l.contains("connect(") || l.contains("sendto(") || l.contains("sendmsg("));
+        for c in connects {
+            assert!(c.contains("AF_UNIX") || !c.contains("sa_family"), "{name}: {c}");
+        }
+    }
+}
+
+#[test]
+fn export_never_logs_identifiers_even_with_keep_phi() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sample = common::repo().join("assets/sample-study");
+    let analysis = tmp.path().join("analysis");
+    let (code, _, err) = common::run_focal(&["analyze", sample.to_str().expect("utf8"), "--out", analysis.to_str().expect("utf8")]);
+    assert_eq!(code, 0, "{err}");
+    for keep in [false, true] {
+        let out = tmp.path().join(format!("export-{keep}"));
+        let mut args = vec![
+            "-vvv",
+            "export",
+            sample.to_str().expect("utf8"),
+            "--analysis",
+            analysis.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ];
+        if keep {
+            args.push("--keep-phi");
+        }
+        let (code, stdout, stderr) = common::run_focal(&args);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("TRACE"), "trace logging was not on");
+        for phi in PHI {
+            assert!(!stdout.contains(phi) && !stderr.contains(phi), "{phi} in export's output (keep-phi {keep})");
+        }
+    }
+}
