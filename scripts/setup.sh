@@ -17,7 +17,7 @@ command -v c++ >/dev/null || need_apt+=(g++)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 for pkg in libgtk-3-dev xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libxkbcommon-x11-0 imagemagick \
-  dicom3tools poppler-utils strace; do
+  dicom3tools poppler-utils strace time; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -36,3 +36,6 @@ if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check $PY_REQS
   echo "$PY_REQS" > "$VENV/.focal-reqs"
 fi
+
+# The ONNX Runtime library Focal loads (from the PyPI wheel, into the cache).
+"$(dirname "$0")/fetch-onnxruntime.sh"
