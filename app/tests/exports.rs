@@ -188,28 +188,44 @@ fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
     }
     // The key image is what the offscreen renderer (the window's shader) draws for that slice.
     let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("export.json")).expect("export.json")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("export.json")).expect("export.json"))
+            .expect("json");
     let k = record["key_image_slices"][0].as_u64().expect("key slice") as usize;
     let sc = dicom_object::open_file(out.path().join("key-image-1.dcm")).expect("sc");
     let (w, h) = (
         u32::from(sc.element(tags::COLUMNS).expect("cols").to_int::<u16>().expect("int")),
         u32::from(sc.element(tags::ROWS).expect("rows").to_int::<u16>().expect("int")),
     );
-    let sc_rgb = sc.element(tags::PIXEL_DATA).expect("pixels").to_bytes().expect("bytes").into_owned();
+    let sc_rgb = sc
+        .element(tags::PIXEL_DATA)
+        .expect("pixels")
+        .to_bytes()
+        .expect("bytes")
+        .into_owned();
     let (stack, _) = common::sample_volume();
     let values = focal::study::load_slice(&stack, k).expect("slice");
     let n = (stack.columns * stack.rows) as usize;
     let dir = analysis().join("analysis");
-    let labels = match focal::inference::nifti::read(&dir.join("labels.nii")).expect("labels").1 {
+    let labels = match focal::inference::nifti::read(&dir.join("labels.nii"))
+        .expect("labels")
+        .1
+    {
         focal::inference::nifti::Voxels::U8(v) => v[k * n..(k + 1) * n].to_vec(),
         _ => panic!("labels are u8"),
     };
-    let attention = match focal::inference::nifti::read(&dir.join("attention.nii")).expect("attention").1 {
+    let attention = match focal::inference::nifti::read(&dir.join("attention.nii"))
+        .expect("attention")
+        .1
+    {
         focal::inference::nifti::Voxels::F32(v) => v[k * n..(k + 1) * n].to_vec(),
         _ => panic!("attention is f32"),
     };
-    let manifest = focal::inference::Manifest::load(&common::repo().join("models/brain-tissue.json")).expect("manifest");
-    let window = stack.slices[k].info().window.expect("the sample has a window in its tags");
+    let manifest =
+        focal::inference::Manifest::load(&common::repo().join("models/brain-tissue.json")).expect("manifest");
+    let window = stack.slices[k]
+        .info()
+        .window
+        .expect("the sample has a window in its tags");
     let style = focal::report::export::default_style(&manifest, window);
     let pixels = focal::render::SlicePixels::new(
         stack.columns as usize,
@@ -222,10 +238,20 @@ fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
     .expect("planes");
     let renderer = focal::render::OffscreenRenderer::new().expect("adapter");
     let drawn = renderer
-        .render(&std::sync::Arc::new(pixels), &style, w, h, [0.0, 0.0, w as f32, h as f32])
+        .render(
+            &std::sync::Arc::new(pixels),
+            &style,
+            w,
+            h,
+            [0.0, 0.0, w as f32, h as f32],
+        )
         .expect("render");
     let drawn_rgb: Vec<u8> = drawn.data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
-    assert_eq!(&sc_rgb[..drawn_rgb.len()], &drawn_rgb[..], "the key image is the offscreen render");
+    assert_eq!(
+        &sc_rgb[..drawn_rgb.len()],
+        &drawn_rgb[..],
+        "the key image is the offscreen render"
+    );
 
     let pages_dir = tempfile::tempdir().expect("tmp");
     tool(

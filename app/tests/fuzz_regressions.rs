@@ -34,7 +34,11 @@ fn fuzzer_findings_stay_fixed() {
             .unwrap_or(u64::MAX);
         let code = out.status.code();
         eprintln!("{name}: exit {code:?}, peak RSS {} MiB", kb / 1024);
-        assert!(matches!(code, Some(0..=2)), "{name}: focal ended with {:?}\n{err}", out.status);
+        assert!(
+            matches!(code, Some(0..=2)),
+            "{name}: focal ended with {:?}\n{err}",
+            out.status
+        );
         assert!(!err.contains("panicked"), "{name}: panic\n{err}");
         assert!(kb < 512 * 1024, "{name}: peak RSS {kb} KiB");
         ran += 1;

@@ -7,12 +7,30 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-const PHI: [&str; 5] = ["Sample^Colin", "FOCAL-SAMPLE-0001", "19700101", "FOCALACC0001", "Focal Sample Institution"];
+const PHI: [&str; 5] = [
+    "Sample^Colin",
+    "FOCAL-SAMPLE-0001",
+    "19700101",
+    "FOCALACC0001",
+    "Focal Sample Institution",
+];
 
 /// Crates whose only purpose is talking to a network.
 const NETWORK_CRATES: [&str; 14] = [
-    "reqwest", "hyper", "ureq", "curl", "curl-sys", "isahc", "attohttpc", "native-tls", "openssl", "rustls",
-    "tokio-rustls", "h2", "tungstenite", "surf",
+    "reqwest",
+    "hyper",
+    "ureq",
+    "curl",
+    "curl-sys",
+    "isahc",
+    "attohttpc",
+    "native-tls",
+    "openssl",
+    "rustls",
+    "tokio-rustls",
+    "h2",
+    "tungstenite",
+    "surf",
 ];
 
 #[test]
@@ -20,7 +38,17 @@ fn no_dependency_can_talk_to_the_network() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = common::repo().join("Cargo.toml");
     let tree = Command::new(&cargo)
-        .args(["tree", "-p", "focal", "-e", "normal,build", "--prefix", "none", "--offline", "--manifest-path"])
+        .args([
+            "tree",
+            "-p",
+            "focal",
+            "-e",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()
         .expect("cargo tree");
@@ -31,13 +59,28 @@ fn no_dependency_can_talk_to_the_network() {
     assert!(found.is_empty(), "network crates in focal's dependencies: {found:?}");
     // ONNX Runtime's crate can download binaries and models; neither feature may be on.
     let features = Command::new(&cargo)
-        .args(["tree", "-p", "focal", "-e", "features", "-i", "ort", "--prefix", "none", "--offline", "--manifest-path"])
+        .args([
+            "tree",
+            "-p",
+            "focal",
+            "-e",
+            "features",
+            "-i",
+            "ort",
+            "--prefix",
+            "none",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()
         .expect("cargo tree");
     let text = String::from_utf8_lossy(&features.stdout);
     for banned in ["download-binaries", "fetch-models", "tls-native", "tls-rustls"] {
-        assert!(!text.contains(&format!("\"{banned}\"")), "ort feature {banned} is enabled");
+        assert!(
+            !text.contains(&format!("\"{banned}\"")),
+            "ort feature {banned} is enabled"
+        );
     }
     eprintln!("{} crates checked, none of {NETWORK_CRATES:?}", crates.len());
 }
@@ -54,7 +97,11 @@ fn network_calls(args: &[&str], log: &Path) -> Vec<String> {
         .status()
         .expect("strace (apt package strace; scripts/setup.sh installs it)");
     assert!(status.success(), "focal {args:?} failed under strace");
-    std::fs::read_to_string(log).expect("strace log").lines().map(str::to_string).collect()
+    std::fs::read_to_string(log)
+        .expect("strace log")
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -66,7 +113,12 @@ fn analyze_and_export_make_no_network_calls() {
     let runs: [(&str, Vec<&str>); 2] = [
         (
             "analyze",
-            vec!["analyze", sample.to_str().expect("utf8"), "--out", analysis.to_str().expect("utf8")],
+            vec![
+                "analyze",
+                sample.to_str().expect("utf8"),
+                "--out",
+                analysis.to_str().expect("utf8"),
+            ],
         ),
         (
             "export",
@@ -85,11 +137,19 @@ fn analyze_and_export_make_no_network_calls() {
         // Local sockets only (e.g. glibc asking nscd for the user's home folder).
         let remote: Vec<&String> = calls
             .iter()
-            .filter(|l| l.contains("AF_INET") || l.contains("AF_INET6") || l.contains("sin_port") || l.contains("AF_PACKET"))
+            .filter(|l| {
+                l.contains("AF_INET") || l.contains("AF_INET6") || l.contains("sin_port") || l.contains("AF_PACKET")
+            })
             .collect();
-        eprintln!("{name}: {} network system calls, all local: {:?}", calls.len(), calls.iter().take(4).collect::<Vec<_>>());
+        eprintln!(
+            "{name}: {} network system calls, all local: {:?}",
+            calls.len(),
+            calls.iter().take(4).collect::<Vec<_>>()
+        );
         assert!(remote.is_empty(), "{name} made network calls: {remote:#?}");
-        let connects = calls.iter().filter(|l| l.contains("connect(") || l.contains("sendto(") || l.contains("sendmsg("));
+        let connects = calls
+            .iter()
+            .filter(|l| l.contains("connect(") || l.contains("sendto(") || l.contains("sendmsg("));
         for c in connects {
             assert!(c.contains("AF_UNIX") || !c.contains("sa_family"), "{name}: {c}");
         }
@@ -101,7 +161,12 @@ fn export_never_logs_identifiers_even_with_keep_phi() {
     let tmp = tempfile::tempdir().expect("tmp");
     let sample = common::repo().join("assets/sample-study");
     let analysis = tmp.path().join("analysis");
-    let (code, _, err) = common::run_focal(&["analyze", sample.to_str().expect("utf8"), "--out", analysis.to_str().expect("utf8")]);
+    let (code, _, err) = common::run_focal(&[
+        "analyze",
+        sample.to_str().expect("utf8"),
+        "--out",
+        analysis.to_str().expect("utf8"),
+    ]);
     assert_eq!(code, 0, "{err}");
     for keep in [false, true] {
         let out = tmp.path().join(format!("export-{keep}"));
@@ -121,7 +186,10 @@ fn export_never_logs_identifiers_even_with_keep_phi() {
         assert_eq!(code, 0, "{stderr}");
         assert!(stderr.contains("TRACE"), "trace logging was not on");
         for phi in PHI {
-            assert!(!stdout.contains(phi) && !stderr.contains(phi), "{phi} in export's output (keep-phi {keep})");
+            assert!(
+                !stdout.contains(phi) && !stderr.contains(phi),
+                "{phi} in export's output (keep-phi {keep})"
+            );
         }
     }
 }

@@ -32,6 +32,8 @@ struct Walker<R> {
     transfer_syntax: Option<String>,
     /// Whether to check the pixel data's length and fragments too (not needed for headers).
     check_pixels: bool,
+    /// Walk on past the pixel data to the end of the file (for reads that do not stop there).
+    whole: bool,
 }
 
 fn lying(tag: (u16, u16), claimed: u64, remaining: u64) -> StudyError {
@@ -91,10 +93,11 @@ impl<R: Read + Seek> Walker<R> {
             )));
         }
         while self.pos()? + 8 <= limit {
-            // Group 0002 is always explicit little endian.
+            // The meta group is always explicit little endian; a group 0002 element inside the
+            // data set is read in the data set's encoding, as dicom-rs does.
             let group_bytes = self.read::<2>()?;
             let group_le = u16::from_le_bytes(group_bytes);
-            let enc = if group_le == 0x0002 {
+            let enc = if group_le == 0x0002 && self.meta_only {
                 Encoding {
                     explicit: true,
                     big_endian: false,
@@ -159,14 +162,21 @@ impl<R: Read + Seek> Walker<R> {
             } else {
                 (None, self.u32(enc)?)
             };
-            if tag == PIXEL_DATA {
+            // Only the top-level pixel data ends a header read; pixel data nested in an item
+            // (icon images) is checked like any element, as dicom-rs reads on past it.
+            if tag == PIXEL_DATA && depth == 0 {
                 if !self.check_pixels {
                     return Ok(true);
                 }
                 if len == UNDEFINED {
-                    self.items(enc, limit, depth + 1, true, true)?;
+                    // Encapsulated (fragments) only exists in explicit VR; in implicit VR the
+                    // parser reads an undefined length as a sequence of data sets.
+                    self.items(enc, limit, depth + 1, enc.explicit, true)?;
                 } else {
                     self.skip(tag, len, limit)?;
+                }
+                if self.whole {
+                    continue;
                 }
                 return Ok(true);
             }
@@ -204,12 +214,28 @@ impl<R: Read + Seek> Walker<R> {
                 }
                 let end = pos + u64::from(len);
                 self.items(enc, end, depth + 1, false, false)?;
-                self.reader.seek(SeekFrom::Start(end))?;
+                self.ends_exactly(tag, end)?;
             } else {
                 self.skip(tag, len, limit)?;
             }
         }
         Ok(false)
+    }
+
+    /// A sequence or item of defined length must end exactly where its last element ends:
+    /// dicom-rs reads on from there, so leftover bytes would be parsed as a new element it
+    /// never length-checks.
+    fn ends_exactly(&mut self, tag: (u16, u16), end: u64) -> Result<()> {
+        let pos = self.pos()?;
+        if pos != end {
+            return Err(StudyError::Parse(format!(
+                "({:04X},{:04X}) declares {} bytes more than its elements hold (lying length)",
+                tag.0,
+                tag.1,
+                end.saturating_sub(pos)
+            )));
+        }
+        Ok(())
     }
 
     /// Walks sequence items (or pixel data fragments) until a sequence delimiter or `limit`.
@@ -250,7 +276,7 @@ impl<R: Read + Seek> Walker<R> {
                     } else {
                         let end = pos + u64::from(len);
                         self.elements(e, end, false, depth + 1)?;
-                        self.reader.seek(SeekFrom::Start(end))?;
+                        self.ends_exactly(ITEM, end)?;
                     }
                 }
                 other => {
@@ -300,6 +326,8 @@ pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, chec
         meta_only: false,
         transfer_syntax: None,
         check_pixels,
+        // Bare files are read whole by the parser.
+        whole: true,
     };
     walker.elements(encoding, end, false, 0)?;
     Ok(())
@@ -308,11 +336,22 @@ pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, chec
 /// Checks a Part 10 file: its meta group from `start` (just after "DICM"), then its data set
 /// in the encoding the meta group declares.
 /// `force` replaces the declared encoding (for files that declare one and use another).
-pub fn check_part10<R: Read + Seek>(
+pub fn check_part10<R: Read + Seek>(reader: R, start: u64, force: Option<Encoding>, check_pixels: bool) -> Result<()> {
+    part10(reader, start, force, check_pixels, false)
+}
+
+/// As [`check_part10`], walking every byte to the end of the file (pixel data and whatever
+/// follows): for reads that do not stop at the pixel data.
+pub fn check_part10_whole<R: Read + Seek>(reader: R, start: u64, force: Option<Encoding>) -> Result<()> {
+    part10(reader, start, force, true, true)
+}
+
+fn part10<R: Read + Seek>(
     mut reader: R,
     start: u64,
     force: Option<Encoding>,
     check_pixels: bool,
+    whole: bool,
 ) -> Result<()> {
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
@@ -325,6 +364,7 @@ pub fn check_part10<R: Read + Seek>(
         meta_only: true,
         transfer_syntax: None,
         check_pixels,
+        whole,
     };
     walker.elements(le, end, false, 0)?;
     let ts = walker.transfer_syntax.take().unwrap_or_default();
@@ -349,6 +389,7 @@ pub fn check_part10<R: Read + Seek>(
             meta_only: false,
             transfer_syntax: None,
             check_pixels,
+            whole,
         };
         let le = Encoding {
             explicit: true,

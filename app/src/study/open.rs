@@ -84,8 +84,7 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
                     explicit: false,
                     big_endian: false,
                 };
-                return match lengths::check_part10(BufReader::new(File::open(path)?), 132, Some(implicit), check_pixels)
-                {
+                return match lengths::check_part10_whole(BufReader::new(File::open(path)?), 132, Some(implicit)) {
                     Ok(()) => reread_implicit(path).map(Some).map_err(|_| declared),
                     Err(_) => Err(declared),
                 };
@@ -104,7 +103,7 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
                         explicit: false,
                         big_endian: false,
                     };
-                    lengths::check_part10(BufReader::new(File::open(path)?), 132, Some(implicit), check_pixels)
+                    lengths::check_part10_whole(BufReader::new(File::open(path)?), 132, Some(implicit))
                         .map_err(|_| parse_error(&first))?;
                     reread_implicit(path).map(Some).map_err(|_| parse_error(&first))
                 }
@@ -130,6 +129,8 @@ fn transfer_syntax(uid: &str) -> Result<&'static dicom_encoding::TransferSyntax>
 
 /// Re-reads a Part 10 file whose meta declares an explicit VR little endian encoding (plain
 /// or compressed) but whose data set is implicit VR.
+/// The caller must have walked the whole file (pixel data included) in implicit VR: this reads
+/// all of it, with no stop at the pixel data.
 fn reread_implicit(path: &Path) -> Result<DefaultDicomObject> {
     let mut file = BufReader::new(File::open(path)?);
     file.seek(SeekFrom::Start(128))?;
