@@ -12,14 +12,7 @@ fn focal(args: &[&str]) -> (i32, String, String) {
     common::run_focal(args)
 }
 
-/// The identifiers written into the sample study by models/training/make_sample_study.py.
-const PHI: [&str; 5] = [
-    "Sample^Colin",
-    "FOCAL-SAMPLE-0001",
-    "19700101",
-    "FOCALACC0001",
-    "Focal Sample Institution",
-];
+const PHI: [&str; 5] = common::SAMPLE_PHI;
 
 #[test]
 fn sample_study_is_one_sorted_axial_series() {

@@ -9,13 +9,7 @@ use std::process::Command;
 
 use dicom_dictionary_std::tags;
 
-const PHI: [&str; 5] = [
-    "Sample^Colin",
-    "FOCAL-SAMPLE-0001",
-    "19700101",
-    "FOCALACC0001",
-    "Focal Sample Institution",
-];
+const PHI: [&str; 5] = common::SAMPLE_PHI;
 
 fn sample() -> PathBuf {
     common::repo().join("assets/sample-study")

@@ -373,13 +373,7 @@ fn analyze_never_outputs_patient_identifiers() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("TRACE"), "trace logging was not on");
     let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary");
-    for secret in [
-        "Sample^Colin",
-        "FOCAL-SAMPLE-0001",
-        "19700101",
-        "FOCALACC0001",
-        "Focal Sample Institution",
-    ] {
+    for secret in common::SAMPLE_PHI {
         for (what, text) in [("stdout", &stdout), ("logs", &stderr), ("summary.json", &summary)] {
             assert!(!text.contains(secret), "{secret} in {what}");
         }

@@ -7,13 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-const PHI: [&str; 5] = [
-    "Sample^Colin",
-    "FOCAL-SAMPLE-0001",
-    "19700101",
-    "FOCALACC0001",
-    "Focal Sample Institution",
-];
+const PHI: [&str; 5] = common::SAMPLE_PHI;
 
 /// Crates whose only purpose is talking to a network.
 const NETWORK_CRATES: [&str; 14] = [

@@ -161,13 +161,7 @@ fn window_shows_the_sample_with_overlays_under_xvfb() {
     drop(app);
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(!log.contains("panicked"), "focal panicked; see {}", log_path.display());
-    for phi in [
-        "Sample^Colin",
-        "FOCAL-SAMPLE-0001",
-        "19700101",
-        "FOCALACC0001",
-        "Focal Sample Institution",
-    ] {
+    for phi in common::SAMPLE_PHI {
         assert!(
             !log.contains(phi),
             "the window's trace log holds a patient identifier ({phi})"

@@ -462,11 +462,8 @@ impl FocalApp {
         }
     }
 
-    pub fn label_names_for_ui(&self) -> Vec<(u8, String)> {
-        self.label_names()
-    }
-
-    fn label_names(&self) -> Vec<(u8, String)> {
+    /// Index and name of each label of the model.
+    pub fn label_names(&self) -> Vec<(u8, String)> {
         self.manifest
             .as_ref()
             .map(|m| m.labels.iter().map(|l| (l.index, l.name.clone())).collect())

@@ -254,7 +254,7 @@ fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, re
         if mark || undo || redo {
             let style = slice_style(app);
             let slice = app.view.slice;
-            let names = app.label_names_for_ui();
+            let names = app.label_names();
             let geometry = app.current.as_ref().and_then(|c| c.stack.geometry.clone());
             if let Some(a) = app.analysis.as_mut() {
                 let mut changed = false;
@@ -307,7 +307,7 @@ fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect, _slices: usi
         app.view.brush_label
     };
     let (slice, radius) = (app.view.slice, app.view.brush_mm);
-    let names = app.label_names_for_ui();
+    let names = app.label_names();
     let Some(a) = app.analysis.as_mut().filter(|a| a.series == current.uid) else {
         return;
     };

@@ -144,3 +144,13 @@ pub fn sample_series_uid() -> String {
     .expect("sample");
     set.series().next().expect("series").uid.clone()
 }
+
+/// The identifiers written into the sample study by models/training/make_sample_study.py.
+#[allow(dead_code)]
+pub const SAMPLE_PHI: [&str; 5] = [
+    "Sample^Colin",
+    "FOCAL-SAMPLE-0001",
+    "19700101",
+    "FOCALACC0001",
+    "Focal Sample Institution",
+];
