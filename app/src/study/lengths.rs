@@ -216,6 +216,16 @@ impl<R: Read + Seek> Walker<R> {
                 self.items(enc, end, depth + 1, false, false)?;
                 self.ends_exactly(tag, end)?;
             } else {
+                // dicom-rs reads binary numbers in whole values and reads on from there, so a
+                // length that is not a multiple of the value size would desynchronise it.
+                if let Some(size) = binary_value_size(vr.as_ref(), tag)
+                    && u64::from(len) % size != 0
+                {
+                    return Err(StudyError::Parse(format!(
+                        "element ({:04X},{:04X}) has {len} bytes, not a whole number of {size}-byte values",
+                        tag.0, tag.1
+                    )));
+                }
                 self.skip(tag, len, limit)?;
             }
         }
@@ -287,6 +297,28 @@ impl<R: Read + Seek> Walker<R> {
                 }
             }
         }
+    }
+}
+
+/// Size of one value for VRs read as binary numbers (explicit VR bytes, else the dictionary's).
+fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
+    use dicom_core::VR;
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    let vr = match vr {
+        Some(bytes) => std::str::from_utf8(bytes).ok()?.parse::<VR>().ok()?,
+        None => match dicom_dictionary_std::StandardDataDictionary
+            .by_tag(dicom_core::Tag(tag.0, tag.1))?
+            .vr()
+        {
+            VirtualVr::Exact(vr) => vr,
+            _ => return None,
+        },
+    };
+    match vr {
+        VR::US | VR::SS => Some(2),
+        VR::UL | VR::SL | VR::FL | VR::AT => Some(4),
+        VR::FD | VR::SV | VR::UV => Some(8),
+        _ => None,
     }
 }
 
