@@ -30,6 +30,8 @@ struct Walker<R> {
     /// Stop before the first element after the file meta group, noting its transfer syntax.
     meta_only: bool,
     transfer_syntax: Option<String>,
+    /// Where the meta group says it ends (from its group length), when it says.
+    meta_end: Option<u64>,
     /// Whether to check the pixel data's length and fragments too (not needed for headers).
     check_pixels: bool,
     /// Walk on past the pixel data to the end of the file (for reads that do not stop there).
@@ -180,6 +182,11 @@ impl<R: Read + Seek> Walker<R> {
                 }
                 return Ok(true);
             }
+            if tag == (0x0002, 0x0000) && len == 4 && self.meta_only {
+                let value = self.u32(enc)?;
+                self.meta_end = Some(self.pos()? + u64::from(value));
+                continue;
+            }
             if tag == (0x0002, 0x0010) && len < 256 {
                 let mut uid = vec![0u8; len as usize];
                 self.reader
@@ -191,6 +198,20 @@ impl<R: Read + Seek> Walker<R> {
             // In implicit VR the dictionary says what is a sequence, as it does for dicom-rs:
             // a defined-length sequence must be walked, not skipped, or the lengths inside it
             // go unchecked.
+            // A standard sequence written with another VR (UN aside) is read differently by
+            // the parser than a walk of its declared VR would assume: refuse it.
+            if let Some(v) = &vr
+                && v != b"SQ"
+                && v != b"UN"
+                && implicit_sequence(tag)
+            {
+                return Err(StudyError::Parse(format!(
+                    "element ({:04X},{:04X}) is a sequence in the standard but declares VR {}",
+                    tag.0,
+                    tag.1,
+                    String::from_utf8_lossy(v)
+                )));
+            }
             let is_sequence = match &vr {
                 Some(v) => v == b"SQ",
                 None => implicit_sequence(tag),
@@ -357,6 +378,7 @@ pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, chec
         reader,
         meta_only: false,
         transfer_syntax: None,
+        meta_end: None,
         check_pixels,
         // Bare files are read whole by the parser.
         whole: true,
@@ -395,10 +417,21 @@ fn part10<R: Read + Seek>(
         reader,
         meta_only: true,
         transfer_syntax: None,
+        meta_end: None,
         check_pixels,
         whole,
     };
     walker.elements(le, end, false, 0)?;
+    // The parser starts the data set where the group length says the meta group ends; a
+    // length that disagrees with the meta elements would have it read bytes never checked.
+    if let Some(meta_end) = walker.meta_end {
+        let pos = walker.pos()?;
+        if meta_end != pos {
+            return Err(StudyError::Parse(format!(
+                "the meta group length says it ends at byte {meta_end}, its elements end at {pos}"
+            )));
+        }
+    }
     let ts = walker.transfer_syntax.take().unwrap_or_default();
     let Some(encoding) = force.or_else(|| encoding_of(&ts)) else {
         // Deflated: inflate (bounded) and walk what dicom-rs would read.
@@ -420,6 +453,7 @@ fn part10<R: Read + Seek>(
             reader: std::io::Cursor::new(inflated),
             meta_only: false,
             transfer_syntax: None,
+            meta_end: None,
             check_pixels,
             whole,
         };
