@@ -78,7 +78,14 @@ pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObj
     match signature(path)? {
         Signature::NotDicom => Ok(None),
         Signature::Part10 => {
-            if let Err(declared) = lengths::check_part10(BufReader::new(File::open(path)?), 132, None, check_pixels) {
+            // Reading the pixel data, the parser also reads the element after it (if any):
+            // walk to the end of the file then.
+            let walked = if check_pixels {
+                lengths::check_part10_whole(BufReader::new(File::open(path)?), 132, None)
+            } else {
+                lengths::check_part10(BufReader::new(File::open(path)?), 132, None, false)
+            };
+            if let Err(declared) = walked {
                 // Some writers declare explicit VR but encode the data set implicitly.
                 let implicit = lengths::Encoding {
                     explicit: false,
