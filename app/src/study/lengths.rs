@@ -336,9 +336,9 @@ fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
         },
     };
     match vr {
-        VR::US | VR::SS => Some(2),
-        VR::UL | VR::SL | VR::FL | VR::AT => Some(4),
-        VR::FD | VR::SV | VR::UV => Some(8),
+        VR::US | VR::SS | VR::OW => Some(2),
+        VR::UL | VR::SL | VR::FL | VR::AT | VR::OL | VR::OF => Some(4),
+        VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => Some(8),
         _ => None,
     }
 }
