@@ -17,7 +17,7 @@ const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 /// Sequences nested deeper than this are refused (real files nest a handful of levels).
 const MAX_DEPTH: usize = 32;
 /// Largest inflated data set accepted from a deflated file.
-const MAX_INFLATED: u64 = 1 << 30;
+const MAX_INFLATED: u64 = 256 << 20;
 
 #[derive(Clone, Copy)]
 pub struct Encoding {
