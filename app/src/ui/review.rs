@@ -187,7 +187,16 @@ impl AnalysisView {
         let review = self.review.clone();
         let labels = review.edited.then(|| self.labels.clone());
         let dims = [self.columns, self.rows, self.slices, 1];
+        // Saves run on threads; only the newest may write, so an older one finishing late
+        // never overwrites it.
+        static LATEST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let generation = LATEST.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         std::thread::spawn(move || {
+            let _guard = WRITING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if LATEST.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                return;
+            }
             let result = std::fs::create_dir_all(&dir)
                 .and_then(|_| review.save(&dir))
                 .and_then(|_| match &labels {
