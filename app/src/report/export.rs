@@ -213,13 +213,16 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
         });
     }
 
-    let renderer = OffscreenRenderer::new().ok();
-    let renderer_name = renderer.as_ref().map_or_else(
-        || "CPU reference renderer (no graphics adapter)".to_string(),
-        |r| r.adapter.clone(),
-    );
+    // Key images are drawn only for the outputs that show them (a GPU device costs time).
+    let draw = opts.pdf || opts.sc;
+    let renderer = draw.then(OffscreenRenderer::new).and_then(Result::ok);
+    let renderer_name = match (&renderer, draw) {
+        (Some(r), _) => r.adapter.clone(),
+        (None, true) => "CPU reference renderer (no graphics adapter)".to_string(),
+        (None, false) => "none (no key images asked for)".to_string(),
+    };
     let mut rendered = Vec::new();
-    for key in &review.key_images {
+    for key in review.key_images.iter().filter(|_| draw) {
         let k = key.slice.min(source.slices.len().saturating_sub(1));
         let values = crate::study::load_slice(stack, k).map_err(|e| ExportError::Source(e.to_string()))?;
         let pixels = SlicePixels::new(
