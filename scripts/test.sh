@@ -41,4 +41,11 @@ export FOCAL_PYTHON="$PY"
 scripts/fetch-onnxruntime.sh
 export FOCAL_ORT_LIB="$CACHE/onnxruntime/libonnxruntime.so.1.31.1"
 
+# GPU tests open Mesa's Vulkan and winit, which want a runtime folder; give them a private one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+  XDG_RUNTIME_DIR=$(mktemp -d)
+  chmod 700 "$XDG_RUNTIME_DIR"
+  export XDG_RUNTIME_DIR
+fi
+
 cargo test --workspace --locked -- --nocapture
