@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use focal::render::{
     AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, RgbaImage, SlicePixels, SliceStyle,
-    SliceUniforms, image_to_clip, render_reference,
+    SliceUniforms, render_reference,
 };
 
 /// A sample-study slice with labels from intensity bands (three regions with real, ragged
@@ -62,8 +62,7 @@ fn both(pixels: &Arc<SlicePixels>, style: &SliceStyle, size: [u32; 2], dest: [f3
     let gpu = OffscreenRenderer::new().expect("a wgpu adapter (Mesa lavapipe in CI)");
     eprintln!("adapter: {}", gpu.adapter);
     let got = gpu.render(pixels, style, size[0], size[1], dest).expect("render");
-    let transform = image_to_clip(pixels.columns, pixels.rows, [size[0] as f32, size[1] as f32], dest);
-    let u = SliceUniforms::new(style, pixels.columns, pixels.rows, false, transform, true, true);
+    let u = SliceUniforms::for_pixels(style, pixels, [size[0] as f32, size[1] as f32], dest);
     let colormap = style.attention.map(|a| a.colormap).unwrap_or(Colormap::Inferno);
     let want = render_reference(pixels, &u, colormap, size[0], size[1]);
     (got, want)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use eframe::wgpu;
 
-use super::{RenderError, RgbaImage, SlicePixels, SliceRenderer, SliceStyle, SliceUniforms, image_to_clip};
+use super::{RenderError, RgbaImage, SlicePixels, SliceRenderer, SliceStyle, SliceUniforms};
 
 /// The format offscreen pictures are drawn in (and read back as).
 pub const OFFSCREEN_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
@@ -69,16 +69,7 @@ impl OffscreenRenderer {
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut target = self.renderer.create_target(&self.device);
-        let transform = image_to_clip(pixels.columns, pixels.rows, [width as f32, height as f32], dest);
-        let uniforms = SliceUniforms::new(
-            style,
-            pixels.columns,
-            pixels.rows,
-            pixels.is_color(),
-            transform,
-            pixels.attention.is_some(),
-            pixels.labels.is_some(),
-        );
+        let uniforms = SliceUniforms::for_pixels(style, pixels, [width as f32, height as f32], dest);
         let colormap = style.attention.map(|a| a.colormap).unwrap_or(super::Colormap::Inferno);
         self.renderer
             .prepare(&self.device, &self.queue, &mut target, pixels, colormap, &uniforms);

@@ -136,6 +136,27 @@ impl SliceUniforms {
     }
 }
 
+impl SliceUniforms {
+    /// Uniforms for drawing `pixels` with `style` onto `dest` (min x, min y, max x, max y) of a
+    /// `target` width × height, overlays on where the pixels have them.
+    pub fn for_pixels(
+        style: &SliceStyle,
+        pixels: &super::SlicePixels,
+        target: [f32; 2],
+        dest: [f32; 4],
+    ) -> SliceUniforms {
+        SliceUniforms::new(
+            style,
+            pixels.columns,
+            pixels.rows,
+            pixels.is_color(),
+            image_to_clip(pixels.columns, pixels.rows, target, dest),
+            pixels.attention.is_some(),
+            pixels.labels.is_some(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

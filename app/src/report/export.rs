@@ -16,7 +16,7 @@ use super::{ExportError, NOT_FOR_DIAGNOSIS};
 use crate::inference::Manifest;
 use crate::render::{
     AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, RgbaImage, SlicePixels, SliceStyle,
-    SliceUniforms, image_to_clip, render_reference,
+    SliceUniforms, render_reference,
 };
 use crate::study::{Stack, StudySet, volume::percentile_window};
 
@@ -134,16 +134,7 @@ fn render_key_image(
             .render(pixels, style, w, h, dest)
             .map_err(|e| ExportError::Build(e.to_string())),
         None => {
-            let t = image_to_clip(pixels.columns, pixels.rows, [w as f32, h as f32], dest);
-            let u = SliceUniforms::new(
-                style,
-                pixels.columns,
-                pixels.rows,
-                pixels.is_color(),
-                t,
-                pixels.attention.is_some(),
-                pixels.labels.is_some(),
-            );
+            let u = SliceUniforms::for_pixels(style, pixels, [w as f32, h as f32], dest);
             let map = style.attention.map_or(Colormap::Inferno, |a| a.colormap);
             Ok(render_reference(pixels, &u, map, w, h))
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
 
 use super::FocalApp;
-use crate::render::{MaskStyle, SliceCallback, SlicePixels, SliceStyle, SliceUniforms, image_to_clip};
+use crate::render::{MaskStyle, SliceCallback, SlicePixels, SliceStyle, SliceUniforms};
 use crate::study::geometry::{Vec3, direction_letters, dot};
 use crate::study::{Stack, WindowLevel};
 
@@ -374,20 +374,11 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
         Some(pixels) => {
             let style = slice_style(app);
             let dest = image_rect.translate(-rect.min.to_vec2());
-            let transform = image_to_clip(
-                columns,
-                rows,
+            let uniforms = SliceUniforms::for_pixels(
+                &style,
+                pixels,
                 [rect.width(), rect.height()],
                 [dest.min.x, dest.min.y, dest.max.x, dest.max.y],
-            );
-            let uniforms = SliceUniforms::new(
-                &style,
-                columns,
-                rows,
-                pixels.is_color(),
-                transform,
-                pixels.attention.is_some(),
-                pixels.labels.is_some(),
             );
             let callback = SliceCallback {
                 viewport: 0,

@@ -118,31 +118,27 @@ pub fn run_focal(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The sample study's stack and its decoded volume.
-pub fn sample_volume() -> (focal::study::Stack, focal::study::Volume) {
-    let no_progress = |_: focal::study::Progress| {};
-    let set = focal::study::StudySet::open(
+/// The sample study, scanned and organised.
+pub fn sample_set() -> focal::study::StudySet {
+    focal::study::StudySet::open(
         &[repo().join("assets/sample-study")],
-        &no_progress,
+        &|_: focal::study::Progress| {},
         &std::sync::atomic::AtomicBool::new(false),
     )
-    .expect("sample");
-    let stack = set.series().next().expect("series").stacks[0].clone();
+    .expect("sample")
+}
+
+/// The sample study's stack and its decoded volume.
+pub fn sample_volume() -> (focal::study::Stack, focal::study::Volume) {
+    let stack = sample_set().series().next().expect("series").stacks[0].clone();
     let volume =
-        focal::study::load_volume(&stack, &no_progress, &std::sync::atomic::AtomicBool::new(false)).expect("volume");
+        focal::study::load_volume(&stack, &|_| {}, &std::sync::atomic::AtomicBool::new(false)).expect("volume");
     (stack, volume)
 }
 
-/// The sample study's SeriesInstanceUID (read by pydicom-independent dicom-rs).
+/// The sample study's SeriesInstanceUID.
 pub fn sample_series_uid() -> String {
-    let no_progress = |_: focal::study::Progress| {};
-    let set = focal::study::StudySet::open(
-        &[repo().join("assets/sample-study")],
-        &no_progress,
-        &std::sync::atomic::AtomicBool::new(false),
-    )
-    .expect("sample");
-    set.series().next().expect("series").uid.clone()
+    sample_set().series().next().expect("series").uid.clone()
 }
 
 /// The identifiers written into the sample study by models/training/make_sample_study.py.
