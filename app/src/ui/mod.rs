@@ -100,6 +100,9 @@ pub struct CurrentSeries {
 
 pub struct RunningAnalysis {
     pub series: String,
+    pub study_uid: String,
+    /// The volume being analysed (the reader may open another series meanwhile).
+    pub volume: Arc<Volume>,
     pub job: AnalysisJob,
 }
 
@@ -293,9 +296,16 @@ impl FocalApp {
                 return;
             }
         };
-        let job = AnalysisJob::open_and_spawn(manifest, self.settings.device, false, volume);
+        let study_uid = current
+            .stack
+            .slices
+            .first()
+            .map_or(String::new(), |s| s.instance.study_uid.clone());
+        let job = AnalysisJob::open_and_spawn(manifest, self.settings.device, false, volume.clone());
         self.running = Some(RunningAnalysis {
             series: current.uid.clone(),
+            study_uid,
+            volume,
             job,
         });
     }
@@ -344,7 +354,7 @@ impl FocalApp {
                             "analysis finished in {:.1} s on {}",
                             analysis.summary.seconds_total, engine.provider.name
                         ));
-                        self.adopt_analysis(r.series, analysis, engine);
+                        self.adopt_analysis(r.series, r.study_uid, r.volume, analysis, engine);
                     }
                     (_, Err(e)) => self.notice(format!("analysis failed: {}", crate::study::error_chain(&e))),
                     (None, Ok(_)) => {}
@@ -487,6 +497,8 @@ impl FocalApp {
     fn adopt_analysis(
         &mut self,
         series: String,
+        study_uid: String,
+        volume: Arc<Volume>,
         analysis: crate::inference::Analysis,
         engine: crate::inference::Engine,
     ) {
@@ -504,7 +516,10 @@ impl FocalApp {
             ),
             engine.verified,
             s.labels.iter().map(|l| (l.index, l.mean_probability)).collect(),
-            self.voxel_ml(),
+            volume
+                .geometry
+                .as_ref()
+                .map_or(0.001, |g| g.spacing.iter().product::<f64>() / 1000.0),
             None,
         );
         view.timing = Some(format!(
@@ -514,19 +529,6 @@ impl FocalApp {
         view.remeasure(&self.label_names());
         self.analysis = Some(view);
         self.pixels = None;
-        let Some(current) = self.current.as_ref().filter(|c| c.uid == series) else {
-            return;
-        };
-        let (Some(volume), study_uid) = (
-            current.volume.clone(),
-            current
-                .stack
-                .slices
-                .first()
-                .map_or(String::new(), |s| s.instance.study_uid.clone()),
-        ) else {
-            return;
-        };
         std::thread::spawn(move || {
             let timings = crate::inference::output::Timings {
                 scan: 0.0,
