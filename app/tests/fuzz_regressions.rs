@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 #[test]
 fn fuzzer_findings_stay_fixed() {
     let dir = common::repo().join("app/tests/fuzz-regressions");
@@ -21,17 +19,8 @@ fn fuzzer_findings_stay_fixed() {
         } else {
             path.clone()
         };
-        let out = Command::new("/usr/bin/time")
-            .args(["-f", "peak-rss-kb %M", env!("CARGO_BIN_EXE_focal"), "info", "--decode"])
-            .arg(&target)
-            .output()
-            .expect("GNU time");
+        let (out, kb) = common::run_focal_measured(&["info".as_ref(), "--decode".as_ref(), target.as_os_str()]);
         let err = String::from_utf8_lossy(&out.stderr);
-        let kb: u64 = err
-            .lines()
-            .find_map(|l| l.strip_prefix("peak-rss-kb "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(u64::MAX);
         let code = out.status.code();
         eprintln!("{name}: exit {code:?}, peak RSS {} MiB", kb / 1024);
         assert!(

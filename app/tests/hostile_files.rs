@@ -199,16 +199,14 @@ fn outcome(path: &Path) -> Result<Option<()>, String> {
 }
 
 fn peak_rss_kb(args: &[&str]) -> u64 {
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "peak-rss-kb %M", env!("CARGO_BIN_EXE_focal")])
-        .args(args)
-        .output()
-        .expect("GNU time (apt package time)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    err.lines()
-        .find_map(|l| l.strip_prefix("peak-rss-kb "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS in: {err}"))
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let (out, kb) = common::run_focal_measured(&args);
+    assert!(
+        kb != u64::MAX,
+        "no peak RSS in: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    kb
 }
 
 #[test]

@@ -8,6 +8,9 @@ use eframe::wgpu::util::DeviceExt;
 
 use super::{Colormap, SlicePixels, SliceUniforms};
 
+/// Textures the shader reads, filled from the CPU.
+const SAMPLED: wgpu::TextureUsages = wgpu::TextureUsages::TEXTURE_BINDING.union(wgpu::TextureUsages::COPY_DST);
+
 const SHADER: &str = include_str!("../../../shaders/slice.wgsl");
 
 /// Pipeline, bind group layout and colormap textures (long-lived GPU resources).
@@ -115,7 +118,7 @@ impl SliceRenderer {
                 device
                     .create_texture_with_data(
                         queue,
-                        &texture_descriptor("colormap", 256, 1, wgpu::TextureFormat::Rgba8Unorm),
+                        &texture_descriptor("colormap", 256, 1, wgpu::TextureFormat::Rgba8Unorm, SAMPLED),
                         wgpu::util::TextureDataOrder::LayerMajor,
                         &rgba,
                     )
@@ -209,11 +212,13 @@ impl SliceRenderer {
     }
 }
 
-fn texture_descriptor(
+/// A plain 2D texture: one mip level, one sample.
+pub(super) fn texture_descriptor(
     label: &'static str,
     width: u32,
     height: u32,
     format: wgpu::TextureFormat,
+    usage: wgpu::TextureUsages,
 ) -> wgpu::TextureDescriptor<'static> {
     wgpu::TextureDescriptor {
         label: Some(label),
@@ -226,7 +231,7 @@ fn texture_descriptor(
         sample_count: 1,
         dimension: wgpu::TextureDimension::D2,
         format,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        usage,
         view_formats: &[],
     }
 }
@@ -236,7 +241,7 @@ fn upload(device: &wgpu::Device, queue: &wgpu::Queue, pixels: &SlicePixels) -> T
     let make = |label, w, h, format, bytes: &[u8]| {
         device.create_texture_with_data(
             queue,
-            &texture_descriptor(label, w, h, format),
+            &texture_descriptor(label, w, h, format, SAMPLED),
             wgpu::util::TextureDataOrder::LayerMajor,
             bytes,
         )

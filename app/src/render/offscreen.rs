@@ -74,20 +74,13 @@ impl OffscreenRenderer {
         self.renderer
             .prepare(&self.device, &self.queue, &mut target, pixels, colormap, &uniforms);
 
-        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
-            label: Some("focal offscreen"),
-            size: wgpu::Extent3d {
-                width,
-                height,
-                depth_or_array_layers: 1,
-            },
-            mip_level_count: 1,
-            sample_count: 1,
-            dimension: wgpu::TextureDimension::D2,
-            format: OFFSCREEN_FORMAT,
-            usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
-            view_formats: &[],
-        });
+        let texture = self.device.create_texture(&super::gpu::texture_descriptor(
+            "focal offscreen",
+            width,
+            height,
+            OFFSCREEN_FORMAT,
+            wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        ));
         let view = texture.create_view(&Default::default());
         let row_bytes = width * 4;
         let padded = row_bytes.div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;

@@ -144,6 +144,16 @@ struct PixelsKey {
     analysis: Option<u64>,
 }
 
+/// Events a task produced since the last frame; the task is dropped once it has ended.
+fn drain(task: &mut Option<Task>) -> Vec<LoadEvent> {
+    let Some(t) = task else { return Vec::new() };
+    let (events, finished) = t.poll();
+    if finished {
+        *task = None;
+    }
+    events
+}
+
 /// `$FOCAL_DATA_DIR`, else `$XDG_DATA_HOME/focal/analyses`, else `~/.local/share/focal/analyses`.
 pub fn default_analysis_root() -> PathBuf {
     if let Some(d) = std::env::var_os("FOCAL_DATA_DIR") {
@@ -312,23 +322,10 @@ impl FocalApp {
 
     /// Takes in what background tasks produced since the last frame.
     fn poll_tasks(&mut self, ctx: &egui::Context) {
-        if let Some(task) = &self.scan {
-            let (events, finished) = task.poll();
-            if finished {
-                self.scan = None;
-            }
-            for e in events {
-                self.on_event(ctx, e);
-            }
-        }
-        if let Some(task) = &self.load {
-            let (events, finished) = task.poll();
-            if finished {
-                self.load = None;
-            }
-            for e in events {
-                self.on_event(ctx, e);
-            }
+        let mut events = drain(&mut self.scan);
+        events.extend(drain(&mut self.load));
+        for e in events {
+            self.on_event(ctx, e);
         }
         if let Some(rx) = &self.export {
             match rx.try_recv() {

@@ -150,3 +150,20 @@ pub const SAMPLE_PHI: [&str; 5] = [
     "FOCALACC0001",
     "Focal Sample Institution",
 ];
+
+/// Runs the focal binary under GNU time; returns its output and peak RSS in KiB
+/// (u64::MAX when time printed none).
+#[allow(dead_code)]
+pub fn run_focal_measured(args: &[&std::ffi::OsStr]) -> (std::process::Output, u64) {
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "peak-rss-kb %M", env!("CARGO_BIN_EXE_focal")])
+        .args(args)
+        .output()
+        .expect("GNU time (apt package time; scripts/setup.sh installs it)");
+    let kb = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kb "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    (out, kb)
+}
