@@ -5,9 +5,11 @@ and slices/s for the whole sample study.
 
     ~/.cache/focal/py/bin/python bench/infer_vs_python.py [--focal BIN] [--repeat 3]
 
-Both sides: per-slice 99.5th-percentile normalisation, zero-padding to a multiple of 8,
-batches of 8, the model, cropping, argmax labels, per-class probabilities and attention kept.
-DICOM decoding is excluded on both sides (Focal reports its inference time separately).
+Both sides: each slice with its two neighbours (the model's 2.5D input; the second modality
+slot empty), normalised together by their 99.5th percentile, zero-padded to a multiple of 8,
+batches of 8, the model, cropping, argmax labels, per-class probabilities, attention and
+modality weights kept. DICOM decoding is excluded on both sides, and so is Focal's deletion
+test of the attention (it reports both times separately).
 """
 import argparse
 import glob
@@ -30,14 +32,17 @@ def python_pipeline(sess, slices):
     labels, probs_out, att_out = [], [], []
     h, w = slices[0].shape
     ph, pw = -(-h // 8) * 8, -(-w // 8) * 8
-    for i in range(0, len(slices), 8):
-        batch = np.zeros((len(slices[i:i + 8]), 1, ph, pw), np.float32)
-        for b, s in enumerate(slices[i:i + 8]):
-            pos = s[s > 0]
+    n = len(slices)
+    for i in range(0, n, 8):
+        batch = np.zeros((len(slices[i:i + 8]), 6, ph, pw), np.float32)
+        for b in range(len(slices[i:i + 8])):
+            k = i + b
+            slab = np.stack([np.clip(slices[min(max(k + d, 0), n - 1)], 0, None) for d in (-1, 0, 1)])
+            pos = slab[slab > 0]
             scale = np.percentile(pos, 99.5) if pos.size else 1.0
-            batch[b, 0, :h, :w] = np.clip(np.clip(s, 0, None) / max(scale, 1e-6), 0, 1)
-        p, a = sess.run(["probs", "attention"], {"image": batch})
-        p, a = p[..., :h, :w], a[:, 0, :h, :w]
+            batch[b, :3, :h, :w] = np.clip(slab / max(scale, 1e-6), 0, 1)
+        p, a, m = sess.run(["probs", "attention", "modality_attention"], {"image": batch})
+        p, a, m = p[..., :h, :w], a[:, 0, :h, :w], m[..., :h, :w]
         labels.append(p.argmax(1).astype(np.uint8))
         probs_out.append(p.copy())
         att_out.append(a.copy())
@@ -67,7 +72,7 @@ def main():
             out = os.path.join(tmp, f"run{r}")
             subprocess.run([focal, "analyze", sample, "--device", "cpu", "--out", out], check=True, capture_output=True)
             summary = json.load(open(os.path.join(out, "summary.json")))
-            focal_times.append(summary["seconds"]["inference_total"])
+            focal_times.append(summary["seconds"]["inference_total"] - summary["seconds"]["faithfulness"])
     n = len(slices)
     py, fo = min(py_times) / n * 1000, min(focal_times) / n * 1000
     print(f"sample study: {n} slices of {slices[0].shape[1]}x{slices[0].shape[0]}, batches of 8, CPU, best of {args.repeat}")

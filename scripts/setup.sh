@@ -5,8 +5,8 @@
 #           GTK 3 headers (native file dialogs); Xvfb, Mesa's Vulkan/GL software drivers and
 #           ImageMagick (the window and GPU tests run headless); dicom3tools, poppler-utils and
 #           strace (export validation, privacy checks)
-#   python: a venv under the cache with pydicom, its codec plugins and onnxruntime (reference
-#           values in tests, the model's golden-output check)
+#   python: a venv under the cache with pydicom, its codec plugins, onnxruntime and nibabel
+#           (reference values in tests, the model's golden-output and brain-mask checks)
 set -euo pipefail
 CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
 mkdir -p "$CACHE"
@@ -28,7 +28,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Python tools for reference checks, pinned; the marker records what was installed.
-PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2"
+PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2"
 VENV="$CACHE/py"
 if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "setup: creating the Python venv for reference checks in $VENV"

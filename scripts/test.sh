@@ -31,6 +31,18 @@ if [ "$(cat "$FOCAL_CORPUS/ref/.stamp" 2>/dev/null)" != "$REF_STAMP" ]; then
   echo "$REF_STAMP" > "$FOCAL_CORPUS/ref/.stamp"
 fi
 
+# Colin27's brain mask (Debian's mricron-data): the reference the sample study's labels are
+# checked against (the sample is Colin27's whole head).
+MRICRON="$CACHE/mricron"
+if [ ! -f "$MRICRON/.done" ]; then
+  echo "test: fetching Colin27's brain mask (Debian mricron-data) into $MRICRON"
+  mkdir -p "$MRICRON/dl"
+  (cd "$MRICRON/dl" && apt-get download mricron-data >/dev/null 2>&1 || { apt-get update -qq && apt-get download mricron-data; })
+  dpkg -x "$MRICRON"/dl/mricron-data_*.deb "$MRICRON/root"
+  touch "$MRICRON/.done"
+fi
+export FOCAL_CH2BET="$MRICRON/root/usr/share/mricron/templates/ch2bet.nii.gz"
+
 # The committed model: sha256 against its manifest, golden outputs through Python onnxruntime.
 "$PY" models/training/check_model.py models/brain-tissue.json "$CACHE/golden-f32"
 export FOCAL_GOLDEN_F32="$CACHE/golden-f32"

@@ -20,15 +20,12 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     let t = Instant::now();
     let set = StudySet::open(&args.study, &|_: Progress| {}, &cancel).context("scanning the study failed")?;
     let scan = t.elapsed().as_secs_f64();
-    let (series, stack) = match &args.series {
+    let (series, stack) = match args.series.first() {
         Some(uid) => {
             let s = set
                 .find_series(uid)
                 .with_context(|| format!("no series {uid} in the study"))?;
-            let st = s
-                .stacks
-                .first()
-                .with_context(|| format!("series {uid} has no images"))?;
+            let st = inference::inputs::largest_stack(s).with_context(|| format!("series {uid} has no images"))?;
             (s, st)
         }
         None => set
@@ -37,16 +34,41 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
             .max_by_key(|(_, st)| st.slices.len())
             .context("the study has no image series")?,
     };
-    let t = Instant::now();
-    let volume = study::load_volume(stack, &|_: Progress| {}, &cancel).context("decoding the series failed")?;
-    let load_volume = t.elapsed().as_secs_f64();
-
     let manifest_path = args
         .model
         .clone()
         .unwrap_or_else(inference::manifest::default_manifest_path);
+    let manifest = match Manifest::load(&manifest_path) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_MODEL);
+        }
+    };
     let t = Instant::now();
-    let engine = Manifest::load(&manifest_path).and_then(|m| Engine::open(m, args.device, args.allow_unverified_model));
+    let volume = study::load_volume(stack, &|_: Progress| {}, &cancel).context("decoding the series failed")?;
+    let others: Vec<String> = args.series.iter().skip(1).cloned().collect();
+    let (volumes, slots) = inference::inputs::paired_volumes(
+        &manifest,
+        &set,
+        &series.uid,
+        stack,
+        std::sync::Arc::new(volume),
+        &others,
+        &cancel,
+    )?;
+    for s in slots.iter().skip(1) {
+        println!(
+            "series {} in slot {}: resampled onto the analysed series' grid, covering {:.0}% of it",
+            s.series_uid,
+            s.slot,
+            s.coverage * 100.0
+        );
+    }
+    let load_volume = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let engine = Engine::open(manifest, args.device, args.allow_unverified_model);
     let engine = match engine {
         Ok(e) => e,
         Err(e @ InferenceError::CudaUnavailable(_)) => {
@@ -66,9 +88,20 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     if !engine.verified {
         println!("WARNING: the model's sha256 does not match its manifest (--allow-unverified-model)");
     }
+    let evidence_label = match &args.evidence_label {
+        Some(name) => Some(
+            engine
+                .manifest
+                .labels
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case(name))
+                .map(|l| l.index)
+                .with_context(|| format!("the model has no label {name:?}"))?,
+        ),
+        None => None,
+    };
     // The analysis runs on its own thread; this one reports progress until it ends.
-    let volume = std::sync::Arc::new(volume);
-    let job = inference::AnalysisJob::spawn(engine, volume.clone());
+    let job = inference::AnalysisJob::spawn_multi(engine, volumes.clone());
     let mut reported = 0;
     while !job.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -84,8 +117,10 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         }
     }
     let (engine, analysis) = job.join();
-    let analysis = analysis?;
-    let engine = engine.context("the analysis thread failed")?;
+    let mut analysis = analysis?;
+    let mut engine = engine.context("the analysis thread failed")?;
+    analysis.summary.insights.slots = slots;
+    let volume = &volumes[0];
 
     let study_uid = stack
         .slices
@@ -97,12 +132,65 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         load_model,
         inference_total: analysis.summary.seconds_total,
         model_only: analysis.summary.seconds_model,
+        faithfulness: analysis.summary.seconds_faithfulness,
         slices_per_second: analysis.summary.slices_per_second,
     };
-    inference::output::write_analysis_folder(&args.out, &volume, &analysis, &engine, &series.uid, &study_uid, timings)
+    inference::output::write_analysis_folder(&args.out, volume, &analysis, &engine, &series.uid, &study_uid, timings)
         .with_context(|| format!("writing the results to {} failed", args.out.display()))?;
     for l in &analysis.summary.labels {
         println!("{:>14}: {:>9.2} mL", l.name, l.volume_ml);
+    }
+    let insights = &analysis.summary.insights;
+    for w in &insights.volume_warnings {
+        println!("WARNING: {w}");
+    }
+    if let Some(f) = &insights.faithfulness {
+        println!(
+            "attention faithfulness (deletion test, {} slices): top 20% {:.3} ± {:.3}, random blocks {:.3} ± {:.3}, bottom 20% {:.3} ± {:.3} labels changed; score {:.2} ({})",
+            f.slices_tested.len(),
+            f.top_attention.mean,
+            f.top_attention.sd,
+            f.random_blocks.mean,
+            f.random_blocks.sd,
+            f.bottom_attention.mean,
+            f.bottom_attention.sd,
+            f.score,
+            if f.passed { "passed" } else { "FAILED: the attention map does not explain the labels" }
+        );
+    }
+    for r in insights.modality_reliance.iter().filter(|_| insights.slots.len() > 1) {
+        let parts: Vec<String> = r
+            .slots
+            .iter()
+            .filter(|s| s.present)
+            .map(|s| format!("{} {:.0}%", s.slot, s.mean_weight.unwrap_or(0.0) * 100.0))
+            .collect();
+        println!("{:>14} relied on: {}", r.label, parts.join(", "));
+    }
+    if !args.evidence_slices.is_empty() {
+        let refs: Vec<&study::Volume> = volumes.iter().map(|v| v.as_ref()).collect();
+        let pre = inference::analysis::Preprocessor::new(&engine, &refs)?;
+        for &number in &args.evidence_slices {
+            let k = number
+                .checked_sub(1)
+                .filter(|k| *k < volume.slices)
+                .with_context(|| format!("--evidence-slice {number}: the series has slices 1 to {}", volume.slices))?;
+            let map = inference::evidence::occlusion(
+                &mut engine,
+                &pre,
+                k,
+                evidence_label,
+                inference::evidence::DEFAULT_PATCH,
+                &|_: Progress| {},
+                &cancel,
+            )?;
+            inference::output::write_evidence(&args.out, volume, &map)
+                .with_context(|| format!("writing the evidence map to {} failed", args.out.display()))?;
+            println!(
+                "evidence map of slice {number}: {} patches in {:.1} s, largest probability drop {:.3}",
+                map.info.patches, map.info.seconds, map.info.max
+            );
+        }
     }
     println!(
         "{} slices in {:.2} s ({:.1} slices/s); results in {}",
@@ -113,3 +201,4 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     );
     Ok(0)
 }
+

@@ -96,9 +96,17 @@ pub struct AnalyzeArgs {
     /// DICOM files, folders or a DICOMDIR holding the study.
     #[arg(required = true)]
     pub study: Vec<PathBuf>,
-    /// SeriesInstanceUID to analyse (default: the series with the largest image stack).
+    /// SeriesInstanceUID to analyse (default: the series with the largest image stack). Give it
+    /// again for further series of the same head (other contrasts): they are resampled onto the
+    /// first one's grid and fill the model's further modality slots.
     #[arg(long)]
-    pub series: Option<String>,
+    pub series: Vec<String>,
+    /// Also compute the occlusion evidence map of this slice (1 = first; may be repeated).
+    #[arg(long = "evidence-slice")]
+    pub evidence_slices: Vec<usize>,
+    /// Explain only this label's region in evidence maps (default: every non-background label).
+    #[arg(long)]
+    pub evidence_label: Option<String>,
     /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
     #[arg(long, value_enum, default_value = "auto")]
     pub device: crate::inference::Device,

@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use focal::inference::{Device, Engine, InferenceError, Manifest, analysis};
+use focal::inference::{Device, Engine, InferenceError, Manifest};
 
 fn manifest_path() -> PathBuf {
     common::repo().join("models/brain-tissue.json")
@@ -28,6 +28,8 @@ struct Golden {
     name: String,
     input: Vec<f32>,
     shape: [usize; 4],
+    /// How many modality slots hold the sample series (the rest are zeros).
+    slots_filled: usize,
 }
 
 fn goldens() -> Vec<Golden> {
@@ -44,6 +46,7 @@ fn goldens() -> Vec<Golden> {
             Golden {
                 input: values.iter().map(|&v| v as f32).collect(),
                 shape: [shape[0], shape[1], shape[2], shape[3]],
+                slots_filled: s["slots_filled"].as_u64().unwrap_or(1) as usize,
                 name,
             }
         })
@@ -60,36 +63,40 @@ fn max_diff(a: &[f32], b: &[f64]) -> f64 {
 
 /// Focal's ONNX Runtime path equals Python onnxruntime on the golden inputs: within 1e-4 of
 /// the float32 outputs Python computed in this test run, and within float16 rounding of the
-/// committed golden files.
+/// committed golden files, for all three outputs.
 #[test]
 fn golden_outputs_are_reproduced() {
     let mut engine = cpu_engine(Manifest::load(&manifest_path()).expect("manifest")).expect("engine");
     assert_eq!(engine.provider.name, "CPU");
     let f32_dir = std::env::var_os("FOCAL_GOLDEN_F32").map(PathBuf::from);
     let dir = common::repo().join("models/golden");
-    for g in goldens() {
+    let goldens = goldens();
+    assert!(goldens.iter().any(|g| g.slots_filled > 1), "no golden slice exercises the second slot");
+    for g in goldens {
         let [n, _, h, w] = g.shape;
-        let (probs, attention) = engine.run(g.input.clone(), n, h, w).expect("run");
-        let (_, committed) = common::read_npy(&dir.join(format!("{}_probs.npy", g.name)));
-        assert!(
-            max_diff(&probs, &committed) <= 1e-3,
-            "{}: probs differ from the committed golden",
-            g.name
-        );
-        let (_, committed) = common::read_npy(&dir.join(format!("{}_attention.npy", g.name)));
-        assert!(
-            max_diff(&attention, &committed) <= 1e-3,
-            "{}: attention differs from the committed golden",
-            g.name
-        );
-        if let Some(d) = &f32_dir {
-            let (_, exact) = common::read_npy(&d.join(format!("{}_probs.npy", g.name)));
-            let diff = max_diff(&probs, &exact);
+        let out = engine.run(g.input.clone(), n, h, w).expect("run");
+        let modality = out.modality.expect("the model has modality attention");
+        for (what, values) in [("probs", &out.probs), ("attention", &out.attention), ("modality_attention", &modality)] {
+            let (_, committed) = common::read_npy(&dir.join(format!("{}_{what}.npy", g.name)));
             assert!(
-                diff <= 1e-4,
-                "{}: probs differ from Python onnxruntime by {diff}",
+                max_diff(values, &committed) <= 1e-3,
+                "{}: {what} differs from the committed golden",
                 g.name
             );
+            if let Some(d) = &f32_dir {
+                let (_, exact) = common::read_npy(&d.join(format!("{}_{what}.npy", g.name)));
+                let diff = max_diff(values, &exact);
+                assert!(diff <= 1e-4, "{}: {what} differs from Python onnxruntime by {diff}", g.name);
+            }
+        }
+        // Weights over the slots sum to 1 at every pixel; an empty slot gets none.
+        let plane = h * w;
+        for i in 0..plane {
+            let sum = modality[i] + modality[plane + i];
+            assert!((sum - 1.0).abs() < 1e-4, "{}: weights sum to {sum}", g.name);
+            if g.slots_filled == 1 {
+                assert!(modality[plane + i] < 1e-3, "{}: the empty slot got weight", g.name);
+            }
         }
     }
     assert!(
@@ -98,11 +105,13 @@ fn golden_outputs_are_reproduced() {
     );
 }
 
-/// From DICOM to model input: Focal's preprocessing of the sample study gives the golden
-/// inputs (which Python made from the same DICOM files), within float16 rounding.
+/// From DICOM to model input: Focal's preprocessing of the sample study (each slot's slice
+/// and neighbours, normalised together, padded) gives the golden inputs Python made from the
+/// same DICOM files, within float16 rounding.
 #[test]
 fn preprocessing_of_the_sample_matches_the_golden_inputs() {
     let (stack, volume) = common::sample_volume();
+    let engine = cpu_engine(Manifest::load(&manifest_path()).expect("manifest")).expect("engine");
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(common::repo().join("models/golden/index.json")).expect("index"))
             .expect("json");
@@ -113,10 +122,11 @@ fn preprocessing_of_the_sample_matches_the_golden_inputs() {
             .iter()
             .position(|s| s.instance.instance_number == Some(number))
             .expect("slice");
-        let normalised = analysis::normalise(volume.slice(k).expect("plane"), 99.5, [0.0, 1.0]);
-        let (padded, h, w) = analysis::pad(&normalised, volume.rows, volume.columns, 8);
-        assert_eq!([1, 1, h, w], g.shape);
-        let diff = padded
+        let volumes = vec![&volume; g.slots_filled];
+        let pre = focal::inference::analysis::Preprocessor::new(&engine, &volumes).expect("preprocessor");
+        let input = pre.input(k);
+        assert_eq!([1, pre.channels(), pre.grid.ph, pre.grid.pw], g.shape);
+        let diff = input
             .iter()
             .zip(&g.input)
             .map(|(a, b)| (a - b).abs())
@@ -322,9 +332,16 @@ fn an_input_shape_that_disagrees_with_the_manifest_is_refused() {
     write_json(&path, &m);
     let err = refusal(&path);
     assert!(
-        err.contains("model input shape [-1, 1, -1, -1]") && err.contains("Number(3)"),
+        err.contains("model input shape [-1, 6, -1, -1]") && err.contains("Number(3)") && err.contains("2 slots"),
         "{err}"
     );
+    // A manifest that names one slot fewer than the model takes.
+    let (path, mut m) = copy_model(tmp.path());
+    m["input"]["slots"] = serde_json::json!([m["input"]["slots"][0].clone()]);
+    m["input"]["shape"] = serde_json::json!(["N", 3, "H", "W"]);
+    write_json(&path, &m);
+    let err = refusal(&path);
+    assert!(err.contains("[-1, 6, -1, -1]") && err.contains("1 slots × 3 slices = 3 channels"), "{err}");
 }
 
 #[test]

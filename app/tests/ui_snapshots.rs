@@ -219,3 +219,69 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     h.run_steps(3);
     snapshot(&mut h, "review_restored");
 }
+
+/// Two series of one head in the window: the reader picks the second series to combine, runs
+/// the model, sees which series each label relied on and the weight map of the second series,
+/// then computes the occlusion evidence map of the slice on screen.
+#[test]
+fn two_series_modality_weights_and_an_evidence_map() {
+    let data = tempfile::tempdir().expect("tmp");
+    let second = data.path().join("second");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let made = std::process::Command::new(python)
+        .arg(common::repo().join("app/tests/reference/make_second_series.py"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&second)
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut h = harness(&data.path().join("analyses"));
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(
+        &ctx,
+        Command::Open(vec![common::repo().join("assets/sample-study"), second]),
+    );
+    step_until(&mut h, "the study to load", |app| {
+        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+    });
+    // The sample (89 slices) opens first; combine it with the 4 mm copy.
+    let (primary, other) = {
+        let set = h.state().studies.clone().expect("studies");
+        let current = h.state().current.as_ref().expect("current").uid.clone();
+        let other = set.series().find(|s| s.uid != current).expect("second series").uid.clone();
+        (current, other)
+    };
+    assert_eq!(primary, common::sample_series_uid());
+    h.state_mut().combine_with = Some(other.clone());
+    h.state_mut().apply(&ctx, Command::RunAnalysis);
+    step_until(&mut h, "the two-series analysis", |app| {
+        app.running.is_none() && app.analysis.is_some()
+    });
+    let a = h.state().analysis.as_ref().expect("analysis");
+    assert_eq!(a.extras.insights.slots.len(), 2);
+    assert_eq!(a.extras.insights.slots[1].series_uid, other);
+    assert!(a.extras.modality.is_some(), "no modality weights");
+    pin_timings(h.state_mut());
+    h.state_mut().heatmap = focal::ui::Heatmap::Modality(1);
+    h.state_mut().pixels_dirty();
+    h.run_steps(2);
+    snapshot(&mut h, "two_series_weights");
+
+    h.state_mut().apply(&ctx, Command::ComputeEvidence);
+    step_until(&mut h, "the evidence map", |app| {
+        app.current_analysis()
+            .is_some_and(|a| a.extras.evidence.contains_key(&app.view.slice))
+    });
+    pin_timings(h.state_mut());
+    let (info, _) = h.state().current_analysis().expect("analysis").extras.evidence[&h.state().view.slice].clone();
+    assert!(info.max > 0.0 && info.patches > 50, "{info:?}");
+    assert_eq!(h.state().heatmap, focal::ui::Heatmap::Evidence);
+    // Pinned for the picture (the map itself is checked above).
+    if let Some(a) = h.state_mut().analysis.as_mut() {
+        for (i, _) in a.extras.evidence.values_mut() {
+            i.seconds = 3.0;
+        }
+    }
+    h.run_steps(2);
+    snapshot(&mut h, "evidence_map");
+}

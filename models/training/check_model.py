@@ -36,12 +36,16 @@ def main():
     worst = 0.0
     for g in index["slices"]:
         x = np.load(os.path.join(golden, g["name"] + "_input.npy")).astype(np.float32)
-        probs, att = sess.run(["probs", "attention"], {"image": x})
+        names = [o["name"] for o in m["outputs"]]
+        values = dict(zip(names, sess.run(names, {"image": x})))
+        probs = values["probs"]
         if len(sys.argv) > 2:
             os.makedirs(sys.argv[2], exist_ok=True)
-            np.save(os.path.join(sys.argv[2], g["name"] + "_probs.npy"), probs.astype(np.float32))
-            np.save(os.path.join(sys.argv[2], g["name"] + "_attention.npy"), att.astype(np.float32))
-        for name, value in (("probs", probs), ("attention", att)):
+            for name, value in values.items():
+                np.save(os.path.join(sys.argv[2], f"{g['name']}_{name}.npy"), value.astype(np.float32))
+        if "modality_attention" in values:
+            assert np.allclose(values["modality_attention"].sum(1), 1, atol=1e-4), "modality weights do not sum to 1"
+        for name, value in values.items():
             ref = np.load(os.path.join(golden, f"{g['name']}_{name}.npy")).astype(np.float32)
             assert ref.shape == value.shape, f"{g['name']} {name}: shape {value.shape} vs golden {ref.shape}"
             worst = max(worst, float(np.abs(ref - value).max()))

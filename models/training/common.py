@@ -10,6 +10,7 @@ CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
 DATA = os.path.join(CACHE, "modeldata")
 MNI = os.path.join(DATA, "nilearn/nilearn/datasets/data/mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz")
 MRICRON = os.path.join(DATA, "mricron/usr/share/mricron/templates/{}.nii.gz")
+ITK = os.path.join(DATA, "insighttoolkit5/usr/share/doc/insighttoolkit5-examples/examples/Data/{}.nii.gz")
 
 # Output classes (the manifest's labels) and their display colours.
 LABELS = [
@@ -20,6 +21,33 @@ LABELS = [
 ]
 NUM_CLASSES = len(LABELS)
 
+# Modality slots: slot 0 is the series being analysed; slot 1 an optional second series of the
+# same head resampled onto slot 0's grid (zeros where it is absent). Each slot carries the
+# slice and its two neighbours (2.5D context), so the input has SLOTS * CONTEXT channels.
+SLOTS = 2
+CONTEXT = 3
+
+# Labels of the generative label maps (the training images are synthesised from these); only
+# CSF, GM and WM are targets, everything else is background.
+GEN = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "dura": 4, "bone": 5, "fat": 6, "muscle": 7,
+       "fluid": 8, "air_inside": 9, "blob": 10, "marrow": 11}
+GEN_LABELS = len(GEN)
+TARGET = np.array([0, 1, 2, 3] + [0] * (GEN_LABELS - 4))
+
+
+def load_mni_labels():
+    """CSF (1), GM (2), WM (3) of the MNI ICBM152 2009a template (RAS, 1 mm), from its GM/WM
+    probability maps inside its brain mask (CSF = the rest of the brain)."""
+    import nibabel as nib
+
+    t1 = nib.load(MNI.format("t1")).get_fdata().astype(np.float32)
+    gm = nib.load(MNI.format("gm")).get_fdata().astype(np.float32) / 255
+    wm = nib.load(MNI.format("wm")).get_fdata().astype(np.float32) / 255
+    csf = np.clip(1 - gm - wm, 0, 1)
+    labels = np.argmax(np.stack([csf, gm, wm]), axis=0).astype(np.uint8) + 1
+    labels[t1 <= 0] = 0
+    return labels
+
 
 def normalise(img, mask=None):
     """Divide by the 99.5th percentile of the non-zero voxels and clip to [0, 1]."""
@@ -28,7 +56,6 @@ def normalise(img, mask=None):
     scale = np.percentile(values, 99.5) if values.size else 1.0
     return np.clip(img / max(scale, 1e-6), 0, 1)
 
-
 def conv_block(cin, cout):
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
@@ -36,9 +63,20 @@ def conv_block(cin, cout):
     )
 
 
+class Up(nn.Module):
+    """A 3x3 convolution then bilinear upsampling: no transposed convolution, so no
+    checkerboard pattern in the decoder or in the attention it gates."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), scale_factor=2, mode="bilinear", align_corners=False)
+
+
 class AttentionGate(nn.Module):
-    """Additive attention gate (Oktay et al. 2018): the coarser decoder signal g decides how
-    much of each skip-connection pixel x passes: alpha = sigmoid(psi(relu(Wx x + Wg g)))."""
+    """Additive attention gate on a skip connection (Oktay et al. 2018)."""
 
     def __init__(self, f_skip, f_gate, f_inter):
         super().__init__()
@@ -47,59 +85,102 @@ class AttentionGate(nn.Module):
         self.psi = nn.Conv2d(f_inter, 1, 1, bias=True)
 
     def forward(self, x, g):
-        a = F.relu(self.wx(x) + self.wg(g))
-        alpha = torch.sigmoid(self.psi(a))
-        return x * alpha, alpha
+        return x * torch.sigmoid(self.psi(F.relu(self.wx(x) + self.wg(g))))
 
 
-class AttentionUNet(nn.Module):
-    """2D Attention U-Net, three poolings (input sides must be multiples of 8). Returns
-    class probabilities and the finest attention gate's coefficients, masked to the head."""
+class ModalityFusion(nn.Module):
+    """Encodes each modality slot (its slice and neighbours) with shared weights and fuses the
+    slots with per-pixel softmax weights over the slots that are present. A slot is absent
+    where its input is exactly zero (a missing series, or outside its coverage)."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(CONTEXT, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.score = nn.Sequential(nn.Conv2d(width + CONTEXT, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 1, 1))
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        feats, logits, present = [], [], []
+        for m in range(SLOTS):
+            xm = x[:, m * CONTEXT : (m + 1) * CONTEXT]
+            f = self.stem(xm)
+            feats.append(f)
+            logits.append(self.score(torch.cat([f, xm], 1)))
+            p = F.max_pool2d((xm.abs().amax(1, keepdim=True) > 0).to(x.dtype), 5, stride=1, padding=2)
+            present.append(p if m else torch.ones_like(p))  # slot 0 is always the analysed series
+        logits = torch.cat(logits, 1)
+        present = torch.cat(present, 1)
+        weights = torch.softmax(logits - 1e4 * (1 - present), 1)
+        fused = sum(weights[:, m : m + 1] * feats[m] for m in range(SLOTS))
+        return fused, weights
+
+
+class SpatialGate(nn.Module):
+    """Which pixels the segmentation may see: a smooth map (computed at 1/4 resolution and
+    upsampled bilinearly) that multiplies the fused features before the U-Net. Trained with a
+    sparsity cost, it must keep what the labels need and may drop the rest, so deleting
+    highly attended pixels changes the labels and deleting unattended ones does not."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+            nn.Conv2d(2 * width, 1, 3, padding=1),
+        )
+
+    def forward(self, f):
+        logit = F.interpolate(self.net(f), size=f.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(logit)
+
+
+class FocalNet(nn.Module):
+    """Multi-modal 2.5D Attention U-Net: modality fusion, a spatial input gate, then a U-Net
+    with three poolings (sides must be multiples of 8) and attention gates on its skips."""
 
     def __init__(self, width=16, classes=NUM_CLASSES):
         super().__init__()
         c = [width, width * 2, width * 4, width * 8]
-        self.e0, self.e1, self.e2 = conv_block(1, c[0]), conv_block(c[0], c[1]), conv_block(c[1], c[2])
+        self.fusion = ModalityFusion(c[0])
+        self.gate = SpatialGate(c[0])
+        self.e0, self.e1, self.e2 = conv_block(c[0], c[0]), conv_block(c[0], c[1]), conv_block(c[1], c[2])
         self.bottom = conv_block(c[2], c[3])
-        self.up2, self.up1, self.up0 = (nn.ConvTranspose2d(c[i + 1], c[i], 2, stride=2) for i in (2, 1, 0))
+        self.up2, self.up1, self.up0 = (Up(c[i + 1], c[i]) for i in (2, 1, 0))
         self.g2, self.g1, self.g0 = (AttentionGate(c[i], c[i], max(c[i] // 2, 8)) for i in (2, 1, 0))
         self.d2, self.d1, self.d0 = (conv_block(2 * c[i], c[i]) for i in (2, 1, 0))
         self.head = nn.Conv2d(c[0], classes, 1)
 
     def forward(self, x):
-        s0 = self.e0(x)
+        fused, modality = self.fusion(x)
+        attention = self.gate(fused)
+        s0 = self.e0(fused * attention)
         s1 = self.e1(F.max_pool2d(s0, 2))
         s2 = self.e2(F.max_pool2d(s1, 2))
-        b = self.bottom(F.max_pool2d(s2, 2))
-        u = self.up2(b)
-        a2, _ = self.g2(s2, u)
-        u = self.d2(torch.cat([a2, u], 1))
-        u = self.up1(u)
-        a1, _ = self.g1(s1, u)
-        u = self.d1(torch.cat([a1, u], 1))
-        u = self.up0(u)
-        a0, alpha = self.g0(s0, u)
-        u = self.d0(torch.cat([a0, u], 1))
-        logits = self.head(u)
-        # Attention outside the head (air) carries no meaning: zero it where the input is dark.
-        head = (F.max_pool2d(x, 5, stride=1, padding=2) > 0.02).to(alpha.dtype)
-        return logits, alpha * head
+        u = self.bottom(F.max_pool2d(s2, 2))
+        for up, gate, dec, skip in ((self.up2, self.g2, self.d2, s2), (self.up1, self.g1, self.d1, s1), (self.up0, self.g0, self.d0, s0)):
+            u = up(u)
+            u = dec(torch.cat([gate(skip, u), u], 1))
+        return self.head(u), attention, modality
 
 
 class Exported(nn.Module):
-    """The ONNX graph: probs (softmax) and attention, both at input size."""
+    """The ONNX graph: probs (softmax), attention (the spatial gate, zero outside the head)
+    and modality_attention (weights over the slots, summing to 1 at every pixel)."""
 
     def __init__(self, net):
         super().__init__()
         self.net = net
 
     def forward(self, image):
-        logits, attention = self.net(image)
-        return torch.softmax(logits, dim=1), attention
+        logits, attention, modality = self.net(image)
+        centre = image[:, 1 : 2]  # slot 0's own slice
+        head = (F.max_pool2d(centre, 5, stride=1, padding=2) > 0.02).to(attention.dtype)
+        return torch.softmax(logits, dim=1), attention * head, modality
 
 
 def load_model(path):
-    net = AttentionUNet()
+    net = FocalNet()
     net.load_state_dict(torch.load(path, map_location="cpu"))
     net.eval()
     return net

@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Train Focal's attention segmentation model by domain randomisation (the SynthSeg idea):
-every training image is synthesised on the fly from a label map, with random intensities per
-label, deformation, bias field, blur, resolution loss and noise, so the model learns shapes,
-not one scanner's contrast.
+"""Train Focal's multi-modal 2.5D attention segmentation model by domain randomisation (the
+SynthSeg idea): every training example is synthesised on the fly from a 3D label map, so the
+model learns anatomy, not one scanner's contrast.
 
-Label maps come from the MNI ICBM152 2009a template's GM/WM probability maps (CSF = the rest
-of the brain mask). Non-brain head tissue, which the skull-stripped template lacks, is added as
-randomised shells (dura, skull, scalp) and blobs (eyes, muscle, fat) around the brain, labelled
-background. Colin27 is never used here: it is the held-out test subject.
+Label maps (3D, 1 mm):
+- a real whole head: the invesalius head CT's scalp, fat, muscle, fluid, skull, marrow and
+  air, with the MNI ICBM152 brain labels placed in its intracranial cavity (head_labels.py);
+- the MNI ICBM152 brain with randomised synthetic dura/skull/scalp shells and blobs.
+Colin27 is never used here: it is the held-out test subject.
 
-usage: train.py --minutes 50 --out runs/v1   (seeded; CPU; torch threads = cores)
+Each example: a plane (axial 60 %, coronal/sagittal 20 % each), a slice and its two neighbours
+at a random spacing (1-7 mm, thick slices averaged over their thickness), warped (any quarter turn
+plus rotation, scale, shear, flip, elastic), and two modality slots synthesised from the same labels with
+independent random contrasts, resolution, bias field, ringing/ghosting and noise. Slot 1 is
+absent (zeros) in 40 % of examples and covers only part of the plane in 15 %.
+
+usage: train.py --minutes 55 --out runs/v2   (seeded; CPU; torch threads = cores)
 """
 import argparse
 import json
@@ -17,144 +23,178 @@ import math
 import os
 import time
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from common import MNI, NUM_CLASSES, AttentionUNet
+from common import CONTEXT, DATA, GEN, GEN_LABELS, NUM_CLASSES, SLOTS, TARGET, FocalNet, load_mni_labels
 
-# Generation labels: 0 air, 1 CSF, 2 GM, 3 WM, 4 dura/CSF rim, 5 skull, 6 scalp/fat, 7 blobs.
-GEN_LABELS = 8
-TARGET = torch.tensor([0, 1, 2, 3, 0, 0, 0, 0])
+CANVAS = 256
+TARGET_T = torch.from_numpy(TARGET)
 
 
-def load_template():
-    t1 = nib.load(MNI.format("t1")).get_fdata().astype(np.float32)
-    gm = nib.load(MNI.format("gm")).get_fdata().astype(np.float32) / 255
-    wm = nib.load(MNI.format("wm")).get_fdata().astype(np.float32) / 255
-    brain = t1 > 0
-    csf = np.clip(1 - gm - wm, 0, 1)
-    labels = np.argmax(np.stack([csf, gm, wm]), axis=0).astype(np.uint8) + 1
-    labels[~brain] = 0
-    # Distance (mm) outside the brain, for the synthetic head shells.
+def shelled_mni(rng):
+    """The MNI brain with randomised synthetic dura, skull, scalp and blob labels (3D)."""
+    labels = load_mni_labels()
+    brain = labels > 0
     dist = ndimage.distance_transform_edt(~brain).astype(np.float32)
-    return labels, dist
+    noise = ndimage.zoom(rng.normal(0, 1.5, (8, 8, 8)), np.array(labels.shape) / 8, order=1)
+    noise = noise[: labels.shape[0], : labels.shape[1], : labels.shape[2]]
+    d = dist + noise
+    t1, t2, t3 = rng.uniform(1, 3), rng.uniform(4, 8), rng.uniform(3, 9)
+    out = labels.copy()
+    outside = ~brain
+    out[outside & (d <= t1)] = GEN["dura"]
+    out[outside & (d > t1) & (d <= t1 + t2)] = GEN["bone"]
+    out[outside & (d > t1 + 0.3 * t2) & (d <= t1 + 0.7 * t2)] = GEN["marrow"]
+    out[outside & (d > t1 + t2) & (d <= t1 + t2 + t3)] = GEN["fat"]
+    grid = np.indices(labels.shape, dtype=np.float32)
+    for _ in range(12):
+        c = rng.uniform(0, 1, 3) * np.array(labels.shape)
+        r = rng.uniform(5, 20, 3)
+        blob = sum(((grid[i] - c[i]) / r[i]) ** 2 for i in range(3)) < 1
+        out[blob & outside & (d > 2)] = GEN["blob"] if rng.random() < 0.5 else GEN["fluid"]
+    return out
+
+
+def pad_to(vol, size):
+    out = np.zeros((size, size, vol.shape[2]), vol.dtype)
+    ox, oy = (size - vol.shape[0]) // 2, (size - vol.shape[1]) // 2
+    out[ox : ox + vol.shape[0], oy : oy + vol.shape[1]] = vol[:size, :size]
+    return out
 
 
 class Generator:
-    def __init__(self, labels, dist, size, rng):
-        self.labels, self.dist, self.size, self.rng = labels, dist, size, rng
-        # Slices that contain brain, per axis.
-        self.ranges = []
-        for axis in range(3):
-            has = np.nonzero(np.moveaxis(labels > 0, axis, 0).reshape(labels.shape[axis], -1).any(1))[0]
-            self.ranges.append((has.min() + 3, has.max() - 3))
+    def __init__(self, volumes, weights, size, rng):
+        self.size, self.rng = size, rng
+        self.views = []  # (volume with the slicing axis last, canvas-padded), per axis
+        for vol in volumes:
+            per_axis = []
+            for axis in range(3):
+                v = np.moveaxis(vol, axis, 2)
+                brain = np.nonzero((v > 0) & (v <= 3))
+                per_axis.append((pad_to(v, CANVAS), (brain[2].min(), brain[2].max()), np.nonzero(v.any((0, 1)))[0]))
+            self.views.append(per_axis)
+        self.weights = np.array(weights, float) / sum(weights)
 
-    def slice2d(self):
+    def example(self):
+        """Labels of the centre slice and, per slot, three context images (pre-warp)."""
         r = self.rng
-        axis = r.choice(3, p=[0.2, 0.2, 0.6])  # sagittal, coronal, axial (RAS voxel axes)
-        k = r.integers(*self.ranges[axis])
-        lab = np.take(self.labels, k, axis=axis)
-        dist = np.take(self.dist, k, axis=axis)
-        return lab, dist
+        per_axis = self.views[r.choice(len(self.views), p=self.weights)]
+        vol, (b0, b1), extent = per_axis[r.choice(3, p=[0.2, 0.2, 0.6])]
+        if r.random() < 0.1:  # planes with little or no brain: neck, vertex, face
+            k = int(r.choice(extent))
+        else:
+            k = int(r.integers(b0, b1 + 1))
+        d = int(r.integers(1, 3)) if r.random() < 0.5 else int(r.integers(3, 8))
+        nz = vol.shape[2]
+        images = []
+        for _ in range(SLOTS):
+            mu, sd = self.contrast()
+            thick = int(r.integers(1, d + 1))
+            for c in (-1, 0, 1):
+                kc = k + c * d
+                js = np.clip(np.arange(kc - (thick - 1) // 2, kc + thick // 2 + 1), 0, nz - 1)
+                acc = np.zeros((CANVAS, CANVAS), np.float32)
+                for j in js:
+                    lab = vol[:, :, j]
+                    acc += mu[lab] + sd[lab] * r.standard_normal(lab.shape).astype(np.float32)
+                images.append(acc / len(js))
+        return vol[:, :, k], np.stack(images)
 
-    def head_labels(self, lab, dist):
-        """Adds dura, skull, scalp shells and soft-tissue blobs outside the brain."""
+    def contrast(self):
         r = self.rng
-        t1, t2, t3 = r.uniform(0.5, 3), r.uniform(3, 9), r.uniform(2, 10)
-        out = lab.copy()
-        outside = lab == 0
-        # Roughen the shells so they are not perfect offsets of the brain surface.
-        noise = ndimage.zoom(r.normal(0, 1.5, (8, 8)), (lab.shape[0] / 8, lab.shape[1] / 8), order=1)[: lab.shape[0], : lab.shape[1]]
-        d = dist + noise
-        out[outside & (d <= t1)] = 4
-        out[outside & (d > t1) & (d <= t1 + t2)] = 5
-        out[outside & (d > t1 + t2) & (d <= t1 + t2 + t3)] = 6
-        if r.random() < 0.8:
-            yy, xx = np.mgrid[: lab.shape[0], : lab.shape[1]]
-            for _ in range(r.integers(1, 6)):
-                cy, cx = r.uniform(0, lab.shape[0]), r.uniform(0, lab.shape[1])
-                ay, ax = r.uniform(4, 30), r.uniform(4, 30)
-                blob = ((yy - cy) / ay) ** 2 + ((xx - cx) / ax) ** 2 < 1
-                out[blob & outside & (d > 2)] = 7 if r.random() < 0.7 else 6
-        return out
+        if r.random() < 0.5:
+            # MR-like orderings of brain tissue with random spread; other tissue random.
+            mu = r.uniform(0, 1, GEN_LABELS)
+            csf, gm, wm = np.sort(r.uniform(0.05, 0.95, 3))
+            kind = r.random()
+            if kind < 0.5:  # T1-like: CSF < GM < WM, fat and marrow bright
+                mu[1:4] = csf, gm, wm
+                mu[GEN["fat"]] = r.uniform(0.6, 1.0)
+                mu[GEN["marrow"]] = r.uniform(0.4, 1.0)
+            elif kind < 0.8:  # T2-like: WM < GM < CSF, fluid bright
+                mu[1:4] = wm, gm, csf
+                mu[GEN["fluid"]] = r.uniform(0.6, 1.0)
+            else:  # FLAIR/PD-like: CSF dark or mid, GM above WM
+                mu[1:4] = r.uniform(0.02, 0.5), wm, gm
+            mu[GEN["bone"]] = r.uniform(0, 0.15)
+            mu[GEN["air_inside"]] = r.uniform(0, 0.08)
+        else:
+            mu = r.uniform(0, 1, GEN_LABELS)
+        mu[0] = r.uniform(0, 0.08)
+        sd = r.uniform(0, 0.06, GEN_LABELS)
+        return mu.astype(np.float32), sd.astype(np.float32)
 
     def batch(self, n):
-        r = self.rng
-        s = self.size
-        labs = []
-        for _ in range(n):
-            lab, dist = self.slice2d()
-            if r.random() < 0.85:
-                lab = self.head_labels(lab, dist)
-            pad = max(s, *lab.shape) + 40
-            canvas = np.zeros((pad, pad), np.uint8)
-            oy, ox = (pad - lab.shape[0]) // 2, (pad - lab.shape[1]) // 2
-            canvas[oy : oy + lab.shape[0], ox : ox + lab.shape[1]] = lab
-            labs.append(canvas)
-        pad = max(l.shape[0] for l in labs)
-        labs = np.stack([np.pad(l, ((0, pad - l.shape[0]), (0, pad - l.shape[1]))) for l in labs])
-        lab = torch.from_numpy(labs).long()
-        # Random affine + elastic warp sampling an s×s window (nearest on labels).
+        r, s = self.rng, self.size
+        labs, imgs = zip(*(self.example() for _ in range(n)))
+        lab = torch.from_numpy(np.stack(labs).astype(np.int64))[:, None].float()
+        img = torch.from_numpy(np.stack(imgs))
         theta = []
         for _ in range(n):
-            a = r.uniform(-0.35, 0.35)
-            sc = r.uniform(0.8, 1.25) * s / pad
+            # Any in-plane orientation: a quarter turn (images are stored in many conventions)
+            # plus up to 20 degrees, and a flip.
+            a = r.uniform(-0.35, 0.35) + math.pi / 2 * int(r.integers(0, 4))
+            sc = r.uniform(0.75, 1.3) * s / CANVAS
             asp = r.uniform(0.9, 1.1)
             sh = r.uniform(-0.08, 0.08)
             flip = -1 if r.random() < 0.5 else 1
             m = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) @ np.array([[sc * asp * flip, sh], [0, sc / asp]])
-            t = r.uniform(-0.15, 0.15, 2)
+            t = r.uniform(-0.25, 0.25, 2)
             theta.append(np.concatenate([m, t[:, None]], 1))
         theta = torch.tensor(np.array(theta), dtype=torch.float32)
         grid = F.affine_grid(theta, (n, 1, s, s), align_corners=False)
         elastic = torch.from_numpy(r.normal(0, 1, (n, 2, 6, 6)).astype(np.float32)) * float(r.uniform(0, 0.03))
         grid = grid + F.interpolate(elastic, size=(s, s), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
-        lab = F.grid_sample(lab[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0].long()
-        img = self.intensities(lab)
-        return img, TARGET[lab]
+        lab = F.grid_sample(lab, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0].long()
+        img = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        img = torch.cat([self.acquire(img[:, m * CONTEXT : (m + 1) * CONTEXT]) for m in range(SLOTS)], 1)
+        for i in range(n):
+            if r.random() < 0.4:
+                img[i, CONTEXT:] = 0  # no second series
+            elif r.random() < 0.15:  # the second series covers part of the plane only
+                cut = int(r.integers(s // 5, 4 * s // 5))
+                if r.random() < 0.5:
+                    img[i, CONTEXT:, :cut] = 0
+                else:
+                    img[i, CONTEXT:, :, cut:] = 0
+            if r.random() < 0.08:  # field of view cuts through the head
+                cut = int(r.integers(s // 8, s // 3))
+                img[i, :, -cut:] = 0
+                lab[i, -cut:] = 0
+        return img, TARGET_T[lab]
 
-    def intensities(self, lab):
+    def acquire(self, img):
+        """Scanner effects on one slot's three context images, then the manifest's
+        normalisation (the slot's 99.5th percentile of values > 0, clip to [0, 1])."""
         r = self.rng
-        n, s, _ = lab.shape
-        imgs = []
+        n, _, s, _ = img.shape
+        out = img.numpy().copy()
         for i in range(n):
-            if r.random() < 0.5:
-                # T1-like ordering with random spread: air < CSF < GM < WM, fat and scalp bright.
-                mu = np.array([r.uniform(0, 0.05), r.uniform(0.05, 0.35), r.uniform(0.35, 0.6), r.uniform(0.6, 0.9),
-                               r.uniform(0, 0.4), r.uniform(0, 0.3), r.uniform(0.3, 1.0), r.uniform(0.1, 0.8)])
-                if r.random() < 0.3:  # T2-like: CSF bright, WM dark
-                    mu[1:4] = mu[1:4][::-1]
-            else:
-                mu = r.uniform(0, 1, GEN_LABELS)
-                mu[0] = r.uniform(0, 0.1)
-            sd = r.uniform(0, 0.06, GEN_LABELS)
-            li = lab[i].numpy()
-            im = mu[li] + sd[li] * r.standard_normal(li.shape)
-            imgs.append(im)
-        img = torch.from_numpy(np.stack(imgs).astype(np.float32))[:, None]
-        # Partial volume and resolution loss: blur, sometimes anisotropic (thick slices).
+            sy, sx = r.uniform(0.2, 1.0), r.uniform(0.2, 1.0)
+            if r.random() < 0.3:  # low in-plane resolution along one axis
+                if r.random() < 0.5:
+                    sy = r.uniform(1.5, 3.0)
+                else:
+                    sx = r.uniform(1.5, 3.0)
+            out[i] = ndimage.gaussian_filter(out[i], (0, sy, sx))
+            if r.random() < 0.15:  # ghosting / ringing along the phase-encoding direction
+                shift = int(r.integers(s // 8, s // 2))
+                ax = 1 + int(r.integers(0, 2))
+                out[i] += r.uniform(0.05, 0.2) * np.roll(out[i], shift, axis=ax)
+        t = torch.from_numpy(out)
+        field = torch.from_numpy(r.normal(0, 1, (n, 1, 4, 4)).astype(np.float32)) * float(r.uniform(0, 0.4))
+        t = t * torch.exp(F.interpolate(field, size=(s, s), mode="bicubic", align_corners=False))
+        t = t.clamp(min=0) ** float(np.exp(r.normal(0, 0.25)))
+        t = (t + torch.randn_like(t) * float(r.uniform(0, 0.06) if r.random() < 0.8 else r.uniform(0.06, 0.12))).clamp(min=0)
+        res = torch.empty_like(t)
         for i in range(n):
-            sy, sx = r.uniform(0.2, 1.2), r.uniform(0.2, 1.2)
-            if r.random() < 0.3:
-                sy = r.uniform(1.5, 3.5)
-            img[i, 0] = torch.from_numpy(ndimage.gaussian_filter(img[i, 0].numpy(), (sy, sx)))
-        # Bias field: smooth multiplicative field.
-        field = torch.from_numpy(r.normal(0, 1, (n, 1, 4, 4)).astype(np.float32)) * float(r.uniform(0, 0.35))
-        img = img * torch.exp(F.interpolate(field, size=(s, s), mode="bicubic", align_corners=False))
-        img = img.clamp(min=0)
-        img = img ** float(np.exp(r.normal(0, 0.25)))
-        img = img + torch.randn_like(img) * float(r.uniform(0, 0.04))
-        img = img.clamp(min=0)
-        # The manifest's normalisation: 99.5th percentile of non-zero pixels, clip to [0, 1].
-        out = torch.empty_like(img)
-        for i in range(n):
-            v = img[i][img[i] > 0]
+            v = t[i][t[i] > 0]
             q = torch.quantile(v, 0.995) if v.numel() > 10 else torch.tensor(1.0)
-            out[i] = (img[i] / q.clamp(min=1e-6)).clamp(0, 1)
-        return out
+            res[i] = (t[i] / q.clamp(min=1e-6)).clamp(0, 1)
+        return res
 
 
 def dice_loss(logits, target):
@@ -167,19 +207,21 @@ def dice_loss(logits, target):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=50)
-    ap.add_argument("--out", default="runs/v1")
-    ap.add_argument("--seed", type=int, default=1502)
+    ap.add_argument("--minutes", type=float, default=55)
+    ap.add_argument("--out", default="runs/v2")
+    ap.add_argument("--seed", type=int, default=2611)
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--sparsity", type=float, default=0.1, help="weight of the spatial gate's mean")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     torch.set_num_threads(os.cpu_count() or 2)
-    labels, dist = load_template()
-    gen = Generator(labels, dist, args.size, rng)
-    net = AttentionUNet()
+    ct_head = np.load(os.path.join(DATA, "ct-head-labels.npz"))["labels"]
+    volumes = [ct_head, shelled_mni(rng), shelled_mni(rng)]
+    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng)
+    net = FocalNet()
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     budget = args.minutes * 60
@@ -189,27 +231,33 @@ def main():
         elapsed = time.time() - start
         if elapsed > budget:
             break
-        lr = 2e-3 * 0.5 * (1 + math.cos(math.pi * min(elapsed / budget, 1.0))) + 2e-5
+        frac = min(elapsed / budget, 1.0)
+        lr = 2e-3 * 0.5 * (1 + math.cos(math.pi * frac)) + 2e-5
         for g in opt.param_groups:
             g["lr"] = lr
         img, target = gen.batch(args.batch)
         net.train()
-        logits, _ = net(img)
-        loss = F.cross_entropy(logits, target) + dice_loss(logits, target)
+        logits, attention, _ = net(img)
+        seg = F.cross_entropy(logits, target) + dice_loss(logits, target)
+        head = (img[:, 1:2] > 0.02).float()
+        sparsity = (attention * head).sum() / head.sum().clamp(min=1)
+        loss = seg + args.sparsity * min(frac / 0.25, 1.0) * sparsity
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
-        if step % 50 == 0:
-            entry = {"step": step, "minutes": round(elapsed / 60, 2), "loss": round(loss.item(), 4), "lr": lr}
+        if step % 25 == 0:
+            entry = {"step": step, "minutes": round(elapsed / 60, 2), "seg": round(seg.item(), 4),
+                     "gate_mean": round(sparsity.item(), 3), "lr": round(lr, 6)}
             log.append(entry)
             print(json.dumps(entry), flush=True)
-        if step % 500 == 0:
+        if step % 250 == 0:
             torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "log": log}, f, indent=1)
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "sparsity": args.sparsity,
+                   "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write models/<name>.json, the contract between training and the Focal app.
 
-usage: write_manifest.py ../brain-tissue.onnx runs/v1/training.json runs/v1/evaluation.json
+usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/evaluation.json
 """
 import hashlib
 import json
@@ -10,9 +10,38 @@ import sys
 
 import onnx
 
-from common import LABELS
+from common import CONTEXT, LABELS, SLOTS
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+
+# Healthy adult ranges (mL) within which Focal shows no volume warning: wide on purpose (they
+# flag gross failures such as tissue outside the brain, not atrophy). Whole brain (CSF inside
+# the brain mask included) about 1000-1800 mL; GM 450-900; WM 300-750; CSF 60-600.
+EXPECTED_ML = {"CSF": [60, 600], "grey matter": [450, 900], "white matter": [300, 750]}
+EXPECTED_TOTAL_ML = [1000, 1800]
+
+
+# What the model cannot do; shown in the window's model card and in every PDF report.
+LIMITS = [
+    "Training brains all come from one population template (deformed); atrophy, large ventricles, lesions, "
+    "tumours, post-surgical anatomy and children's brains were never seen and will be mislabelled as tissue.",
+    "Non-brain head anatomy comes from one real head CT; unusual anatomy (large sinuses, implants, "
+    "neck-only coverage) can still be labelled as brain.",
+    "Evaluated on real T1 scans only (two held-out heads); other contrasts are trained by domain "
+    "randomisation but untested on real images. CT is out of scope.",
+    "The second modality slot was tested with another acquisition of the same T1 head, not a real second contrast.",
+]
+
+
+def finite(v):
+    """JSON has no NaN (a label the model never predicted has no mean weight): None instead."""
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [finite(x) for x in v]
+    if isinstance(v, float) and v != v:
+        return None
+    return v
 
 
 def main():
@@ -26,9 +55,13 @@ def main():
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "name": name,
-        "version": "1.0.0",
-        "title": "Brain tissue segmentation (CSF, grey matter, white matter) with attention maps",
-        "architecture": "2D Attention U-Net (additive attention gates on the skip connections, Oktay et al. 2018)",
+        "version": "2.0.0",
+        "title": "Brain tissue segmentation (CSF, grey matter, white matter) from one or two MR series, with attention maps",
+        "architecture": "multi-modal 2.5D Attention U-Net: each modality slot (a slice and its two neighbours) "
+                        "encoded with shared weights and fused by a per-pixel softmax over the slots present "
+                        "(modality_attention); a smooth spatial input gate (attention) trained with a sparsity "
+                        "cost; a U-Net with additive attention gates on its skips (Oktay et al. 2018) and "
+                        "bilinear upsampling",
         "file": os.path.basename(onnx_path),
         "sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest(),
         "opset": opset,
@@ -36,18 +69,29 @@ def main():
         "intended_use": "Research and review of brain MRI tissue segmentation. Not for diagnosis.",
         "input": {
             "name": "image",
-            "shape": ["N", 1, "H", "W"],
+            "shape": ["N", SLOTS * CONTEXT, "H", "W"],
             "dtype": "float32",
             "size_multiple": 8,
-            "modality": "MR (any contrast; trained by domain randomisation, best on T1)",
+            "modality": "MR (any contrast; trained by domain randomisation)",
+            "slots": [
+                {"name": "primary", "required": True,
+                 "description": "the analysed series (any MR contrast)"},
+                {"name": "second", "required": False,
+                 "description": "another series of the same head (any contrast, e.g. T2 or FLAIR), resampled onto "
+                                "the primary series' grid in patient coordinates; zeros where it is absent"},
+            ],
+            "context_slices": CONTEXT // 2,
+            "channel_order": "slot-major: for each slot, the slice below, the slice, the slice above "
+                             "(neighbours clamped at the ends of the volume)",
             "pixel_spacing_mm": [1.0, 1.0],
-            "orientation": "any plane of a head volume (trained on axial 60%, coronal 20%, sagittal 20%, "
-                           "rotated up to 20 degrees and flipped); pixels must be square at the given spacing",
+            "orientation": "any plane of a head volume in any in-plane orientation (trained on axial 60%, "
+                           "coronal 20%, sagittal 20%, any quarter turn plus up to 20 degrees, flipped); slice "
+                           "spacing 1-7 mm; pixels must be square at the given spacing",
             "normalisation": {
                 "method": "percentile",
-                "scope": "each slice",
+                "scope": "each slot's slab",
                 "percentile": 99.5,
-                "of": "pixels with value > 0 (negative values are first set to 0)",
+                "of": "pixels with value > 0 of the slot's three slices together (negative values are first set to 0)",
                 "clip": [0.0, 1.0],
             },
             "padding": "zero-pad bottom and right to a multiple of 8; crop outputs back",
@@ -56,39 +100,53 @@ def main():
             {"name": "probs", "shape": ["N", len(LABELS), "H", "W"], "dtype": "float32",
              "description": "softmax class probabilities per pixel"},
             {"name": "attention", "shape": ["N", 1, "H", "W"], "dtype": "float32", "range": [0.0, 1.0],
-             "description": "coefficients of the finest attention gate (input resolution), zero outside the head",
+             "description": "the spatial input gate: how much of each pixel the segmentation was allowed to see "
+                            "(smooth, trained with a sparsity cost), zero outside the head",
              "display_range": [round(pct["5"], 4), round(pct["99"], 4)]},
+            {"name": "modality_attention", "shape": ["N", SLOTS, "H", "W"], "dtype": "float32", "range": [0.0, 1.0],
+             "description": "per-pixel weights over the modality slots present (absent slots get 0); they sum to 1"},
         ],
-        "labels": LABELS,
+        "labels": [dict(l, expected_ml=EXPECTED_ML[l["name"]]) if l["name"] in EXPECTED_ML else l for l in LABELS],
+        "expected_total_ml": EXPECTED_TOTAL_ML,
         "training": {
-            "method": "domain randomisation from label maps (SynthSeg idea, Billot et al. 2023): images synthesised "
-                      "on the fly with random per-label intensities, affine and elastic deformation, bias field, "
-                      "blur and thick-slice simulation, gamma and noise; non-brain head tissue added as random shells "
-                      "and blobs labelled background",
+            "method": "domain randomisation from 3D label maps (SynthSeg idea, Billot et al. 2023): per example a "
+                      "plane, a slice and its neighbours 1-7 mm apart (thick slices averaged), two modality slots "
+                      "synthesised from the same labels with independent random contrasts (T1-, T2-, FLAIR/PD-like "
+                      "or random), resolution loss, bias field, ghosting, gamma and noise; slot 1 absent in 40% and "
+                      "partial in 15%; any in-plane orientation, elastic warps, field-of-view cuts",
             "data": [
                 {"source": "MNI ICBM152 2009a nonlinear symmetric T1 with GM/WM probability maps",
                  "obtained_from": "PyPI wheel nilearn==0.14.1 (nilearn/datasets/data/mni_icbm152_*)",
                  "licence": "ICBM152 2009 terms (free use with attribution, copyright McConnell Brain Imaging Centre); nilearn BSD-3-Clause",
-                 "use": "training label maps (CSF = brain mask minus GM and WM)"},
+                 "use": "brain label maps (CSF = brain mask minus GM and WM)"},
+                {"source": "head CT 'ProMED CT 0051' (InVesalius example Cranium.inv3), 256x256x108, 0.96x0.96x1.5 mm",
+                 "obtained_from": "Debian package invesalius-examples 3.1.99998-4",
+                 "licence": "as packaged by Debian (GPL-2 per its copyright file)",
+                 "use": "real non-brain head anatomy (scalp, fat, muscle, fluid, skull, marrow, sinuses/airway) from "
+                        "Hounsfield ranges; the MNI brain labels placed in its intracranial cavity (head_labels.py)"},
             ],
-            "held_out": {"source": "Colin27 (ch2, ch2bet) with the AAL atlas",
-                         "obtained_from": "Debian package mricron-data 1.2.20211006+dfsg-4",
-                         "licence": "as packaged by Debian (BSD-3-Clause per its copyright file); AAL: Tzourio-Mazoyer et al. 2002",
+            "held_out": {"source": "Colin27 (ch2, ch2bet) with the AAL atlas; the ITK examples' T1 head "
+                                   "(KmeansTest_T1UCharRaw, 2x2x3 mm) with its skull-strip mask",
+                         "obtained_from": "Debian packages mricron-data 1.2.20211006+dfsg-4 and insighttoolkit5-examples 5.2.1",
+                         "licence": "as packaged by Debian (mricron-data BSD-3-Clause; ITK Apache-2.0); AAL: Tzourio-Mazoyer et al. 2002",
                          "use": "test only; never used to make training images"},
             "steps": training["steps"],
             "minutes": training["minutes"],
             "batch": training["batch"],
             "crop": training["crop"],
             "seed": training["seed"],
+            "sparsity": training["sparsity"],
             "hardware": "2 CPU cores",
             "code": "models/training/ (train.py, export.py, evaluate.py)",
         },
-        "metrics": ev,
+        "metrics": finite(ev),
+        "limits": LIMITS,
+        "postprocess": ["largest_component"],
         "golden": "golden",
     }
     out = os.path.join(os.path.dirname(onnx_path), name + ".json")
     with open(out, "w") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest, f, indent=1, allow_nan=False)
     print(f"wrote {out}")
 
 

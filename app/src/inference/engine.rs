@@ -26,6 +26,14 @@ pub struct Provider {
     pub fallback_reason: Option<String>,
 }
 
+/// One batch's outputs, flattened: probs [n, C, h, w], attention [n, h, w] and, for models
+/// with modality slots, modality attention [n, slots, h, w].
+pub struct ModelOutput {
+    pub probs: Vec<f32>,
+    pub attention: Vec<f32>,
+    pub modality: Option<Vec<f32>>,
+}
+
 pub struct Engine {
     session: Session,
     pub manifest: Manifest,
@@ -127,13 +135,20 @@ impl Engine {
                 Some(w) => real == *w,
                 None => real < 0, // a free dimension in the manifest must be dynamic in the model
             });
-        if !agrees || declared.get(1) != Some(&Some(1)) {
+        let channels = m.input_channels() as i64;
+        if !agrees || declared.get(1) != Some(&Some(channels)) {
             return Err(InferenceError::ModelMismatch(format!(
-                "model input shape {input_dims:?} (-1 = dynamic), manifest input shape {:?}",
-                m.input.shape
+                "model input shape {input_dims:?} (-1 = dynamic), manifest input shape {:?} ({} slots × {} slices = {channels} channels)",
+                m.input.shape,
+                m.input.slots.len(),
+                2 * m.input.context_slices + 1
             )));
         }
-        for out in ["probs", "attention"] {
+        let mut wanted = vec![("probs", m.labels.len() as i64), ("attention", 1)];
+        if m.has_modality_attention() {
+            wanted.push(("modality_attention", m.input.slots.len() as i64));
+        }
+        for (out, channels) in wanted {
             let found = self.session.outputs().iter().find(|o| o.name() == out);
             let Some(found) = found else {
                 let names: Vec<&str> = self.session.outputs().iter().map(|o| o.name()).collect();
@@ -142,7 +157,6 @@ impl Engine {
                 )));
             };
             let d = dims(found.dtype()).unwrap_or_default();
-            let channels = if out == "probs" { m.labels.len() as i64 } else { 1 };
             if d.len() != 4 || (d[1] >= 0 && d[1] != channels) {
                 return Err(InferenceError::ModelMismatch(format!(
                     "model output {out} has shape {d:?}, manifest expects [N, {channels}, H, W]"
@@ -156,10 +170,18 @@ impl Engine {
         self.manifest.labels.len()
     }
 
-    /// Runs a batch of normalised images [n, 1, h, w]; returns probs [n, C, h, w] and
-    /// attention [n, h, w], flattened.
-    pub fn run(&mut self, images: Vec<f32>, n: usize, h: usize, w: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let array = Array4::from_shape_vec((n, 1, h, w), images).map_err(|e| InferenceError::Run(e.to_string()))?;
+    /// Modality slots of the input.
+    pub fn slots(&self) -> usize {
+        self.manifest.input.slots.len()
+    }
+
+    /// Runs a batch of normalised inputs [n, channels, h, w] (channels as the manifest says).
+    pub fn run(&mut self, images: Vec<f32>, n: usize, h: usize, w: usize) -> Result<ModelOutput> {
+        let channels = self.manifest.input_channels();
+        let slots = self.slots();
+        let has_modality = self.manifest.has_modality_attention();
+        let array =
+            Array4::from_shape_vec((n, channels, h, w), images).map_err(|e| InferenceError::Run(e.to_string()))?;
         let tensor = Tensor::from_array(array).map_err(|e| InferenceError::Run(short(e)))?;
         let input = self.manifest.input.name.clone();
         let classes = self.classes();
@@ -175,12 +197,30 @@ impl Engine {
             .map_err(|e| InferenceError::Run(short(e)))?;
         if probs.shape() != [n, classes, h, w] || attention.shape() != [n, 1, h, w] {
             return Err(InferenceError::ModelMismatch(format!(
-                "outputs have shapes {:?} and {:?} for input [{n}, 1, {h}, {w}]",
+                "outputs have shapes {:?} and {:?} for input [{n}, {channels}, {h}, {w}]",
                 probs.shape(),
                 attention.shape()
             )));
         }
-        Ok((probs.iter().copied().collect(), attention.iter().copied().collect()))
+        let modality = if has_modality {
+            let m = outputs["modality_attention"]
+                .try_extract_array::<f32>()
+                .map_err(|e| InferenceError::Run(short(e)))?;
+            if m.shape() != [n, slots, h, w] {
+                return Err(InferenceError::ModelMismatch(format!(
+                    "modality_attention has shape {:?} for input [{n}, {channels}, {h}, {w}]",
+                    m.shape()
+                )));
+            }
+            Some(m.iter().copied().collect())
+        } else {
+            None
+        };
+        Ok(ModelOutput {
+            probs: probs.iter().copied().collect(),
+            attention: attention.iter().copied().collect(),
+            modality,
+        })
     }
 }
 

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Analysis, Device, Engine, InferenceError, Manifest, Provider, Result, analyze_volume};
+use super::{Analysis, Device, Engine, InferenceError, Manifest, Provider, Result, analyze_volumes};
+use super::analysis::SlotSeries;
 use crate::study::{Progress, Volume};
 
 /// A snapshot of a running analysis.
@@ -31,26 +32,37 @@ pub struct AnalysisJob {
 impl AnalysisJob {
     /// Starts analysing `volume` on a new thread; the engine comes back with the result.
     pub fn spawn(engine: Engine, volume: Arc<Volume>) -> AnalysisJob {
-        Self::start(move || Ok(engine), volume)
+        let total = volume.slices;
+        Self::start(move || Ok(engine), move || Ok((vec![volume], Vec::new())), total)
     }
 
-    /// Opens the model (verification, runtime, session) and analyses `volume`, all on a new
-    /// thread, so a window never waits for either.
-    pub fn open_and_spawn(
+    /// Like `spawn`, with further series (already on `volumes[0]`'s grid) in the model's
+    /// other modality slots.
+    pub fn spawn_multi(engine: Engine, volumes: Vec<Arc<Volume>>) -> AnalysisJob {
+        let total = volumes.first().map_or(0, |v| v.slices);
+        Self::start(move || Ok(engine), move || Ok((volumes, Vec::new())), total)
+    }
+
+    /// Opens the model and gathers the slots' series (`prepare`: loading and resampling further
+    /// series, which takes seconds) on the new thread, then analyses `total` slices.
+    pub fn open_prepare_and_spawn(
         manifest: Manifest,
         device: Device,
-        allow_unverified: bool,
-        volume: Arc<Volume>,
+        total: usize,
+        prepare: impl FnOnce() -> Result<(Vec<Arc<Volume>>, Vec<SlotSeries>)> + Send + 'static,
     ) -> AnalysisJob {
-        Self::start(move || Engine::open(manifest, device, allow_unverified), volume)
+        Self::start(move || Engine::open(manifest, device, false), prepare, total)
     }
 
-    fn start(open: impl FnOnce() -> Result<Engine> + Send + 'static, volume: Arc<Volume>) -> AnalysisJob {
+    fn start(
+        open: impl FnOnce() -> Result<Engine> + Send + 'static,
+        prepare: impl FnOnce() -> Result<(Vec<Arc<Volume>>, Vec<SlotSeries>)> + Send + 'static,
+        total: usize,
+    ) -> AnalysisJob {
         let cancel = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(Mutex::new(false));
         let provider = Arc::new(Mutex::new(None));
-        let total = volume.slices;
         let (c, d, f, p) = (cancel.clone(), done.clone(), finished.clone(), provider.clone());
         let handle = std::thread::spawn(move || {
             let outcome = match open() {
@@ -59,7 +71,14 @@ impl AnalysisJob {
                         *slot = Some(engine.provider.clone());
                     }
                     let progress = |pr: Progress| d.store(pr.done, Ordering::Relaxed);
-                    let result = analyze_volume(&mut engine, &volume, &progress, &c);
+                    let result = prepare().and_then(|(volumes, slots)| {
+                        let refs: Vec<&Volume> = volumes.iter().map(|v| v.as_ref()).collect();
+                        let mut analysis = analyze_volumes(&mut engine, &refs, &progress, &c)?;
+                        if !slots.is_empty() {
+                            analysis.summary.insights.slots = slots;
+                        }
+                        Ok(analysis)
+                    });
                     (Some(engine), result)
                 }
                 Err(e) => (None, Err(e)),

@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 
 use super::{InferenceError, Result};
 
-/// Manifest versions this build understands.
-pub const SUPPORTED_VERSION: u32 = 1;
+/// Manifest versions this build understands: 1 (one slice in, probs and attention out) and
+/// 2 (modality slots with neighbouring slices in, and modality attention out).
+pub const SUPPORTED_VERSIONS: [u32; 2] = [1, 2];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Manifest {
@@ -30,6 +31,15 @@ pub struct Manifest {
     /// Held-out evaluation results, as training wrote them.
     #[serde(default)]
     pub metrics: Option<serde_json::Value>,
+    /// The range of all non-background labels together in healthy adults (mL).
+    #[serde(default)]
+    pub expected_total_ml: Option<[f64; 2]>,
+    /// What the model cannot do, for the model card and every report.
+    #[serde(default)]
+    pub limits: Vec<String>,
+    /// Steps applied to the label volume after the model ("largest_component").
+    #[serde(default)]
+    pub postprocess: Vec<String>,
     /// Folder the manifest was read from (model paths are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -43,6 +53,30 @@ pub struct InputSpec {
     pub size_multiple: usize,
     pub pixel_spacing_mm: [f64; 2],
     pub normalisation: Normalisation,
+    /// What each modality slot takes; one slot (the analysed series) when absent.
+    #[serde(default = "one_slot")]
+    pub slots: Vec<SlotSpec>,
+    /// Neighbouring slices on each side of the analysed slice, per slot (2.5D context).
+    #[serde(default)]
+    pub context_slices: usize,
+}
+
+/// One modality slot of the input: slot 0 is the analysed series, later slots other series
+/// of the same head resampled onto its grid (zeros when there is none).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct SlotSpec {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub required: bool,
+}
+
+fn one_slot() -> Vec<SlotSpec> {
+    vec![SlotSpec {
+        name: "primary".into(),
+        description: "the analysed series".into(),
+        required: true,
+    }]
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -65,6 +99,9 @@ pub struct Label {
     pub index: u8,
     pub name: String,
     pub color: [u8; 3],
+    /// The range of this label's volume in healthy adults (mL); a volume outside it is flagged.
+    #[serde(default)]
+    pub expected_ml: Option<[f64; 2]>,
 }
 
 impl Manifest {
@@ -75,14 +112,23 @@ impl Manifest {
         };
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let mut m: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if m.manifest_version != SUPPORTED_VERSION {
+        if !SUPPORTED_VERSIONS.contains(&m.manifest_version) {
             return Err(bad(format!(
-                "manifest version {} (this Focal reads {SUPPORTED_VERSION})",
+                "manifest version {} (this Focal reads {SUPPORTED_VERSIONS:?})",
                 m.manifest_version
             )));
         }
-        if m.input.normalisation.method != "percentile" || m.input.normalisation.scope != "each slice" {
-            return Err(bad("only per-slice percentile normalisation is supported".into()));
+        let scope = m.input.normalisation.scope.as_str();
+        if m.input.normalisation.method != "percentile" || !["each slice", "each slot's slab"].contains(&scope) {
+            return Err(bad(
+                "only percentile normalisation of each slice or of each slot's slab is supported".into(),
+            ));
+        }
+        if let Some(step) = m.postprocess.iter().find(|p| p.as_str() != "largest_component") {
+            return Err(bad(format!("unknown post-processing step {step:?}")));
+        }
+        if m.input.slots.is_empty() || m.input.slots.len() > 8 || m.input.context_slices > 8 {
+            return Err(bad("1 to 8 slots and at most 8 context slices on each side".into()));
         }
         if m.input.size_multiple == 0 || m.labels.is_empty() {
             return Err(bad("size_multiple and labels must be set".into()));
@@ -95,6 +141,16 @@ impl Manifest {
         }
         m.dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(m)
+    }
+
+    /// Channels of the model input: each slot's slice and its neighbours.
+    pub fn input_channels(&self) -> usize {
+        self.input.slots.len() * (2 * self.input.context_slices + 1)
+    }
+
+    /// Whether the model outputs weights over its modality slots.
+    pub fn has_modality_attention(&self) -> bool {
+        self.outputs.iter().any(|o| o.name == "modality_attention")
     }
 
     pub fn model_path(&self) -> PathBuf {

@@ -2,14 +2,18 @@
 
 pub mod analysis;
 pub mod engine;
+pub mod evidence;
+pub mod faithfulness;
+pub mod inputs;
 pub mod job;
 pub mod manifest;
 pub mod nifti;
 pub mod output;
+pub mod postprocess;
 pub mod runtime;
 
-pub use analysis::{Analysis, analyze_volume};
-pub use engine::{Device, Engine, Provider};
+pub use analysis::{Analysis, analyze_volume, analyze_volumes};
+pub use engine::{Device, Engine, ModelOutput, Provider};
 pub use job::{AnalysisJob, JobStatus};
 pub use manifest::Manifest;
 

@@ -22,8 +22,10 @@ pub struct Summary<'a> {
     labels: &'a [LabelVolume],
     mean_confidence: Option<f64>,
     slice_confidence: &'a [Option<f64>],
+    #[serde(flatten)]
+    insights: &'a super::analysis::Insights,
     seconds: Timings,
-    files: [&'a str; 3],
+    files: Vec<&'a str>,
     note: &'a str,
 }
 
@@ -42,6 +44,8 @@ pub struct Timings {
     pub load_model: f64,
     pub inference_total: f64,
     pub model_only: f64,
+    /// The attention's deletion test (part of inference_total).
+    pub faithfulness: f64,
     pub slices_per_second: f64,
 }
 
@@ -74,34 +78,102 @@ pub fn write_analysis_folder(
         labels: &analysis.summary.labels,
         mean_confidence: analysis.summary.mean_confidence,
         slice_confidence: &analysis.summary.slice_confidence,
+        insights: &analysis.summary.insights,
         seconds,
-        files: ["labels.nii", "attention.nii", "probabilities.nii"],
-        note: "Research use only, not for diagnosis. The attention map shows where the model's finest attention gate passed detail, not a finding.",
+        files: if analysis.modality_attention.is_some() {
+            vec!["labels.nii", "attention.nii", "probabilities.nii", MODALITY_FILE]
+        } else {
+            vec!["labels.nii", "attention.nii", "probabilities.nii"]
+        },
+        note: "Research use only, not for diagnosis. The attention map shows which pixels the model let through to its segmentation (see faithfulness for how much the labels depend on them), not a finding.",
     };
     let text = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
     crate::outdir::write_atomic(&out.join("summary.json"), text.as_bytes())
 }
+
+/// The weights over modality slots, [x, y, z, slot].
+pub const MODALITY_FILE: &str = "modality_attention.nii";
+/// Evidence maps computed so far (zero on slices without one) and what each was computed for.
+pub const EVIDENCE_FILE: &str = "evidence.nii";
+pub const EVIDENCE_INDEX: &str = "evidence.json";
 
 fn write_results(out: &Path, volume: &Volume, a: &Analysis) -> std::io::Result<()> {
     let g = volume.geometry.as_ref();
     let dims = [a.columns, a.rows, a.slices, 1];
     nifti::write(&out.join("labels.nii"), dims, g, nifti::Data::U8(&a.labels))?;
     nifti::write(&out.join("attention.nii"), dims, g, nifti::Data::F32(&a.attention))?;
-    // NIfTI order is x fastest, then y, z, t (label): regroup [slice][label] as [label][slice].
     let plane = a.columns * a.rows;
     let classes = a.probabilities.len() / (plane * a.slices).max(1);
-    let mut by_label = Vec::with_capacity(a.probabilities.len());
-    for c in 0..classes {
-        for k in 0..a.slices {
-            let at = (k * classes + c) * plane;
-            by_label.extend_from_slice(&a.probabilities[at..at + plane]);
-        }
-    }
     nifti::write(
         &out.join("probabilities.nii"),
         [a.columns, a.rows, a.slices, classes],
         g,
-        nifti::Data::F32(&by_label),
+        nifti::Data::F32(&by_fourth_axis(&a.probabilities, plane, a.slices, classes)),
     )?;
+    // A stale map from an earlier run would not match these labels.
+    let _ = std::fs::remove_file(out.join(EVIDENCE_FILE));
+    let _ = std::fs::remove_file(out.join(EVIDENCE_INDEX));
+    match &a.modality_attention {
+        Some(m) => {
+            let slots = m.len() / (plane * a.slices).max(1);
+            nifti::write(
+                &out.join(MODALITY_FILE),
+                [a.columns, a.rows, a.slices, slots],
+                g,
+                nifti::Data::F32(&by_fourth_axis(m, plane, a.slices, slots)),
+            )?;
+        }
+        None => {
+            let _ = std::fs::remove_file(out.join(MODALITY_FILE));
+        }
+    }
     Ok(())
+}
+
+/// NIfTI order is x fastest, then y, z, t: regroups [slice][t][plane] as [t][slice][plane].
+fn by_fourth_axis(values: &[f32], plane: usize, slices: usize, count: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(values.len());
+    for c in 0..count {
+        for k in 0..slices {
+            let at = (k * count + c) * plane;
+            out.extend_from_slice(&values[at..at + plane]);
+        }
+    }
+    out
+}
+
+/// Adds an evidence map to the analysis folder (evidence.nii holds one volume; each slice
+/// keeps its latest map) and records it in evidence.json.
+pub fn write_evidence(out: &Path, volume: &Volume, map: &super::evidence::EvidenceMap) -> std::io::Result<()> {
+    let plane = volume.columns * volume.rows;
+    let expected = plane * volume.slices;
+    let mut all = match nifti::read(&out.join(EVIDENCE_FILE)) {
+        Ok((_, nifti::Voxels::F32(v))) if v.len() == expected => v,
+        _ => vec![0f32; expected],
+    };
+    let k = map.info.slice;
+    if k >= volume.slices || map.values.len() != plane {
+        return Err(std::io::Error::other("the evidence map does not fit the volume"));
+    }
+    all[k * plane..(k + 1) * plane].copy_from_slice(&map.values);
+    let mut index = read_evidence_index(out);
+    index.retain(|i| i.slice != k);
+    index.push(map.info.clone());
+    index.sort_by_key(|i| i.slice);
+    nifti::write(
+        &out.join(EVIDENCE_FILE),
+        [volume.columns, volume.rows, volume.slices, 1],
+        volume.geometry.as_ref(),
+        nifti::Data::F32(&all),
+    )?;
+    let text = serde_json::to_string_pretty(&index).map_err(std::io::Error::other)?;
+    crate::outdir::write_atomic(&out.join(EVIDENCE_INDEX), text.as_bytes())
+}
+
+/// The evidence maps recorded in an analysis folder (none when there is no index).
+pub fn read_evidence_index(dir: &Path) -> Vec<super::evidence::EvidenceInfo> {
+    std::fs::read_to_string(dir.join(EVIDENCE_INDEX))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }

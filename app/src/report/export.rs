@@ -14,6 +14,8 @@ use super::review::{KeyImage, Review, measure};
 use super::source::SourceSeries;
 use super::{ExportError, NOT_FOR_DIAGNOSIS};
 use crate::inference::Manifest;
+use crate::inference::analysis::Insights;
+use crate::inference::evidence::EvidenceInfo;
 use crate::render::{
     AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, RgbaImage, SlicePixels, SliceStyle,
     SliceUniforms, render_reference,
@@ -212,26 +214,41 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
         (None, true) => "CPU reference renderer (no graphics adapter)".to_string(),
         (None, false) => "none (no key images asked for)".to_string(),
     };
-    let mut rendered = Vec::new();
-    for key in review.key_images.iter().filter(|_| draw) {
-        let k = key.slice.min(source.slices.len().saturating_sub(1));
+    let draw_slice = |k: usize, heat: &[f32], style: &SliceStyle| -> Result<RgbaImage, ExportError> {
         let values = crate::study::load_slice(stack, k).map_err(|e| ExportError::Source(e.to_string()))?;
         let pixels = SlicePixels::new(
             source.columns,
             source.rows,
             values.channels,
             values.values,
-            Some(output.attention[k * n..(k + 1) * n].to_vec()),
+            Some(heat[k * n..(k + 1) * n].to_vec()),
             Some(output.labels[k * n..(k + 1) * n].to_vec()),
         )
         .ok_or_else(|| ExportError::Build("slice planes do not agree in size".into()))?;
-        let image = render_key_image(
-            &renderer,
-            &std::sync::Arc::new(pixels),
-            &key.style,
-            [spacing[0], spacing[1]],
-        )?;
-        rendered.push((k, key.style.clone(), image));
+        render_key_image(&renderer, &std::sync::Arc::new(pixels), style, [spacing[0], spacing[1]])
+    };
+    let mut rendered = Vec::new();
+    for key in review.key_images.iter().filter(|_| draw) {
+        let k = key.slice.min(source.slices.len().saturating_sub(1));
+        rendered.push((k, key.style.clone(), draw_slice(k, &output.attention, &key.style)?));
+    }
+    // Each evidence map the reader computed is drawn for the report, in its own colours.
+    let mut evidence_images = Vec::new();
+    if let (true, Some(values)) = (opts.pdf, &output.evidence_values) {
+        for info in &output.evidence {
+            let k = info.slice;
+            let window = stack.slices[k].info().window.unwrap_or_else(|| {
+                let v = &values[k * n..(k + 1) * n];
+                percentile_window(v, 1)
+            });
+            let mut style = review
+                .key_images
+                .iter()
+                .find(|key| key.slice == k)
+                .map_or_else(|| default_style(manifest, window), |key| key.style.clone());
+            style.attention = Some(evidence_style(info.max));
+            evidence_images.push((info.clone(), style.clone(), draw_slice(k, values, &style)?));
+        }
     }
 
     std::fs::create_dir_all(&opts.out).map_err(|e| ExportError::Write(format!("{}: {e}", opts.out.display())))?;
@@ -248,6 +265,7 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
         &source,
         &review,
         &rendered,
+        &evidence_images,
         &renderer_name,
         stamp,
     );
@@ -285,6 +303,7 @@ fn write_all(
     source: &SourceSeries,
     review: &Review,
     rendered: &[(usize, SliceStyle, RgbaImage)],
+    evidence: &[(EvidenceInfo, SliceStyle, RgbaImage)],
     renderer_name: &str,
     (date, time): (String, String),
 ) -> Result<Vec<String>, ExportError> {
@@ -319,7 +338,7 @@ fn write_all(
         }
     }
     if opts.pdf {
-        let content = report_content(manifest, opts, output, source, review, rendered, renderer_name);
+        let content = report_content(manifest, opts, output, source, review, rendered, evidence, renderer_name);
         write_file(dir, "report.pdf", &write_pdf(content))?;
         names.push("report.pdf".to_string());
     }
@@ -338,6 +357,84 @@ fn write_all(
     Ok(names)
 }
 
+/// How an evidence map is drawn: its own colour map, from 0 to its largest value.
+pub fn evidence_style(max: f32) -> AttentionStyle {
+    AttentionStyle {
+        colormap: Colormap::Viridis,
+        opacity: 0.6,
+        threshold: 0.1 * max,
+        range: [0.0, max.max(1e-6)],
+    }
+}
+
+/// The report's lines on what the model relied on: the deletion test of its attention,
+/// the evidence maps computed, and which series it used.
+pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo]) -> Vec<String> {
+    let mut lines = Vec::new();
+    match &insights.faithfulness {
+        Some(f) => lines.push(format!(
+            "Attention faithfulness (deletion test on {} slices of this series): deleting the 20% most-attended labelled pixels changed {:.1}% ± {:.1} of the other labels, random 8×8 blocks {:.1}% ± {:.1}, the 20% least attended {:.1}% ± {:.1}. Score {:.2} (top ÷ random): {}.",
+            f.slices_tested.len(),
+            f.top_attention.mean * 100.0,
+            f.top_attention.sd * 100.0,
+            f.random_blocks.mean * 100.0,
+            f.random_blocks.sd * 100.0,
+            f.bottom_attention.mean * 100.0,
+            f.bottom_attention.sd * 100.0,
+            f.score,
+            if f.passed {
+                "passed - the labels depend more on the attended pixels than on others"
+            } else {
+                "FAILED - on this series the attention map does not explain the labels"
+            }
+        )),
+        None => lines.push("Attention faithfulness: not measured for this analysis.".into()),
+    }
+    if evidence.is_empty() {
+        lines.push("No occlusion evidence map was computed (Analysis tab, or focal analyze --evidence-slice).".into());
+    } else {
+        let slices: Vec<String> = evidence.iter().map(|e| (e.slice + 1).to_string()).collect();
+        lines.push(format!(
+            "Occlusion evidence maps (shown with the key images) for slice {}: each {}×{} mm patch deleted in turn through the same model; brighter = the labels lost more probability without it.",
+            slices.join(", "),
+            evidence[0].patch_pixels,
+            evidence[0].patch_pixels
+        ));
+    }
+    for s in &insights.slots {
+        lines.push(format!(
+            "Series in slot {}: {} ({}), covering {:.0}% of the analysed volume.",
+            s.slot,
+            s.description.clone().unwrap_or_else(|| "no description".into()),
+            s.series_uid,
+            s.coverage * 100.0
+        ));
+    }
+    lines
+}
+
+/// Per label, the mean weight the model gave each series (only with two or more series).
+pub fn modality_table(insights: &Insights) -> Vec<Vec<String>> {
+    if insights.slots.len() < 2 {
+        return Vec::new();
+    }
+    let mut header = vec!["Label".to_string()];
+    header.extend(insights.slots.iter().map(|s| format!("{} weight", s.slot)));
+    let mut rows = vec![header];
+    for r in &insights.modality_reliance {
+        let mut row = vec![r.label.clone()];
+        row.extend(
+            r.slots
+                .iter()
+                .take(insights.slots.len())
+                .map(|w| w.mean_weight.map_or("–".into(), |v| format!("{:.0}%", v * 100.0))),
+        );
+        rows.push(row);
+    }
+    rows
+}
+
+#[allow(clippy::too_many_arguments)]
 fn report_content(
     manifest: &Manifest,
     opts: &ExportOptions,
@@ -345,6 +442,7 @@ fn report_content(
     source: &SourceSeries,
     review: &Review,
     rendered: &[(usize, SliceStyle, RgbaImage)],
+    evidence: &[(EvidenceInfo, SliceStyle, RgbaImage)],
     renderer_name: &str,
 ) -> ReportContent {
     let s = source.geometry.spacing;
@@ -425,10 +523,9 @@ fn report_content(
     };
     let mut limits = vec![
         manifest.intended_use.clone().unwrap_or_else(|| NOT_FOR_DIAGNOSIS.to_string()),
-        "The attention map shows where the model looked when it labelled each pixel; it is not a finding and not a diagnosis.".into(),
-        "Trained on synthetic images made from one template's tissue maps; evaluated on one held-out brain (Colin27) against weak references (AAL parcels), so the volumes are estimates, not measurements.".into(),
-        "On whole-head scans the model mislabels some skull base, orbit, neck and scalp tissue as brain.".into(),
+        "The attention map shows which pixels the model let through to its segmentation; it is not a finding and not a diagnosis. Its faithfulness on this series is measured above.".into(),
     ];
+    limits.extend(manifest.limits.iter().cloned());
     if let Some(serde_json::Value::Object(groups)) = &manifest.metrics {
         for (group, values) in groups {
             if let serde_json::Value::Object(values) = values {
@@ -480,9 +577,34 @@ fn report_content(
                     )),
                 ),
                 colour_bar: style.attention.map(|a| (a.colormap, a.range, a.threshold)),
+                heatmap: "attention".into(),
                 legend,
             }
         })
+        .chain(evidence.iter().map(|(info, style, image)| KeyImageBlock {
+            image: image.clone(),
+            caption: format!(
+                "Evidence map of slice {} of {} for {} ({} patches of {}×{} mm, {:.1} s): the mean drop of the model's probability of its own labels when each patch is deleted. Largest drop {:.3}.",
+                info.slice + 1,
+                source.slices.len(),
+                info.label
+                    .and_then(|i| manifest.labels.iter().find(|l| l.index == i))
+                    .map_or("every label".to_string(), |l| l.name.clone()),
+                info.patches,
+                info.patch_pixels,
+                info.patch_pixels,
+                info.seconds,
+                info.max
+            ),
+            colour_bar: style.attention.map(|a| (a.colormap, a.range, a.threshold)),
+            heatmap: "evidence".into(),
+            legend: Vec::new(),
+        }))
+        .collect();
+    let volumes: Vec<(u8, f64)> = review
+        .findings
+        .iter()
+        .filter_map(|f| manifest.labels.iter().find(|l| l.name == f.name).map(|l| (l.index, f.volume_ml)))
         .collect();
     ReportContent {
         title: "Focal analysis report".into(),
@@ -491,6 +613,9 @@ fn report_content(
         identity_line,
         model_lines,
         findings,
+        warnings: crate::inference::analysis::volume_warnings(manifest, &volumes),
+        reliance_lines: reliance_lines(&output.summary.insights, &output.evidence),
+        modality_table: modality_table(&output.summary.insights),
         impression: review.impression.clone(),
         sign_off,
         limits,

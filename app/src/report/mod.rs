@@ -10,7 +10,7 @@ pub mod pdf;
 pub mod review;
 pub mod source;
 
-pub use export::{ExportOptions, ExportSummary, export};
+pub use export::{ExportOptions, ExportSummary, evidence_style, export};
 pub use review::{Decision, Finding, KeyImage, Review};
 
 /// Said in every report and export.

@@ -37,6 +37,9 @@ pub struct SummaryRecord {
     pub series_uid: String,
     pub grid: [usize; 3],
     pub labels: Vec<LabelRecord>,
+    /// Faithfulness, modality reliance, volume warnings, slots (absent in older folders).
+    #[serde(flatten)]
+    pub insights: crate::inference::analysis::Insights,
 }
 
 /// An analysis folder, loaded.
@@ -47,6 +50,12 @@ pub struct AnalysisOutput {
     pub labels: Vec<u8>,
     pub attention: Vec<f32>,
     pub review: Option<Review>,
+    /// Occlusion evidence maps computed for this analysis: what each is, and the volume
+    /// holding them (zero on slices without one).
+    pub evidence: Vec<crate::inference::evidence::EvidenceInfo>,
+    pub evidence_values: Option<Vec<f32>>,
+    /// Weights over the model's modality slots, [slice][slot][row][column], and their count.
+    pub modality: Option<(usize, Vec<f32>)>,
 }
 
 impl AnalysisOutput {
@@ -81,12 +90,43 @@ impl AnalysisOutput {
             _ => return Err(bad("attention.nii does not match the grid in summary.json".into())),
         };
         let review = Review::load(dir).map_err(|e| bad(e.to_string()))?;
+        let mut evidence = crate::inference::output::read_evidence_index(dir);
+        let evidence_values = match nifti::read(&dir.join(crate::inference::output::EVIDENCE_FILE)) {
+            Ok((_, Voxels::F32(v))) if v.len() == expected => Some(v),
+            _ => None,
+        };
+        if evidence_values.is_none() {
+            evidence.clear();
+        }
+        evidence.retain(|e| e.slice < summary.grid[2]);
+        let modality = match nifti::read(&dir.join(crate::inference::output::MODALITY_FILE)) {
+            Ok((dims, Voxels::F32(v))) if dims[3] > 0 && v.len() == expected * dims[3] => {
+                Some((dims[3], slot_major(&v, summary.grid[0] * summary.grid[1], summary.grid[2], dims[3])))
+            }
+            _ => None,
+        };
         Ok(AnalysisOutput {
             dir: dir.to_path_buf(),
             summary,
             labels,
             attention,
             review,
+            evidence,
+            evidence_values,
+            modality,
         })
     }
+}
+
+/// NIfTI's [t][slice][plane] order back to Focal's [slice][t][plane].
+fn slot_major(values: &[f32], plane: usize, slices: usize, count: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for c in 0..count {
+        for k in 0..slices {
+            let from = (c * slices + k) * plane;
+            let to = (k * count + c) * plane;
+            out[to..to + plane].copy_from_slice(&values[from..from + plane]);
+        }
+    }
+    out
 }

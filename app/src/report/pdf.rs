@@ -9,8 +9,10 @@ use crate::render::{Colormap, RgbaImage};
 pub struct KeyImageBlock {
     pub image: RgbaImage,
     pub caption: String,
-    /// Colormap, display range and threshold of the attention overlay, when shown.
+    /// Colormap, display range and threshold of the heatmap overlay, when shown.
     pub colour_bar: Option<(Colormap, [f32; 2], f32)>,
+    /// What the heatmap shows ("attention", "evidence").
+    pub heatmap: String,
     /// Label legend (name, colour) when the mask is shown.
     pub legend: Vec<(String, [u8; 3])>,
 }
@@ -24,6 +26,12 @@ pub struct ReportContent {
     pub model_lines: Vec<String>,
     /// Table rows; the first is the header.
     pub findings: Vec<Vec<String>>,
+    /// Volumes outside adult norms (shown in red under the findings).
+    pub warnings: Vec<String>,
+    /// What the model relied on: the attention's deletion test, evidence maps.
+    pub reliance_lines: Vec<String>,
+    /// Mean weight of each series per label (the first row is the header); empty for one series.
+    pub modality_table: Vec<Vec<String>>,
     pub impression: String,
     pub sign_off: String,
     pub limits: Vec<String>,
@@ -196,7 +204,8 @@ impl Writer {
                 let ty = y + h * ((v - lo) / span).clamp(0.0, 1.0) - 3.0;
                 self.text_at(bx + bw + 3.0, ty, b"F1", 7.0, [0.0, 0.0, 0.0], &label);
             }
-            self.text_at(bx - 2.0, y + h + 4.0, b"F1", 7.0, [0.0, 0.0, 0.0], "attention");
+            let label = block.heatmap.clone();
+            self.text_at(bx - 2.0, y + h + 4.0, b"F1", 7.0, [0.0, 0.0, 0.0], &label);
         }
         let mut legend_x = MARGIN;
         self.y -= 12.0;
@@ -236,6 +245,17 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
     }
     w.heading("Findings");
     w.table(&content.findings);
+    for warning in &content.warnings {
+        w.paragraph(&format!("WARNING: {warning}"), b"F2", 10.0, [0.75, 0.1, 0.1]);
+    }
+    w.heading("What the model relied on");
+    for l in &content.reliance_lines {
+        w.paragraph(l, b"F1", 10.0, [0.0, 0.0, 0.0]);
+    }
+    if !content.modality_table.is_empty() {
+        w.y -= 4.0;
+        w.table(&content.modality_table);
+    }
     w.heading("Impression");
     let impression = if content.impression.trim().is_empty() {
         "(none written)"

@@ -138,6 +138,8 @@ pub struct InstanceHeader {
     #[serde(skip)]
     pub accession_number: Option<String>,
     pub series_uid: String,
+    /// Series that share it share patient coordinates (FrameOfReferenceUID).
+    pub frame_of_reference_uid: Option<String>,
     pub series_number: Option<i64>,
     pub series_description: Option<String>,
     pub modality: Option<String>,
@@ -178,6 +180,7 @@ impl InstanceHeader {
             study_description: s(tags::STUDY_DESCRIPTION),
             accession_number: s(tags::ACCESSION_NUMBER),
             series_uid,
+            frame_of_reference_uid: s(tags::FRAME_OF_REFERENCE_UID),
             series_number: attrs::int(obj, tags::SERIES_NUMBER),
             series_description: s(tags::SERIES_DESCRIPTION),
             modality: s(tags::MODALITY),

@@ -8,6 +8,7 @@ pub mod header;
 mod jpeg12;
 mod lengths;
 pub mod open;
+pub mod pairing;
 mod palette;
 mod rle;
 pub mod scan;

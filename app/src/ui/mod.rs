@@ -4,6 +4,7 @@
 //! that starts loading or analysis. Long work runs on threads (`loader`, `AnalysisJob`).
 
 mod browser;
+pub mod insights;
 mod loader;
 mod model_panel;
 mod overlays;
@@ -24,6 +25,7 @@ use crate::render::{AttentionStyle, Colormap, MaskMode, SlicePixels};
 use crate::study::{Progress, Stack, StudySet, Volume};
 use loader::{LoadEvent, Task};
 
+pub use insights::Heatmap;
 pub use review::{AnalysisView, Tool};
 pub use slice_view::ViewState;
 
@@ -79,6 +81,9 @@ pub enum Command {
     },
     RunAnalysis,
     CancelAnalysis,
+    /// Compute the occlusion evidence map of the slice on screen.
+    ComputeEvidence,
+    CancelEvidence,
     /// Export the report and DICOM objects of the current analysis (asks for a folder).
     Export,
 }
@@ -133,6 +138,12 @@ pub struct FocalApp {
     tag_filter: String,
     pixels: Option<(PixelsKey, Arc<SlicePixels>)>,
     commands: Vec<Command>,
+    /// Another series of the study to put in the model's second modality slot.
+    pub combine_with: Option<String>,
+    pub heatmap: insights::Heatmap,
+    /// The label whose region evidence maps explain (None: every label).
+    pub evidence_label: Option<u8>,
+    evidence: Option<insights::EvidenceJob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +153,7 @@ struct PixelsKey {
     full_volume: bool,
     /// Edits of the analysis on screen (None: no analysis).
     analysis: Option<u64>,
+    heat: (insights::Heatmap, usize),
 }
 
 /// Events a task produced since the last frame; the task is dropped once it has ended.
@@ -202,6 +214,10 @@ impl FocalApp {
             tag_filter: String::new(),
             pixels: None,
             commands: Vec::new(),
+            combine_with: None,
+            heatmap: insights::Heatmap::default(),
+            evidence_label: None,
+            evidence: None,
         };
         if let Ok(m) = &app.manifest {
             app.settings.attention.range = m.attention_display_range();
@@ -253,6 +269,8 @@ impl FocalApp {
                 }
             }
             Command::Export => self.start_export(),
+            Command::ComputeEvidence => self.start_evidence(),
+            Command::CancelEvidence => self.cancel_evidence(),
         }
     }
 
@@ -311,7 +329,21 @@ impl FocalApp {
             .slices
             .first()
             .map_or(String::new(), |s| s.instance.study_uid.clone());
-        let job = AnalysisJob::open_and_spawn(manifest, self.settings.device, false, volume.clone());
+        let Some(set) = self.studies.clone() else { return };
+        let others: Vec<String> = self.combine_with.iter().cloned().collect();
+        let (uid, stack, primary, m) = (current.uid.clone(), current.stack.clone(), volume.clone(), manifest.clone());
+        let total = volume.slices;
+        let job = AnalysisJob::open_prepare_and_spawn(manifest, self.settings.device, total, move || {
+            crate::inference::inputs::paired_volumes(
+                &m,
+                &set,
+                &uid,
+                &stack,
+                primary,
+                &others,
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+        });
         self.running = Some(RunningAnalysis {
             series: current.uid.clone(),
             study_uid,
@@ -322,6 +354,7 @@ impl FocalApp {
 
     /// Takes in what background tasks produced since the last frame.
     fn poll_tasks(&mut self, ctx: &egui::Context) {
+        self.poll_evidence(ctx);
         let mut events = drain(&mut self.scan);
         events.extend(drain(&mut self.load));
         for e in events {
@@ -412,8 +445,9 @@ impl FocalApp {
                 }
             }
             LoadEvent::SavedAnalysis { series, output } => match *output {
-                Ok(o) if self.analysis.as_ref().is_none_or(|a| a.series != series) => {
+                Ok(mut o) if self.analysis.as_ref().is_none_or(|a| a.series != series) => {
                     let voxel_ml = self.voxel_ml();
+                    let extras = insights::extras_from_output(&mut o);
                     let mut view = AnalysisView::new(
                         series,
                         o.dir.clone(),
@@ -429,6 +463,7 @@ impl FocalApp {
                         voxel_ml,
                         o.review,
                     );
+                    view.extras = extras;
                     view.remeasure(&self.label_names());
                     self.notice("restored the saved analysis and review of this series");
                     self.analysis = Some(view);
@@ -523,6 +558,7 @@ impl FocalApp {
             "{} slices in {:.1} s ({:.1} slices/s)",
             analysis.slices, s.seconds_total, s.slices_per_second
         ));
+        view.extras = insights::extras_from_analysis(&analysis, engine.slots());
         view.remeasure(&self.label_names());
         self.analysis = Some(view);
         self.pixels = None;
@@ -533,6 +569,7 @@ impl FocalApp {
                 load_model: 0.0,
                 inference_total: analysis.summary.seconds_total,
                 model_only: analysis.summary.seconds_model,
+                faithfulness: analysis.summary.seconds_faithfulness,
                 slices_per_second: analysis.summary.slices_per_second,
             };
             // A new model run starts a new review: the old corrections were of other labels.
@@ -598,6 +635,7 @@ impl FocalApp {
             slice,
             full_volume: current.volume.is_some(),
             analysis: analysis.map(|a| a.edits),
+            heat: insights::heat_key(self),
         };
         if let Some((k, p)) = &self.pixels
             && *k == key
@@ -613,7 +651,7 @@ impl FocalApp {
         let n = columns * rows;
         let (attention, labels) = match analysis {
             Some(a) if a.columns == columns && a.rows == rows && slice < a.slices => (
-                a.attention.get(slice * n..(slice + 1) * n).map(<[f32]>::to_vec),
+                insights::heat_plane(self, slice, n),
                 a.labels.get(slice * n..(slice + 1) * n).map(<[u8]>::to_vec),
             ),
             _ => (None, None),

@@ -6,8 +6,9 @@ use super::{Command, FocalApp};
 use crate::inference::Device;
 
 /// Said wherever the model's output is shown.
-pub const ATTENTION_DISCLAIMER: &str = "The attention map shows where the model looked when it labelled each pixel. \
-It is not a finding and not a diagnosis. Research use only; not for diagnostic use.";
+pub const ATTENTION_DISCLAIMER: &str = "The attention map shows which pixels the model let through to its segmentation; \
+its faithfulness score says how much the labels depend on them, and an evidence map shows it by deleting patches. \
+Neither is a finding nor a diagnosis. Research use only; not for diagnostic use.";
 
 pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     ui.heading("Model");
@@ -58,6 +59,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         }
     } else {
+        super::insights::combine_picker(app, ui, &manifest);
         let button = ui.add_enabled(loaded, egui::Button::new("Analyze series"));
         if !loaded {
             button.on_disabled_hover_text("Open a series and wait for it to load");
@@ -105,6 +107,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         });
     }
+    super::insights::insights_panel(app, ui);
 
     ui.add_space(8.0);
     ui.label(RichText::new(ATTENTION_DISCLAIMER).color(Color32::from_rgb(240, 200, 120)));
@@ -114,6 +117,9 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
         if let Some(t) = &manifest.intended_use {
             ui.label(format!("Intended use: {t}"));
+        }
+        for l in &manifest.limits {
+            ui.label(RichText::new(format!("• {l}")).small());
         }
         let labels: Vec<&str> = manifest.labels.iter().map(|l| l.name.as_str()).collect();
         ui.label(format!("Labels: {}", labels.join(", ")));

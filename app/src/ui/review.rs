@@ -33,6 +33,8 @@ pub struct AnalysisView {
     pub review: Review,
     /// Bumped on every edit (redraws the overlay).
     pub edits: u64,
+    /// Faithfulness, modality weights, evidence maps.
+    pub extras: super::insights::Extras,
     undo: Vec<Edit>,
     redo: Vec<Edit>,
     stroke: Option<Edit>,
@@ -82,6 +84,7 @@ impl AnalysisView {
             voxel_ml,
             review: review.unwrap_or_default(),
             edits: 0,
+            extras: Default::default(),
             undo: Vec::new(),
             redo: Vec::new(),
             stroke: None,

@@ -150,7 +150,7 @@ pub fn slice_style(app: &FocalApp) -> SliceStyle {
         window_center: app.view.window.center,
         window_width: app.view.window.width,
         invert: app.view.invert,
-        attention: s.show_attention.then_some(s.attention),
+        attention: s.show_attention.then(|| super::insights::heat_style(app).0),
         mask: mask.filter(|_| s.show_mask),
     }
 }
@@ -536,14 +536,15 @@ fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pi
             lines.push(format!("Label {name}"));
         }
         if let Some(a) = px.attention.as_ref().and_then(|a| a.get(at)) {
-            lines.push(format!("Attention {a:.3}"));
+            let name = super::insights::heat_style(app).1;
+            lines.push(format!("{}{} {a:.3}", name[..1].to_uppercase(), &name[1..]));
         }
     }
     lines.join("\n")
 }
 
 fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
-    let style = app.settings.attention;
+    let (style, name) = super::insights::heat_style(app);
     let bar = Rect::from_min_size(
         // Below the window/level text, clear of the orientation letter at mid-height.
         Pos2::new(rect.right() - 40.0, rect.top() + 110.0),
@@ -602,7 +603,7 @@ fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
     painter.text(
         Pos2::new(bar.center().x, bar.top() - 4.0),
         Align2::CENTER_BOTTOM,
-        "attention",
+        name,
         font,
         Color32::LIGHT_GRAY,
     );

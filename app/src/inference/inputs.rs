@@ -1,0 +1,79 @@
+//! The series one analysis reads: the analysed series and, for models with several modality
+//! slots, further series of the same head, each checked and resampled onto the analysed
+//! series' grid. Shared by `focal analyze` and the window.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use super::analysis::SlotSeries;
+use super::{InferenceError, Manifest, Result};
+use crate::study::{self, Progress, Series, Stack, StudySet, Volume};
+
+/// The stack of a series that an analysis uses: its largest.
+pub fn largest_stack(series: &Series) -> Option<&Stack> {
+    series.stacks.iter().max_by_key(|st| st.slices.len())
+}
+
+fn slot_name(manifest: &Manifest, slot: usize) -> String {
+    manifest
+        .input
+        .slots
+        .get(slot)
+        .map_or_else(|| format!("slot {slot}"), |s| s.name.clone())
+}
+
+/// Loads the series `others` (UIDs in `set`), checks that each shows the same head as
+/// `primary_stack`, and resamples it onto `primary`'s grid. Returns every slot's volume
+/// (`primary` first) and what each slot holds.
+pub fn paired_volumes(
+    manifest: &Manifest,
+    set: &StudySet,
+    primary_uid: &str,
+    primary_stack: &Stack,
+    primary: Arc<Volume>,
+    others: &[String],
+    cancel: &AtomicBool,
+) -> Result<(Vec<Arc<Volume>>, Vec<SlotSeries>)> {
+    let slots = manifest.input.slots.len();
+    if 1 + others.len() > slots {
+        return Err(InferenceError::Input(format!(
+            "{} series given, but the model {} takes at most {slots} ({})",
+            1 + others.len(),
+            manifest.name,
+            manifest.input.slots.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let description = |uid: &str| set.find_series(uid).and_then(|s| s.description.clone());
+    let mut records = vec![SlotSeries {
+        slot: slot_name(manifest, 0),
+        series_uid: primary_uid.to_string(),
+        description: description(primary_uid),
+        coverage: 1.0,
+    }];
+    let mut volumes = vec![primary];
+    for uid in others {
+        if uid == primary_uid {
+            return Err(InferenceError::Input(format!(
+                "series {uid} is the analysed series; give another series to combine"
+            )));
+        }
+        let series = set
+            .find_series(uid)
+            .ok_or_else(|| InferenceError::Input(format!("no series {uid} in the study")))?;
+        let stack =
+            largest_stack(series).ok_or_else(|| InferenceError::Input(format!("series {uid} has no images")))?;
+        study::pairing::check_same_head(primary_stack, stack, uid).map_err(|e| InferenceError::Input(e.to_string()))?;
+        let raw = study::load_volume(stack, &|_: Progress| {}, cancel)
+            .map_err(|e| InferenceError::Input(format!("series {uid} could not be decoded: {}", study::error_chain(&e))))?;
+        let (resampled, coverage) =
+            study::pairing::resample_onto(&volumes[0], &raw, uid).map_err(|e| InferenceError::Input(e.to_string()))?;
+        records.push(SlotSeries {
+            slot: slot_name(manifest, volumes.len()),
+            series_uid: uid.clone(),
+            description: series.description.clone(),
+            coverage,
+        });
+        volumes.push(Arc::new(resampled));
+    }
+    Ok((volumes, records))
+}

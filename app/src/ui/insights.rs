@@ -1,0 +1,404 @@
+//! What the model relied on, in the window: the series combined in its modality slots, the
+//! attention's faithfulness score, per-label modality weights, volumes outside adult norms,
+//! and occlusion evidence maps computed on demand for the slice on screen.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::{Command, FocalApp};
+use crate::inference::analysis::{Insights, Preprocessor};
+use crate::inference::evidence::{self, EvidenceInfo, EvidenceMap};
+use crate::inference::{Engine, Manifest};
+use crate::render::AttentionStyle;
+use crate::study::{Progress, Volume};
+
+const WARN: Color32 = Color32::from_rgb(230, 120, 100);
+
+/// What the analysis on screen says beyond its labels and attention.
+#[derive(Default)]
+pub struct Extras {
+    pub insights: Insights,
+    /// Weights over the modality slots, [slice][slot][plane], and the slot count.
+    pub modality: Option<(usize, Arc<Vec<f32>>)>,
+    /// Evidence maps by slice.
+    pub evidence: BTreeMap<usize, (EvidenceInfo, Arc<Vec<f32>>)>,
+}
+
+/// Which map the heatmap overlay shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Heatmap {
+    #[default]
+    Attention,
+    /// The occlusion evidence map of the slice on screen (blank where none was computed).
+    Evidence,
+    /// The weight the model gave one modality slot.
+    Modality(usize),
+}
+
+/// An evidence map being computed on its own thread.
+pub struct EvidenceJob {
+    pub series: String,
+    pub slice: usize,
+    cancel: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+    rx: Receiver<Result<EvidenceMap, String>>,
+}
+
+/// The heatmap's display: the reader's colour map and opacity, with the range and threshold
+/// of the map shown.
+pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
+    let base = app.settings.attention;
+    match app.heatmap {
+        Heatmap::Attention => (base, "attention".into()),
+        Heatmap::Evidence => {
+            let max = app
+                .current_analysis()
+                .and_then(|a| a.extras.evidence.get(&app.view.slice))
+                .map_or(1.0, |(info, _)| info.max);
+            let e = crate::report::evidence_style(max);
+            (
+                AttentionStyle {
+                    colormap: base.colormap,
+                    opacity: base.opacity.max(0.4),
+                    ..e
+                },
+                "evidence".into(),
+            )
+        }
+        Heatmap::Modality(slot) => (
+            AttentionStyle {
+                threshold: 0.02,
+                range: [0.0, 1.0],
+                ..base
+            },
+            format!("weight of {}", slot_name(app, slot)),
+        ),
+    }
+}
+
+fn slot_name(app: &FocalApp, slot: usize) -> String {
+    app.manifest
+        .as_ref()
+        .ok()
+        .and_then(|m| m.input.slots.get(slot))
+        .map_or_else(|| format!("slot {slot}"), |s| s.name.clone())
+}
+
+/// The heatmap plane of `slice` for the map chosen, when there is one.
+pub fn heat_plane(app: &FocalApp, slice: usize, n: usize) -> Option<Vec<f32>> {
+    let a = app.current_analysis()?;
+    match app.heatmap {
+        Heatmap::Attention => a.attention.get(slice * n..(slice + 1) * n).map(<[f32]>::to_vec),
+        Heatmap::Evidence => a.extras.evidence.get(&slice).map(|(_, v)| v.as_ref().clone()),
+        Heatmap::Modality(slot) => {
+            let (slots, m) = a.extras.modality.as_ref()?;
+            let at = (slice * slots + slot) * n;
+            m.get(at..at + n).map(<[f32]>::to_vec)
+        }
+    }
+}
+
+/// A number that changes whenever the heatmap on screen must be rebuilt.
+pub fn heat_key(app: &FocalApp) -> (Heatmap, usize) {
+    let evidence = app.current_analysis().map_or(0, |a| a.extras.evidence.len());
+    (app.heatmap, evidence)
+}
+
+/// The other series of the open study that can be combined with the one on screen.
+pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest) {
+    if manifest.input.slots.len() < 2 {
+        return;
+    }
+    let (Some(set), Some(current)) = (&app.studies, &app.current) else {
+        return;
+    };
+    let study = current.stack.slices.first().map(|s| s.instance.study_uid.clone());
+    let candidates: Vec<(String, String)> = set
+        .patients
+        .iter()
+        .flat_map(|p| &p.studies)
+        .filter(|s| Some(&s.uid) == study.as_ref())
+        .flat_map(|s| &s.series)
+        .filter(|s| s.uid != current.uid && s.stacks.iter().any(|st| st.slices.len() > 1))
+        .map(|s| {
+            let name = format!(
+                "{} {}",
+                s.number.map(|n| format!("#{n}")).unwrap_or_default(),
+                s.description.clone().unwrap_or_else(|| "(no description)".into())
+            );
+            (s.uid.clone(), name.trim().to_string())
+        })
+        .collect();
+    if app.combine_with.as_ref().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
+        app.combine_with = None;
+    }
+    let slot = &manifest.input.slots[1];
+    let selected = app
+        .combine_with
+        .as_ref()
+        .and_then(|u| candidates.iter().find(|(c, _)| c == u))
+        .map_or("none".to_string(), |(_, n)| n.clone());
+    ui.horizontal(|ui| {
+        ui.label("Combine with");
+        egui::ComboBox::from_id_salt("combine-with")
+            .selected_text(selected)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut app.combine_with, None, "none");
+                for (uid, name) in &candidates {
+                    ui.selectable_value(&mut app.combine_with, Some(uid.clone()), name);
+                }
+            })
+            .response
+            .on_hover_text(format!(
+                "{}: {}. It is resampled onto this series in patient coordinates; series of another patient or frame of reference are refused.",
+                slot.name, slot.description
+            ));
+    });
+}
+
+/// Faithfulness, volume warnings, modality weights and evidence controls.
+pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+    let Some(a) = app.current_analysis() else { return };
+    let insights = a.extras.insights.clone();
+    let has_modality = a.extras.modality.is_some();
+    let evidence_here = a.extras.evidence.get(&app.view.slice).map(|(i, _)| i.clone());
+    let volumes: Vec<(u8, f64)> = a.review.findings.iter().map(|f| (f.label, f.volume_ml)).collect();
+    let manifest = app.manifest.clone().ok();
+    if let Some(m) = &manifest {
+        for w in crate::inference::analysis::volume_warnings(m, &volumes) {
+            ui.colored_label(WARN, format!("⚠ {w}"));
+        }
+    }
+    ui.add_space(4.0);
+    match &insights.faithfulness {
+        Some(f) => {
+            let verdict = if f.passed { "passed" } else { "FAILED" };
+            let text = format!("Attention faithfulness {:.2} ({verdict})", f.score);
+            let colour = if f.passed { Color32::from_rgb(140, 210, 140) } else { WARN };
+            ui.label(RichText::new(text).color(colour)).on_hover_text(format!(
+                "Deletion test on {} slices: deleting the 20% most-attended labelled pixels changed {:.1}% ± {:.1} of the other labels, random 8×8 blocks {:.1}% ± {:.1}, the 20% least attended {:.1}% ± {:.1}. The score is top ÷ random.",
+                f.slices_tested.len(),
+                f.top_attention.mean * 100.0,
+                f.top_attention.sd * 100.0,
+                f.random_blocks.mean * 100.0,
+                f.random_blocks.sd * 100.0,
+                f.bottom_attention.mean * 100.0,
+                f.bottom_attention.sd * 100.0
+            ));
+        }
+        None => {
+            ui.label(RichText::new("Attention faithfulness not measured").weak());
+        }
+    }
+    if insights.slots.len() > 1 {
+        ui.label(RichText::new("Series the labels relied on").strong());
+        egui::Grid::new("modality-weights").striped(true).show(ui, |ui| {
+            ui.strong("Label");
+            for s in &insights.slots {
+                ui.strong(&s.slot).on_hover_text(format!(
+                    "{} ({:.0}% covered)",
+                    s.description.clone().unwrap_or_default(),
+                    s.coverage * 100.0
+                ));
+            }
+            ui.end_row();
+            for r in &insights.modality_reliance {
+                ui.label(&r.label);
+                for w in r.slots.iter().take(insights.slots.len()) {
+                    ui.label(w.mean_weight.map_or("–".into(), |v| format!("{:.0}%", v * 100.0)));
+                }
+                ui.end_row();
+            }
+        });
+    }
+    ui.add_space(4.0);
+    ui.horizontal(|ui| {
+        ui.label("Heatmap");
+        ui.selectable_value(&mut app.heatmap, Heatmap::Attention, "Attention");
+        ui.selectable_value(&mut app.heatmap, Heatmap::Evidence, "Evidence");
+        if has_modality && insights.slots.len() > 1 {
+            for slot in 1..insights.slots.len() {
+                let name = insights.slots[slot].slot.clone();
+                ui.selectable_value(&mut app.heatmap, Heatmap::Modality(slot), format!("{name} weight"));
+            }
+        }
+    });
+    if let Some(job) = &app.evidence {
+        let (done, total) = (job.done.load(Ordering::Relaxed), job.total.load(Ordering::Relaxed));
+        ui.horizontal(|ui| {
+            ui.add(
+                egui::ProgressBar::new(done as f32 / total.max(1) as f32)
+                    .text(format!("evidence, slice {}: {done}/{total} patches", job.slice + 1))
+                    .desired_width(200.0),
+            );
+            if ui.button("Cancel").clicked() {
+                app.commands.push(Command::CancelEvidence);
+            }
+        });
+    } else {
+        ui.horizontal(|ui| {
+            let labels: Vec<(u8, String)> = manifest
+                .as_ref()
+                .map(|m| m.labels.iter().filter(|l| l.index > 0).map(|l| (l.index, l.name.clone())).collect())
+                .unwrap_or_default();
+            let current = app
+                .evidence_label
+                .and_then(|i| labels.iter().find(|l| l.0 == i))
+                .map_or("all labels".to_string(), |l| l.1.clone());
+            egui::ComboBox::from_id_salt("evidence-label")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut app.evidence_label, None, "all labels");
+                    for (i, name) in &labels {
+                        ui.selectable_value(&mut app.evidence_label, Some(*i), name);
+                    }
+                });
+            if ui
+                .button("Evidence for this slice")
+                .on_hover_text("Deletes one 16 mm patch at a time through the model and maps how much the labels depend on it (a few seconds on CPU)")
+                .clicked()
+            {
+                app.commands.push(Command::ComputeEvidence);
+            }
+        });
+    }
+    if let Some(info) = evidence_here {
+        ui.label(
+            RichText::new(format!(
+                "Evidence of this slice: {} patches in {:.1} s, largest probability drop {:.3}",
+                info.patches, info.seconds, info.max
+            ))
+            .small(),
+        );
+    }
+}
+
+impl FocalApp {
+    /// Starts the occlusion evidence map of the slice on screen.
+    pub(super) fn start_evidence(&mut self) {
+        if self.evidence.is_some() {
+            return;
+        }
+        let (Some(current), Some(set), Ok(manifest)) = (&self.current, self.studies.clone(), self.manifest.clone())
+        else {
+            return;
+        };
+        let (Some(volume), Some(a)) = (current.volume.clone(), self.current_analysis()) else {
+            self.notice("run or restore an analysis of this series first");
+            return;
+        };
+        let others: Vec<String> = a.extras.insights.slots.iter().skip(1).map(|s| s.series_uid.clone()).collect();
+        let (dir, slice, label, device) = (a.dir.clone(), self.view.slice, self.evidence_label, self.settings.device);
+        let (uid, stack) = (current.uid.clone(), current.stack.clone());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicUsize::new(0));
+        let total = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (c, d, t) = (cancel.clone(), done.clone(), total.clone());
+        let series = uid.clone();
+        std::thread::spawn(move || {
+            let run = || -> Result<EvidenceMap, String> {
+                let fail = |e: crate::inference::InferenceError| crate::study::error_chain(&e);
+                let (volumes, _) =
+                    crate::inference::inputs::paired_volumes(&manifest, &set, &uid, &stack, volume.clone(), &others, &c)
+                        .map_err(fail)?;
+                let mut engine = Engine::open(manifest, device, false).map_err(fail)?;
+                let refs: Vec<&Volume> = volumes.iter().map(|v| v.as_ref()).collect();
+                let pre = Preprocessor::new(&engine, &refs).map_err(fail)?;
+                let progress = |p: Progress| {
+                    t.store(p.total, Ordering::Relaxed);
+                    d.store(p.done, Ordering::Relaxed);
+                };
+                let map = evidence::occlusion(&mut engine, &pre, slice, label, evidence::DEFAULT_PATCH, &progress, &c)
+                    .map_err(fail)?;
+                if let Err(e) = crate::inference::output::write_evidence(&dir, &volume, &map) {
+                    tracing::error!("the evidence map could not be saved: {e}");
+                }
+                Ok(map)
+            };
+            let _ = tx.send(run());
+        });
+        self.heatmap = Heatmap::Evidence;
+        self.evidence = Some(EvidenceJob {
+            series,
+            slice,
+            cancel,
+            done,
+            total,
+            rx,
+        });
+    }
+
+    pub(super) fn cancel_evidence(&mut self) {
+        if let Some(job) = &self.evidence {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes in a finished evidence map.
+    pub(super) fn poll_evidence(&mut self, ctx: &egui::Context) {
+        let Some(job) = &self.evidence else { return };
+        match job.rx.try_recv() {
+            Ok(result) => {
+                let series = job.series.clone();
+                self.evidence = None;
+                match result {
+                    Ok(map) => {
+                        self.notice(format!(
+                            "evidence map of slice {} in {:.1} s",
+                            map.info.slice + 1,
+                            map.info.seconds
+                        ));
+                        if let Some(a) = self.analysis.as_mut().filter(|a| a.series == series) {
+                            a.extras.evidence.insert(map.info.slice, (map.info, Arc::new(map.values)));
+                        }
+                        self.pixels_dirty();
+                    }
+                    Err(e) => self.notice(format!("evidence map: {e}")),
+                }
+            }
+            Err(TryRecvError::Empty) => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
+            Err(TryRecvError::Disconnected) => self.evidence = None,
+        }
+    }
+}
+
+/// Builds the window's extras from a saved analysis folder.
+pub fn extras_from_output(o: &mut crate::report::output::AnalysisOutput) -> Extras {
+    let plane = o.summary.grid[0] * o.summary.grid[1];
+    let evidence = match &o.evidence_values {
+        Some(values) => o
+            .evidence
+            .iter()
+            .filter_map(|info| {
+                let at = info.slice * plane;
+                values
+                    .get(at..at + plane)
+                    .map(|v| (info.slice, (info.clone(), Arc::new(v.to_vec()))))
+            })
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    Extras {
+        insights: o.summary.insights.clone(),
+        modality: o.modality.take().map(|(n, v)| (n, Arc::new(v))),
+        evidence,
+    }
+}
+
+/// The window's extras for an analysis made in this session.
+pub fn extras_from_analysis(analysis: &crate::inference::Analysis, slots: usize) -> Extras {
+    Extras {
+        insights: analysis.summary.insights.clone(),
+        modality: analysis
+            .modality_attention
+            .as_ref()
+            .map(|m| (slots, Arc::new(m.clone()))),
+        evidence: BTreeMap::new(),
+    }
+}
