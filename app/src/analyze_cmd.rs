@@ -145,18 +145,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         println!("WARNING: {w}");
     }
     if let Some(f) = &insights.faithfulness {
-        println!(
-            "attention faithfulness (deletion test, {} slices): top 20% {:.3} ± {:.3}, random blocks {:.3} ± {:.3}, bottom 20% {:.3} ± {:.3} labels changed; score {:.2} ({})",
-            f.slices_tested.len(),
-            f.top_attention.mean,
-            f.top_attention.sd,
-            f.random_blocks.mean,
-            f.random_blocks.sd,
-            f.bottom_attention.mean,
-            f.bottom_attention.sd,
-            f.score,
-            if f.passed { "passed" } else { "FAILED: the attention map does not explain the labels" }
-        );
+        println!("attention faithfulness: {}", f.describe());
     }
     for r in insights.modality_reliance.iter().filter(|_| insights.slots.len() > 1) {
         let parts: Vec<String> = r

@@ -1,6 +1,7 @@
 use clap::Parser;
 
 fn main() {
+    focal::inference::runtime::disable_telemetry();
     let cli = focal::cli::Cli::parse();
     focal::init_logging(cli.verbose);
     match focal::cli::run(cli) {

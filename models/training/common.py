@@ -135,15 +135,39 @@ class SpatialGate(nn.Module):
         return torch.sigmoid(logit)
 
 
+def hashed_noise(ref):
+    """Standard normal values fixed by pixel position and channel (integer hashing, then
+    Box-Muller), shaped like `ref`: deterministic on every runtime and device."""
+    n, c, h, w = ref.shape
+    yy = torch.arange(h, device=ref.device).view(1, 1, h, 1)
+    xx = torch.arange(w, device=ref.device).view(1, 1, 1, w)
+    cc = torch.arange(c, device=ref.device).view(1, c, 1, 1)
+    m = 2147483647  # 2^31 - 1: the minimal standard generator's modulus
+    k = (xx * 73856093 + yy * 19349663 + cc * 83492791 + 1) % m
+    k1 = (k * 48271) % m
+    k2 = (k1 * 48271) % m
+    u1 = (k1.to(ref.dtype) + 1.0) / 2147483648.0
+    u2 = k2.to(ref.dtype) / 2147483648.0
+    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(6.283185307179586 * u2)
+    return z.expand(n, c, h, w)
+
+
 class FocalNet(nn.Module):
     """Multi-modal 2.5D Attention U-Net: modality fusion, a spatial input gate, then a U-Net
-    with three poolings (sides must be multiples of 8) and attention gates on its skips."""
+    with three poolings (sides must be multiples of 8) and attention gates on its skips.
+
+    The gate replaces what it does not let through by the features' mean, plus noise of the
+    features' spread while training (the information-bottleneck idea, Schulz et al. 2020):
+    a scale-down alone would be undone by the batch normalisation that follows, so without
+    the noise a low gate would cost the segmentation nothing and mean nothing."""
 
     def __init__(self, width=16, classes=NUM_CLASSES):
         super().__init__()
         c = [width, width * 2, width * 4, width * 8]
         self.fusion = ModalityFusion(c[0])
         self.gate = SpatialGate(c[0])
+        self.register_buffer("feature_mean", torch.zeros(1, c[0], 1, 1))
+        self.register_buffer("feature_std", torch.ones(1, c[0], 1, 1))
         self.e0, self.e1, self.e2 = conv_block(c[0], c[0]), conv_block(c[0], c[1]), conv_block(c[1], c[2])
         self.bottom = conv_block(c[2], c[3])
         self.up2, self.up1, self.up0 = (Up(c[i + 1], c[i]) for i in (2, 1, 0))
@@ -154,7 +178,16 @@ class FocalNet(nn.Module):
     def forward(self, x):
         fused, modality = self.fusion(x)
         attention = self.gate(fused)
-        s0 = self.e0(fused * attention)
+        if self.training:
+            with torch.no_grad():
+                self.feature_mean.lerp_(fused.mean((0, 2, 3), keepdim=True), 0.05)
+                self.feature_std.lerp_(fused.std((0, 2, 3), keepdim=True), 0.05)
+            filler = self.feature_mean + self.feature_std * torch.randn_like(fused)
+        else:
+            # The same noise at inference, but a fixed pattern, so results are reproducible
+            # (and the batch normalisation sees the statistics it was trained with).
+            filler = self.feature_mean + self.feature_std * hashed_noise(fused)
+        s0 = self.e0(attention * fused + (1 - attention) * filler)
         s1 = self.e1(F.max_pool2d(s0, 2))
         s2 = self.e2(F.max_pool2d(s1, 2))
         u = self.bottom(F.max_pool2d(s2, 2))
@@ -179,8 +212,8 @@ class Exported(nn.Module):
         return torch.softmax(logits, dim=1), attention * head, modality
 
 
-def load_model(path):
+def load_model(path, strict=True):
     net = FocalNet()
-    net.load_state_dict(torch.load(path, map_location="cpu"))
+    net.load_state_dict(torch.load(path, map_location="cpu"), strict=strict)
     net.eval()
     return net

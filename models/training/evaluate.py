@@ -121,7 +121,9 @@ def thick(vol, step, thickness):
 
 def brain_metrics(lab, mask, voxel_ml):
     pred = lab > 0
+    near = ndimage.binary_dilation(mask, iterations=3) & ~mask  # within about 3 voxels of the mask
     return {
+        "labelled_outside_mask_within_3_voxels_ml": float((pred & near).sum() * voxel_ml),
         "dice_brain_vs_mask": dice(pred, mask),
         "labelled_ml": float(pred.sum() * voxel_ml),
         "mask_ml": float(mask.sum() * voxel_ml),

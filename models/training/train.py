@@ -213,6 +213,10 @@ def main():
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--sparsity", type=float, default=0.1, help="weight of the spatial gate's mean")
+    ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
+    ap.add_argument("--ramp", type=float, default=0.25, help="share of the budget over which the sparsity cost ramps up")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -222,17 +226,20 @@ def main():
     volumes = [ct_head, shelled_mni(rng), shelled_mni(rng)]
     gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng)
     net = FocalNet()
+    if args.init:
+        missing, unexpected = net.load_state_dict(torch.load(args.init, map_location="cpu"), strict=False)
+        print(f"initialised from {args.init}; new: {missing}; dropped: {unexpected}", flush=True)
     params = sum(p.numel() for p in net.parameters())
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     start = time.time()
     step, log = 0, []
     while True:
         elapsed = time.time() - start
-        if elapsed > budget:
+        if elapsed > budget or (args.max_steps and step >= args.max_steps):
             break
         frac = min(elapsed / budget, 1.0)
-        lr = 2e-3 * 0.5 * (1 + math.cos(math.pi * frac)) + 2e-5
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * frac)) + 2e-5
         for g in opt.param_groups:
             g["lr"] = lr
         img, target = gen.batch(args.batch)
@@ -241,7 +248,7 @@ def main():
         seg = F.cross_entropy(logits, target) + dice_loss(logits, target)
         head = (img[:, 1:2] > 0.02).float()
         sparsity = (attention * head).sum() / head.sum().clamp(min=1)
-        loss = seg + args.sparsity * min(frac / 0.25, 1.0) * sparsity
+        loss = seg + args.sparsity * min(frac / max(args.ramp, 1e-6), 1.0) * sparsity
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -257,7 +264,7 @@ def main():
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
                    "seed": args.seed, "crop": args.size, "batch": args.batch, "sparsity": args.sparsity,
-                   "log": log}, f, indent=1)
+                   "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 
 

@@ -47,6 +47,9 @@ def finite(v):
 def main():
     onnx_path, training_path, evaluation_path = sys.argv[1:4]
     training = json.load(open(training_path))
+    # A fine-tuning run started from the weights of an earlier run, whose training.json lies beside them.
+    stage1_path = os.path.join(os.path.dirname(training.get("init") or ""), "training.json")
+    stage1 = json.load(open(stage1_path)) if training.get("init") and os.path.exists(stage1_path) else None
     ev = json.load(open(evaluation_path))
     model = onnx.load(onnx_path)
     opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
@@ -59,9 +62,10 @@ def main():
         "title": "Brain tissue segmentation (CSF, grey matter, white matter) from one or two MR series, with attention maps",
         "architecture": "multi-modal 2.5D Attention U-Net: each modality slot (a slice and its two neighbours) "
                         "encoded with shared weights and fused by a per-pixel softmax over the slots present "
-                        "(modality_attention); a smooth spatial input gate (attention) trained with a sparsity "
-                        "cost; a U-Net with additive attention gates on its skips (Oktay et al. 2018) and "
-                        "bilinear upsampling",
+                        "(modality_attention); a smooth spatial input gate (attention) that replaces what it "
+                        "does not let through by the features' mean (plus noise in training, the information "
+                        "bottleneck idea of Schulz et al. 2020) under a sparsity cost; a U-Net with additive "
+                        "attention gates on its skips (Oktay et al. 2018) and bilinear upsampling",
         "file": os.path.basename(onnx_path),
         "sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest(),
         "opset": opset,
@@ -130,8 +134,12 @@ def main():
                          "obtained_from": "Debian packages mricron-data 1.2.20211006+dfsg-4 and insighttoolkit5-examples 5.2.1",
                          "licence": "as packaged by Debian (mricron-data BSD-3-Clause; ITK Apache-2.0); AAL: Tzourio-Mazoyer et al. 2002",
                          "use": "test only; never used to make training images"},
-            "steps": training["steps"],
-            "minutes": training["minutes"],
+            "steps": training["steps"] + (stage1["steps"] if stage1 else 0),
+            "minutes": round(training["minutes"] + (stage1["minutes"] if stage1 else 0), 1),
+            "stages": ([dict(stage1, name="from scratch")] if stage1 else []) + [{
+                "name": "fine-tuning with the noise-filled gate" if stage1 else "from scratch",
+                "steps": training["steps"], "minutes": training["minutes"], "seed": training["seed"],
+                "lr": training.get("lr"), "sparsity": training["sparsity"]}],
             "batch": training["batch"],
             "crop": training["crop"],
             "seed": training["seed"],

@@ -40,6 +40,28 @@ pub struct Faithfulness {
     pub method: String,
 }
 
+impl Faithfulness {
+    /// The result in one sentence, for the CLI, the window and the report.
+    pub fn describe(&self) -> String {
+        format!(
+            "Deletion test on {} slices of this series: deleting the 20% most-attended labelled pixels changed {:.1}% ± {:.1} of the other labels, random 8×8 blocks {:.1}% ± {:.1}, the 20% least attended {:.1}% ± {:.1}. Score {:.2} (top ÷ random): {}.",
+            self.slices_tested.len(),
+            self.top_attention.mean * 100.0,
+            self.top_attention.sd * 100.0,
+            self.random_blocks.mean * 100.0,
+            self.random_blocks.sd * 100.0,
+            self.bottom_attention.mean * 100.0,
+            self.bottom_attention.sd * 100.0,
+            self.score,
+            if self.passed {
+                "passed - the labels depend more on the attended pixels than on others"
+            } else {
+                "FAILED - on this series the attention map does not explain the labels"
+            }
+        )
+    }
+}
+
 /// A small deterministic generator (splitmix64): the test gives the same answer every run.
 pub struct SplitMix(pub u64);
 

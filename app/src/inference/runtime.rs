@@ -28,6 +28,19 @@ pub fn candidates() -> Vec<PathBuf> {
     out
 }
 
+/// ONNX Runtime 1.31 on Linux sends telemetry (OneDS, a DNS lookup then HTTPS to a Microsoft
+/// collector) unless `ORT_DISABLE_TELEMETRY` is set; ort also enables it by default. Focal
+/// talks to no network, so the variable is set before the library loads. `main` calls this
+/// before any thread starts; `environment` calls it again for library users (tests).
+#[allow(unsafe_code)]
+pub fn disable_telemetry() {
+    if std::env::var_os("ORT_DISABLE_TELEMETRY").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing can
+        // read the environment concurrently; later calls find the variable set and write nothing.
+        unsafe { std::env::set_var("ORT_DISABLE_TELEMETRY", "1") };
+    }
+}
+
 struct Loaded {
     path: PathBuf,
     env: Environment,
@@ -42,9 +55,12 @@ pub fn environment() -> Result<(&'static Environment, &'static PathBuf)> {
         return Err(InferenceError::RuntimeMissing { tried });
     };
     let loaded = RUNTIME.get_or_init(|| {
+        disable_telemetry();
         let env = ort::init_from(&path)
             .map_err(|e| e.to_string())
-            .and_then(|b| b.with_name("focal").build().map_err(|e| e.to_string()));
+            // ort turns ONNX Runtime's telemetry on by default, and 1.31 then looks up a
+            // telemetry host by DNS during long runs: Focal talks to no network, so it is off.
+            .and_then(|b| b.with_name("focal").with_telemetry(false).build().map_err(|e| e.to_string()));
         env.map(|env| Loaded {
             path: path.clone(),
             env,

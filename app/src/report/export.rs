@@ -372,22 +372,7 @@ pub fn evidence_style(max: f32) -> AttentionStyle {
 pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo]) -> Vec<String> {
     let mut lines = Vec::new();
     match &insights.faithfulness {
-        Some(f) => lines.push(format!(
-            "Attention faithfulness (deletion test on {} slices of this series): deleting the 20% most-attended labelled pixels changed {:.1}% ± {:.1} of the other labels, random 8×8 blocks {:.1}% ± {:.1}, the 20% least attended {:.1}% ± {:.1}. Score {:.2} (top ÷ random): {}.",
-            f.slices_tested.len(),
-            f.top_attention.mean * 100.0,
-            f.top_attention.sd * 100.0,
-            f.random_blocks.mean * 100.0,
-            f.random_blocks.sd * 100.0,
-            f.bottom_attention.mean * 100.0,
-            f.bottom_attention.sd * 100.0,
-            f.score,
-            if f.passed {
-                "passed - the labels depend more on the attended pixels than on others"
-            } else {
-                "FAILED - on this series the attention map does not explain the labels"
-            }
-        )),
+        Some(f) => lines.push(format!("Attention faithfulness. {}", f.describe())),
         None => lines.push("Attention faithfulness: not measured for this analysis.".into()),
     }
     if evidence.is_empty() {

@@ -161,47 +161,58 @@ pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest
     });
 }
 
-/// Faithfulness, volume warnings, modality weights and evidence controls.
-pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+/// Beside the heatmap switch in the overlay panel: which map it shows, and how faithful the
+/// attention map is on this series.
+pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
     let Some(a) = app.current_analysis() else { return };
-    let insights = a.extras.insights.clone();
-    let has_modality = a.extras.modality.is_some();
-    let evidence_here = a.extras.evidence.get(&app.view.slice).map(|(i, _)| i.clone());
-    let volumes: Vec<(u8, f64)> = a.review.findings.iter().map(|f| (f.label, f.volume_ml)).collect();
-    let manifest = app.manifest.clone().ok();
-    if let Some(m) = &manifest {
-        for w in crate::inference::analysis::volume_warnings(m, &volumes) {
-            ui.colored_label(WARN, format!("⚠ {w}"));
+    let slots: Vec<String> = a.extras.insights.slots.iter().map(|s| s.slot.clone()).collect();
+    let has_modality = a.extras.modality.is_some() && slots.len() > 1;
+    let faithfulness = a.extras.insights.faithfulness.clone();
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Show");
+        ui.selectable_value(&mut app.heatmap, Heatmap::Attention, "Attention");
+        ui.selectable_value(&mut app.heatmap, Heatmap::Evidence, "Evidence")
+            .on_hover_text("The occlusion evidence map of this slice (Model panel: Evidence for this slice)");
+        if has_modality {
+            for (slot, name) in slots.iter().enumerate().skip(1) {
+                ui.selectable_value(&mut app.heatmap, Heatmap::Modality(slot), format!("{name} weight"))
+                    .on_hover_text("How much the model relied on this series at each pixel (0-1)");
+            }
         }
-    }
-    ui.add_space(4.0);
-    match &insights.faithfulness {
+    });
+    match faithfulness {
         Some(f) => {
             let verdict = if f.passed { "passed" } else { "FAILED" };
-            let text = format!("Attention faithfulness {:.2} ({verdict})", f.score);
             let colour = if f.passed { Color32::from_rgb(140, 210, 140) } else { WARN };
-            ui.label(RichText::new(text).color(colour)).on_hover_text(format!(
-                "Deletion test on {} slices: deleting the 20% most-attended labelled pixels changed {:.1}% ± {:.1} of the other labels, random 8×8 blocks {:.1}% ± {:.1}, the 20% least attended {:.1}% ± {:.1}. The score is top ÷ random.",
-                f.slices_tested.len(),
-                f.top_attention.mean * 100.0,
-                f.top_attention.sd * 100.0,
-                f.random_blocks.mean * 100.0,
-                f.random_blocks.sd * 100.0,
-                f.bottom_attention.mean * 100.0,
-                f.bottom_attention.sd * 100.0
-            ));
+            ui.label(RichText::new(format!("Attention faithfulness {:.2} ({verdict})", f.score)).color(colour))
+                .on_hover_text(f.describe());
         }
         None => {
             ui.label(RichText::new("Attention faithfulness not measured").weak());
         }
     }
+}
+
+/// Below the volumes in the model panel: warnings, per-label series weights, evidence maps.
+pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+    let Some(a) = app.current_analysis() else { return };
+    let insights = a.extras.insights.clone();
+    let evidence_here = a.extras.evidence.get(&app.view.slice).map(|(i, _)| i.clone());
+    let volumes: Vec<(u8, f64)> = a.review.findings.iter().map(|f| (f.label, f.volume_ml)).collect();
+    let manifest = app.manifest.clone().ok();
+    if let Some(m) = &manifest {
+        for w in crate::inference::analysis::volume_warnings(m, &volumes) {
+            ui.colored_label(WARN, format!("Warning: {w}"));
+        }
+    }
     if insights.slots.len() > 1 {
+        ui.add_space(4.0);
         ui.label(RichText::new("Series the labels relied on").strong());
         egui::Grid::new("modality-weights").striped(true).show(ui, |ui| {
             ui.strong("Label");
             for s in &insights.slots {
                 ui.strong(&s.slot).on_hover_text(format!(
-                    "{} ({:.0}% covered)",
+                    "{} ({:.0}% of this series covered)",
                     s.description.clone().unwrap_or_default(),
                     s.coverage * 100.0
                 ));
@@ -217,17 +228,6 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
     }
     ui.add_space(4.0);
-    ui.horizontal(|ui| {
-        ui.label("Heatmap");
-        ui.selectable_value(&mut app.heatmap, Heatmap::Attention, "Attention");
-        ui.selectable_value(&mut app.heatmap, Heatmap::Evidence, "Evidence");
-        if has_modality && insights.slots.len() > 1 {
-            for slot in 1..insights.slots.len() {
-                let name = insights.slots[slot].slot.clone();
-                ui.selectable_value(&mut app.heatmap, Heatmap::Modality(slot), format!("{name} weight"));
-            }
-        }
-    });
     if let Some(job) = &app.evidence {
         let (done, total) = (job.done.load(Ordering::Relaxed), job.total.load(Ordering::Relaxed));
         ui.horizontal(|ui| {
@@ -250,6 +250,13 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 .evidence_label
                 .and_then(|i| labels.iter().find(|l| l.0 == i))
                 .map_or("all labels".to_string(), |l| l.1.clone());
+            if ui
+                .button("Evidence for this slice")
+                .on_hover_text("Deletes one 16 mm patch at a time through the model and maps how much the labels depend on it (a few seconds on CPU)")
+                .clicked()
+            {
+                app.commands.push(Command::ComputeEvidence);
+            }
             egui::ComboBox::from_id_salt("evidence-label")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
@@ -258,13 +265,6 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                         ui.selectable_value(&mut app.evidence_label, Some(*i), name);
                     }
                 });
-            if ui
-                .button("Evidence for this slice")
-                .on_hover_text("Deletes one 16 mm patch at a time through the model and maps how much the labels depend on it (a few seconds on CPU)")
-                .clicked()
-            {
-                app.commands.push(Command::ComputeEvidence);
-            }
         });
     }
     if let Some(info) = evidence_here {

@@ -11,8 +11,9 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     if !has_analysis {
         ui.label(RichText::new("Run the model to see its attention map and labels.").weak());
     }
+    ui.checkbox(&mut app.settings.show_attention, "Heatmap");
+    super::insights::heatmap_controls(app, ui);
     let s = &mut app.settings;
-    ui.checkbox(&mut s.show_attention, "Attention heatmap");
     ui.add_enabled_ui(s.show_attention, |ui| {
         egui::ComboBox::from_label("Colormap")
             .selected_text(s.attention.colormap.name())
@@ -28,7 +29,7 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 .max_decimals(3)
                 .text("Threshold"),
         )
-        .on_hover_text("Attention below this value is transparent");
+        .on_hover_text("Attention below this value is transparent (evidence maps use a tenth of their largest value)");
     });
     ui.add_space(6.0);
     ui.checkbox(&mut s.show_mask, "Label mask");

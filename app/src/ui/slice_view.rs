@@ -588,21 +588,25 @@ fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
     }
     if style.threshold > lo && style.threshold < hi {
         let y = y_of(style.threshold);
+        // Its value is written only where it does not collide with the range's labels.
+        let clear = (y - y_of(lo)).abs() > 12.0 && (y - y_of(hi)).abs() > 12.0;
         painter.line_segment(
             [Pos2::new(bar.left() - 4.0, y), Pos2::new(bar.right() + 4.0, y)],
             egui::Stroke::new(1.5, Color32::WHITE),
         );
-        painter.text(
-            Pos2::new(bar.left() - 3.0, y),
-            Align2::RIGHT_CENTER,
-            format!("{:.2}", style.threshold),
-            font.clone(),
-            Color32::WHITE,
-        );
+        if clear {
+            painter.text(
+                Pos2::new(bar.left() - 3.0, y),
+                Align2::RIGHT_CENTER,
+                format!("{:.2}", style.threshold),
+                font.clone(),
+                Color32::WHITE,
+            );
+        }
     }
     painter.text(
-        Pos2::new(bar.center().x, bar.top() - 4.0),
-        Align2::CENTER_BOTTOM,
+        Pos2::new(bar.right() + 2.0, bar.top() - 4.0),
+        Align2::RIGHT_BOTTOM,
         name,
         font,
         Color32::LIGHT_GRAY,
