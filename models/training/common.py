@@ -161,9 +161,11 @@ class FocalNet(nn.Module):
     a scale-down alone would be undone by the batch normalisation that follows, so without
     the noise a low gate would cost the segmentation nothing and mean nothing."""
 
-    def __init__(self, width=16, classes=NUM_CLASSES):
+    def __init__(self, width=16, classes=NUM_CLASSES, noise_filler=True):
         super().__init__()
         c = [width, width * 2, width * 4, width * 8]
+        # Stage 1 of the shipped model was trained without the filler (a plain multiplicative gate).
+        self.noise_filler = noise_filler
         self.fusion = ModalityFusion(c[0])
         self.gate = SpatialGate(c[0])
         self.register_buffer("feature_mean", torch.zeros(1, c[0], 1, 1))
@@ -178,7 +180,9 @@ class FocalNet(nn.Module):
     def forward(self, x):
         fused, modality = self.fusion(x)
         attention = self.gate(fused)
-        if self.training:
+        if not self.noise_filler:
+            filler = torch.zeros_like(fused)
+        elif self.training:
             with torch.no_grad():
                 self.feature_mean.lerp_(fused.mean((0, 2, 3), keepdim=True), 0.05)
                 self.feature_std.lerp_(fused.std((0, 2, 3), keepdim=True), 0.05)
@@ -212,8 +216,8 @@ class Exported(nn.Module):
         return torch.softmax(logits, dim=1), attention * head, modality
 
 
-def load_model(path, strict=True):
-    net = FocalNet()
+def load_model(path, strict=True, noise_filler=True):
+    net = FocalNet(noise_filler=noise_filler)
     net.load_state_dict(torch.load(path, map_location="cpu"), strict=strict)
     net.eval()
     return net

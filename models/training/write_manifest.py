@@ -106,7 +106,9 @@ def main():
             {"name": "attention", "shape": ["N", 1, "H", "W"], "dtype": "float32", "range": [0.0, 1.0],
              "description": "the spatial input gate: how much of each pixel the segmentation was allowed to see "
                             "(smooth, trained with a sparsity cost), zero outside the head",
-             "display_range": [round(pct["5"], 4), round(pct["99"], 4)]},
+             # The gate is sparse: half of the head is near 0, so the colour bar spans the median
+             # to the 99th percentile inside the head.
+             "display_range": [round(pct["50"], 4), round(pct["99"], 4)]},
             {"name": "modality_attention", "shape": ["N", SLOTS, "H", "W"], "dtype": "float32", "range": [0.0, 1.0],
              "description": "per-pixel weights over the modality slots present (absent slots get 0); they sum to 1"},
         ],

@@ -91,7 +91,7 @@ pub fn default_style(manifest: &Manifest, window: crate::study::WindowLevel) -> 
         attention: Some(AttentionStyle {
             colormap: Colormap::Inferno,
             opacity: 0.5,
-            threshold: 0.3,
+            threshold: manifest.attention_display_range()[0],
             range: manifest.attention_display_range(),
         }),
         mask: Some(MaskStyle {

@@ -54,7 +54,8 @@ impl Default for Settings {
             attention: AttentionStyle {
                 colormap: Colormap::Inferno,
                 opacity: 0.5,
-                threshold: 0.3,
+                // Below the display range: the range's start is used (see FocalApp::new).
+                threshold: 0.0,
                 range: [0.0, 1.0],
             },
             show_mask: true,
@@ -220,7 +221,10 @@ impl FocalApp {
             evidence: None,
         };
         if let Ok(m) = &app.manifest {
-            app.settings.attention.range = m.attention_display_range();
+            let [lo, hi] = m.attention_display_range();
+            app.settings.attention.range = [lo, hi];
+            // A threshold saved for another model may lie outside this one's range.
+            app.settings.attention.threshold = app.settings.attention.threshold.clamp(lo, hi);
         }
         if !paths.is_empty() {
             app.apply(ctx, Command::Open(paths));
