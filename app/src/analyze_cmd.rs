@@ -152,9 +152,13 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
             .slots
             .iter()
             .filter(|s| s.present)
-            .map(|s| format!("{} {:.0}%", s.slot, s.mean_weight.unwrap_or(0.0) * 100.0))
+            .filter_map(|s| s.mean_weight.map(|w| format!("{} {:.0}%", s.slot, w * 100.0)))
             .collect();
-        println!("{:>14} relied on: {}", r.label, parts.join(", "));
+        if parts.is_empty() {
+            println!("{:>14}: no voxels", r.label);
+        } else {
+            println!("{:>14} relied on: {}", r.label, parts.join(", "));
+        }
     }
     if !args.evidence_slices.is_empty() {
         let refs: Vec<&study::Volume> = volumes.iter().map(|v| v.as_ref()).collect();

@@ -369,7 +369,7 @@ pub fn evidence_style(max: f32) -> AttentionStyle {
 
 /// The report's lines on what the model relied on: the deletion test of its attention,
 /// the evidence maps computed, and which series it used.
-pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo]) -> Vec<String> {
+pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo], deidentify: bool) -> Vec<String> {
     let mut lines = Vec::new();
     match &insights.faithfulness {
         Some(f) => lines.push(format!("Attention faithfulness. {}", f.describe())),
@@ -387,11 +387,19 @@ pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo]) -> Vec<Str
         ));
     }
     for s in &insights.slots {
+        // A de-identified report names no source UID or description (PS3.15 removes both).
+        let which = if deidentify {
+            String::new()
+        } else {
+            format!(
+                " {} ({})",
+                s.description.clone().unwrap_or_else(|| "no description".into()),
+                s.series_uid
+            )
+        };
         lines.push(format!(
-            "Series in slot {}: {} ({}), covering {:.0}% of the analysed volume.",
+            "Series in slot {}:{which} covering {:.0}% of the analysed volume.",
             s.slot,
-            s.description.clone().unwrap_or_else(|| "no description".into()),
-            s.series_uid,
             s.coverage * 100.0
         ));
     }
@@ -514,10 +522,11 @@ fn report_content(
     if let Some(serde_json::Value::Object(groups)) = &manifest.metrics {
         for (group, values) in groups {
             if let serde_json::Value::Object(values) = values {
+                // The brain-mask agreement of each held-out case (the card has the rest).
                 let parts: Vec<String> = values
                     .iter()
-                    .filter(|(k, _)| k.starts_with("dice"))
-                    .filter_map(|(k, v)| v.as_f64().map(|v| format!("{k} {v:.3}")))
+                    .filter(|(k, _)| *k == "dice_brain_vs_mask" || *k == "labelled_outside_mask_ml")
+                    .filter_map(|(k, v)| v.as_f64().map(|v| format!("{} {v:.3}", k.replace('_', " "))))
                     .collect();
                 if !parts.is_empty() {
                     limits.push(format!("Held-out results ({group}): {}.", parts.join(", ")));
@@ -599,7 +608,7 @@ fn report_content(
         model_lines,
         findings,
         warnings: crate::inference::analysis::volume_warnings(manifest, &volumes),
-        reliance_lines: reliance_lines(&output.summary.insights, &output.evidence),
+        reliance_lines: reliance_lines(&output.summary.insights, &output.evidence, !opts.keep_phi),
         modality_table: modality_table(&output.summary.insights),
         impression: review.impression.clone(),
         sign_off,
