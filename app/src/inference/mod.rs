@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod nifti;
 pub mod output;
 pub mod postprocess;
+pub mod preprocess;
 pub mod runtime;
 
 pub use analysis::{Analysis, analyze_volume, analyze_volumes};
