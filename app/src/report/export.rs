@@ -104,6 +104,16 @@ pub fn default_style(manifest: &Manifest, window: crate::study::WindowLevel) -> 
     }
 }
 
+/// A slice's own window (its tags), else the 0.5–99.5 % window of its pixels (decoded only
+/// then).
+fn slice_window(stack: &Stack, k: usize) -> Result<crate::study::WindowLevel, ExportError> {
+    if let Some(w) = stack.slices.get(k).and_then(|s| s.info().window) {
+        return Ok(w);
+    }
+    let values = crate::study::load_slice(stack, k).map_err(|e| ExportError::Source(e.to_string()))?;
+    Ok(percentile_window(&values.values, values.channels))
+}
+
 fn find_stack<'a>(set: &'a StudySet, output: &AnalysisOutput) -> Result<&'a Stack, ExportError> {
     let uid = &output.summary.series_uid;
     let series = set.find_series(uid).ok_or_else(|| {
@@ -195,14 +205,9 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
                 running > half
             })
             .unwrap_or(source.slices.len() / 2);
-        let values = crate::study::load_slice(stack, best).map_err(|e| ExportError::Source(e.to_string()))?;
-        let window = stack.slices[best]
-            .info()
-            .window
-            .unwrap_or_else(|| percentile_window(&values.values, values.channels));
         review.key_images.push(KeyImage {
             slice: best,
-            style: default_style(manifest, window),
+            style: default_style(manifest, slice_window(stack, best)?),
         });
     }
 
@@ -237,15 +242,10 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
     if let (true, Some(values)) = (opts.pdf, &output.evidence_values) {
         for info in &output.evidence {
             let k = info.slice;
-            let window = stack.slices[k].info().window.unwrap_or_else(|| {
-                let v = &values[k * n..(k + 1) * n];
-                percentile_window(v, 1)
-            });
-            let mut style = review
-                .key_images
-                .iter()
-                .find(|key| key.slice == k)
-                .map_or_else(|| default_style(manifest, window), |key| key.style.clone());
+            let mut style = match review.key_images.iter().find(|key| key.slice == k) {
+                Some(key) => key.style.clone(),
+                None => default_style(manifest, slice_window(stack, k)?),
+            };
             style.attention = Some(evidence_style(info.max));
             evidence_images.push((info.clone(), style.clone(), draw_slice(k, values, &style)?));
         }
