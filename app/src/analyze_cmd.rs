@@ -101,7 +101,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         None => None,
     };
     // The analysis runs on its own thread; this one reports progress until it ends.
-    let job = inference::AnalysisJob::spawn_multi(engine, volumes.clone());
+    let job = inference::AnalysisJob::spawn_multi(engine, volumes.clone(), slots);
     let mut reported = 0;
     while !job.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -117,9 +117,8 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         }
     }
     let (engine, analysis) = job.join();
-    let mut analysis = analysis?;
+    let analysis = analysis?;
     let mut engine = engine.context("the analysis thread failed")?;
-    analysis.summary.insights.slots = slots;
     let volume = &volumes[0];
 
     let study_uid = stack

@@ -14,14 +14,6 @@ pub fn largest_stack(series: &Series) -> Option<&Stack> {
     series.stacks.iter().max_by_key(|st| st.slices.len())
 }
 
-fn slot_name(manifest: &Manifest, slot: usize) -> String {
-    manifest
-        .input
-        .slots
-        .get(slot)
-        .map_or_else(|| format!("slot {slot}"), |s| s.name.clone())
-}
-
 /// Loads the series `others` (UIDs in `set`), checks that each shows the same head as
 /// `primary_stack`, and resamples it onto `primary`'s grid. Returns every slot's volume
 /// (`primary` first) and what each slot holds.
@@ -45,7 +37,7 @@ pub fn paired_volumes(
     }
     let description = |uid: &str| set.find_series(uid).and_then(|s| s.description.clone());
     let mut records = vec![SlotSeries {
-        slot: slot_name(manifest, 0),
+        slot: manifest.slot_name(0),
         series_uid: primary_uid.to_string(),
         description: description(primary_uid),
         coverage: 1.0,
@@ -68,7 +60,7 @@ pub fn paired_volumes(
         let (resampled, coverage) =
             study::pairing::resample_onto(&volumes[0], &raw, uid).map_err(|e| InferenceError::Input(e.to_string()))?;
         records.push(SlotSeries {
-            slot: slot_name(manifest, volumes.len()),
+            slot: manifest.slot_name(volumes.len()),
             series_uid: uid.clone(),
             description: series.description.clone(),
             coverage,

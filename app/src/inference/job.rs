@@ -32,15 +32,14 @@ pub struct AnalysisJob {
 impl AnalysisJob {
     /// Starts analysing `volume` on a new thread; the engine comes back with the result.
     pub fn spawn(engine: Engine, volume: Arc<Volume>) -> AnalysisJob {
-        let total = volume.slices;
-        Self::start(move || Ok(engine), move || Ok((vec![volume], Vec::new())), total)
+        Self::spawn_multi(engine, vec![volume], Vec::new())
     }
 
     /// Like `spawn`, with further series (already on `volumes[0]`'s grid) in the model's
-    /// other modality slots.
-    pub fn spawn_multi(engine: Engine, volumes: Vec<Arc<Volume>>) -> AnalysisJob {
+    /// other modality slots; `slots` says what each slot holds (kept in the summary).
+    pub fn spawn_multi(engine: Engine, volumes: Vec<Arc<Volume>>, slots: Vec<SlotSeries>) -> AnalysisJob {
         let total = volumes.first().map_or(0, |v| v.slices);
-        Self::start(move || Ok(engine), move || Ok((volumes, Vec::new())), total)
+        Self::start(move || Ok(engine), move || Ok((volumes, slots)), total)
     }
 
     /// Opens the model and gathers the slots' series (`prepare`: loading and resampling further
@@ -74,9 +73,7 @@ impl AnalysisJob {
                     let result = prepare().and_then(|(volumes, slots)| {
                         let refs: Vec<&Volume> = volumes.iter().map(|v| v.as_ref()).collect();
                         let mut analysis = analyze_volumes(&mut engine, &refs, &progress, &c)?;
-                        if !slots.is_empty() {
-                            analysis.summary.insights.slots = slots;
-                        }
+                        analysis.summary.insights.slots = slots;
                         Ok(analysis)
                     });
                     (Some(engine), result)

@@ -148,6 +148,14 @@ impl Manifest {
         self.input.slots.len() * (2 * self.input.context_slices + 1)
     }
 
+    /// The name of modality slot `slot` ("primary", "second", …).
+    pub fn slot_name(&self, slot: usize) -> String {
+        self.input
+            .slots
+            .get(slot)
+            .map_or_else(|| format!("slot {slot}"), |s| s.name.clone())
+    }
+
     /// Whether the model outputs weights over its modality slots.
     pub fn has_modality_attention(&self) -> bool {
         self.outputs.iter().any(|o| o.name == "modality_attention")

@@ -131,12 +131,25 @@ fn write_results(out: &Path, volume: &Volume, a: &Analysis) -> std::io::Result<(
 }
 
 /// NIfTI order is x fastest, then y, z, t: regroups [slice][t][plane] as [t][slice][plane].
-fn by_fourth_axis(values: &[f32], plane: usize, slices: usize, count: usize) -> Vec<f32> {
+pub fn by_fourth_axis(values: &[f32], plane: usize, slices: usize, count: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(values.len());
     for c in 0..count {
         for k in 0..slices {
             let at = (k * count + c) * plane;
             out.extend_from_slice(&values[at..at + plane]);
+        }
+    }
+    out
+}
+
+/// The inverse of `by_fourth_axis`: NIfTI's [t][slice][plane] back to [slice][t][plane].
+pub fn from_fourth_axis(values: &[f32], plane: usize, slices: usize, count: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for c in 0..count {
+        for k in 0..slices {
+            let from = (c * slices + k) * plane;
+            let to = (k * count + c) * plane;
+            out[to..to + plane].copy_from_slice(&values[from..from + plane]);
         }
     }
     out
@@ -176,4 +189,20 @@ pub fn read_evidence_index(dir: &Path) -> Vec<super::evidence::EvidenceInfo> {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fourth_axis_regrouping_round_trips() {
+        // 3 slices of 2 voxels, 2 volumes along t: value = 100 t + 10 slice + voxel.
+        let slot_major: Vec<f32> = (0..3)
+            .flat_map(|k| (0..2).flat_map(move |t| (0..2).map(move |i| (100 * t + 10 * k + i) as f32)))
+            .collect();
+        let nifti = by_fourth_axis(&slot_major, 2, 3, 2);
+        assert_eq!(nifti[..6], [0.0, 1.0, 10.0, 11.0, 20.0, 21.0]);
+        assert_eq!(from_fourth_axis(&nifti, 2, 3, 2), slot_major);
+    }
 }

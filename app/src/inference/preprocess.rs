@@ -36,12 +36,13 @@ pub fn normalise(plane: &[f32], percentile: f64, clip: [f32; 2]) -> Vec<f32> {
 
 /// Zero-pads a plane at the bottom and right to multiples of `m`.
 pub fn pad(plane: &[f32], h: usize, w: usize, m: usize) -> (Vec<f32>, usize, usize) {
-    let (ph, pw) = (h.div_ceil(m) * m, w.div_ceil(m) * m);
-    let mut out = vec![0f32; ph * pw];
-    for y in 0..h {
-        out[y * pw..y * pw + w].copy_from_slice(&plane[y * w..(y + 1) * w]);
-    }
-    (out, ph, pw)
+    let (ph, pw) = (round_up(h, m), round_up(w, m));
+    (pad_to(plane, h, w, ph, pw), ph, pw)
+}
+
+/// `n` rounded up to a multiple of `m`.
+fn round_up(n: usize, m: usize) -> usize {
+    n.div_ceil(m) * m
 }
 
 /// Crops the top-left (h, w) of a (ph, pw) plane.
@@ -134,8 +135,8 @@ impl<'a> Preprocessor<'a> {
                 columns,
                 mh,
                 mw,
-                ph: mh.div_ceil(multiple) * multiple,
-                pw: mw.div_ceil(multiple) * multiple,
+                ph: round_up(mh, multiple),
+                pw: round_up(mw, multiple),
             },
         })
     }

@@ -101,7 +101,10 @@ impl AnalysisOutput {
         evidence.retain(|e| e.slice < summary.grid[2]);
         let modality = match nifti::read(&dir.join(crate::inference::output::MODALITY_FILE)) {
             Ok((dims, Voxels::F32(v))) if dims[3] > 0 && v.len() == expected * dims[3] => {
-                Some((dims[3], slot_major(&v, summary.grid[0] * summary.grid[1], summary.grid[2], dims[3])))
+                Some((
+                    dims[3],
+                    crate::inference::output::from_fourth_axis(&v, summary.grid[0] * summary.grid[1], summary.grid[2], dims[3]),
+                ))
             }
             _ => None,
         };
@@ -118,15 +121,3 @@ impl AnalysisOutput {
     }
 }
 
-/// NIfTI's [t][slice][plane] order back to Focal's [slice][t][plane].
-fn slot_major(values: &[f32], plane: usize, slices: usize, count: usize) -> Vec<f32> {
-    let mut out = vec![0f32; values.len()];
-    for c in 0..count {
-        for k in 0..slices {
-            let from = (c * slices + k) * plane;
-            let to = (k * count + c) * plane;
-            out[to..to + plane].copy_from_slice(&values[from..from + plane]);
-        }
-    }
-    out
-}

@@ -84,9 +84,7 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
 fn slot_name(app: &FocalApp, slot: usize) -> String {
     app.manifest
         .as_ref()
-        .ok()
-        .and_then(|m| m.input.slots.get(slot))
-        .map_or_else(|| format!("slot {slot}"), |s| s.name.clone())
+        .map_or_else(|_| format!("slot {slot}"), |m| m.slot_name(slot))
 }
 
 /// The heatmap plane of `slice` for the map chosen, when there is one.
