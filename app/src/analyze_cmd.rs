@@ -1,18 +1,36 @@
 //! `focal analyze`: study → series volume → model → files a researcher can open.
 
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context;
 
 use crate::cli::AnalyzeArgs;
-use crate::inference::{self, Engine, InferenceError, Manifest};
+use crate::inference::{self, Device, Engine, InferenceError, Manifest};
 use crate::study::{self, Progress, StudySet};
 
 /// Exit code when CUDA was demanded and cannot run.
 pub const EXIT_CUDA_UNAVAILABLE: i32 = 3;
 /// Exit code when the model or its runtime is unusable.
 pub const EXIT_MODEL: i32 = 4;
+
+/// Loads the manifest (default: the bundled one) and opens its model; on failure prints why
+/// and returns the exit code.
+pub fn open_engine(model: Option<PathBuf>, device: Device, allow_unverified: bool) -> Result<Engine, i32> {
+    let path = model.unwrap_or_else(inference::manifest::default_manifest_path);
+    let manifest = Manifest::load(&path).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_MODEL
+    })?;
+    Engine::open(manifest, device, allow_unverified).map_err(|e| {
+        eprintln!("error: {e}");
+        match e {
+            InferenceError::CudaUnavailable(_) => EXIT_CUDA_UNAVAILABLE,
+            _ => EXIT_MODEL,
+        }
+    })
+}
 
 pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     crate::outdir::ensure_outside_study(&args.out, &args.study)?;
@@ -34,22 +52,17 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
             .max_by_key(|(_, st)| st.slices.len())
             .context("the study has no image series")?,
     };
-    let manifest_path = args
-        .model
-        .clone()
-        .unwrap_or_else(inference::manifest::default_manifest_path);
-    let manifest = match Manifest::load(&manifest_path) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_MODEL);
-        }
+    let t = Instant::now();
+    let engine = match open_engine(args.model.clone(), args.device, args.allow_unverified_model) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
     };
+    let load_model = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let volume = study::load_volume(stack, &|_: Progress| {}, &cancel).context("decoding the series failed")?;
     let others: Vec<String> = args.series.iter().skip(1).cloned().collect();
     let (volumes, slots) = inference::inputs::paired_volumes(
-        &manifest,
+        &engine.manifest,
         &set,
         &series.uid,
         stack,
@@ -67,20 +80,6 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     }
     let load_volume = t.elapsed().as_secs_f64();
 
-    let t = Instant::now();
-    let engine = Engine::open(manifest, args.device, args.allow_unverified_model);
-    let engine = match engine {
-        Ok(e) => e,
-        Err(e @ InferenceError::CudaUnavailable(_)) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_CUDA_UNAVAILABLE);
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(EXIT_MODEL);
-        }
-    };
-    let load_model = t.elapsed().as_secs_f64();
     match &engine.provider.fallback_reason {
         Some(reason) => println!("execution provider: CPU (CUDA not used: {reason})"),
         None => println!("execution provider: {}", engine.provider.name),

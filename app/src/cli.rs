@@ -36,6 +36,32 @@ pub enum Command {
     Export(ExportArgs),
     /// Run the segmentation model on a series and write label map, attention map and summary.
     Analyze(AnalyzeArgs),
+    /// Analyse every series under many studies: one analysis folder each and results.csv
+    /// (resumable: unchanged finished series are not run again).
+    Batch(BatchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BatchArgs {
+    /// Study folders, files or DICOMDIRs, or CSV files listing them (a `path` column, relative
+    /// to the CSV). Each is opened on its own: a broken one is an error row, not the end.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder: results.csv and series/<study>-<series>/ (the analysis, as `focal analyze` writes it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Series with fewer slices (localizers, single images) are listed as skipped.
+    #[arg(long, default_value_t = 3)]
+    pub min_slices: usize,
+    /// Put study and series UIDs in the table (default: a pseudonym, the UID's sha256 prefix).
+    #[arg(long)]
+    pub keep_uids: bool,
+    /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: crate::inference::Device,
+    /// Model manifest (default: the bundled models/brain-tissue.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
 }
 
 #[cfg(feature = "desktop")]
@@ -141,6 +167,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Analyze(args)) => crate::analyze_cmd::analyze(&args),
+        Some(Command::Batch(args)) => crate::batch_cmd::batch(&args),
         #[cfg(feature = "desktop")]
         Some(Command::Export(args)) => crate::export_cmd::export(&args),
         #[cfg(feature = "desktop")]

@@ -1,0 +1,499 @@
+//! `focal batch`: every analysable series under many studies, one analysis folder each and
+//! one results table. Resumable (a series whose files and model are unchanged is not run
+//! again; failed ones are retried), interruptible (Ctrl-C finishes nothing half-way: a
+//! series' folder appears whole or not at all), and one bad study is one error row.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cli::BatchArgs;
+use crate::inference::{self, Engine};
+use crate::study::{self, Progress, Stack, StudySet};
+
+/// Exit code when Ctrl-C stopped the batch (what was finished is kept).
+pub const EXIT_INTERRUPTED: i32 = 130;
+/// The results table, rewritten whole (atomically) as series finish.
+pub const RESULTS: &str = "results.csv";
+/// Beside each finished series' analysis: what it was computed from, and its table row.
+const DONE: &str = "batch.json";
+
+/// One row of the results table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    /// Where the study was found (the input as given).
+    pub input: String,
+    /// Study and series: pseudonyms (sha256 of the UID, 16 hex digits) unless --keep-uids.
+    pub study: String,
+    pub series: String,
+    pub modality: String,
+    pub slices: usize,
+    /// ok, cached (finished by an earlier run, unchanged), skipped (not analysable), error.
+    pub status: String,
+    pub error: String,
+    /// mL per non-background label, in the manifest's order.
+    pub volumes_ml: Vec<f64>,
+    pub mean_confidence: Option<f64>,
+    pub faithfulness_score: Option<f64>,
+    pub faithfulness_passed: Option<bool>,
+    pub warnings: String,
+    pub provider: String,
+    pub model_sha256: String,
+    /// sha256 over the series' files (in slice order) and the model: what "unchanged" means.
+    pub content_sha256: String,
+    pub seconds_load: f64,
+    pub seconds_analysis: f64,
+    /// The analysis folder, relative to --out.
+    pub folder: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Done {
+    content_sha256: String,
+    row: Row,
+}
+
+/// A study root to open: an input path, or one path of a CSV list.
+struct Input {
+    shown: String,
+    path: PathBuf,
+}
+
+/// Expands the inputs: a `.csv` file lists study paths in its `path` column (relative to the
+/// file); anything else is a folder, file or DICOMDIR opened as one input.
+fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for a in args {
+        if !a.exists() {
+            bail!("{} does not exist", a.display());
+        }
+        let is_csv = a.is_file() && a.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+        if !is_csv {
+            out.push(Input { shown: a.display().to_string(), path: a.clone() });
+            continue;
+        }
+        let text = std::fs::read_to_string(a).with_context(|| format!("reading {}", a.display()))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header = split_csv_line(lines.next().unwrap_or_default());
+        let col = header
+            .iter()
+            .position(|h| h.trim().eq_ignore_ascii_case("path"))
+            .with_context(|| format!("{}: no `path` column in the header (one study folder, file or DICOMDIR per row)", a.display()))?;
+        let base = a.parent().unwrap_or(Path::new("."));
+        for (i, line) in lines.enumerate() {
+            let fields = split_csv_line(line);
+            let p = fields.get(col).map(|s| s.trim()).unwrap_or_default();
+            if p.is_empty() {
+                bail!("{} row {}: no path (retrieving studies by UID from a PACS is not supported by batch yet)", a.display(), i + 2);
+            }
+            let path = base.join(p);
+            out.push(Input { shown: path.display().to_string(), path });
+        }
+    }
+    Ok(out)
+}
+
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().map(|f| f.push('"'));
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(String::new()),
+            c => {
+                if let Some(f) = fields.last_mut() {
+                    f.push(c);
+                }
+            }
+        }
+    }
+    fields
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
+}
+
+/// The table: a header naming each label's volume column, then one line per row.
+pub fn table(label_names: &[String], rows: &[Row]) -> String {
+    let mut head: Vec<String> = ["input", "study", "series", "modality", "slices", "status", "error"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    head.extend(label_names.iter().map(|n| format!("{}_ml", n.to_lowercase().replace([' ', '+', '/'], "_"))));
+    head.extend(
+        [
+            "mean_confidence",
+            "faithfulness_score",
+            "faithfulness_passed",
+            "warnings",
+            "provider",
+            "model_sha256",
+            "content_sha256",
+            "seconds_load",
+            "seconds_analysis",
+            "folder",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut out = head.join(",") + "\n";
+    for r in rows {
+        let mut f = vec![
+            csv_field(&r.input),
+            r.study.clone(),
+            r.series.clone(),
+            csv_field(&r.modality),
+            r.slices.to_string(),
+            r.status.clone(),
+            csv_field(&r.error),
+        ];
+        for i in 0..label_names.len() {
+            f.push(r.volumes_ml.get(i).map_or(String::new(), |v| format!("{v:.3}")));
+        }
+        f.extend([
+            opt(r.mean_confidence.map(|c| format!("{c:.4}"))),
+            opt(r.faithfulness_score.map(|c| format!("{c:.3}"))),
+            opt(r.faithfulness_passed),
+            csv_field(&r.warnings),
+            csv_field(&r.provider),
+            r.model_sha256.clone(),
+            r.content_sha256.clone(),
+            format!("{:.3}", r.seconds_load),
+            format!("{:.3}", r.seconds_analysis),
+            csv_field(&r.folder),
+        ]);
+        out += &(f.join(",") + "\n");
+    }
+    out
+}
+
+/// A UID as the table shows it: itself with --keep-uids, else a stable pseudonym.
+fn shown_uid(uid: &str, keep: bool) -> String {
+    if keep {
+        uid.to_string()
+    } else {
+        hex(&Sha256::digest(uid.as_bytes()))[..16].to_string()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 over the model's and then each slice file's bytes, in slice order.
+fn content_hash(stack: &Stack, model_sha256: &str) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    h.update(model_sha256.as_bytes());
+    let mut last: Option<&Path> = None;
+    for s in &stack.slices {
+        let p = s.instance.path.as_path();
+        if last == Some(p) {
+            continue; // frames of one multi-frame file
+        }
+        last = Some(p);
+        let mut f = std::fs::File::open(p)?;
+        std::io::copy(&mut f, &mut h)?;
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Why a stack is not analysed, if it is not.
+fn not_analysable(stack: &Stack, min_slices: usize) -> Option<String> {
+    if stack.samples_per_pixel != 1 {
+        return Some("colour images (the model reads greyscale series)".into());
+    }
+    if stack.slices.len() < min_slices {
+        return Some(format!("{} slice(s), fewer than --min-slices {min_slices}", stack.slices.len()));
+    }
+    None
+}
+
+struct Batch<'a> {
+    args: &'a BatchArgs,
+    engine: Engine,
+    label_names: Vec<String>,
+    rows: Vec<Row>,
+    cancel: Arc<AtomicBool>,
+    last_table: Instant,
+}
+
+impl Batch<'_> {
+    fn write_table(&mut self) -> std::io::Result<()> {
+        self.last_table = Instant::now();
+        crate::outdir::write_atomic(&self.args.out.join(RESULTS), table(&self.label_names, &self.rows).as_bytes())
+    }
+
+    fn blank_row(&self, input: &Input) -> Row {
+        Row {
+            input: input.shown.clone(),
+            study: String::new(),
+            series: String::new(),
+            modality: String::new(),
+            slices: 0,
+            status: "error".into(),
+            error: String::new(),
+            volumes_ml: Vec::new(),
+            mean_confidence: None,
+            faithfulness_score: None,
+            faithfulness_passed: None,
+            warnings: String::new(),
+            provider: self.engine.provider.name.to_string(),
+            model_sha256: self.engine.sha256.clone(),
+            content_sha256: String::new(),
+            seconds_load: 0.0,
+            seconds_analysis: 0.0,
+            folder: String::new(),
+        }
+    }
+
+    /// Analyses one series into `series/<key>` (written as `<key>.partial`, then renamed).
+    fn run_series(&mut self, row: &mut Row, stack: &Stack, series_uid: &str, study_uid: &str) -> anyhow::Result<()> {
+        let key = format!("{}-{}", shown_uid(study_uid, false), shown_uid(series_uid, false));
+        let dir = self.args.out.join("series").join(&key);
+        row.folder = format!("series/{key}");
+        let t = Instant::now();
+        row.content_sha256 = content_hash(stack, &self.engine.sha256).context("reading the series' files")?;
+        if let Ok(text) = std::fs::read_to_string(dir.join(DONE))
+            && let Ok(done) = serde_json::from_str::<Done>(&text)
+            && done.content_sha256 == row.content_sha256
+        {
+            *row = Row { input: row.input.clone(), status: "cached".into(), ..done.row };
+            return Ok(());
+        }
+        let volume = study::load_volume(stack, &|_: Progress| {}, &self.cancel).context("decoding the series failed")?;
+        row.seconds_load = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let analysis = inference::analyze_volumes(&mut self.engine, &[&volume], &|_: Progress| {}, &self.cancel)?;
+        row.seconds_analysis = t.elapsed().as_secs_f64();
+        let s = &analysis.summary;
+        row.volumes_ml = s.labels.iter().filter(|l| l.index != 0).map(|l| l.volume_ml).collect();
+        row.mean_confidence = s.mean_confidence;
+        row.faithfulness_score = s.insights.faithfulness.as_ref().map(|f| f.score);
+        row.faithfulness_passed = s.insights.faithfulness.as_ref().map(|f| f.passed);
+        row.warnings = s.insights.volume_warnings.join("; ");
+        if !volume.skipped.is_empty() {
+            let skipped = format!("{} corrupt slice(s) skipped", volume.skipped.len());
+            row.warnings = if row.warnings.is_empty() { skipped } else { format!("{}; {skipped}", row.warnings) };
+        }
+        row.status = "ok".into();
+        let partial = dir.with_extension("partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        let timings = inference::output::Timings {
+            scan: 0.0,
+            load_volume: row.seconds_load,
+            load_model: 0.0,
+            inference_total: s.seconds_total,
+            model_only: s.seconds_model,
+            faithfulness: s.seconds_faithfulness,
+            slices_per_second: s.slices_per_second,
+        };
+        inference::output::write_analysis_folder(&partial, &volume, &analysis, &self.engine, series_uid, study_uid, timings)
+            .context("writing the analysis folder failed")?;
+        let done = Done { content_sha256: row.content_sha256.clone(), row: row.clone() };
+        crate::outdir::write_atomic(&partial.join(DONE), serde_json::to_string_pretty(&done)?.as_bytes())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&partial, &dir).context("moving the finished analysis into place failed")?;
+        Ok(())
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{} h {:02} min", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
+    let inputs = inputs(&args.inputs)?;
+    let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
+    crate::outdir::ensure_outside_study(&args.out, &paths)?;
+    std::fs::create_dir_all(args.out.join("series")).with_context(|| format!("creating {}", args.out.display()))?;
+    // Leftovers of an interrupted run are never results.
+    if let Ok(entries) = std::fs::read_dir(args.out.join("series")) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "partial") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let engine = match crate::analyze_cmd::open_engine(args.model.clone(), args.device, false) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
+    match &engine.provider.fallback_reason {
+        Some(reason) => eprintln!("execution provider: CPU (CUDA not used: {reason})"),
+        None => eprintln!("execution provider: {}", engine.provider.name),
+    }
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // A second Ctrl-C while the current series finishes its cleanup ends at once.
+        let _ = ctrlc::set_handler(move || {
+            if c.swap(true, Ordering::SeqCst) {
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+            eprintln!("\ninterrupted: stopping after cleaning up the current series (Ctrl-C again to quit now)");
+        });
+    }
+    let label_names = engine.manifest.labels.iter().filter(|l| l.index != 0).map(|l| l.name.clone()).collect();
+    let mut b = Batch { args, engine, label_names, rows: Vec::new(), cancel, last_table: Instant::now() };
+    let started = Instant::now();
+    let mut seen = std::collections::HashSet::new();
+    let (mut slices_done, mut slices_seen) = (0usize, 0usize);
+    for (n, input) in inputs.iter().enumerate() {
+        if b.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let set = match StudySet::open(std::slice::from_ref(&input.path), &|_: Progress| {}, &b.cancel) {
+            Ok(set) => set,
+            Err(_) if b.cancel.load(Ordering::SeqCst) => break,
+            Err(e) => {
+                let mut row = b.blank_row(input);
+                row.error = format!("scanning failed: {e}");
+                eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
+                b.rows.push(row);
+                continue;
+            }
+        };
+        let mut found = 0;
+        for series in set.series() {
+            let Some(stack) = inference::inputs::largest_stack(series) else {
+                continue;
+            };
+            let study_uid = stack.slices.first().map_or(String::new(), |s| s.instance.study_uid.clone());
+            found += 1;
+            let mut row = b.blank_row(input);
+            row.study = shown_uid(&study_uid, args.keep_uids);
+            row.series = shown_uid(&series.uid, args.keep_uids);
+            row.modality = series.modality.clone().unwrap_or_default();
+            row.slices = stack.slices.len();
+            if !seen.insert((study_uid.clone(), series.uid.clone())) {
+                row.status = "skipped".into();
+                row.error = "the same series again (already in this batch)".into();
+                b.rows.push(row);
+                continue;
+            }
+            if let Some(why) = not_analysable(stack, args.min_slices) {
+                row.status = "skipped".into();
+                row.error = why;
+                b.rows.push(row);
+                continue;
+            }
+            let t = Instant::now();
+            if let Err(e) = b.run_series(&mut row, stack, &series.uid, &study_uid) {
+                row.status = "error".into();
+                row.error = format!("{e:#}");
+                let key = row.folder.clone();
+                let _ = std::fs::remove_dir_all(args.out.join(key).with_extension("partial"));
+            }
+            if b.cancel.load(Ordering::SeqCst) && row.status == "error" {
+                break; // the interrupted series is not a result
+            }
+            slices_seen += row.slices;
+            if row.status == "ok" {
+                slices_done += row.slices;
+            }
+            let per_input = started.elapsed().as_secs_f64() / (n as f64 + 1.0);
+            let eta = per_input * (inputs.len() - n - 1) as f64;
+            eprintln!(
+                "[input {}/{}] {:<7} series {} ({} slices) {:.1} s{}  ETA {}",
+                n + 1,
+                inputs.len(),
+                row.status,
+                row.series,
+                row.slices,
+                t.elapsed().as_secs_f64(),
+                if row.error.is_empty() { String::new() } else { format!(": {}", row.error) },
+                duration(eta)
+            );
+            b.rows.push(row);
+            if b.last_table.elapsed().as_secs_f64() > 2.0 {
+                b.write_table().context("writing the results table failed")?;
+            }
+        }
+        if found == 0 {
+            let mut row = b.blank_row(input);
+            row.error = match set.unreadable.len() {
+                0 => "no image series found".into(),
+                k => format!("no image series found ({k} unreadable file(s))"),
+            };
+            eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
+            b.rows.push(row);
+        }
+    }
+    b.write_table().context("writing the results table failed")?;
+    let count = |s: &str| b.rows.iter().filter(|r| r.status == s).count();
+    let minutes = started.elapsed().as_secs_f64() / 60.0;
+    let mut stdout = std::io::stdout();
+    writeln!(
+        stdout,
+        "{} series: {} analysed, {} cached, {} skipped, {} failed in {} ({:.1} analysed/min, {} of {} slices run); table in {}",
+        b.rows.len(),
+        count("ok"),
+        count("cached"),
+        count("skipped"),
+        count("error"),
+        duration(minutes * 60.0),
+        count("ok") as f64 / minutes.max(1e-9),
+        slices_done,
+        slices_seen,
+        args.out.join(RESULTS).display()
+    )?;
+    if b.cancel.load(Ordering::SeqCst) {
+        return Ok(EXIT_INTERRUPTED);
+    }
+    Ok(if count("error") > 0 { 1 } else { 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_round_trip_through_the_splitter() {
+        let fields = ["plain", "with,comma", "with \"quotes\"", ""];
+        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+        assert_eq!(split_csv_line(&line.join(",")), fields);
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_and_hide_the_uid() {
+        let uid = "1.2.826.0.1.3680043.8.498.1";
+        assert_eq!(shown_uid(uid, false), shown_uid(uid, false));
+        assert_eq!(shown_uid(uid, false).len(), 16);
+        assert!(!shown_uid(uid, false).contains("1.2.826"));
+        assert_eq!(shown_uid(uid, true), uid);
+    }
+
+    #[test]
+    fn the_table_has_one_volume_column_per_label() {
+        let names = vec!["CSF".to_string(), "grey matter".to_string()];
+        let text = table(&names, &[]);
+        assert!(text.starts_with("input,study,series,modality,slices,status,error,csf_ml,grey_matter_ml,mean_confidence"));
+    }
+}

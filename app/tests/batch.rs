@@ -1,0 +1,151 @@
+//! `focal batch` end to end through the real binary and ONNX Runtime, on an archive made from
+//! the sample study's real files (copies under other UIDs, a study of truncated files, one
+//! with two corrupt slices): the table, resuming without work, retrying what changed,
+//! Ctrl-C leaving no half-written output, and no UIDs or patient identifiers in the table.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+const COPIES: usize = 3;
+
+fn corpus(dir: &Path) -> std::path::PathBuf {
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: a Python with pydicom (scripts/test.sh sets it)");
+    let out = dir.join("archive");
+    let run = Command::new(python)
+        .arg(common::repo().join("app/tests/reference/make_batch_corpus.py"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&out)
+        .arg(COPIES.to_string())
+        .output()
+        .expect("python runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    out
+}
+
+/// The table as (header, rows of fields); fields here never hold commas.
+fn table(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(out.join("results.csv")).expect("results.csv");
+    let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let header = lines.next().expect("header");
+    (header, lines.collect())
+}
+
+fn column(header: &[String], name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}
+
+#[test]
+fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let archive = corpus(tmp.path());
+    let out = tmp.path().join("batch");
+    let list = archive.join("studies.csv");
+    let (code, stdout, stderr) =
+        common::run_focal(&["batch", list.to_str().expect("path"), "--out", out.to_str().expect("path"), "--device", "cpu"]);
+    // One study is unreadable: the batch finishes and says so with its exit code.
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let (header, rows) = table(&out);
+    let status = column(&header, "status");
+    let gm = column(&header, "grey_matter_ml");
+    let folder = column(&header, "folder");
+    let warnings = column(&header, "warnings");
+    let statuses: Vec<&str> = rows.iter().map(|r| r[status].as_str()).collect();
+    assert_eq!(statuses.len(), COPIES + 2, "{rows:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), COPIES + 1, "{statuses:?}\n{stderr}");
+    assert_eq!(statuses.iter().filter(|s| **s == "error").count(), 1, "{statuses:?}");
+    let ok: Vec<&Vec<String>> = rows.iter().filter(|r| r[status] == "ok").collect();
+    // The copies are the same pixels: the same volumes; the corrupt slices are named.
+    let volume = |r: &Vec<String>| r[gm].parse::<f64>().expect("grey matter mL");
+    assert!(volume(ok[0]) > 100.0, "{:?}", ok[0]);
+    for r in &ok[1..COPIES] {
+        assert!((volume(r) - volume(ok[0])).abs() < 1e-6, "{r:?} vs {:?}", ok[0]);
+    }
+    assert!(ok[COPIES][warnings].contains("corrupt slice(s) skipped"), "{:?}", ok[COPIES]);
+    for r in &ok {
+        let dir = out.join(&r[folder]);
+        for f in ["labels.nii", "attention.nii", "summary.json", "batch.json"] {
+            assert!(dir.join(f).is_file(), "{} missing", dir.join(f).display());
+        }
+    }
+    // De-identified table: pseudonyms, not UIDs, and no patient identifiers.
+    let text = std::fs::read_to_string(out.join("results.csv")).expect("table");
+    for secret in common::SAMPLE_PHI.iter().chain(["FOCAL-BATCH", "2.25.", "1.2.826"].iter()) {
+        assert!(!text.contains(secret), "{secret} in the table");
+    }
+
+    // Again: nothing is analysed, the failed study is tried again, the table is the same.
+    let (code, stdout, _) =
+        common::run_focal(&["batch", list.to_str().expect("path"), "--out", out.to_str().expect("path"), "--device", "cpu"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains(" 0 analysed") && stdout.contains(&format!("{} cached", COPIES + 1)), "{stdout}");
+    let (_, again) = table(&out);
+    let strip = |rows: &[Vec<String>]| -> Vec<Vec<String>> {
+        rows.iter().map(|r| r.iter().enumerate().filter(|(i, _)| *i != status).map(|(_, f)| f.clone()).collect()).collect()
+    };
+    assert_eq!(strip(&again), strip(&rows));
+
+    // A changed file makes its series run again (content hash), and only that one.
+    let first = archive.join("study-000");
+    let victim = std::fs::read_dir(&first).expect("dir").flatten().next().expect("a file").path();
+    let mut bytes = std::fs::read(&victim).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&victim, bytes).expect("write");
+    let (_, stdout, _) =
+        common::run_focal(&["batch", list.to_str().expect("path"), "--out", out.to_str().expect("path"), "--device", "cpu"]);
+    assert!(stdout.contains(" 1 analysed") && stdout.contains(&format!("{} cached", COPIES)), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let archive = corpus(tmp.path());
+    let out = tmp.path().join("batch");
+    let inputs: Vec<String> = (0..COPIES).map(|k| archive.join(format!("study-{k:03}")).display().to_string()).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_focal"))
+        .arg("batch")
+        .args(&inputs)
+        .args(["--out", out.to_str().expect("path"), "--device", "cpu"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("focal starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    // Interrupt while the second series is being analysed.
+    for line in lines.by_ref() {
+        if line.expect("line").starts_with("[input 1/") {
+            break;
+        }
+    }
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("exit");
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    let (header, rows) = table(&out);
+    let st = column(&header, "status");
+    assert!(!rows.is_empty() && rows.len() < COPIES, "{rows:?}");
+    assert!(rows.iter().all(|r| r[st] == "ok"), "{rows:?}");
+    let series: Vec<String> = std::fs::read_dir(out.join("series"))
+        .expect("series folder")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(series.len(), rows.len(), "{series:?}");
+    assert!(series.iter().all(|s| !s.ends_with(".partial")), "{series:?}");
+    // Resuming finishes the rest and redoes none of the finished ones.
+    let mut args = vec!["batch".to_string()];
+    args.extend(inputs.iter().cloned());
+    args.extend(["--out".into(), out.display().to_string(), "--device".into(), "cpu".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = common::run_focal(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("{} analysed, {} cached", COPIES - rows.len(), rows.len())),
+        "{stdout}"
+    );
+}
