@@ -217,7 +217,8 @@ class Exported(nn.Module):
 
 
 def load_model(path, strict=True, noise_filler=True):
-    net = FocalNet(noise_filler=noise_filler)
-    net.load_state_dict(torch.load(path, map_location="cpu"), strict=strict)
+    state = torch.load(path, map_location="cpu")
+    net = FocalNet(width=state["fusion.stem.0.weight"].shape[0], noise_filler=noise_filler)
+    net.load_state_dict(state, strict=strict)
     net.eval()
     return net

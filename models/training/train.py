@@ -66,8 +66,8 @@ def pad_to(vol, size):
 
 
 class Generator:
-    def __init__(self, volumes, weights, size, rng):
-        self.size, self.rng = size, rng
+    def __init__(self, volumes, weights, size, rng, no_brain=0.1):
+        self.size, self.rng, self.no_brain = size, rng, no_brain
         self.views = []  # (volume with the slicing axis last, canvas-padded), per axis
         for vol in volumes:
             per_axis = []
@@ -83,7 +83,7 @@ class Generator:
         r = self.rng
         per_axis = self.views[r.choice(len(self.views), p=self.weights)]
         vol, (b0, b1), extent = per_axis[r.choice(3, p=[0.2, 0.2, 0.6])]
-        if r.random() < 0.1:  # planes with little or no brain: neck, vertex, face
+        if r.random() < self.no_brain:  # planes with little or no brain: neck, jaw, vertex, face
             k = int(r.choice(extent))
         else:
             k = int(r.integers(b0, b1 + 1))
@@ -212,6 +212,10 @@ def main():
     ap.add_argument("--seed", type=int, default=2611)
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--no-filler", action="store_true", help="plain multiplicative gate (stage 1: learn the segmentation first)")
+    ap.add_argument("--no-brain-planes", type=float, default=0.1, help="share of planes drawn from anywhere in the head (2.1 attempt: 0.2)")
+    ap.add_argument("--labels", default=os.path.join(DATA, "ct-head-labels.npz"), help="the whole-head label map (head_labels.py)")
+    ap.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
     ap.add_argument("--sparsity", type=float, default=0.1, help="weight of the spatial gate's mean")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
@@ -222,10 +226,10 @@ def main():
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     torch.set_num_threads(os.cpu_count() or 2)
-    ct_head = np.load(os.path.join(DATA, "ct-head-labels.npz"))["labels"]
+    ct_head = np.load(args.labels)["labels"]
     volumes = [ct_head, shelled_mni(rng), shelled_mni(rng)]
-    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng)
-    net = FocalNet()
+    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes)
+    net = FocalNet(width=args.width, noise_filler=not args.no_filler)
     if args.init:
         missing, unexpected = net.load_state_dict(torch.load(args.init, map_location="cpu"), strict=False)
         print(f"initialised from {args.init}; new: {missing}; dropped: {unexpected}", flush=True)
@@ -263,7 +267,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "sparsity": args.sparsity,
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity,
                    "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 
