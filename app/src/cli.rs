@@ -1,14 +1,7 @@
-//! Command line: `focal` / `focal view` (the window), `focal info`, `focal analyze`.
+//! Command line: parses the arguments and dispatches to `commands` (`focal` / `focal view`,
+//! `info`, `analyze`, `batch`, `export`).
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
-
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use serde::Serialize;
-
-use crate::study::{self, Progress, Stack, StudySet};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -27,412 +20,36 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// List the studies and series under files, folders or DICOMDIRs, and the unreadable files.
-    Info(InfoArgs),
+    Info(crate::commands::info::InfoArgs),
     /// Open the viewer window (on DICOM files, folders or a DICOMDIR, if given).
     #[cfg(feature = "desktop")]
-    View(ViewArgs),
+    View(crate::commands::view::ViewArgs),
     /// Write the report and DICOM exports (SEG, Parametric Map, key images) of an analysis.
     #[cfg(feature = "desktop")]
-    Export(ExportArgs),
+    Export(crate::commands::export::ExportArgs),
     /// Run the segmentation model on a series and write label map, attention map and summary.
-    Analyze(AnalyzeArgs),
+    Analyze(crate::commands::analyze::AnalyzeArgs),
     /// Analyse every series under many studies: one analysis folder each and results.csv
     /// (resumable: unchanged finished series are not run again).
-    Batch(BatchArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct BatchArgs {
-    /// Study folders, files or DICOMDIRs, or CSV files listing them (a `path` column, relative
-    /// to the CSV). Each is opened on its own: a broken one is an error row, not the end.
-    #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Output folder: results.csv and series/<study>-<series>/ (the analysis, as `focal analyze` writes it).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Series with fewer slices (localizers, single images) are listed as skipped.
-    #[arg(long, default_value_t = 3)]
-    pub min_slices: usize,
-    /// Put study and series UIDs in the table (default: a pseudonym, the UID's sha256 prefix).
-    #[arg(long)]
-    pub keep_uids: bool,
-    /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: crate::inference::Device,
-    /// Model manifest (default: the bundled models/brain-tissue.json).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-}
-
-#[cfg(feature = "desktop")]
-#[derive(clap::Args, Debug)]
-pub struct ExportArgs {
-    /// DICOM files, folders or a DICOMDIR holding the analysed study.
-    #[arg(required = true)]
-    pub study: Vec<PathBuf>,
-    /// Folder `focal analyze` (or the window) wrote.
-    #[arg(long)]
-    pub analysis: PathBuf,
-    /// Output folder (created; never a folder of the study's files).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// PDF report (all four when none of --pdf/--seg/--pmap/--sc is given).
-    #[arg(long)]
-    pub pdf: bool,
-    /// DICOM Segmentation of the (reviewed) labels.
-    #[arg(long)]
-    pub seg: bool,
-    /// DICOM Parametric Map of the attention values.
-    #[arg(long)]
-    pub pmap: bool,
-    /// DICOM Secondary Capture of each key image.
-    #[arg(long)]
-    pub sc: bool,
-    /// Keep patient identifiers (exports are de-identified by default).
-    #[arg(long)]
-    pub keep_phi: bool,
-    /// Model manifest (default: the bundled models/brain-tissue.json).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-}
-
-#[cfg(feature = "desktop")]
-#[derive(clap::Args, Debug)]
-pub struct ViewArgs {
-    /// DICOM files, folders or DICOMDIR files to open.
-    pub paths: Vec<PathBuf>,
-    /// Run the model on the series as soon as it has loaded.
-    #[arg(long)]
-    pub analyze: bool,
-}
-
-#[cfg(feature = "desktop")]
-fn view(paths: Vec<PathBuf>, analyze: bool) -> anyhow::Result<i32> {
-    for p in &paths {
-        if !p.exists() {
-            anyhow::bail!("{} does not exist", p.display());
-        }
-    }
-    crate::ui::run(paths, analyze)?;
-    Ok(0)
-}
-
-#[derive(clap::Args, Debug)]
-pub struct AnalyzeArgs {
-    /// DICOM files, folders or a DICOMDIR holding the study.
-    #[arg(required = true)]
-    pub study: Vec<PathBuf>,
-    /// SeriesInstanceUID to analyse (default: the series with the largest image stack). Give it
-    /// again for further series of the same head (other contrasts): they are resampled onto the
-    /// first one's grid and fill the model's further modality slots.
-    #[arg(long)]
-    pub series: Vec<String>,
-    /// Also compute the occlusion evidence map of this slice (1 = first; may be repeated).
-    #[arg(long = "evidence-slice")]
-    pub evidence_slices: Vec<usize>,
-    /// Explain only this label's region in evidence maps (default: every non-background label).
-    #[arg(long)]
-    pub evidence_label: Option<String>,
-    /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub device: crate::inference::Device,
-    /// Output folder (created; never a folder of the study's files).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Model manifest (default: the bundled models/brain-tissue.json).
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Run a model whose sha256 does not match its manifest (shown in every output).
-    #[arg(long)]
-    pub allow_unverified_model: bool,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InfoArgs {
-    /// DICOM files, folders (searched recursively) or DICOMDIR files.
-    #[arg(required = true)]
-    pub paths: Vec<PathBuf>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Show patient name, ID and birth date (hidden by default).
-    #[arg(long)]
-    pub show_phi: bool,
-    /// Also decode every image stack and report decoding time and failures.
-    #[arg(long)]
-    pub decode: bool,
+    Batch(crate::commands::batch::BatchArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Some(Command::Info(args)) => info(&args),
-        Some(Command::Analyze(args)) => crate::analyze_cmd::analyze(&args),
-        Some(Command::Batch(args)) => crate::batch_cmd::batch(&args),
+        Some(Command::Info(args)) => crate::commands::info::info(&args),
+        Some(Command::Analyze(args)) => crate::commands::analyze::analyze(&args),
+        Some(Command::Batch(args)) => crate::commands::batch::batch(&args),
         #[cfg(feature = "desktop")]
-        Some(Command::Export(args)) => crate::export_cmd::export(&args),
+        Some(Command::Export(args)) => crate::commands::export::export(&args),
         #[cfg(feature = "desktop")]
-        Some(Command::View(args)) => view(args.paths, args.analyze),
+        Some(Command::View(args)) => crate::commands::view::view(args.paths, args.analyze),
         #[cfg(feature = "desktop")]
-        None => view(Vec::new(), false),
+        None => crate::commands::view::view(Vec::new(), false),
         #[cfg(not(feature = "desktop"))]
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;
             Ok(2)
         }
-    }
-}
-
-#[derive(Serialize)]
-struct InfoReport {
-    patients: Vec<PatientReport>,
-    unreadable: Vec<study::Unreadable>,
-    non_dicom_files: usize,
-    scan_seconds: f64,
-}
-
-#[derive(Serialize)]
-struct PatientReport {
-    label: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    identifiers: Option<study::PatientInfo>,
-    studies: Vec<StudyReport>,
-}
-
-#[derive(Serialize)]
-struct StudyReport {
-    uid: String,
-    date: Option<String>,
-    description: Option<String>,
-    series: Vec<SeriesReport>,
-}
-
-#[derive(Serialize)]
-struct SeriesReport {
-    uid: String,
-    number: Option<i64>,
-    modality: Option<String>,
-    description: Option<String>,
-    stacks: Vec<StackReport>,
-    non_image_objects: usize,
-}
-
-#[derive(Serialize)]
-struct StackReport {
-    images: usize,
-    files: usize,
-    rows: u32,
-    columns: u32,
-    samples_per_pixel: u16,
-    plane: Option<&'static str>,
-    /// Column, row and slice spacing in mm.
-    spacing_mm: Option<[f64; 3]>,
-    transfer_syntaxes: Vec<String>,
-    warnings: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    decode: Option<DecodeReport>,
-}
-
-#[derive(Serialize)]
-struct DecodeReport {
-    first_slice_seconds: f64,
-    volume_seconds: f64,
-    skipped: Vec<study::SkippedSlice>,
-    error: Option<String>,
-}
-
-fn transfer_syntax_name(uid: &str) -> String {
-    use dicom_encoding::TransferSyntaxIndex;
-    dicom_transfer_syntax_registry::TransferSyntaxRegistry
-        .get(uid)
-        .map_or_else(|| uid.to_string(), |ts| ts.name().to_string())
-}
-
-fn decode_report(stack: &Stack) -> DecodeReport {
-    let cancel = AtomicBool::new(false);
-    let start = Instant::now();
-    // Timed only: a failing first slice shows up below as skipped or as the volume's error.
-    let _ = study::load_slice(stack, 0);
-    let first_slice_seconds = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    let volume = study::load_volume(stack, &|_: Progress| {}, &cancel);
-    let volume_seconds = start.elapsed().as_secs_f64();
-    let (skipped, error) = match volume {
-        Ok(v) => (v.skipped, None),
-        Err(e) => (Vec::new(), Some(e.to_string())),
-    };
-    DecodeReport {
-        first_slice_seconds,
-        volume_seconds,
-        skipped,
-        error,
-    }
-}
-
-fn stack_report(stack: &Stack, decode: bool) -> StackReport {
-    let mut warnings: Vec<String> = stack.warnings.iter().map(ToString::to_string).collect();
-    if stack.slices.len() > 1 && stack.geometry.is_none() && warnings.is_empty() {
-        warnings.push("no geometry".into());
-    }
-    StackReport {
-        images: stack.slices.len(),
-        files: stack.file_count(),
-        rows: stack.rows,
-        columns: stack.columns,
-        samples_per_pixel: stack.samples_per_pixel,
-        plane: stack.plane,
-        spacing_mm: stack.geometry.as_ref().map(|g| g.spacing),
-        transfer_syntaxes: stack
-            .transfer_syntaxes()
-            .iter()
-            .map(|t| transfer_syntax_name(t))
-            .collect(),
-        warnings,
-        decode: decode.then(|| decode_report(stack)),
-    }
-}
-
-fn build_report(set: &StudySet, args: &InfoArgs, scan_seconds: f64) -> InfoReport {
-    InfoReport {
-        patients: set
-            .patients
-            .iter()
-            .enumerate()
-            .map(|(i, p)| PatientReport {
-                label: format!("patient {}", i + 1),
-                identifiers: args.show_phi.then(|| p.info.clone()),
-                studies: p
-                    .studies
-                    .iter()
-                    .map(|s| StudyReport {
-                        uid: s.uid.clone(),
-                        date: s.date.clone(),
-                        description: s.description.clone(),
-                        series: s
-                            .series
-                            .iter()
-                            .map(|se| SeriesReport {
-                                uid: se.uid.clone(),
-                                number: se.number,
-                                modality: se.modality.clone(),
-                                description: se.description.clone(),
-                                stacks: se.stacks.iter().map(|st| stack_report(st, args.decode)).collect(),
-                                non_image_objects: se.non_image.len(),
-                            })
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        unreadable: set.unreadable.clone(),
-        non_dicom_files: set.non_dicom,
-        scan_seconds,
-    }
-}
-
-fn info(args: &InfoArgs) -> anyhow::Result<i32> {
-    let cancel = AtomicBool::new(false);
-    let start = Instant::now();
-    let set = StudySet::open(&args.paths, &|_: Progress| {}, &cancel).context("scanning failed")?;
-    let report = build_report(&set, args, start.elapsed().as_secs_f64());
-    tracing::info!(
-        series = set.series().count(),
-        unreadable = set.unreadable.len(),
-        non_dicom = set.non_dicom,
-        "scan finished"
-    );
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report);
-    }
-    let anything = report.patients.iter().any(|p| !p.studies.is_empty());
-    if !anything {
-        eprintln!("no readable DICOM found");
-    }
-    Ok(if anything { 0 } else { 1 })
-}
-
-fn or_dash(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("-")
-}
-
-fn print_table(report: &InfoReport) {
-    for p in &report.patients {
-        match &p.identifiers {
-            Some(id) => println!(
-                "{}: name {}, ID {}, born {}, sex {}",
-                p.label,
-                or_dash(&id.name),
-                or_dash(&id.id),
-                or_dash(&id.birth_date),
-                or_dash(&id.sex)
-            ),
-            None => println!("{} (identifiers hidden; --show-phi shows them)", p.label),
-        }
-        for s in &p.studies {
-            println!("  study {} {} [{}]", or_dash(&s.date), or_dash(&s.description), s.uid);
-            println!(
-                "    {:>5}  {:<4} {:<28} {:>6}  {:<11} {:<30} {:<28} warnings",
-                "#", "mod", "description", "images", "size", "spacing mm (plane)", "transfer syntax"
-            );
-            for se in &s.series {
-                let number = se.number.map_or("-".to_string(), |n| n.to_string());
-                let description: String = or_dash(&se.description).chars().take(28).collect();
-                if se.stacks.is_empty() {
-                    println!(
-                        "    {number:>5}  {:<4} {description:<28} {:>6}  (no images: {} object(s))",
-                        or_dash(&se.modality),
-                        0,
-                        se.non_image_objects
-                    );
-                }
-                for (k, st) in se.stacks.iter().enumerate() {
-                    let label = if se.stacks.len() > 1 {
-                        format!("{number}.{}", k + 1)
-                    } else {
-                        number.clone()
-                    };
-                    let spacing = st
-                        .spacing_mm
-                        .map_or("-".to_string(), |sp| format!("{:.3}×{:.3}×{:.3}", sp[0], sp[1], sp[2]));
-                    let spacing = format!("{spacing} ({})", st.plane.unwrap_or("?"));
-                    let size = format!(
-                        "{}×{}{}",
-                        st.columns,
-                        st.rows,
-                        if st.samples_per_pixel == 3 { " RGB" } else { "" }
-                    );
-                    let ts = st.transfer_syntaxes.join(", ");
-                    let mut warnings = st.warnings.join("; ");
-                    if let Some(d) = &st.decode {
-                        let status = match &d.error {
-                            Some(e) => format!("DECODE FAILED: {e}"),
-                            None if d.skipped.is_empty() => format!("decoded in {:.3} s", d.volume_seconds),
-                            None => format!("{} slice(s) skipped", d.skipped.len()),
-                        };
-                        warnings = if warnings.is_empty() {
-                            status
-                        } else {
-                            format!("{warnings}; {status}")
-                        };
-                    }
-                    println!(
-                        "    {label:>5}  {:<4} {description:<28} {:>6}  {size:<11} {spacing:<30} {ts:<28} {warnings}",
-                        or_dash(&se.modality),
-                        st.images
-                    );
-                }
-            }
-        }
-    }
-    if !report.unreadable.is_empty() {
-        println!("unreadable files ({}):", report.unreadable.len());
-        for u in &report.unreadable {
-            println!("  {}: {}", u.path.display(), u.reason);
-        }
-    }
-    if report.non_dicom_files > 0 {
-        println!("{} non-DICOM file(s) skipped", report.non_dicom_files);
     }
 }

@@ -2,11 +2,8 @@
 //!
 //! Data flows one way: `study` (files → series → volume) → inference → render → ui / report.
 
-mod analyze_cmd;
-mod batch_cmd;
 pub mod cli;
-#[cfg(feature = "desktop")]
-mod export_cmd;
+pub mod commands;
 pub mod inference;
 pub mod outdir;
 #[cfg(feature = "desktop")]

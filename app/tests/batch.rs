@@ -28,13 +28,18 @@ fn corpus(dir: &Path) -> std::path::PathBuf {
 /// The table as (header, rows of fields); fields here never hold commas.
 fn table(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(out.join("results.csv")).expect("results.csv");
-    let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
     let header = lines.next().expect("header");
     (header, lines.collect())
 }
 
 fn column(header: &[String], name: &str) -> usize {
-    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
 }
 
 #[test]
@@ -43,8 +48,14 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     let archive = corpus(tmp.path());
     let out = tmp.path().join("batch");
     let list = archive.join("studies.csv");
-    let (code, stdout, stderr) =
-        common::run_focal(&["batch", list.to_str().expect("path"), "--out", out.to_str().expect("path"), "--device", "cpu"]);
+    let (code, stdout, stderr) = common::run_focal(&[
+        "batch",
+        list.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+        "--device",
+        "cpu",
+    ]);
     // One study is unreadable: the batch finishes and says so with its exit code.
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let (header, rows) = table(&out);
@@ -54,7 +65,11 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     let warnings = column(&header, "warnings");
     let statuses: Vec<&str> = rows.iter().map(|r| r[status].as_str()).collect();
     assert_eq!(statuses.len(), COPIES + 2, "{rows:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == "ok").count(), COPIES + 1, "{statuses:?}\n{stderr}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "ok").count(),
+        COPIES + 1,
+        "{statuses:?}\n{stderr}"
+    );
     assert_eq!(statuses.iter().filter(|s| **s == "error").count(), 1, "{statuses:?}");
     let ok: Vec<&Vec<String>> = rows.iter().filter(|r| r[status] == "ok").collect();
     // The copies are the same pixels: the same volumes; the corrupt slices are named.
@@ -63,7 +78,11 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     for r in &ok[1..COPIES] {
         assert!((volume(r) - volume(ok[0])).abs() < 1e-6, "{r:?} vs {:?}", ok[0]);
     }
-    assert!(ok[COPIES][warnings].contains("corrupt slice(s) skipped"), "{:?}", ok[COPIES]);
+    assert!(
+        ok[COPIES][warnings].contains("corrupt slice(s) skipped"),
+        "{:?}",
+        ok[COPIES]
+    );
     for r in &ok {
         let dir = out.join(&r[folder]);
         for f in ["labels.nii", "attention.nii", "summary.json", "batch.json"] {
@@ -72,31 +91,65 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     }
     // De-identified table: pseudonyms, not UIDs, and no patient identifiers.
     let text = std::fs::read_to_string(out.join("results.csv")).expect("table");
-    for secret in common::SAMPLE_PHI.iter().chain(["FOCAL-BATCH", "2.25.", "1.2.826"].iter()) {
+    for secret in common::SAMPLE_PHI
+        .iter()
+        .chain(["FOCAL-BATCH", "2.25.", "1.2.826"].iter())
+    {
         assert!(!text.contains(secret), "{secret} in the table");
     }
 
     // Again: nothing is analysed, the failed study is tried again, the table is the same.
-    let (code, stdout, _) =
-        common::run_focal(&["batch", list.to_str().expect("path"), "--out", out.to_str().expect("path"), "--device", "cpu"]);
+    let (code, stdout, _) = common::run_focal(&[
+        "batch",
+        list.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+        "--device",
+        "cpu",
+    ]);
     assert_eq!(code, 1);
-    assert!(stdout.contains(" 0 analysed") && stdout.contains(&format!("{} cached", COPIES + 1)), "{stdout}");
+    assert!(
+        stdout.contains(" 0 analysed") && stdout.contains(&format!("{} cached", COPIES + 1)),
+        "{stdout}"
+    );
     let (_, again) = table(&out);
     let strip = |rows: &[Vec<String>]| -> Vec<Vec<String>> {
-        rows.iter().map(|r| r.iter().enumerate().filter(|(i, _)| *i != status).map(|(_, f)| f.clone()).collect()).collect()
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != status)
+                    .map(|(_, f)| f.clone())
+                    .collect()
+            })
+            .collect()
     };
     assert_eq!(strip(&again), strip(&rows));
 
     // A changed file makes its series run again (content hash), and only that one.
     let first = archive.join("study-000");
-    let victim = std::fs::read_dir(&first).expect("dir").flatten().next().expect("a file").path();
+    let victim = std::fs::read_dir(&first)
+        .expect("dir")
+        .flatten()
+        .next()
+        .expect("a file")
+        .path();
     let mut bytes = std::fs::read(&victim).expect("read");
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&victim, bytes).expect("write");
-    let (_, stdout, _) =
-        common::run_focal(&["batch", list.to_str().expect("path"), "--out", out.to_str().expect("path"), "--device", "cpu"]);
-    assert!(stdout.contains(" 1 analysed") && stdout.contains(&format!("{} cached", COPIES)), "{stdout}");
+    let (_, stdout, _) = common::run_focal(&[
+        "batch",
+        list.to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        stdout.contains(" 1 analysed") && stdout.contains(&format!("{} cached", COPIES)),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -104,7 +157,9 @@ fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let archive = corpus(tmp.path());
     let out = tmp.path().join("batch");
-    let inputs: Vec<String> = (0..COPIES).map(|k| archive.join(format!("study-{k:03}")).display().to_string()).collect();
+    let inputs: Vec<String> = (0..COPIES)
+        .map(|k| archive.join(format!("study-{k:03}")).display().to_string())
+        .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_focal"))
         .arg("batch")
         .args(&inputs)
@@ -121,7 +176,10 @@ fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
             break;
         }
     }
-    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill runs");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
     assert!(killed.success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().expect("exit");
@@ -140,7 +198,12 @@ fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
     // Resuming finishes the rest and redoes none of the finished ones.
     let mut args = vec!["batch".to_string()];
     args.extend(inputs.iter().cloned());
-    args.extend(["--out".into(), out.display().to_string(), "--device".into(), "cpu".into()]);
+    args.extend([
+        "--out".into(),
+        out.display().to_string(),
+        "--device".into(),
+        "cpu".into(),
+    ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) = common::run_focal(&args);
     assert_eq!(code, 0, "{stderr}");

@@ -4,10 +4,41 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
-use crate::cli::ExportArgs;
 use crate::inference::Manifest;
 use crate::report::{self, ExportOptions};
 use crate::study::{Progress, StudySet};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// DICOM files, folders or a DICOMDIR holding the analysed study.
+    #[arg(required = true)]
+    pub study: Vec<PathBuf>,
+    /// Folder `focal analyze` (or the window) wrote.
+    #[arg(long)]
+    pub analysis: PathBuf,
+    /// Output folder (created; never a folder of the study's files).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// PDF report (all four when none of --pdf/--seg/--pmap/--sc is given).
+    #[arg(long)]
+    pub pdf: bool,
+    /// DICOM Segmentation of the (reviewed) labels.
+    #[arg(long)]
+    pub seg: bool,
+    /// DICOM Parametric Map of the attention values.
+    #[arg(long)]
+    pub pmap: bool,
+    /// DICOM Secondary Capture of each key image.
+    #[arg(long)]
+    pub sc: bool,
+    /// Keep patient identifiers (exports are de-identified by default).
+    #[arg(long)]
+    pub keep_phi: bool,
+    /// Model manifest (default: the bundled models/brain-tissue.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
     crate::outdir::ensure_outside_study(&args.out, &args.study)?;

@@ -13,9 +13,31 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cli::BatchArgs;
 use crate::inference::{self, Engine};
 use crate::study::{self, Progress, Stack, StudySet};
+
+#[derive(clap::Args, Debug)]
+pub struct BatchArgs {
+    /// Study folders, files or DICOMDIRs, or CSV files listing them (a `path` column, relative
+    /// to the CSV). Each is opened on its own: a broken one is an error row, not the end.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Output folder: results.csv and series/<study>-<series>/ (the analysis, as `focal analyze` writes it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Series with fewer slices (localizers, single images) are listed as skipped.
+    #[arg(long, default_value_t = 3)]
+    pub min_slices: usize,
+    /// Put study and series UIDs in the table (default: a pseudonym, the UID's sha256 prefix).
+    #[arg(long)]
+    pub keep_uids: bool,
+    /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: crate::inference::Device,
+    /// Model manifest (default: the bundled models/brain-tissue.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
 
 /// Exit code when Ctrl-C stopped the batch (what was finished is kept).
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -75,7 +97,10 @@ fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         }
         let is_csv = a.is_file() && a.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
         if !is_csv {
-            out.push(Input { shown: a.display().to_string(), path: a.clone() });
+            out.push(Input {
+                shown: a.display().to_string(),
+                path: a.clone(),
+            });
             continue;
         }
         let text = std::fs::read_to_string(a).with_context(|| format!("reading {}", a.display()))?;
@@ -84,16 +109,28 @@ fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         let col = header
             .iter()
             .position(|h| h.trim().eq_ignore_ascii_case("path"))
-            .with_context(|| format!("{}: no `path` column in the header (one study folder, file or DICOMDIR per row)", a.display()))?;
+            .with_context(|| {
+                format!(
+                    "{}: no `path` column in the header (one study folder, file or DICOMDIR per row)",
+                    a.display()
+                )
+            })?;
         let base = a.parent().unwrap_or(Path::new("."));
         for (i, line) in lines.enumerate() {
             let fields = split_csv_line(line);
             let p = fields.get(col).map(|s| s.trim()).unwrap_or_default();
             if p.is_empty() {
-                bail!("{} row {}: no path (retrieving studies by UID from a PACS is not supported by batch yet)", a.display(), i + 2);
+                bail!(
+                    "{} row {}: no path (retrieving studies by UID from a PACS is not supported by batch yet)",
+                    a.display(),
+                    i + 2
+                );
             }
             let path = base.join(p);
-            out.push(Input { shown: path.display().to_string(), path });
+            out.push(Input {
+                shown: path.display().to_string(),
+                path,
+            });
         }
     }
     Ok(out)
@@ -139,7 +176,11 @@ pub fn table(label_names: &[String], rows: &[Row]) -> String {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    head.extend(label_names.iter().map(|n| format!("{}_ml", n.to_lowercase().replace([' ', '+', '/'], "_"))));
+    head.extend(
+        label_names
+            .iter()
+            .map(|n| format!("{}_ml", n.to_lowercase().replace([' ', '+', '/'], "_"))),
+    );
     head.extend(
         [
             "mean_confidence",
@@ -223,7 +264,10 @@ fn not_analysable(stack: &Stack, min_slices: usize) -> Option<String> {
         return Some("colour images (the model reads greyscale series)".into());
     }
     if stack.slices.len() < min_slices {
-        return Some(format!("{} slice(s), fewer than --min-slices {min_slices}", stack.slices.len()));
+        return Some(format!(
+            "{} slice(s), fewer than --min-slices {min_slices}",
+            stack.slices.len()
+        ));
     }
     None
 }
@@ -240,7 +284,10 @@ struct Batch<'a> {
 impl Batch<'_> {
     fn write_table(&mut self) -> std::io::Result<()> {
         self.last_table = Instant::now();
-        crate::outdir::write_atomic(&self.args.out.join(RESULTS), table(&self.label_names, &self.rows).as_bytes())
+        crate::outdir::write_atomic(
+            &self.args.out.join(RESULTS),
+            table(&self.label_names, &self.rows).as_bytes(),
+        )
     }
 
     fn blank_row(&self, input: &Input) -> Row {
@@ -277,10 +324,15 @@ impl Batch<'_> {
             && let Ok(done) = serde_json::from_str::<Done>(&text)
             && done.content_sha256 == row.content_sha256
         {
-            *row = Row { input: row.input.clone(), status: "cached".into(), ..done.row };
+            *row = Row {
+                input: row.input.clone(),
+                status: "cached".into(),
+                ..done.row
+            };
             return Ok(());
         }
-        let volume = study::load_volume(stack, &|_: Progress| {}, &self.cancel).context("decoding the series failed")?;
+        let volume =
+            study::load_volume(stack, &|_: Progress| {}, &self.cancel).context("decoding the series failed")?;
         row.seconds_load = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let analysis = inference::analyze_volumes(&mut self.engine, &[&volume], &|_: Progress| {}, &self.cancel)?;
@@ -293,7 +345,11 @@ impl Batch<'_> {
         row.warnings = s.insights.volume_warnings.join("; ");
         if !volume.skipped.is_empty() {
             let skipped = format!("{} corrupt slice(s) skipped", volume.skipped.len());
-            row.warnings = if row.warnings.is_empty() { skipped } else { format!("{}; {skipped}", row.warnings) };
+            row.warnings = if row.warnings.is_empty() {
+                skipped
+            } else {
+                format!("{}; {skipped}", row.warnings)
+            };
         }
         row.status = "ok".into();
         let partial = dir.with_extension("partial");
@@ -307,9 +363,20 @@ impl Batch<'_> {
             faithfulness: s.seconds_faithfulness,
             slices_per_second: s.slices_per_second,
         };
-        inference::output::write_analysis_folder(&partial, &volume, &analysis, &self.engine, series_uid, study_uid, timings)
-            .context("writing the analysis folder failed")?;
-        let done = Done { content_sha256: row.content_sha256.clone(), row: row.clone() };
+        inference::output::write_analysis_folder(
+            &partial,
+            &volume,
+            &analysis,
+            &self.engine,
+            series_uid,
+            study_uid,
+            timings,
+        )
+        .context("writing the analysis folder failed")?;
+        let done = Done {
+            content_sha256: row.content_sha256.clone(),
+            row: row.clone(),
+        };
         crate::outdir::write_atomic(&partial.join(DONE), serde_json::to_string_pretty(&done)?.as_bytes())?;
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&partial, &dir).context("moving the finished analysis into place failed")?;
@@ -341,7 +408,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let engine = match crate::analyze_cmd::open_engine(args.model.clone(), args.device, false) {
+    let engine = match super::analyze::open_engine(args.model.clone(), args.device, false) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
@@ -360,8 +427,21 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             eprintln!("\ninterrupted: stopping after cleaning up the current series (Ctrl-C again to quit now)");
         });
     }
-    let label_names = engine.manifest.labels.iter().filter(|l| l.index != 0).map(|l| l.name.clone()).collect();
-    let mut b = Batch { args, engine, label_names, rows: Vec::new(), cancel, last_table: Instant::now() };
+    let label_names = engine
+        .manifest
+        .labels
+        .iter()
+        .filter(|l| l.index != 0)
+        .map(|l| l.name.clone())
+        .collect();
+    let mut b = Batch {
+        args,
+        engine,
+        label_names,
+        rows: Vec::new(),
+        cancel,
+        last_table: Instant::now(),
+    };
     let started = Instant::now();
     let mut seen = std::collections::HashSet::new();
     let (mut slices_done, mut slices_seen) = (0usize, 0usize);
@@ -385,7 +465,10 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             let Some(stack) = inference::inputs::largest_stack(series) else {
                 continue;
             };
-            let study_uid = stack.slices.first().map_or(String::new(), |s| s.instance.study_uid.clone());
+            let study_uid = stack
+                .slices
+                .first()
+                .map_or(String::new(), |s| s.instance.study_uid.clone());
             found += 1;
             let mut row = b.blank_row(input);
             row.study = shown_uid(&study_uid, args.keep_uids);
@@ -428,7 +511,11 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                 row.series,
                 row.slices,
                 t.elapsed().as_secs_f64(),
-                if row.error.is_empty() { String::new() } else { format!(": {}", row.error) },
+                if row.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", row.error)
+                },
                 duration(eta)
             );
             b.rows.push(row);
@@ -494,6 +581,8 @@ mod tests {
     fn the_table_has_one_volume_column_per_label() {
         let names = vec!["CSF".to_string(), "grey matter".to_string()];
         let text = table(&names, &[]);
-        assert!(text.starts_with("input,study,series,modality,slices,status,error,csf_ml,grey_matter_ml,mean_confidence"));
+        assert!(
+            text.starts_with("input,study,series,modality,slices,status,error,csf_ml,grey_matter_ml,mean_confidence")
+        );
     }
 }

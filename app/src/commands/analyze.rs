@@ -6,9 +6,38 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::cli::AnalyzeArgs;
 use crate::inference::{self, Device, Engine, InferenceError, Manifest};
 use crate::study::{self, Progress, StudySet};
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// DICOM files, folders or a DICOMDIR holding the study.
+    #[arg(required = true)]
+    pub study: Vec<PathBuf>,
+    /// SeriesInstanceUID to analyse (default: the series with the largest image stack). Give it
+    /// again for further series of the same head (other contrasts): they are resampled onto the
+    /// first one's grid and fill the model's further modality slots.
+    #[arg(long)]
+    pub series: Vec<String>,
+    /// Also compute the occlusion evidence map of this slice (1 = first; may be repeated).
+    #[arg(long = "evidence-slice")]
+    pub evidence_slices: Vec<usize>,
+    /// Explain only this label's region in evidence maps (default: every non-background label).
+    #[arg(long)]
+    pub evidence_label: Option<String>,
+    /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: crate::inference::Device,
+    /// Output folder (created; never a folder of the study's files).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model manifest (default: the bundled models/brain-tissue.json).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Run a model whose sha256 does not match its manifest (shown in every output).
+    #[arg(long)]
+    pub allow_unverified_model: bool,
+}
 
 /// Exit code when CUDA was demanded and cannot run.
 pub const EXIT_CUDA_UNAVAILABLE: i32 = 3;
@@ -162,10 +191,12 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         let refs: Vec<&study::Volume> = volumes.iter().map(|v| v.as_ref()).collect();
         let pre = inference::analysis::Preprocessor::new(&engine, &refs)?;
         for &number in &args.evidence_slices {
-            let k = number
-                .checked_sub(1)
-                .filter(|k| *k < volume.slices)
-                .with_context(|| format!("--evidence-slice {number}: the series has slices 1 to {}", volume.slices))?;
+            let k = number.checked_sub(1).filter(|k| *k < volume.slices).with_context(|| {
+                format!(
+                    "--evidence-slice {number}: the series has slices 1 to {}",
+                    volume.slices
+                )
+            })?;
             let map = inference::evidence::occlusion(
                 &mut engine,
                 &pre,
@@ -192,4 +223,3 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     );
     Ok(0)
 }
-

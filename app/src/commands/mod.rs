@@ -1,0 +1,10 @@
+//! The CLI's subcommands, one module each with its arguments; `cli` parses and dispatches to
+//! them, and none of them imports `cli`.
+
+pub mod analyze;
+pub mod batch;
+#[cfg(feature = "desktop")]
+pub mod export;
+pub mod info;
+#[cfg(feature = "desktop")]
+pub mod view;
