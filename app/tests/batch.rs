@@ -42,20 +42,27 @@ fn column(header: &[String], name: &str) -> usize {
         .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
 }
 
+/// `focal batch INPUTS… --out OUT --device cpu` as arguments.
+fn batch_args(inputs: &[String], out: &Path) -> Vec<String> {
+    let mut args = vec!["batch".to_string()];
+    args.extend(inputs.iter().cloned());
+    args.extend(["--out".into(), out.display().to_string(), "--device".into(), "cpu".into()]);
+    args
+}
+
+/// Runs `focal batch` to the end; returns exit code, stdout and stderr.
+fn run_batch(inputs: &[String], out: &Path) -> (i32, String, String) {
+    let args = batch_args(inputs, out);
+    common::run_focal(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 #[test]
 fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let archive = corpus(tmp.path());
     let out = tmp.path().join("batch");
-    let list = archive.join("studies.csv");
-    let (code, stdout, stderr) = common::run_focal(&[
-        "batch",
-        list.to_str().expect("path"),
-        "--out",
-        out.to_str().expect("path"),
-        "--device",
-        "cpu",
-    ]);
+    let list = [archive.join("studies.csv").display().to_string()];
+    let (code, stdout, stderr) = run_batch(&list, &out);
     // One study is unreadable: the batch finishes and says so with its exit code.
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let (header, rows) = table(&out);
@@ -99,14 +106,7 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     }
 
     // Again: nothing is analysed, the failed study is tried again, the table is the same.
-    let (code, stdout, _) = common::run_focal(&[
-        "batch",
-        list.to_str().expect("path"),
-        "--out",
-        out.to_str().expect("path"),
-        "--device",
-        "cpu",
-    ]);
+    let (code, stdout, _) = run_batch(&list, &out);
     assert_eq!(code, 1);
     assert!(
         stdout.contains(" 0 analysed") && stdout.contains(&format!("{} cached", COPIES + 1)),
@@ -138,14 +138,7 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&victim, bytes).expect("write");
-    let (_, stdout, _) = common::run_focal(&[
-        "batch",
-        list.to_str().expect("path"),
-        "--out",
-        out.to_str().expect("path"),
-        "--device",
-        "cpu",
-    ]);
+    let (_, stdout, _) = run_batch(&list, &out);
     assert!(
         stdout.contains(" 1 analysed") && stdout.contains(&format!("{} cached", COPIES)),
         "{stdout}"
@@ -161,9 +154,7 @@ fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
         .map(|k| archive.join(format!("study-{k:03}")).display().to_string())
         .collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_focal"))
-        .arg("batch")
-        .args(&inputs)
-        .args(["--out", out.to_str().expect("path"), "--device", "cpu"])
+        .args(batch_args(&inputs, &out))
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -196,16 +187,7 @@ fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
     assert_eq!(series.len(), rows.len(), "{series:?}");
     assert!(series.iter().all(|s| !s.ends_with(".partial")), "{series:?}");
     // Resuming finishes the rest and redoes none of the finished ones.
-    let mut args = vec!["batch".to_string()];
-    args.extend(inputs.iter().cloned());
-    args.extend([
-        "--out".into(),
-        out.display().to_string(),
-        "--device".into(),
-        "cpu".into(),
-    ]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, stdout, stderr) = common::run_focal(&args);
+    let (code, stdout, stderr) = run_batch(&inputs, &out);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stdout.contains(&format!("{} analysed, {} cached", COPIES - rows.len(), rows.len())),

@@ -109,10 +109,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     }
     let load_volume = t.elapsed().as_secs_f64();
 
-    match &engine.provider.fallback_reason {
-        Some(reason) => println!("execution provider: CPU (CUDA not used: {reason})"),
-        None => println!("execution provider: {}", engine.provider.name),
-    }
+    println!("execution provider: {}", engine.provider.describe());
     if !engine.verified {
         println!("WARNING: the model's sha256 does not match its manifest (--allow-unverified-model)");
     }

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::inference::manifest::hex;
 use crate::inference::{self, Engine};
 use crate::study::{self, Progress, Stack, StudySet};
 
@@ -237,10 +238,6 @@ fn shown_uid(uid: &str, keep: bool) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// sha256 over the model's and then each slice file's bytes, in slice order.
 fn content_hash(stack: &Stack, model_sha256: &str) -> std::io::Result<String> {
     let mut h = Sha256::new();
@@ -412,10 +409,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
-    match &engine.provider.fallback_reason {
-        Some(reason) => eprintln!("execution provider: CPU (CUDA not used: {reason})"),
-        None => eprintln!("execution provider: {}", engine.provider.name),
-    }
+    eprintln!("execution provider: {}", engine.provider.describe());
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let c = cancel.clone();

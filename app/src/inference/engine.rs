@@ -26,6 +26,16 @@ pub struct Provider {
     pub fallback_reason: Option<String>,
 }
 
+impl Provider {
+    /// The provider and, after a fallback, why CUDA is not used.
+    pub fn describe(&self) -> String {
+        match &self.fallback_reason {
+            Some(reason) => format!("{} (CUDA not used: {reason})", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
 /// One batch's outputs, flattened: probs [n, C, h, w], attention [n, h, w] and, for models
 /// with modality slots, modality attention [n, slots, h, w].
 pub struct ModelOutput {

@@ -183,7 +183,7 @@ pub fn default_analysis_root() -> PathBuf {
 pub fn analysis_dir(root: &std::path::Path, series_uid: &str) -> PathBuf {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(series_uid.as_bytes());
-    let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let name = crate::inference::manifest::hex(&digest[..8]);
     root.join(name)
 }
 
