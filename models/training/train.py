@@ -217,6 +217,8 @@ def main():
     ap.add_argument("--labels", default=os.path.join(DATA, "ct-head-labels.npz"), help="the whole-head label map (head_labels.py)")
     ap.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
     ap.add_argument("--sparsity", type=float, default=0.1, help="weight of the spatial gate's mean")
+    ap.add_argument("--sparsity-on", choices=["head", "non-brain"], default="head",
+                    help="where the gate's mean is taken: the whole head (2.0), or only head pixels whose label is not brain, so the cost cannot close the gate over labelled brain")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
@@ -251,6 +253,8 @@ def main():
         logits, attention, _ = net(img)
         seg = F.cross_entropy(logits, target) + dice_loss(logits, target)
         head = (img[:, 1:2] > 0.02).float()
+        if args.sparsity_on == "non-brain":
+            head = head * (target == 0).unsqueeze(1).float()
         sparsity = (attention * head).sum() / head.sum().clamp(min=1)
         loss = seg + args.sparsity * min(frac / max(args.ramp, 1e-6), 1.0) * sparsity
         opt.zero_grad()
@@ -267,7 +271,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity,
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on,
                    "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 

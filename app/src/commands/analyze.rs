@@ -46,13 +46,18 @@ pub const EXIT_MODEL: i32 = 4;
 
 /// Loads the manifest (default: the bundled one) and opens its model; on failure prints why
 /// and returns the exit code.
-pub fn open_engine(model: Option<PathBuf>, device: Device, allow_unverified: bool) -> Result<Engine, i32> {
+pub fn open_engine(
+    model: Option<PathBuf>,
+    device: Device,
+    allow_unverified: bool,
+    threads: Option<usize>,
+) -> Result<Engine, i32> {
     let path = model.unwrap_or_else(inference::manifest::default_manifest_path);
     let manifest = Manifest::load(&path).map_err(|e| {
         eprintln!("error: {e}");
         EXIT_MODEL
     })?;
-    Engine::open(manifest, device, allow_unverified).map_err(|e| {
+    Engine::open_with_threads(manifest, device, allow_unverified, threads).map_err(|e| {
         eprintln!("error: {e}");
         match e {
             InferenceError::CudaUnavailable(_) => EXIT_CUDA_UNAVAILABLE,
@@ -82,7 +87,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
             .context("the study has no image series")?,
     };
     let t = Instant::now();
-    let engine = match open_engine(args.model.clone(), args.device, args.allow_unverified_model) {
+    let engine = match open_engine(args.model.clone(), args.device, args.allow_unverified_model, None) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };

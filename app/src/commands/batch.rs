@@ -38,6 +38,10 @@ pub struct BatchArgs {
     /// Model manifest (default: the bundled models/brain-tissue.json).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Threads for the model on the CPU (default: one per core). A task sharing a node (the
+    /// Ray job) asks for its share.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 /// Exit code when Ctrl-C stopped the batch (what was finished is kept).
@@ -405,7 +409,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let engine = match super::analyze::open_engine(args.model.clone(), args.device, false) {
+    let engine = match super::analyze::open_engine(args.model.clone(), args.device, false, args.threads.map(usize::from)) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };

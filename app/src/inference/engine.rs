@@ -58,8 +58,20 @@ fn short(e: impl std::fmt::Display) -> String {
 }
 
 impl Engine {
-    /// Verifies the model against its manifest, loads ONNX Runtime and creates the session.
+    /// Verifies the model against its manifest, loads ONNX Runtime and creates the session
+    /// (ONNX Runtime's own thread count: one per core).
     pub fn open(manifest: Manifest, device: Device, allow_unverified: bool) -> Result<Engine> {
+        Self::open_with_threads(manifest, device, allow_unverified, None)
+    }
+
+    /// As [`Engine::open`], with `threads` intra-op threads for the CPU provider (a batch
+    /// sharing a node with other tasks asks for its share of the cores).
+    pub fn open_with_threads(
+        manifest: Manifest,
+        device: Device,
+        allow_unverified: bool,
+        threads: Option<usize>,
+    ) -> Result<Engine> {
         let (sha256, verified) = match manifest.verify() {
             Ok(d) => (d, true),
             Err(InferenceError::ModelHash { actual, .. }) if allow_unverified => {
@@ -75,6 +87,12 @@ impl Engine {
             .map_err(|e| InferenceError::ModelLoad(short(e)))?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(|e| InferenceError::ModelLoad(short(e)))?;
+        let builder = match threads {
+            Some(n) => builder
+                .with_intra_threads(n.max(1))
+                .map_err(|e| InferenceError::ModelLoad(short(e)))?,
+            None => builder,
+        };
         let (mut builder, provider) = match device {
             Device::Cpu => (
                 builder,
