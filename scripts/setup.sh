@@ -28,7 +28,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # Python tools for reference checks, pinned; the marker records what was installed.
-PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2"
+PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0"
 VENV="$CACHE/py"
 if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "setup: creating the Python venv for reference checks in $VENV"

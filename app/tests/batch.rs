@@ -9,37 +9,16 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use common::column;
+
 const COPIES: usize = 3;
 
 fn corpus(dir: &Path) -> std::path::PathBuf {
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: a Python with pydicom (scripts/test.sh sets it)");
-    let out = dir.join("archive");
-    let run = Command::new(python)
-        .arg(common::repo().join("app/tests/reference/make_batch_corpus.py"))
-        .arg(common::repo().join("assets/sample-study"))
-        .arg(&out)
-        .arg(COPIES.to_string())
-        .output()
-        .expect("python runs");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    out
+    common::batch_corpus(dir, COPIES, None)
 }
 
-/// The table as (header, rows of fields); fields here never hold commas.
 fn table(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(out.join("results.csv")).expect("results.csv");
-    let mut lines = text
-        .lines()
-        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
-    let header = lines.next().expect("header");
-    (header, lines.collect())
-}
-
-fn column(header: &[String], name: &str) -> usize {
-    header
-        .iter()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    common::csv_table(&out.join("results.csv"))
 }
 
 /// `focal batch INPUTS… --out OUT --device cpu` as arguments.

@@ -167,3 +167,38 @@ pub fn run_focal_measured(args: &[&std::ffi::OsStr]) -> (std::process::Output, u
         .unwrap_or(u64::MAX);
     (out, kb)
 }
+
+/// An archive made by `app/tests/reference/make_batch_corpus.py` under `dir/archive`: `copies`
+/// copies of the sample study under other UIDs (each cut to its middle `slices` slices if
+/// given), a study of truncated files and one with two corrupt slices; `studies.csv` lists them.
+pub fn batch_corpus(dir: &std::path::Path, copies: usize, slices: Option<usize>) -> PathBuf {
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: a Python with pydicom (scripts/test.sh sets it)");
+    let out = dir.join("archive");
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(repo().join("app/tests/reference/make_batch_corpus.py"))
+        .arg(repo().join("assets/sample-study"))
+        .arg(&out)
+        .arg(copies.to_string());
+    if let Some(n) = slices {
+        cmd.arg(n.to_string());
+    }
+    let run = cmd.output().expect("python runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    out
+}
+
+/// A results table as (header, rows of fields); its fields never hold commas.
+pub fn csv_table(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let header = lines.next().expect("header");
+    (header, lines.collect())
+}
+
+/// The index of a table's column.
+pub fn column(header: &[String], name: &str) -> usize {
+    header
+        .iter()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}

@@ -3,8 +3,10 @@
 files: N copies of the study, each under its own study, series and instance UIDs (as another
 patient's study would be), one study whose every file is truncated (unreadable), and one with
 two corrupt slices among good ones. A CSV lists every study folder (`path` column).
+With SLICES, each study keeps only that many consecutive slices from the middle of the head
+(a smaller archive of many studies, for the Ray job).
 
-usage: make_batch_corpus.py SAMPLE_DIR OUT_DIR N
+usage: make_batch_corpus.py SAMPLE_DIR OUT_DIR N [SLICES]
 """
 import csv
 import glob
@@ -32,6 +34,10 @@ def copy_study(files, out, tag):
 def main():
     sample, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     files = sorted(glob.glob(os.path.join(sample, "*.dcm")))
+    if len(sys.argv) > 4:
+        keep = int(sys.argv[4])
+        start = max(0, (len(files) - keep) // 2)
+        files = files[start:start + keep]
     studies = []
     for k in range(n):
         d = os.path.join(out, f"study-{k:03d}")
@@ -45,7 +51,7 @@ def main():
     studies.append(bad)
     partly = os.path.join(out, "two-corrupt-slices")
     copy_study(files, partly, "two-corrupt")
-    for f in sorted(glob.glob(os.path.join(partly, "*.dcm")))[40:42]:
+    for f in sorted(glob.glob(os.path.join(partly, "*.dcm")))[len(files) // 2:len(files) // 2 + 2]:
         size = os.path.getsize(f)
         with open(f, "r+b") as fh:  # pixel data cut short: the header still reads
             fh.truncate(size - 20000)
