@@ -10,6 +10,10 @@ use dicom_object::InMemDicomObject;
 
 pub type Object = InMemDicomObject;
 
+/// Explicit VR Big Endian: retired (so dicom-rs marks its constant deprecated), but real
+/// archives still hold it. Both the file opener and the pixel decoder need to recognise it.
+pub(crate) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
+
 /// Trimmed string value of an element, `None` when absent or empty.
 pub fn string(obj: &Object, tag: Tag) -> Option<String> {
     let elem = obj.get(tag)?;

@@ -15,9 +15,6 @@ use super::header::{InstanceHeader, PixelLayout};
 use super::jpeg12;
 use super::open::{Extent, open_object};
 
-/// Explicit VR Big Endian (retired, but real archives still hold it).
-pub(crate) const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
-
 /// Decoded images may not exceed this many bytes per file, whatever the header claims.
 pub const MAX_DECODED_BYTES: u64 = 8 << 30;
 /// A compressed file is assumed to hold at most this ratio of decoded to stored bytes.
@@ -36,7 +33,7 @@ fn is_native(ts: &str) -> bool {
         ts,
         uids::IMPLICIT_VR_LITTLE_ENDIAN
             | uids::EXPLICIT_VR_LITTLE_ENDIAN
-            | EXPLICIT_VR_BIG_ENDIAN
+            | attrs::EXPLICIT_VR_BIG_ENDIAN
             | uids::DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
     ) || ts.is_empty()
 }
@@ -158,7 +155,7 @@ impl PixelSource {
             .to_bytes()
             .map_err(|e| StudyError::Decode(e.to_string()))?
             .into_owned();
-        if header.transfer_syntax == EXPLICIT_VR_BIG_ENDIAN {
+        if header.transfer_syntax == attrs::EXPLICIT_VR_BIG_ENDIAN {
             let words = matches!(
                 elem.value().primitive(),
                 Some(dicom_core::PrimitiveValue::U16(_) | dicom_core::PrimitiveValue::I16(_))

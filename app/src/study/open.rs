@@ -63,7 +63,7 @@ fn signature(path: &Path) -> std::io::Result<Signature> {
         }));
     }
     if matches!(group_be, 0x0008 | 0x0005) && element_be < 0x0100 && vr_letters {
-        return Ok(Signature::Bare(super::decode::EXPLICIT_VR_BIG_ENDIAN));
+        return Ok(Signature::Bare(attrs::EXPLICIT_VR_BIG_ENDIAN));
     }
     Ok(Signature::NotDicom)
 }

@@ -1,0 +1,72 @@
+//! What the window keeps between runs (settings in eframe's storage) and where it keeps
+//! analyses and reviews on disk.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inference::Device;
+use crate::render::{AttentionStyle, Colormap, MaskMode};
+
+/// What the window remembers between runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub recent: Vec<PathBuf>,
+    pub show_attention: bool,
+    pub attention: AttentionStyle,
+    pub show_mask: bool,
+    pub mask_mode: MaskMode,
+    /// Label values whose mask is hidden.
+    pub hidden_labels: Vec<u8>,
+    pub fill_opacity: f32,
+    pub outline_width: u32,
+    pub cine_fps: f32,
+    pub device: Device,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            recent: Vec::new(),
+            show_attention: true,
+            attention: AttentionStyle {
+                colormap: Colormap::Inferno,
+                opacity: 0.5,
+                // Below the display range: the range's start is used (see FocalApp::new).
+                threshold: 0.0,
+                range: [0.0, 1.0],
+            },
+            show_mask: true,
+            mask_mode: MaskMode::Outline,
+            hidden_labels: Vec::new(),
+            fill_opacity: 0.35,
+            outline_width: 1,
+            cine_fps: 10.0,
+            device: Device::Auto,
+        }
+    }
+}
+
+pub(super) const SETTINGS_KEY: &str = "focal-settings";
+pub(super) const MAX_RECENT: usize = 8;
+
+/// `$FOCAL_DATA_DIR`, else `$XDG_DATA_HOME/focal/analyses`, else `~/.local/share/focal/analyses`.
+pub fn default_analysis_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("FOCAL_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("focal").join("analyses")
+}
+
+/// The folder for one series' analysis: named by a hash of its UID (no identifiers in paths).
+pub fn analysis_dir(root: &std::path::Path, series_uid: &str) -> PathBuf {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(series_uid.as_bytes());
+    let name = crate::inference::manifest::hex(&digest[..8]);
+    root.join(name)
+}

@@ -1,0 +1,328 @@
+//! Background work the window starts and takes in: scanning and loading (`loader`), the model
+//! run, saving its folder, and exports. Started by `FocalApp::apply`, polled once a frame.
+
+use std::sync::Arc;
+
+use eframe::egui;
+
+use super::loader::{LoadEvent, Task};
+use super::settings::analysis_dir;
+use super::{AnalysisView, FocalApp, insights, presets};
+use crate::inference::AnalysisJob;
+use crate::study::Volume;
+
+pub struct RunningAnalysis {
+    pub series: String,
+    pub study_uid: String,
+    /// The volume being analysed (the reader may open another series meanwhile).
+    pub volume: Arc<Volume>,
+    pub job: AnalysisJob,
+}
+
+/// Events a task produced since the last frame; the task is dropped once it has ended.
+fn drain(task: &mut Option<Task>) -> Vec<LoadEvent> {
+    let Some(t) = task else { return Vec::new() };
+    let (events, finished) = t.poll();
+    if finished {
+        *task = None;
+    }
+    events
+}
+
+impl FocalApp {
+    pub(super) fn run_analysis(&mut self) {
+        if self.running.is_some() {
+            return;
+        }
+        let Some(current) = &self.current else { return };
+        let Some(volume) = current.volume.clone() else {
+            self.notice("the series is still loading; analysis starts once it has loaded");
+            return;
+        };
+        let manifest = match &self.manifest {
+            Ok(m) => m.clone(),
+            Err(e) => {
+                let e = e.clone();
+                self.notice(format!("no model to run: {e}"));
+                return;
+            }
+        };
+        let study_uid = current
+            .stack
+            .slices
+            .first()
+            .map_or(String::new(), |s| s.instance.study_uid.clone());
+        let Some(set) = self.studies.clone() else { return };
+        let others: Vec<String> = self.combine_with.iter().cloned().collect();
+        let (uid, stack, primary, m) = (
+            current.uid.clone(),
+            current.stack.clone(),
+            volume.clone(),
+            manifest.clone(),
+        );
+        let total = volume.slices;
+        let job = AnalysisJob::open_prepare_and_spawn(manifest, self.settings.device, total, move || {
+            crate::inference::inputs::paired_volumes(
+                &m,
+                &set,
+                &uid,
+                &stack,
+                primary,
+                &others,
+                &std::sync::atomic::AtomicBool::new(false),
+            )
+        });
+        self.running = Some(RunningAnalysis {
+            series: current.uid.clone(),
+            study_uid,
+            volume,
+            job,
+        });
+    }
+
+    /// Takes in what background tasks produced since the last frame.
+    pub(super) fn poll_tasks(&mut self, ctx: &egui::Context) {
+        self.poll_evidence(ctx);
+        let mut events = drain(&mut self.scan);
+        events.extend(drain(&mut self.load));
+        for e in events {
+            self.on_event(ctx, e);
+        }
+        if let Some(rx) = &self.export {
+            match rx.try_recv() {
+                Ok(result) => {
+                    self.export = None;
+                    match result {
+                        Ok(s) => self.notice(format!("exported {} files (de-identified)", s.files.len())),
+                        Err(e) => self.notice(format!("export failed: {e}")),
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    ctx.request_repaint_after(std::time::Duration::from_millis(200))
+                }
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.export = None,
+            }
+        }
+        if self.running.as_ref().is_some_and(|r| r.job.is_finished()) {
+            if let Some(r) = self.running.take() {
+                let (engine, result) = r.job.join();
+                match (engine, result) {
+                    (Some(engine), Ok(analysis)) => {
+                        self.notice(format!(
+                            "analysis finished in {:.1} s on {}",
+                            analysis.summary.seconds_total, engine.provider.name
+                        ));
+                        self.adopt_analysis(r.series, r.study_uid, r.volume, analysis, engine);
+                    }
+                    (_, Err(e)) => self.notice(format!("analysis failed: {}", crate::study::error_chain(&e))),
+                    (None, Ok(_)) => {}
+                }
+            }
+        } else if self.running.is_some() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn on_event(&mut self, ctx: &egui::Context, event: LoadEvent) {
+        match event {
+            LoadEvent::ScanProgress(p) => self.scan_progress = Some(p),
+            LoadEvent::Scanned(Err(e)) => self.notice(format!("could not open the study: {e}")),
+            LoadEvent::Scanned(Ok(set)) => {
+                let images: usize = set.series().flat_map(|s| &s.stacks).map(|s| s.slices.len()).sum();
+                self.notice(format!(
+                    "found {} series, {images} images; {} unreadable file(s)",
+                    set.series().count(),
+                    set.unreadable.len()
+                ));
+                // Open the largest stack, as a reader would first look at the main series.
+                let largest = set
+                    .series()
+                    .flat_map(|s| {
+                        s.stacks
+                            .iter()
+                            .enumerate()
+                            .map(move |(i, st)| (s.uid.clone(), i, st.slices.len()))
+                    })
+                    .max_by_key(|(_, _, n)| *n);
+                self.studies = Some(set);
+                if let Some((uid, stack, _)) = largest {
+                    self.load_series(ctx, &uid, stack);
+                }
+            }
+            LoadEvent::Thumbnail { series, image } => {
+                let handle = ctx.load_texture(format!("thumb-{series}"), image, egui::TextureOptions::LINEAR);
+                self.thumbnails.insert(series, handle);
+            }
+            LoadEvent::FirstSlice {
+                series,
+                index,
+                values,
+                channels,
+            } => {
+                if let Some(c) = self.current.as_mut().filter(|c| c.uid == series) {
+                    if self.view.window_from_volume {
+                        self.view.window = crate::study::volume::percentile_window(&values, channels);
+                        self.view.preset = Some(presets::AUTO);
+                    }
+                    c.early = Some((index, values, channels));
+                }
+            }
+            LoadEvent::VolumeProgress(p) => {
+                if let Some(c) = self.current.as_mut() {
+                    c.progress = Some(p);
+                }
+            }
+            LoadEvent::SavedAnalysis { series, output } => match *output {
+                Ok(mut o) if self.analysis.as_ref().is_none_or(|a| a.series != series) => {
+                    let voxel_ml = self.voxel_ml();
+                    let extras = insights::extras_from_output(&mut o);
+                    let mut view = AnalysisView::new(
+                        series,
+                        o.dir.clone(),
+                        o.summary.grid,
+                        o.labels,
+                        Arc::new(o.attention),
+                        (
+                            o.summary.provider.name.clone(),
+                            o.summary.provider.fallback_reason.clone(),
+                        ),
+                        o.summary.model.verified_against_manifest,
+                        o.summary.labels.iter().map(|l| (l.index, l.mean_probability)).collect(),
+                        voxel_ml,
+                        o.review,
+                    );
+                    view.extras = extras;
+                    view.remeasure(&self.label_names());
+                    self.notice("restored the saved analysis and review of this series");
+                    self.analysis = Some(view);
+                    self.pixels = None;
+                }
+                Ok(_) => {}
+                Err(e) => self.notice(format!("a saved analysis of this series could not be read: {e}")),
+            },
+            LoadEvent::Volume { series, result } => {
+                let Some(c) = self.current.as_mut().filter(|c| c.uid == series) else {
+                    return;
+                };
+                c.progress = None;
+                match result {
+                    Ok(volume) => {
+                        let skipped = volume.skipped.len();
+                        if self.view.window_from_volume {
+                            self.view.window = volume.window;
+                            self.view.preset = Some(presets::AUTO);
+                        }
+                        self.view.invert = volume.inverted;
+                        c.volume = Some(volume);
+                        c.early = None;
+                        self.pixels = None;
+                        if skipped > 0 {
+                            self.notice(format!("{skipped} slice(s) could not be decoded and show as blank"));
+                        }
+                        if std::mem::take(&mut self.analyze_when_loaded) {
+                            self.run_analysis();
+                        }
+                    }
+                    Err(e) => {
+                        c.error = Some(e.clone());
+                        self.notice(format!("the series could not be loaded: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shows a finished analysis and saves it (maps, summary) beside future reviews.
+    fn adopt_analysis(
+        &mut self,
+        series: String,
+        study_uid: String,
+        volume: Arc<Volume>,
+        analysis: crate::inference::Analysis,
+        engine: crate::inference::Engine,
+    ) {
+        let dir = analysis_dir(&self.analysis_root, &series);
+        let s = &analysis.summary;
+        let mut view = AnalysisView::new(
+            series.clone(),
+            dir.clone(),
+            [analysis.columns, analysis.rows, analysis.slices],
+            analysis.labels.clone(),
+            Arc::new(analysis.attention.clone()),
+            (
+                engine.provider.name.to_string(),
+                engine.provider.fallback_reason.clone(),
+            ),
+            engine.verified,
+            s.labels.iter().map(|l| (l.index, l.mean_probability)).collect(),
+            volume
+                .geometry
+                .as_ref()
+                .map_or(0.001, |g| g.spacing.iter().product::<f64>() / 1000.0),
+            None,
+        );
+        view.timing = Some(format!(
+            "{} slices in {:.1} s ({:.1} slices/s)",
+            analysis.slices, s.seconds_total, s.slices_per_second
+        ));
+        view.extras = insights::extras_from_analysis(&analysis, engine.slots());
+        view.remeasure(&self.label_names());
+        self.analysis = Some(view);
+        self.pixels = None;
+        std::thread::spawn(move || {
+            let timings = crate::inference::output::Timings {
+                scan: 0.0,
+                load_volume: 0.0,
+                load_model: 0.0,
+                inference_total: analysis.summary.seconds_total,
+                model_only: analysis.summary.seconds_model,
+                faithfulness: analysis.summary.seconds_faithfulness,
+                slices_per_second: analysis.summary.slices_per_second,
+            };
+            // A new model run starts a new review: the old corrections were of other labels.
+            let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEWED_LABELS_FILE));
+            let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEW_FILE));
+            if let Err(e) = crate::inference::output::write_analysis_folder(
+                &dir, &volume, &analysis, &engine, &series, &study_uid, timings,
+            ) {
+                tracing::error!("the analysis could not be saved: {e}");
+            }
+        });
+    }
+
+    pub(super) fn start_export(&mut self) {
+        if self.export.is_some() {
+            return;
+        }
+        let (Some(a), Some(set), Ok(manifest)) = (self.current_analysis(), self.studies.clone(), self.manifest.clone())
+        else {
+            self.notice("nothing to export: run or restore an analysis first");
+            return;
+        };
+        let Some(out) = rfd::FileDialog::new()
+            .set_title("Export the report into a folder")
+            .pick_folder()
+        else {
+            return;
+        };
+        if let Err(e) = crate::outdir::ensure_outside_study(&out, &self.opened) {
+            self.notice(format!("{e:#}"));
+            return;
+        }
+        let opts = crate::report::ExportOptions {
+            analysis: a.dir.clone(),
+            out,
+            pdf: true,
+            seg: true,
+            pmap: true,
+            sc: true,
+            keep_phi: false,
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(crate::report::export(&set, &manifest, &opts).map_err(|e| e.to_string()));
+        });
+        self.export = Some(rx);
+        self.notice("exporting…");
+    }
+}
