@@ -92,15 +92,15 @@ def main():
                               "--address", "127.0.0.1:6390", "--device", "cpu", "--cpus-per-task", "1"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         seconds = time.time() - t0
+        if run.returncode not in (0, 1):
+            sys.exit(f"ray job failed ({run.returncode}):\n{run.stderr[-3000:]}")
+        ray_rows, ray_ok = analysed(os.path.join(out, "results.csv"))
         t0 = time.time()
         again = subprocess.run([sys.executable, "-m", "focal_ray", csv_path, "--out", out, "--focal", focal,
                                 "--address", "127.0.0.1:6390", "--device", "cpu", "--cpus-per-task", "1"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         second = time.time() - t0
     shutil.rmtree(tmp, ignore_errors=True)
-    if run.returncode not in (0, 1):
-        sys.exit(f"ray job failed ({run.returncode}):\n{run.stderr[-3000:]}")
-    ray_rows, ray_ok = analysed(os.path.join(out, "results.csv"))
     result["ray"] = {"nodes": nodes, "cpus_per_node": per_node, "seconds": round(seconds, 1), "analysed": ray_ok,
                      "per_min": round(ray_ok / seconds * 60, 2), "second_run_seconds": round(second, 1),
                      "second_run": again.stdout.strip().splitlines()[-1] if again.stdout.strip() else again.stderr[-300:]}
