@@ -4,7 +4,8 @@
 #   system: a C/C++ toolchain and cmake (the CharLS JPEG-LS and OpenJPEG codecs build from source);
 #           GTK 3 headers (native file dialogs); Xvfb, Mesa's Vulkan/GL software drivers and
 #           ImageMagick (the window and GPU tests run headless); dicom3tools, poppler-utils and
-#           strace (export validation, privacy checks)
+#           strace (export validation, privacy checks); Orthanc with its DICOMweb plugin and
+#           dcmtk (the PACS tests' server on loopback, and the retrieve benchmark's reference)
 #   python: a venv under the cache with pydicom, its codec plugins, onnxruntime and nibabel
 #           (reference values in tests, the model's golden-output and brain-mask checks)
 set -euo pipefail
@@ -17,14 +18,27 @@ command -v c++ >/dev/null || need_apt+=(g++)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 for pkg in libgtk-3-dev xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libxkbcommon-x11-0 imagemagick \
-  dicom3tools poppler-utils strace time; do
+  dicom3tools poppler-utils strace time orthanc orthanc-dicomweb dcmtk; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   echo "setup: installing ${need_apt[*]}"
   $SUDO apt-get update -qq
+  # Packages must not start services (Debian's orthanc would listen on every interface): the
+  # tests start their own Orthanc on 127.0.0.1 and stop it.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod 755 "$policy"
+  fi
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  [ -z "$policy" ] || $SUDO rm -f "$policy"
+fi
+if pgrep -x Orthanc >/dev/null 2>&1; then
+  echo "setup: stopping the packaged Orthanc service (Focal's tests run their own on loopback)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO service orthanc stop >/dev/null 2>&1 || $SUDO pkill -x Orthanc || true
 fi
 
 # Python tools for reference checks, pinned; the marker records what was installed.

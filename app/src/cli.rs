@@ -1,5 +1,5 @@
 //! Command line: parses the arguments and dispatches to `commands` (`focal` / `focal view`,
-//! `info`, `analyze`, `batch`, `export`).
+//! `info`, `analyze`, `batch`, `export`, `pacs`).
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +32,8 @@ pub enum Command {
     /// Analyse every series under many studies: one analysis folder each and results.csv
     /// (resumable: unchanged finished series are not run again).
     Batch(crate::commands::batch::BatchArgs),
+    /// Query, retrieve from and store to the DICOM nodes (PACS) you configured.
+    Pacs(crate::commands::pacs::PacsArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -39,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Info(args)) => crate::commands::info::info(&args),
         Some(Command::Analyze(args)) => crate::commands::analyze::analyze(&args),
         Some(Command::Batch(args)) => crate::commands::batch::batch(&args),
+        Some(Command::Pacs(args)) => crate::commands::pacs::pacs(&args),
         #[cfg(feature = "desktop")]
         Some(Command::Export(args)) => crate::commands::export::export(&args),
         #[cfg(feature = "desktop")]

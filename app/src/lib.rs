@@ -6,11 +6,13 @@ pub mod cli;
 pub mod commands;
 pub mod inference;
 pub mod outdir;
+pub mod pacs;
 #[cfg(feature = "desktop")]
 pub mod render;
 #[cfg(feature = "desktop")]
 pub mod report;
 pub mod study;
+pub mod uid;
 #[cfg(feature = "desktop")]
 pub mod ui;
 

@@ -98,6 +98,7 @@ fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
             "attention-map.dcm",
             "export.json",
             "key-image-1.dcm",
+            "report-pdf.dcm",
             "report.pdf",
             "segmentation.dcm"
         ],

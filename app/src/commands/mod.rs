@@ -6,5 +6,6 @@ pub mod batch;
 #[cfg(feature = "desktop")]
 pub mod export;
 pub mod info;
+pub mod pacs;
 #[cfg(feature = "desktop")]
 pub mod view;

@@ -3,21 +3,9 @@
 use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Length, Tag, VR};
 use dicom_object::InMemDicomObject;
-use sha2::{Digest, Sha256};
 use smallvec::SmallVec;
 
-/// Focal's implementation class UID (2.25 form, derived from the name).
-pub fn implementation_class_uid() -> String {
-    uid_from_bytes(b"focal implementation class")
-}
-
-/// A UID under 2.25 from the first 128 bits of sha256(bytes).
-pub fn uid_from_bytes(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut n = [0u8; 16];
-    n.copy_from_slice(&digest[..16]);
-    format!("2.25.{}", u128::from_be_bytes(n))
-}
+pub use crate::uid::{implementation_class_uid, uid_from_bytes};
 
 /// UIDs made for one export: fresh, and the same output for the same input within the export.
 pub struct UidSource {

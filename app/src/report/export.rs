@@ -339,8 +339,12 @@ fn write_all(
     }
     if opts.pdf {
         let content = report_content(manifest, opts, output, source, review, rendered, evidence, renderer_name);
-        write_file(dir, "report.pdf", &write_pdf(content))?;
+        let pdf = write_pdf(content);
+        write_file(dir, "report.pdf", &pdf)?;
         names.push("report.pdf".to_string());
+        let obj = ctx.encapsulated_pdf(&pdf, "Focal analysis report")?;
+        write_dicom(dir, "report-pdf.dcm", &obj)?;
+        names.push("report-pdf.dcm".to_string());
     }
     let record = serde_json::json!({
         "files": names,

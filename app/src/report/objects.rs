@@ -33,6 +33,7 @@ pub struct ExportContext<'a> {
 const SEGMENTATION_CLASS: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 const PARAMETRIC_MAP_CLASS: &str = "1.2.840.10008.5.1.4.1.1.30";
 const SECONDARY_CAPTURE_CLASS: &str = "1.2.840.10008.5.1.4.1.1.7";
+const ENCAPSULATED_PDF_CLASS: &str = "1.2.840.10008.5.1.4.1.1.104.1";
 
 /// SNOMED CT codes for the labels Focal's models produce (CID 7153 CNS Segmentation Types);
 /// anything else gets a code in Focal's private scheme.
@@ -439,5 +440,37 @@ impl ExportContext<'_> {
         d.0.remove_element(tags::FRAME_OF_REFERENCE_UID);
         d.0.remove_element(tags::POSITION_REFERENCE_INDICATOR);
         self.finish(d, SECONDARY_CAPTURE_CLASS)
+    }
+
+    /// The PDF report as an Encapsulated PDF object of the same study (to store it in a PACS).
+    pub fn encapsulated_pdf(&self, pdf: &[u8], title: &str) -> Result<FileDicomObject<InMemDicomObject>, ExportError> {
+        let mut document = pdf.to_vec();
+        if document.len() % 2 == 1 {
+            document.push(0);
+        }
+        let mut d = self.base(ENCAPSULATED_PDF_CLASS, "DOC", "pdf-series", 904, "Focal report");
+        d.str(tags::CONVERSION_TYPE, VR::CS, "WSD")
+            .str(tags::ACQUISITION_DATE_TIME, VR::DT, format!("{}{}", self.date, self.time))
+            // De-identified reports carry pseudonyms only; identified ones name the patient.
+            .str(tags::BURNED_IN_ANNOTATION, VR::CS, if self.deidentify { "NO" } else { "YES" })
+            .str(tags::DOCUMENT_TITLE, VR::ST, title)
+            .seq(tags::CONCEPT_NAME_CODE_SEQUENCE, Vec::new())
+            .str(tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT, VR::LO, "application/pdf")
+            .ul(tags::ENCAPSULATED_DOCUMENT_LENGTH, &[pdf.len() as u32])
+            .put(tags::ENCAPSULATED_DOCUMENT, VR::OB, PrimitiveValue::U8(SmallVec::from_vec(document)));
+        // The Encapsulated PDF IOD has no frame of reference or referenced series module.
+        d.0.remove_element(tags::FRAME_OF_REFERENCE_UID);
+        d.0.remove_element(tags::POSITION_REFERENCE_INDICATOR);
+        d.0.remove_element(tags::REFERENCED_SERIES_SEQUENCE);
+        let mut obj = self.finish(d, ENCAPSULATED_PDF_CLASS)?;
+        // Type 2: de-identification removes the date-time, the module still needs the element.
+        if obj.element(tags::ACQUISITION_DATE_TIME).is_err() {
+            obj.put(dicom_core::DataElement::new(
+                tags::ACQUISITION_DATE_TIME,
+                VR::DT,
+                PrimitiveValue::Empty,
+            ));
+        }
+        Ok(obj)
     }
 }

@@ -110,6 +110,16 @@ def main():
             sc = pydicom.dcmread(dcm).pixel_array
             assert np.array_equal(img, sc), f"{os.path.basename(dcm)} differs from the PDF's key image"
         result["key_images_matched"] = len(captures)
+
+    # Encapsulated PDF: the same bytes as report.pdf, in the study of the SEG.
+    doc = pydicom.dcmread(os.path.join(out, "report-pdf.dcm"))
+    pdf = open(os.path.join(out, "report.pdf"), "rb").read()
+    assert doc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
+    assert doc.MIMETypeOfEncapsulatedDocument == "application/pdf"
+    assert int(doc.EncapsulatedDocumentLength) == len(pdf)
+    assert bytes(doc.EncapsulatedDocument)[: len(pdf)] == pdf, "the encapsulated document is not report.pdf"
+    assert doc.StudyInstanceUID == seg.StudyInstanceUID
+    result["encapsulated_pdf_bytes"] = len(pdf)
     print(json.dumps(result))
 
 

@@ -1,0 +1,312 @@
+//! `focal pacs`: the configured DICOM nodes, and echo, find, get and store against them.
+//! Nothing here talks to the network unless a node is named on the command line.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+
+use crate::pacs::{self, Config, FindLevel, Node, Query, nodes};
+
+#[derive(clap::Args, Debug)]
+pub struct PacsArgs {
+    /// The node list (default: `pacs.json` under $FOCAL_CONFIG_DIR, $XDG_CONFIG_HOME/focal or ~/.config/focal).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: PacsAction,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum PacsAction {
+    /// List the configured nodes.
+    Nodes,
+    /// Add a node (or change the one with that name).
+    Add {
+        name: String,
+        /// The node's AE title.
+        #[arg(long)]
+        ae: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        /// Focal's AE title towards this node (the node must know it).
+        #[arg(long, default_value = nodes::DEFAULT_OUR_AE)]
+        our_ae: String,
+        /// Seconds to wait for a connection or an answer.
+        #[arg(long, default_value_t = nodes::DEFAULT_TIMEOUT_S)]
+        timeout: u64,
+    },
+    /// Remove a node.
+    Remove { name: String },
+    /// C-ECHO: is the node there and does it accept Focal?
+    Echo { node: String },
+    /// C-FIND: studies (or, with --study, its series) matching the keys.
+    Find {
+        node: String,
+        /// Patient name, with DICOM wildcards (`DOE^*`).
+        #[arg(long)]
+        patient_name: Option<String>,
+        #[arg(long)]
+        patient_id: Option<String>,
+        /// Study date or range: 20240131, 20240101-20241231, 20240101-, -20241231.
+        #[arg(long)]
+        date: Option<String>,
+        /// Modality (in the study, or of the series with --study).
+        #[arg(long)]
+        modality: Option<String>,
+        #[arg(long)]
+        accession: Option<String>,
+        /// List the series of this study instead of studies.
+        #[arg(long)]
+        study: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// C-GET: retrieve a study (or one series) into the local cache; run again to resume.
+    Get {
+        node: String,
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        series: Option<String>,
+        /// The cache (default: $FOCAL_CACHE/retrieved or ~/.cache/focal/retrieved); the study
+        /// lands in a folder named by a hash of its UID.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// C-STORE: send DICOM files (e.g. `focal export` output, de-identified unless it was
+    /// exported with --keep-phi) to the node.
+    Store {
+        node: String,
+        /// DICOM files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// The default retrieve cache.
+pub fn default_cache() -> PathBuf {
+    let base = std::env::var_os("FOCAL_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/focal")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("retrieved")
+}
+
+fn dicom_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            while let Some(d) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&d) else { continue };
+                let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+                entries.sort();
+                for e in entries {
+                    if e.is_dir() {
+                        stack.push(e);
+                    } else if is_dicom(&e) {
+                        out.push(e);
+                    }
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn is_dicom(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 132];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|_| &head[128..] == b"DICM")
+}
+
+pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
+    let path = args.config.clone().unwrap_or_else(nodes::config_path);
+    let mut config = Config::load(&path)?;
+    let node = |name: &str| -> anyhow::Result<Node> { Ok(config.node(name)?.clone()) };
+    let on = |n: &Node| format!("node {} ({})", n.name, n.address());
+    match &args.action {
+        PacsAction::Nodes => {
+            if config.nodes.is_empty() {
+                println!("no nodes configured in {}", path.display());
+            }
+            for n in &config.nodes {
+                println!(
+                    "{}\t{}\tas {}\ttimeout {} s",
+                    n.name,
+                    n.address(),
+                    n.our_ae,
+                    n.timeout_s
+                );
+            }
+            Ok(0)
+        }
+        PacsAction::Add {
+            name,
+            ae,
+            host,
+            port,
+            our_ae,
+            timeout,
+        } => {
+            config.upsert(Node {
+                name: name.clone(),
+                ae_title: ae.clone(),
+                host: host.clone(),
+                port: *port,
+                our_ae: our_ae.clone(),
+                timeout_s: *timeout,
+            })?;
+            config.save(&path)?;
+            println!("saved node {name} in {}", path.display());
+            Ok(0)
+        }
+        PacsAction::Remove { name } => {
+            config.node(name)?;
+            config.nodes.retain(|n| &n.name != name);
+            config.save(&path)?;
+            println!("removed node {name}");
+            Ok(0)
+        }
+        PacsAction::Echo { node: name } => {
+            let n = node(name)?;
+            let rtt = pacs::echo(&n).with_context(|| format!("C-ECHO to {}", on(&n)))?;
+            println!("{}: echo ok in {:.0} ms", on(&n), rtt.as_secs_f64() * 1000.0);
+            Ok(0)
+        }
+        PacsAction::Find {
+            node: name,
+            patient_name,
+            patient_id,
+            date,
+            modality,
+            accession,
+            study,
+            json,
+        } => {
+            let n = node(name)?;
+            let level = if study.is_some() {
+                FindLevel::Series
+            } else {
+                FindLevel::Study
+            };
+            let query = Query {
+                patient_name: patient_name.clone(),
+                patient_id: patient_id.clone(),
+                study_date: date.clone(),
+                modality: modality.clone(),
+                accession: accession.clone(),
+                study_uid: study.clone(),
+                series_uid: None,
+            };
+            let rows = pacs::find(&n, level, &query).with_context(|| format!("C-FIND on {}", on(&n)))?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(0);
+            }
+            let columns: &[&str] = match level {
+                FindLevel::Study => &[
+                    "PatientName",
+                    "PatientID",
+                    "StudyDate",
+                    "ModalitiesInStudy",
+                    "NumberOfStudyRelatedInstances",
+                    "StudyDescription",
+                    "StudyInstanceUID",
+                ],
+                FindLevel::Series => &[
+                    "SeriesNumber",
+                    "Modality",
+                    "NumberOfSeriesRelatedInstances",
+                    "SeriesDescription",
+                    "SeriesInstanceUID",
+                ],
+            };
+            println!("{}", columns.join("\t"));
+            for r in &rows {
+                let cells: Vec<&str> = columns.iter().map(|c| r.get(*c).map_or("", String::as_str)).collect();
+                println!("{}", cells.join("\t"));
+            }
+            eprintln!("{} match(es)", rows.len());
+            Ok(0)
+        }
+        PacsAction::Get {
+            node: name,
+            study,
+            series,
+            out,
+            json,
+        } => {
+            let n = node(name)?;
+            let cache = out.clone().unwrap_or_else(default_cache);
+            let cancel = AtomicBool::new(false);
+            let progress = |done: usize, total: Option<usize>| match total {
+                Some(t) => eprint!("\rretrieving {done}/{t}"),
+                None => eprint!("\rretrieving {done}"),
+            };
+            let result = pacs::get(&n, study, series.as_deref(), &cache, &progress, &cancel);
+            eprintln!();
+            let s = result.with_context(|| {
+                format!(
+                    "C-GET from {} (what arrived is kept in {}; run the same command again to resume)",
+                    on(&n),
+                    pacs::scu::study_folder(&cache, study).display()
+                )
+            })?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "{} instance(s) received ({:.1} MB in {:.2} s), {} already there, {} failed; open {}",
+                    s.received,
+                    s.bytes as f64 / 1e6,
+                    s.seconds,
+                    s.already_had,
+                    s.failed,
+                    s.folder.display()
+                );
+                if let Some(w) = &s.warning {
+                    println!("warning: {w}");
+                }
+            }
+            Ok(if s.failed > 0 || s.warning.is_some() { 1 } else { 0 })
+        }
+        PacsAction::Store { node: name, paths } => {
+            let n = node(name)?;
+            let files = dicom_files(paths);
+            if files.is_empty() {
+                anyhow::bail!(
+                    "no DICOM files under {}",
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let s = pacs::store(&n, &files).with_context(|| format!("C-STORE to {}", on(&n)))?;
+            println!(
+                "{} of {} file(s) stored on {} in {:.2} s",
+                s.stored,
+                files.len(),
+                on(&n),
+                s.seconds
+            );
+            for (f, why) in &s.failed {
+                println!("not stored: {}: {why}", f.display());
+            }
+            Ok(if s.failed.is_empty() { 0 } else { 1 })
+        }
+    }
+}

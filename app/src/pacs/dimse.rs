@@ -1,0 +1,245 @@
+//! DIMSE messages over a dicom-ul association: a command set (group 0000, always Implicit VR
+//! Little Endian, with its group length) and an optional data set in the presentation
+//! context's transfer syntax, each cut into P-DATA values no larger than the peer accepts.
+//! The PDUs themselves are dicom-ul's.
+
+use std::net::TcpStream;
+
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_ul::association::client::ClientAssociation;
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+
+use super::PacsError;
+
+pub type Association = ClientAssociation<TcpStream>;
+
+/// Command Field values (PS3.7 E.1).
+pub mod field {
+    pub const C_STORE_RQ: u16 = 0x0001;
+    pub const C_STORE_RSP: u16 = 0x8001;
+    pub const C_GET_RQ: u16 = 0x0010;
+    pub const C_GET_RSP: u16 = 0x8010;
+    pub const C_FIND_RQ: u16 = 0x0020;
+    pub const C_FIND_RSP: u16 = 0x8020;
+    pub const C_MOVE_RQ: u16 = 0x0021;
+    pub const C_MOVE_RSP: u16 = 0x8021;
+    pub const C_ECHO_RQ: u16 = 0x0030;
+    pub const C_ECHO_RSP: u16 = 0x8030;
+    pub const C_CANCEL_RQ: u16 = 0x0FFF;
+}
+
+/// Command Data Set Type: no data set follows.
+pub const NO_DATASET: u16 = 0x0101;
+/// Command Data Set Type: a data set follows (any other value means the same).
+pub const WITH_DATASET: u16 = 0x0000;
+pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
+pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// PDV header: 4 bytes of length, the context ID and the message control header.
+const PDV_HEADER: usize = 6;
+
+/// One element of a command set.
+pub enum Value<'a> {
+    Us(u16),
+    Ui(&'a str),
+    Ae(&'a str),
+}
+
+/// Encodes a command set (Implicit VR Little Endian) with its Command Group Length first.
+pub fn command(elements: &[(Tag, Value)]) -> Result<Vec<u8>, PacsError> {
+    let mut obj = InMemDicomObject::new_empty();
+    for (tag, value) in elements {
+        let element = match value {
+            Value::Us(v) => DataElement::new(*tag, VR::US, PrimitiveValue::from(*v)),
+            Value::Ui(s) => DataElement::new(*tag, VR::UI, PrimitiveValue::from(s.trim_end_matches('\0'))),
+            Value::Ae(s) => DataElement::new(*tag, VR::AE, PrimitiveValue::from(*s)),
+        };
+        obj.put(element);
+    }
+    let body = encode(&obj, IMPLICIT_VR_LE)?;
+    obj.put(DataElement::new(
+        tags::COMMAND_GROUP_LENGTH,
+        VR::UL,
+        PrimitiveValue::from(body.len() as u32),
+    ));
+    encode(&obj, IMPLICIT_VR_LE)
+}
+
+/// Encodes a data set in a transfer syntax (no preamble, no file meta).
+pub fn encode(obj: &InMemDicomObject, ts_uid: &str) -> Result<Vec<u8>, PacsError> {
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| PacsError::Protocol(format!("unknown transfer syntax {ts_uid}")))?;
+    let mut out = Vec::new();
+    obj.write_dataset_with_ts(&mut out, ts)
+        .map_err(|e| PacsError::Protocol(format!("could not encode a data set: {e}")))?;
+    Ok(out)
+}
+
+/// Decodes a data set received in a transfer syntax.
+pub fn decode(bytes: &[u8], ts_uid: &str) -> Result<InMemDicomObject, PacsError> {
+    let ts = TransferSyntaxRegistry
+        .get(ts_uid)
+        .ok_or_else(|| PacsError::Protocol(format!("unknown transfer syntax {ts_uid}")))?;
+    InMemDicomObject::read_dataset_with_ts(bytes, ts)
+        .map_err(|e| PacsError::Protocol(format!("could not decode a data set from the node: {e}")))
+}
+
+/// A received message: its context, command set and data set bytes (if any).
+pub struct Message {
+    pub context: u8,
+    pub command: InMemDicomObject,
+    pub data: Option<Vec<u8>>,
+}
+
+impl Message {
+    pub fn us(&self, tag: Tag) -> Option<u16> {
+        self.command.element(tag).ok().and_then(|e| e.to_int::<u16>().ok())
+    }
+
+    pub fn text(&self, tag: Tag) -> Option<String> {
+        self.command
+            .element(tag)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+    }
+
+    pub fn field(&self) -> u16 {
+        self.us(tags::COMMAND_FIELD).unwrap_or(0)
+    }
+
+    pub fn status(&self) -> u16 {
+        self.us(tags::STATUS).unwrap_or(0xFFFF)
+    }
+}
+
+/// The largest P-DATA value payload the peer accepts in one PDU.
+fn chunk_len(assoc: &Association) -> usize {
+    match assoc.acceptor_max_pdu_length() {
+        0 => 1 << 20,
+        n => (n as usize).saturating_sub(PDV_HEADER).max(64),
+    }
+}
+
+/// Sends one message: the command set, then the data set (if any) in fragments.
+pub fn send(assoc: &mut Association, context: u8, command: &[u8], data: Option<&[u8]>) -> Result<(), PacsError> {
+    let chunk = chunk_len(assoc);
+    for (i, part) in command.chunks(chunk).enumerate() {
+        let last = (i + 1) * chunk >= command.len();
+        send_pdv(assoc, context, PDataValueType::Command, last, part)?;
+    }
+    if let Some(data) = data {
+        if data.is_empty() {
+            send_pdv(assoc, context, PDataValueType::Data, true, &[])?;
+        }
+        for (i, part) in data.chunks(chunk).enumerate() {
+            let last = (i + 1) * chunk >= data.len();
+            send_pdv(assoc, context, PDataValueType::Data, last, part)?;
+        }
+    }
+    Ok(())
+}
+
+fn send_pdv(
+    assoc: &mut Association,
+    context: u8,
+    value_type: PDataValueType,
+    is_last: bool,
+    data: &[u8],
+) -> Result<(), PacsError> {
+    let pdu = Pdu::PData {
+        data: vec![PDataValue {
+            presentation_context_id: context,
+            value_type,
+            is_last,
+            data: data.to_vec(),
+        }],
+    };
+    assoc.send(&pdu).map_err(|e| PacsError::from_ul("sending to", e))
+}
+
+/// Receives one whole message (its command set and, when announced, its data set).
+pub fn receive(assoc: &mut Association) -> Result<Message, PacsError> {
+    let (mut command, mut data) = (Vec::new(), Vec::new());
+    let (mut command_done, mut data_done) = (false, false);
+    let mut context = 0;
+    let mut parsed: Option<InMemDicomObject> = None;
+    loop {
+        if let Some(obj) = &parsed {
+            let data_type = obj
+                .element(tags::COMMAND_DATA_SET_TYPE)
+                .ok()
+                .and_then(|e| e.to_int::<u16>().ok())
+                .unwrap_or(NO_DATASET);
+            if data_type == NO_DATASET || data_done {
+                return Ok(Message {
+                    context,
+                    command: parsed.take().expect("parsed"),
+                    data: (data_type != NO_DATASET).then_some(data),
+                });
+            }
+        }
+        match assoc.receive().map_err(|e| PacsError::from_ul("receiving from", e))? {
+            Pdu::PData { data: values } => {
+                for v in values {
+                    context = v.presentation_context_id;
+                    match v.value_type {
+                        PDataValueType::Command if !command_done => {
+                            command.extend_from_slice(&v.data);
+                            command_done = v.is_last;
+                        }
+                        PDataValueType::Data => {
+                            data.extend_from_slice(&v.data);
+                            data_done = v.is_last;
+                        }
+                        PDataValueType::Command => {
+                            return Err(PacsError::Protocol(
+                                "a second command set arrived before the data set".into(),
+                            ));
+                        }
+                    }
+                }
+                if command_done && parsed.is_none() {
+                    parsed = Some(decode(&command, IMPLICIT_VR_LE)?);
+                }
+            }
+            Pdu::AbortRQ { source } => return Err(PacsError::Aborted(format!("{source:?}"))),
+            Pdu::ReleaseRQ => {
+                let _ = assoc.send(&Pdu::ReleaseRP);
+                return Err(PacsError::Aborted(
+                    "the node released the association mid-operation".into(),
+                ));
+            }
+            other => {
+                return Err(PacsError::Protocol(format!(
+                    "unexpected {} from the node",
+                    other.short_description()
+                )));
+            }
+        }
+    }
+}
+
+/// Names of the DIMSE statuses a reader may meet (PS3.7 Annex C and the query/retrieve classes).
+pub fn status_text(status: u16) -> String {
+    let text = match status {
+        0x0000 => "success",
+        0xFF00 | 0xFF01 => "pending",
+        0xFE00 => "cancelled",
+        0x0107 | 0xB000 | 0xB007 | 0xB006 => "warning (some sub-operations failed or coerced)",
+        0x0122 => "SOP class not supported",
+        0x0124 => "not authorised",
+        0xA700..=0xA7FF => "out of resources",
+        0xA801 => "move destination unknown",
+        0xA900..=0xA9FF => "data set does not match SOP class",
+        0xC000..=0xCFFF => "unable to process",
+        0x0110 => "processing failure",
+        0x0211 => "unrecognised operation",
+        _ => "failure",
+    };
+    format!("{text} (status 0x{status:04X})")
+}

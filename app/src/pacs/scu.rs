@@ -1,0 +1,569 @@
+//! Focal as a service class user: C-ECHO, C-FIND (study and series level, Study Root),
+//! C-GET (the node sends the instances back on the same association, so no inbound port is
+//! needed) and C-STORE.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::InMemDicomObject;
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_ul::association::client::ClientAssociationOptions;
+use dicom_ul::pdu::PresentationContextResultReason;
+use sha2::Digest;
+
+use super::dimse::{
+    self, Association, EXPLICIT_VR_LE, IMPLICIT_VR_LE, Message, NO_DATASET, Value, WITH_DATASET, field,
+};
+use super::{Node, PacsError};
+
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
+pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
+
+/// Storage classes Focal accepts from a C-GET (at most 128 presentation contexts fit in one
+/// association with the query classes).
+const STORAGE_CLASSES: &[&str] = &[
+    "1.2.840.10008.5.1.4.1.1.4",      // MR
+    "1.2.840.10008.5.1.4.1.1.4.1",    // Enhanced MR
+    "1.2.840.10008.5.1.4.1.1.2",      // CT
+    "1.2.840.10008.5.1.4.1.1.2.1",    // Enhanced CT
+    "1.2.840.10008.5.1.4.1.1.128",    // PET
+    "1.2.840.10008.5.1.4.1.1.130",    // Enhanced PET
+    "1.2.840.10008.5.1.4.1.1.20",     // NM
+    "1.2.840.10008.5.1.4.1.1.6.1",    // US
+    "1.2.840.10008.5.1.4.1.1.3.1",    // US multi-frame
+    "1.2.840.10008.5.1.4.1.1.1",      // CR
+    "1.2.840.10008.5.1.4.1.1.1.1",    // DX presentation
+    "1.2.840.10008.5.1.4.1.1.1.1.1",  // DX processing
+    "1.2.840.10008.5.1.4.1.1.1.2",    // MG presentation
+    "1.2.840.10008.5.1.4.1.1.12.1",   // XA
+    "1.2.840.10008.5.1.4.1.1.481.1",  // RT image
+    "1.2.840.10008.5.1.4.1.1.7",      // Secondary Capture
+    "1.2.840.10008.5.1.4.1.1.7.2",    // MF greyscale byte SC
+    "1.2.840.10008.5.1.4.1.1.7.3",    // MF greyscale word SC
+    "1.2.840.10008.5.1.4.1.1.7.4",    // MF true colour SC
+    "1.2.840.10008.5.1.4.1.1.66.4",   // Segmentation
+    "1.2.840.10008.5.1.4.1.1.30",     // Parametric Map
+    "1.2.840.10008.5.1.4.1.1.104.1",  // Encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.88.22",  // Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.11.1",   // Greyscale softcopy presentation state
+    "1.2.840.10008.5.1.4.1.1.77.1.4", // VL photographic
+];
+
+/// Transfer syntaxes Focal reads, offered for retrieved instances (the node keeps the stored
+/// encoding when it is among them, or converts).
+const RETRIEVE_SYNTAXES: &[&str] = &[
+    EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+    "1.2.840.10008.1.2.4.50", // JPEG baseline
+    "1.2.840.10008.1.2.4.51", // JPEG extended
+    "1.2.840.10008.1.2.4.57", // JPEG lossless
+    "1.2.840.10008.1.2.4.70", // JPEG lossless SV1
+    "1.2.840.10008.1.2.4.80", // JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81", // JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90", // JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91", // JPEG 2000
+    "1.2.840.10008.1.2.5",    // RLE
+    "1.2.840.10008.1.2.1.99", // deflated
+];
+
+fn options(node: &Node) -> ClientAssociationOptions<'static> {
+    let t = Duration::from_secs(node.timeout_s.max(1));
+    ClientAssociationOptions::new()
+        .calling_ae_title(node.our_ae.clone())
+        .called_ae_title(node.ae_title.clone())
+        .connection_timeout(t)
+        .read_timeout(t)
+        .write_timeout(t)
+}
+
+fn establish(node: &Node, opts: ClientAssociationOptions<'static>) -> Result<Association, PacsError> {
+    opts.establish((node.host.as_str(), node.port))
+        .map_err(|e| PacsError::from_ul("connecting to", e).with_timeout(node.timeout_s))
+}
+
+/// The accepted context for an abstract syntax, and its transfer syntax.
+fn context_for(assoc: &Association, abstract_syntax: &str) -> Option<(u8, String)> {
+    assoc
+        .presentation_contexts()
+        .iter()
+        .find(|pc| pc.reason == PresentationContextResultReason::Acceptance && pc.abstract_syntax == abstract_syntax)
+        .map(|pc| (pc.id, pc.transfer_syntax.clone()))
+}
+
+fn finish(assoc: Association) {
+    if let Err(e) = assoc.release() {
+        tracing::debug!("release: {}", crate::study::error_chain(&e));
+    }
+}
+
+/// C-ECHO: the round trip time of a verification request.
+pub fn echo(node: &Node) -> Result<Duration, PacsError> {
+    let started = Instant::now();
+    let mut assoc = establish(
+        node,
+        options(node).with_presentation_context(VERIFICATION, vec![IMPLICIT_VR_LE]),
+    )?;
+    let (ctx, _) = context_for(&assoc, VERIFICATION).ok_or_else(|| PacsError::NotSupported("verification".into()))?;
+    let cmd = dimse::command(&[
+        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(VERIFICATION)),
+        (tags::COMMAND_FIELD, Value::Us(field::C_ECHO_RQ)),
+        (tags::MESSAGE_ID, Value::Us(1)),
+        (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
+    ])?;
+    dimse::send(&mut assoc, ctx, &cmd, None)?;
+    let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+    finish(assoc);
+    if rsp.field() != field::C_ECHO_RSP || rsp.status() != 0 {
+        return Err(PacsError::Failed(dimse::status_text(rsp.status())));
+    }
+    Ok(started.elapsed())
+}
+
+/// What a C-FIND asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindLevel {
+    Study,
+    Series,
+}
+
+/// Matching keys (empty: any). Dates as DICOM ranges (`20240101-20241231`, `20240101-`).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub patient_name: Option<String>,
+    pub patient_id: Option<String>,
+    pub study_date: Option<String>,
+    pub modality: Option<String>,
+    pub accession: Option<String>,
+    pub study_uid: Option<String>,
+    pub series_uid: Option<String>,
+}
+
+/// Attributes Focal asks back, per level (keyword, tag, VR).
+fn return_keys(level: FindLevel) -> Vec<(&'static str, Tag, VR)> {
+    let mut keys = vec![
+        ("PatientName", tags::PATIENT_NAME, VR::PN),
+        ("PatientID", tags::PATIENT_ID, VR::LO),
+        ("StudyDate", tags::STUDY_DATE, VR::DA),
+        ("AccessionNumber", tags::ACCESSION_NUMBER, VR::SH),
+        ("StudyDescription", tags::STUDY_DESCRIPTION, VR::LO),
+        ("StudyInstanceUID", tags::STUDY_INSTANCE_UID, VR::UI),
+    ];
+    match level {
+        FindLevel::Study => keys.extend([
+            ("ModalitiesInStudy", tags::MODALITIES_IN_STUDY, VR::CS),
+            (
+                "NumberOfStudyRelatedSeries",
+                tags::NUMBER_OF_STUDY_RELATED_SERIES,
+                VR::IS,
+            ),
+            (
+                "NumberOfStudyRelatedInstances",
+                tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
+                VR::IS,
+            ),
+        ]),
+        FindLevel::Series => keys.extend([
+            ("SeriesInstanceUID", tags::SERIES_INSTANCE_UID, VR::UI),
+            ("Modality", tags::MODALITY, VR::CS),
+            ("SeriesNumber", tags::SERIES_NUMBER, VR::IS),
+            ("SeriesDescription", tags::SERIES_DESCRIPTION, VR::LO),
+            (
+                "NumberOfSeriesRelatedInstances",
+                tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
+                VR::IS,
+            ),
+        ]),
+    }
+    keys
+}
+
+fn identifier(level: FindLevel, q: &Query) -> InMemDicomObject {
+    let mut obj = InMemDicomObject::new_empty();
+    let level_name = match level {
+        FindLevel::Study => "STUDY",
+        FindLevel::Series => "SERIES",
+    };
+    obj.put(DataElement::new(
+        tags::QUERY_RETRIEVE_LEVEL,
+        VR::CS,
+        PrimitiveValue::from(level_name),
+    ));
+    for (_, tag, vr) in return_keys(level) {
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::Empty));
+    }
+    let modality_tag = match level {
+        FindLevel::Study => (tags::MODALITIES_IN_STUDY, VR::CS),
+        FindLevel::Series => (tags::MODALITY, VR::CS),
+    };
+    let keys = [
+        (tags::PATIENT_NAME, VR::PN, &q.patient_name),
+        (tags::PATIENT_ID, VR::LO, &q.patient_id),
+        (tags::STUDY_DATE, VR::DA, &q.study_date),
+        (modality_tag.0, modality_tag.1, &q.modality),
+        (tags::ACCESSION_NUMBER, VR::SH, &q.accession),
+        (tags::STUDY_INSTANCE_UID, VR::UI, &q.study_uid),
+        (tags::SERIES_INSTANCE_UID, VR::UI, &q.series_uid),
+    ];
+    for (tag, vr, value) in keys {
+        if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+        }
+    }
+    obj
+}
+
+/// C-FIND: one map of keyword → value per match, in the node's order.
+pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap<String, String>>, PacsError> {
+    let opts = options(node).with_presentation_context(STUDY_ROOT_FIND, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
+    let mut assoc = establish(node, opts)?;
+    let (ctx, ts) =
+        context_for(&assoc, STUDY_ROOT_FIND).ok_or_else(|| PacsError::NotSupported("Study Root C-FIND".into()))?;
+    let cmd = dimse::command(&[
+        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(STUDY_ROOT_FIND)),
+        (tags::COMMAND_FIELD, Value::Us(field::C_FIND_RQ)),
+        (tags::MESSAGE_ID, Value::Us(1)),
+        (tags::PRIORITY, Value::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE, Value::Us(WITH_DATASET)),
+    ])?;
+    let data = dimse::encode(&identifier(level, query), &ts)?;
+    dimse::send(&mut assoc, ctx, &cmd, Some(&data))?;
+    let mut matches = Vec::new();
+    loop {
+        let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+        match rsp.status() {
+            0xFF00 | 0xFF01 => {
+                let Some(bytes) = &rsp.data else { continue };
+                let obj = dimse::decode(bytes, &ts)?;
+                let mut row = BTreeMap::new();
+                for (name, tag, _) in return_keys(level) {
+                    if let Some(v) = obj.element(tag).ok().and_then(|e| e.to_str().ok()) {
+                        row.insert(name.to_string(), v.trim_end_matches(['\0', ' ']).to_string());
+                    }
+                }
+                matches.push(row);
+            }
+            0x0000 => break,
+            s => {
+                let _ = assoc.abort();
+                return Err(PacsError::Failed(dimse::status_text(s)));
+            }
+        }
+    }
+    finish(assoc);
+    Ok(matches)
+}
+
+/// What a retrieve brought.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GetSummary {
+    /// The folder the instances are in (open it as any study).
+    pub folder: PathBuf,
+    pub received: usize,
+    /// Already in the folder from an earlier, interrupted retrieve (not written again).
+    pub already_had: usize,
+    pub failed: usize,
+    pub warning: Option<String>,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// The folder for one study's retrieved files under the cache: named by a hash of the UID.
+pub fn study_folder(cache: &Path, study_uid: &str) -> PathBuf {
+    cache.join(key(study_uid))
+}
+
+fn key(uid: &str) -> String {
+    let d = sha2::Sha256::digest(uid.as_bytes());
+    crate::inference::manifest::hex(&d[..8])
+}
+
+/// C-GET of a study (or one series of it) into `study_folder(cache, study)`. Each instance is
+/// written whole (temporary name, then rename) as it arrives, so an interrupted retrieve keeps
+/// what arrived and a second one writes only what is missing.
+pub fn get(
+    node: &Node,
+    study_uid: &str,
+    series_uid: Option<&str>,
+    cache: &Path,
+    progress: &dyn Fn(usize, Option<usize>),
+    cancel: &AtomicBool,
+) -> Result<GetSummary, PacsError> {
+    let started = Instant::now();
+    let folder = study_folder(cache, study_uid);
+    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let mut opts = options(node).with_presentation_context(STUDY_ROOT_GET, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
+    for class in STORAGE_CLASSES {
+        opts = opts
+            .with_presentation_context(*class, RETRIEVE_SYNTAXES.to_vec())
+            .with_role_selection(*class, false, true);
+    }
+    let mut assoc = establish(node, opts)?;
+    let (ctx, ts) =
+        context_for(&assoc, STUDY_ROOT_GET).ok_or_else(|| PacsError::NotSupported("Study Root C-GET".into()))?;
+    let syntaxes: HashMap<u8, String> = assoc
+        .presentation_contexts()
+        .iter()
+        .map(|pc| (pc.id, pc.transfer_syntax.clone()))
+        .collect();
+    let mut ident = InMemDicomObject::new_empty();
+    let level = if series_uid.is_some() { "SERIES" } else { "STUDY" };
+    ident.put(DataElement::new(
+        tags::QUERY_RETRIEVE_LEVEL,
+        VR::CS,
+        PrimitiveValue::from(level),
+    ));
+    ident.put(DataElement::new(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(study_uid),
+    ));
+    if let Some(s) = series_uid {
+        ident.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(s),
+        ));
+    }
+    let cmd = dimse::command(&[
+        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(STUDY_ROOT_GET)),
+        (tags::COMMAND_FIELD, Value::Us(field::C_GET_RQ)),
+        (tags::MESSAGE_ID, Value::Us(1)),
+        (tags::PRIORITY, Value::Us(0)),
+        (tags::COMMAND_DATA_SET_TYPE, Value::Us(WITH_DATASET)),
+    ])?;
+    dimse::send(&mut assoc, ctx, &cmd, Some(&dimse::encode(&ident, &ts)?))?;
+    let mut summary = GetSummary {
+        folder: folder.clone(),
+        ..Default::default()
+    };
+    let mut cancel_sent = false;
+    let mut total: Option<usize> = None;
+    loop {
+        if cancel.load(Ordering::Relaxed) && !cancel_sent {
+            let c = dimse::command(&[
+                (tags::COMMAND_FIELD, Value::Us(field::C_CANCEL_RQ)),
+                (tags::MESSAGE_ID_BEING_RESPONDED_TO, Value::Us(1)),
+                (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
+            ])?;
+            dimse::send(&mut assoc, ctx, &c, None)?;
+            cancel_sent = true;
+        }
+        let msg = match dimse::receive(&mut assoc) {
+            Ok(m) => m,
+            Err(e) => {
+                // What arrived is on disk, whole; the caller can retrieve again to resume.
+                return Err(e.with_timeout(node.timeout_s));
+            }
+        };
+        match msg.field() {
+            field::C_STORE_RQ => {
+                let status = match store_received(&msg, &syntaxes, &folder) {
+                    Ok(Stored::New(bytes)) => {
+                        summary.received += 1;
+                        summary.bytes += bytes;
+                        0x0000
+                    }
+                    Ok(Stored::Had) => {
+                        summary.already_had += 1;
+                        0x0000
+                    }
+                    Err(e) => {
+                        tracing::warn!("a retrieved instance was not kept: {e}");
+                        summary.failed += 1;
+                        0xA700
+                    }
+                };
+                let class = msg.text(tags::AFFECTED_SOP_CLASS_UID).unwrap_or_default();
+                let instance = msg.text(tags::AFFECTED_SOP_INSTANCE_UID).unwrap_or_default();
+                let rsp = dimse::command(&[
+                    (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(&class)),
+                    (tags::COMMAND_FIELD, Value::Us(field::C_STORE_RSP)),
+                    (
+                        tags::MESSAGE_ID_BEING_RESPONDED_TO,
+                        Value::Us(msg.us(tags::MESSAGE_ID).unwrap_or(0)),
+                    ),
+                    (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
+                    (tags::STATUS, Value::Us(status)),
+                    (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui(&instance)),
+                ])?;
+                dimse::send(&mut assoc, msg.context, &rsp, None)?;
+                progress(summary.received + summary.already_had + summary.failed, total);
+            }
+            field::C_GET_RSP => match msg.status() {
+                0xFF00 => {
+                    let count = |t| msg.us(t).map_or(0, usize::from);
+                    total = Some(
+                        count(tags::NUMBER_OF_REMAINING_SUBOPERATIONS)
+                            + count(tags::NUMBER_OF_COMPLETED_SUBOPERATIONS)
+                            + count(tags::NUMBER_OF_FAILED_SUBOPERATIONS)
+                            + count(tags::NUMBER_OF_WARNING_SUBOPERATIONS),
+                    );
+                }
+                0x0000 => break,
+                0xFE00 => {
+                    finish(assoc);
+                    return Err(PacsError::Cancelled);
+                }
+                0xB000 => {
+                    let failed = msg.us(tags::NUMBER_OF_FAILED_SUBOPERATIONS).unwrap_or(0);
+                    summary.warning = Some(format!("{failed} instance(s) could not be sent by the node"));
+                    break;
+                }
+                s => {
+                    let _ = assoc.abort();
+                    return Err(PacsError::Failed(dimse::status_text(s)));
+                }
+            },
+            other => {
+                let _ = assoc.abort();
+                return Err(PacsError::Protocol(format!(
+                    "unexpected message 0x{other:04X} during C-GET"
+                )));
+            }
+        }
+    }
+    finish(assoc);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+enum Stored {
+    New(u64),
+    Had,
+}
+
+/// Writes one received instance as a DICOM file (preamble, file meta, the data set as sent).
+fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, folder: &Path) -> Result<Stored, String> {
+    let class = msg
+        .text(tags::AFFECTED_SOP_CLASS_UID)
+        .ok_or("no SOP class in the C-STORE request")?;
+    let instance = msg
+        .text(tags::AFFECTED_SOP_INSTANCE_UID)
+        .ok_or("no SOP instance in the C-STORE request")?;
+    let ts = syntaxes
+        .get(&msg.context)
+        .ok_or("C-STORE on an unknown presentation context")?;
+    let data = msg.data.as_deref().ok_or("C-STORE without a data set")?;
+    let path = folder.join(format!("{}.dcm", key(&instance)));
+    if path.exists() {
+        return Ok(Stored::Had);
+    }
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class.as_str())
+        .media_storage_sop_instance_uid(instance.as_str())
+        .transfer_syntax(ts.as_str())
+        .implementation_class_uid(crate::uid::implementation_class_uid())
+        .build()
+        .map_err(|e| format!("file meta: {e}"))?;
+    let mut bytes = vec![0u8; 128];
+    bytes.extend_from_slice(b"DICM");
+    meta.write(&mut bytes).map_err(|e| format!("file meta: {e}"))?;
+    bytes.extend_from_slice(data);
+    crate::outdir::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Stored::New(bytes.len() as u64))
+}
+
+/// What a store sent.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StoreSummary {
+    pub stored: usize,
+    /// (file, why) for each file the node did not take.
+    pub failed: Vec<(PathBuf, String)>,
+    pub seconds: f64,
+}
+
+/// C-STORE of DICOM files, each in its own encoding when the node accepts it, else converted
+/// to Explicit or Implicit VR Little Endian when the file is not compressed.
+pub fn store(node: &Node, files: &[PathBuf]) -> Result<StoreSummary, PacsError> {
+    let started = Instant::now();
+    let mut objects = Vec::new();
+    let mut summary = StoreSummary::default();
+    for f in files {
+        match dicom_object::open_file(f) {
+            Ok(obj) => objects.push((f.clone(), obj)),
+            Err(e) => summary.failed.push((f.clone(), format!("not a DICOM file: {e}"))),
+        }
+    }
+    if objects.is_empty() {
+        summary.seconds = started.elapsed().as_secs_f64();
+        return Ok(summary);
+    }
+    // One context per (class, own syntax), and one per class for the little-endian fallbacks.
+    let mut proposed: Vec<(String, Vec<String>)> = Vec::new();
+    for (_, obj) in &objects {
+        let class = obj
+            .meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            .to_string();
+        let ts = obj.meta().transfer_syntax().trim_end_matches('\0').to_string();
+        for p in [
+            (class.clone(), vec![ts.clone()]),
+            (
+                class.clone(),
+                vec![EXPLICIT_VR_LE.to_string(), IMPLICIT_VR_LE.to_string()],
+            ),
+        ] {
+            if !proposed.contains(&p) {
+                proposed.push(p);
+            }
+        }
+    }
+    if proposed.len() > 128 {
+        return Err(PacsError::Config(
+            "more than 64 different SOP classes in one store".into(),
+        ));
+    }
+    let mut opts = options(node);
+    for (class, ts) in &proposed {
+        opts = opts.with_presentation_context(class.clone(), ts.clone());
+    }
+    let mut assoc = establish(node, opts)?;
+    let accepted: Vec<(u8, String, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| (pc.id, pc.abstract_syntax.clone(), pc.transfer_syntax.clone()))
+        .collect();
+    for (i, (path, obj)) in objects.iter().enumerate() {
+        let class = obj.meta().media_storage_sop_class_uid().trim_end_matches('\0');
+        let instance = obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0');
+        let own = obj.meta().transfer_syntax().trim_end_matches('\0');
+        let native = [EXPLICIT_VR_LE, IMPLICIT_VR_LE, uids::EXPLICIT_VR_LITTLE_ENDIAN].contains(&own);
+        let choice = accepted
+            .iter()
+            .find(|(_, a, t)| a == class && t == own)
+            .or_else(|| accepted.iter().find(|(_, a, _)| a == class).filter(|_| native));
+        let Some((ctx, _, ts)) = choice else {
+            summary.failed.push((
+                path.clone(),
+                format!("the node does not accept SOP class {class} in this encoding"),
+            ));
+            continue;
+        };
+        let data = dimse::encode(obj, ts)?;
+        let message_id = (i % 0xFFFF + 1) as u16;
+        let cmd = dimse::command(&[
+            (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(class)),
+            (tags::COMMAND_FIELD, Value::Us(field::C_STORE_RQ)),
+            (tags::MESSAGE_ID, Value::Us(message_id)),
+            (tags::PRIORITY, Value::Us(0)),
+            (tags::COMMAND_DATA_SET_TYPE, Value::Us(WITH_DATASET)),
+            (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui(instance)),
+        ])?;
+        dimse::send(&mut assoc, *ctx, &cmd, Some(&data))?;
+        let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+        match rsp.status() {
+            0x0000 | 0xB000 | 0xB006 | 0xB007 => summary.stored += 1,
+            s => summary.failed.push((path.clone(), dimse::status_text(s))),
+        }
+    }
+    finish(assoc);
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}

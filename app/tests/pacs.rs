@@ -1,0 +1,153 @@
+//! `focal pacs` against a real Orthanc (Debian's package) started by
+//! `app/tests/reference/pacs_scenario.py` inside a private network namespace, so that it can
+//! be reached on 127.0.0.1 only, and stopped at the end. The sample study is uploaded through
+//! Orthanc's REST API; Focal then echoes, finds (patient, date, modality, series), retrieves
+//! with C-GET (also through a link that drops mid-transfer, then resumes), analyses what
+//! arrived, stores SEG, Parametric Map and Encapsulated PDF back, and finds them under the
+//! same study. A wrong AE title and a closed port must fail clearly and quickly.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Seconds within which a refused or unreachable node must be reported (the node timeout is
+/// 10 s; both failures are immediate on loopback, so this only catches a hang).
+const FAIL_BOUND_S: f64 = 10.0;
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    &report["steps"][name]
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+fn json_out(report: &Value, name: &str) -> Value {
+    let s = step(report, name);
+    assert_eq!(
+        s["code"],
+        0,
+        "{name} failed: {}\n{}",
+        text(&s["stdout"]),
+        text(&s["stderr"])
+    );
+    serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
+}
+
+#[test]
+fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: the test venv (scripts/setup.sh)");
+    assert!(
+        Command::new("Orthanc").arg("--version").output().is_ok(),
+        "Orthanc is not installed (scripts/setup.sh installs Debian's orthanc)"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let run = Command::new(&python)
+        .arg(common::repo().join("app/tests/reference/pacs_scenario.py"))
+        .arg(env!("CARGO_BIN_EXE_focal"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(tmp.path())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("python runs");
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "pacs_scenario.py failed\n{out}\n{err}");
+    let report: Value = serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e})\n{out}\n{err}"));
+    assert_eq!(report["uploaded"], 89);
+    let study = text(&report["study_uid"]);
+
+    // Only loopback: the namespace has `lo` alone, Orthanc is gone at the end, and the node
+    // list is private.
+    assert_eq!(report["interfaces"], serde_json::json!(["lo"]));
+    assert!(
+        report["after_stop"].as_array().is_some_and(Vec::is_empty),
+        "{}",
+        report["after_stop"]
+    );
+    assert_eq!(report["config_mode"], "0o600");
+
+    // Echo, and find by patient, date range and modality, then the study's series.
+    assert_eq!(step(&report, "echo")["code"], 0, "{}", step(&report, "echo"));
+    let all = json_out(&report, "find_all");
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["StudyInstanceUID"], study.as_str());
+    assert_eq!(all[0]["NumberOfStudyRelatedInstances"], "89");
+    assert_eq!(json_out(&report, "find_mr_dated").as_array().map(Vec::len), Some(1));
+    assert_eq!(json_out(&report, "find_ct").as_array().map(Vec::len), Some(0));
+    assert_eq!(json_out(&report, "find_old").as_array().map(Vec::len), Some(0));
+    let series = json_out(&report, "find_series");
+    assert_eq!(series.as_array().map(Vec::len), Some(1), "{series}");
+    assert_eq!(series[0]["Modality"], "MR");
+
+    // A wrong AE title and a closed port: clear errors, quickly.
+    let wrong = step(&report, "echo_wrong_ae");
+    assert_ne!(wrong["code"], 0);
+    assert!(text(&wrong["stderr"]).contains("refused the association"), "{wrong}");
+    assert!(text(&wrong["stderr"]).contains("NOT_ORTHANC@127.0.0.1"), "{wrong}");
+    let closed = step(&report, "echo_closed");
+    assert_ne!(closed["code"], 0);
+    assert!(text(&closed["stderr"]).contains("cannot connect"), "{closed}");
+    for s in [wrong, closed] {
+        assert!(s["seconds"].as_f64().unwrap_or(f64::MAX) < FAIL_BOUND_S, "{s}");
+    }
+
+    // C-GET of the whole study, then the study opens like any folder.
+    let got = json_out(&report, "get");
+    assert_eq!(got["received"], 89, "{got}");
+    assert_eq!(got["failed"], 0);
+    let info = json_out(&report, "info");
+    let opened = &info["patients"][0]["studies"][0];
+    assert_eq!(opened["uid"], study.as_str());
+
+    // A link that drops mid-transfer keeps only whole files, and a second retrieve completes.
+    let dropped = step(&report, "get_dropped");
+    assert_ne!(dropped["code"], 0, "{dropped}");
+    assert!(
+        text(&dropped["stderr"]).contains("run the same command again to resume"),
+        "{dropped}"
+    );
+    let kept = report["after_drop_files"].as_array().expect("files");
+    assert!(
+        !kept.is_empty() && kept.len() < 89,
+        "the drop should land mid-study: {} files",
+        kept.len()
+    );
+    assert!(
+        kept.iter().all(|f| text(f).ends_with(".dcm")),
+        "a partial file is left: {kept:?}"
+    );
+    assert_eq!(report["after_drop_readable"].as_u64(), Some(kept.len() as u64));
+    let resumed = json_out(&report, "get_resumed");
+    assert_eq!(resumed["already_had"].as_u64(), Some(kept.len() as u64), "{resumed}");
+    assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
+
+    // Analyse what arrived, export (identified, to go back to its study) and store.
+    assert_eq!(step(&report, "analyze")["code"], 0, "{}", step(&report, "analyze"));
+    assert_eq!(step(&report, "export")["code"], 0, "{}", step(&report, "export"));
+    let stored = step(&report, "store");
+    assert_eq!(stored["code"], 0, "{stored}");
+    assert!(text(&stored["stdout"]).contains("3 of 3 file(s) stored"), "{stored}");
+    let after = json_out(&report, "find_series_after_store");
+    let mut modalities: Vec<String> = after
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| text(&s["Modality"]))
+        .collect();
+    modalities.sort();
+    assert_eq!(modalities, ["DOC", "MR", "OT", "SEG"], "{after}");
+    assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
+    assert_eq!(
+        report["orthanc_series_after_store"],
+        serde_json::json!(["DOC", "MR", "OT", "SEG"])
+    );
+
+    // Focal's retrieve and dcmtk's getscu on the same study (for the record, not a bar).
+    eprintln!("retrieve seconds: {}", report["retrieve_seconds"]);
+}
