@@ -1,6 +1,7 @@
-//! Privacy guarantees: no dependency can talk to the network, the binary makes no network
-//! system calls during a full analyze and export (strace), and no command prints or logs a
-//! patient identifier at trace level unless asked to show them.
+//! Privacy guarantees: no dependency can talk to the network but DICOM's own (dicom-ul, for the
+//! nodes a user configures), and only the `pacs` module may use it or open a socket; the binary
+//! makes no network system calls during a full analyze and export (strace), and no command
+//! prints or logs a patient identifier at trace level unless asked to show them.
 
 mod common;
 
@@ -26,6 +27,38 @@ const NETWORK_CRATES: [&str; 14] = [
     "tungstenite",
     "surf",
 ];
+
+/// Words that open network connections in Rust source.
+const NETWORK_CODE: [&str; 5] = ["std::net", "TcpStream", "UdpSocket", "dicom_ul", "socket2"];
+
+#[test]
+fn only_the_pacs_module_opens_connections() {
+    fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                for word in NETWORK_CODE {
+                    if text.contains(word) {
+                        out.push((path.display().to_string(), word.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    let src = common::repo().join("app/src");
+    let mut found = Vec::new();
+    walk(&src, &mut found);
+    let pacs = src.join("pacs").display().to_string();
+    let outside: Vec<_> = found.iter().filter(|(p, _)| !p.starts_with(&pacs)).collect();
+    assert!(outside.is_empty(), "network code outside app/src/pacs: {outside:?}");
+    assert!(
+        found.iter().any(|(_, w)| w == "dicom_ul"),
+        "the check must see the PACS module's own use of dicom-ul"
+    );
+}
 
 #[test]
 fn no_dependency_can_talk_to_the_network() {

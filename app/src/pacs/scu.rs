@@ -82,8 +82,15 @@ fn options(node: &Node) -> ClientAssociationOptions<'static> {
 }
 
 fn establish(node: &Node, opts: ClientAssociationOptions<'static>) -> Result<Association, PacsError> {
-    opts.establish((node.host.as_str(), node.port))
-        .map_err(|e| PacsError::from_ul("connecting to", e).with_timeout(node.timeout_s))
+    let mut assoc = opts
+        .establish((node.host.as_str(), node.port))
+        .map_err(|e| PacsError::from_ul("connecting to", e).with_timeout(node.timeout_s))?;
+    // DIMSE is request/response: small responses (a C-STORE-RSP per retrieved instance) must
+    // leave at once, not wait for Nagle's algorithm and the peer's delayed ACK (~40 ms each).
+    if let Err(e) = assoc.inner_stream().set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    Ok(assoc)
 }
 
 /// The accepted context for an abstract syntax, and its transfer syntax.
