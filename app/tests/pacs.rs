@@ -2,7 +2,8 @@
 //! `app/tests/reference/pacs_scenario.py` inside a private network namespace, so that it can
 //! be reached on 127.0.0.1 only, and stopped at the end. The sample study is uploaded through
 //! Orthanc's REST API; Focal then echoes, finds (patient, date, modality, series), retrieves
-//! with C-GET (also through a link that drops mid-transfer, then resumes), analyses what
+//! with C-GET (also through a link that drops mid-transfer, then resumes) and C-MOVE (to
+//! Focal's own storage SCP), runs `focal batch` on a CSV naming the node and study, analyses what
 //! arrived, stores SEG, Parametric Map and Encapsulated PDF back, and finds them under the
 //! same study. A wrong AE title and a closed port must fail clearly and quickly.
 
@@ -126,6 +127,38 @@ fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
     let resumed = json_out(&report, "get_resumed");
     assert_eq!(resumed["already_had"].as_u64(), Some(kept.len() as u64), "{resumed}");
     assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
+
+    // C-MOVE: Orthanc sends the study to Focal's storage SCP, which is gone afterwards.
+    let moved = json_out(&report, "move");
+    assert_eq!(moved["received"], 89, "{moved}");
+    assert_eq!(moved["failed"], 0, "{moved}");
+    let after_move = report["listening_after_move"].as_array().expect("sockets");
+    assert!(
+        !after_move.iter().any(|a| text(a).ends_with(":11112")),
+        "the storage SCP still listens: {after_move:?}"
+    );
+
+    // focal batch over a CSV of node and study UID: retrieves, analyses; a rerun does neither.
+    let first = step(&report, "batch_first");
+    assert_eq!(first["code"], 0, "{first}");
+    assert!(
+        text(&first["stderr"]).contains("retrieved 89 instance(s) from node orthanc"),
+        "{first}"
+    );
+    let table = text(&report["batch_first_table"]);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[1].starts_with("pacs:orthanc/study:"), "{table}");
+    assert!(rows[1].contains(",ok,"), "{table}");
+    assert!(!table.contains(&study), "the table holds the study UID: {table}");
+    let second = step(&report, "batch_second");
+    assert_eq!(second["code"], 0, "{second}");
+    assert!(!text(&second["stderr"]).contains("retrieved"), "{second}");
+    assert!(
+        text(&report["batch_second_table"]).contains(",cached,"),
+        "{}",
+        report["batch_second_table"]
+    );
 
     // Analyse what arrived, export (identified, to go back to its study) and store.
     assert_eq!(step(&report, "analyze")["code"], 0, "{}", step(&report, "analyze"));

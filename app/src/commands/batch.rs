@@ -86,16 +86,34 @@ struct Done {
     row: Row,
 }
 
-/// A study root to open: an input path, or one path of a CSV list.
+/// A study root to open: an input path, or one path of a CSV list (retrieved from a PACS
+/// node first when the row names one).
 struct Input {
     shown: String,
     path: PathBuf,
+    retrieve: Option<Retrieve>,
+}
+
+/// A CSV row's study on a configured node: retrieved (C-GET) into the PACS cache before it is
+/// opened, once (a marker in the study's cache folder says the retrieve finished).
+struct Retrieve {
+    node: crate::pacs::Node,
+    study_uid: String,
+    series_uid: Option<String>,
+}
+
+/// Written into a study's cache folder when its retrieve for a batch finished.
+const RETRIEVED_MARKER: &str = ".focal-retrieved";
+
+fn column(header: &[String], name: &str) -> Option<usize> {
+    header.iter().position(|h| h.trim().eq_ignore_ascii_case(name))
 }
 
 /// Expands the inputs: a `.csv` file lists study paths in its `path` column (relative to the
 /// file); anything else is a folder, file or DICOMDIR opened as one input.
 fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
     let mut out = Vec::new();
+    let mut config: Option<crate::pacs::Config> = None;
     for a in args {
         if !a.exists() {
             bail!("{} does not exist", a.display());
@@ -105,36 +123,61 @@ fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             out.push(Input {
                 shown: a.display().to_string(),
                 path: a.clone(),
+                retrieve: None,
             });
             continue;
         }
         let text = std::fs::read_to_string(a).with_context(|| format!("reading {}", a.display()))?;
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let header = split_csv_line(lines.next().unwrap_or_default());
-        let col = header
-            .iter()
-            .position(|h| h.trim().eq_ignore_ascii_case("path"))
-            .with_context(|| {
-                format!(
-                    "{}: no `path` column in the header (one study folder, file or DICOMDIR per row)",
-                    a.display()
-                )
-            })?;
+        let (col, node_col, study_col, series_col) = (
+            column(&header, "path"),
+            column(&header, "pacs"),
+            column(&header, "study_uid"),
+            column(&header, "series_uid"),
+        );
+        if col.is_none() && (node_col.is_none() || study_col.is_none()) {
+            bail!(
+                "{}: the header needs a `path` column (one study folder, file or DICOMDIR per row), or `pacs` and `study_uid` columns (a configured node and a study on it)",
+                a.display()
+            );
+        }
         let base = a.parent().unwrap_or(Path::new("."));
+        let field = |fields: &[String], c: Option<usize>| {
+            c.and_then(|c| fields.get(c))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
         for (i, line) in lines.enumerate() {
             let fields = split_csv_line(line);
-            let p = fields.get(col).map(|s| s.trim()).unwrap_or_default();
-            if p.is_empty() {
+            if let Some(p) = field(&fields, col) {
+                let path = base.join(p);
+                out.push(Input {
+                    shown: path.display().to_string(),
+                    path,
+                    retrieve: None,
+                });
+                continue;
+            }
+            let (Some(node), Some(study_uid)) = (field(&fields, node_col), field(&fields, study_col)) else {
                 bail!(
-                    "{} row {}: no path (retrieving studies by UID from a PACS is not supported by batch yet)",
+                    "{} row {}: neither a path nor a pacs node and study_uid",
                     a.display(),
                     i + 2
                 );
+            };
+            if config.is_none() {
+                config = Some(crate::pacs::Config::load(&crate::pacs::nodes::config_path())?);
             }
-            let path = base.join(p);
+            let node = config.as_ref().expect("loaded").node(&node)?.clone();
             out.push(Input {
-                shown: path.display().to_string(),
-                path,
+                shown: format!("pacs:{}/study:{}", node.name, shown_uid(&study_uid, false)),
+                path: crate::pacs::scu::study_folder(&super::pacs::default_cache(), &study_uid),
+                retrieve: Some(Retrieve {
+                    node,
+                    study_uid,
+                    series_uid: field(&fields, series_col),
+                }),
             });
         }
     }
@@ -396,6 +439,33 @@ fn duration(seconds: f64) -> String {
     }
 }
 
+/// Retrieves a row's study from its node unless an earlier batch already did.
+fn retrieve(r: &Retrieve, folder: &Path, cancel: &AtomicBool) -> anyhow::Result<()> {
+    let marker = folder.join(RETRIEVED_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let s = crate::pacs::get(
+        &r.node,
+        &r.study_uid,
+        r.series_uid.as_deref(),
+        &super::pacs::default_cache(),
+        &|_, _| {},
+        cancel,
+    )?;
+    if s.failed > 0 || s.warning.is_some() {
+        bail!("{} instance(s) not received", s.failed.max(1));
+    }
+    eprintln!(
+        "retrieved {} instance(s) from node {} ({:.1} s)",
+        s.received + s.already_had,
+        r.node.name,
+        s.seconds
+    );
+    crate::outdir::write_atomic(&marker, b"retrieved by focal batch\n")?;
+    Ok(())
+}
+
 pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
     let inputs = inputs(&args.inputs)?;
     let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
@@ -447,6 +517,15 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
     for (n, input) in inputs.iter().enumerate() {
         if b.cancel.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(r) = &input.retrieve
+            && let Err(e) = retrieve(r, &input.path, &b.cancel)
+        {
+            let mut row = b.blank_row(input);
+            row.error = format!("retrieve from node {} failed: {e:#}", r.node.name);
+            eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
+            b.rows.push(row);
+            continue;
         }
         let set = match StudySet::open(std::slice::from_ref(&input.path), &|_: Progress| {}, &b.cancel) {
             Ok(set) => set,

@@ -80,6 +80,24 @@ pub enum PacsAction {
         #[arg(long)]
         json: bool,
     },
+    /// C-MOVE: have the node send a study (or one series) to Focal, which listens on --listen
+    /// while the move runs (the node must know Focal's AE title at that address).
+    Move {
+        node: String,
+        #[arg(long)]
+        study: String,
+        #[arg(long)]
+        series: Option<String>,
+        /// Where Focal's storage SCP listens, HOST:PORT (only during the move, only for this node).
+        #[arg(long, default_value = "0.0.0.0:11112")]
+        listen: String,
+        /// The cache, as for `get`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// C-STORE: send DICOM files (e.g. `focal export` output, de-identified unless it was
     /// exported with --keep-phi) to the node.
     Store {
@@ -129,6 +147,41 @@ fn is_dicom(path: &std::path::Path) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|_| &head[128..] == b"DICM")
+}
+
+fn progress(done: usize, total: Option<usize>) {
+    match total {
+        Some(t) => eprint!("\rretrieving {done}/{t}"),
+        None => eprint!("\rretrieving {done}"),
+    }
+}
+
+fn resume_hint(what: &str, node: &str, cache: &std::path::Path, study: &str) -> String {
+    format!(
+        "{what} from {node} (what arrived is kept in {}; run the same command again to resume)",
+        pacs::scu::study_folder(cache, study).display()
+    )
+}
+
+/// Prints what a retrieve brought; exit 1 when something did not arrive.
+fn report(s: &pacs::GetSummary, json: bool) -> anyhow::Result<i32> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(s)?);
+    } else {
+        println!(
+            "{} instance(s) received ({:.1} MB in {:.2} s), {} already there, {} failed; open {}",
+            s.received,
+            s.bytes as f64 / 1e6,
+            s.seconds,
+            s.already_had,
+            s.failed,
+            s.folder.display()
+        );
+        if let Some(w) = &s.warning {
+            println!("warning: {w}");
+        }
+    }
+    Ok(if s.failed > 0 || s.warning.is_some() { 1 } else { 0 })
 }
 
 pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
@@ -250,37 +303,33 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
         } => {
             let n = node(name)?;
             let cache = out.clone().unwrap_or_else(default_cache);
-            let cancel = AtomicBool::new(false);
-            let progress = |done: usize, total: Option<usize>| match total {
-                Some(t) => eprint!("\rretrieving {done}/{t}"),
-                None => eprint!("\rretrieving {done}"),
-            };
+            // Ctrl-C asks the node to stop (C-CANCEL); what arrived stays for a later resume.
+            let cancel = std::sync::Arc::new(AtomicBool::new(false));
+            let flag = cancel.clone();
+            let _ = ctrlc::set_handler(move || {
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    std::process::exit(130);
+                }
+            });
             let result = pacs::get(&n, study, series.as_deref(), &cache, &progress, &cancel);
             eprintln!();
-            let s = result.with_context(|| {
-                format!(
-                    "C-GET from {} (what arrived is kept in {}; run the same command again to resume)",
-                    on(&n),
-                    pacs::scu::study_folder(&cache, study).display()
-                )
-            })?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
-            } else {
-                println!(
-                    "{} instance(s) received ({:.1} MB in {:.2} s), {} already there, {} failed; open {}",
-                    s.received,
-                    s.bytes as f64 / 1e6,
-                    s.seconds,
-                    s.already_had,
-                    s.failed,
-                    s.folder.display()
-                );
-                if let Some(w) = &s.warning {
-                    println!("warning: {w}");
-                }
-            }
-            Ok(if s.failed > 0 || s.warning.is_some() { 1 } else { 0 })
+            let s = result.with_context(|| resume_hint("C-GET", &on(&n), &cache, study))?;
+            report(&s, *json)
+        }
+        PacsAction::Move {
+            node: name,
+            study,
+            series,
+            listen,
+            out,
+            json,
+        } => {
+            let n = node(name)?;
+            let cache = out.clone().unwrap_or_else(default_cache);
+            let result = pacs::move_to_focal(&n, study, series.as_deref(), &cache, listen, &progress);
+            eprintln!();
+            let s = result.with_context(|| resume_hint("C-MOVE", &on(&n), &cache, study))?;
+            report(&s, *json)
         }
         PacsAction::Store { node: name, paths } => {
             let n = node(name)?;

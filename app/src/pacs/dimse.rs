@@ -10,6 +10,7 @@ use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_ul::association::SyncAssociation;
 use dicom_ul::association::client::ClientAssociation;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 
@@ -42,6 +43,7 @@ pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 const PDV_HEADER: usize = 6;
 
 /// One element of a command set.
+#[derive(Clone, Copy)]
 pub enum Value<'a> {
     Us(u16),
     Ui(&'a str),
@@ -118,15 +120,20 @@ impl Message {
 }
 
 /// The largest P-DATA value payload the peer accepts in one PDU.
-fn chunk_len(assoc: &Association) -> usize {
-    match assoc.acceptor_max_pdu_length() {
+fn chunk_len<A: SyncAssociation<TcpStream>>(assoc: &A) -> usize {
+    match assoc.peer_max_pdu_length() {
         0 => 1 << 20,
         n => (n as usize).saturating_sub(PDV_HEADER).max(64),
     }
 }
 
 /// Sends one message: the command set, then the data set (if any) in fragments.
-pub fn send(assoc: &mut Association, context: u8, command: &[u8], data: Option<&[u8]>) -> Result<(), PacsError> {
+pub fn send<A: SyncAssociation<TcpStream>>(
+    assoc: &mut A,
+    context: u8,
+    command: &[u8],
+    data: Option<&[u8]>,
+) -> Result<(), PacsError> {
     let chunk = chunk_len(assoc);
     for (i, part) in command.chunks(chunk).enumerate() {
         let last = (i + 1) * chunk >= command.len();
@@ -144,8 +151,8 @@ pub fn send(assoc: &mut Association, context: u8, command: &[u8], data: Option<&
     Ok(())
 }
 
-fn send_pdv(
-    assoc: &mut Association,
+fn send_pdv<A: SyncAssociation<TcpStream>>(
+    assoc: &mut A,
     context: u8,
     value_type: PDataValueType,
     is_last: bool,
@@ -159,11 +166,11 @@ fn send_pdv(
             data: data.to_vec(),
         }],
     };
-    assoc.send(&pdu).map_err(|e| PacsError::from_ul("sending to", e))
+    SyncAssociation::send(assoc, &pdu).map_err(|e| PacsError::from_ul("sending to", e))
 }
 
 /// Receives one whole message (its command set and, when announced, its data set).
-pub fn receive(assoc: &mut Association) -> Result<Message, PacsError> {
+pub fn receive<A: SyncAssociation<TcpStream>>(assoc: &mut A) -> Result<Message, PacsError> {
     let (mut command, mut data) = (Vec::new(), Vec::new());
     let (mut command_done, mut data_done) = (false, false);
     let mut context = 0;
@@ -184,7 +191,7 @@ pub fn receive(assoc: &mut Association) -> Result<Message, PacsError> {
             }
         }
         quick_ack(assoc);
-        match assoc.receive().map_err(|e| PacsError::from_ul("receiving from", e))? {
+        match SyncAssociation::receive(assoc).map_err(|e| PacsError::from_ul("receiving from", e))? {
             Pdu::PData { data: values } => {
                 for v in values {
                     context = v.presentation_context_id;
@@ -210,10 +217,8 @@ pub fn receive(assoc: &mut Association) -> Result<Message, PacsError> {
             }
             Pdu::AbortRQ { source } => return Err(PacsError::Aborted(format!("{source:?}"))),
             Pdu::ReleaseRQ => {
-                let _ = assoc.send(&Pdu::ReleaseRP);
-                return Err(PacsError::Aborted(
-                    "the node released the association mid-operation".into(),
-                ));
+                let _ = SyncAssociation::send(assoc, &Pdu::ReleaseRP);
+                return Err(PacsError::Released);
             }
             other => {
                 return Err(PacsError::Protocol(format!(
@@ -229,7 +234,7 @@ pub fn receive(assoc: &mut Association) -> Result<Message, PacsError> {
 /// leaves Nagle's algorithm on (Orthanc does) holds its next small message until our ACK,
 /// which would otherwise cost ~40 ms per retrieved instance. Linux resets the flag after
 /// reads, so it is set before each one; elsewhere this does nothing.
-fn quick_ack(assoc: &mut Association) {
+fn quick_ack<A: SyncAssociation<TcpStream>>(assoc: &mut A) {
     #[cfg(target_os = "linux")]
     {
         let stream: &TcpStream = assoc.inner_stream();

@@ -7,10 +7,11 @@
 
 pub mod dimse;
 pub mod nodes;
+pub mod scp;
 pub mod scu;
 
 pub use nodes::{Config, Node};
-pub use scu::{FindLevel, GetSummary, Query, StoreSummary, echo, find, get, store};
+pub use scu::{FindLevel, GetSummary, Query, StoreSummary, echo, find, get, move_to_focal, store};
 
 /// What went wrong talking to a node, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum PacsError {
     Failed(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("the node released the association before the operation ended")]
+    Released,
     #[error("{0}")]
     Io(String),
 }

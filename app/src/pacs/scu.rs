@@ -23,10 +23,11 @@ use super::{Node, PacsError};
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
 pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
 pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
+pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
 
 /// Storage classes Focal accepts from a C-GET (at most 128 presentation contexts fit in one
 /// association with the query classes).
-const STORAGE_CLASSES: &[&str] = &[
+pub(super) const STORAGE_CLASSES: &[&str] = &[
     "1.2.840.10008.5.1.4.1.1.4",      // MR
     "1.2.840.10008.5.1.4.1.1.4.1",    // Enhanced MR
     "1.2.840.10008.5.1.4.1.1.2",      // CT
@@ -56,7 +57,7 @@ const STORAGE_CLASSES: &[&str] = &[
 
 /// Transfer syntaxes Focal reads, offered for retrieved instances (the node keeps the stored
 /// encoding when it is among them, or converts).
-const RETRIEVE_SYNTAXES: &[&str] = &[
+pub(super) const RETRIEVE_SYNTAXES: &[&str] = &[
     EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
     "1.2.840.10008.1.2.4.50", // JPEG baseline
@@ -100,6 +101,15 @@ fn context_for(assoc: &Association, abstract_syntax: &str) -> Option<(u8, String
         .iter()
         .find(|pc| pc.reason == PresentationContextResultReason::Acceptance && pc.abstract_syntax == abstract_syntax)
         .map(|pc| (pc.id, pc.transfer_syntax.clone()))
+}
+
+/// The transfer syntax accepted for a context.
+fn syntax_of(assoc: &Association, ctx: u8) -> String {
+    assoc
+        .presentation_contexts()
+        .iter()
+        .find(|pc| pc.id == ctx)
+        .map_or_else(|| IMPLICIT_VR_LE.to_string(), |pc| pc.transfer_syntax.clone())
 }
 
 fn finish(assoc: Association) {
@@ -224,21 +234,44 @@ fn identifier(level: FindLevel, q: &Query) -> InMemDicomObject {
     obj
 }
 
-/// C-FIND: one map of keyword → value per match, in the node's order.
-pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap<String, String>>, PacsError> {
-    let opts = options(node).with_presentation_context(STUDY_ROOT_FIND, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
+/// Opens an association whose options propose `class`, and sends the query/retrieve request
+/// (`command_field`, plus `extra` command elements) with its identifier. Returns the
+/// association and the request's context.
+fn send_request(
+    node: &Node,
+    opts: ClientAssociationOptions<'static>,
+    (class, name): (&str, &str),
+    command_field: u16,
+    extra: &[(Tag, Value)],
+    identifier: &InMemDicomObject,
+) -> Result<(Association, u8), PacsError> {
     let mut assoc = establish(node, opts)?;
-    let (ctx, ts) =
-        context_for(&assoc, STUDY_ROOT_FIND).ok_or_else(|| PacsError::NotSupported("Study Root C-FIND".into()))?;
-    let cmd = dimse::command(&[
-        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(STUDY_ROOT_FIND)),
-        (tags::COMMAND_FIELD, Value::Us(field::C_FIND_RQ)),
+    let (ctx, ts) = context_for(&assoc, class).ok_or_else(|| PacsError::NotSupported(name.into()))?;
+    let mut elements = vec![
+        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(class)),
+        (tags::COMMAND_FIELD, Value::Us(command_field)),
         (tags::MESSAGE_ID, Value::Us(1)),
         (tags::PRIORITY, Value::Us(0)),
         (tags::COMMAND_DATA_SET_TYPE, Value::Us(WITH_DATASET)),
-    ])?;
-    let data = dimse::encode(&identifier(level, query), &ts)?;
-    dimse::send(&mut assoc, ctx, &cmd, Some(&data))?;
+    ];
+    elements.extend(extra.iter().map(|(t, v)| (*t, v.clone())));
+    let cmd = dimse::command(&elements)?;
+    dimse::send(&mut assoc, ctx, &cmd, Some(&dimse::encode(identifier, &ts)?))?;
+    Ok((assoc, ctx))
+}
+
+/// C-FIND: one map of keyword → value per match, in the node's order.
+pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap<String, String>>, PacsError> {
+    let opts = options(node).with_presentation_context(STUDY_ROOT_FIND, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
+    let (mut assoc, ctx) = send_request(
+        node,
+        opts,
+        (STUDY_ROOT_FIND, "Study Root C-FIND"),
+        field::C_FIND_RQ,
+        &[],
+        &identifier(level, query),
+    )?;
+    let ts = syntax_of(&assoc, ctx);
     let mut matches = Vec::new();
     loop {
         let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
@@ -309,47 +342,27 @@ pub fn get(
             .with_presentation_context(*class, RETRIEVE_SYNTAXES.to_vec())
             .with_role_selection(*class, false, true);
     }
-    let mut assoc = establish(node, opts)?;
-    let (ctx, ts) =
-        context_for(&assoc, STUDY_ROOT_GET).ok_or_else(|| PacsError::NotSupported("Study Root C-GET".into()))?;
+    let ident = retrieve_identifier(study_uid, series_uid);
+    let (mut assoc, ctx) = send_request(
+        node,
+        opts,
+        (STUDY_ROOT_GET, "Study Root C-GET"),
+        field::C_GET_RQ,
+        &[],
+        &ident,
+    )?;
     let syntaxes: HashMap<u8, String> = assoc
         .presentation_contexts()
         .iter()
         .map(|pc| (pc.id, pc.transfer_syntax.clone()))
         .collect();
-    let mut ident = InMemDicomObject::new_empty();
-    let level = if series_uid.is_some() { "SERIES" } else { "STUDY" };
-    ident.put(DataElement::new(
-        tags::QUERY_RETRIEVE_LEVEL,
-        VR::CS,
-        PrimitiveValue::from(level),
-    ));
-    ident.put(DataElement::new(
-        tags::STUDY_INSTANCE_UID,
-        VR::UI,
-        PrimitiveValue::from(study_uid),
-    ));
-    if let Some(s) = series_uid {
-        ident.put(DataElement::new(
-            tags::SERIES_INSTANCE_UID,
-            VR::UI,
-            PrimitiveValue::from(s),
-        ));
-    }
-    let cmd = dimse::command(&[
-        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(STUDY_ROOT_GET)),
-        (tags::COMMAND_FIELD, Value::Us(field::C_GET_RQ)),
-        (tags::MESSAGE_ID, Value::Us(1)),
-        (tags::PRIORITY, Value::Us(0)),
-        (tags::COMMAND_DATA_SET_TYPE, Value::Us(WITH_DATASET)),
-    ])?;
-    dimse::send(&mut assoc, ctx, &cmd, Some(&dimse::encode(&ident, &ts)?))?;
     let mut summary = GetSummary {
         folder: folder.clone(),
         ..Default::default()
     };
     let mut cancel_sent = false;
     let mut total: Option<usize> = None;
+    let mut tally = Tally::default();
     loop {
         if cancel.load(Ordering::Relaxed) && !cancel_sent {
             let c = dimse::command(&[
@@ -369,36 +382,9 @@ pub fn get(
         };
         match msg.field() {
             field::C_STORE_RQ => {
-                let status = match store_received(&msg, &syntaxes, &folder) {
-                    Ok(Stored::New(bytes)) => {
-                        summary.received += 1;
-                        summary.bytes += bytes;
-                        0x0000
-                    }
-                    Ok(Stored::Had) => {
-                        summary.already_had += 1;
-                        0x0000
-                    }
-                    Err(e) => {
-                        tracing::warn!("a retrieved instance was not kept: {e}");
-                        summary.failed += 1;
-                        0xA700
-                    }
-                };
-                let class = msg.text(tags::AFFECTED_SOP_CLASS_UID).unwrap_or_default();
-                let instance = msg.text(tags::AFFECTED_SOP_INSTANCE_UID).unwrap_or_default();
-                let rsp = dimse::command(&[
-                    (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(&class)),
-                    (tags::COMMAND_FIELD, Value::Us(field::C_STORE_RSP)),
-                    (
-                        tags::MESSAGE_ID_BEING_RESPONDED_TO,
-                        Value::Us(msg.us(tags::MESSAGE_ID).unwrap_or(0)),
-                    ),
-                    (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
-                    (tags::STATUS, Value::Us(status)),
-                    (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui(&instance)),
-                ])?;
-                dimse::send(&mut assoc, msg.context, &rsp, None)?;
+                answer_store(&mut assoc, &msg, &syntaxes, &folder, &mut tally)?;
+                (summary.received, summary.already_had, summary.failed, summary.bytes) =
+                    (tally.received, tally.already_had, tally.failed, tally.bytes);
                 progress(summary.received + summary.already_had + summary.failed, total);
             }
             field::C_GET_RSP => match msg.status() {
@@ -439,13 +425,159 @@ pub fn get(
     Ok(summary)
 }
 
-enum Stored {
+pub(super) enum Stored {
     New(u64),
     Had,
 }
 
+/// Counts of what a retrieve took in.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub received: usize,
+    pub already_had: usize,
+    pub failed: usize,
+    pub bytes: u64,
+}
+
+/// Keeps one C-STORE sub-operation's instance and answers it (success, or out of resources
+/// when it could not be written).
+pub(super) fn answer_store<A: dicom_ul::association::SyncAssociation<std::net::TcpStream>>(
+    assoc: &mut A,
+    msg: &Message,
+    syntaxes: &HashMap<u8, String>,
+    folder: &Path,
+    tally: &mut Tally,
+) -> Result<(), PacsError> {
+    let status = match store_received(msg, syntaxes, folder) {
+        Ok(Stored::New(bytes)) => {
+            tally.received += 1;
+            tally.bytes += bytes;
+            0x0000
+        }
+        Ok(Stored::Had) => {
+            tally.already_had += 1;
+            0x0000
+        }
+        Err(e) => {
+            tracing::warn!("a retrieved instance was not kept: {e}");
+            tally.failed += 1;
+            0xA700
+        }
+    };
+    let class = msg.text(tags::AFFECTED_SOP_CLASS_UID).unwrap_or_default();
+    let instance = msg.text(tags::AFFECTED_SOP_INSTANCE_UID).unwrap_or_default();
+    let rsp = dimse::command(&[
+        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(&class)),
+        (tags::COMMAND_FIELD, Value::Us(field::C_STORE_RSP)),
+        (
+            tags::MESSAGE_ID_BEING_RESPONDED_TO,
+            Value::Us(msg.us(tags::MESSAGE_ID).unwrap_or(0)),
+        ),
+        (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
+        (tags::STATUS, Value::Us(status)),
+        (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui(&instance)),
+    ])?;
+    dimse::send(assoc, msg.context, &rsp, None)
+}
+
+/// The identifier of a study- or series-level retrieve.
+fn retrieve_identifier(study_uid: &str, series_uid: Option<&str>) -> InMemDicomObject {
+    let mut ident = InMemDicomObject::new_empty();
+    let level = if series_uid.is_some() { "SERIES" } else { "STUDY" };
+    ident.put(DataElement::new(
+        tags::QUERY_RETRIEVE_LEVEL,
+        VR::CS,
+        PrimitiveValue::from(level),
+    ));
+    ident.put(DataElement::new(
+        tags::STUDY_INSTANCE_UID,
+        VR::UI,
+        PrimitiveValue::from(study_uid),
+    ));
+    if let Some(s) = series_uid {
+        ident.put(DataElement::new(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(s),
+        ));
+    }
+    ident
+}
+
+/// C-MOVE of a study (or series) to Focal itself: a storage SCP listens on `listen` while the
+/// move runs (the node must know Focal's AE title at that address), taking instances only
+/// from this node, into `study_folder(cache, study)` as `get` does.
+pub fn move_to_focal(
+    node: &Node,
+    study_uid: &str,
+    series_uid: Option<&str>,
+    cache: &Path,
+    listen: &str,
+    progress: &dyn Fn(usize, Option<usize>),
+) -> Result<GetSummary, PacsError> {
+    let started = Instant::now();
+    let folder = study_folder(cache, study_uid);
+    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let scp = super::scp::start(listen, &node.our_ae, &node.ae_title, folder.clone(), node.timeout_s)?;
+    let result = (|| {
+        let opts = options(node).with_presentation_context(STUDY_ROOT_MOVE, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
+        let (mut assoc, _) = send_request(
+            node,
+            opts,
+            (STUDY_ROOT_MOVE, "Study Root C-MOVE"),
+            field::C_MOVE_RQ,
+            &[(tags::MOVE_DESTINATION, Value::Ae(&node.our_ae))],
+            &retrieve_identifier(study_uid, series_uid),
+        )?;
+        let mut warning = None;
+        loop {
+            let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+            if rsp.field() != field::C_MOVE_RSP {
+                let _ = assoc.abort();
+                return Err(PacsError::Protocol(format!(
+                    "unexpected message 0x{:04X} during C-MOVE",
+                    rsp.field()
+                )));
+            }
+            let count = |t| rsp.us(t).map_or(0, usize::from);
+            let done = count(tags::NUMBER_OF_COMPLETED_SUBOPERATIONS);
+            match rsp.status() {
+                0xFF00 => progress(done, Some(done + count(tags::NUMBER_OF_REMAINING_SUBOPERATIONS))),
+                0x0000 => break,
+                0xB000 => {
+                    warning = Some(format!(
+                        "{} instance(s) could not be sent by the node",
+                        count(tags::NUMBER_OF_FAILED_SUBOPERATIONS)
+                    ));
+                    break;
+                }
+                s => {
+                    let _ = assoc.abort();
+                    return Err(PacsError::Failed(dimse::status_text(s)));
+                }
+            }
+        }
+        finish(assoc);
+        Ok(warning)
+    })();
+    let got = scp.stop();
+    let warning = result?;
+    for p in &got.problems {
+        tracing::warn!("storage SCP: {p}");
+    }
+    Ok(GetSummary {
+        folder,
+        received: got.tally.received,
+        already_had: got.tally.already_had,
+        failed: got.tally.failed,
+        warning: warning.or_else(|| got.problems.first().cloned()),
+        bytes: got.tally.bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
 /// Writes one received instance as a DICOM file (preamble, file meta, the data set as sent).
-fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, folder: &Path) -> Result<Stored, String> {
+pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, folder: &Path) -> Result<Stored, String> {
     let class = msg
         .text(tags::AFFECTED_SOP_CLASS_UID)
         .ok_or("no SOP class in the C-STORE request")?;

@@ -9,7 +9,8 @@ reports):
 3. run `focal pacs` as a user would: add nodes, echo, find by patient, date and modality,
    series of the study, get the study into a cache, `focal info` and `focal analyze` on what
    arrived, export (identified, to go back under the same study) and store SEG, Parametric Map
-   and Encapsulated PDF, then find them; a wrong AE title and a closed port; a retrieve through
+   and Encapsulated PDF, then find them; C-MOVE to Focal's own storage SCP; `focal batch` over a
+   CSV naming the node and study; a wrong AE title and a closed port; a retrieve through
    a link that drops mid-transfer, then the same retrieve again (resume);
    Focal's retrieve is timed against dcmtk's getscu on the same study, alternating;
 4. stop Orthanc, and print a JSON report on the last line of stdout.
@@ -132,9 +133,10 @@ def main():
     env = dict(os.environ, FOCAL_CONFIG_DIR=os.path.join(out, "config"))
     report = {"steps": {}}
 
-    def focal_run(*args, key=None):
+    def focal_run(*args, key=None, extra_env=None):
         started = time.time()
-        p = subprocess.run([focal, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        p = subprocess.run([focal, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=dict(env, **(extra_env or {})))
         step = {"code": p.returncode, "seconds": round(time.time() - started, 3), "stdout": p.stdout[-6000:],
                 "stderr": p.stderr[-3000:]}
         if key:
@@ -194,6 +196,23 @@ def main():
                     _ = ds.pixel_array
                 report["after_drop_readable"] += 1
         focal_run("pacs", "get", "orthanc", "--study", study_uid, "--out", resumed, "--json", key="get_resumed")
+
+        # C-MOVE to Focal's own storage SCP (Orthanc knows FOCAL at 127.0.0.1:11112).
+        focal_run("pacs", "move", "orthanc", "--study", study_uid, "--out", os.path.join(out, "cache-move"),
+                  "--listen", "127.0.0.1:11112", "--json", key="move")
+        report["listening_after_move"] = loopback.listening_addresses()
+
+        # focal batch over a CSV naming the node and the study: retrieved once, then analysed;
+        # a second run neither retrieves nor analyses.
+        listing = os.path.join(out, "pacs-studies.csv")
+        with open(listing, "w") as fh:
+            fh.write(f"pacs,study_uid\northanc,{study_uid}\n")
+        batch_env = {"FOCAL_CACHE": os.path.join(out, "batch-cache")}
+        for key in ("batch_first", "batch_second"):
+            focal_run("batch", listing, "--out", os.path.join(out, "batch"), "--device", "cpu", key=key,
+                      extra_env=batch_env)
+            with open(os.path.join(out, "batch", "results.csv")) as fh:
+                report[key + "_table"] = fh.read()
 
         # Retrieve time: Focal's C-GET against dcmtk's getscu, alternating, three rounds each.
         times = {"focal": [], "getscu": []}
