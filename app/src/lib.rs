@@ -12,9 +12,17 @@ pub mod render;
 #[cfg(feature = "desktop")]
 pub mod report;
 pub mod study;
-pub mod uid;
 #[cfg(feature = "desktop")]
 pub mod ui;
+pub mod uid;
+
+/// Focal's cache folder: `$FOCAL_CACHE`, else `~/.cache/focal` (the ONNX Runtime library,
+/// retrieved studies).
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("FOCAL_CACHE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/focal")))
+}
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.
 /// No module logs patient identifiers, at any level.

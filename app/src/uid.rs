@@ -7,6 +7,12 @@ pub fn implementation_class_uid() -> String {
     uid_from_bytes(b"focal implementation class")
 }
 
+/// A stable pseudonym of a UID: the first 8 bytes of its sha256, in hex (16 digits). Names
+/// folders and table rows without putting identifiers in them.
+pub fn key(uid: &str) -> String {
+    crate::inference::manifest::hex(&Sha256::digest(uid.as_bytes())[..8])
+}
+
 /// A UID under 2.25 from the first 128 bits of sha256(bytes).
 pub fn uid_from_bytes(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);

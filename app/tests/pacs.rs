@@ -39,27 +39,18 @@ fn json_out(report: &Value, name: &str) -> Value {
 
 #[test]
 fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: the test venv (scripts/setup.sh)");
     assert!(
         Command::new("Orthanc").arg("--version").output().is_ok(),
         "Orthanc is not installed (scripts/setup.sh installs Debian's orthanc)"
     );
     let tmp = tempfile::tempdir().expect("tempdir");
     let runtime = tempfile::tempdir().expect("runtime dir");
-    let run = Command::new(&python)
-        .arg(common::repo().join("app/tests/reference/pacs_scenario.py"))
-        .arg(env!("CARGO_BIN_EXE_focal"))
-        .arg(common::repo().join("assets/sample-study"))
-        .arg(tmp.path())
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("python runs");
-    let out = String::from_utf8_lossy(&run.stdout);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "pacs_scenario.py failed\n{out}\n{err}");
-    let report: Value = serde_json::from_str(out.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e})\n{out}\n{err}"));
+    let sample = common::repo().join("assets/sample-study");
+    let report = common::run_scenario(
+        "app/tests/reference/pacs_scenario.py",
+        &[sample.as_os_str(), tmp.path().as_os_str()],
+        &[("XDG_RUNTIME_DIR", runtime.path().as_os_str())],
+    );
     assert_eq!(report["uploaded"], 89);
     let study = text(&report["study_uid"]);
 

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::column;
 
@@ -48,7 +47,6 @@ fn comparable(header: &[String], rows: &[Vec<String>]) -> Vec<Vec<String>> {
 
 #[test]
 fn the_ray_job_tables_what_focal_batch_does_survives_a_killed_worker_and_redoes_nothing() {
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: the test venv, with ray (scripts/setup.sh)");
     let tmp = tempfile::tempdir().expect("tempdir");
     let archive = common::batch_corpus(tmp.path(), COPIES, Some(SLICES));
     let list = archive.join("studies.csv").display().to_string();
@@ -70,19 +68,11 @@ fn the_ray_job_tables_what_focal_batch_does_survives_a_killed_worker_and_redoes_
     // The same archive through Ray.
     let scenario = tmp.path().join("ray");
     std::fs::create_dir_all(&scenario).expect("mkdir");
-    let run = Command::new(&python)
-        .arg(common::repo().join("cluster/tests/ray_scenario.py"))
-        .arg(env!("CARGO_BIN_EXE_focal"))
-        .arg(&list)
-        .arg(&scenario)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("python runs");
-    let out = String::from_utf8_lossy(&run.stdout);
-    let err = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "ray_scenario.py failed\n{out}\n{err}");
-    let report: serde_json::Value = serde_json::from_str(out.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e})\n{out}\n{err}"));
+    let report = common::run_scenario(
+        "cluster/tests/ray_scenario.py",
+        &[std::ffi::OsStr::new(&list), scenario.as_os_str()],
+        &[],
+    );
     let first = &report["first"];
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let detail = format!("{}\n{}", text(&first["stdout"]), text(&first["stderr"]));

@@ -278,11 +278,7 @@ pub fn table(label_names: &[String], rows: &[Row]) -> String {
 
 /// A UID as the table shows it: itself with --keep-uids, else a stable pseudonym.
 fn shown_uid(uid: &str, keep: bool) -> String {
-    if keep {
-        uid.to_string()
-    } else {
-        hex(&Sha256::digest(uid.as_bytes()))[..16].to_string()
-    }
+    if keep { uid.to_string() } else { crate::uid::key(uid) }
 }
 
 /// sha256 over the model's and then each slice file's bytes, in slice order.

@@ -110,43 +110,21 @@ pub enum PacsAction {
 
 /// The default retrieve cache.
 pub fn default_cache() -> PathBuf {
-    let base = std::env::var_os("FOCAL_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/focal")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("retrieved")
+    crate::cache_dir().unwrap_or_else(std::env::temp_dir).join("retrieved")
 }
 
-fn dicom_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+/// The files to store: each file given, and the Part 10 files under each folder given.
+fn dicom_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut stack = vec![p.clone()];
-            while let Some(d) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&d) else { continue };
-                let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-                entries.sort();
-                for e in entries {
-                    if e.is_dir() {
-                        stack.push(e);
-                    } else if is_dicom(&e) {
-                        out.push(e);
-                    }
-                }
-            }
+            let found = crate::study::scan::collect_files(std::slice::from_ref(p))?;
+            out.extend(found.into_iter().filter(|f| crate::study::open::is_part10(f)));
         } else {
             out.push(p.clone());
         }
     }
-    out
-}
-
-fn is_dicom(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut head = [0u8; 132];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|_| &head[128..] == b"DICM")
+    Ok(out)
 }
 
 fn progress(done: usize, total: Option<usize>) {
@@ -333,7 +311,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
         }
         PacsAction::Store { node: name, paths } => {
             let n = node(name)?;
-            let files = dicom_files(paths);
+            let files = dicom_files(paths)?;
             if files.is_empty() {
                 anyhow::bail!(
                     "no DICOM files under {}",

@@ -19,10 +19,7 @@ pub fn candidates() -> Vec<PathBuf> {
     if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
         out.push(dir.join(LIBRARY));
     }
-    let cache = std::env::var_os("FOCAL_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/focal")));
-    if let Some(c) = cache {
+    if let Some(c) = crate::cache_dir() {
         out.push(c.join("onnxruntime").join(LIBRARY));
     }
     out

@@ -13,7 +13,6 @@ use dicom_object::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 use dicom_ul::association::client::ClientAssociationOptions;
 use dicom_ul::pdu::PresentationContextResultReason;
-use sha2::Digest;
 
 use super::dimse::{
     self, Association, EXPLICIT_VR_LE, IMPLICIT_VR_LE, Message, NO_DATASET, Value, WITH_DATASET, field,
@@ -101,15 +100,6 @@ fn context_for(assoc: &Association, abstract_syntax: &str) -> Option<(u8, String
         .iter()
         .find(|pc| pc.reason == PresentationContextResultReason::Acceptance && pc.abstract_syntax == abstract_syntax)
         .map(|pc| (pc.id, pc.transfer_syntax.clone()))
-}
-
-/// The transfer syntax accepted for a context.
-fn syntax_of(assoc: &Association, ctx: u8) -> String {
-    assoc
-        .presentation_contexts()
-        .iter()
-        .find(|pc| pc.id == ctx)
-        .map_or_else(|| IMPLICIT_VR_LE.to_string(), |pc| pc.transfer_syntax.clone())
 }
 
 fn finish(assoc: Association) {
@@ -236,7 +226,7 @@ fn identifier(level: FindLevel, q: &Query) -> InMemDicomObject {
 
 /// Opens an association whose options propose `class`, and sends the query/retrieve request
 /// (`command_field`, plus `extra` command elements) with its identifier. Returns the
-/// association and the request's context.
+/// association, the request's context and its transfer syntax.
 fn send_request(
     node: &Node,
     opts: ClientAssociationOptions<'static>,
@@ -244,7 +234,7 @@ fn send_request(
     command_field: u16,
     extra: &[(Tag, Value)],
     identifier: &InMemDicomObject,
-) -> Result<(Association, u8), PacsError> {
+) -> Result<(Association, u8, String), PacsError> {
     let mut assoc = establish(node, opts)?;
     let (ctx, ts) = context_for(&assoc, class).ok_or_else(|| PacsError::NotSupported(name.into()))?;
     let mut elements = vec![
@@ -257,13 +247,13 @@ fn send_request(
     elements.extend(extra.iter().map(|(t, v)| (*t, v.clone())));
     let cmd = dimse::command(&elements)?;
     dimse::send(&mut assoc, ctx, &cmd, Some(&dimse::encode(identifier, &ts)?))?;
-    Ok((assoc, ctx))
+    Ok((assoc, ctx, ts))
 }
 
 /// C-FIND: one map of keyword → value per match, in the node's order.
 pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap<String, String>>, PacsError> {
     let opts = options(node).with_presentation_context(STUDY_ROOT_FIND, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
-    let (mut assoc, ctx) = send_request(
+    let (mut assoc, _, ts) = send_request(
         node,
         opts,
         (STUDY_ROOT_FIND, "Study Root C-FIND"),
@@ -271,7 +261,6 @@ pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap
         &[],
         &identifier(level, query),
     )?;
-    let ts = syntax_of(&assoc, ctx);
     let mut matches = Vec::new();
     loop {
         let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
@@ -312,14 +301,23 @@ pub struct GetSummary {
     pub seconds: f64,
 }
 
-/// The folder for one study's retrieved files under the cache: named by a hash of the UID.
-pub fn study_folder(cache: &Path, study_uid: &str) -> PathBuf {
-    cache.join(key(study_uid))
+impl GetSummary {
+    fn from_tally(folder: PathBuf, tally: Tally, warning: Option<String>, started: Instant) -> GetSummary {
+        GetSummary {
+            folder,
+            received: tally.received,
+            already_had: tally.already_had,
+            failed: tally.failed,
+            warning,
+            bytes: tally.bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
 }
 
-fn key(uid: &str) -> String {
-    let d = sha2::Sha256::digest(uid.as_bytes());
-    crate::inference::manifest::hex(&d[..8])
+/// The folder for one study's retrieved files under the cache: named by a hash of the UID.
+pub fn study_folder(cache: &Path, study_uid: &str) -> PathBuf {
+    cache.join(crate::uid::key(study_uid))
 }
 
 /// C-GET of a study (or one series of it) into `study_folder(cache, study)`. Each instance is
@@ -343,7 +341,7 @@ pub fn get(
             .with_role_selection(*class, false, true);
     }
     let ident = retrieve_identifier(study_uid, series_uid);
-    let (mut assoc, ctx) = send_request(
+    let (mut assoc, ctx, _) = send_request(
         node,
         opts,
         (STUDY_ROOT_GET, "Study Root C-GET"),
@@ -356,10 +354,7 @@ pub fn get(
         .iter()
         .map(|pc| (pc.id, pc.transfer_syntax.clone()))
         .collect();
-    let mut summary = GetSummary {
-        folder: folder.clone(),
-        ..Default::default()
-    };
+    let mut warning = None;
     let mut cancel_sent = false;
     let mut total: Option<usize> = None;
     let mut tally = Tally::default();
@@ -383,9 +378,7 @@ pub fn get(
         match msg.field() {
             field::C_STORE_RQ => {
                 answer_store(&mut assoc, &msg, &syntaxes, &folder, &mut tally)?;
-                (summary.received, summary.already_had, summary.failed, summary.bytes) =
-                    (tally.received, tally.already_had, tally.failed, tally.bytes);
-                progress(summary.received + summary.already_had + summary.failed, total);
+                progress(tally.received + tally.already_had + tally.failed, total);
             }
             field::C_GET_RSP => match msg.status() {
                 0xFF00 => {
@@ -404,7 +397,7 @@ pub fn get(
                 }
                 0xB000 => {
                     let failed = msg.us(tags::NUMBER_OF_FAILED_SUBOPERATIONS).unwrap_or(0);
-                    summary.warning = Some(format!("{failed} instance(s) could not be sent by the node"));
+                    warning = Some(format!("{failed} instance(s) could not be sent by the node"));
                     break;
                 }
                 s => {
@@ -421,8 +414,7 @@ pub fn get(
         }
     }
     finish(assoc);
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(summary)
+    Ok(GetSummary::from_tally(folder, tally, warning, started))
 }
 
 pub(super) enum Stored {
@@ -521,7 +513,7 @@ pub fn move_to_focal(
     let scp = super::scp::start(listen, &node.our_ae, &node.ae_title, folder.clone(), node.timeout_s)?;
     let result = (|| {
         let opts = options(node).with_presentation_context(STUDY_ROOT_MOVE, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
-        let (mut assoc, _) = send_request(
+        let (mut assoc, _, _) = send_request(
             node,
             opts,
             (STUDY_ROOT_MOVE, "Study Root C-MOVE"),
@@ -565,15 +557,8 @@ pub fn move_to_focal(
     for p in &got.problems {
         tracing::warn!("storage SCP: {p}");
     }
-    Ok(GetSummary {
-        folder,
-        received: got.tally.received,
-        already_had: got.tally.already_had,
-        failed: got.tally.failed,
-        warning: warning.or_else(|| got.problems.first().cloned()),
-        bytes: got.tally.bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    let warning = warning.or_else(|| got.problems.first().cloned());
+    Ok(GetSummary::from_tally(folder, got.tally, warning, started))
 }
 
 /// Writes one received instance as a DICOM file (preamble, file meta, the data set as sent).
@@ -588,7 +573,7 @@ pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, fold
         .get(&msg.context)
         .ok_or("C-STORE on an unknown presentation context")?;
     let data = msg.data.as_deref().ok_or("C-STORE without a data set")?;
-    let path = folder.join(format!("{}.dcm", key(&instance)));
+    let path = folder.join(format!("{}.dcm", crate::uid::key(&instance)));
     if path.exists() {
         return Ok(Stored::Had);
     }

@@ -32,6 +32,11 @@ enum Signature {
     NotDicom,
 }
 
+/// Whether a file starts as a DICOM Part 10 file (preamble, then "DICM").
+pub fn is_part10(path: &Path) -> bool {
+    matches!(signature(path), Ok(Signature::Part10))
+}
+
 fn signature(path: &Path) -> std::io::Result<Signature> {
     let mut head = [0u8; 132];
     let mut file = File::open(path)?;

@@ -65,8 +65,5 @@ pub fn default_analysis_root() -> PathBuf {
 
 /// The folder for one series' analysis: named by a hash of its UID (no identifiers in paths).
 pub fn analysis_dir(root: &std::path::Path, series_uid: &str) -> PathBuf {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(series_uid.as_bytes());
-    let name = crate::inference::manifest::hex(&digest[..8]);
-    root.join(name)
+    root.join(crate::uid::key(series_uid))
 }

@@ -202,3 +202,24 @@ pub fn column(header: &[String], name: &str) -> usize {
         .position(|h| h == name)
         .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
 }
+
+/// Runs a scenario script (the test venv's Python, `$FOCAL_PYTHON`) as
+/// `SCRIPT FOCAL ARGS…` with `env` added, and returns the JSON report it prints as the last line
+/// of stdout; panics with both outputs when it fails.
+pub fn run_scenario(script: &str, args: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> serde_json::Value {
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: the test venv (scripts/setup.sh)");
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(repo().join(script))
+        .arg(env!("CARGO_BIN_EXE_focal"))
+        .args(args)
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let run = cmd.output().expect("python runs");
+    let out = String::from_utf8_lossy(&run.stdout);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{script} failed\n{out}\n{err}");
+    serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{script}: no report ({e})\n{out}\n{err}"))
+}
