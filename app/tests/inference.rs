@@ -137,10 +137,73 @@ fn preprocessing_of_the_sample_matches_the_golden_inputs() {
 
 fn copy_model(tmp: &Path) -> (PathBuf, serde_json::Value) {
     let src = common::repo().join("models");
-    std::fs::copy(src.join("brain-tissue.onnx"), tmp.join("brain-tissue.onnx")).expect("copy model");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("brain-tissue.json")).expect("read")).expect("json");
+    let mut files = vec!["brain-tissue.onnx".to_string()];
+    files.extend(manifest["extent"]["file"].as_str().map(String::from));
+    for f in files {
+        std::fs::copy(src.join(&f), tmp.join(&f)).expect("copy model");
+    }
     (tmp.join("brain-tissue.json"), manifest)
+}
+
+/// From DICOM to p(brain): Focal's brain-extent input of the whole sample volume (RAS order,
+/// 3 mm, normalised, padded) equals the golden input Python made from the same files, and
+/// Focal's run of the extent model on it equals Python onnxruntime's output.
+#[test]
+fn the_brain_extent_of_the_sample_matches_python() {
+    let manifest = Manifest::load(&manifest_path()).expect("manifest");
+    assert!(manifest.uses_extent(), "the shipped model has no brain-extent step");
+    let spec = manifest.extent.clone().expect("extent");
+    let dir = common::repo().join("models/golden");
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("index")).expect("json");
+    let name = |k: &str| index["extent"][k].as_str().expect("golden extent names").to_string();
+    let (shape, golden_input) = common::read_npy(&dir.join(format!("{}.npy", name("input"))));
+    let (_, volume) = common::sample_volume();
+    let input = focal::inference::extent::ExtentInput::new(&volume, &spec).expect("extent input");
+    assert_eq!(shape, [1, 1, input.padded[0], input.padded[1], input.padded[2]]);
+    let diff = max_diff(&input.values, &golden_input);
+    assert!(diff <= 2e-3, "extent input differs from Python's by {diff}");
+
+    let mut engine = cpu_engine(manifest).expect("engine");
+    let golden: Vec<f32> = golden_input.iter().map(|&v| v as f32).collect();
+    let brain = engine.run_extent(golden, input.padded).expect("run extent");
+    let (_, committed) = common::read_npy(&dir.join(format!("{}.npy", name("output"))));
+    let diff = max_diff(&brain, &committed);
+    assert!(diff <= 1e-3, "extent output differs from the committed golden by {diff}");
+    if let Some(d) = std::env::var_os("FOCAL_GOLDEN_F32").map(PathBuf::from) {
+        let (_, exact) = common::read_npy(&d.join(format!("{}.npy", name("output"))));
+        let diff = max_diff(&brain, &exact);
+        assert!(diff <= 1e-4, "extent output differs from Python onnxruntime by {diff}");
+    }
+    // Back on the volume's grid, the brain is a plausible adult brain (the sample's mask is 1,737 mL).
+    let p = input.to_volume(&brain);
+    let voxel_ml = volume.geometry.as_ref().map_or(1.0, |g| g.spacing.iter().product::<f64>()) / 1000.0;
+    let ml = p.iter().filter(|&&v| v >= spec.threshold).count() as f64 * voxel_ml;
+    assert!((1300.0..2300.0).contains(&ml), "the extent holds {ml:.0} mL");
+}
+
+#[test]
+fn a_wrong_brain_extent_model_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, mut m) = copy_model(tmp.path());
+    m["extent"]["sha256"] = serde_json::json!("f".repeat(64));
+    write_json(&path, &m);
+    let err = refusal(&path);
+    assert!(err.contains("brain-extent.onnx") && err.contains(&"f".repeat(64)), "{err}");
+
+    let (path, mut m) = copy_model(tmp.path());
+    m["extent"]["output"] = serde_json::json!("mask");
+    write_json(&path, &m);
+    let err = refusal(&path);
+    assert!(err.contains("brain extent") && err.contains("\"mask\"") && err.contains("\"brain\""), "{err}");
+
+    let (path, mut m) = copy_model(tmp.path());
+    m.as_object_mut().expect("object").remove("extent");
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("brain_extent") && err.contains("extent"), "{err}");
 }
 
 /// The error message of a model that must be refused.
@@ -283,6 +346,13 @@ fn analyze_the_sample_study_end_to_end() {
         std::fs::metadata(out.join("probabilities.nii")).expect("probs").len(),
         352 + 16 * voxels as u64
     );
+    // The brain extent removed the false brain of the skull base and face, and says so.
+    let steps = summary["postprocess"].as_array().expect("post-processing steps");
+    assert_eq!(steps[0]["step"], "brain_extent", "{steps:?}");
+    assert!(steps[0]["removed_ml"].as_f64().expect("removed") > 100.0, "{steps:?}");
+    assert!(stdout.contains("post-processing: brain extent"), "{stdout}");
+    let brain: f64 = ["CSF", "grey matter", "white matter"].iter().map(|n| ml(n)).sum();
+    assert!((1400.0..2100.0).contains(&brain), "labelled brain {brain:.0} mL (mask 1,737 mL)");
     let conf = summary["mean_confidence"].as_f64().expect("confidence");
     assert!((0.25..=1.0).contains(&conf), "confidence {conf}");
     // Output inside the study folder is refused.

@@ -51,7 +51,32 @@ def main():
             worst = max(worst, float(np.abs(ref - value).max()))
         assert np.allclose(probs.sum(1), 1, atol=1e-4), "probs do not sum to 1"
     assert worst <= TOLERANCE, f"onnxruntime differs from the golden outputs by {worst}"
-    print(f"model check: sha256 ok, inputs/outputs ok, {len(index['slices'])} golden slices within {worst:.1e}")
+    extent = check_extent(m, base, golden, index, sys.argv[2] if len(sys.argv) > 2 else None)
+    print(f"model check: sha256 ok, inputs/outputs ok, {len(index['slices'])} golden slices within {worst:.1e}{extent}")
+
+
+def check_extent(m, base, golden, index, f32_dir):
+    """The brain-extent model (manifests with "extent"): sha256, names, golden output."""
+    e = m.get("extent")
+    if e is None:
+        return ""
+    assert "brain_extent" in m.get("postprocess", []), "an extent section without the brain_extent step"
+    path = os.path.join(base, e["file"])
+    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    assert digest == e["sha256"], f"{e['file']}: sha256 {digest} but the manifest says {e['sha256']}"
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == [e["input"]], "extent input name"
+    assert e["output"] in [o.name for o in sess.get_outputs()], "extent output name"
+    g = index["extent"]
+    x = np.load(os.path.join(golden, g["input"] + ".npy")).astype(np.float32)
+    got = sess.run([e["output"]], {e["input"]: x})[0]
+    if f32_dir:
+        np.save(os.path.join(f32_dir, g["output"] + ".npy"), got.astype(np.float32))
+    ref = np.load(os.path.join(golden, g["output"] + ".npy")).astype(np.float32)
+    assert ref.shape == got.shape, f"extent output shape {got.shape} vs golden {ref.shape}"
+    err = float(np.abs(ref - got).max())
+    assert err <= TOLERANCE, f"onnxruntime differs from the golden brain extent by {err}"
+    return f"; brain extent sha256 ok, golden within {err:.1e}"
 
 
 if __name__ == "__main__":

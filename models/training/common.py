@@ -49,6 +49,32 @@ def load_mni_labels():
     return labels
 
 
+def random_contrast(r):
+    """Mean and spread of intensity per generative label: MR-like orderings of CSF, GM and WM
+    (T1-, T2-, FLAIR/PD-like) with random values for the other tissues, or all random."""
+    if r.random() < 0.5:
+        # MR-like orderings of brain tissue with random spread; other tissue random.
+        mu = r.uniform(0, 1, GEN_LABELS)
+        csf, gm, wm = np.sort(r.uniform(0.05, 0.95, 3))
+        kind = r.random()
+        if kind < 0.5:  # T1-like: CSF < GM < WM, fat and marrow bright
+            mu[1:4] = csf, gm, wm
+            mu[GEN["fat"]] = r.uniform(0.6, 1.0)
+            mu[GEN["marrow"]] = r.uniform(0.4, 1.0)
+        elif kind < 0.8:  # T2-like: WM < GM < CSF, fluid bright
+            mu[1:4] = wm, gm, csf
+            mu[GEN["fluid"]] = r.uniform(0.6, 1.0)
+        else:  # FLAIR/PD-like: CSF dark or mid, GM above WM
+            mu[1:4] = r.uniform(0.02, 0.5), wm, gm
+        mu[GEN["bone"]] = r.uniform(0, 0.15)
+        mu[GEN["air_inside"]] = r.uniform(0, 0.08)
+    else:
+        mu = r.uniform(0, 1, GEN_LABELS)
+    mu[0] = r.uniform(0, 0.08)
+    sd = r.uniform(0, 0.06, GEN_LABELS)
+    return mu.astype(np.float32), sd.astype(np.float32)
+
+
 def normalise(img, mask=None):
     """Divide by the 99.5th percentile of the non-zero voxels and clip to [0, 1]."""
     img = np.clip(np.asarray(img, dtype=np.float32), 0, None)

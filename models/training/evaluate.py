@@ -8,7 +8,11 @@ insighttoolkit5-examples). Slices are taken as Focal reads the bundled sample st
 axial: rows posterior-ward, columns patient-left-ward) and preprocessed exactly as the app
 does (models/brain-tissue.json): each slot's slice and its neighbours, normalised together.
 
-usage: evaluate.py ../brain-tissue.onnx ../../assets/sample-study OUT_JSON
+With the brain-extent model (model 2.1, mask3d.py) as a fourth argument, labels go through
+the manifest's "brain_extent" step (p(brain) >= 0.5 from the 3D model) before the largest
+component, as the app does; each result then also has a "*_tissue_model_only" twin without it.
+
+usage: evaluate.py ../brain-tissue.onnx ../../assets/sample-study OUT_JSON [../brain-extent.onnx]
 """
 import glob
 import json
@@ -57,11 +61,17 @@ def pad8(x):
     return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, (-h) % 8), (0, (-w) % 8)]), (h, w)
 
 
+def ras(vol):
+    """[z, rows, cols] as the sample study stores it (rows posterior-ward, columns patient-left-ward) → RAS (x, y, z)."""
+    return np.ascontiguousarray(vol.transpose(2, 1, 0)[::-1, ::-1, :])
+
+
 class Model:
-    def __init__(self, path, threads=2):
+    def __init__(self, path, threads=2, extent=None):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.extent = extent  # mask3d.Extent or None
 
     def run(self, x):
         """x: [N, C, H, W]; returns probs [N,4,H,W], attention [N,H,W], modality [N,S,H,W]."""
@@ -74,13 +84,17 @@ class Model:
             outs[2].append(m[..., :h, :w])
         return tuple(np.concatenate(o) for o in outs)
 
-    def volume(self, slot_volumes, ks=None, clean=True):
-        """Labels (after the manifest's post-processing unless clean=False), attention,
-        modality weights and probabilities of every slice."""
-        ks = range(len(slot_volumes[0])) if ks is None else ks
+    def volume(self, slot_volumes, ks=None, clean=True, dz=1.0, extent=True):
+        """Labels (after the manifest's post-processing unless clean=False; the brain extent
+        only if this model has one and extent=True), attention, modality weights and
+        probabilities of every slice. dz: the slice spacing (mm); pixels are 1 x 1 mm."""
+        ks = list(range(len(slot_volumes[0])) if ks is None else ks)
         x = np.stack([slab_input(slot_volumes, k) for k in ks])
         p, a, m = self.run(x)
         lab = p.argmax(1)
+        if clean and extent and self.extent is not None:
+            brain = self.extent.probability(ras(slot_volumes[0]), (1.0, 1.0, dz))
+            lab = np.where(dicom_axial(brain)[ks] >= 0.5, lab, 0)
         return (largest_component(lab) if clean else lab), a, m, p
 
 
@@ -216,7 +230,13 @@ def load_itk_head():
 
 def main():
     onnx_path, sample_dir, out_json = sys.argv[1], sys.argv[2], sys.argv[3]
-    model = Model(onnx_path)
+    extent_path = sys.argv[4] if len(sys.argv) > 4 else None
+    if extent_path:
+        from mask3d import Extent
+
+        model = Model(onnx_path, extent=Extent(extent_path))
+    else:
+        model = Model(onnx_path)
     load = lambda n, t=np.float32: dicom_axial(nib.as_closest_canonical(nib.load(MRICRON.format(n))).get_fdata().astype(t))
     ch2, bet, aal = load("ch2"), load("ch2bet"), load("aal", np.int32)
     brain = bet > 0
@@ -225,10 +245,16 @@ def main():
     wm_ref = brain & (aal == 0) & (bet > (centres[0] + centres[1]) / 2)
     results = {"held_out": "Colin27 (mricron-data) and the ITK examples' T1 head (insighttoolkit5-examples)"}
 
+    def tissue_only(name, vols, mask, voxel_ml, dz):
+        """The same without the brain extent (the tissue model and the largest component)."""
+        if model.extent is not None:
+            lab0 = model.volume(vols, dz=dz, extent=False)[0]
+            results[name + "_tissue_model_only"] = brain_metrics(lab0, mask, voxel_ml)
+
     # 1. The bundled sample study's geometry: every other axial slice (2 mm), whole head.
     ks = list(range(0, len(ch2), 2))
     t = time.time()
-    lab, att, mod, _ = model.volume([ch2[ks]])
+    lab, att, mod, _ = model.volume([ch2[ks]], dz=2.0)
     seconds = time.time() - t
     res = brain_metrics(lab, brain[ks], 2e-3)
     res.update({
@@ -239,6 +265,11 @@ def main():
         "seconds_per_slice_2_threads": seconds / len(ks),
     })
     results["sample_study_whole_head_2mm"] = res
+    if model.extent is not None:
+        t = time.time()
+        model.extent.probability(ras(ch2[ks]), (1.0, 1.0, 2.0))
+        results["extent_seconds_sample_2_threads"] = time.time() - t
+    tissue_only("sample_study_whole_head_2mm", [ch2[ks]], brain[ks], 2e-3, 2.0)
     sample_lab, sample_att = lab, att
     raw, _, _, _ = model.volume([ch2[ks]], clean=False)
     results["sample_study_whole_head_2mm_without_postprocessing"] = brain_metrics(raw, brain[ks], 2e-3)
@@ -246,6 +277,7 @@ def main():
     # 2. Every 1 mm slice, whole head and skull-stripped.
     for name, vol in (("whole_head_1mm", ch2), ("skull_stripped_1mm", bet)):
         lab, _, _, _ = model.volume([vol])
+        tissue_only(name, [vol], brain, 1e-3, 1.0)
         r = brain_metrics(lab, brain, 1e-3)
         r["dice_grey_matter_vs_AAL"] = dice(lab == 2, gm_ref)
         r["grey_matter_inside_AAL_fraction"] = float(((lab == 2) & gm_ref).sum() / max((lab == 2).sum(), 1))
@@ -257,8 +289,9 @@ def main():
     # 3. Clinical-style thick slices (5 mm every 5 mm, and 7 mm every 7 mm), whole head.
     for step in (5, 7):
         vol, kz = thick(ch2, step, step)
-        lab, _, _, _ = model.volume([vol])
+        lab, _, _, _ = model.volume([vol], dz=float(step))
         results[f"whole_head_thick_{step}mm"] = brain_metrics(lab, brain[kz], step * 1e-3)
+        tissue_only(f"whole_head_thick_{step}mm", [vol], brain[kz], step * 1e-3, float(step))
 
     # 4. Two series: the 1 mm head with a 5 mm thick-slice copy resampled onto it in slot 1.
     vol5, kz = thick(ch2, 5, 5)
@@ -276,8 +309,9 @@ def main():
 
     # 5. The ITK examples' real low-resolution head (another subject and scanner).
     itk, itk_mask, dz = load_itk_head()
-    lab, _, _, _ = model.volume([itk])
+    lab, _, _, _ = model.volume([itk], dz=dz)
     results["itk_head_2x2x3mm"] = brain_metrics(lab, itk_mask, dz * 1e-3)
+    tissue_only("itk_head_2x2x3mm", [itk], itk_mask, dz * 1e-3, dz)
 
     # 6. Baseline: 3-class intensity k-means inside the true brain mask (skull-stripped).
     klab, _ = kmeans3(bet[brain].astype(np.float64))
@@ -344,10 +378,24 @@ def main():
             np.save(os.path.join(golden_dir, f"slice{n}_{what}.npy"), v.astype(np.float16))
         gold.append({"name": f"slice{n}", "sop_instance_uid": str(files[i].SOPInstanceUID),
                      "instance_number": int(files[i].InstanceNumber), "slots_filled": slots, "shape": list(x.shape)})
+    index = {"note": "inputs and outputs stored as float16; outputs computed by onnxruntime " + ort.__version__
+             + " from the float16-rounded inputs; slots_filled = how many slots hold the sample series",
+             "slices": gold}
+    if model.extent is not None:
+        # The brain extent's input for the whole sample volume (RAS, 3 mm, padded) and its output.
+        from mask3d import model_input
+
+        row_mm, col_mm = (float(v) for v in files[0].PixelSpacing)
+        dz = abs(float(files[1].ImagePositionPatient[2]) - float(files[0].ImagePositionPatient[2]))
+        x, coarse = model_input(ras(dvol), (col_mm, row_mm, dz))
+        x = x.astype(np.float16).astype(np.float32)
+        out = model.extent.sess.run(["brain"], {"image": x})[0]
+        np.save(os.path.join(golden_dir, "extent_input.npy"), x.astype(np.float16))
+        np.save(os.path.join(golden_dir, "extent_brain.npy"), out.astype(np.float16))
+        index["extent"] = {"input": "extent_input", "output": "extent_brain", "shape": list(x.shape),
+                           "grid_before_padding": list(coarse), "spacing_mm": [col_mm, row_mm, dz]}
     with open(os.path.join(golden_dir, "index.json"), "w") as f:
-        json.dump({"note": "inputs and outputs stored as float16; outputs computed by onnxruntime " + ort.__version__
-                   + " from the float16-rounded inputs; slots_filled = how many slots hold the sample series",
-                   "slices": gold}, f, indent=1)
+        json.dump(index, f, indent=1)
 
     # 10. Figure: three axial slices of the held-out head: image, labels, attention.
     lo, hi = results["attention_percentiles_in_head"]["5"], results["attention_percentiles_in_head"]["99"]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from common import CONTEXT, DATA, GEN, GEN_LABELS, NUM_CLASSES, SLOTS, TARGET, FocalNet, load_mni_labels
+from common import CONTEXT, DATA, GEN, NUM_CLASSES, SLOTS, TARGET, FocalNet, load_mni_labels, random_contrast
 
 CANVAS = 256
 TARGET_T = torch.from_numpy(TARGET)
@@ -91,7 +91,7 @@ class Generator:
         nz = vol.shape[2]
         images = []
         for _ in range(SLOTS):
-            mu, sd = self.contrast()
+            mu, sd = random_contrast(r)
             thick = int(r.integers(1, d + 1))
             for c in (-1, 0, 1):
                 kc = k + c * d
@@ -102,30 +102,6 @@ class Generator:
                     acc += mu[lab] + sd[lab] * r.standard_normal(lab.shape).astype(np.float32)
                 images.append(acc / len(js))
         return vol[:, :, k], np.stack(images)
-
-    def contrast(self):
-        r = self.rng
-        if r.random() < 0.5:
-            # MR-like orderings of brain tissue with random spread; other tissue random.
-            mu = r.uniform(0, 1, GEN_LABELS)
-            csf, gm, wm = np.sort(r.uniform(0.05, 0.95, 3))
-            kind = r.random()
-            if kind < 0.5:  # T1-like: CSF < GM < WM, fat and marrow bright
-                mu[1:4] = csf, gm, wm
-                mu[GEN["fat"]] = r.uniform(0.6, 1.0)
-                mu[GEN["marrow"]] = r.uniform(0.4, 1.0)
-            elif kind < 0.8:  # T2-like: WM < GM < CSF, fluid bright
-                mu[1:4] = wm, gm, csf
-                mu[GEN["fluid"]] = r.uniform(0.6, 1.0)
-            else:  # FLAIR/PD-like: CSF dark or mid, GM above WM
-                mu[1:4] = r.uniform(0.02, 0.5), wm, gm
-            mu[GEN["bone"]] = r.uniform(0, 0.15)
-            mu[GEN["air_inside"]] = r.uniform(0, 0.08)
-        else:
-            mu = r.uniform(0, 1, GEN_LABELS)
-        mu[0] = r.uniform(0, 0.08)
-        sd = r.uniform(0, 0.06, GEN_LABELS)
-        return mu.astype(np.float32), sd.astype(np.float32)
 
     def batch(self, n):
         r, s = self.rng, self.size

@@ -2,6 +2,9 @@
 """Write models/<name>.json, the contract between training and the Focal app.
 
 usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/evaluation.json
+       write_manifest.py --extent ../brain-tissue.json ../brain-extent.onnx TRAINING_JSON EVALUATION_JSON
+         (model 2.1: adds the brain-extent model and its post-processing step to the manifest;
+          EVALUATION_JSON is evaluate.py's output with the extent)
 """
 import hashlib
 import json
@@ -44,7 +47,53 @@ def finite(v):
     return v
 
 
+def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
+    """Version 2.1: the same tissue model with the brain extent before the largest component."""
+    from mask3d import PERCENTILE, SIZE_MULTIPLE, SPACING, THRESHOLD
+
+    manifest = json.load(open(manifest_path))
+    training = json.load(open(training_path))
+    ev = json.load(open(evaluation_path))
+    manifest["version"] = "2.1.0"
+    manifest["architecture"] += (
+        "; then a brain extent: a 3D U-Net (three poolings, instance normalisation) over the whole volume at "
+        f"{SPACING:g} mm whose p(brain) below {THRESHOLD} sets tissue labels to background")
+    manifest["extent"] = {
+        "file": os.path.basename(onnx_path),
+        "sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest(),
+        "input": "image",
+        "output": "brain",
+        "spacing_mm": SPACING,
+        "size_multiple": SIZE_MULTIPLE,
+        "percentile": PERCENTILE,
+        "threshold": THRESHOLD,
+        "description": "[1, 1, X, Y, Z] float32: the whole volume in RAS axis order (each volume axis taken as the "
+                       "patient axis nearest its direction), resampled to a 3 mm grid with a separable triangle "
+                       "filter (both grids start at the first voxel), divided by the 99.5th percentile of its values "
+                       "> 0 and clipped to [0, 1], zero-padded at the high ends to multiples of 8. Output brain: "
+                       "p(brain) on that grid (sigmoid), brought back by linear interpolation.",
+        "parameters": training["parameters"],
+        "training": {
+            "method": "domain randomisation from 3D label maps: random rotation (up to 17 degrees per axis), scale, "
+                      "flip and elastic warp, a random contrast per tissue, blur, thick slices (3-8 mm) along any axis, "
+                      "bias field, gamma, noise and partial coverage; made at 1.5 mm and averaged to 3 mm",
+            "data": "the head CT label map with a synthetic neck (head_labels.py --neck) 60%, the MNI brain with "
+                    "random synthetic shells 40%",
+            "steps": training["steps"], "minutes": training["minutes"], "seed": training["seed"],
+            "batch": training["batch"], "crop_voxels": training["crop"], "width": training["width"],
+            "hardware": "2 CPU cores", "code": "models/training/mask3d.py",
+        },
+    }
+    manifest["postprocess"] = ["brain_extent", "largest_component"]
+    manifest["metrics"] = finite(ev)
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=1, allow_nan=False)
+    print(f"wrote {manifest_path}")
+
+
 def main():
+    if sys.argv[1] == "--extent":
+        return add_extent(*sys.argv[2:6])
     onnx_path, training_path, evaluation_path = sys.argv[1:4]
     training = json.load(open(training_path))
     # A fine-tuning run started from the weights of an earlier run, whose training.json lies beside them.

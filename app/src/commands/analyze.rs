@@ -173,6 +173,9 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     for w in &insights.volume_warnings {
         println!("WARNING: {w}");
     }
+    for p in &insights.postprocess {
+        println!("post-processing: {}", p.describe());
+    }
     if let Some(f) = &insights.faithfulness {
         println!("attention faithfulness: {}", f.describe());
     }

@@ -88,6 +88,28 @@ pub struct Insights {
     pub volume_warnings: Vec<String>,
     #[serde(default)]
     pub slots: Vec<SlotSeries>,
+    /// The manifest's post-processing steps as applied, with what each removed.
+    #[serde(default)]
+    pub postprocess: Vec<PostprocessStep>,
+}
+
+/// One post-processing step of an analysis and the labelled volume it set to background.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PostprocessStep {
+    pub step: String,
+    pub removed_ml: f64,
+}
+
+impl PostprocessStep {
+    /// "brain extent (3D model): 812 mL outside the brain removed", for reports and the window.
+    pub fn describe(&self) -> String {
+        let what = match self.step.as_str() {
+            "brain_extent" => "brain extent (3D model): labels where it finds no brain",
+            "largest_component" => "largest connected object kept: islands apart from it",
+            other => other,
+        };
+        format!("{what}, {:.0} mL set to background", self.removed_ml)
+    }
 }
 
 /// The series given for one modality slot.
@@ -202,9 +224,30 @@ pub fn analyze_volumes(
             total: slices,
         });
     }
-    if engine.manifest.postprocess.iter().any(|p| p == "largest_component") {
-        let removed = super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]);
-        tracing::debug!(removed, "voxels outside the largest labelled component set to background");
+    let voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0;
+    let mut postprocess = Vec::new();
+    for step in engine.manifest.postprocess.clone() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(InferenceError::Cancelled);
+        }
+        let removed = match step.as_str() {
+            "brain_extent" => {
+                let t = Instant::now();
+                let Some(brain) = super::extent::brain_probability(engine, volume)? else {
+                    continue;
+                };
+                model_seconds += t.elapsed().as_secs_f64();
+                let threshold = engine.manifest.extent.as_ref().map_or(0.5, |e| e.threshold);
+                super::extent::apply(&mut labels, &brain, threshold)
+            }
+            "largest_component" => super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]),
+            _ => continue,
+        };
+        tracing::debug!(step = %step, removed, "post-processing set voxels to background");
+        postprocess.push(PostprocessStep {
+            step,
+            removed_ml: removed as f64 * voxel_ml,
+        });
     }
     let summary = summarise(
         engine,
@@ -242,6 +285,7 @@ pub fn analyze_volumes(
             insights: Insights {
                 faithfulness,
                 modality_reliance,
+                postprocess,
                 ..summary.insights
             },
             ..summary

@@ -46,6 +46,8 @@ pub struct ModelOutput {
 
 pub struct Engine {
     session: Session,
+    /// The brain-extent model (manifests with an `extent`), on the CPU: it runs once per volume.
+    extent: Option<Session>,
     pub manifest: Manifest,
     pub provider: Provider,
     /// sha256 of the model file as loaded.
@@ -74,25 +76,16 @@ impl Engine {
     ) -> Result<Engine> {
         let (sha256, verified) = match manifest.verify() {
             Ok(d) => (d, true),
-            Err(InferenceError::ModelHash { actual, .. }) if allow_unverified => {
+            Err(InferenceError::ModelHash { file, .. }) if allow_unverified => {
                 tracing::warn!(
+                    file = %file.display(),
                     "model sha256 does not match its manifest; running it because --allow-unverified-model was given"
                 );
-                (actual, false)
+                (manifest.model_digest()?, false)
             }
             Err(e) => return Err(e),
         };
-        let (env, _) = runtime::environment()?;
-        let builder = Session::builder(env)
-            .map_err(|e| InferenceError::ModelLoad(short(e)))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| InferenceError::ModelLoad(short(e)))?;
-        let builder = match threads {
-            Some(n) => builder
-                .with_intra_threads(n.max(1))
-                .map_err(|e| InferenceError::ModelLoad(short(e)))?,
-            None => builder,
-        };
+        let builder = session_builder(threads)?;
         let (mut builder, provider) = match device {
             Device::Cpu => (
                 builder,
@@ -131,8 +124,17 @@ impl Engine {
         let session = builder
             .commit_from_file(manifest.model_path())
             .map_err(|e| InferenceError::ModelLoad(short(e)))?;
+        let extent = match manifest.extent_path() {
+            Some(path) => Some(
+                session_builder(threads)?
+                    .commit_from_file(&path)
+                    .map_err(|e| InferenceError::ModelLoad(format!("brain extent {}: {}", path.display(), short(e))))?,
+            ),
+            None => None,
+        };
         let engine = Engine {
             session,
+            extent,
             manifest,
             provider,
             sha256,
@@ -145,6 +147,16 @@ impl Engine {
     /// The model's real inputs and outputs must be what the manifest says.
     fn check_signature(&self) -> Result<()> {
         let m = &self.manifest;
+        if let (Some(session), Some(spec)) = (&self.extent, &m.extent) {
+            let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+            let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+            if inputs != [spec.input.as_str()] || !outputs.contains(&spec.output.as_str()) {
+                return Err(InferenceError::ModelMismatch(format!(
+                    "brain extent model has inputs {inputs:?} and outputs {outputs:?}, manifest says {:?} → {:?}",
+                    spec.input, spec.output
+                )));
+            }
+        }
         let inputs: Vec<&str> = self.session.inputs().iter().map(|i| i.name()).collect();
         if inputs != [m.input.name.as_str()] {
             return Err(InferenceError::ModelMismatch(format!(
@@ -203,6 +215,28 @@ impl Engine {
         self.manifest.input.slots.len()
     }
 
+    /// Runs the brain-extent model on a normalised volume [x, y, z] (C order); p(brain) back.
+    pub fn run_extent(&mut self, values: Vec<f32>, [x, y, z]: [usize; 3]) -> Result<Vec<f32>> {
+        let (Some(session), Some(spec)) = (self.extent.as_mut(), self.manifest.extent.as_ref()) else {
+            return Err(InferenceError::Run("this model has no brain extent".into()));
+        };
+        let array = ndarray::Array5::from_shape_vec((1, 1, x, y, z), values).map_err(|e| InferenceError::Run(e.to_string()))?;
+        let tensor = Tensor::from_array(array).map_err(|e| InferenceError::Run(short(e)))?;
+        let outputs = session
+            .run(ort::inputs![spec.input.clone() => tensor])
+            .map_err(|e| InferenceError::Run(format!("brain extent: {}", short(e))))?;
+        let brain = outputs[spec.output.as_str()]
+            .try_extract_array::<f32>()
+            .map_err(|e| InferenceError::Run(short(e)))?;
+        if brain.shape() != [1, 1, x, y, z] {
+            return Err(InferenceError::ModelMismatch(format!(
+                "brain extent output has shape {:?} for input [1, 1, {x}, {y}, {z}]",
+                brain.shape()
+            )));
+        }
+        Ok(brain.iter().copied().collect())
+    }
+
     /// Runs a batch of normalised inputs [n, channels, h, w] (channels as the manifest says).
     pub fn run(&mut self, images: Vec<f32>, n: usize, h: usize, w: usize) -> Result<ModelOutput> {
         let channels = self.manifest.input_channels();
@@ -249,6 +283,21 @@ impl Engine {
             attention: attention.iter().copied().collect(),
             modality,
         })
+    }
+}
+
+/// A session builder with full graph optimisation and, when given, `threads` intra-op threads.
+fn session_builder(threads: Option<usize>) -> Result<ort::session::builder::SessionBuilder> {
+    let (env, _) = runtime::environment()?;
+    let builder = Session::builder(env)
+        .map_err(|e| InferenceError::ModelLoad(short(e)))?
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|e| InferenceError::ModelLoad(short(e)))?;
+    match threads {
+        Some(n) => builder
+            .with_intra_threads(n.max(1))
+            .map_err(|e| InferenceError::ModelLoad(short(e))),
+        None => Ok(builder),
     }
 }
 

@@ -37,9 +37,13 @@ pub struct Manifest {
     /// What the model cannot do, for the model card and every report.
     #[serde(default)]
     pub limits: Vec<String>,
-    /// Steps applied to the label volume after the model ("largest_component").
+    /// Steps applied to the label volume after the model, in order: "brain_extent" (needs
+    /// `extent`) and "largest_component".
     #[serde(default)]
     pub postprocess: Vec<String>,
+    /// A second model that gives p(brain) over the whole volume (the "brain_extent" step).
+    #[serde(default)]
+    pub extent: Option<ExtentSpec>,
     /// Folder the manifest was read from (model paths are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -77,6 +81,42 @@ fn one_slot() -> Vec<SlotSpec> {
         description: "the analysed series".into(),
         required: true,
     }]
+}
+
+/// The brain-extent model: a 3D volume in RAS axis order, resampled to `spacing_mm`, divided
+/// by its `percentile` of values > 0 and clipped to [0, 1], zero-padded at the high ends to
+/// multiples of `size_multiple`; its output is p(brain) on that grid, and tissue labels where
+/// it is below `threshold` become background.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ExtentSpec {
+    pub file: String,
+    pub sha256: String,
+    pub input: String,
+    pub output: String,
+    pub spacing_mm: f64,
+    pub size_multiple: usize,
+    pub percentile: f64,
+    pub threshold: f32,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+#[cfg(test)]
+impl ExtentSpec {
+    /// A spec whose file does not matter (for tests of the pre-processing).
+    pub fn for_tests() -> ExtentSpec {
+        ExtentSpec {
+            file: "brain-extent.onnx".into(),
+            sha256: String::new(),
+            input: "image".into(),
+            output: "brain".into(),
+            spacing_mm: 3.0,
+            size_multiple: 8,
+            percentile: 99.5,
+            threshold: 0.5,
+            description: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -124,8 +164,28 @@ impl Manifest {
                 "only percentile normalisation of each slice or of each slot's slab is supported".into(),
             ));
         }
-        if let Some(step) = m.postprocess.iter().find(|p| p.as_str() != "largest_component") {
+        if let Some(step) = m
+            .postprocess
+            .iter()
+            .find(|p| !["largest_component", "brain_extent"].contains(&p.as_str()))
+        {
             return Err(bad(format!("unknown post-processing step {step:?}")));
+        }
+        if m.uses_extent() && m.extent.is_none() {
+            return Err(bad("post-processing step \"brain_extent\" needs an \"extent\" section".into()));
+        }
+        if let Some(e) = &m.extent {
+            let usable = e.spacing_mm.is_finite()
+                && (0.5..=10.0).contains(&e.spacing_mm)
+                && (1..=64).contains(&e.size_multiple)
+                && (50.0..=100.0).contains(&e.percentile)
+                && (0.0..1.0).contains(&e.threshold);
+            if !usable {
+                return Err(bad(format!(
+                    "extent: spacing_mm {} (0.5–10), size_multiple {} (1–64), percentile {} (50–100), threshold {} (0–1)",
+                    e.spacing_mm, e.size_multiple, e.percentile, e.threshold
+                )));
+            }
         }
         if m.input.slots.is_empty() || m.input.slots.len() > 8 || m.input.context_slices > 8 {
             return Err(bad("1 to 8 slots and at most 8 context slices on each side".into()));
@@ -165,6 +225,16 @@ impl Manifest {
         self.dir.join(&self.file)
     }
 
+    /// The brain-extent model's file, when the manifest has one.
+    pub fn extent_path(&self) -> Option<PathBuf> {
+        self.extent.as_ref().map(|e| self.dir.join(&e.file))
+    }
+
+    /// Whether the labels go through the brain extent.
+    pub fn uses_extent(&self) -> bool {
+        self.postprocess.iter().any(|p| p == "brain_extent")
+    }
+
     pub fn attention_display_range(&self) -> [f32; 2] {
         self.outputs
             .iter()
@@ -173,20 +243,37 @@ impl Manifest {
             .unwrap_or([0.0, 1.0])
     }
 
-    /// Checks the model file against the manifest's sha256; returns the actual digest.
+    /// Checks the model file (and the extent model's) against the manifest's sha256; returns
+    /// the model's actual digest.
     pub fn verify(&self) -> Result<String> {
-        let path = self.model_path();
-        let bytes = std::fs::read(&path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
-        let actual = hex(&Sha256::digest(&bytes));
-        if actual != self.sha256.to_ascii_lowercase() {
-            return Err(InferenceError::ModelHash {
-                file: path,
-                expected: self.sha256.clone(),
-                actual,
-            });
+        if let (Some(path), Some(e)) = (self.extent_path(), &self.extent) {
+            check_digest(path, &e.sha256)?;
         }
-        Ok(actual)
+        check_digest(self.model_path(), &self.sha256)
     }
+
+    /// The model file's sha256, whatever the manifest says.
+    pub fn model_digest(&self) -> Result<String> {
+        file_digest(&self.model_path())
+    }
+}
+
+fn file_digest(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+/// The file's sha256 if it is `expected`, else the error that names both.
+fn check_digest(path: PathBuf, expected: &str) -> Result<String> {
+    let actual = file_digest(&path)?;
+    if actual != expected.to_ascii_lowercase() {
+        return Err(InferenceError::ModelHash {
+            file: path,
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(actual)
 }
 
 /// Lower-case hexadecimal of bytes (how digests are written everywhere in Focal).

@@ -3,6 +3,7 @@
 pub mod analysis;
 pub mod engine;
 pub mod evidence;
+pub mod extent;
 pub mod faithfulness;
 pub mod inputs;
 pub mod job;

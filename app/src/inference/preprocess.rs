@@ -41,7 +41,7 @@ pub fn pad(plane: &[f32], h: usize, w: usize, m: usize) -> (Vec<f32>, usize, usi
 }
 
 /// `n` rounded up to a multiple of `m`.
-fn round_up(n: usize, m: usize) -> usize {
+pub(super) fn round_up(n: usize, m: usize) -> usize {
     n.div_ceil(m) * m
 }
 
@@ -185,7 +185,7 @@ impl<'a> Preprocessor<'a> {
 }
 
 /// The given percentile (linear interpolation, as numpy) of the values > 0; None if none.
-fn percentile_of_positive(values: impl Iterator<Item = f32>, percentile: f64) -> Option<f32> {
+pub(super) fn percentile_of_positive(values: impl Iterator<Item = f32>, percentile: f64) -> Option<f32> {
     let mut positive: Vec<f32> = values.filter(|v| *v > 0.0).collect();
     if positive.is_empty() {
         return None;

@@ -375,6 +375,9 @@ pub fn evidence_style(max: f32) -> AttentionStyle {
 /// the evidence maps computed, and which series it used.
 pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo], deidentify: bool) -> Vec<String> {
     let mut lines = Vec::new();
+    for p in &insights.postprocess {
+        lines.push(format!("Post-processing: {}.", p.describe()));
+    }
     match &insights.faithfulness {
         Some(f) => lines.push(format!("Attention faithfulness. {}", f.describe())),
         None => lines.push("Attention faithfulness: not measured for this analysis.".into()),

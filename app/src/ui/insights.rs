@@ -203,6 +203,9 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             ui.colored_label(WARN, format!("Warning: {w}"));
         }
     }
+    for p in &insights.postprocess {
+        ui.label(RichText::new(format!("Post-processing: {}", p.describe())).weak());
+    }
     if insights.slots.len() > 1 {
         ui.add_space(4.0);
         ui.label(RichText::new("Series the labels relied on").strong());
