@@ -46,10 +46,11 @@ fn summary(out: &Path) -> serde_json::Value {
 
 /// The model on the bundled whole-head sample, measured through the app (DICOM → focal
 /// analyze → labels.nii) against Colin27's brain mask. The bar (Dice ≥ 0.93, volume
-/// within 10 %, at most 150 mL outside the mask) is not met by model 2.0 (models/MODEL_CARD.md):
-/// this guards what it does reach, no worse than model 1 (Dice 0.797, 907 mL outside), and
-/// checks what must hold now: its attention passes the deletion test, and the implausible
-/// volumes it produces are flagged, not hidden.
+/// within 10 %, at most 150 mL outside the mask) is only partly met by model 2.1
+/// (models/MODEL_CARD.md: Dice 0.90, ×1.10, 267 mL outside in Python's evaluation): this guards
+/// what its brain extent reaches, far better than 2.0 without it (Dice 0.79, 907 mL outside),
+/// and checks what must hold: its attention passes the deletion test, and implausible volumes
+/// are flagged, not hidden.
 #[test]
 fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings() {
     let bet = std::env::var("FOCAL_CH2BET").expect("FOCAL_CH2BET: Colin27's ch2bet.nii.gz (scripts/test.sh fetches it)");
@@ -78,8 +79,8 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
         m["dice_brain"].as_f64().expect("dice"),
         m["outside_mask_ml"].as_f64().expect("ml"),
     );
-    assert!(dice >= 0.78, "brain Dice {dice:.3} against ch2bet (model 1: 0.797)");
-    assert!(outside <= 950.0, "{outside:.0} mL labelled outside the brain mask (model 1: 907)");
+    assert!(dice >= 0.88, "brain Dice {dice:.3} against ch2bet (model 2.0: 0.791)");
+    assert!(outside <= 330.0, "{outside:.0} mL labelled outside the brain mask (model 2.0: 907)");
     let s = summary(&out);
     let f = &s["faithfulness"];
     assert!(f["passed"].as_bool().expect("faithfulness measured"), "deletion test failed: {f}");
