@@ -55,8 +55,9 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
     training = json.load(open(training_path))
     ev = json.load(open(evaluation_path))
     manifest["version"] = "2.1.0"
-    manifest["architecture"] += (
-        "; then a brain extent: a 3D U-Net (three poolings, instance normalisation) over the whole volume at "
+    # Rerunnable: the tissue model's own description is what comes before the extent's.
+    manifest["architecture"] = manifest["architecture"].split("; then a brain extent")[0] + (
+        "; then a brain extent: a 3D U-Net (three poolings, batch normalisation) over the whole volume at "
         f"{SPACING:g} mm whose p(brain) below {THRESHOLD} sets tissue labels to background")
     manifest["extent"] = {
         "file": os.path.basename(onnx_path),
@@ -85,6 +86,10 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
         },
     }
     manifest["postprocess"] = ["brain_extent", "largest_component"]
+    extent_limit = ("The brain extent takes each volume axis as the patient axis nearest it and was trained with up to "
+                    "17 degrees of rotation; more oblique stacks, and heads cut off by the field of view, can lose brain "
+                    "at the edges.")
+    manifest["limits"] = [l for l in manifest.get("limits", []) if not l.startswith("The brain extent")] + [extent_limit]
     manifest["metrics"] = finite(ev)
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=1, allow_nan=False)

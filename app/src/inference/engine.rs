@@ -124,14 +124,13 @@ impl Engine {
         let session = builder
             .commit_from_file(manifest.model_path())
             .map_err(|e| InferenceError::ModelLoad(short(e)))?;
-        let extent = match manifest.extent_path() {
-            Some(path) => Some(
-                session_builder(threads)?
-                    .commit_from_file(&path)
-                    .map_err(|e| InferenceError::ModelLoad(format!("brain extent {}: {}", path.display(), short(e))))?,
-            ),
-            None => None,
-        };
+        let extent =
+            match manifest.extent_path() {
+                Some(path) => Some(session_builder(threads)?.commit_from_file(&path).map_err(|e| {
+                    InferenceError::ModelLoad(format!("brain extent {}: {}", path.display(), short(e)))
+                })?),
+                None => None,
+            };
         let engine = Engine {
             session,
             extent,
@@ -220,7 +219,8 @@ impl Engine {
         let (Some(session), Some(spec)) = (self.extent.as_mut(), self.manifest.extent.as_ref()) else {
             return Err(InferenceError::Run("this model has no brain extent".into()));
         };
-        let array = ndarray::Array5::from_shape_vec((1, 1, x, y, z), values).map_err(|e| InferenceError::Run(e.to_string()))?;
+        let array =
+            ndarray::Array5::from_shape_vec((1, 1, x, y, z), values).map_err(|e| InferenceError::Run(e.to_string()))?;
         let tensor = Tensor::from_array(array).map_err(|e| InferenceError::Run(short(e)))?;
         let outputs = session
             .run(ort::inputs![spec.input.clone() => tensor])

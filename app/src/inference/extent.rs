@@ -134,7 +134,9 @@ fn volume_index(axes: &RasAxes, vdims: [usize; 3], ras_dims: [usize; 3], xyz: [u
 impl ExtentInput {
     pub fn new(volume: &Volume, spec: &ExtentSpec) -> Result<ExtentInput> {
         if volume.channels != 1 {
-            return Err(InferenceError::Input("the brain extent needs a grey-level volume".into()));
+            return Err(InferenceError::Input(
+                "the brain extent needs a grey-level volume".into(),
+            ));
         }
         let vdims = [volume.columns, volume.rows, volume.slices];
         if vdims.contains(&0) || volume.data.len() != vdims.iter().product::<usize>() {
@@ -142,15 +144,21 @@ impl ExtentInput {
         }
         let spacing = volume.geometry.as_ref().map_or([1.0, 1.0, 1.0], |g| g.spacing);
         if spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(InferenceError::Input(format!("voxel spacing {spacing:?} mm is not usable")));
+            return Err(InferenceError::Input(format!(
+                "voxel spacing {spacing:?} mm is not usable"
+            )));
         }
         let axes = RasAxes::of(volume);
         let ras_dims = [vdims[axes.axis[0]], vdims[axes.axis[1]], vdims[axes.axis[2]]];
         let ras_spacing = [spacing[axes.axis[0]], spacing[axes.axis[1]], spacing[axes.axis[2]]];
         let grid_mm = spec.spacing_mm;
-        let coarse_len: f64 = (0..3).map(|r| ras_dims[r] as f64 * ras_spacing[r] / grid_mm + 1.0).product();
+        let coarse_len: f64 = (0..3)
+            .map(|r| ras_dims[r] as f64 * ras_spacing[r] / grid_mm + 1.0)
+            .product();
         if coarse_len > 64e6 {
-            return Err(InferenceError::Input("the volume is too large for the brain extent".into()));
+            return Err(InferenceError::Input(
+                "the volume is too large for the brain extent".into(),
+            ));
         }
         let mut ras = vec![0f32; ras_dims.iter().product()];
         for x in 0..ras_dims[0] {
@@ -259,11 +267,17 @@ mod tests {
         let (coarse, dims) = resample_axis(&line, [1, 1, 10], 2, 1.0, 3.0, None);
         assert_eq!(dims, [1, 1, 4]);
         // A ramp stays a ramp inside (the triangle is symmetric); the ends average one side.
-        assert!((coarse[1] - 3.0).abs() < 1e-5 && (coarse[2] - 6.0).abs() < 1e-5, "{coarse:?}");
+        assert!(
+            (coarse[1] - 3.0).abs() < 1e-5 && (coarse[2] - 6.0).abs() < 1e-5,
+            "{coarse:?}"
+        );
         assert!((coarse[0] - 2.0 / 3.0).abs() < 1e-5, "{coarse:?}");
         let (fine, dims) = resample_axis(&coarse, dims, 2, 3.0, 1.0, Some(10));
         assert_eq!(dims, [1, 1, 10]);
-        assert!((fine[4] - 4.0).abs() < 1e-5 && (fine[9] - coarse[3]).abs() < 1e-5, "{fine:?}");
+        assert!(
+            (fine[4] - 4.0).abs() < 1e-5 && (fine[9] - coarse[3]).abs() < 1e-5,
+            "{fine:?}"
+        );
         // Along the first axis of a 3D block, every column is treated alike.
         let block: Vec<f32> = (0..4 * 2 * 3).map(|v| (v / 6) as f32).collect();
         let (down, d) = resample_axis(&block, [4, 2, 3], 0, 1.0, 2.0, None);
@@ -289,13 +303,22 @@ mod tests {
                 slice_direction: [0.0, 0.0, 1.0],
                 spacing: [1.0, 1.0, 1.0],
             }),
-            window: crate::study::WindowLevel { center: 12.0, width: 24.0 },
+            window: crate::study::WindowLevel {
+                center: 12.0,
+                width: 24.0,
+            },
             inverted: false,
             modality: None,
             skipped: Vec::new(),
         };
         let axes = RasAxes::of(&volume);
-        assert_eq!(axes, RasAxes { axis: [0, 1, 2], flip: [true, true, false] });
+        assert_eq!(
+            axes,
+            RasAxes {
+                axis: [0, 1, 2],
+                flip: [true, true, false]
+            }
+        );
         let spec = ExtentSpec {
             spacing_mm: 1.0,
             size_multiple: 4,

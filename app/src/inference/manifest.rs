@@ -172,7 +172,9 @@ impl Manifest {
             return Err(bad(format!("unknown post-processing step {step:?}")));
         }
         if m.uses_extent() && m.extent.is_none() {
-            return Err(bad("post-processing step \"brain_extent\" needs an \"extent\" section".into()));
+            return Err(bad(
+                "post-processing step \"brain_extent\" needs an \"extent\" section".into()
+            ));
         }
         if let Some(e) = &m.extent {
             let usable = e.spacing_mm.is_finite()
