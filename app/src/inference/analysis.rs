@@ -101,14 +101,19 @@ pub struct PostprocessStep {
 }
 
 impl PostprocessStep {
-    /// "brain extent (3D model): 812 mL outside the brain removed", for reports and the window.
+    /// "brain extent (3D model): 732 mL labelled where it found no brain set to background",
+    /// for the CLI, reports and the window.
     pub fn describe(&self) -> String {
-        let what = match self.step.as_str() {
-            "brain_extent" => "brain extent (3D model): labels where it finds no brain",
-            "largest_component" => "largest connected object kept: islands apart from it",
-            other => other,
-        };
-        format!("{what}, {:.0} mL set to background", self.removed_ml)
+        let ml = self.removed_ml;
+        match self.step.as_str() {
+            "brain_extent" => {
+                format!("brain extent (3D model): {ml:.0} mL labelled where it found no brain set to background")
+            }
+            "largest_component" => {
+                format!("largest connected object kept: {ml:.0} mL in islands apart from it set to background")
+            }
+            other => format!("{other}: {ml:.0} mL set to background"),
+        }
     }
 }
 
