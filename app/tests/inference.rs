@@ -318,6 +318,8 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(summary["provider"]["name"], "CPU");
     assert_eq!(summary["slices"], 89);
     assert_eq!(summary["model"]["verified_against_manifest"], true);
+    let extent_sha = summary["model"]["extent_sha256"].as_str().expect("the brain extent's sha256 is recorded");
+    assert_eq!(extent_sha.len(), 64);
     let labels = summary["labels"].as_array().expect("labels");
     let ml = |name: &str| {
         labels

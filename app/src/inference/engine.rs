@@ -52,6 +52,8 @@ pub struct Engine {
     pub provider: Provider,
     /// sha256 of the model file as loaded.
     pub sha256: String,
+    /// sha256 of the brain-extent model file as loaded (manifests with an extent).
+    pub extent_sha256: Option<String>,
     pub verified: bool,
 }
 
@@ -131,9 +133,11 @@ impl Engine {
                 })?),
                 None => None,
             };
+        let extent_sha256 = manifest.extent_digest()?;
         let engine = Engine {
             session,
             extent,
+            extent_sha256,
             manifest,
             provider,
             sha256,

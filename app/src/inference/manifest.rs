@@ -258,6 +258,11 @@ impl Manifest {
     pub fn model_digest(&self) -> Result<String> {
         file_digest(&self.model_path())
     }
+
+    /// The brain-extent model file's sha256, when the manifest has one.
+    pub fn extent_digest(&self) -> Result<Option<String>> {
+        self.extent_path().map(|p| file_digest(&p)).transpose()
+    }
 }
 
 fn file_digest(path: &Path) -> Result<String> {

@@ -34,6 +34,8 @@ pub struct ModelInfo<'a> {
     name: &'a str,
     version: &'a str,
     sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extent_sha256: Option<&'a str>,
     verified_against_manifest: bool,
 }
 
@@ -66,6 +68,7 @@ pub fn write_analysis_folder(
             name: &engine.manifest.name,
             version: &engine.manifest.version,
             sha256: &engine.sha256,
+            extent_sha256: engine.extent_sha256.as_deref(),
             verified_against_manifest: engine.verified,
         },
         provider: &engine.provider,

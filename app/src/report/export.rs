@@ -489,7 +489,10 @@ fn report_content(
             m.version,
             manifest.title.clone().unwrap_or_default()
         ),
-        format!("sha256 {}, {verified}", m.sha256),
+        match &m.extent_sha256 {
+            Some(e) => format!("sha256 {} (brain extent {e}), {verified}", m.sha256),
+            None => format!("sha256 {}, {verified}", m.sha256),
+        },
         match &p.fallback_reason {
             Some(why) => format!("Ran on {} (CUDA not used: {why})", p.name),
             None => format!("Ran on {}", p.name),

@@ -14,6 +14,9 @@ pub struct ModelRecord {
     pub name: String,
     pub version: String,
     pub sha256: String,
+    /// The brain-extent model's sha256 (analyses by models with one).
+    #[serde(default)]
+    pub extent_sha256: Option<String>,
     pub verified_against_manifest: bool,
 }
 
