@@ -76,14 +76,15 @@ impl Engine {
         allow_unverified: bool,
         threads: Option<usize>,
     ) -> Result<Engine> {
-        let (sha256, verified) = match manifest.verify() {
-            Ok(d) => (d, true),
+        let (sha256, extent_sha256) = manifest.digests()?;
+        let verified = match manifest.check_digests(&sha256, extent_sha256.as_deref()) {
+            Ok(()) => true,
             Err(InferenceError::ModelHash { file, .. }) if allow_unverified => {
                 tracing::warn!(
                     file = %file.display(),
                     "model sha256 does not match its manifest; running it because --allow-unverified-model was given"
                 );
-                (manifest.model_digest()?, false)
+                false
             }
             Err(e) => return Err(e),
         };
@@ -133,7 +134,6 @@ impl Engine {
                 })?),
                 None => None,
             };
-        let extent_sha256 = manifest.extent_digest()?;
         let engine = Engine {
             session,
             extent,

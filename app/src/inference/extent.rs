@@ -240,8 +240,9 @@ pub fn brain_probability(engine: &mut Engine, volume: &Volume) -> Result<Option<
     let Some(spec) = engine.manifest.extent.clone() else {
         return Ok(None);
     };
-    let input = ExtentInput::new(volume, &spec)?;
-    let output = engine.run_extent(input.values.clone(), input.padded)?;
+    let mut input = ExtentInput::new(volume, &spec)?;
+    // The way back needs only the grids, not the input values.
+    let output = engine.run_extent(std::mem::take(&mut input.values), input.padded)?;
     Ok(Some(input.to_volume(&output)))
 }
 

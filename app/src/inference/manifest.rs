@@ -245,23 +245,20 @@ impl Manifest {
             .unwrap_or([0.0, 1.0])
     }
 
-    /// Checks the model file (and the extent model's) against the manifest's sha256; returns
-    /// the model's actual digest.
-    pub fn verify(&self) -> Result<String> {
-        if let (Some(path), Some(e)) = (self.extent_path(), &self.extent) {
-            check_digest(path, &e.sha256)?;
+    /// The sha256 of the model file and of the brain-extent model's (when the manifest has
+    /// one), each file read once.
+    pub fn digests(&self) -> Result<(String, Option<String>)> {
+        let extent = self.extent_path().map(|p| file_digest(&p)).transpose()?;
+        Ok((file_digest(&self.model_path())?, extent))
+    }
+
+    /// Checks `digests()` against the manifest's sha256s (the extent model's first); the error
+    /// names the file that differs.
+    pub fn check_digests(&self, model: &str, extent: Option<&str>) -> Result<()> {
+        if let (Some(path), Some(e), Some(actual)) = (self.extent_path(), &self.extent, extent) {
+            check_digest(path, actual, &e.sha256)?;
         }
-        check_digest(self.model_path(), &self.sha256)
-    }
-
-    /// The model file's sha256, whatever the manifest says.
-    pub fn model_digest(&self) -> Result<String> {
-        file_digest(&self.model_path())
-    }
-
-    /// The brain-extent model file's sha256, when the manifest has one.
-    pub fn extent_digest(&self) -> Result<Option<String>> {
-        self.extent_path().map(|p| file_digest(&p)).transpose()
+        check_digest(self.model_path(), model, &self.sha256)
     }
 }
 
@@ -270,17 +267,16 @@ fn file_digest(path: &Path) -> Result<String> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-/// The file's sha256 if it is `expected`, else the error that names both.
-fn check_digest(path: PathBuf, expected: &str) -> Result<String> {
-    let actual = file_digest(&path)?;
+/// Ok if the file's digest `actual` is `expected`, else the error that names both.
+fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
     if actual != expected.to_ascii_lowercase() {
         return Err(InferenceError::ModelHash {
             file: path,
             expected: expected.to_string(),
-            actual,
+            actual: actual.to_string(),
         });
     }
-    Ok(actual)
+    Ok(())
 }
 
 /// Lower-case hexadecimal of bytes (how digests are written everywhere in Focal).
