@@ -5,7 +5,9 @@
 #           GTK 3 headers (native file dialogs); Xvfb, Mesa's Vulkan/GL software drivers and
 #           ImageMagick (the window and GPU tests run headless); dicom3tools, poppler-utils and
 #           strace (export validation, privacy checks); Orthanc with its DICOMweb plugin and
-#           dcmtk (the PACS tests' server on loopback, and the retrieve benchmark's reference)
+#           dcmtk (the PACS tests' server on loopback, and the retrieve benchmark's reference);
+#           nginx and openssl (HTTPS in front of the DICOMweb server, with a private CA: Debian's
+#           Orthanc 1.10 crashes when it serves HTTPS itself)
 #   python: a venv under the cache with pydicom, its codec plugins, onnxruntime and nibabel
 #           (reference values in tests, the model's golden-output and brain-mask checks)
 set -euo pipefail
@@ -18,7 +20,7 @@ command -v c++ >/dev/null || need_apt+=(g++)
 command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 for pkg in libgtk-3-dev xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libxkbcommon-x11-0 imagemagick \
-  dicom3tools poppler-utils strace time orthanc orthanc-dicomweb dcmtk; do
+  dicom3tools poppler-utils strace time orthanc orthanc-dicomweb dcmtk nginx-light openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -34,8 +34,15 @@ pub fn init_logging(verbose: u8) {
         2 => "focal=debug,info",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
+    // The DICOMweb client's wire-level trace is not redacted (it would hold a server's
+    // credentials); nothing, RUST_LOG included, turns it on.
+    for capped in pacs::CLIENT_LOG_CAPS {
+        if let Ok(d) = capped.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,5 +1,6 @@
-//! Privacy guarantees: no dependency can talk to the network but DICOM's own (dicom-ul, for the
-//! nodes a user configures), and only the `pacs` module may use it or open a socket; the binary
+//! Privacy guarantees: no dependency can talk to the network but DICOM's own (dicom-ul) and the
+//! one DICOMweb client (ureq over rustls), both for the nodes a user configures, and only the
+//! `pacs` module may use them or open a socket; the binary
 //! makes no network system calls during a full analyze and export (strace), and no command
 //! prints or logs a patient identifier at trace level unless asked to show them.
 
@@ -28,8 +29,11 @@ const NETWORK_CRATES: [&str; 14] = [
     "surf",
 ];
 
+/// Of those, the DICOMweb client Focal keeps (used only in app/src/pacs, checked below).
+const KEPT_HTTP_CLIENT: [&str; 2] = ["ureq", "rustls"];
+
 /// Words that open network connections in Rust source.
-const NETWORK_CODE: [&str; 5] = ["std::net", "TcpStream", "UdpSocket", "dicom_ul", "socket2"];
+const NETWORK_CODE: [&str; 7] = ["std::net", "TcpStream", "UdpSocket", "dicom_ul", "socket2", "ureq", "rustls"];
 
 #[test]
 fn only_the_pacs_module_opens_connections() {
@@ -54,10 +58,12 @@ fn only_the_pacs_module_opens_connections() {
     let pacs = src.join("pacs").display().to_string();
     let outside: Vec<_> = found.iter().filter(|(p, _)| !p.starts_with(&pacs)).collect();
     assert!(outside.is_empty(), "network code outside app/src/pacs: {outside:?}");
-    assert!(
-        found.iter().any(|(_, w)| w == "dicom_ul"),
-        "the check must see the PACS module's own use of dicom-ul"
-    );
+    for own in ["dicom_ul", "ureq"] {
+        assert!(
+            found.iter().any(|(_, w)| w == own),
+            "the check must see the PACS module's own use of {own}"
+        );
+    }
 }
 
 #[test]
@@ -82,8 +88,14 @@ fn no_dependency_can_talk_to_the_network() {
     assert!(tree.status.success(), "{}", String::from_utf8_lossy(&tree.stderr));
     let text = String::from_utf8_lossy(&tree.stdout);
     let crates: std::collections::BTreeSet<&str> = text.lines().filter_map(|l| l.split(' ').next()).collect();
-    let found: Vec<&&str> = NETWORK_CRATES.iter().filter(|c| crates.contains(**c)).collect();
+    let found: Vec<&&str> = NETWORK_CRATES
+        .iter()
+        .filter(|c| crates.contains(**c) && !KEPT_HTTP_CLIENT.contains(c))
+        .collect();
     assert!(found.is_empty(), "network crates in focal's dependencies: {found:?}");
+    for kept in KEPT_HTTP_CLIENT {
+        assert!(crates.contains(kept), "the DICOMweb client {kept} is gone: update KEPT_HTTP_CLIENT");
+    }
     // ONNX Runtime's crate can download binaries and models; neither feature may be on.
     let features = Command::new(&cargo)
         .args([
@@ -109,7 +121,10 @@ fn no_dependency_can_talk_to_the_network() {
             "ort feature {banned} is enabled"
         );
     }
-    eprintln!("{} crates checked, none of {NETWORK_CRATES:?}", crates.len());
+    eprintln!(
+        "{} crates checked: of {NETWORK_CRATES:?} only the DICOMweb client {KEPT_HTTP_CLIENT:?}",
+        crates.len()
+    );
 }
 
 /// Network system calls of one run of focal (`strace -f -e trace=network`).

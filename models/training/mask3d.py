@@ -35,8 +35,10 @@ from scipy import ndimage
 
 from common import DATA, GEN, random_contrast
 
-SPACING = 3.0  # mm, the model's grid
-FINE = 1.5  # mm, where training images are synthesised before averaging to SPACING
+# mm, the model's grid (3 mm for 2.1; FOCAL_EXTENT_SPACING=2 trains and runs a 2 mm variant, and
+# must then be set for export, evaluate and write_manifest.py too)
+SPACING = float(os.environ.get("FOCAL_EXTENT_SPACING", "3"))
+FINE = SPACING / 2  # mm, where training images are synthesised before averaging to SPACING
 SIZE_MULTIPLE = 8
 PERCENTILE = 99.5
 THRESHOLD = 0.5

@@ -97,7 +97,7 @@ struct Input {
 /// A CSV row's study on a configured node: retrieved (C-GET) into the PACS cache before it is
 /// opened, once (a marker in the study's cache folder says the retrieve finished).
 struct Retrieve {
-    node: crate::pacs::Node,
+    node: crate::pacs::Endpoint,
     study_uid: String,
     series_uid: Option<String>,
 }
@@ -169,9 +169,9 @@ fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             if config.is_none() {
                 config = Some(crate::pacs::Config::load(&crate::pacs::nodes::config_path())?);
             }
-            let node = config.as_ref().expect("loaded").node(&node)?.clone();
+            let node = config.as_ref().expect("loaded").endpoint(&node)?;
             out.push(Input {
-                shown: format!("pacs:{}/study:{}", node.name, shown_uid(&study_uid, false)),
+                shown: format!("pacs:{}/study:{}", node.name(), shown_uid(&study_uid, false)),
                 path: crate::pacs::scu::study_folder(&super::pacs::default_cache(), &study_uid),
                 retrieve: Some(Retrieve {
                     node,
@@ -441,8 +441,7 @@ fn retrieve(r: &Retrieve, folder: &Path, cancel: &AtomicBool) -> anyhow::Result<
     if marker.exists() {
         return Ok(());
     }
-    let s = crate::pacs::get(
-        &r.node,
+    let s = r.node.get(
         &r.study_uid,
         r.series_uid.as_deref(),
         &super::pacs::default_cache(),
@@ -455,7 +454,7 @@ fn retrieve(r: &Retrieve, folder: &Path, cancel: &AtomicBool) -> anyhow::Result<
     eprintln!(
         "retrieved {} instance(s) from node {} ({:.1} s)",
         s.received + s.already_had,
-        r.node.name,
+        r.node.name(),
         s.seconds
     );
     crate::outdir::write_atomic(&marker, b"retrieved by focal batch\n")?;
@@ -518,7 +517,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             && let Err(e) = retrieve(r, &input.path, &b.cancel)
         {
             let mut row = b.blank_row(input);
-            row.error = format!("retrieve from node {} failed: {e:#}", r.node.name);
+            row.error = format!("retrieve from node {} failed: {e:#}", r.node.name());
             eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
             b.rows.push(row);
             continue;

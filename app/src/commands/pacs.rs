@@ -1,12 +1,12 @@
-//! `focal pacs`: the configured DICOM nodes, and echo, find, get and store against them.
-//! Nothing here talks to the network unless a node is named on the command line.
+//! `focal pacs`: the configured DICOM nodes (DIMSE or DICOMweb), and echo, find, get and store
+//! against them. Nothing here talks to the network unless a node is named on the command line.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 
-use crate::pacs::{self, Config, FindLevel, Node, Query, nodes};
+use crate::pacs::{self, Auth, Config, Endpoint, FindLevel, Node, Query, WebNode, nodes};
 
 #[derive(clap::Args, Debug)]
 pub struct PacsArgs {
@@ -38,11 +38,34 @@ pub enum PacsAction {
         #[arg(long, default_value_t = nodes::DEFAULT_TIMEOUT_S)]
         timeout: u64,
     },
+    /// Add a DICOMweb server (or change the node with that name). Secrets are read from
+    /// standard input, never from the command line.
+    AddWeb {
+        name: String,
+        /// The DICOMweb root, e.g. https://pacs.example.org/dicom-web.
+        #[arg(long)]
+        url: String,
+        /// HTTP basic authentication as this user; the password is read from standard input.
+        #[arg(long, requires = "password_stdin")]
+        user: Option<String>,
+        /// Read the basic-authentication password from standard input (one line).
+        #[arg(long, requires = "user")]
+        password_stdin: bool,
+        /// Read a bearer token from standard input (one line).
+        #[arg(long, conflicts_with = "user")]
+        token_stdin: bool,
+        /// PEM file of the certificate authorities to trust for this server.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Seconds to wait for a connection or an answer.
+        #[arg(long, default_value_t = nodes::DEFAULT_TIMEOUT_S)]
+        timeout: u64,
+    },
     /// Remove a node.
     Remove { name: String },
-    /// C-ECHO: is the node there and does it accept Focal?
+    /// C-ECHO (or, for a DICOMweb server, a one-study query): is the node there and does it accept Focal?
     Echo { node: String },
-    /// C-FIND: studies (or, with --study, its series) matching the keys.
+    /// C-FIND or QIDO-RS: studies (or, with --study, its series) matching the keys.
     Find {
         node: String,
         /// Patient name, with DICOM wildcards (`DOE^*`).
@@ -65,7 +88,7 @@ pub enum PacsAction {
         #[arg(long)]
         json: bool,
     },
-    /// C-GET: retrieve a study (or one series) into the local cache; run again to resume.
+    /// C-GET or WADO-RS: retrieve a study (or one series) into the local cache; run again to resume.
     Get {
         node: String,
         #[arg(long)]
@@ -98,8 +121,8 @@ pub enum PacsAction {
         #[arg(long)]
         json: bool,
     },
-    /// C-STORE: send DICOM files (e.g. `focal export` output, de-identified unless it was
-    /// exported with --keep-phi) to the node.
+    /// C-STORE or STOW-RS: send DICOM files (e.g. `focal export` output, de-identified unless
+    /// it was exported with --keep-phi) to the node.
     Store {
         node: String,
         /// DICOM files or folders of them.
@@ -162,14 +185,28 @@ fn report(s: &pacs::GetSummary, json: bool) -> anyhow::Result<i32> {
     Ok(if s.failed > 0 || s.warning.is_some() { 1 } else { 0 })
 }
 
+/// One line of standard input, without its line end: a secret the shell never sees.
+fn secret_from_stdin(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .with_context(|| format!("reading the {what} from standard input"))?;
+    let secret = line.trim_end_matches(['\r', '\n']).to_string();
+    if secret.is_empty() {
+        anyhow::bail!("no {what} on standard input");
+    }
+    Ok(secret)
+}
+
 pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
     let path = args.config.clone().unwrap_or_else(nodes::config_path);
     let mut config = Config::load(&path)?;
     let node = |name: &str| -> anyhow::Result<Node> { Ok(config.node(name)?.clone()) };
+    let endpoint = |name: &str| -> anyhow::Result<Endpoint> { Ok(config.endpoint(name)?) };
     let on = |n: &Node| format!("node {} ({})", n.name, n.address());
     match &args.action {
         PacsAction::Nodes => {
-            if config.nodes.is_empty() {
+            if config.nodes.is_empty() && config.web.is_empty() {
                 println!("no nodes configured in {}", path.display());
             }
             for n in &config.nodes {
@@ -181,6 +218,52 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                     n.timeout_s
                 );
             }
+            for w in &config.web {
+                let ca = w.ca_file.as_ref().map(|c| format!("\tCA {}", c.display())).unwrap_or_default();
+                println!(
+                    "{}\t{}\tDICOMweb, {}{ca}\ttimeout {} s",
+                    w.name,
+                    w.address(),
+                    w.auth.describe(),
+                    w.timeout_s
+                );
+            }
+            Ok(0)
+        }
+        PacsAction::AddWeb {
+            name,
+            url,
+            user,
+            password_stdin: _,
+            token_stdin,
+            ca_file,
+            timeout,
+        } => {
+            let auth = match (user, token_stdin) {
+                (Some(user), _) => Auth::Basic {
+                    user: user.clone(),
+                    password: secret_from_stdin("password")?,
+                },
+                (None, true) => Auth::Bearer {
+                    token: secret_from_stdin("token")?,
+                },
+                (None, false) => Auth::None,
+            };
+            let ca_file = match ca_file {
+                Some(c) => Some(
+                    std::fs::canonicalize(c).with_context(|| format!("the CA file {}", c.display()))?,
+                ),
+                None => None,
+            };
+            config.upsert_web(WebNode {
+                name: name.clone(),
+                url: url.clone(),
+                auth,
+                ca_file,
+                timeout_s: *timeout,
+            })?;
+            config.save(&path)?;
+            println!("saved DICOMweb node {name} in {}", path.display());
             Ok(0)
         }
         PacsAction::Add {
@@ -204,16 +287,15 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         PacsAction::Remove { name } => {
-            config.node(name)?;
-            config.nodes.retain(|n| &n.name != name);
+            config.remove(name)?;
             config.save(&path)?;
             println!("removed node {name}");
             Ok(0)
         }
         PacsAction::Echo { node: name } => {
-            let n = node(name)?;
-            let rtt = pacs::echo(&n).with_context(|| format!("C-ECHO to {}", on(&n)))?;
-            println!("{}: echo ok in {:.0} ms", on(&n), rtt.as_secs_f64() * 1000.0);
+            let e = endpoint(name)?;
+            let rtt = e.echo().with_context(|| format!("{} to {}", e.verbs()[0], e.describe()))?;
+            println!("{}: echo ok in {:.0} ms", e.describe(), rtt.as_secs_f64() * 1000.0);
             Ok(0)
         }
         PacsAction::Find {
@@ -226,7 +308,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             study,
             json,
         } => {
-            let n = node(name)?;
+            let e = endpoint(name)?;
             let level = if study.is_some() {
                 FindLevel::Series
             } else {
@@ -241,7 +323,9 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                 study_uid: study.clone(),
                 series_uid: None,
             };
-            let rows = pacs::find(&n, level, &query).with_context(|| format!("C-FIND on {}", on(&n)))?;
+            let rows = e
+                .find(level, &query)
+                .with_context(|| format!("{} on {}", e.verbs()[1], e.describe()))?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(0);
@@ -279,7 +363,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             out,
             json,
         } => {
-            let n = node(name)?;
+            let e = endpoint(name)?;
             let cache = out.clone().unwrap_or_else(default_cache);
             // Ctrl-C asks the node to stop (C-CANCEL); what arrived stays for a later resume.
             let cancel = std::sync::Arc::new(AtomicBool::new(false));
@@ -289,9 +373,9 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                     std::process::exit(130);
                 }
             });
-            let result = pacs::get(&n, study, series.as_deref(), &cache, &progress, &cancel);
+            let result = e.get(study, series.as_deref(), &cache, &progress, &cancel);
             eprintln!();
-            let s = result.with_context(|| resume_hint("C-GET", &on(&n), &cache, study))?;
+            let s = result.with_context(|| resume_hint(e.verbs()[2], &e.describe(), &cache, study))?;
             report(&s, *json)
         }
         PacsAction::Move {
@@ -310,7 +394,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             report(&s, *json)
         }
         PacsAction::Store { node: name, paths } => {
-            let n = node(name)?;
+            let e = endpoint(name)?;
             let files = dicom_files(paths)?;
             if files.is_empty() {
                 anyhow::bail!(
@@ -322,12 +406,14 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                         .join(", ")
                 );
             }
-            let s = pacs::store(&n, &files).with_context(|| format!("C-STORE to {}", on(&n)))?;
+            let s = e
+                .store(&files)
+                .with_context(|| format!("{} to {}", e.verbs()[3], e.describe()))?;
             println!(
                 "{} of {} file(s) stored on {} in {:.2} s",
                 s.stored,
                 files.len(),
-                on(&n),
+                e.describe(),
                 s.seconds
             );
             for (f, why) in &s.failed {

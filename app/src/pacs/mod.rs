@@ -1,17 +1,23 @@
-//! PACS: the DICOM nodes a user configured, and query (C-FIND), retrieve (C-GET) and store
-//! (C-STORE) against them over DIMSE, with dicom-ul's associations.
+//! PACS: the DICOM nodes a user configured, and query, retrieve and store against them: over
+//! DIMSE (C-FIND, C-GET, C-MOVE, C-STORE, with dicom-ul's associations) or DICOMweb (QIDO-RS,
+//! WADO-RS, STOW-RS, with ureq over rustls). `Endpoint` does either for a node of either kind.
 //!
 //! Focal opens a network connection only here, only to a configured node, and only when a
 //! command or the window asks. Retrieved files and the node list are written atomically; the
 //! node list is private to its owner (0600). Nothing here logs patient data.
 
+pub mod dicomweb;
 pub mod dimse;
 pub mod nodes;
 pub mod scp;
 pub mod scu;
 
-pub use nodes::{Config, Node};
+pub use nodes::{Auth, Config, Endpoint, Node, WebNode};
 pub use scu::{FindLevel, GetSummary, Query, StoreSummary, echo, find, get, move_to_focal, store};
+
+/// Log levels the DICOMweb client may not go beyond: its trace level writes requests as sent,
+/// `Authorization` header included.
+pub const CLIENT_LOG_CAPS: [&str; 3] = ["ureq=warn", "ureq_proto=warn", "rustls=warn"];
 
 /// What went wrong talking to a node, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +38,12 @@ pub enum PacsError {
     Protocol(String),
     #[error("the node answered {0}")]
     Failed(String),
+    #[error("the connection broke off: {0}")]
+    Disconnected(String),
+    #[error("TLS failed: {0} (for a server with a private certificate authority, give its certificate with --ca-file)")]
+    Tls(String),
+    #[error("the server refused Focal's credentials ({0}); check the user, password or token")]
+    Unauthorized(String),
     #[error("cancelled")]
     Cancelled,
     #[error("the node released the association before the operation ended")]
@@ -62,6 +74,59 @@ impl PacsError {
         match self {
             PacsError::Timeout(_) => PacsError::Timeout(seconds),
             other => other,
+        }
+    }
+}
+
+impl Endpoint {
+    /// C-ECHO, or a one-study QIDO-RS query: is the node there and does it let Focal in?
+    pub fn echo(&self) -> Result<std::time::Duration, PacsError> {
+        match self {
+            Endpoint::Dimse(n) => echo(n),
+            Endpoint::Web(w) => dicomweb::echo(w),
+        }
+    }
+
+    /// C-FIND or QIDO-RS; rows keyed by attribute keyword either way.
+    pub fn find(
+        &self,
+        level: FindLevel,
+        query: &Query,
+    ) -> Result<Vec<std::collections::BTreeMap<String, String>>, PacsError> {
+        match self {
+            Endpoint::Dimse(n) => find(n, level, query),
+            Endpoint::Web(w) => dicomweb::find(w, level, query),
+        }
+    }
+
+    /// C-GET or WADO-RS into the cache's folder for the study; resumable either way.
+    pub fn get(
+        &self,
+        study_uid: &str,
+        series_uid: Option<&str>,
+        cache: &std::path::Path,
+        progress: &dyn Fn(usize, Option<usize>),
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<GetSummary, PacsError> {
+        match self {
+            Endpoint::Dimse(n) => get(n, study_uid, series_uid, cache, progress, cancel),
+            Endpoint::Web(w) => dicomweb::get(w, study_uid, series_uid, cache, progress, cancel),
+        }
+    }
+
+    /// C-STORE or STOW-RS of DICOM files.
+    pub fn store(&self, files: &[std::path::PathBuf]) -> Result<StoreSummary, PacsError> {
+        match self {
+            Endpoint::Dimse(n) => store(n, files),
+            Endpoint::Web(w) => dicomweb::store(w, files),
+        }
+    }
+
+    /// The protocol's words for each operation (for messages).
+    pub fn verbs(&self) -> [&'static str; 4] {
+        match self {
+            Endpoint::Dimse(_) => ["C-ECHO", "C-FIND", "C-GET", "C-STORE"],
+            Endpoint::Web(_) => ["QIDO-RS echo", "QIDO-RS", "WADO-RS", "STOW-RS"],
         }
     }
 }

@@ -151,7 +151,7 @@ pub struct Query {
 }
 
 /// Attributes Focal asks back, per level (keyword, tag, VR).
-fn return_keys(level: FindLevel) -> Vec<(&'static str, Tag, VR)> {
+pub(super) fn return_keys(level: FindLevel) -> Vec<(&'static str, Tag, VR)> {
     let mut keys = vec![
         ("PatientName", tags::PATIENT_NAME, VR::PN),
         ("PatientID", tags::PATIENT_ID, VR::LO),
@@ -302,7 +302,7 @@ pub struct GetSummary {
 }
 
 impl GetSummary {
-    fn from_tally(folder: PathBuf, tally: Tally, warning: Option<String>, started: Instant) -> GetSummary {
+    pub(super) fn from_tally(folder: PathBuf, tally: Tally, warning: Option<String>, started: Instant) -> GetSummary {
         GetSummary {
             folder,
             received: tally.received,

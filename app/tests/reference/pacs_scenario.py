@@ -44,8 +44,9 @@ def http(path, data=None):
         return json.loads(r.read() or b"null")
 
 
-def start_orthanc(work):
-    db = os.path.join(work, "orthanc-db")
+def start_orthanc(work, extra=None, ready=lambda: http("/system"), name="orthanc"):
+    """Starts Orthanc with the test config (updated by `extra`) and waits until `ready()` answers."""
+    db = os.path.join(work, f"{name}-db")
     os.makedirs(db, exist_ok=True)
     config = {
         "Name": "FocalTest",
@@ -61,15 +62,16 @@ def start_orthanc(work):
         "StorageCompression": False,
         "Plugins": [],
     }
-    path = os.path.join(work, "orthanc.json")
+    config.update(extra or {})
+    path = os.path.join(work, f"{name}.json")
     with open(path, "w") as fh:
         json.dump(config, fh)
-    log = open(os.path.join(work, "orthanc.log"), "w")
+    log = open(os.path.join(work, f"{name}.log"), "w")
     proc = subprocess.Popen(["Orthanc", path], stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
     while True:
         try:
-            http("/system")
+            ready()
             return proc
         except OSError:
             if proc.poll() is not None or time.time() > deadline:
@@ -81,8 +83,9 @@ class DroppingLink:
     """A TCP relay 127.0.0.1:DROP_PORT → Orthanc that closes both sides once DROP_AFTER bytes
     have come back from the server: a node that dies mid-transfer."""
 
-    def __init__(self):
-        self.server = socket.create_server(("127.0.0.1", DROP_PORT))
+    def __init__(self, port=DROP_PORT, upstream=DIMSE_PORT, after=DROP_AFTER):
+        self.port, self.upstream, self.after = port, upstream, after
+        self.server = socket.create_server(("127.0.0.1", port))
         self.relayed = 0
         threading.Thread(target=self.serve, daemon=True).start()
 
@@ -92,7 +95,7 @@ class DroppingLink:
                 client, _ = self.server.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", DIMSE_PORT))
+            upstream = socket.create_connection(("127.0.0.1", self.upstream))
             threading.Thread(target=self.pump, args=(client, upstream, False), daemon=True).start()
             threading.Thread(target=self.pump, args=(upstream, client, True), daemon=True).start()
 
@@ -104,7 +107,7 @@ class DroppingLink:
                     break
                 if count:
                     self.relayed += len(data)
-                    if self.relayed > DROP_AFTER:
+                    if self.relayed > self.after:
                         break
                 dst.sendall(data)
         except OSError:

@@ -1,0 +1,681 @@
+//! DICOMweb against a configured server: QIDO-RS (find), WADO-RS (retrieve, one instance per
+//! request so that progress, cancel and resume work as with C-GET) and STOW-RS (store), over
+//! ureq with rustls.
+//!
+//! The client follows no redirect, uses no proxy from the environment and trusts the CA file
+//! the node names (else the Mozilla roots built into Focal): it talks to the configured URL
+//! and nothing else. Credentials go into the `Authorization` header only; no message, log line
+//! or `Debug` output holds them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use dicom_core::Tag;
+use serde_json::Value as Json;
+use ureq::http::Response;
+
+use super::nodes::{Auth, WebNode};
+use super::scu::{FindLevel, GetSummary, Query, StoreSummary, Tally};
+use super::PacsError;
+
+const DICOM_JSON: &str = "application/dicom+json";
+/// What Focal asks WADO-RS for: each instance as a Part 10 file in the encoding the server
+/// holds it in (`*`), else (servers that cannot) in the server's default.
+const WADO_ANY_SYNTAX: &str = "multipart/related; type=\"application/dicom\"; transfer-syntax=*";
+const WADO_DEFAULT: &str = "multipart/related; type=\"application/dicom\"";
+/// The largest single instance Focal takes in (a long multi-frame series fits).
+const MAX_INSTANCE_BYTES: u64 = 4 << 30;
+/// STOW-RS requests are split so that none carries more than this.
+const STOW_CHUNK_BYTES: usize = 64 << 20;
+/// QIDO page size when listing a study's instances.
+const QIDO_PAGE: usize = 1000;
+
+/// One server's connection settings, ready to send requests.
+struct Client {
+    agent: ureq::Agent,
+    base: String,
+    authorization: Option<String>,
+    timeout_s: u64,
+}
+
+impl Client {
+    fn new(node: &WebNode) -> Result<Client, PacsError> {
+        node.validate()?;
+        let timeout = Some(Duration::from_secs(node.timeout_s));
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = &node.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| PacsError::Config(format!("cannot read the CA file {}: {e}", ca.display())))?;
+            let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(PacsError::Config(format!(
+                    "the CA file {} holds no PEM certificate",
+                    ca.display()
+                )));
+            }
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
+        let agent = ureq::Agent::config_builder()
+            .proxy(None)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(timeout)
+            .timeout_recv_response(timeout)
+            .timeout_recv_body(timeout)
+            .timeout_send_body(timeout)
+            .tls_config(tls.build())
+            .user_agent(format!("Focal/{}", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        let authorization = match &node.auth {
+            Auth::None => None,
+            Auth::Basic { user, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )),
+            Auth::Bearer { token } => Some(format!("Bearer {token}")),
+        };
+        Ok(Client {
+            agent,
+            base: node.base().to_string(),
+            authorization,
+            timeout_s: node.timeout_s,
+        })
+    }
+
+    fn get(&self, path: &str, accept: &str, query: &[(&str, String)]) -> Result<Response<ureq::Body>, PacsError> {
+        let mut req = self.agent.get(format!("{}{path}", self.base)).header("Accept", accept);
+        for (k, v) in query {
+            req = req.query(*k, v);
+        }
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
+        req.call().map_err(|e| self.transport(e))
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Response<ureq::Body>, PacsError> {
+        let mut req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", content_type)
+            .header("Accept", DICOM_JSON);
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
+        req.send(body).map_err(|e| self.transport(e))
+    }
+
+    /// A transport failure in words a user can act on.
+    fn transport(&self, e: ureq::Error) -> PacsError {
+        use ureq::Error as E;
+        let chain = crate::study::error_chain(&e);
+        let tls_words = ["certificate", "tls", "handshake", "peer sent", "alert"];
+        match &e {
+            E::Timeout(_) => PacsError::Timeout(self.timeout_s),
+            E::HostNotFound => PacsError::Unreachable(format!("host not found ({})", self.base)),
+            E::ConnectionFailed => PacsError::Unreachable(format!("connection failed ({})", self.base)),
+            E::Io(io) => match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => PacsError::Unreachable(format!("{} refused the connection", self.base)),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => PacsError::Timeout(self.timeout_s),
+                // A connection cut mid-answer (also mid-TLS-record) is not a certificate problem.
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => PacsError::Disconnected("the server closed the connection".into()),
+                _ if tls_words.iter().any(|w| chain.to_ascii_lowercase().contains(w)) => PacsError::Tls(chain),
+                _ => PacsError::Io(chain),
+            },
+            E::Tls(_) | E::Rustls(_) | E::Pem(_) | E::TlsRequired => PacsError::Tls(chain),
+            _ if tls_words.iter().any(|w| chain.to_ascii_lowercase().contains(w)) => PacsError::Tls(chain),
+            E::Protocol(_) => PacsError::Disconnected(format!("the server's answer broke off or was not HTTP ({chain})")),
+            _ => PacsError::Protocol(chain),
+        }
+    }
+
+    /// The answer when its status is a success, else what the status means.
+    fn expect_ok(&self, mut resp: Response<ureq::Body>, doing: &str) -> Result<Response<ureq::Body>, PacsError> {
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let reason = resp.status().canonical_reason().unwrap_or("");
+        match status {
+            401 | 403 => Err(PacsError::Unauthorized(format!("HTTP {status} {reason}"))),
+            300..=399 => {
+                let to = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("elsewhere")
+                    .to_string();
+                Err(PacsError::Failed(format!(
+                    "HTTP {status}: the server redirects {doing} to {to}; Focal talks only to the configured URL"
+                )))
+            }
+            _ => {
+                // A few words of the server's own message help; a whole error page does not.
+                let text = resp
+                    .body_mut()
+                    .with_config()
+                    .limit(4096)
+                    .read_to_string()
+                    .unwrap_or_default();
+                let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                let text: String = text.chars().take(160).collect();
+                let hint = if status == 404 { " (is the URL the DICOMweb root?)" } else { "" };
+                Err(PacsError::Failed(format!(
+                    "HTTP {status} {reason} {doing}{hint}{}",
+                    if text.is_empty() { String::new() } else { format!(": {text}") }
+                )))
+            }
+        }
+    }
+
+    fn json(&self, resp: Response<ureq::Body>, doing: &str) -> Result<Vec<Json>, PacsError> {
+        let mut resp = self.expect_ok(resp, doing)?;
+        if resp.status().as_u16() == 204 {
+            return Ok(Vec::new());
+        }
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()
+            .map_err(|e| self.transport(e))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        match serde_json::from_slice::<Json>(&bytes) {
+            Ok(Json::Array(items)) => Ok(items),
+            Ok(obj @ Json::Object(_)) => Ok(vec![obj]),
+            Ok(_) | Err(_) => Err(PacsError::Protocol(format!("the answer {doing} is not DICOM JSON"))),
+        }
+    }
+}
+
+/// `gggg eeee` as DICOM JSON writes a tag.
+fn tag_key(tag: Tag) -> String {
+    format!("{:04X}{:04X}", tag.group(), tag.element())
+}
+
+/// One attribute of a DICOM JSON object as text: values joined by `\`, person names by their
+/// alphabetic form; None when the attribute is absent or empty.
+fn json_text(obj: &Json, tag: Tag) -> Option<String> {
+    let values = obj.get(tag_key(tag))?.get("Value")?.as_array()?;
+    let parts: Vec<String> = values
+        .iter()
+        .map(|v| match v {
+            Json::String(s) => s.clone(),
+            Json::Number(n) => n.to_string(),
+            Json::Object(o) => o
+                .get("Alphabetic")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            _ => String::new(),
+        })
+        .collect();
+    let text = parts.join("\\");
+    (!text.is_empty()).then_some(text)
+}
+
+fn path_segment(uid: &str) -> Result<&str, PacsError> {
+    let ok = !uid.is_empty() && uid.len() <= 64 && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if ok {
+        Ok(uid)
+    } else {
+        Err(PacsError::Config(format!("{uid:?} is not a DICOM UID")))
+    }
+}
+
+/// Is the server there, and does it let Focal in? (QIDO-RS for one study.)
+pub fn echo(node: &WebNode) -> Result<Duration, PacsError> {
+    let client = Client::new(node)?;
+    let started = Instant::now();
+    let resp = client.get("/studies", DICOM_JSON, &[("limit", "1".into())])?;
+    client.json(resp, "to a study query")?;
+    Ok(started.elapsed())
+}
+
+/// QIDO-RS at study level, or the series of `query.study_uid` at series level; the same rows,
+/// keyed by attribute keyword, as the C-FIND of a DIMSE node gives.
+pub fn find(node: &WebNode, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap<String, String>>, PacsError> {
+    let client = Client::new(node)?;
+    let path = match (level, &query.study_uid) {
+        (FindLevel::Series, Some(study)) => format!("/studies/{}/series", path_segment(study)?),
+        (FindLevel::Series, None) => "/series".to_string(),
+        (FindLevel::Study, _) => "/studies".to_string(),
+    };
+    let modality_key = match level {
+        FindLevel::Study => "ModalitiesInStudy",
+        FindLevel::Series => "Modality",
+    };
+    let mut params: Vec<(&str, String)> = Vec::new();
+    let keys = [
+        ("PatientName", &query.patient_name),
+        ("PatientID", &query.patient_id),
+        ("StudyDate", &query.study_date),
+        (modality_key, &query.modality),
+        ("AccessionNumber", &query.accession),
+        ("SeriesInstanceUID", &query.series_uid),
+    ];
+    for (k, v) in keys {
+        if let Some(v) = v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            params.push((k, v.to_string()));
+        }
+    }
+    if level == FindLevel::Study
+        && let Some(uid) = &query.study_uid
+    {
+        params.push(("StudyInstanceUID", uid.clone()));
+    }
+    let returned = super::scu::return_keys(level);
+    for (_, tag, _) in &returned {
+        params.push(("includefield", tag_key(*tag)));
+    }
+    let resp = client.get(&path, DICOM_JSON, &params)?;
+    let items = client.json(resp, "to the query")?;
+    Ok(items
+        .iter()
+        .map(|obj| {
+            returned
+                .iter()
+                .filter_map(|(keyword, tag, _)| json_text(obj, *tag).map(|v| (keyword.to_string(), v)))
+                .collect()
+        })
+        .collect())
+}
+
+/// (series UID, instance UID) of each instance of a study (or of one series of it).
+fn list_instances(client: &Client, study: &str, series: Option<&str>) -> Result<Vec<(String, String)>, PacsError> {
+    let path = match series {
+        Some(s) => format!("/studies/{}/series/{}/instances", path_segment(study)?, path_segment(s)?),
+        None => format!("/studies/{}/instances", path_segment(study)?),
+    };
+    let mut out: Vec<(String, String)> = Vec::new();
+    loop {
+        let params = [
+            ("includefield", tag_key(dicom_dictionary_std::tags::SERIES_INSTANCE_UID)),
+            ("limit", QIDO_PAGE.to_string()),
+            ("offset", out.len().to_string()),
+        ];
+        let resp = client.get(&path, DICOM_JSON, &params)?;
+        let page = client.json(resp, "listing the study's instances")?;
+        let n = page.len();
+        for obj in page {
+            let series_uid = json_text(&obj, dicom_dictionary_std::tags::SERIES_INSTANCE_UID)
+                .or_else(|| series.map(str::to_string));
+            let instance = json_text(&obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID);
+            match (series_uid, instance) {
+                (Some(s), Some(i)) => out.push((s, i)),
+                _ => {
+                    return Err(PacsError::Protocol(
+                        "an instance listed without its series or SOP instance UID".into(),
+                    ));
+                }
+            }
+        }
+        // A server that ignores `limit` answers everything at once.
+        if n < QIDO_PAGE {
+            break;
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Finds `needle` in `hay` from `from`.
+fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    (from..=hay.len() - needle.len()).find(|&i| hay[i..].starts_with(needle))
+}
+
+/// The boundary parameter of a multipart content type.
+fn boundary(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("boundary")
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The bodies of the parts of a `multipart/related` message.
+pub(crate) fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, String> {
+    let delimiter = format!("--{boundary}");
+    let delimiter = delimiter.as_bytes();
+    let mut at = find_bytes(body, delimiter, 0).ok_or("no multipart boundary in the answer")?;
+    let mut parts = Vec::new();
+    loop {
+        let after = at + delimiter.len();
+        if body[after..].starts_with(b"--") {
+            return Ok(parts);
+        }
+        let headers_end = find_bytes(body, b"\r\n\r\n", after).ok_or("a multipart part without headers")?;
+        let start = headers_end + 4;
+        let mut end_marker = b"\r\n".to_vec();
+        end_marker.extend_from_slice(delimiter);
+        let end = find_bytes(body, &end_marker, start).ok_or("a multipart part that does not end (cut off?)")?;
+        parts.push(&body[start..end]);
+        at = end + 2;
+    }
+}
+
+/// Fetches one instance with WADO-RS: its Part 10 bytes.
+fn fetch_instance(client: &Client, study: &str, series: &str, instance: &str, any_syntax: &mut bool) -> Result<Vec<u8>, PacsError> {
+    let path = format!(
+        "/studies/{}/series/{}/instances/{}",
+        path_segment(study)?,
+        path_segment(series)?,
+        path_segment(instance)?
+    );
+    let mut resp = client.get(&path, if *any_syntax { WADO_ANY_SYNTAX } else { WADO_DEFAULT }, &[])?;
+    if *any_syntax && matches!(resp.status().as_u16(), 400 | 406) {
+        // The server cannot send its own encoding as asked; take its default from now on.
+        *any_syntax = false;
+        resp = client.get(&path, WADO_DEFAULT, &[])?;
+    }
+    let mut resp = client.expect_ok(resp, "retrieving an instance")?;
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(MAX_INSTANCE_BYTES)
+        .read_to_vec()
+        .map_err(|e| client.transport(e))?;
+    let data = if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        let b = boundary(&content_type)
+            .ok_or_else(|| PacsError::Protocol("a multipart answer without a boundary".into()))?;
+        let parts = multipart_parts(&body, &b).map_err(|e| PacsError::Disconnected(e.to_string()))?;
+        match parts.as_slice() {
+            [one] => one.to_vec(),
+            _ => {
+                return Err(PacsError::Protocol(format!(
+                    "{} parts for one instance",
+                    parts.len()
+                )));
+            }
+        }
+    } else {
+        body
+    };
+    if data.len() < 132 || &data[128..132] != b"DICM" {
+        return Err(PacsError::Protocol("the server sent an instance that is not a DICOM file".into()));
+    }
+    Ok(data)
+}
+
+/// WADO-RS of a study (or one series) into `study_folder(cache, study)`, one instance per
+/// request: each file is written whole (temporary name, then rename) as it arrives, so an
+/// interrupted retrieve keeps what arrived and a second one fetches only what is missing.
+pub fn get(
+    node: &WebNode,
+    study_uid: &str,
+    series_uid: Option<&str>,
+    cache: &Path,
+    progress: &dyn Fn(usize, Option<usize>),
+    cancel: &AtomicBool,
+) -> Result<GetSummary, PacsError> {
+    let started = Instant::now();
+    let client = Client::new(node)?;
+    let folder = super::scu::study_folder(cache, study_uid);
+    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let instances = list_instances(&client, study_uid, series_uid)?;
+    if instances.is_empty() {
+        return Err(PacsError::Failed("no instances of that study on the server".into()));
+    }
+    let total = Some(instances.len());
+    let mut tally = Tally::default();
+    let mut problems: Vec<String> = Vec::new();
+    let mut any_syntax = true;
+    for (series, instance) in &instances {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(PacsError::Cancelled);
+        }
+        let path = folder.join(format!("{}.dcm", crate::uid::key(instance)));
+        if path.exists() {
+            tally.already_had += 1;
+        } else {
+            match fetch_instance(&client, study_uid, series, instance, &mut any_syntax) {
+                Ok(bytes) => {
+                    crate::outdir::write_atomic(&path, &bytes)
+                        .map_err(|e| PacsError::Io(format!("cannot write {}: {e}", path.display())))?;
+                    tally.received += 1;
+                    tally.bytes += bytes.len() as u64;
+                }
+                // The server said no to this one instance: note it, go on with the rest.
+                Err(PacsError::Failed(why)) | Err(PacsError::Protocol(why)) => {
+                    tracing::warn!("a retrieved instance was not kept: {why}");
+                    tally.failed += 1;
+                    if problems.is_empty() {
+                        problems.push(why);
+                    }
+                }
+                // The connection or the credentials failed: stop; what arrived stays.
+                Err(e) => return Err(e),
+            }
+        }
+        progress(tally.received + tally.already_had + tally.failed, total);
+    }
+    let warning = (tally.failed > 0).then(|| {
+        format!(
+            "{} instance(s) could not be retrieved ({})",
+            tally.failed,
+            problems.first().map_or("", String::as_str)
+        )
+    });
+    Ok(GetSummary::from_tally(folder, tally, warning, started))
+}
+
+/// STOW-RS of DICOM files, in requests of at most `STOW_CHUNK_BYTES`, each file as it is on
+/// disk (Part 10, its own encoding).
+pub fn store(node: &WebNode, files: &[PathBuf]) -> Result<StoreSummary, PacsError> {
+    let started = Instant::now();
+    let client = Client::new(node)?;
+    let mut summary = StoreSummary::default();
+    let mut chunk: Vec<(PathBuf, String, Vec<u8>)> = Vec::new();
+    let mut chunk_bytes = 0usize;
+    for f in files {
+        let read = std::fs::read(f).map_err(|e| e.to_string()).and_then(|bytes| {
+            if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
+                return Err("not a DICOM Part 10 file".to_string());
+            }
+            let obj = dicom_object::OpenFileOptions::new()
+                .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+                .open_file(f)
+                .map_err(|e| format!("not a DICOM file: {e}"))?;
+            let uid = obj.meta().media_storage_sop_instance_uid().trim_end_matches('\0').to_string();
+            Ok((uid, bytes))
+        });
+        match read {
+            Ok((uid, bytes)) => {
+                if !chunk.is_empty() && chunk_bytes + bytes.len() > STOW_CHUNK_BYTES {
+                    send_chunk(&client, std::mem::take(&mut chunk), &mut summary)?;
+                    chunk_bytes = 0;
+                }
+                chunk_bytes += bytes.len();
+                chunk.push((f.clone(), uid, bytes));
+            }
+            Err(why) => summary.failed.push((f.clone(), why)),
+        }
+    }
+    if !chunk.is_empty() {
+        send_chunk(&client, chunk, &mut summary)?;
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// A boundary that none of the parts contains.
+fn stow_boundary(parts: &[(PathBuf, String, Vec<u8>)]) -> String {
+    let mut n = 0u32;
+    loop {
+        let b = format!("focal-stow-{}-{n}", std::process::id());
+        if parts.iter().all(|(_, _, bytes)| find_bytes(bytes, b.as_bytes(), 0).is_none()) {
+            return b;
+        }
+        n += 1;
+    }
+}
+
+fn send_chunk(client: &Client, chunk: Vec<(PathBuf, String, Vec<u8>)>, summary: &mut StoreSummary) -> Result<(), PacsError> {
+    let b = stow_boundary(&chunk);
+    let mut body = Vec::with_capacity(chunk.iter().map(|(_, _, d)| d.len() + 128).sum());
+    for (_, _, bytes) in &chunk {
+        body.extend_from_slice(format!("--{b}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+    let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={b}");
+    let resp = client.post("/studies", &content_type, &body)?;
+    // 409: the server took none; its answer still says why, per instance.
+    let status = resp.status().as_u16();
+    let items = if status == 409 {
+        let mut resp = resp;
+        let bytes = resp.body_mut().with_config().limit(16 << 20).read_to_vec().unwrap_or_default();
+        serde_json::from_slice::<Json>(&bytes).map(|j| vec![j]).unwrap_or_default()
+    } else {
+        client.json(resp, "to the store")?
+    };
+    let mut stored = std::collections::HashSet::new();
+    let mut failed = HashMap::new();
+    for obj in &items {
+        for (seq, ok) in [("00081199", true), ("00081198", false)] {
+            let Some(entries) = obj.get(seq).and_then(|s| s.get("Value")).and_then(Json::as_array) else {
+                continue;
+            };
+            for e in entries {
+                let Some(uid) = json_text(e, dicom_dictionary_std::tags::REFERENCED_SOP_INSTANCE_UID) else {
+                    continue;
+                };
+                if ok {
+                    stored.insert(uid);
+                } else {
+                    let reason = json_text(e, dicom_dictionary_std::tags::FAILURE_REASON).unwrap_or_default();
+                    failed.insert(uid, reason);
+                }
+            }
+        }
+    }
+    for (path, uid, _) in &chunk {
+        if stored.contains(uid) {
+            summary.stored += 1;
+        } else if let Some(reason) = failed.get(uid) {
+            let code = reason.parse::<u16>().ok();
+            let why = code.map_or_else(|| "refused by the server".to_string(), super::dimse::status_text);
+            summary.failed.push((path.clone(), why));
+        } else if (200..300).contains(&status) && items.is_empty() {
+            // A server that answers success without a per-instance list took them all.
+            summary.stored += 1;
+        } else {
+            summary.failed.push((path.clone(), format!("not acknowledged by the server (HTTP {status})")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_bodies_are_split_at_their_boundary() {
+        let body = b"preamble\r\n--b1\r\nContent-Type: application/dicom\r\n\r\nAB\r\n--b1\r\n\r\n--b1x\r\n--b1--\r\n";
+        let parts = multipart_parts(body, "b1").unwrap();
+        assert_eq!(parts, vec![&b"AB"[..], &b"--b1x"[..]]);
+        assert!(multipart_parts(b"--b1\r\nX: y\r\n\r\ncut off", "b1").is_err());
+        assert_eq!(boundary("multipart/related; type=\"application/dicom\"; boundary=\"a b\""), Some("a b".into()));
+        assert_eq!(boundary("multipart/related;boundary=xyz"), Some("xyz".into()));
+    }
+
+    #[test]
+    fn dicom_json_values_read_as_c_find_text() {
+        let obj: Json = serde_json::json!({
+            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JANE"}]},
+            "00080061": {"vr": "CS", "Value": ["MR", "SEG"]},
+            "00201208": {"vr": "IS", "Value": [89]},
+            "00081030": {"vr": "LO"}
+        });
+        use dicom_dictionary_std::tags;
+        assert_eq!(json_text(&obj, tags::PATIENT_NAME).as_deref(), Some("DOE^JANE"));
+        assert_eq!(json_text(&obj, tags::MODALITIES_IN_STUDY).as_deref(), Some("MR\\SEG"));
+        assert_eq!(json_text(&obj, tags::NUMBER_OF_STUDY_RELATED_INSTANCES).as_deref(), Some("89"));
+        assert_eq!(json_text(&obj, tags::STUDY_DESCRIPTION), None);
+    }
+
+    #[test]
+    fn uids_are_the_only_path_segments() {
+        assert!(path_segment("1.2.840.10008.1.1").is_ok());
+        assert!(path_segment("../../etc").is_err());
+        assert!(path_segment("1.2/3").is_err());
+    }
+
+    /// A bearer token and a basic password go to the server in the Authorization header, and
+    /// only there: a one-shot HTTP server on loopback records the request ureq really sends.
+    #[test]
+    fn credentials_travel_in_the_authorization_header_only() {
+        use std::io::{BufRead, BufReader, Write};
+        for (auth, expected) in [
+            (Auth::Bearer { token: "tok-42".into() }, "Bearer tok-42".to_string()),
+            (
+                Auth::Basic {
+                    user: "reader".into(),
+                    password: "pw:9".into(),
+                },
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("reader:pw:9")),
+            ),
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = std::thread::spawn(move || {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut lines = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    lines.push(line.trim_end().to_string());
+                }
+                let mut out = stream;
+                out.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+                lines
+            });
+            let node = WebNode {
+                name: "t".into(),
+                url: format!("http://127.0.0.1:{port}/dicom-web"),
+                auth,
+                ca_file: None,
+                timeout_s: 5,
+            };
+            let err = echo(&node).unwrap_err();
+            assert!(matches!(err, PacsError::Unauthorized(_)), "{err}");
+            let lines = server.join().unwrap();
+            assert!(lines[0].starts_with("GET /dicom-web/studies?limit=1 HTTP/1.1"), "{lines:?}");
+            let auth_lines: Vec<&String> = lines.iter().filter(|l| l.to_ascii_lowercase().starts_with("authorization:")).collect();
+            assert_eq!(auth_lines.len(), 1, "{lines:?}");
+            assert_eq!(auth_lines[0]["authorization:".len()..].trim(), expected);
+            assert!(!err.to_string().contains("tok-42") && !err.to_string().contains("pw:9"));
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `focal pacs` against a real DICOMweb server: Debian's Orthanc with its DICOMweb plugin,
+//! with basic authentication, behind nginx serving HTTPS (a private CA made by openssl) and
+//! a bearer-token gateway, started by
+//! `app/tests/reference/dicomweb_scenario.py` in a private network namespace (loopback only)
+//! and stopped at the end. The sample study reaches the server only through Focal's STOW-RS;
+//! QIDO-RS finds it, WADO-RS brings it back identical (also after a link that drops
+//! mid-transfer, then resumes), and the analysis results are stored and found under the same
+//! study. The password is in the 0600 node list and nowhere in Focal's output, with
+//! `RUST_LOG=trace`.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// A refused or unreachable server must be reported within this (all three failures are
+/// immediate on loopback; the node timeout is 10 s, so this only catches a hang).
+const FAIL_BOUND_S: f64 = 10.0;
+
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    &report["steps"][name]
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+fn json_out(report: &Value, name: &str) -> Value {
+    let s = step(report, name);
+    assert_eq!(s["code"], 0, "{name} failed: {}\n{}", text(&s["stdout"]), text(&s["stderr"]));
+    serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
+}
+
+fn failed_with<'a>(report: &'a Value, name: &str, words: &str) -> &'a Value {
+    let s = step(report, name);
+    assert_ne!(s["code"], 0, "{name} should fail: {s}");
+    assert!(text(&s["stderr"]).contains(words), "{name}: expected {words:?}: {s}");
+    s
+}
+
+#[test]
+fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
+    assert!(
+        Command::new("Orthanc").arg("--version").output().is_ok(),
+        "Orthanc is not installed (scripts/setup.sh installs Debian's orthanc and orthanc-dicomweb)"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let sample = common::repo().join("assets/sample-study");
+    let report = common::run_scenario(
+        "app/tests/reference/dicomweb_scenario.py",
+        &[sample.as_os_str(), tmp.path().as_os_str()],
+        &[("XDG_RUNTIME_DIR", runtime.path().as_os_str())],
+    );
+    assert!(
+        report["plugins"].as_array().is_some_and(|p| p.iter().any(|n| n == "dicom-web")),
+        "Orthanc's DICOMweb plugin is not loaded: {}",
+        report["plugins"]
+    );
+    assert_eq!(report["interfaces"], serde_json::json!(["lo"]));
+    assert!(report["after_stop"].as_array().is_some_and(Vec::is_empty), "{}", report["after_stop"]);
+
+    // Credentials: kept in the private node list, never printed or logged.
+    assert_eq!(report["config_mode"], "0o600");
+    assert_eq!(report["config_holds_password"], true);
+    assert!(
+        report["secret_seen_in"].as_array().is_some_and(Vec::is_empty),
+        "the password or its Authorization header was printed by: {}",
+        report["secret_seen_in"]
+    );
+    assert!(text(&step(&report, "nodes")["stdout"]).contains("basic as focal (password hidden)"));
+    failed_with(&report, "add_plain_http", "unencrypted");
+
+    // Echo, and the three ways a server can fail, each clear and quick.
+    assert_eq!(step(&report, "echo")["code"], 0, "{}", step(&report, "echo"));
+    let untrusted = failed_with(&report, "echo_untrusted", "TLS failed");
+    assert!(text(&untrusted["stderr"]).contains("--ca-file"), "{untrusted}");
+    let wrong = failed_with(&report, "echo_wrong_password", "refused Focal's credentials (HTTP 401");
+    let closed = failed_with(&report, "echo_closed", "cannot connect");
+    let wrong_token = failed_with(&report, "echo_bearer_wrong", "refused Focal's credentials (HTTP 401");
+    for s in [untrusted, wrong, closed, wrong_token] {
+        assert!(s["seconds"].as_f64().unwrap_or(f64::MAX) < FAIL_BOUND_S, "{s}");
+    }
+
+    // STOW-RS of the sample: all 89 instances on the server.
+    let stow = step(&report, "store_sample");
+    assert_eq!(stow["code"], 0, "{stow}");
+    assert!(text(&stow["stdout"]).contains("89 of 89 file(s) stored"), "{stow}");
+    assert_eq!(report["orthanc_instances_after_stow"], 89);
+    let study = text(&report["study_uid"]);
+
+    // QIDO-RS: the same rows as a C-FIND gives.
+    let all = json_out(&report, "find_all");
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["StudyInstanceUID"], study.as_str());
+    assert_eq!(all[0]["NumberOfStudyRelatedInstances"], "89");
+    assert_eq!(all[0]["ModalitiesInStudy"], "MR");
+    assert_eq!(json_out(&report, "find_mr_dated").as_array().map(Vec::len), Some(1));
+    assert_eq!(json_out(&report, "find_ct").as_array().map(Vec::len), Some(0));
+    assert_eq!(json_out(&report, "find_old").as_array().map(Vec::len), Some(0));
+    let series = json_out(&report, "find_series");
+    assert_eq!(series.as_array().map(Vec::len), Some(1), "{series}");
+    assert_eq!(series[0]["Modality"], "MR");
+    assert_eq!(series[0]["NumberOfSeriesRelatedInstances"], "89");
+    assert!(text(&step(&report, "find_table")["stdout"]).contains(&study));
+    // The same server through the bearer-token gateway.
+    assert_eq!(step(&report, "echo_bearer")["code"], 0, "{}", step(&report, "echo_bearer"));
+    assert!(text(&step(&report, "nodes")["stdout"]).contains("bearer token (hidden)"));
+    let by_token = json_out(&report, "find_bearer");
+    assert_eq!(by_token[0]["StudyInstanceUID"], study.as_str(), "{by_token}");
+
+    // WADO-RS: every instance back, the same pixels, and the folder opens as the same study.
+    let got = json_out(&report, "get");
+    assert_eq!(got["received"], 89, "{got}");
+    assert_eq!(got["failed"], 0, "{got}");
+    assert_eq!(report["retrieved_identical"], 89, "differ: {}", report["retrieved_different"]);
+    let info = json_out(&report, "info");
+    assert_eq!(info["patients"][0]["studies"][0]["uid"], study.as_str());
+
+    // A link that drops mid-transfer keeps whole files only; the next retrieve completes it.
+    let dropped = failed_with(&report, "get_dropped", "run the same command again to resume");
+    assert!(text(&dropped["stderr"]).contains("connection broke off"), "{dropped}");
+    assert!(!text(&dropped["stderr"]).contains("TLS failed"), "a cut connection is not a TLS problem: {dropped}");
+    let kept = report["after_drop_files"].as_array().expect("files");
+    assert!(!kept.is_empty() && kept.len() < 89, "the drop should land mid-study: {} files", kept.len());
+    assert!(kept.iter().all(|f| text(f).ends_with(".dcm")), "a partial file is left: {kept:?}");
+    assert_eq!(report["after_drop_readable"].as_u64(), Some(kept.len() as u64));
+    let resumed = json_out(&report, "get_resumed");
+    assert_eq!(resumed["already_had"].as_u64(), Some(kept.len() as u64), "{resumed}");
+    assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
+
+    // Results stored with STOW-RS join the study.
+    assert_eq!(step(&report, "analyze")["code"], 0, "{}", step(&report, "analyze"));
+    assert_eq!(step(&report, "export")["code"], 0, "{}", step(&report, "export"));
+    let stored = step(&report, "store_results");
+    assert_eq!(stored["code"], 0, "{stored}");
+    assert!(text(&stored["stdout"]).contains("3 of 3 file(s) stored"), "{stored}");
+    let after = json_out(&report, "find_series_after_store");
+    let mut modalities: Vec<String> = after
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| text(&s["Modality"]))
+        .collect();
+    modalities.sort();
+    assert_eq!(modalities, ["DOC", "MR", "OT", "SEG"], "{after}");
+    assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
+    eprintln!(
+        "DICOMweb: STOW of 89 instances {} s, WADO retrieve {} s",
+        step(&report, "store_sample")["seconds"],
+        step(&report, "get")["seconds"]
+    );
+}
