@@ -9,6 +9,8 @@
 //! `RUST_LOG=trace`.
 
 mod common;
+#[path = "common/window.rs"]
+mod window;
 
 use std::process::Command;
 
@@ -48,9 +50,10 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let runtime = tempfile::tempdir().expect("runtime dir");
     let sample = common::repo().join("assets/sample-study");
+    let me = std::env::current_exe().expect("this test binary");
     let report = common::run_scenario(
         "app/tests/reference/dicomweb_scenario.py",
-        &[sample.as_os_str(), tmp.path().as_os_str()],
+        &[sample.as_os_str(), tmp.path().as_os_str(), me.as_os_str()],
         &[("XDG_RUNTIME_DIR", runtime.path().as_os_str())],
     );
     assert!(
@@ -110,6 +113,12 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
     let by_token = json_out(&report, "find_bearer");
     assert_eq!(by_token[0]["StudyInstanceUID"], study.as_str(), "{by_token}");
 
+    // The window, run by the scenario inside the namespace (the test below): Find in the PACS
+    // window lists the study, Retrieve brings it and opens it.
+    let w = &report["window"];
+    assert_eq!(w["code"], 0, "the PACS window test failed:\n{}\n{}", text(&w["stdout"]), text(&w["stderr"]));
+    assert!(text(&w["stdout"]).contains("1 passed"), "{w}");
+
     // WADO-RS: every instance back, the same pixels, and the folder opens as the same study.
     let got = json_out(&report, "get");
     assert_eq!(got["received"], 89, "{got}");
@@ -151,4 +160,51 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
         step(&report, "store_sample")["seconds"],
         step(&report, "get")["seconds"]
     );
+}
+
+/// The PACS window against the scenario's server; run by `dicomweb_scenario.py` inside its
+/// namespace (with the node list it made and the study it stored), not on its own.
+#[test]
+#[ignore = "run by dicomweb_scenario.py against its server"]
+fn window_queries_and_retrieves_inside_the_scenario() {
+    use egui_kittest::kittest::Queryable;
+    use focal::ui::pacs_panel::PacsPanel;
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set by dicomweb_scenario.py"));
+    let (config, cache, study) = (
+        var("FOCAL_PACS_WINDOW_CONFIG"),
+        var("FOCAL_PACS_WINDOW_CACHE"),
+        var("FOCAL_PACS_WINDOW_STUDY"),
+    );
+    let data = tempfile::tempdir().expect("tmp");
+    let mut h = window::harness(data.path());
+    h.state_mut().pacs = PacsPanel::new(config.into(), cache.clone().into());
+    h.state_mut().pacs.open = true;
+    h.run_steps(2);
+    h.get_by_label("web  (DICOMweb)").click();
+    h.run_steps(2);
+    h.state_mut().pacs.query.modality = "MR".into();
+    h.get_by_label("Find").click();
+    h.run_steps(2); // the click starts the job
+    window::step_until(&mut h, "the query", |app| !app.pacs.busy());
+    let pacs = &h.state().pacs;
+    assert_eq!(pacs.results.len(), 1, "{:?}", pacs.status);
+    assert_eq!(pacs.results[0]["StudyInstanceUID"], study);
+    assert_eq!(pacs.chosen, Some(0), "a single match is chosen");
+    // The CA file lies in a new temporary folder each run; the picture shows a fixed name.
+    h.state_mut().pacs.form.ca_file = "ca.pem".into();
+    h.run_steps(2);
+    window::snapshot(&mut h, "pacs_found");
+
+    h.get_by_label("Retrieve and open").click();
+    h.run_steps(2);
+    window::step_until(&mut h, "the retrieve and the study to open", |app| {
+        !app.pacs.busy() && app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+    });
+    let status = h.state().pacs.status.clone().unwrap_or_default();
+    assert!(status.contains("89 received"), "{status}");
+    let app = h.state();
+    let set = app.studies.as_ref().expect("the retrieved study is open");
+    assert_eq!(set.patients[0].studies[0].uid, study);
+    assert!(app.opened[0].starts_with(&cache), "{:?}", app.opened);
+    assert_eq!(app.current.as_ref().expect("series").stack.slices.len(), 89);
 }

@@ -4,48 +4,17 @@
 //! app/tests/snapshots; `UPDATE_SNAPSHOTS=1` rewrites them (look at them before committing).
 
 mod common;
+#[path = "common/window.rs"]
+mod window;
 
 use std::time::{Duration, Instant};
 
 use eframe::egui;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, SnapshotOptions};
 use focal::render::MaskMode;
-use focal::ui::{Command, FocalApp, Settings};
-
-fn harness(data: &std::path::Path) -> Harness<'static, FocalApp> {
-    let render_state = egui_kittest::wgpu::create_render_state(
-        egui_kittest::wgpu::default_wgpu_setup(),
-        eframe::egui_wgpu::RendererOptions::PREDICTABLE,
-    );
-    focal::render::register(&render_state);
-    let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(render_state);
-    let mut app = FocalApp::new(&egui::Context::default(), Settings::default(), Vec::new());
-    app.analysis_root = data.to_path_buf();
-    Harness::builder()
-        .with_size([1200.0, 760.0])
-        .renderer(renderer)
-        .build_ui_state(|ui, app: &mut FocalApp| app.show(ui), app)
-}
-
-/// Steps the UI until `done` holds (background threads finish on their own time).
-fn step_until(h: &mut Harness<'_, FocalApp>, what: &str, done: impl Fn(&FocalApp) -> bool) {
-    let start = Instant::now();
-    while !done(h.state()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        h.step();
-    }
-    h.run_steps(3);
-}
-
-fn snapshot(h: &mut Harness<'_, FocalApp>, name: &str) {
-    // lavapipe is deterministic on one machine kind; allow a few pixels of slack for text AA.
-    h.snapshot_options(name, &SnapshotOptions::new().max_failed_pixels(200));
-}
+use egui_kittest::Harness;
+use focal::ui::{Command, FocalApp};
+use window::{harness, snapshot, step_until};
 
 /// Timings vary run to run; pin them so the pictures compare.
 fn pin_timings(app: &mut FocalApp) {
@@ -284,4 +253,66 @@ fn two_series_modality_weights_and_an_evidence_map() {
     }
     h.run_steps(2);
     snapshot(&mut h, "evidence_map");
+}
+
+/// The PACS window without a server: nodes of both kinds are saved from the editor into a
+/// private node list (the password leaves the form once saved), and Echo to a port where
+/// nothing listens says so in the window.
+#[test]
+fn pacs_window_saves_nodes_and_says_why_a_node_is_unreachable() {
+    use focal::ui::pacs_panel::{AuthKind, NodeKind, PacsPanel};
+    let data = tempfile::tempdir().expect("tmp");
+    let config = data.path().join("config").join("pacs.json");
+    let mut h = harness(data.path());
+    h.state_mut().pacs = PacsPanel::new(config.clone(), data.path().join("cache"));
+    h.state_mut().pacs.open = true;
+    h.run_steps(2);
+
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    {
+        let f = &mut h.state_mut().pacs.form;
+        f.kind = NodeKind::Dimse;
+        f.name = "hospital".into();
+        f.ae = "PACS_AE".into();
+        f.host = "127.0.0.1".into();
+        f.port = closed.to_string();
+    }
+    h.run_steps(2);
+    h.get_by_label("Save node").click();
+    h.run_steps(2);
+    h.get_by_label("New node").click();
+    h.run_steps(2);
+    {
+        let f = &mut h.state_mut().pacs.form;
+        f.kind = NodeKind::Web;
+        f.name = "archive".into();
+        f.url = format!("http://127.0.0.1:{closed}/dicom-web");
+        f.auth = AuthKind::Basic;
+        f.user = "reader".into();
+        f.secret = "pw-in-the-form".into();
+    }
+    h.run_steps(2);
+    h.get_by_label("Save node").click();
+    h.run_steps(2);
+    let saved = std::fs::read_to_string(&config).expect("node list written");
+    assert!(saved.contains("hospital") && saved.contains("archive") && saved.contains("pw-in-the-form"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&config).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert!(h.state().pacs.form.secret.is_empty(), "the password stays in the form after saving");
+
+    h.get_by_label("Echo").click();
+    h.run_steps(2); // the click starts the job
+    step_until(&mut h, "the echo to fail", |app| !app.pacs.busy());
+    let status = h.state().pacs.status.clone().unwrap_or_default();
+    assert!(status.contains("cannot connect"), "{status}");
+    // The port differs run to run; the picture shows the same words.
+    let port = closed.to_string();
+    {
+        let pacs = &mut h.state_mut().pacs;
+        pacs.status = Some(status.replace(&port, "PORT"));
+        pacs.form.url = pacs.form.url.replace(&port, "PORT");
+    }
+    h.run_steps(2);
+    snapshot(&mut h, "pacs_nodes");
 }

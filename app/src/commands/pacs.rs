@@ -131,10 +131,7 @@ pub enum PacsAction {
     },
 }
 
-/// The default retrieve cache.
-pub fn default_cache() -> PathBuf {
-    crate::cache_dir().unwrap_or_else(std::env::temp_dir).join("retrieved")
-}
+pub use crate::pacs::default_cache;
 
 /// The files to store: each file given, and the Part 10 files under each folder given.
 fn dicom_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {

@@ -15,6 +15,11 @@ pub mod scu;
 pub use nodes::{Auth, Config, Endpoint, Node, WebNode};
 pub use scu::{FindLevel, GetSummary, Query, StoreSummary, echo, find, get, move_to_focal, store};
 
+/// The default retrieve cache: `$FOCAL_CACHE/retrieved`, else `~/.cache/focal/retrieved`.
+pub fn default_cache() -> std::path::PathBuf {
+    crate::cache_dir().unwrap_or_else(std::env::temp_dir).join("retrieved")
+}
+
 /// Log levels the DICOMweb client may not go beyond: its trace level writes requests as sent,
 /// `Authorization` header included.
 pub const CLIENT_LOG_CAPS: [&str; 3] = ["ureq=warn", "ureq_proto=warn", "rustls=warn"];

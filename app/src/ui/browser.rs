@@ -47,6 +47,16 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
         {
             app.commands.push(Command::Open(p));
         }
+        if ui
+            .selectable_label(app.pacs.open, "PACS…")
+            .on_hover_text("Query and retrieve from the configured DICOM nodes")
+            .clicked()
+        {
+            app.pacs.open = !app.pacs.open;
+            if app.pacs.open {
+                app.pacs.reload();
+            }
+        }
         ui.menu_button("Recent", |ui| {
             if app.settings.recent.is_empty() {
                 ui.label("No recent studies");

@@ -2,13 +2,15 @@
 //!
 //! Panels draw from `FocalApp`'s state and push `Command`s; `FocalApp::apply` is the one place
 //! that starts loading or analysis. Long work runs on threads (`loader`, `AnalysisJob`) and
-//! is taken in by `work`; `settings` is what the window remembers.
+//! is taken in by `work`; `settings` is what the window remembers; `pacs_panel` queries and
+//! retrieves from the configured DICOM nodes.
 
 mod browser;
 pub mod insights;
 mod loader;
 mod model_panel;
 mod overlays;
+pub mod pacs_panel;
 pub mod presets;
 pub mod review;
 mod settings;
@@ -100,6 +102,8 @@ pub struct FocalApp {
     /// The label whose region evidence maps explain (None: every label).
     pub evidence_label: Option<u8>,
     evidence: Option<insights::EvidenceJob>,
+    /// The PACS window (nodes, query, retrieve).
+    pub pacs: pacs_panel::PacsPanel,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +148,7 @@ impl FocalApp {
             heatmap: insights::Heatmap::default(),
             evidence_label: None,
             evidence: None,
+            pacs: pacs_panel::PacsPanel::new(crate::pacs::nodes::config_path(), crate::pacs::default_cache()),
         };
         if let Ok(m) = &app.manifest {
             let [lo, hi] = m.attention_display_range();
@@ -349,6 +354,7 @@ impl FocalApp {
         if self.show_tags {
             tags::tag_window(self, &ctx);
         }
+        pacs_panel::pacs_window(self, &ctx);
         for command in std::mem::take(&mut self.commands) {
             self.apply(&ctx, command);
         }

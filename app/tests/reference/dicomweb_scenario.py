@@ -17,7 +17,10 @@
 3. keep every step's output (the password and the Authorization header must be in none of
    them, with RUST_LOG=trace), stop Orthanc and print a JSON report on the last line.
 
-usage: dicomweb_scenario.py FOCAL SAMPLE_DIR OUT_DIR   (re-runs itself under `unshare -rn`)
+With a fourth argument, the dicomweb test binary, the scenario also runs its ignored window test
+(the PACS window's Find and Retrieve against the same server) inside the namespace.
+
+usage: dicomweb_scenario.py FOCAL SAMPLE_DIR OUT_DIR [TEST_BINARY]   (re-runs itself under `unshare -rn`)
 """
 import base64
 import glob
@@ -115,6 +118,7 @@ http {{
 
 def main():
     focal, sample, out = (os.path.abspath(a) for a in sys.argv[1:4])
+    window_test = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
     if loopback.interfaces() != ["lo"]:
         sys.exit(loopback.in_private_network([os.path.abspath(__file__)] + sys.argv[1:]))
     loopback.loopback_up()
@@ -211,6 +215,17 @@ def main():
         focal_run("pacs", "find", "web", "--study", study_uid, "--json", key="find_series")
         focal_run("pacs", "find", "web", key="find_table")
         focal_run("pacs", "find", "web-bearer", "--json", key="find_bearer")
+
+        if window_test:
+            p = subprocess.run([window_test, "--ignored", "--exact", "window_queries_and_retrieves_inside_the_scenario",
+                                "--nocapture", "--test-threads=1"], cwd=os.path.dirname(os.path.dirname(HERE)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=dict(env, RUST_LOG="focal=info", FOCAL_PACS_WINDOW_CONFIG=cfg,
+                                        FOCAL_PACS_WINDOW_CACHE=os.path.join(out, "window-cache"),
+                                        FOCAL_PACS_WINDOW_STUDY=study_uid))
+            report["window"] = {"code": p.returncode, "stdout": p.stdout[-4000:], "stderr": p.stderr[-4000:]}
+            if any(s in p.stdout + p.stderr for s in SECRETS):
+                report["secret_seen_in"].append("window")
 
         cache = os.path.join(out, "cache")
         focal_run("pacs", "get", "web", "--study", study_uid, "--out", cache, "--json", key="get")

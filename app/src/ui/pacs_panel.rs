@@ -1,0 +1,630 @@
+//! The PACS window: the configured nodes (DIMSE or DICOMweb) and an editor for them, a query
+//! form, the result table, and retrieve with progress and cancel into the retrieve cache; a
+//! retrieved study opens like any folder. Every network call goes through `pacs::Endpoint` on
+//! a thread, and only when the reader presses a button. Patient data in the table stays in the
+//! window: nothing here logs it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use eframe::egui;
+
+use super::{Command, FocalApp};
+use crate::pacs::{self, Auth, Config, Endpoint, FindLevel, Node, Query, WebNode, nodes};
+
+type Row = BTreeMap<String, String>;
+
+/// What a finished network job brought.
+enum Outcome {
+    Echo(Result<f64, String>),
+    Find(Result<Vec<Row>, String>),
+    Get(Result<pacs::GetSummary, String>),
+}
+
+struct Job {
+    what: String,
+    rx: mpsc::Receiver<Outcome>,
+    progress: Arc<Mutex<(usize, Option<usize>)>>,
+    cancel: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NodeKind {
+    #[default]
+    Dimse,
+    Web,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthKind {
+    #[default]
+    None,
+    Basic,
+    Bearer,
+}
+
+/// The node editor's fields, as text.
+#[derive(Debug, Clone, Default)]
+pub struct NodeForm {
+    pub kind: NodeKind,
+    pub name: String,
+    pub ae: String,
+    pub host: String,
+    pub port: String,
+    pub our_ae: String,
+    pub url: String,
+    pub auth: AuthKind,
+    pub user: String,
+    /// A new password or token; empty keeps the saved one.
+    pub secret: String,
+    pub ca_file: String,
+    pub timeout: String,
+}
+
+impl NodeForm {
+    fn blank() -> NodeForm {
+        NodeForm {
+            our_ae: nodes::DEFAULT_OUR_AE.into(),
+            port: "104".into(),
+            timeout: nodes::DEFAULT_TIMEOUT_S.to_string(),
+            ..NodeForm::default()
+        }
+    }
+
+    fn of(e: &Endpoint) -> NodeForm {
+        match e {
+            Endpoint::Dimse(n) => NodeForm {
+                kind: NodeKind::Dimse,
+                name: n.name.clone(),
+                ae: n.ae_title.clone(),
+                host: n.host.clone(),
+                port: n.port.to_string(),
+                our_ae: n.our_ae.clone(),
+                timeout: n.timeout_s.to_string(),
+                ..NodeForm::blank()
+            },
+            Endpoint::Web(w) => NodeForm {
+                kind: NodeKind::Web,
+                name: w.name.clone(),
+                url: w.url.clone(),
+                auth: match w.auth {
+                    Auth::None => AuthKind::None,
+                    Auth::Basic { .. } => AuthKind::Basic,
+                    Auth::Bearer { .. } => AuthKind::Bearer,
+                },
+                user: match &w.auth {
+                    Auth::Basic { user, .. } => user.clone(),
+                    _ => String::new(),
+                },
+                ca_file: w.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+                timeout: w.timeout_s.to_string(),
+                ..NodeForm::blank()
+            },
+        }
+    }
+
+    /// Adds or replaces the node in `config`; a blank secret keeps the one already saved.
+    fn apply(&self, config: &mut Config) -> Result<(), String> {
+        let name = self.name.trim().to_string();
+        let timeout: u64 = self
+            .timeout
+            .trim()
+            .parse()
+            .map_err(|_| format!("timeout {:?} is not a number of seconds", self.timeout))?;
+        match self.kind {
+            NodeKind::Dimse => {
+                let port: u16 = self
+                    .port
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("port {:?} is not a port number", self.port))?;
+                config
+                    .upsert(Node {
+                        name,
+                        ae_title: self.ae.trim().into(),
+                        host: self.host.trim().into(),
+                        port,
+                        our_ae: self.our_ae.trim().into(),
+                        timeout_s: timeout,
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            NodeKind::Web => {
+                let saved = config.web.iter().find(|w| w.name == name).map(|w| w.auth.clone());
+                let secret = self.secret.trim_end_matches(['\r', '\n']).to_string();
+                let auth = match (self.auth, saved) {
+                    (AuthKind::None, _) => Auth::None,
+                    (AuthKind::Basic, saved) => Auth::Basic {
+                        user: self.user.trim().into(),
+                        password: match (secret.is_empty(), saved) {
+                            (false, _) => secret,
+                            (true, Some(Auth::Basic { password, .. })) => password,
+                            (true, _) => return Err("basic authentication needs a password".into()),
+                        },
+                    },
+                    (AuthKind::Bearer, saved) => Auth::Bearer {
+                        token: match (secret.is_empty(), saved) {
+                            (false, _) => secret,
+                            (true, Some(Auth::Bearer { token })) => token,
+                            (true, _) => return Err("a bearer token is needed".into()),
+                        },
+                    },
+                };
+                let ca = self.ca_file.trim();
+                config
+                    .upsert_web(WebNode {
+                        name,
+                        url: self.url.trim().into(),
+                        auth,
+                        ca_file: (!ca.is_empty()).then(|| PathBuf::from(ca)),
+                        timeout_s: timeout,
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// The query keys, as text (empty: any).
+#[derive(Debug, Clone, Default)]
+pub struct QueryForm {
+    pub patient_name: String,
+    pub patient_id: String,
+    pub date: String,
+    pub modality: String,
+    pub accession: String,
+}
+
+impl QueryForm {
+    fn query(&self) -> Query {
+        let key = |s: &String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        Query {
+            patient_name: key(&self.patient_name),
+            patient_id: key(&self.patient_id),
+            study_date: key(&self.date),
+            modality: key(&self.modality),
+            accession: key(&self.accession),
+            ..Query::default()
+        }
+    }
+}
+
+/// Everything the PACS window shows and remembers while Focal runs.
+pub struct PacsPanel {
+    pub open: bool,
+    pub config_path: PathBuf,
+    /// Where retrieved studies go (one folder per study).
+    pub cache: PathBuf,
+    pub config: Config,
+    pub selected: Option<String>,
+    pub form: NodeForm,
+    pub query: QueryForm,
+    pub results: Vec<Row>,
+    /// The result row chosen for retrieve.
+    pub chosen: Option<usize>,
+    /// The last outcome, in words (errors included).
+    pub status: Option<String>,
+    job: Option<Job>,
+}
+
+/// Result columns: (heading, attribute keyword).
+const COLUMNS: [(&str, &str); 6] = [
+    ("Patient", "PatientName"),
+    ("ID", "PatientID"),
+    ("Date", "StudyDate"),
+    ("Modalities", "ModalitiesInStudy"),
+    ("Images", "NumberOfStudyRelatedInstances"),
+    ("Description", "StudyDescription"),
+];
+
+impl PacsPanel {
+    /// The panel over the node list at `config_path`.
+    pub fn new(config_path: PathBuf, cache: PathBuf) -> PacsPanel {
+        let mut panel = PacsPanel {
+            open: false,
+            config_path,
+            cache,
+            config: Config::default(),
+            selected: None,
+            form: NodeForm::blank(),
+            query: QueryForm::default(),
+            results: Vec::new(),
+            chosen: None,
+            status: None,
+            job: None,
+        };
+        panel.reload();
+        panel
+    }
+
+    /// Reads the node list again (another Focal, or `focal pacs add`, may have changed it).
+    pub fn reload(&mut self) {
+        match Config::load(&self.config_path) {
+            Ok(c) => {
+                self.config = c;
+                if self.selected.as_ref().is_none_or(|s| self.config.endpoint(s).is_err()) {
+                    self.selected = self.config.names().first().map(|s| s.to_string());
+                }
+                self.edit_selected();
+            }
+            Err(e) => self.status = Some(e.to_string()),
+        }
+    }
+
+    fn edit_selected(&mut self) {
+        self.form = match self.selected.as_ref().and_then(|s| self.config.endpoint(s).ok()) {
+            Some(e) => NodeForm::of(&e),
+            None => NodeForm::blank(),
+        };
+    }
+
+    /// A network job is running.
+    pub fn busy(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// (done, total) of the retrieve running, if one is.
+    pub fn progress(&self) -> Option<(usize, Option<usize>)> {
+        self.job.as_ref().map(|j| *j.progress.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Saves the editor's node into the node list.
+    pub fn save_form(&mut self) {
+        let mut config = self.config.clone();
+        let saved = self.form.apply(&mut config).and_then(|()| {
+            config.save(&self.config_path).map_err(|e| e.to_string())
+        });
+        match saved {
+            Ok(()) => {
+                self.config = config;
+                self.selected = Some(self.form.name.trim().to_string());
+                self.status = Some(format!("saved node {}", self.form.name.trim()));
+                self.form.secret.clear();
+            }
+            Err(e) => self.status = Some(e),
+        }
+    }
+
+    fn remove_selected(&mut self) {
+        let Some(name) = self.selected.clone() else { return };
+        let mut config = self.config.clone();
+        match config.remove(&name).map_err(|e| e.to_string()).and_then(|()| {
+            config.save(&self.config_path).map_err(|e| e.to_string())
+        }) {
+            Ok(()) => {
+                self.config = config;
+                self.selected = self.config.names().first().map(|s| s.to_string());
+                self.edit_selected();
+                self.status = Some(format!("removed node {name}"));
+            }
+            Err(e) => self.status = Some(e),
+        }
+    }
+
+    fn endpoint(&mut self) -> Option<Endpoint> {
+        let name = self.selected.clone()?;
+        match self.config.endpoint(&name) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                self.status = Some(e.to_string());
+                None
+            }
+        }
+    }
+
+    fn start(&mut self, what: String, work: impl FnOnce(&dyn Fn(usize, Option<usize>), &AtomicBool) -> Outcome + Send + 'static) {
+        if self.job.is_some() {
+            return;
+        }
+        let (tx, rx) = mpsc::channel();
+        let progress = Arc::new(Mutex::new((0, None)));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (p, c) = (progress.clone(), cancel.clone());
+        std::thread::spawn(move || {
+            let report = |done: usize, total: Option<usize>| {
+                *p.lock().unwrap_or_else(|e| e.into_inner()) = (done, total);
+            };
+            let _ = tx.send(work(&report, &c));
+        });
+        self.status = Some(format!("{what}…"));
+        self.job = Some(Job {
+            what,
+            rx,
+            progress,
+            cancel,
+        });
+    }
+
+    /// C-ECHO, or a one-study QIDO-RS query, on the selected node.
+    pub fn echo(&mut self) {
+        let Some(e) = self.endpoint() else { return };
+        let what = format!("{} to {}", e.verbs()[0], e.describe());
+        self.start(what, move |_, _| {
+            Outcome::Echo(e.echo().map(|d| d.as_secs_f64() * 1000.0).map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Studies on the selected node matching the query form.
+    pub fn find(&mut self) {
+        let Some(e) = self.endpoint() else { return };
+        let query = self.query.query();
+        let what = format!("{} on {}", e.verbs()[1], e.describe());
+        self.start(what, move |_, _| {
+            Outcome::Find(e.find(FindLevel::Study, &query).map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Retrieves the chosen result's study into the cache (resuming what an earlier try left).
+    pub fn retrieve(&mut self) {
+        let Some(study) = self
+            .chosen
+            .and_then(|i| self.results.get(i))
+            .and_then(|r| r.get("StudyInstanceUID").cloned())
+        else {
+            self.status = Some("choose a study in the table first".into());
+            return;
+        };
+        let Some(e) = self.endpoint() else { return };
+        let cache = self.cache.clone();
+        let what = format!("{} from {}", e.verbs()[2], e.describe());
+        self.start(what, move |progress, cancel| {
+            Outcome::Get(e.get(&study, None, &cache, progress, cancel).map_err(|e| e.to_string()))
+        });
+    }
+
+    pub fn cancel(&self) {
+        if let Some(j) = &self.job {
+            j.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes in a finished job; a completed retrieve asks the app to open the study.
+    pub fn poll(&mut self) -> Option<Command> {
+        let outcome = self.job.as_ref()?.rx.try_recv();
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(mpsc::TryRecvError::Empty) => return None,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                let what = self.job.take().map(|j| j.what).unwrap_or_default();
+                self.status = Some(format!("{what} stopped unexpectedly"));
+                return None;
+            }
+        };
+        let what = self.job.take().map(|j| j.what).unwrap_or_default();
+        match outcome {
+            Outcome::Echo(Ok(ms)) => self.status = Some(format!("{what}: ok in {ms:.0} ms")),
+            Outcome::Find(Ok(rows)) => {
+                self.status = Some(format!("{what}: {} stud{}", rows.len(), if rows.len() == 1 { "y" } else { "ies" }));
+                self.chosen = (rows.len() == 1).then_some(0);
+                self.results = rows;
+            }
+            Outcome::Get(Ok(s)) => {
+                self.status = Some(format!(
+                    "{what}: {} received, {} already here, {} failed ({:.1} MB in {:.1} s)",
+                    s.received,
+                    s.already_had,
+                    s.failed,
+                    s.bytes as f64 / 1e6,
+                    s.seconds
+                ));
+                return Some(Command::Open(vec![s.folder]));
+            }
+            Outcome::Echo(Err(e)) | Outcome::Find(Err(e)) => self.status = Some(format!("{what} failed: {e}")),
+            Outcome::Get(Err(e)) => {
+                self.status = Some(format!(
+                    "{what} failed: {e}. What arrived is kept; Retrieve again to resume."
+                ))
+            }
+        }
+        None
+    }
+}
+
+/// A text field of a fixed width (a grid would otherwise squeeze it to its hint's first letter).
+fn text_field(ui: &mut egui::Ui, value: &mut String, hint: &str, width: f32) {
+    ui.add_sized([width, 20.0], egui::TextEdit::singleline(value).hint_text(hint));
+}
+
+fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
+    ui.label(label);
+    text_field(ui, value, hint, 180.0);
+    ui.end_row();
+}
+
+fn node_list(p: &mut PacsPanel, ui: &mut egui::Ui) {
+    ui.strong("Nodes");
+    if p.config.names().is_empty() {
+        ui.weak("none configured yet");
+    }
+    let names: Vec<(String, &'static str)> = p
+        .config
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), "DIMSE"))
+        .chain(p.config.web.iter().map(|w| (w.name.clone(), "DICOMweb")))
+        .collect();
+    for (name, kind) in names {
+        let on = p.selected.as_deref() == Some(name.as_str());
+        if ui.selectable_label(on, format!("{name}  ({kind})")).clicked() && !on {
+            p.selected = Some(name);
+            p.edit_selected();
+            p.results.clear();
+            p.chosen = None;
+        }
+    }
+    ui.horizontal(|ui| {
+        if ui.button("New node").clicked() {
+            p.selected = None;
+            p.form = NodeForm::blank();
+        }
+        if ui.button("Reload").on_hover_text("Read the node list again").clicked() {
+            p.reload();
+        }
+    });
+}
+
+fn node_editor(p: &mut PacsPanel, ui: &mut egui::Ui) {
+    ui.strong(if p.selected.is_some() { "Edit node" } else { "New node" });
+    let f = &mut p.form;
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut f.kind, NodeKind::Dimse, "DIMSE");
+        ui.selectable_value(&mut f.kind, NodeKind::Web, "DICOMweb");
+    });
+    egui::Grid::new("pacs_node_form").num_columns(2).show(ui, |ui| {
+        field(ui, "Name", &mut f.name, "hospital");
+        match f.kind {
+            NodeKind::Dimse => {
+                field(ui, "AE title", &mut f.ae, "PACS_AE");
+                field(ui, "Host", &mut f.host, "pacs.example.org");
+                field(ui, "Port", &mut f.port, "104");
+                field(ui, "Focal's AE", &mut f.our_ae, nodes::DEFAULT_OUR_AE);
+            }
+            NodeKind::Web => {
+                field(ui, "URL", &mut f.url, "https://pacs.example.org/dicom-web");
+                ui.label("Sign-in");
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut f.auth, AuthKind::None, "none");
+                    ui.selectable_value(&mut f.auth, AuthKind::Basic, "user");
+                    ui.selectable_value(&mut f.auth, AuthKind::Bearer, "token");
+                });
+                ui.end_row();
+                if f.auth == AuthKind::Basic {
+                    field(ui, "User", &mut f.user, "");
+                }
+                if f.auth != AuthKind::None {
+                    ui.label(if f.auth == AuthKind::Basic { "Password" } else { "Token" });
+                    ui.add_sized(
+                        [180.0, 20.0],
+                        egui::TextEdit::singleline(&mut f.secret)
+                            .password(true)
+                            .hint_text("empty: keep the saved one"),
+                    );
+                    ui.end_row();
+                }
+                field(ui, "CA file", &mut f.ca_file, "built-in roots");
+            }
+        }
+        field(ui, "Timeout (s)", &mut f.timeout, "30");
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Save node").clicked() {
+            p.save_form();
+        }
+        if p.selected.is_some() && ui.button("Remove").clicked() {
+            p.remove_selected();
+        }
+    });
+}
+
+fn query_and_results(p: &mut PacsPanel, ui: &mut egui::Ui) {
+    let busy = p.busy();
+    ui.strong(match &p.selected {
+        Some(n) => format!("Query {n}"),
+        None => "Query (choose a node)".into(),
+    });
+    egui::Grid::new("pacs_query").num_columns(4).show(ui, |ui| {
+        let q = &mut p.query;
+        ui.label("Patient name");
+        text_field(ui, &mut q.patient_name, "DOE^*", 140.0);
+        ui.label("Patient ID");
+        text_field(ui, &mut q.patient_id, "", 110.0);
+        ui.end_row();
+        ui.label("Study date");
+        text_field(ui, &mut q.date, "20240101-20241231", 140.0);
+        ui.label("Modality");
+        text_field(ui, &mut q.modality, "MR", 110.0);
+        ui.end_row();
+        ui.label("Accession");
+        text_field(ui, &mut q.accession, "", 140.0);
+        ui.end_row();
+    });
+    ui.horizontal(|ui| {
+        let ready = p.selected.is_some() && !busy;
+        if ui.add_enabled(ready, egui::Button::new("Echo")).clicked() {
+            p.echo();
+        }
+        if ui.add_enabled(ready, egui::Button::new("Find")).clicked() {
+            p.find();
+        }
+        let can_get = ready && p.chosen.is_some();
+        if ui.add_enabled(can_get, egui::Button::new("Retrieve and open")).clicked() {
+            p.retrieve();
+        }
+    });
+    if let Some((done, total)) = p.progress() {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            match total {
+                Some(t) if t > 0 => {
+                    ui.add(
+                        egui::ProgressBar::new(done as f32 / t as f32)
+                            .desired_width(220.0)
+                            .text(format!("{done}/{t}")),
+                    );
+                }
+                _ => {
+                    ui.label("working");
+                }
+            }
+            if ui.button("Cancel").clicked() {
+                p.cancel();
+            }
+        });
+    }
+    if let Some(s) = &p.status {
+        ui.label(egui::RichText::new(s).weak());
+    }
+    ui.separator();
+    egui::ScrollArea::both().max_height(260.0).show(ui, |ui| {
+        egui::Grid::new("pacs_results").striped(true).num_columns(COLUMNS.len()).show(ui, |ui| {
+            for (heading, _) in COLUMNS {
+                ui.strong(heading);
+            }
+            ui.end_row();
+            for (i, row) in p.results.iter().enumerate() {
+                for (c, (_, key)) in COLUMNS.iter().enumerate() {
+                    let text = row.get(*key).map_or("", String::as_str);
+                    if c == 0 {
+                        if ui.selectable_label(p.chosen == Some(i), text.replace('^', " ")).clicked() {
+                            p.chosen = Some(i);
+                        }
+                    } else {
+                        ui.label(text);
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    });
+}
+
+/// The PACS window, when open.
+pub fn pacs_window(app: &mut FocalApp, ctx: &egui::Context) {
+    if let Some(command) = app.pacs.poll() {
+        app.push(command);
+    }
+    if app.pacs.busy() {
+        ctx.request_repaint_after(std::time::Duration::from_millis(100));
+    }
+    let mut open = app.pacs.open;
+    egui::Window::new("PACS")
+        .open(&mut open)
+        .default_size([820.0, 520.0])
+        .default_pos([130.0, 60.0])
+        .resizable(true)
+        .show(ctx, |ui| {
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    ui.set_width(300.0);
+                    node_list(&mut app.pacs, ui);
+                    ui.separator();
+                    node_editor(&mut app.pacs, ui);
+                });
+                ui.separator();
+                ui.vertical(|ui| query_and_results(&mut app.pacs, ui));
+            });
+        });
+    app.pacs.open = open;
+}
