@@ -46,6 +46,17 @@ fn compare_with(corpus: &common::Corpus, e: &Entry, reference: &Entry) -> Result
     let layout = header.pixels.as_ref().ok_or("no pixel layout")?;
     let frames: Vec<u32> = (0..layout.frames).collect();
     let decoded = decode::decode_frames(&header, &frames).map_err(|err| err.to_string())?;
+    // The volume loader decodes into its own planes (directly from the file's bytes where it
+    // can): it must give exactly the same values.
+    let mut planes: Vec<Vec<f32>> = decoded.iter().map(|f| vec![f32::NAN; f.values.len()]).collect();
+    let mut views: Vec<&mut [f32]> = planes.iter_mut().map(Vec::as_mut_slice).collect();
+    let outcomes = decode::decode_frames_into(&header, &frames, &mut views).map_err(|err| format!("into: {err}"))?;
+    for (k, (outcome, (plane, f))) in outcomes.iter().zip(planes.iter().zip(&decoded)).enumerate() {
+        outcome.as_ref().map_err(|err| format!("into, frame {k}: {err}"))?;
+        if plane.iter().zip(&f.values).any(|(a, b)| a.to_bits() != b.to_bits()) {
+            return Err(format!("frame {k} decoded in place differs from decode_frames"));
+        }
+    }
     let (shape, expected) = common::read_npy(&corpus.reference.join(&reference.npy));
     if shape != reference.shape {
         return Err(format!("reference shape mismatch {shape:?} vs {:?}", reference.shape));

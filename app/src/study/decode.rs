@@ -124,6 +124,120 @@ pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<Fram
         .collect()
 }
 
+/// What became of one frame handed to `decode_frames_into`.
+pub type FrameOutcome = std::result::Result<(), String>;
+
+/// Decodes the given frames of a file straight into `planes` (one per frame, each exactly one
+/// frame of values). Grey, uncompressed, little-endian 8- and 16-bit data (most CT and MR) goes
+/// from the file's pixel bytes to the plane through the modality LUT, with no buffer between;
+/// everything else is decoded as `decode_frames` does and copied. The outer error is the
+/// file's (every frame failed); the inner ones are per frame.
+pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut [&mut [f32]]) -> Result<Vec<FrameOutcome>> {
+    let layout = check_plausible(header)?;
+    let direct = layout.samples_per_pixel == 1
+        && matches!(layout.photometric.as_str(), "MONOCHROME1" | "MONOCHROME2")
+        && matches!(layout.bits_allocated, 8 | 16)
+        && is_native(&header.transfer_syntax)
+        && header.transfer_syntax != attrs::EXPLICIT_VR_BIG_ENDIAN;
+    if !direct || frames.iter().any(|&f| f >= layout.frames) {
+        return Ok(copy_into(decode_frames(header, frames)?, planes));
+    }
+    let obj =
+        open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
+    if obj.get(tags::FLOAT_PIXEL_DATA).is_some() || obj.get(tags::DOUBLE_FLOAT_PIXEL_DATA).is_some() {
+        return Ok(copy_into(decode_frames(header, frames)?, planes));
+    }
+    let elem = obj.get(tags::PIXEL_DATA).ok_or(StudyError::NoPixelData)?;
+    let stored = match elem.value().primitive() {
+        Some(dicom_core::PrimitiveValue::U8(bytes)) => Stored::Bytes(bytes),
+        Some(dicom_core::PrimitiveValue::U16(words)) => Stored::Words(words),
+        Some(dicom_core::PrimitiveValue::I16(words)) => Stored::SignedWords(words),
+        _ => return Ok(copy_into(decode_frames(header, frames)?, planes)),
+    };
+    let pixels = layout.rows as usize * layout.columns as usize;
+    let bits = u32::from(layout.bits_stored.clamp(1, layout.bits_allocated));
+    let mask: u32 = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
+    let sign_bit = 1u32 << (bits - 1);
+    let to_int = |raw: u32| -> i32 {
+        let v = raw & mask;
+        if layout.signed && v & sign_bit != 0 { v as i32 - (1i32 << bits) } else { v as i32 }
+    };
+    Ok(frames
+        .iter()
+        .zip(planes.iter_mut())
+        .map(|(&frame, plane)| {
+            if plane.len() != pixels {
+                return Err(format!("a plane of {} values for a frame of {pixels}", plane.len()));
+            }
+            let lut = &header
+                .frames
+                .get(frame as usize)
+                .ok_or("no header for this frame")?
+                .modality_lut;
+            let start = pixels * frame as usize;
+            let short = |have: usize, unit: usize| {
+                StudyError::PixelDataTooShort {
+                    expected: ((start + pixels) * unit) as u64,
+                    actual: (have * unit) as u64,
+                }
+                .to_string()
+            };
+            match (&stored, layout.bits_allocated) {
+                (Stored::Bytes(b), 8) => {
+                    let s = b.get(start..start + pixels).ok_or_else(|| short(b.len(), 1))?;
+                    // As `native_samples` reads 8-bit data: the byte itself, no bit mask.
+                    for (out, &v) in plane.iter_mut().zip(s) {
+                        let v = if layout.signed { i32::from(v as i8) } else { i32::from(v) };
+                        *out = lut.apply(f64::from(v)) as f32;
+                    }
+                }
+                (Stored::Bytes(b), _) => {
+                    let s = b.get(start * 2..(start + pixels) * 2).ok_or_else(|| short(b.len() / 2, 2))?;
+                    for (out, c) in plane.iter_mut().zip(s.chunks_exact(2)) {
+                        *out = lut.apply(f64::from(to_int(u32::from(u16::from_le_bytes([c[0], c[1]]))))) as f32;
+                    }
+                }
+                (Stored::Words(w), _) => {
+                    let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
+                    for (out, &v) in plane.iter_mut().zip(s) {
+                        *out = lut.apply(f64::from(to_int(u32::from(v)))) as f32;
+                    }
+                }
+                (Stored::SignedWords(w), _) => {
+                    let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
+                    for (out, &v) in plane.iter_mut().zip(s) {
+                        *out = lut.apply(f64::from(to_int(u32::from(v as u16)))) as f32;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .collect())
+}
+
+/// Stored pixel data as dicom-rs parsed it.
+enum Stored<'a> {
+    Bytes(&'a [u8]),
+    Words(&'a [u16]),
+    SignedWords(&'a [i16]),
+}
+
+/// Copies decoded frames into their planes, checking sizes.
+fn copy_into(values: Vec<FrameValues>, planes: &mut [&mut [f32]]) -> Vec<FrameOutcome> {
+    let mut values = values.into_iter();
+    planes
+        .iter_mut()
+        .map(|plane| match values.next() {
+            Some(v) if v.values.len() == plane.len() => {
+                plane.copy_from_slice(&v.values);
+                Ok(())
+            }
+            Some(v) => Err(format!("decoded {} values, expected {}", v.values.len(), plane.len())),
+            None => Err("frame missing from decoder output".to_string()),
+        })
+        .collect()
+}
+
 /// Where a frame's stored samples come from.
 enum PixelSource {
     /// Uncompressed integer samples, little-endian, all frames.

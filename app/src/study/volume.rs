@@ -99,19 +99,15 @@ pub fn load_volume(stack: &Stack, progress: &(dyn Fn(Progress) + Sync), cancel: 
                 return failures.into_iter();
             }
             let frames: Vec<u32> = planes.iter().map(|(f, _, _)| *f).collect();
-            let result = decode::decode_frames(&header, &frames);
-            for (k, (_, index, plane)) in planes.into_iter().enumerate() {
-                let outcome = match &result {
-                    Ok(values) => match values.get(k) {
-                        Some(v) if v.values.len() == plane.len() => {
-                            plane.copy_from_slice(&v.values);
-                            Ok(())
-                        }
-                        Some(v) => Err(format!("decoded {} values, expected {}", v.values.len(), plane.len())),
-                        None => Err("frame missing from decoder output".to_string()),
-                    },
-                    Err(e) => Err(e.to_string()),
-                };
+            let (indices, mut outputs): (Vec<usize>, Vec<&mut [f32]>) =
+                planes.into_iter().map(|(_, index, plane)| (index, plane)).unzip();
+            // Decoded straight into the volume's planes (no per-slice buffers where the data
+            // allows it).
+            let outcomes = match decode::decode_frames_into(&header, &frames, &mut outputs) {
+                Ok(o) => o,
+                Err(e) => vec![Err(e.to_string()); indices.len()],
+            };
+            for (index, outcome) in indices.into_iter().zip(outcomes) {
                 if let Err(reason) = outcome {
                     failures.push(SkippedSlice {
                         index,
