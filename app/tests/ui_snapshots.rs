@@ -161,11 +161,52 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
         a.review.signed_at = Some("2026-11-28 12:00 UTC".into());
         a.save(None);
     }
+    // The ruler and the ellipse: drags on the image are measured and kept in the review.
+    let centre = egui::Pos2::new(580.0, 385.0);
+    let drag = |h: &mut Harness<'_, FocalApp>, from: egui::Pos2, to: egui::Pos2| {
+        h.hover_at(from);
+        h.run_steps(1);
+        h.drag_at(from);
+        h.run_steps(1);
+        h.hover_at(from + (to - from) * 0.5);
+        h.run_steps(1);
+        h.hover_at(to);
+        h.run_steps(1);
+        h.drop_at(to);
+        h.run_steps(2);
+    };
+    h.state_mut().view.tool = focal::ui::Tool::Ruler;
+    let below = centre + egui::Vec2::new(0.0, 120.0);
+    drag(&mut h, below - egui::Vec2::new(40.0, 0.0), below + egui::Vec2::new(40.0, 0.0));
+    h.key_press(egui::Key::O);
+    h.run_steps(1);
+    assert_eq!(h.state().view.tool, focal::ui::Tool::Ellipse);
+    drag(&mut h, centre - egui::Vec2::new(30.0, 25.0), centre + egui::Vec2::new(30.0, 25.0));
+    {
+        let app = h.state();
+        let points_per_mm = app.view.fit_scale * app.view.zoom;
+        let m = &app.analysis.as_ref().expect("analysis").review.measurements;
+        assert_eq!(m.len(), 2, "{m:?}");
+        let length = m[0].stats.length_mm.expect("a distance");
+        assert!((length - 80.0 / f64::from(points_per_mm)).abs() < 1.0, "{length} mm for 80 points at {points_per_mm}/mm");
+        let e = &m[1].stats;
+        let expected_area = std::f64::consts::PI * (30.0 / f64::from(points_per_mm)) * (25.0 / f64::from(points_per_mm));
+        assert!((e.area_mm2.expect("area") / expected_area - 1.0).abs() < 0.05, "{e:?}");
+        assert!(e.pixels > 100 && e.mean.is_some_and(f64::is_finite) && e.sd.is_some(), "{e:?}");
+        assert_eq!(e.heat.as_deref(), Some("attention"));
+        assert!(e.heat_mean.is_some_and(|v| (0.0..=1.0).contains(&v)), "{e:?}");
+        assert!(m.iter().all(|x| x.slice == app.view.slice));
+    }
+    h.state_mut().view.tool = focal::ui::Tool::Navigate;
+    h.state_mut().analysis.as_mut().expect("analysis").save(None);
+
     // Wait for the writes, then reopen in a new window with the same data folder.
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         let saved = focal::report::Review::load(&dir).ok().flatten();
-        if saved.is_some_and(|r| r.signed_at.is_some() && r.edited) && dir.join("labels-reviewed.nii").exists() {
+        if saved.is_some_and(|r| r.signed_at.is_some() && r.edited && r.measurements.len() == 2)
+            && dir.join("labels-reviewed.nii").exists()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -179,10 +220,30 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     assert_eq!(a.review.reader, "Dr Reader");
     assert_eq!(a.review.findings[0].note, "checked");
     assert_eq!(a.review.key_images.len(), 1);
+    assert_eq!(a.review.measurements.len(), 2, "the measurements were restored");
     assert!(
         (volume_of(h.state(), "CSF") - csf_painted).abs() < 1e-9,
         "the corrected labels were restored"
     );
+    // The report lists them.
+    let out = data.path().join("export");
+    let (code, _, err) = common::run_focal(&[
+        "export",
+        common::repo().join("assets/sample-study").to_str().expect("utf8"),
+        "--analysis",
+        dir.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--pdf",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let pdf = std::process::Command::new("pdftotext")
+        .args([out.join("report.pdf").to_str().expect("utf8"), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils)");
+    let text = String::from_utf8_lossy(&pdf.stdout);
+    assert!(text.contains("Measurements") && text.contains("distance") && text.contains("ellipse"), "{text}");
+    assert!(text.contains("attention"), "{text}");
     pin_timings(h.state_mut());
     h.get_by_label("Review").click();
     h.run_steps(3);

@@ -618,6 +618,10 @@ fn report_content(
         model_lines,
         findings,
         warnings: crate::inference::analysis::volume_warnings(manifest, &volumes),
+        measurements: {
+            let unit = if source.modality.as_deref() == Some("CT") { " HU" } else { "" };
+            review.measurements.iter().map(|m| m.describe(unit)).collect()
+        },
         reliance_lines: reliance_lines(&output.summary.insights, &output.evidence, !opts.keep_phi),
         modality_table: modality_table(&output.summary.insights),
         impression: review.impression.clone(),

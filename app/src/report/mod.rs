@@ -11,7 +11,7 @@ pub mod review;
 pub mod source;
 
 pub use export::{ExportOptions, ExportSummary, evidence_style, export};
-pub use review::{Decision, Finding, KeyImage, Review};
+pub use review::{Decision, Finding, KeyImage, Measurement, Review, Shape, ShapeStats, measure_shape};
 
 /// Said in every report and export.
 pub const NOT_FOR_DIAGNOSIS: &str = "Research use only. Not for diagnostic use.";

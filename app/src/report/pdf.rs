@@ -28,6 +28,8 @@ pub struct ReportContent {
     pub findings: Vec<Vec<String>>,
     /// Volumes outside adult norms (shown in red under the findings).
     pub warnings: Vec<String>,
+    /// The reader's measurements, one line each.
+    pub measurements: Vec<String>,
     /// What the model relied on: the attention's deletion test, evidence maps.
     pub reliance_lines: Vec<String>,
     /// Mean weight of each series per label (the first row is the header); empty for one series.
@@ -247,6 +249,12 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
     w.table(&content.findings);
     for warning in &content.warnings {
         w.paragraph(&format!("WARNING: {warning}"), b"F2", 10.0, [0.75, 0.1, 0.1]);
+    }
+    if !content.measurements.is_empty() {
+        w.heading("Measurements");
+        for m in &content.measurements {
+            w.paragraph(&format!("• {m}"), b"F1", 10.0, [0.0, 0.0, 0.0]);
+        }
     }
     w.heading("What the model relied on");
     for l in &content.reliance_lines {

@@ -61,6 +61,139 @@ pub struct Review {
     pub signed_at: Option<String>,
     /// True once the reader corrected the label map.
     pub edited: bool,
+    /// Distances and regions the reader measured (older reviews have none).
+    #[serde(default)]
+    pub measurements: Vec<Measurement>,
+}
+
+/// What the reader drew, in pixel coordinates of its slice (x along columns, y along rows;
+/// the centre of pixel (i, j) is (i + 0.5, j + 0.5)).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Shape {
+    /// A distance between two points.
+    Line { from: [f64; 2], to: [f64; 2] },
+    /// An axis-aligned ellipse region.
+    Ellipse { center: [f64; 2], radii: [f64; 2] },
+}
+
+/// One measurement on one slice, with what it measured when drawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    pub slice: usize,
+    pub shape: Shape,
+    pub stats: ShapeStats,
+}
+
+/// Length, area and the statistics of the pixels inside (modality values, e.g. HU, and the
+/// heatmap shown: attention or evidence).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShapeStats {
+    pub length_mm: Option<f64>,
+    pub area_mm2: Option<f64>,
+    /// Pixels whose centre lies inside the region.
+    pub pixels: usize,
+    pub mean: Option<f64>,
+    pub sd: Option<f64>,
+    /// Which heatmap `heat_mean` and `heat_sd` are of ("attention", "evidence").
+    #[serde(default)]
+    pub heat: Option<String>,
+    pub heat_mean: Option<f64>,
+    pub heat_sd: Option<f64>,
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(values: impl Iterator<Item = f64>) -> (Option<f64>, Option<f64>) {
+    let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
+    for v in values.filter(|v| v.is_finite()) {
+        n += 1;
+        sum += v;
+        sq += v * v;
+    }
+    if n == 0 {
+        return (None, None);
+    }
+    let mean = sum / n as f64;
+    let var = if n > 1 { ((sq - n as f64 * mean * mean) / (n - 1) as f64).max(0.0) } else { 0.0 };
+    (Some(mean), Some(var.sqrt()))
+}
+
+/// Measures `shape` on one slice of `columns` × `rows` grey values (`spacing` in mm, column
+/// then row), and on the heatmap of that slice when there is one.
+pub fn measure_shape(
+    shape: &Shape,
+    spacing: [f64; 2],
+    [columns, rows]: [usize; 2],
+    image: &[f32],
+    heat: Option<(&str, &[f32])>,
+) -> ShapeStats {
+    match *shape {
+        Shape::Line { from, to } => {
+            let dx = (to[0] - from[0]) * spacing[0];
+            let dy = (to[1] - from[1]) * spacing[1];
+            ShapeStats {
+                length_mm: Some((dx * dx + dy * dy).sqrt()),
+                ..ShapeStats::default()
+            }
+        }
+        Shape::Ellipse { center, radii } => {
+            let area = std::f64::consts::PI * radii[0] * spacing[0] * radii[1] * spacing[1];
+            let inside: Vec<usize> = if radii[0] > 0.0 && radii[1] > 0.0 {
+                let x0 = (center[0] - radii[0]).floor().max(0.0) as usize;
+                let x1 = ((center[0] + radii[0]).ceil().max(0.0) as usize).min(columns);
+                let y0 = (center[1] - radii[1]).floor().max(0.0) as usize;
+                let y1 = ((center[1] + radii[1]).ceil().max(0.0) as usize).min(rows);
+                (y0..y1)
+                    .flat_map(|j| (x0..x1).map(move |i| (i, j)))
+                    .filter(|&(i, j)| {
+                        let u = (i as f64 + 0.5 - center[0]) / radii[0];
+                        let v = (j as f64 + 0.5 - center[1]) / radii[1];
+                        u * u + v * v <= 1.0
+                    })
+                    .map(|(i, j)| j * columns + i)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let (mean, sd) = mean_sd(inside.iter().filter_map(|&k| image.get(k)).map(|&v| f64::from(v)));
+            let (heat_mean, heat_sd) = match heat {
+                Some((_, h)) => mean_sd(inside.iter().filter_map(|&k| h.get(k)).map(|&v| f64::from(v))),
+                None => (None, None),
+            };
+            ShapeStats {
+                length_mm: None,
+                area_mm2: Some(area),
+                pixels: inside.len(),
+                mean,
+                sd,
+                heat: heat.map(|(name, _)| name.to_string()),
+                heat_mean,
+                heat_sd,
+            }
+        }
+    }
+}
+
+impl Measurement {
+    /// One line for the window and the report: "slice 12: distance 34.5 mm" or "slice 12:
+    /// ellipse 123 mm², 80 px, mean 45.2 ± 6.1 HU, attention 0.120 ± 0.030" (`unit` after
+    /// values, e.g. " HU").
+    pub fn describe(&self, unit: &str) -> String {
+        let s = &self.stats;
+        let mut text = format!("slice {}: ", self.slice + 1);
+        match self.shape {
+            Shape::Line { .. } => text.push_str(&format!("distance {:.1} mm", s.length_mm.unwrap_or(0.0))),
+            Shape::Ellipse { .. } => {
+                text.push_str(&format!("ellipse {:.0} mm², {} px", s.area_mm2.unwrap_or(0.0), s.pixels));
+                if let (Some(m), Some(sd)) = (s.mean, s.sd) {
+                    text.push_str(&format!(", mean {m:.1} ± {sd:.1}{unit}"));
+                }
+                if let (Some(name), Some(m), Some(sd)) = (&s.heat, s.heat_mean, s.heat_sd) {
+                    text.push_str(&format!(", {name} {m:.3} ± {sd:.3}"));
+                }
+            }
+        }
+        text
+    }
 }
 
 /// Measures every non-background label of a label volume (`n` voxels per slice).
@@ -134,6 +267,40 @@ impl Review {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_measure_length_area_and_the_pixels_inside() {
+        // 0.5 × 2 mm pixels: a line 6 columns and 2 rows long is sqrt(3² + 4²) = 5 mm.
+        let line = Shape::Line { from: [1.0, 1.0], to: [7.0, 3.0] };
+        let s = measure_shape(&line, [0.5, 2.0], [10, 10], &[0.0; 100], None);
+        assert!((s.length_mm.unwrap() - 5.0).abs() < 1e-9);
+        // A 20 × 20 image whose value is the column index; an ellipse of radii 4 and 2 pixels
+        // centred on the middle of column 10 holds values symmetric about 10.
+        let image: Vec<f32> = (0..400).map(|k| (k % 20) as f32).collect();
+        let heat = vec![0.25f32; 400];
+        let e = Shape::Ellipse { center: [10.5, 10.0], radii: [4.0, 2.0] };
+        let s = measure_shape(&e, [1.0, 1.5], [20, 20], &image, Some(("attention", &heat)));
+        assert!((s.area_mm2.unwrap() - std::f64::consts::PI * 4.0 * 3.0).abs() < 1e-9);
+        assert!((s.mean.unwrap() - 10.0).abs() < 1e-9, "{s:?}");
+        assert!(s.sd.unwrap() > 1.0 && s.sd.unwrap() < 3.0, "{s:?}");
+        assert_eq!((s.heat_mean, s.heat_sd), (Some(0.25), Some(0.0)));
+        // Pixel centres inside: about the ellipse's area in pixels (π · 4 · 2 ≈ 25).
+        assert!((20..=30).contains(&s.pixels), "{}", s.pixels);
+        // Off the image: nothing inside, no statistics, no panic.
+        let off = Shape::Ellipse { center: [-50.0, -50.0], radii: [3.0, 3.0] };
+        let s = measure_shape(&off, [1.0, 1.0], [20, 20], &image, None);
+        assert_eq!((s.pixels, s.mean), (0, None));
+        let stats = measure_shape(&e, [1.0, 1.0], [20, 20], &image, Some(("attention", &heat)));
+        let text = Measurement { slice: 4, shape: e, stats }.describe(" HU");
+        assert!(text.starts_with("slice 5: ellipse 25 mm²") && text.contains("HU") && text.contains("attention 0.250"), "{text}");
+    }
+
+    #[test]
+    fn reviews_saved_before_measurements_still_load() {
+        let old = r#"{"findings":[],"key_images":[],"impression":"","reader":"","signed_at":null,"edited":false}"#;
+        let r: Review = serde_json::from_str(old).expect("old review");
+        assert!(r.measurements.is_empty());
+    }
 
     #[test]
     fn findings_measure_volume_and_range_and_keep_decisions() {

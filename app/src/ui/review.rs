@@ -52,6 +52,20 @@ pub enum Tool {
     Navigate,
     Brush,
     Eraser,
+    /// Distance between two points (drag).
+    Ruler,
+    /// Ellipse region: area, mean ± sd of values and of the heatmap (drag its bounding box).
+    Ellipse,
+}
+
+impl Tool {
+    pub fn paints(self) -> bool {
+        matches!(self, Tool::Brush | Tool::Eraser)
+    }
+
+    pub fn measures(self) -> bool {
+        matches!(self, Tool::Ruler | Tool::Ellipse)
+    }
 }
 
 impl AnalysisView {
@@ -234,6 +248,12 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     let style = super::slice_view::slice_style(app);
     let slice = app.view.slice;
     let geometry = app.current.as_ref().and_then(|c| c.stack.geometry.clone());
+    let unit = if app.current.as_ref().and_then(|c| c.modality.as_deref()) == Some("CT") {
+        " HU"
+    } else {
+        ""
+    };
+    let mut go_to = None;
     let Some(a) = app
         .analysis
         .as_mut()
@@ -250,11 +270,13 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             (Tool::Navigate, "Navigate", "N"),
             (Tool::Brush, "Brush", "B"),
             (Tool::Eraser, "Eraser", "E"),
+            (Tool::Ruler, "Ruler", "M"),
+            (Tool::Ellipse, "Ellipse", "O"),
         ] {
             ui.selectable_value(&mut app.view.tool, tool, name).on_hover_text(key);
         }
     });
-    if app.view.tool != Tool::Navigate {
+    if app.view.tool.paints() {
         ui.horizontal(|ui| {
             if app.view.tool == Tool::Brush {
                 egui::ComboBox::from_label("label")
@@ -345,6 +367,31 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         changed = true;
     }
 
+    // Measurements (drawn with the Ruler and Ellipse tools).
+    if a.review.measurements.is_empty() {
+        if app.view.tool.measures() {
+            ui.label(RichText::new("Drag on the image to measure.").weak());
+        }
+    } else {
+        ui.label("Measurements");
+        let mut remove = None;
+        for (i, m) in a.review.measurements.iter().enumerate() {
+            ui.horizontal(|ui| {
+                if ui.small_button("×").on_hover_text("Remove").clicked() {
+                    remove = Some(i);
+                }
+                let line = egui::Label::new(RichText::new(m.describe(unit)).small()).wrap();
+                if ui.add(line.sense(egui::Sense::click())).on_hover_text("Go to its slice").clicked() {
+                    go_to = Some(m.slice);
+                }
+            });
+        }
+        if let Some(i) = remove {
+            a.review.measurements.remove(i);
+            changed = true;
+        }
+    }
+
     ui.label("Impression");
     changed |= ui
         .add(
@@ -386,5 +433,8 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         a.remeasure(&names);
         a.save(geometry);
         app.pixels_dirty();
+    }
+    if let Some(k) = go_to {
+        app.view.slice = k;
     }
 }

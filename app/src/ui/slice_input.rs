@@ -1,10 +1,11 @@
 //! What the mouse and keyboard do in the slice view: scroll, window/level, zoom and pan,
-//! presets, cine, key images, and painting with the brush and eraser.
+//! presets, cine, key images, painting with the brush and eraser, and measuring (ruler,
+//! ellipse).
 
-use eframe::egui::{self, Rect, Vec2};
+use eframe::egui::{self, Rect};
 
 use super::FocalApp;
-use super::slice_view::{pixel_spacing, slice_style};
+use super::slice_view::{ImageFrame, slice_style};
 
 pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, slices: usize) {
     let view = &mut app.view;
@@ -90,8 +91,15 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             if pressed(egui::Key::E) {
                 view.tool = super::Tool::Eraser;
             }
+            if pressed(egui::Key::M) {
+                view.tool = super::Tool::Ruler;
+            }
+            if pressed(egui::Key::O) {
+                view.tool = super::Tool::Ellipse;
+            }
             if pressed(egui::Key::N) || pressed(egui::Key::Escape) {
                 view.tool = super::Tool::Navigate;
+                view.drawing = None;
             }
         });
         let (mark, undo, redo) = ui.input(|i| {
@@ -128,9 +136,10 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             app.pixels_dirty();
         }
     }
-    let view = &mut app.view;
-    if view.tool != super::Tool::Navigate {
-        brush(app, response, rect, slices);
+    if app.view.tool.paints() {
+        brush(app, response, rect);
+    } else if app.view.tool.measures() {
+        measure(app, response, rect);
     }
     let view = &mut app.view;
     if view.playing && slices > 1 {
@@ -143,15 +152,55 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
     }
 }
 
-/// Paints with the brush or eraser where the left button drags (one undo step per stroke).
-pub(super) fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect, _slices: usize) {
+/// Draws a measurement where the left button drags (a line, or an ellipse's bounding box);
+/// on release it is measured on the slice's values and heatmap and kept in the review.
+fn measure(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
+    let Some(frame) = ImageFrame::of(app, rect) else { return };
+    let Some(pos) = response.interact_pointer_pos() else { return };
+    let p = frame.to_pixel(pos);
+    if response.drag_started_by(egui::PointerButton::Primary) {
+        // The drag is reported once the pointer has moved; it began where the button went down.
+        let origin = response.ctx.input(|i| i.pointer.press_origin()).unwrap_or(pos);
+        app.view.drawing = Some((frame.to_pixel(origin), p));
+    } else if response.dragged_by(egui::PointerButton::Primary)
+        && let Some((_, end)) = app.view.drawing.as_mut()
+    {
+        *end = p;
+    }
+    if !response.drag_stopped_by(egui::PointerButton::Primary) {
+        return;
+    }
+    let Some((start, end)) = app.view.drawing.take() else { return };
+    let Some(shape) = super::slice_view::drawn_shape(app.view.tool, start, end) else { return };
+    let slice = app.view.slice;
     let Some(current) = &app.current else { return };
-    let spacing = pixel_spacing(&current.stack);
+    let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
+    let n = columns * rows;
     let geometry = current.stack.geometry.clone();
-    let (columns, rows) = (current.stack.columns as f32, current.stack.rows as f32);
-    let size_mm = Vec2::new(columns * spacing[0] as f32, rows * spacing[1] as f32);
-    let scale = app.view.fit_scale * app.view.zoom;
-    let image_rect = Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale);
+    let grey = current.volume.as_ref().filter(|v| v.channels == 1);
+    let image = grey.and_then(|v| v.slice(slice)).map(<[f32]>::to_vec).unwrap_or_default();
+    let heat = super::insights::heat_plane(app, slice, n);
+    let heat_name = super::insights::heat_style(app).1;
+    let stats = crate::report::measure_shape(
+        &shape,
+        frame.spacing,
+        [columns, rows],
+        &image,
+        heat.as_deref().map(|h| (heat_name.as_str(), h)),
+    );
+    let uid = current.uid.clone();
+    if let Some(a) = app.analysis.as_mut().filter(|a| a.series == uid) {
+        a.review.measurements.push(crate::report::Measurement { slice, shape, stats });
+        a.save(geometry);
+    }
+}
+
+/// Paints with the brush or eraser where the left button drags (one undo step per stroke).
+pub(super) fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
+    let Some(frame) = ImageFrame::of(app, rect) else { return };
+    let Some(current) = &app.current else { return };
+    let spacing = frame.spacing;
+    let geometry = current.stack.geometry.clone();
     let label = if app.view.tool == super::Tool::Eraser {
         0
     } else {
@@ -165,9 +214,8 @@ pub(super) fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect, _
     let painting =
         response.dragged_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
     if painting && let Some(pos) = response.interact_pointer_pos() {
-        let x = (pos.x - image_rect.left()) / scale / spacing[0] as f32;
-        let y = (pos.y - image_rect.top()) / scale / spacing[1] as f32;
-        a.paint(slice, x, y, radius, spacing, label);
+        let [x, y] = frame.to_pixel(pos);
+        a.paint(slice, x as f32, y as f32, radius, spacing, label);
     }
     let released =
         response.drag_stopped_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);

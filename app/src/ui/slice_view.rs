@@ -33,6 +33,8 @@ pub struct ViewState {
     /// Label the brush paints.
     pub brush_label: u8,
     pub brush_mm: f32,
+    /// The measurement being drawn: where the drag started and where it is (pixel coordinates).
+    pub drawing: Option<([f64; 2], [f64; 2])>,
 }
 
 impl Default for ViewState {
@@ -55,6 +57,7 @@ impl Default for ViewState {
             tool: super::Tool::Navigate,
             brush_label: 1,
             brush_mm: 3.0,
+            drawing: None,
         }
     }
 }
@@ -92,6 +95,109 @@ impl ViewState {
     pub(super) fn step(&mut self, by: i64, slices: usize) {
         let last = slices.saturating_sub(1) as i64;
         self.slice = (self.slice as i64 + by).clamp(0, last) as usize;
+    }
+}
+
+/// Where the slice lies on screen: the image rectangle, points per mm and pixel spacing.
+pub(super) struct ImageFrame {
+    pub image_rect: Rect,
+    pub scale: f32,
+    pub spacing: [f64; 2],
+}
+
+impl ImageFrame {
+    /// The frame of the current series in the view `rect` (as `slice_view` lays it out).
+    pub fn of(app: &FocalApp, rect: Rect) -> Option<ImageFrame> {
+        let stack = &app.current.as_ref()?.stack;
+        let spacing = pixel_spacing(stack);
+        let size_mm = Vec2::new(
+            (f64::from(stack.columns) * spacing[0]) as f32,
+            (f64::from(stack.rows) * spacing[1]) as f32,
+        );
+        let scale = app.view.fit_scale * app.view.zoom;
+        Some(ImageFrame {
+            image_rect: Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale),
+            scale,
+            spacing,
+        })
+    }
+
+    /// Screen point → pixel coordinates (x along columns, y along rows).
+    pub fn to_pixel(&self, pos: Pos2) -> [f64; 2] {
+        [
+            f64::from((pos.x - self.image_rect.left()) / self.scale) / self.spacing[0],
+            f64::from((pos.y - self.image_rect.top()) / self.scale) / self.spacing[1],
+        ]
+    }
+
+    /// Pixel coordinates → screen point.
+    pub fn to_screen(&self, p: [f64; 2]) -> Pos2 {
+        Pos2::new(
+            self.image_rect.left() + (p[0] * self.spacing[0]) as f32 * self.scale,
+            self.image_rect.top() + (p[1] * self.spacing[1]) as f32 * self.scale,
+        )
+    }
+}
+
+/// The shape a drag from `start` to `end` draws with `tool` (None when it is too small).
+pub(super) fn drawn_shape(tool: super::Tool, start: [f64; 2], end: [f64; 2]) -> Option<crate::report::Shape> {
+    use crate::report::Shape;
+    let (dx, dy) = ((end[0] - start[0]).abs(), (end[1] - start[1]).abs());
+    match tool {
+        super::Tool::Ruler if dx.hypot(dy) >= 1.0 => Some(Shape::Line { from: start, to: end }),
+        super::Tool::Ellipse if dx >= 1.0 && dy >= 1.0 => Some(Shape::Ellipse {
+            center: [(start[0] + end[0]) / 2.0, (start[1] + end[1]) / 2.0],
+            radii: [dx / 2.0, dy / 2.0],
+        }),
+        _ => None,
+    }
+}
+
+/// A measurement's reading as written beside it on the image (short lines).
+fn on_image_reading(m: &crate::report::Measurement, unit: &str) -> String {
+    let s = &m.stats;
+    match m.shape {
+        crate::report::Shape::Line { .. } => format!("{:.1} mm", s.length_mm.unwrap_or(0.0)),
+        crate::report::Shape::Ellipse { .. } => {
+            let mut lines = vec![format!("{:.0} mm²", s.area_mm2.unwrap_or(0.0))];
+            if let (Some(mean), Some(sd)) = (s.mean, s.sd) {
+                lines.push(format!("{mean:.1} ± {sd:.1}{unit}"));
+            }
+            if let (Some(name), Some(mean)) = (&s.heat, s.heat_mean) {
+                lines.push(format!("{name} {mean:.3}"));
+            }
+            lines.join("\n")
+        }
+    }
+}
+
+/// Draws a measurement and its reading.
+fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report::Shape, label: Option<String>) {
+    use crate::report::Shape;
+    let colour = Color32::from_rgb(120, 230, 255);
+    let stroke = egui::Stroke::new(1.5, colour);
+    let anchor = match *shape {
+        Shape::Line { from, to } => {
+            let (a, b) = (frame.to_screen(from), frame.to_screen(to));
+            painter.line_segment([a, b], stroke);
+            for p in [a, b] {
+                painter.circle_filled(p, 2.5, colour);
+            }
+            if a.x > b.x { a } else { b }
+        }
+        Shape::Ellipse { center, radii } => {
+            let points: Vec<Pos2> = (0..64)
+                .map(|k| {
+                    let t = k as f64 / 64.0 * std::f64::consts::TAU;
+                    frame.to_screen([center[0] + radii[0] * t.cos(), center[1] + radii[1] * t.sin()])
+                })
+                .collect();
+            painter.add(egui::Shape::closed_line(points, stroke));
+            frame.to_screen([center[0] + radii[0], center[1]])
+        }
+    };
+    if let Some(l) = label {
+        text(painter, anchor + Vec2::new(6.0, 0.0), Align2::LEFT_CENTER, l);
     }
 }
 
@@ -314,9 +420,24 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
         unit,
     );
 
+    // Measurements on this slice, and the one being drawn.
+    if let Some(frame) = ImageFrame::of(app, rect) {
+        let unit = if modality.as_deref() == Some("CT") { " HU" } else { "" };
+        if let Some(a) = app.current_analysis() {
+            for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice) {
+                draw_shape(&painter, &frame, &m.shape, Some(on_image_reading(m, unit)));
+            }
+        }
+        if let Some((start, end)) = app.view.drawing
+            && let Some(shape) = drawn_shape(app.view.tool, start, end)
+        {
+            draw_shape(&painter, &frame, &shape, None);
+        }
+    }
+
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()
-        && app.view.tool != super::Tool::Navigate
+        && app.view.tool.paints()
     {
         let colour = if app.view.tool == super::Tool::Eraser {
             Color32::WHITE
