@@ -182,11 +182,34 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     h.run_steps(1);
     assert_eq!(h.state().view.tool, focal::ui::Tool::Ellipse);
     drag(&mut h, centre - egui::Vec2::new(30.0, 25.0), centre + egui::Vec2::new(30.0, 25.0));
+    // Freehand: a triangle traced in small steps, left of the ellipse.
+    h.key_press(egui::Key::F);
+    h.run_steps(1);
+    let corner = centre - egui::Vec2::new(150.0, 40.0);
+    let trace = [corner, corner + egui::Vec2::new(60.0, 0.0), corner + egui::Vec2::new(30.0, 60.0), corner];
+    h.hover_at(trace[0]);
+    h.run_steps(1);
+    h.drag_at(trace[0]);
+    h.run_steps(1);
+    for w in trace.windows(2) {
+        for k in 1..=6 {
+            h.hover_at(w[0] + (w[1] - w[0]) * (k as f32 / 6.0));
+            h.run_steps(1);
+        }
+    }
+    h.drop_at(trace[3]);
+    h.run_steps(2);
     {
         let app = h.state();
         let points_per_mm = app.view.fit_scale * app.view.zoom;
         let m = &app.analysis.as_ref().expect("analysis").review.measurements;
-        assert_eq!(m.len(), 2, "{m:?}");
+        assert_eq!(m.len(), 3, "{m:?}");
+        let region = &m[2];
+        assert!(matches!(region.shape, focal::report::Shape::Polygon { .. }), "{region:?}");
+        let triangle = 0.5 * 60.0 * 60.0 / f64::from(points_per_mm).powi(2);
+        let area = region.stats.area_mm2.expect("area");
+        assert!((area / triangle - 1.0).abs() < 0.1, "{area} mm² for a triangle of {triangle}");
+        assert!(region.stats.pixels > 50 && region.stats.mean.is_some(), "{region:?}");
         let length = m[0].stats.length_mm.expect("a distance");
         assert!((length - 80.0 / f64::from(points_per_mm)).abs() < 1.0, "{length} mm for 80 points at {points_per_mm}/mm");
         let e = &m[1].stats;
@@ -204,7 +227,7 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         let saved = focal::report::Review::load(&dir).ok().flatten();
-        if saved.is_some_and(|r| r.signed_at.is_some() && r.edited && r.measurements.len() == 2)
+        if saved.is_some_and(|r| r.signed_at.is_some() && r.edited && r.measurements.len() == 3)
             && dir.join("labels-reviewed.nii").exists()
         {
             break;
@@ -220,7 +243,7 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     assert_eq!(a.review.reader, "Dr Reader");
     assert_eq!(a.review.findings[0].note, "checked");
     assert_eq!(a.review.key_images.len(), 1);
-    assert_eq!(a.review.measurements.len(), 2, "the measurements were restored");
+    assert_eq!(a.review.measurements.len(), 3, "the measurements were restored");
     assert!(
         (volume_of(h.state(), "CSF") - csf_painted).abs() < 1e-9,
         "the corrected labels were restored"
@@ -242,7 +265,10 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
         .output()
         .expect("pdftotext (poppler-utils)");
     let text = String::from_utf8_lossy(&pdf.stdout);
-    assert!(text.contains("Measurements") && text.contains("distance") && text.contains("ellipse"), "{text}");
+    assert!(
+        text.contains("Measurements") && text.contains("distance") && text.contains("ellipse") && text.contains("region"),
+        "{text}"
+    );
     assert!(text.contains("attention"), "{text}");
     pin_timings(h.state_mut());
     h.get_by_label("Review").click();

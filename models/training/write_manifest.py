@@ -49,7 +49,7 @@ def finite(v):
 
 def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
     """Version 2.1: the same tissue model with the brain extent before the largest component."""
-    from mask3d import PERCENTILE, SIZE_MULTIPLE, SPACING, THRESHOLD
+    from mask3d import FINE, PERCENTILE, SIZE_MULTIPLE, SPACING, THRESHOLD
 
     manifest = json.load(open(manifest_path))
     training = json.load(open(training_path))
@@ -69,7 +69,7 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
         "percentile": PERCENTILE,
         "threshold": THRESHOLD,
         "description": "[1, 1, X, Y, Z] float32: the whole volume in RAS axis order (each volume axis taken as the "
-                       "patient axis nearest its direction), resampled to a 3 mm grid with a separable triangle "
+                       f"patient axis nearest its direction), resampled to a {SPACING:g} mm grid with a separable triangle "
                        "filter (both grids start at the first voxel), divided by the 99.5th percentile of its values "
                        "> 0 and clipped to [0, 1], zero-padded at the high ends to multiples of 8. Output brain: "
                        "p(brain) on that grid (sigmoid), brought back by linear interpolation.",
@@ -77,7 +77,7 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
         "training": {
             "method": "domain randomisation from 3D label maps: random rotation (up to 17 degrees per axis), scale, "
                       "flip and elastic warp, a random contrast per tissue, blur, thick slices (3-8 mm) along any axis, "
-                      "bias field, gamma, noise and partial coverage; made at 1.5 mm and averaged to 3 mm",
+                      f"bias field, gamma, noise and partial coverage; made at {FINE:g} mm and averaged to {SPACING:g} mm",
             "data": "the head CT label map with a synthetic neck (head_labels.py --neck) 60%, the MNI brain with "
                     "random synthetic shells 40%",
             "steps": training["steps"], "minutes": training["minutes"], "seed": training["seed"],

@@ -68,12 +68,75 @@ pub struct Review {
 
 /// What the reader drew, in pixel coordinates of its slice (x along columns, y along rows;
 /// the centre of pixel (i, j) is (i + 0.5, j + 0.5)).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Shape {
     /// A distance between two points.
     Line { from: [f64; 2], to: [f64; 2] },
     /// An axis-aligned ellipse region.
     Ellipse { center: [f64; 2], radii: [f64; 2] },
+    /// A freehand region: the closed polygon through these points.
+    Polygon { points: Vec<[f64; 2]> },
+}
+
+impl Shape {
+    /// Whether the point (x, y) lies inside the region (never for a line).
+    fn contains(&self, x: f64, y: f64) -> bool {
+        match self {
+            Shape::Line { .. } => false,
+            Shape::Ellipse { center, radii } => {
+                let u = (x - center[0]) / radii[0];
+                let v = (y - center[1]) / radii[1];
+                radii[0] > 0.0 && radii[1] > 0.0 && u * u + v * v <= 1.0
+            }
+            Shape::Polygon { points } => {
+                // Even-odd rule: count edges crossed by a ray towards +x.
+                let mut inside = false;
+                for (k, a) in points.iter().enumerate() {
+                    let b = points[(k + 1) % points.len()];
+                    if (a[1] > y) != (b[1] > y) && x < a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]) {
+                        inside = !inside;
+                    }
+                }
+                inside
+            }
+        }
+    }
+
+    /// [x0, y0, x1, y1] around the region.
+    fn bounds(&self) -> [f64; 4] {
+        match self {
+            Shape::Line { from, to } => [from[0].min(to[0]), from[1].min(to[1]), from[0].max(to[0]), from[1].max(to[1])],
+            Shape::Ellipse { center, radii } => [
+                center[0] - radii[0],
+                center[1] - radii[1],
+                center[0] + radii[0],
+                center[1] + radii[1],
+            ],
+            Shape::Polygon { points } => points.iter().fold(
+                [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY],
+                |b, p| [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])],
+            ),
+        }
+    }
+
+    /// Area in pixel units (shoelace formula for the polygon).
+    fn pixel_area(&self) -> f64 {
+        match self {
+            Shape::Line { .. } => 0.0,
+            Shape::Ellipse { radii, .. } => std::f64::consts::PI * radii[0] * radii[1],
+            Shape::Polygon { points } => {
+                let twice: f64 = points
+                    .iter()
+                    .enumerate()
+                    .map(|(k, a)| {
+                        let b = points[(k + 1) % points.len()];
+                        a[0] * b[1] - b[0] * a[1]
+                    })
+                    .sum();
+                twice.abs() / 2.0
+            }
+        }
+    }
 }
 
 /// One measurement on one slice, with what it measured when drawn.
@@ -126,50 +189,37 @@ pub fn measure_shape(
     image: &[f32],
     heat: Option<(&str, &[f32])>,
 ) -> ShapeStats {
-    match *shape {
-        Shape::Line { from, to } => {
-            let dx = (to[0] - from[0]) * spacing[0];
-            let dy = (to[1] - from[1]) * spacing[1];
-            ShapeStats {
-                length_mm: Some((dx * dx + dy * dy).sqrt()),
-                ..ShapeStats::default()
-            }
-        }
-        Shape::Ellipse { center, radii } => {
-            let area = std::f64::consts::PI * radii[0] * spacing[0] * radii[1] * spacing[1];
-            let inside: Vec<usize> = if radii[0] > 0.0 && radii[1] > 0.0 {
-                let x0 = (center[0] - radii[0]).floor().max(0.0) as usize;
-                let x1 = ((center[0] + radii[0]).ceil().max(0.0) as usize).min(columns);
-                let y0 = (center[1] - radii[1]).floor().max(0.0) as usize;
-                let y1 = ((center[1] + radii[1]).ceil().max(0.0) as usize).min(rows);
-                (y0..y1)
-                    .flat_map(|j| (x0..x1).map(move |i| (i, j)))
-                    .filter(|&(i, j)| {
-                        let u = (i as f64 + 0.5 - center[0]) / radii[0];
-                        let v = (j as f64 + 0.5 - center[1]) / radii[1];
-                        u * u + v * v <= 1.0
-                    })
-                    .map(|(i, j)| j * columns + i)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let (mean, sd) = mean_sd(inside.iter().filter_map(|&k| image.get(k)).map(|&v| f64::from(v)));
-            let (heat_mean, heat_sd) = match heat {
-                Some((_, h)) => mean_sd(inside.iter().filter_map(|&k| h.get(k)).map(|&v| f64::from(v))),
-                None => (None, None),
-            };
-            ShapeStats {
-                length_mm: None,
-                area_mm2: Some(area),
-                pixels: inside.len(),
-                mean,
-                sd,
-                heat: heat.map(|(name, _)| name.to_string()),
-                heat_mean,
-                heat_sd,
-            }
-        }
+    if let Shape::Line { from, to } = shape {
+        let dx = (to[0] - from[0]) * spacing[0];
+        let dy = (to[1] - from[1]) * spacing[1];
+        return ShapeStats {
+            length_mm: Some((dx * dx + dy * dy).sqrt()),
+            ..ShapeStats::default()
+        };
+    }
+    let [bx0, by0, bx1, by1] = shape.bounds();
+    let clamp = |v: f64, n: usize| (v.max(0.0) as usize).min(n);
+    let (x0, x1) = (clamp(bx0.floor(), columns), clamp(bx1.ceil(), columns));
+    let (y0, y1) = (clamp(by0.floor(), rows), clamp(by1.ceil(), rows));
+    let inside: Vec<usize> = (y0..y1)
+        .flat_map(|j| (x0..x1).map(move |i| (i, j)))
+        .filter(|&(i, j)| shape.contains(i as f64 + 0.5, j as f64 + 0.5))
+        .map(|(i, j)| j * columns + i)
+        .collect();
+    let (mean, sd) = mean_sd(inside.iter().filter_map(|&k| image.get(k)).map(|&v| f64::from(v)));
+    let (heat_mean, heat_sd) = match heat {
+        Some((_, h)) => mean_sd(inside.iter().filter_map(|&k| h.get(k)).map(|&v| f64::from(v))),
+        None => (None, None),
+    };
+    ShapeStats {
+        length_mm: None,
+        area_mm2: Some(shape.pixel_area() * spacing[0] * spacing[1]),
+        pixels: inside.len(),
+        mean,
+        sd,
+        heat: heat.map(|(name, _)| name.to_string()),
+        heat_mean,
+        heat_sd,
     }
 }
 
@@ -182,8 +232,9 @@ impl Measurement {
         let mut text = format!("slice {}: ", self.slice + 1);
         match self.shape {
             Shape::Line { .. } => text.push_str(&format!("distance {:.1} mm", s.length_mm.unwrap_or(0.0))),
-            Shape::Ellipse { .. } => {
-                text.push_str(&format!("ellipse {:.0} mm², {} px", s.area_mm2.unwrap_or(0.0), s.pixels));
+            Shape::Ellipse { .. } | Shape::Polygon { .. } => {
+                let kind = if matches!(self.shape, Shape::Ellipse { .. }) { "ellipse" } else { "region" };
+                text.push_str(&format!("{kind} {:.0} mm², {} px", s.area_mm2.unwrap_or(0.0), s.pixels));
                 if let (Some(m), Some(sd)) = (s.mean, s.sd) {
                     text.push_str(&format!(", mean {m:.1} ± {sd:.1}{unit}"));
                 }
@@ -292,6 +343,15 @@ mod tests {
         assert_eq!((s.pixels, s.mean), (0, None));
         let stats = measure_shape(&e, [1.0, 1.0], [20, 20], &image, Some(("attention", &heat)));
         let text = Measurement { slice: 4, shape: e, stats }.describe(" HU");
+        // A freehand square of 6 × 4 pixels (drawn as a path) at 2 × 1 mm: 48 mm², 24 pixels.
+        let square = Shape::Polygon { points: vec![[2.0, 3.0], [8.0, 3.0], [8.0, 7.0], [5.0, 7.0], [2.0, 7.0]] };
+        let s = measure_shape(&square, [2.0, 1.0], [20, 20], &image, None);
+        assert_eq!((s.area_mm2, s.pixels), (Some(48.0), 24));
+        assert!((s.mean.unwrap() - 4.5).abs() < 1e-9, "{s:?}");
+        // A concave L: the notch is outside.
+        let l = Shape::Polygon { points: vec![[0.0, 0.0], [4.0, 0.0], [4.0, 2.0], [2.0, 2.0], [2.0, 4.0], [0.0, 4.0]] };
+        let s = measure_shape(&l, [1.0, 1.0], [20, 20], &image, None);
+        assert_eq!((s.area_mm2, s.pixels), (Some(12.0), 12));
         assert!(text.starts_with("slice 5: ellipse 25 mm²") && text.contains("HU") && text.contains("attention 0.250"), "{text}");
     }
 

@@ -56,6 +56,8 @@ pub enum Tool {
     Ruler,
     /// Ellipse region: area, mean ± sd of values and of the heatmap (drag its bounding box).
     Ellipse,
+    /// Freehand region, measured as the ellipse (drag its outline).
+    Freehand,
 }
 
 impl Tool {
@@ -64,7 +66,7 @@ impl Tool {
     }
 
     pub fn measures(self) -> bool {
-        matches!(self, Tool::Ruler | Tool::Ellipse)
+        matches!(self, Tool::Ruler | Tool::Ellipse | Tool::Freehand)
     }
 }
 
@@ -272,6 +274,7 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             (Tool::Eraser, "Eraser", "E"),
             (Tool::Ruler, "Ruler", "M"),
             (Tool::Ellipse, "Ellipse", "O"),
+            (Tool::Freehand, "Freehand", "F"),
         ] {
             ui.selectable_value(&mut app.view.tool, tool, name).on_hover_text(key);
         }

@@ -97,9 +97,12 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             if pressed(egui::Key::O) {
                 view.tool = super::Tool::Ellipse;
             }
+            if pressed(egui::Key::F) {
+                view.tool = super::Tool::Freehand;
+            }
             if pressed(egui::Key::N) || pressed(egui::Key::Escape) {
                 view.tool = super::Tool::Navigate;
-                view.drawing = None;
+                view.drawing.clear();
             }
         });
         let (mark, undo, redo) = ui.input(|i| {
@@ -161,17 +164,23 @@ fn measure(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
     if response.drag_started_by(egui::PointerButton::Primary) {
         // The drag is reported once the pointer has moved; it began where the button went down.
         let origin = response.ctx.input(|i| i.pointer.press_origin()).unwrap_or(pos);
-        app.view.drawing = Some((frame.to_pixel(origin), p));
-    } else if response.dragged_by(egui::PointerButton::Primary)
-        && let Some((_, end)) = app.view.drawing.as_mut()
-    {
-        *end = p;
+        app.view.drawing = vec![frame.to_pixel(origin), p];
+    } else if response.dragged_by(egui::PointerButton::Primary) && !app.view.drawing.is_empty() {
+        let path = &mut app.view.drawing;
+        // A freehand outline keeps every point a pixel apart; the others only their ends.
+        let last = path[path.len() - 1];
+        if app.view.tool != super::Tool::Freehand {
+            path.truncate(1);
+            path.push(p);
+        } else if (p[0] - last[0]).hypot(p[1] - last[1]) >= 1.0 {
+            path.push(p);
+        }
     }
     if !response.drag_stopped_by(egui::PointerButton::Primary) {
         return;
     }
-    let Some((start, end)) = app.view.drawing.take() else { return };
-    let Some(shape) = super::slice_view::drawn_shape(app.view.tool, start, end) else { return };
+    let path = std::mem::take(&mut app.view.drawing);
+    let Some(shape) = super::slice_view::drawn_shape(app.view.tool, &path) else { return };
     let slice = app.view.slice;
     let Some(current) = &app.current else { return };
     let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);

@@ -33,8 +33,9 @@ pub struct ViewState {
     /// Label the brush paints.
     pub brush_label: u8,
     pub brush_mm: f32,
-    /// The measurement being drawn: where the drag started and where it is (pixel coordinates).
-    pub drawing: Option<([f64; 2], [f64; 2])>,
+    /// The measurement being drawn: where the drag started, the outline so far (freehand) and
+    /// where it is now, in pixel coordinates.
+    pub drawing: Vec<[f64; 2]>,
 }
 
 impl Default for ViewState {
@@ -57,7 +58,7 @@ impl Default for ViewState {
             tool: super::Tool::Navigate,
             brush_label: 1,
             brush_mm: 3.0,
-            drawing: None,
+            drawing: Vec::new(),
         }
     }
 }
@@ -139,9 +140,10 @@ impl ImageFrame {
     }
 }
 
-/// The shape a drag from `start` to `end` draws with `tool` (None when it is too small).
-pub(super) fn drawn_shape(tool: super::Tool, start: [f64; 2], end: [f64; 2]) -> Option<crate::report::Shape> {
+/// The shape a drag along `path` (start … end) draws with `tool` (None when it is too small).
+pub(super) fn drawn_shape(tool: super::Tool, path: &[[f64; 2]]) -> Option<crate::report::Shape> {
     use crate::report::Shape;
+    let (start, end) = (*path.first()?, *path.last()?);
     let (dx, dy) = ((end[0] - start[0]).abs(), (end[1] - start[1]).abs());
     match tool {
         super::Tool::Ruler if dx.hypot(dy) >= 1.0 => Some(Shape::Line { from: start, to: end }),
@@ -149,8 +151,20 @@ pub(super) fn drawn_shape(tool: super::Tool, start: [f64; 2], end: [f64; 2]) -> 
             center: [(start[0] + end[0]) / 2.0, (start[1] + end[1]) / 2.0],
             radii: [dx / 2.0, dy / 2.0],
         }),
+        super::Tool::Freehand if path.len() >= 3 => {
+            let shape = Shape::Polygon { points: path.to_vec() };
+            let [x0, y0, x1, y1] = shape_bounds(path);
+            (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(shape)
+        }
         _ => None,
     }
+}
+
+fn shape_bounds(points: &[[f64; 2]]) -> [f64; 4] {
+    points.iter().fold(
+        [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY],
+        |b, p| [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])],
+    )
 }
 
 /// A measurement's reading as written beside it on the image (short lines).
@@ -158,7 +172,7 @@ fn on_image_reading(m: &crate::report::Measurement, unit: &str) -> String {
     let s = &m.stats;
     match m.shape {
         crate::report::Shape::Line { .. } => format!("{:.1} mm", s.length_mm.unwrap_or(0.0)),
-        crate::report::Shape::Ellipse { .. } => {
+        crate::report::Shape::Ellipse { .. } | crate::report::Shape::Polygon { .. } => {
             let mut lines = vec![format!("{:.0} mm²", s.area_mm2.unwrap_or(0.0))];
             if let (Some(mean), Some(sd)) = (s.mean, s.sd) {
                 lines.push(format!("{mean:.1} ± {sd:.1}{unit}"));
@@ -176,9 +190,9 @@ fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report
     use crate::report::Shape;
     let colour = Color32::from_rgb(120, 230, 255);
     let stroke = egui::Stroke::new(1.5, colour);
-    let anchor = match *shape {
+    let anchor = match shape {
         Shape::Line { from, to } => {
-            let (a, b) = (frame.to_screen(from), frame.to_screen(to));
+            let (a, b) = (frame.to_screen(*from), frame.to_screen(*to));
             painter.line_segment([a, b], stroke);
             for p in [a, b] {
                 painter.circle_filled(p, 2.5, colour);
@@ -194,6 +208,12 @@ fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report
                 .collect();
             painter.add(egui::Shape::closed_line(points, stroke));
             frame.to_screen([center[0] + radii[0], center[1]])
+        }
+        Shape::Polygon { points } => {
+            let screen: Vec<Pos2> = points.iter().map(|p| frame.to_screen(*p)).collect();
+            let right = screen.iter().copied().fold(Pos2::new(f32::NEG_INFINITY, 0.0), |a, p| if p.x > a.x { p } else { a });
+            painter.add(egui::Shape::closed_line(screen, stroke));
+            right
         }
     };
     if let Some(l) = label {
@@ -428,9 +448,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
                 draw_shape(&painter, &frame, &m.shape, Some(on_image_reading(m, unit)));
             }
         }
-        if let Some((start, end)) = app.view.drawing
-            && let Some(shape) = drawn_shape(app.view.tool, start, end)
-        {
+        if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
             draw_shape(&painter, &frame, &shape, None);
         }
     }
