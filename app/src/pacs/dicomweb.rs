@@ -30,6 +30,8 @@ const WADO_DEFAULT: &str = "multipart/related; type=\"application/dicom\"";
 const MAX_INSTANCE_BYTES: u64 = 4 << 30;
 /// STOW-RS requests are split so that none carries more than this.
 const STOW_CHUNK_BYTES: usize = 64 << 20;
+/// WADO-RS requests in flight at once during a retrieve.
+const WADO_WORKERS: usize = 4;
 /// QIDO page size when listing a study's instances.
 const QIDO_PAGE: usize = 1000;
 
@@ -444,22 +446,55 @@ pub fn get(
     let total = Some(instances.len());
     let mut tally = Tally::default();
     let mut problems: Vec<String> = Vec::new();
-    let mut any_syntax = true;
-    for (series, instance) in &instances {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(PacsError::Cancelled);
-        }
-        let path = folder.join(format!("{}.dcm", crate::uid::key(instance)));
-        if path.exists() {
-            tally.already_had += 1;
-        } else {
-            match fetch_instance(&client, study_uid, series, instance, &mut any_syntax) {
-                Ok(bytes) => {
-                    crate::outdir::write_atomic(&path, &bytes)
-                        .map_err(|e| PacsError::Io(format!("cannot write {}: {e}", path.display())))?;
-                    tally.received += 1;
-                    tally.bytes += bytes.len() as u64;
+    let mut fatal: Option<PacsError> = None;
+    // A few requests in flight hide each one's round trip; every file is still written whole,
+    // by the worker that fetched it, and counted here.
+    let any_syntax = AtomicBool::new(true);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel::<Result<Option<u64>, PacsError>>();
+    std::thread::scope(|scope| {
+        for _ in 0..WADO_WORKERS.min(instances.len()) {
+            let tx = tx.clone();
+            let (client, folder, instances) = (&client, &folder, &instances);
+            let (any_syntax, next, stop) = (&any_syntax, &next, &stop);
+            scope.spawn(move || {
+                loop {
+                    if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let Some((series, instance)) = instances.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return;
+                    };
+                    let path = folder.join(format!("{}.dcm", crate::uid::key(instance)));
+                    let outcome = if path.exists() {
+                        Ok(None)
+                    } else {
+                        let mut syntax = any_syntax.load(Ordering::Relaxed);
+                        let fetched = fetch_instance(client, study_uid, series, instance, &mut syntax);
+                        if !syntax {
+                            any_syntax.store(false, Ordering::Relaxed);
+                        }
+                        fetched.and_then(|bytes| {
+                            crate::outdir::write_atomic(&path, &bytes)
+                                .map(|()| Some(bytes.len() as u64))
+                                .map_err(|e| PacsError::Io(format!("cannot write {}: {e}", path.display())))
+                        })
+                    };
+                    if tx.send(outcome).is_err() {
+                        return;
+                    }
                 }
+            });
+        }
+        drop(tx);
+        for outcome in rx {
+            match outcome {
+                Ok(Some(bytes)) => {
+                    tally.received += 1;
+                    tally.bytes += bytes;
+                }
+                Ok(None) => tally.already_had += 1,
                 // The server said no to this one instance: note it, go on with the rest.
                 Err(PacsError::Failed(why)) | Err(PacsError::Protocol(why)) => {
                     tracing::warn!("a retrieved instance was not kept: {why}");
@@ -469,10 +504,20 @@ pub fn get(
                     }
                 }
                 // The connection or the credentials failed: stop; what arrived stays.
-                Err(e) => return Err(e),
+                Err(e) => {
+                    stop.store(true, Ordering::Relaxed);
+                    fatal.get_or_insert(e);
+                }
             }
+            progress(tally.received + tally.already_had + tally.failed, total);
         }
-        progress(tally.received + tally.already_had + tally.failed, total);
+    });
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    if tally.received + tally.already_had + tally.failed < instances.len() {
+        // Only a cancel stops the workers without an error.
+        return Err(PacsError::Cancelled);
     }
     let warning = (tally.failed > 0).then(|| {
         format!(
