@@ -115,13 +115,18 @@ pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<Fram
         "PALETTE COLOR" if layout.samples_per_pixel == 1 => Some(super::palette::Palette::read(&obj)?),
         _ => None,
     };
-    frames
-        .iter()
-        .map(|&frame| {
-            let raw = source.frame(&obj, layout, frame)?;
-            to_values(&raw, palette.as_ref(), header, layout, frame)
-        })
-        .collect()
+    let one = |&frame: &u32| {
+        let raw = source.frame(&obj, layout, frame)?;
+        to_values(&raw, palette.as_ref(), header, layout, frame)
+    };
+    // Compressed frames of one file (enhanced multi-frame objects) decompress in parallel;
+    // files are already decoded in parallel by the volume loader.
+    if matches!(source, PixelSource::Encapsulated) && frames.len() > 1 {
+        use rayon::prelude::*;
+        frames.par_iter().map(one).collect()
+    } else {
+        frames.iter().map(one).collect()
+    }
 }
 
 /// What became of one frame handed to `decode_frames_into`.
