@@ -304,6 +304,9 @@ fn list_instances(client: &Client, study: &str, series: Option<&str>) -> Result<
         None => format!("/studies/{}/instances", path_segment(study)?),
     };
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // Page until a page brings nothing new: servers cap answers at their own limit (which may
+    // be below ours), and some ignore `offset` and answer the same page again.
     loop {
         let params = [
             ("includefield", tag_key(dicom_dictionary_std::tags::SERIES_INSTANCE_UID)),
@@ -312,13 +315,17 @@ fn list_instances(client: &Client, study: &str, series: Option<&str>) -> Result<
         ];
         let resp = client.get(&path, DICOM_JSON, &params)?;
         let page = client.json(resp, "listing the study's instances")?;
-        let n = page.len();
+        let before = out.len();
         for obj in page {
             let series_uid = json_text(&obj, dicom_dictionary_std::tags::SERIES_INSTANCE_UID)
                 .or_else(|| series.map(str::to_string));
             let instance = json_text(&obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID);
             match (series_uid, instance) {
-                (Some(s), Some(i)) => out.push((s, i)),
+                (Some(s), Some(i)) => {
+                    if seen.insert(i.clone()) {
+                        out.push((s, i));
+                    }
+                }
                 _ => {
                     return Err(PacsError::Protocol(
                         "an instance listed without its series or SOP instance UID".into(),
@@ -326,8 +333,7 @@ fn list_instances(client: &Client, study: &str, series: Option<&str>) -> Result<
                 }
             }
         }
-        // A server that ignores `limit` answers everything at once.
-        if n < QIDO_PAGE {
+        if out.len() == before {
             break;
         }
     }
