@@ -14,25 +14,12 @@ mod window;
 
 use std::process::Command;
 
+use common::{json_out, step, text};
 use serde_json::Value;
 
 /// A refused or unreachable server must be reported within this (all three failures are
 /// immediate on loopback; the node timeout is 10 s, so this only catches a hang).
 const FAIL_BOUND_S: f64 = 10.0;
-
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    &report["steps"][name]
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-fn json_out(report: &Value, name: &str) -> Value {
-    let s = step(report, name);
-    assert_eq!(s["code"], 0, "{name} failed: {}\n{}", text(&s["stdout"]), text(&s["stderr"]));
-    serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
-}
 
 fn failed_with<'a>(report: &'a Value, name: &str, words: &str) -> &'a Value {
     let s = step(report, name);
@@ -140,21 +127,7 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
     assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
 
     // Results stored with STOW-RS join the study.
-    assert_eq!(step(&report, "analyze")["code"], 0, "{}", step(&report, "analyze"));
-    assert_eq!(step(&report, "export")["code"], 0, "{}", step(&report, "export"));
-    let stored = step(&report, "store_results");
-    assert_eq!(stored["code"], 0, "{stored}");
-    assert!(text(&stored["stdout"]).contains("3 of 3 file(s) stored"), "{stored}");
-    let after = json_out(&report, "find_series_after_store");
-    let mut modalities: Vec<String> = after
-        .as_array()
-        .expect("series")
-        .iter()
-        .map(|s| text(&s["Modality"]))
-        .collect();
-    modalities.sort();
-    assert_eq!(modalities, ["DOC", "MR", "OT", "SEG"], "{after}");
-    assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
+    common::assert_results_joined_study(&report, "store_results");
     eprintln!(
         "DICOMweb: STOW of 89 instances {} s, WADO retrieve {} s",
         step(&report, "store_sample")["seconds"],

@@ -11,31 +11,11 @@ mod common;
 
 use std::process::Command;
 
-use serde_json::Value;
+use common::{json_out, step, text};
 
 /// Seconds within which a refused or unreachable node must be reported (the node timeout is
 /// 10 s; both failures are immediate on loopback, so this only catches a hang).
 const FAIL_BOUND_S: f64 = 10.0;
-
-fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
-    &report["steps"][name]
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or_default().to_string()
-}
-
-fn json_out(report: &Value, name: &str) -> Value {
-    let s = step(report, name);
-    assert_eq!(
-        s["code"],
-        0,
-        "{name} failed: {}\n{}",
-        text(&s["stdout"]),
-        text(&s["stderr"])
-    );
-    serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
-}
 
 #[test]
 fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
@@ -152,21 +132,7 @@ fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
     );
 
     // Analyse what arrived, export (identified, to go back to its study) and store.
-    assert_eq!(step(&report, "analyze")["code"], 0, "{}", step(&report, "analyze"));
-    assert_eq!(step(&report, "export")["code"], 0, "{}", step(&report, "export"));
-    let stored = step(&report, "store");
-    assert_eq!(stored["code"], 0, "{stored}");
-    assert!(text(&stored["stdout"]).contains("3 of 3 file(s) stored"), "{stored}");
-    let after = json_out(&report, "find_series_after_store");
-    let mut modalities: Vec<String> = after
-        .as_array()
-        .expect("series")
-        .iter()
-        .map(|s| text(&s["Modality"]))
-        .collect();
-    modalities.sort();
-    assert_eq!(modalities, ["DOC", "MR", "OT", "SEG"], "{after}");
-    assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
+    common::assert_results_joined_study(&report, "store");
     assert_eq!(
         report["orthanc_series_after_store"],
         serde_json::json!(["DOC", "MR", "OT", "SEG"])

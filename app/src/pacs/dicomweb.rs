@@ -443,8 +443,7 @@ pub fn get(
 ) -> Result<GetSummary, PacsError> {
     let started = Instant::now();
     let client = Client::new(node)?;
-    let folder = super::scu::study_folder(cache, study_uid);
-    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let folder = super::scu::created_study_folder(cache, study_uid)?;
     let instances = list_instances(&client, study_uid, series_uid)?;
     if instances.is_empty() {
         return Err(PacsError::Failed("no instances of that study on the server".into()));

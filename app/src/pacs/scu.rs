@@ -320,6 +320,13 @@ pub fn study_folder(cache: &Path, study_uid: &str) -> PathBuf {
     cache.join(crate::uid::key(study_uid))
 }
 
+/// `study_folder`, made if it is not there yet.
+pub(super) fn created_study_folder(cache: &Path, study_uid: &str) -> Result<PathBuf, PacsError> {
+    let folder = study_folder(cache, study_uid);
+    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    Ok(folder)
+}
+
 /// C-GET of a study (or one series of it) into `study_folder(cache, study)`. Each instance is
 /// written whole (temporary name, then rename) as it arrives, so an interrupted retrieve keeps
 /// what arrived and a second one writes only what is missing.
@@ -332,8 +339,7 @@ pub fn get(
     cancel: &AtomicBool,
 ) -> Result<GetSummary, PacsError> {
     let started = Instant::now();
-    let folder = study_folder(cache, study_uid);
-    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let folder = created_study_folder(cache, study_uid)?;
     let mut opts = options(node).with_presentation_context(STUDY_ROOT_GET, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
     for class in STORAGE_CLASSES {
         opts = opts
@@ -508,8 +514,7 @@ pub fn move_to_focal(
     progress: &dyn Fn(usize, Option<usize>),
 ) -> Result<GetSummary, PacsError> {
     let started = Instant::now();
-    let folder = study_folder(cache, study_uid);
-    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    let folder = created_study_folder(cache, study_uid)?;
     let scp = super::scp::start(listen, &node.our_ae, &node.ae_title, folder.clone(), node.timeout_s)?;
     let result = (|| {
         let opts = options(node).with_presentation_context(STUDY_ROOT_MOVE, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);

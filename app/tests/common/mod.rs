@@ -223,3 +223,41 @@ pub fn run_scenario(script: &str, args: &[&std::ffi::OsStr], env: &[(&str, &std:
     serde_json::from_str(out.lines().last().unwrap_or_default())
         .unwrap_or_else(|e| panic!("{script}: no report ({e})\n{out}\n{err}"))
 }
+
+/// One step of a scenario's report (`{"steps": {name: {code, stdout, stderr, seconds}}}`).
+pub fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    &report["steps"][name]
+}
+
+/// A report value as text ("" when it is not a string).
+pub fn text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// The JSON a step printed, after checking that it succeeded.
+pub fn json_out(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    let s = step(report, name);
+    assert_eq!(s["code"], 0, "{name} failed: {}\n{}", text(&s["stdout"]), text(&s["stderr"]));
+    serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
+}
+
+/// The PACS scenarios' last act: the retrieved study was analysed and exported, the SEG,
+/// Parametric Map and Encapsulated PDF were stored by step `store`, and the node now lists
+/// them as series of the same study.
+pub fn assert_results_joined_study(report: &serde_json::Value, store: &str) {
+    assert_eq!(step(report, "analyze")["code"], 0, "{}", step(report, "analyze"));
+    assert_eq!(step(report, "export")["code"], 0, "{}", step(report, "export"));
+    let stored = step(report, store);
+    assert_eq!(stored["code"], 0, "{stored}");
+    assert!(text(&stored["stdout"]).contains("3 of 3 file(s) stored"), "{stored}");
+    let after = json_out(report, "find_series_after_store");
+    let mut modalities: Vec<String> = after
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| text(&s["Modality"]))
+        .collect();
+    modalities.sort();
+    assert_eq!(modalities, ["DOC", "MR", "OT", "SEG"], "{after}");
+    assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
+}

@@ -251,26 +251,11 @@ def main():
         # A link that drops mid-transfer (TLS relayed as bytes), then the same retrieve again.
         link = ps.DroppingLink(port=DROP_PORT, upstream=HTTPS_PORT, after=2_000_000)
         resumed = os.path.join(out, "cache-resume")
-        focal_run("pacs", "get", "web-dropping", "--study", study_uid, "--out", resumed, key="get_dropped")
-        link.close()
-        kept = [p for p in glob.glob(os.path.join(resumed, "**", "*"), recursive=True) if os.path.isfile(p)]
-        report["after_drop_files"] = sorted(os.path.basename(p) for p in kept)
-        report["after_drop_readable"] = 0
-        for p in kept:
-            if p.endswith(".dcm"):
-                _ = pydicom.dcmread(p).pixel_array
-                report["after_drop_readable"] += 1
+        ps.retrieve_through_drop(focal_run, report, "web-dropping", study_uid, resumed, link)
         focal_run("pacs", "get", "web", "--study", study_uid, "--out", resumed, "--json", key="get_resumed")
 
         # Analyse what arrived, export (identified, to join its study) and STOW the results.
-        analysis = os.path.join(out, "analysis")
-        focal_run("analyze", folder, "--out", analysis, "--device", "cpu", key="analyze")
-        exported = os.path.join(out, "export")
-        focal_run("export", folder, "--analysis", analysis, "--out", exported, "--seg", "--pmap", "--pdf",
-                  "--keep-phi", key="export")
-        stored = [os.path.join(exported, n) for n in ("segmentation.dcm", "attention-map.dcm", "report-pdf.dcm")]
-        focal_run("pacs", "store", "web", *stored, key="store_results")
-        focal_run("pacs", "find", "web", "--study", study_uid, "--json", key="find_series_after_store")
+        ps.analyse_export_store(focal_run, out, folder, "web", study_uid, key="store_results")
         report["orthanc_studies_after_store"] = len(rest("/studies"))
     finally:
         if nginx is not None:

@@ -127,6 +127,36 @@ class DroppingLink:
         self.server.close()
 
 
+def retrieve_through_drop(focal_run, report, node, study_uid, folder, link):
+    """A retrieve from `node` through `link` (closed afterwards), and what it left in `folder`:
+    the names of the files and how many of them pydicom reads whole."""
+    focal_run("pacs", "get", node, "--study", study_uid, "--out", folder, key="get_dropped")
+    link.close()
+    kept = [p for p in glob.glob(os.path.join(folder, "**", "*"), recursive=True) if os.path.isfile(p)]
+    report["after_drop_files"] = sorted(os.path.basename(p) for p in kept)
+    report["after_drop_readable"] = 0
+    import pydicom
+    for p in kept:
+        if p.endswith(".dcm"):
+            ds = pydicom.dcmread(p)
+            if any(k in ds for k in ("PixelData", "FloatPixelData")):
+                _ = ds.pixel_array
+            report["after_drop_readable"] += 1
+
+
+def analyse_export_store(focal_run, out, folder, node, study_uid, key):
+    """Analyse the retrieved study, export it identified (to join its study) and store the SEG,
+    Parametric Map and Encapsulated PDF on `node`, then find the study's series again."""
+    analysis = os.path.join(out, "analysis")
+    focal_run("analyze", folder, "--out", analysis, "--device", "cpu", key="analyze")
+    exported = os.path.join(out, "export")
+    focal_run("export", folder, "--analysis", analysis, "--out", exported, "--seg", "--pmap", "--pdf",
+              "--keep-phi", key="export")
+    stored = [os.path.join(exported, n) for n in ("segmentation.dcm", "attention-map.dcm", "report-pdf.dcm")]
+    focal_run("pacs", "store", node, *stored, key=key)
+    focal_run("pacs", "find", node, "--study", study_uid, "--json", key="find_series_after_store")
+
+
 def main():
     focal, sample, out = (os.path.abspath(a) for a in sys.argv[1:4])
     if loopback.interfaces() != ["lo"]:
@@ -186,18 +216,7 @@ def main():
         # A link that drops mid-transfer, then the same retrieve again into the same cache.
         link = DroppingLink()
         resumed = os.path.join(out, "cache-resume")
-        focal_run("pacs", "get", "dropping", "--study", study_uid, "--out", resumed, key="get_dropped")
-        link.close()
-        kept = [p for p in glob.glob(os.path.join(resumed, "**", "*"), recursive=True) if os.path.isfile(p)]
-        report["after_drop_files"] = sorted(os.path.basename(p) for p in kept)
-        report["after_drop_readable"] = 0
-        import pydicom
-        for p in kept:
-            if p.endswith(".dcm"):
-                ds = pydicom.dcmread(p)
-                if any(k in ds for k in ("PixelData", "FloatPixelData")):
-                    _ = ds.pixel_array
-                report["after_drop_readable"] += 1
+        retrieve_through_drop(focal_run, report, "dropping", study_uid, resumed, link)
         focal_run("pacs", "get", "orthanc", "--study", study_uid, "--out", resumed, "--json", key="get_resumed")
 
         # C-MOVE to Focal's own storage SCP (Orthanc knows FOCAL at 127.0.0.1:11112).
@@ -234,14 +253,7 @@ def main():
             report["getscu_files"] = len(os.listdir(d))
             report["getscu_output"] = g.stdout[-2000:]
         report["retrieve_seconds"] = times
-        analysis = os.path.join(out, "analysis")
-        focal_run("analyze", folder, "--out", analysis, "--device", "cpu", key="analyze")
-        exported = os.path.join(out, "export")
-        focal_run("export", folder, "--analysis", analysis, "--out", exported, "--seg", "--pmap", "--pdf",
-                  "--keep-phi", key="export")
-        stored = [os.path.join(exported, n) for n in ("segmentation.dcm", "attention-map.dcm", "report-pdf.dcm")]
-        focal_run("pacs", "store", "orthanc", *stored, key="store")
-        focal_run("pacs", "find", "orthanc", "--study", study_uid, "--json", key="find_series_after_store")
+        analyse_export_store(focal_run, out, folder, "orthanc", study_uid, key="store")
         report["orthanc_series_after_store"] = sorted(
             http(f"/series/{s}")["MainDicomTags"].get("Modality", "") for s in http(f"/studies/{http('/studies')[0]}")["Series"])
         report["orthanc_studies_after_store"] = len(http("/studies"))
