@@ -8,8 +8,10 @@
 mod browser;
 pub mod insights;
 mod loader;
+mod measure;
 mod model_panel;
 mod overlays;
+mod pacs_form;
 pub mod pacs_panel;
 pub mod presets;
 pub mod review;

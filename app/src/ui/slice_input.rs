@@ -1,6 +1,6 @@
 //! What the mouse and keyboard do in the slice view: scroll, window/level, zoom and pan,
-//! presets, cine, key images, painting with the brush and eraser, and measuring (ruler,
-//! ellipse).
+//! presets, cine, key images, and painting with the brush and eraser (`measure` has the
+//! measuring tools).
 
 use eframe::egui::{self, Rect};
 
@@ -142,7 +142,7 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
     if app.view.tool.paints() {
         brush(app, response, rect);
     } else if app.view.tool.measures() {
-        measure(app, response, rect);
+        super::measure::measure_input(app, response, rect);
     }
     let view = &mut app.view;
     if view.playing && slices > 1 {
@@ -152,55 +152,6 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             view.slice = (view.slice + 1) % slices;
         }
         ui.ctx().request_repaint();
-    }
-}
-
-/// Draws a measurement where the left button drags (a line, or an ellipse's bounding box);
-/// on release it is measured on the slice's values and heatmap and kept in the review.
-fn measure(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
-    let Some(frame) = ImageFrame::of(app, rect) else { return };
-    let Some(pos) = response.interact_pointer_pos() else { return };
-    let p = frame.to_pixel(pos);
-    if response.drag_started_by(egui::PointerButton::Primary) {
-        // The drag is reported once the pointer has moved; it began where the button went down.
-        let origin = response.ctx.input(|i| i.pointer.press_origin()).unwrap_or(pos);
-        app.view.drawing = vec![frame.to_pixel(origin), p];
-    } else if response.dragged_by(egui::PointerButton::Primary) && !app.view.drawing.is_empty() {
-        let path = &mut app.view.drawing;
-        // A freehand outline keeps every point a pixel apart; the others only their ends.
-        let last = path[path.len() - 1];
-        if app.view.tool != super::Tool::Freehand {
-            path.truncate(1);
-            path.push(p);
-        } else if (p[0] - last[0]).hypot(p[1] - last[1]) >= 1.0 {
-            path.push(p);
-        }
-    }
-    if !response.drag_stopped_by(egui::PointerButton::Primary) {
-        return;
-    }
-    let path = std::mem::take(&mut app.view.drawing);
-    let Some(shape) = super::slice_view::drawn_shape(app.view.tool, &path) else { return };
-    let slice = app.view.slice;
-    let Some(current) = &app.current else { return };
-    let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
-    let n = columns * rows;
-    let geometry = current.stack.geometry.clone();
-    let grey = current.volume.as_ref().filter(|v| v.channels == 1);
-    let image = grey.and_then(|v| v.slice(slice)).map(<[f32]>::to_vec).unwrap_or_default();
-    let heat = super::insights::heat_plane(app, slice, n);
-    let heat_name = super::insights::heat_style(app).1;
-    let stats = crate::report::measure_shape(
-        &shape,
-        frame.spacing,
-        [columns, rows],
-        &image,
-        heat.as_deref().map(|h| (heat_name.as_str(), h)),
-    );
-    let uid = current.uid.clone();
-    if let Some(a) = app.analysis.as_mut().filter(|a| a.series == uid) {
-        a.review.measurements.push(crate::report::Measurement { slice, shape, stats });
-        a.save(geometry);
     }
 }
 

@@ -140,87 +140,6 @@ impl ImageFrame {
     }
 }
 
-/// The shape a drag along `path` (start … end) draws with `tool` (None when it is too small).
-pub(super) fn drawn_shape(tool: super::Tool, path: &[[f64; 2]]) -> Option<crate::report::Shape> {
-    use crate::report::Shape;
-    let (start, end) = (*path.first()?, *path.last()?);
-    let (dx, dy) = ((end[0] - start[0]).abs(), (end[1] - start[1]).abs());
-    match tool {
-        super::Tool::Ruler if dx.hypot(dy) >= 1.0 => Some(Shape::Line { from: start, to: end }),
-        super::Tool::Ellipse if dx >= 1.0 && dy >= 1.0 => Some(Shape::Ellipse {
-            center: [(start[0] + end[0]) / 2.0, (start[1] + end[1]) / 2.0],
-            radii: [dx / 2.0, dy / 2.0],
-        }),
-        super::Tool::Freehand if path.len() >= 3 => {
-            let shape = Shape::Polygon { points: path.to_vec() };
-            let [x0, y0, x1, y1] = shape_bounds(path);
-            (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(shape)
-        }
-        _ => None,
-    }
-}
-
-fn shape_bounds(points: &[[f64; 2]]) -> [f64; 4] {
-    points.iter().fold(
-        [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY],
-        |b, p| [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])],
-    )
-}
-
-/// A measurement's reading as written beside it on the image (short lines).
-fn on_image_reading(m: &crate::report::Measurement, unit: &str) -> String {
-    let s = &m.stats;
-    match m.shape {
-        crate::report::Shape::Line { .. } => format!("{:.1} mm", s.length_mm.unwrap_or(0.0)),
-        crate::report::Shape::Ellipse { .. } | crate::report::Shape::Polygon { .. } => {
-            let mut lines = vec![format!("{:.0} mm²", s.area_mm2.unwrap_or(0.0))];
-            if let (Some(mean), Some(sd)) = (s.mean, s.sd) {
-                lines.push(format!("{mean:.1} ± {sd:.1}{unit}"));
-            }
-            if let (Some(name), Some(mean)) = (&s.heat, s.heat_mean) {
-                lines.push(format!("{name} {mean:.3}"));
-            }
-            lines.join("\n")
-        }
-    }
-}
-
-/// Draws a measurement and its reading.
-fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report::Shape, label: Option<String>) {
-    use crate::report::Shape;
-    let colour = Color32::from_rgb(120, 230, 255);
-    let stroke = egui::Stroke::new(1.5, colour);
-    let anchor = match shape {
-        Shape::Line { from, to } => {
-            let (a, b) = (frame.to_screen(*from), frame.to_screen(*to));
-            painter.line_segment([a, b], stroke);
-            for p in [a, b] {
-                painter.circle_filled(p, 2.5, colour);
-            }
-            if a.x > b.x { a } else { b }
-        }
-        Shape::Ellipse { center, radii } => {
-            let points: Vec<Pos2> = (0..64)
-                .map(|k| {
-                    let t = k as f64 / 64.0 * std::f64::consts::TAU;
-                    frame.to_screen([center[0] + radii[0] * t.cos(), center[1] + radii[1] * t.sin()])
-                })
-                .collect();
-            painter.add(egui::Shape::closed_line(points, stroke));
-            frame.to_screen([center[0] + radii[0], center[1]])
-        }
-        Shape::Polygon { points } => {
-            let screen: Vec<Pos2> = points.iter().map(|p| frame.to_screen(*p)).collect();
-            let right = screen.iter().copied().fold(Pos2::new(f32::NEG_INFINITY, 0.0), |a, p| if p.x > a.x { p } else { a });
-            painter.add(egui::Shape::closed_line(screen, stroke));
-            right
-        }
-    };
-    if let Some(l) = label {
-        text(painter, anchor + Vec2::new(6.0, 0.0), Align2::LEFT_CENTER, l);
-    }
-}
-
 /// Column and row spacing in mm (1 mm when the files do not say).
 pub fn pixel_spacing(stack: &Stack) -> [f64; 2] {
     if let Some(g) = &stack.geometry {
@@ -246,7 +165,7 @@ pub fn nice_length(target_mm: f64) -> f64 {
         .unwrap_or(base)
 }
 
-fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl ToString) {
+pub(super) fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl ToString) {
     // A dark halo keeps text legible over bright tissue.
     let font = FontId::proportional(13.0);
     for d in [Vec2::new(1.0, 1.0), Vec2::new(-1.0, -1.0)] {
@@ -441,17 +360,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     );
 
     // Measurements on this slice, and the one being drawn.
-    if let Some(frame) = ImageFrame::of(app, rect) {
-        let unit = if modality.as_deref() == Some("CT") { " HU" } else { "" };
-        if let Some(a) = app.current_analysis() {
-            for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice) {
-                draw_shape(&painter, &frame, &m.shape, Some(on_image_reading(m, unit)));
-            }
-        }
-        if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
-            draw_shape(&painter, &frame, &shape, None);
-        }
-    }
+    super::measure::draw_measurements(app, &painter, rect, modality.as_deref());
 
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()

@@ -1,0 +1,155 @@
+//! Measuring on the slice: the ruler (distance), ellipse and freehand regions (area, mean ± sd
+//! of the values and of the heatmap shown). Drags become `report::Shape`s measured by
+//! `report::measure_shape` and kept in the review; this module turns the mouse into shapes
+//! and draws them.
+
+use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
+
+use super::slice_view::{ImageFrame, text};
+use super::{FocalApp, Tool};
+
+/// Draws a measurement where the left button drags (a line, an ellipse's bounding box or a
+/// freehand outline); on release it is measured on the slice's values and heatmap and kept in the review.
+pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
+    let Some(frame) = ImageFrame::of(app, rect) else { return };
+    let Some(pos) = response.interact_pointer_pos() else { return };
+    let p = frame.to_pixel(pos);
+    if response.drag_started_by(egui::PointerButton::Primary) {
+        // The drag is reported once the pointer has moved; it began where the button went down.
+        let origin = response.ctx.input(|i| i.pointer.press_origin()).unwrap_or(pos);
+        app.view.drawing = vec![frame.to_pixel(origin), p];
+    } else if response.dragged_by(egui::PointerButton::Primary) && !app.view.drawing.is_empty() {
+        let path = &mut app.view.drawing;
+        // A freehand outline keeps every point a pixel apart; the others only their ends.
+        let last = path[path.len() - 1];
+        if app.view.tool != Tool::Freehand {
+            path.truncate(1);
+            path.push(p);
+        } else if (p[0] - last[0]).hypot(p[1] - last[1]) >= 1.0 {
+            path.push(p);
+        }
+    }
+    if !response.drag_stopped_by(egui::PointerButton::Primary) {
+        return;
+    }
+    let path = std::mem::take(&mut app.view.drawing);
+    let Some(shape) = drawn_shape(app.view.tool, &path) else { return };
+    let slice = app.view.slice;
+    let Some(current) = &app.current else { return };
+    let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
+    let n = columns * rows;
+    let geometry = current.stack.geometry.clone();
+    let grey = current.volume.as_ref().filter(|v| v.channels == 1);
+    let image = grey.and_then(|v| v.slice(slice)).map(<[f32]>::to_vec).unwrap_or_default();
+    let heat = super::insights::heat_plane(app, slice, n);
+    let heat_name = super::insights::heat_style(app).1;
+    let stats = crate::report::measure_shape(
+        &shape,
+        frame.spacing,
+        [columns, rows],
+        &image,
+        heat.as_deref().map(|h| (heat_name.as_str(), h)),
+    );
+    let uid = current.uid.clone();
+    if let Some(a) = app.analysis.as_mut().filter(|a| a.series == uid) {
+        a.review.measurements.push(crate::report::Measurement { slice, shape, stats });
+        a.save(geometry);
+    }
+}
+
+/// The shape a drag along `path` (start … end) draws with `tool` (None when it is too small).
+fn drawn_shape(tool: Tool, path: &[[f64; 2]]) -> Option<crate::report::Shape> {
+    use crate::report::Shape;
+    let (start, end) = (*path.first()?, *path.last()?);
+    let (dx, dy) = ((end[0] - start[0]).abs(), (end[1] - start[1]).abs());
+    match tool {
+        Tool::Ruler if dx.hypot(dy) >= 1.0 => Some(Shape::Line { from: start, to: end }),
+        Tool::Ellipse if dx >= 1.0 && dy >= 1.0 => Some(Shape::Ellipse {
+            center: [(start[0] + end[0]) / 2.0, (start[1] + end[1]) / 2.0],
+            radii: [dx / 2.0, dy / 2.0],
+        }),
+        Tool::Freehand if path.len() >= 3 => {
+            let shape = Shape::Polygon { points: path.to_vec() };
+            let [x0, y0, x1, y1] = shape_bounds(path);
+            (x1 - x0 >= 1.0 && y1 - y0 >= 1.0).then_some(shape)
+        }
+        _ => None,
+    }
+}
+
+fn shape_bounds(points: &[[f64; 2]]) -> [f64; 4] {
+    points.iter().fold(
+        [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY],
+        |b, p| [b[0].min(p[0]), b[1].min(p[1]), b[2].max(p[0]), b[3].max(p[1])],
+    )
+}
+
+/// A measurement's reading as written beside it on the image (short lines).
+fn on_image_reading(m: &crate::report::Measurement, unit: &str) -> String {
+    let s = &m.stats;
+    match m.shape {
+        crate::report::Shape::Line { .. } => format!("{:.1} mm", s.length_mm.unwrap_or(0.0)),
+        crate::report::Shape::Ellipse { .. } | crate::report::Shape::Polygon { .. } => {
+            let mut lines = vec![format!("{:.0} mm²", s.area_mm2.unwrap_or(0.0))];
+            if let (Some(mean), Some(sd)) = (s.mean, s.sd) {
+                lines.push(format!("{mean:.1} ± {sd:.1}{unit}"));
+            }
+            if let (Some(name), Some(mean)) = (&s.heat, s.heat_mean) {
+                lines.push(format!("{name} {mean:.3}"));
+            }
+            lines.join("\n")
+        }
+    }
+}
+
+/// Draws a measurement and its reading.
+fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report::Shape, label: Option<String>) {
+    use crate::report::Shape;
+    let colour = Color32::from_rgb(120, 230, 255);
+    let stroke = egui::Stroke::new(1.5, colour);
+    let anchor = match shape {
+        Shape::Line { from, to } => {
+            let (a, b) = (frame.to_screen(*from), frame.to_screen(*to));
+            painter.line_segment([a, b], stroke);
+            for p in [a, b] {
+                painter.circle_filled(p, 2.5, colour);
+            }
+            if a.x > b.x { a } else { b }
+        }
+        Shape::Ellipse { center, radii } => {
+            let points: Vec<Pos2> = (0..64)
+                .map(|k| {
+                    let t = k as f64 / 64.0 * std::f64::consts::TAU;
+                    frame.to_screen([center[0] + radii[0] * t.cos(), center[1] + radii[1] * t.sin()])
+                })
+                .collect();
+            painter.add(egui::Shape::closed_line(points, stroke));
+            frame.to_screen([center[0] + radii[0], center[1]])
+        }
+        Shape::Polygon { points } => {
+            let screen: Vec<Pos2> = points.iter().map(|p| frame.to_screen(*p)).collect();
+            let right = screen.iter().copied().fold(Pos2::new(f32::NEG_INFINITY, 0.0), |a, p| if p.x > a.x { p } else { a });
+            painter.add(egui::Shape::closed_line(screen, stroke));
+            right
+        }
+    };
+    if let Some(l) = label {
+        text(painter, anchor + Vec2::new(6.0, 0.0), Align2::LEFT_CENTER, l);
+    }
+}
+
+/// Draws the review's measurements on the slice on screen, and the one being drawn.
+pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, rect: Rect, modality: Option<&str>) {
+    if let Some(frame) = ImageFrame::of(app, rect) {
+        let unit = if modality == Some("CT") { " HU" } else { "" };
+        if let Some(a) = app.current_analysis() {
+            for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice) {
+                draw_shape(painter, &frame, &m.shape, Some(on_image_reading(m, unit)));
+            }
+        }
+        if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
+            draw_shape(painter, &frame, &shape, None);
+        }
+    }
+
+}
