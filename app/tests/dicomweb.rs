@@ -101,7 +101,7 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
     assert_eq!(by_token[0]["StudyInstanceUID"], study.as_str(), "{by_token}");
 
     // The window, run by the scenario inside the namespace (the test below): Find in the PACS
-    // window lists the study, Retrieve brings it and opens it.
+    // window lists the study, Series its one series, Retrieve brings that series and opens it.
     let w = &report["window"];
     assert_eq!(w["code"], 0, "the PACS window test failed:\n{}\n{}", text(&w["stdout"]), text(&w["stderr"]));
     assert!(text(&w["stdout"]).contains("1 passed"), "{w}");
@@ -168,7 +168,17 @@ fn window_queries_and_retrieves_inside_the_scenario() {
     h.run_steps(2);
     window::snapshot(&mut h, "pacs_found");
 
-    h.get_by_label("Retrieve and open").click();
+    // The study's series; the one series is chosen and retrieved alone.
+    h.get_by_label("Series").click();
+    h.run_steps(2);
+    window::step_until(&mut h, "the series query", |app| !app.pacs.busy());
+    let series = &h.state().pacs.series;
+    assert_eq!(series.len(), 1, "{:?}", h.state().pacs.status);
+    assert_eq!(series[0]["Modality"], "MR");
+    assert_eq!(series[0]["NumberOfSeriesRelatedInstances"], "89");
+    h.state_mut().pacs.chosen_series = Some(0);
+    h.run_steps(2);
+    h.get_by_label("Retrieve series and open").click();
     h.run_steps(2);
     window::step_until(&mut h, "the retrieve and the study to open", |app| {
         !app.pacs.busy() && app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())

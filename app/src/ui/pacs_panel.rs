@@ -13,7 +13,7 @@ use eframe::egui;
 
 pub use super::pacs_form::{AuthKind, NodeForm, NodeKind, QueryForm};
 use super::{Command, FocalApp};
-use crate::pacs::{self, Config, Endpoint, FindLevel, nodes};
+use crate::pacs::{self, Config, Endpoint, FindLevel, Query, nodes};
 
 type Row = BTreeMap<String, String>;
 
@@ -21,6 +21,7 @@ type Row = BTreeMap<String, String>;
 enum Outcome {
     Echo(Result<f64, String>),
     Find(Result<Vec<Row>, String>),
+    Series(Result<Vec<Row>, String>),
     Get(Result<pacs::GetSummary, String>),
 }
 
@@ -44,6 +45,9 @@ pub struct PacsPanel {
     pub results: Vec<Row>,
     /// The result row chosen for retrieve.
     pub chosen: Option<usize>,
+    /// The chosen study's series (after *Series*), and the one chosen to retrieve alone.
+    pub series: Vec<Row>,
+    pub chosen_series: Option<usize>,
     /// The last outcome, in words (errors included).
     pub status: Option<String>,
     job: Option<Job>,
@@ -72,6 +76,8 @@ impl PacsPanel {
             query: QueryForm::default(),
             results: Vec::new(),
             chosen: None,
+            series: Vec::new(),
+            chosen_series: None,
             status: None,
             job: None,
         };
@@ -196,21 +202,59 @@ impl PacsPanel {
         });
     }
 
-    /// Retrieves the chosen result's study into the cache (resuming what an earlier try left).
-    pub fn retrieve(&mut self) {
-        let Some(study) = self
-            .chosen
+    fn chosen_study(&self) -> Option<String> {
+        self.chosen
             .and_then(|i| self.results.get(i))
             .and_then(|r| r.get("StudyInstanceUID").cloned())
-        else {
+    }
+
+    /// Chooses result row `i` (forgetting the series of the study chosen before).
+    pub fn choose(&mut self, i: usize) {
+        if self.chosen != Some(i) {
+            self.chosen = Some(i);
+            self.series.clear();
+            self.chosen_series = None;
+        }
+    }
+
+    /// The series of the chosen study.
+    pub fn list_series(&mut self) {
+        let Some(study) = self.chosen_study() else {
             self.status = Some("choose a study in the table first".into());
             return;
         };
         let Some(e) = self.endpoint() else { return };
+        let query = Query {
+            study_uid: Some(study),
+            ..Query::default()
+        };
+        let what = format!("{} of the study's series on {}", e.verbs()[1], e.describe());
+        self.start(what, move |_, _| {
+            Outcome::Series(e.find(FindLevel::Series, &query).map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Retrieves the chosen study, or only its chosen series, into the cache (resuming what an
+    /// earlier try left).
+    pub fn retrieve(&mut self) {
+        let Some(study) = self.chosen_study() else {
+            self.status = Some("choose a study in the table first".into());
+            return;
+        };
+        let series = self
+            .chosen_series
+            .and_then(|i| self.series.get(i))
+            .and_then(|r| r.get("SeriesInstanceUID").cloned());
+        let Some(e) = self.endpoint() else { return };
         let cache = self.cache.clone();
-        let what = format!("{} from {}", e.verbs()[2], e.describe());
+        let what = format!(
+            "{} of the {} from {}",
+            e.verbs()[2],
+            if series.is_some() { "series" } else { "study" },
+            e.describe()
+        );
         self.start(what, move |progress, cancel| {
-            Outcome::Get(e.get(&study, None, &cache, progress, cancel).map_err(|e| e.to_string()))
+            Outcome::Get(e.get(&study, series.as_deref(), &cache, progress, cancel).map_err(|e| e.to_string()))
         });
     }
 
@@ -239,6 +283,13 @@ impl PacsPanel {
                 self.status = Some(format!("{what}: {} stud{}", rows.len(), if rows.len() == 1 { "y" } else { "ies" }));
                 self.chosen = (rows.len() == 1).then_some(0);
                 self.results = rows;
+                self.series.clear();
+                self.chosen_series = None;
+            }
+            Outcome::Series(Ok(rows)) => {
+                self.status = Some(format!("{what}: {} series", rows.len()));
+                self.chosen_series = None;
+                self.series = rows;
             }
             Outcome::Get(Ok(s)) => {
                 self.status = Some(format!(
@@ -251,7 +302,7 @@ impl PacsPanel {
                 ));
                 return Some(Command::Open(vec![s.folder]));
             }
-            Outcome::Echo(Err(e)) | Outcome::Find(Err(e)) => self.status = Some(format!("{what} failed: {e}")),
+            Outcome::Echo(Err(e)) | Outcome::Find(Err(e)) | Outcome::Series(Err(e)) => self.status = Some(format!("{what} failed: {e}")),
             Outcome::Get(Err(e)) => {
                 self.status = Some(format!(
                     "{what} failed: {e}. What arrived is kept; Retrieve again to resume."
@@ -292,6 +343,8 @@ fn node_list(p: &mut PacsPanel, ui: &mut egui::Ui) {
             p.edit_selected();
             p.results.clear();
             p.chosen = None;
+            p.series.clear();
+            p.chosen_series = None;
         }
     }
     ui.horizontal(|ui| {
@@ -389,7 +442,15 @@ fn query_and_results(p: &mut PacsPanel, ui: &mut egui::Ui) {
             p.find();
         }
         let can_get = ready && p.chosen.is_some();
-        if ui.add_enabled(can_get, egui::Button::new("Retrieve and open")).clicked() {
+        if ui
+            .add_enabled(can_get, egui::Button::new("Series"))
+            .on_hover_text("List the chosen study's series, to retrieve one of them")
+            .clicked()
+        {
+            p.list_series();
+        }
+        let label = if p.chosen_series.is_some() { "Retrieve series and open" } else { "Retrieve and open" };
+        if ui.add_enabled(can_get, egui::Button::new(label)).clicked() {
             p.retrieve();
         }
     });
@@ -417,6 +478,7 @@ fn query_and_results(p: &mut PacsPanel, ui: &mut egui::Ui) {
         ui.label(egui::RichText::new(s).weak());
     }
     ui.separator();
+    let mut clicked = None;
     egui::ScrollArea::both().max_height(260.0).show(ui, |ui| {
         egui::Grid::new("pacs_results").striped(true).num_columns(COLUMNS.len()).show(ui, |ui| {
             for (heading, _) in COLUMNS {
@@ -428,7 +490,7 @@ fn query_and_results(p: &mut PacsPanel, ui: &mut egui::Ui) {
                     let text = row.get(*key).map_or("", String::as_str);
                     if c == 0 {
                         if ui.selectable_label(p.chosen == Some(i), text.replace('^', " ")).clicked() {
-                            p.chosen = Some(i);
+                            clicked = Some(i);
                         }
                     } else {
                         ui.label(text);
@@ -437,8 +499,44 @@ fn query_and_results(p: &mut PacsPanel, ui: &mut egui::Ui) {
                 ui.end_row();
             }
         });
+        if let Some(i) = clicked {
+            p.choose(i);
+        }
+        if !p.series.is_empty() {
+            ui.separator();
+            ui.label("Series of the chosen study (click one to retrieve it alone, again for the whole study)");
+            egui::Grid::new("pacs_series").striped(true).num_columns(SERIES_COLUMNS.len()).show(ui, |ui| {
+                for (heading, _) in SERIES_COLUMNS {
+                    ui.strong(heading);
+                }
+                ui.end_row();
+                for (i, row) in p.series.iter().enumerate() {
+                    for (c, (_, key)) in SERIES_COLUMNS.iter().enumerate() {
+                        let text = row.get(*key).map_or("", String::as_str);
+                        if c == 0 {
+                            let on = p.chosen_series == Some(i);
+                            let shown = if text.is_empty() { "–" } else { text };
+                            if ui.selectable_label(on, shown).clicked() {
+                                p.chosen_series = if on { None } else { Some(i) };
+                            }
+                        } else {
+                            ui.label(text);
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+        }
     });
 }
+
+/// Series columns: (heading, attribute keyword).
+const SERIES_COLUMNS: [(&str, &str); 4] = [
+    ("#", "SeriesNumber"),
+    ("Modality", "Modality"),
+    ("Images", "NumberOfSeriesRelatedInstances"),
+    ("Description", "SeriesDescription"),
+];
 
 /// The PACS window, when open.
 pub fn pacs_window(app: &mut FocalApp, ctx: &egui::Context) {
