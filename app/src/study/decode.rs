@@ -11,7 +11,7 @@ use dicom_pixeldata::PixelDecoder;
 
 use super::attrs;
 use super::error::{Result, StudyError};
-use super::header::{InstanceHeader, PixelLayout};
+use super::header::{InstanceHeader, ModalityLut, PixelLayout};
 use super::jpeg12;
 use super::open::{Extent, open_object};
 
@@ -187,31 +187,44 @@ pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut 
                 }
                 .to_string()
             };
+            // The modality LUT chosen once per frame, not per pixel: the loops below then
+            // compile to straight arithmetic (the same f64 operations as `ModalityLut::apply`,
+            // so the values are bit-identical).
+            let rescale = match lut {
+                ModalityLut::None => Some((1.0, 0.0)),
+                ModalityLut::Rescale(r) => Some((r.slope, r.intercept)),
+                ModalityLut::Table(_) => None,
+            };
+            let put = |out: &mut f32, v: i32| {
+                *out = match rescale {
+                    Some((slope, intercept)) => (f64::from(v) * slope + intercept) as f32,
+                    None => lut.apply(f64::from(v)) as f32,
+                };
+            };
             match (&stored, layout.bits_allocated) {
                 (Stored::Bytes(b), 8) => {
                     let s = b.get(start..start + pixels).ok_or_else(|| short(b.len(), 1))?;
                     // As `native_samples` reads 8-bit data: the byte itself, no bit mask.
                     for (out, &v) in plane.iter_mut().zip(s) {
-                        let v = if layout.signed { i32::from(v as i8) } else { i32::from(v) };
-                        *out = lut.apply(f64::from(v)) as f32;
+                        put(out, if layout.signed { i32::from(v as i8) } else { i32::from(v) });
                     }
                 }
                 (Stored::Bytes(b), _) => {
                     let s = b.get(start * 2..(start + pixels) * 2).ok_or_else(|| short(b.len() / 2, 2))?;
                     for (out, c) in plane.iter_mut().zip(s.chunks_exact(2)) {
-                        *out = lut.apply(f64::from(to_int(u32::from(u16::from_le_bytes([c[0], c[1]]))))) as f32;
+                        put(out, to_int(u32::from(u16::from_le_bytes([c[0], c[1]]))));
                     }
                 }
                 (Stored::Words(w), _) => {
                     let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
                     for (out, &v) in plane.iter_mut().zip(s) {
-                        *out = lut.apply(f64::from(to_int(u32::from(v)))) as f32;
+                        put(out, to_int(u32::from(v)));
                     }
                 }
                 (Stored::SignedWords(w), _) => {
                     let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
                     for (out, &v) in plane.iter_mut().zip(s) {
-                        *out = lut.apply(f64::from(to_int(u32::from(v as u16)))) as f32;
+                        put(out, to_int(u32::from(v as u16)));
                     }
                 }
             }
