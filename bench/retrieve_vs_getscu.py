@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Retrieving the sample study (89 MR slices) from a real Orthanc over loopback: Focal's C-GET
 (`focal pacs get`) against dcmtk's `getscu`, alternating, in one run; medians and their ratio.
-Orthanc runs in a private network namespace as in the tests (app/tests/reference/pacs_scenario.py).
+The same Orthanc also serves DICOMweb (Debian's plugin, plain HTTP on loopback), and Focal's
+WADO-RS retrieve of the same study is timed in the same rounds. Orthanc runs in a private
+network namespace as in the tests (app/tests/reference/pacs_scenario.py).
 
     ~/.cache/focal/py/bin/python bench/retrieve_vs_getscu.py [--focal BIN] [--rounds 7]
 
@@ -40,7 +42,10 @@ def main():
     loopback.loopback_up()
     work = tempfile.mkdtemp(prefix="focal-retrieve-bench-")
     env = dict(os.environ, FOCAL_CONFIG_DIR=os.path.join(work, "config"))
-    orthanc = scenario.start_orthanc(work)
+    orthanc = scenario.start_orthanc(work, {
+        "Plugins": ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+    })
     try:
         for f in sorted(glob.glob(os.path.join(ROOT, "assets/sample-study/*"))):
             with open(f, "rb") as fh:
@@ -48,7 +53,9 @@ def main():
         study = scenario.http(f"/studies/{scenario.http('/studies')[0]}")["MainDicomTags"]["StudyInstanceUID"]
         subprocess.run([focal, "pacs", "add", "orthanc", "--ae", "ORTHANC", "--host", "127.0.0.1", "--port",
                         str(scenario.DIMSE_PORT)], env=env, check=True, stdout=subprocess.DEVNULL)
-        times = {"focal": [], "getscu": []}
+        subprocess.run([focal, "pacs", "add-web", "web", "--url", f"http://127.0.0.1:{scenario.HTTP_PORT}/dicom-web"],
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+        times = {"focal": [], "getscu": [], "focal_wado": []}
         for i in range(args.rounds):
             d = os.path.join(work, f"focal-{i}")
             t = time.perf_counter()
@@ -64,15 +71,23 @@ def main():
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times["getscu"].append(time.perf_counter() - t)
             got_getscu = len(os.listdir(d))
-            if got_focal != 89 or got_getscu != 89:
-                sys.exit(f"error: round {i}: focal got {got_focal}, getscu {got_getscu} of 89 files")
+            d = os.path.join(work, f"wado-{i}")
+            t = time.perf_counter()
+            subprocess.run([focal, "pacs", "get", "web", "--study", study, "--out", d], env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times["focal_wado"].append(time.perf_counter() - t)
+            got_wado = len(glob.glob(os.path.join(d, "*", "*.dcm")))
+            if got_focal != 89 or got_getscu != 89 or got_wado != 89:
+                sys.exit(f"error: round {i}: focal got {got_focal}, getscu {got_getscu}, WADO-RS {got_wado} of 89 files")
     finally:
         orthanc.terminate()
         orthanc.wait(30)
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"focal pacs get: median {med['focal'] * 1000:.0f} ms; getscu: median {med['getscu'] * 1000:.0f} ms; "
-          f"ratio focal/getscu {med['focal'] / med['getscu']:.2f} ({args.rounds} rounds, 89 instances, 7.1 MB)")
+          f"ratio focal/getscu {med['focal'] / med['getscu']:.2f} ({args.rounds} rounds, 89 instances, 7.1 MB); "
+          f"focal WADO-RS (DICOMweb): median {med['focal_wado'] * 1000:.0f} ms, "
+          f"ratio to getscu {med['focal_wado'] / med['getscu']:.2f}")
     print(json.dumps({"seconds": times, "median": med, "ratio": med["focal"] / med["getscu"]}))
 
 
