@@ -260,6 +260,10 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
         "--pdf",
     ]);
     assert_eq!(code, 0, "{err}");
+    // FOCAL_KEEP_REPORT=PATH keeps the PDF to look at (its key image shows the outlines).
+    if let Some(keep) = std::env::var_os("FOCAL_KEEP_REPORT") {
+        std::fs::copy(out.join("report.pdf"), keep).expect("copy the report");
+    }
     let pdf = std::process::Command::new("pdftotext")
         .args([out.join("report.pdf").to_str().expect("utf8"), "-"])
         .output()

@@ -67,4 +67,38 @@ impl RgbaImage {
         let i = ((y * self.width + x) * 4) as usize;
         [self.data[i], self.data[i + 1], self.data[i + 2], self.data[i + 3]]
     }
+
+    /// Paints a dot of `radius` pixels in `colour` at each of `points` (image pixel
+    /// coordinates); what falls outside the image is left out.
+    pub fn dots(&mut self, points: &[[f64; 2]], radius: f64, colour: [u8; 3]) {
+        let r = radius.max(0.5);
+        for p in points {
+            let (x0, x1) = ((p[0] - r).floor() as i64, (p[0] + r).ceil() as i64);
+            let (y0, y1) = ((p[1] - r).floor() as i64, (p[1] + r).ceil() as i64);
+            for y in y0.max(0)..y1.min(i64::from(self.height)) {
+                for x in x0.max(0)..x1.min(i64::from(self.width)) {
+                    let (dx, dy) = (x as f64 + 0.5 - p[0], y as f64 + 0.5 - p[1]);
+                    if dx * dx + dy * dy <= r * r {
+                        let i = ((y as u64 * u64::from(self.width) + x as u64) * 4) as usize;
+                        self.data[i..i + 3].copy_from_slice(&colour);
+                        self.data[i + 3] = 255;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dots_paint_inside_the_image_only() {
+        let mut img = RgbaImage { width: 8, height: 8, data: vec![0; 8 * 8 * 4] };
+        img.dots(&[[1.5, 1.5], [-3.0, 20.0], [7.9, 7.9]], 1.0, [1, 2, 3]);
+        assert_eq!(img.pixel(1, 1), [1, 2, 3, 255]);
+        assert_eq!(img.pixel(7, 7), [1, 2, 3, 255]);
+        assert_eq!(img.pixel(4, 4), [0, 0, 0, 0]);
+    }
 }

@@ -153,6 +153,29 @@ fn render_key_image(
     }
 }
 
+/// Colour of measurement outlines, in the window and in exports.
+pub const MEASUREMENT_COLOUR: [u8; 3] = [120, 230, 255];
+
+/// Draws the outlines of the reader's measurements on slice `k` into its key image (which
+/// `render_key_image` fills edge to edge with the slice); their values are listed in the
+/// report's text.
+fn burn_measurements(
+    image: &mut RgbaImage,
+    measurements: &[super::Measurement],
+    k: usize,
+    [columns, rows]: [usize; 2],
+) {
+    // Key image pixels per slice pixel, along each axis (the pixel spacing is in the layout).
+    let (sx, sy) = (
+        f64::from(image.width) / columns.max(1) as f64,
+        f64::from(image.height) / rows.max(1) as f64,
+    );
+    for m in measurements.iter().filter(|m| m.slice == k) {
+        let points: Vec<[f64; 2]> = m.shape.outline(0.5 / sx.min(sy)).iter().map(|p| [p[0] * sx, p[1] * sy]).collect();
+        image.dots(&points, 1.2, MEASUREMENT_COLOUR);
+    }
+}
+
 fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ExportError> {
     let path = dir.join(name);
     std::fs::write(&path, bytes).map_err(|e| ExportError::Write(format!("{}: {e}", path.display())))?;
@@ -235,7 +258,9 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
     let mut rendered = Vec::new();
     for key in review.key_images.iter().filter(|_| draw) {
         let k = key.slice.min(source.slices.len().saturating_sub(1));
-        rendered.push((k, key.style.clone(), draw_slice(k, &output.attention, &key.style)?));
+        let mut image = draw_slice(k, &output.attention, &key.style)?;
+        burn_measurements(&mut image, &review.measurements, k, [source.columns, source.rows]);
+        rendered.push((k, key.style.clone(), image));
     }
     // Each evidence map the reader computed is drawn for the report, in its own colours.
     let mut evidence_images = Vec::new();

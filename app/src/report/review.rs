@@ -223,6 +223,42 @@ pub fn measure_shape(
     }
 }
 
+impl Shape {
+    /// Points along the drawn outline (pixel coordinates), at most `step` pixels apart: the
+    /// segment of a line, the closed ellipse or polygon (first point repeated at the end).
+    pub fn outline(&self, step: f64) -> Vec<[f64; 2]> {
+        let step = step.max(1e-3);
+        let along = |a: [f64; 2], b: [f64; 2], out: &mut Vec<[f64; 2]>| {
+            let n = ((b[0] - a[0]).hypot(b[1] - a[1]) / step).ceil().max(1.0) as usize;
+            out.extend((0..n).map(|k| {
+                let t = k as f64 / n as f64;
+                [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]
+            }));
+        };
+        let mut out = Vec::new();
+        match self {
+            Shape::Line { from, to } => {
+                along(*from, *to, &mut out);
+                out.push(*to);
+            }
+            Shape::Ellipse { center, radii } => {
+                let n = (std::f64::consts::TAU * radii[0].max(radii[1]) / step).ceil().max(16.0) as usize;
+                out.extend((0..=n).map(|k| {
+                    let t = k as f64 / n as f64 * std::f64::consts::TAU;
+                    [center[0] + radii[0] * t.cos(), center[1] + radii[1] * t.sin()]
+                }));
+            }
+            Shape::Polygon { points } => {
+                for (k, a) in points.iter().enumerate() {
+                    along(*a, points[(k + 1) % points.len()], &mut out);
+                }
+                out.extend(points.first().copied());
+            }
+        }
+        out
+    }
+}
+
 impl Measurement {
     /// One line for the window and the report: "slice 12: distance 34.5 mm" or "slice 12:
     /// ellipse 123 mm², 80 px, mean 45.2 ± 6.1 HU, attention 0.120 ± 0.030" (`unit` after
@@ -353,6 +389,19 @@ mod tests {
         let s = measure_shape(&l, [1.0, 1.0], [20, 20], &image, None);
         assert_eq!((s.area_mm2, s.pixels), (Some(12.0), 12));
         assert!(text.starts_with("slice 5: ellipse 25 mm²") && text.contains("HU") && text.contains("attention 0.250"), "{text}");
+    }
+
+    #[test]
+    fn outlines_follow_their_shapes() {
+        let line = Shape::Line { from: [0.0, 0.0], to: [10.0, 0.0] }.outline(0.5);
+        assert_eq!((line.first(), line.last()), (Some(&[0.0, 0.0]), Some(&[10.0, 0.0])));
+        assert!(line.windows(2).all(|w| (w[1][0] - w[0][0]).abs() <= 0.5 + 1e-9));
+        let e = Shape::Ellipse { center: [5.0, 5.0], radii: [4.0, 2.0] }.outline(0.25);
+        assert!(e.iter().all(|p| (((p[0] - 5.0) / 4.0).powi(2) + ((p[1] - 5.0) / 2.0).powi(2) - 1.0).abs() < 1e-9));
+        let tri = Shape::Polygon { points: vec![[0.0, 0.0], [4.0, 0.0], [0.0, 3.0]] }.outline(1.0);
+        assert_eq!(tri.last(), Some(&[0.0, 0.0]), "closed");
+        // The hypotenuse's midpoint is within half a step of an outline point.
+        assert!(tri.iter().any(|p| (p[0] - 2.0).hypot(p[1] - 1.5) <= 0.5), "{tri:?}");
     }
 
     #[test]
