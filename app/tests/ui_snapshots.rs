@@ -407,3 +407,53 @@ fn pacs_window_saves_nodes_and_says_why_a_node_is_unreachable() {
     h.run_steps(2);
     snapshot(&mut h, "pacs_nodes");
 }
+
+/// Fusion without an analysis: the second series of the head (a thick-slice copy made by
+/// make_second_series.py) is resampled onto the series on screen and drawn over it with its
+/// own window and colour map; a series of the same head at another place would be refused
+/// (pairing's own tests), and "none" removes it.
+#[test]
+fn a_second_series_fuses_over_the_first() {
+    let data = tempfile::tempdir().expect("tmp");
+    let second = data.path().join("second");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let made = std::process::Command::new(python)
+        .arg(common::repo().join("app/tests/reference/make_second_series.py"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&second)
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let mut h = harness(&data.path().join("analyses"));
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .apply(&ctx, Command::Open(vec![common::repo().join("assets/sample-study"), second]));
+    step_until(&mut h, "the study to load", |app| {
+        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+    });
+    let other = {
+        let app = h.state();
+        let current = &app.current.as_ref().expect("current").uid;
+        let set = app.studies.clone().expect("studies");
+        set.series().find(|s| &s.uid != current).expect("second series").uid.clone()
+    };
+    h.state_mut().start_fusion(&other);
+    step_until(&mut h, "the fused series", |app| app.fusion.is_some());
+    let app = h.state();
+    let f = app.current_fusion().expect("fused over the series on screen");
+    assert_eq!(app.heatmap, focal::ui::Heatmap::Fusion);
+    assert!(f.coverage > 0.8, "coverage {}", f.coverage);
+    let current = app.current.as_ref().expect("current");
+    let v = current.volume.as_ref().expect("volume");
+    assert_eq!((f.volume.columns, f.volume.rows, f.volume.slices), (v.columns, v.rows, v.slices));
+    // The thick-slice copy of the same head agrees with the head where both have tissue.
+    let k = app.view.slice;
+    let (a, b) = (v.slice(k).expect("slice"), f.volume.slice(k).expect("fused slice"));
+    let both: Vec<(f32, f32)> = a.iter().zip(b).filter(|(x, y)| **x > 20.0 && **y > 20.0).map(|(x, y)| (*x, *y)).collect();
+    assert!(both.len() > 1000, "{} pixels with tissue in both", both.len());
+    let mean_ratio = both.iter().map(|(x, y)| f64::from(*y / *x)).sum::<f64>() / both.len() as f64;
+    assert!((0.7..1.3).contains(&mean_ratio), "fused/primary {mean_ratio}");
+    h.state_mut().notices.clear();
+    h.run_steps(3);
+    snapshot(&mut h, "fusion");
+}

@@ -37,6 +37,8 @@ pub enum Heatmap {
     Evidence,
     /// The weight the model gave one modality slot.
     Modality(usize),
+    /// Another series of the head, fused over this one (`fusion`).
+    Fusion,
 }
 
 /// An evidence map being computed on its own thread.
@@ -78,6 +80,10 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
             },
             format!("weight of {}", slot_name(app, slot)),
         ),
+        Heatmap::Fusion => match app.current_fusion() {
+            Some(f) => (super::fusion::fusion_style(f), f.label.clone()),
+            None => (base, "fusion".into()),
+        },
     }
 }
 
@@ -89,8 +95,13 @@ fn slot_name(app: &FocalApp, slot: usize) -> String {
 
 /// The heatmap plane of `slice` for the map chosen, when there is one.
 pub fn heat_plane(app: &FocalApp, slice: usize, n: usize) -> Option<Vec<f32>> {
+    if app.heatmap == Heatmap::Fusion {
+        let f = app.current_fusion()?;
+        return f.volume.slice(slice).filter(|p| p.len() == n).map(<[f32]>::to_vec);
+    }
     let a = app.current_analysis()?;
     match app.heatmap {
+        Heatmap::Fusion => None,
         Heatmap::Attention => a.attention.get(slice * n..(slice + 1) * n).map(<[f32]>::to_vec),
         Heatmap::Evidence => a.extras.evidence.get(&slice).map(|(_, v)| v.as_ref().clone()),
         Heatmap::Modality(slot) => {
@@ -103,35 +114,20 @@ pub fn heat_plane(app: &FocalApp, slice: usize, n: usize) -> Option<Vec<f32>> {
 
 /// A number that changes whenever the heatmap on screen must be rebuilt.
 pub fn heat_key(app: &FocalApp) -> (Heatmap, usize) {
-    let evidence = app.current_analysis().map_or(0, |a| a.extras.evidence.len());
-    (app.heatmap, evidence)
+    let changes = match app.heatmap {
+        // A new fused volume is a new allocation.
+        Heatmap::Fusion => app.current_fusion().map_or(0, |f| Arc::as_ptr(&f.volume) as usize),
+        _ => app.current_analysis().map_or(0, |a| a.extras.evidence.len()),
+    };
+    (app.heatmap, changes)
 }
 
 /// The other series of the open study that can be combined with the one on screen.
 pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest) {
-    if manifest.input.slots.len() < 2 {
+    if manifest.input.slots.len() < 2 || app.studies.is_none() || app.current.is_none() {
         return;
     }
-    let (Some(set), Some(current)) = (&app.studies, &app.current) else {
-        return;
-    };
-    let study = current.stack.slices.first().map(|s| s.instance.study_uid.clone());
-    let candidates: Vec<(String, String)> = set
-        .patients
-        .iter()
-        .flat_map(|p| &p.studies)
-        .filter(|s| Some(&s.uid) == study.as_ref())
-        .flat_map(|s| &s.series)
-        .filter(|s| s.uid != current.uid && s.stacks.iter().any(|st| st.slices.len() > 1))
-        .map(|s| {
-            let name = format!(
-                "{} {}",
-                s.number.map(|n| format!("#{n}")).unwrap_or_default(),
-                s.description.clone().unwrap_or_else(|| "(no description)".into())
-            );
-            (s.uid.clone(), name.trim().to_string())
-        })
-        .collect();
+    let candidates = super::fusion::other_series(app);
     if app.combine_with.as_ref().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
         app.combine_with = None;
     }
@@ -162,7 +158,16 @@ pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest
 /// Beside the heatmap switch in the overlay panel: which map it shows, and how faithful the
 /// attention map is on this series.
 pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
-    let Some(a) = app.current_analysis() else { return };
+    let fused = app.current_fusion().map(|f| f.label.clone());
+    let Some(a) = app.current_analysis() else {
+        if let Some(label) = fused {
+            ui.horizontal_wrapped(|ui| {
+                ui.label("Show");
+                ui.selectable_value(&mut app.heatmap, Heatmap::Fusion, format!("Fusion: {label}"));
+            });
+        }
+        return;
+    };
     let slots: Vec<String> = a.extras.insights.slots.iter().map(|s| s.slot.clone()).collect();
     let has_modality = a.extras.modality.is_some() && slots.len() > 1;
     let faithfulness = a.extras.insights.faithfulness.clone();
@@ -176,6 +181,9 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
                 ui.selectable_value(&mut app.heatmap, Heatmap::Modality(slot), format!("{name} weight"))
                     .on_hover_text("How much the model relied on this series at each pixel (0-1)");
             }
+        }
+        if let Some(label) = &fused {
+            ui.selectable_value(&mut app.heatmap, Heatmap::Fusion, format!("Fusion: {label}"));
         }
     });
     match faithfulness {

@@ -6,6 +6,7 @@
 //! retrieves from the configured DICOM nodes.
 
 mod browser;
+pub mod fusion;
 pub mod insights;
 mod loader;
 mod measure;
@@ -106,6 +107,9 @@ pub struct FocalApp {
     evidence: Option<insights::EvidenceJob>,
     /// The PACS window (nodes, query, retrieve).
     pub pacs: pacs_panel::PacsPanel,
+    /// A second series shown over the one on screen, and one being loaded.
+    pub fusion: Option<fusion::Fusion>,
+    fusion_job: Option<fusion::FusionJob>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +155,8 @@ impl FocalApp {
             evidence_label: None,
             evidence: None,
             pacs: pacs_panel::PacsPanel::new(crate::pacs::nodes::config_path(), crate::pacs::default_cache()),
+            fusion: None,
+            fusion_job: None,
         };
         if let Ok(m) = &app.manifest {
             let [lo, hi] = m.attention_display_range();
@@ -299,6 +305,8 @@ impl FocalApp {
                 insights::heat_plane(self, slice, n),
                 a.labels.get(slice * n..(slice + 1) * n).map(<[u8]>::to_vec),
             ),
+            // A fused series shows without an analysis.
+            _ if self.heatmap == Heatmap::Fusion => (insights::heat_plane(self, slice, n), None),
             _ => (None, None),
         };
         let pixels = Arc::new(SlicePixels::new(columns, rows, channels, image, attention, labels)?);

@@ -1,4 +1,5 @@
-//! Overlay settings: attention heatmap and label masks.
+//! Overlay settings: the heatmap (attention, evidence, weights or a fused series) and label
+//! masks.
 
 use eframe::egui::{self, Color32, RichText};
 
@@ -13,8 +14,10 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     }
     ui.checkbox(&mut app.settings.show_attention, "Heatmap");
     super::insights::heatmap_controls(app, ui);
+    let fused = app.heatmap == super::insights::Heatmap::Fusion;
     let s = &mut app.settings;
-    ui.add_enabled_ui(s.show_attention, |ui| {
+    // A fused series has its own window, colour map and opacity (below).
+    ui.add_enabled_ui(s.show_attention && !fused, |ui| {
         egui::ComboBox::from_label("Colormap")
             .selected_text(s.attention.colormap.name())
             .show_ui(ui, |ui| {
@@ -31,6 +34,8 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         )
         .on_hover_text("Attention below this value is transparent (evidence maps use a tenth of their largest value)");
     });
+    super::fusion::fusion_controls(app, ui);
+    let s = &mut app.settings;
     ui.add_space(6.0);
     ui.checkbox(&mut s.show_mask, "Label mask");
     ui.add_enabled_ui(s.show_mask, |ui| {

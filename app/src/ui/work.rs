@@ -83,6 +83,7 @@ impl FocalApp {
     /// Takes in what background tasks produced since the last frame.
     pub(super) fn poll_tasks(&mut self, ctx: &egui::Context) {
         self.poll_evidence(ctx);
+        self.poll_fusion(ctx);
         let mut events = drain(&mut self.scan);
         events.extend(drain(&mut self.load));
         for e in events {

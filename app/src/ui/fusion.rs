@@ -1,0 +1,205 @@
+//! Fusion: a second series of the same head (same patient and frame of reference) shown over
+//! the one on screen, resampled onto its grid in patient coordinates once when chosen, then
+//! drawn by the slice pipeline's heatmap layer with its own window, colour map and opacity
+//! (e.g. T2 over T1, PET over CT).
+
+use std::sync::mpsc;
+use std::sync::{Arc, atomic::AtomicBool};
+
+use eframe::egui;
+
+use super::FocalApp;
+use super::insights::Heatmap;
+use crate::render::{AttentionStyle, Colormap};
+use crate::study::{self, Progress, Volume, WindowLevel};
+
+/// The fused series, resampled onto the grid of the series on screen.
+pub struct Fusion {
+    /// The series on screen it was resampled for.
+    pub onto: String,
+    pub series: String,
+    pub label: String,
+    pub volume: Arc<Volume>,
+    /// Share of the series on screen that the fused series covers.
+    pub coverage: f64,
+    pub window: WindowLevel,
+    pub colormap: Colormap,
+    pub opacity: f32,
+}
+
+/// A fused series being loaded and resampled on its own thread.
+pub struct FusionJob {
+    pub series: String,
+    rx: mpsc::Receiver<Result<Fusion, String>>,
+}
+
+/// The other series of the open study, as (UID, "#n description"), that could be combined with
+/// or fused over the one on screen.
+pub fn other_series(app: &FocalApp) -> Vec<(String, String)> {
+    let (Some(set), Some(current)) = (&app.studies, &app.current) else {
+        return Vec::new();
+    };
+    let study = current.stack.slices.first().map(|s| s.instance.study_uid.clone());
+    set.patients
+        .iter()
+        .flat_map(|p| &p.studies)
+        .filter(|s| Some(&s.uid) == study.as_ref())
+        .flat_map(|s| &s.series)
+        .filter(|s| s.uid != current.uid && s.stacks.iter().any(|st| st.slices.len() > 1))
+        .map(|s| {
+            let name = format!(
+                "{} {}",
+                s.number.map(|n| format!("#{n}")).unwrap_or_default(),
+                s.description.clone().unwrap_or_else(|| "(no description)".into())
+            );
+            (s.uid.clone(), name.trim().to_string())
+        })
+        .collect()
+}
+
+impl FocalApp {
+    /// Loads `series` and resamples it onto the series on screen, on a thread; refused with a
+    /// message when it is another patient, frame of reference or place.
+    pub fn start_fusion(&mut self, series: &str) {
+        let (Some(set), Some(current)) = (self.studies.clone(), self.current.as_ref()) else {
+            return;
+        };
+        let Some(primary) = current.volume.clone() else {
+            self.notice("Wait for the series to load before fusing another over it");
+            return;
+        };
+        let (primary_stack, onto) = (current.stack.clone(), current.uid.clone());
+        let label = other_series(self)
+            .into_iter()
+            .find(|(u, _)| u == series)
+            .map_or_else(|| series.to_string(), |(_, l)| l);
+        let uid = series.to_string();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let result = (|| -> Result<Fusion, String> {
+                let s = set.find_series(&uid).ok_or("the series is no longer open")?;
+                let stack = crate::inference::inputs::largest_stack(s).ok_or("the series has no images")?;
+                study::pairing::check_same_head(&primary_stack, stack, &uid).map_err(|e| e.to_string())?;
+                let raw = study::load_volume(stack, &|_: Progress| {}, &AtomicBool::new(false))
+                    .map_err(|e| study::error_chain(&e))?;
+                let window = raw.window;
+                let (volume, coverage) = study::pairing::resample_onto(&primary, &raw, &uid).map_err(|e| e.to_string())?;
+                Ok(Fusion {
+                    onto,
+                    series: uid,
+                    label,
+                    volume: Arc::new(volume),
+                    coverage,
+                    window,
+                    colormap: Colormap::Inferno,
+                    opacity: 0.5,
+                })
+            })();
+            let _ = tx.send(result);
+        });
+        self.fusion_job = Some(FusionJob {
+            series: series.to_string(),
+            rx,
+        });
+    }
+
+    /// Takes in a finished fusion load; it is shown at once.
+    pub(super) fn poll_fusion(&mut self, ctx: &egui::Context) {
+        let Some(job) = &self.fusion_job else { return };
+        match job.rx.try_recv() {
+            Ok(Ok(f)) => {
+                self.notice(format!("Fused {} over the series ({:.0}% covered)", f.label, f.coverage * 100.0));
+                self.fusion = Some(f);
+                self.fusion_job = None;
+                self.heatmap = Heatmap::Fusion;
+                self.settings.show_attention = true;
+                self.pixels_dirty();
+            }
+            Ok(Err(e)) => {
+                self.notice(format!("Cannot fuse that series: {e}"));
+                self.fusion_job = None;
+            }
+            Err(mpsc::TryRecvError::Empty) => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
+            Err(mpsc::TryRecvError::Disconnected) => self.fusion_job = None,
+        }
+    }
+
+    /// The fusion for the series on screen, if any.
+    pub fn current_fusion(&self) -> Option<&Fusion> {
+        let uid = &self.current.as_ref()?.uid;
+        self.fusion.as_ref().filter(|f| &f.onto == uid)
+    }
+}
+
+/// The fused series' display as a heatmap style: its window's range, transparent below it.
+pub fn fusion_style(f: &Fusion) -> AttentionStyle {
+    let lo = (f.window.center - f.window.width / 2.0) as f32;
+    let hi = (f.window.center + f.window.width / 2.0) as f32;
+    AttentionStyle {
+        colormap: f.colormap,
+        opacity: f.opacity,
+        threshold: lo,
+        range: [lo, hi.max(lo + 1e-3)],
+    }
+}
+
+/// The fusion controls of the Overlays panel.
+pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
+    let candidates = other_series(app);
+    if candidates.is_empty() {
+        return;
+    }
+    ui.add_space(6.0);
+    let shown = app.current_fusion().map(|f| f.series.clone());
+    let busy = app.fusion_job.as_ref().map(|j| j.series.clone());
+    ui.horizontal(|ui| {
+        ui.label("Fuse");
+        let text = match (&busy, &shown) {
+            (Some(_), _) => "loading…".to_string(),
+            (None, Some(uid)) => candidates.iter().find(|(u, _)| u == uid).map_or("?".into(), |c| c.1.clone()),
+            (None, None) => "none".to_string(),
+        };
+        let mut chosen = None;
+        egui::ComboBox::from_id_salt("fuse")
+            .selected_text(text)
+            .show_ui(ui, |ui| {
+                if ui.selectable_label(shown.is_none(), "none").clicked() {
+                    chosen = Some(None);
+                }
+                for (uid, name) in &candidates {
+                    if ui.selectable_label(shown.as_ref() == Some(uid), name).clicked() {
+                        chosen = Some(Some(uid.clone()));
+                    }
+                }
+            });
+        match chosen {
+            Some(None) => {
+                app.fusion = None;
+                if app.heatmap == Heatmap::Fusion {
+                    app.heatmap = Heatmap::Attention;
+                }
+                app.pixels_dirty();
+            }
+            Some(Some(uid)) if busy.is_none() => app.start_fusion(&uid),
+            _ => {}
+        }
+    })
+    .response
+    .on_hover_text("Show another series of this head over this one (resampled in patient coordinates)");
+    let Some(f) = app.fusion.as_mut().filter(|f| shown.as_ref() == Some(&f.series)) else { return };
+    ui.horizontal(|ui| {
+        let speed = f.window.width.max(1.0) * 0.01;
+        ui.label("W");
+        ui.add(egui::DragValue::new(&mut f.window.width).speed(speed).range(1.0..=f64::MAX));
+        ui.label("L");
+        ui.add(egui::DragValue::new(&mut f.window.center).speed(speed));
+        egui::ComboBox::from_id_salt("fuse_colormap")
+            .selected_text(f.colormap.name())
+            .show_ui(ui, |ui| {
+                for c in Colormap::ALL {
+                    ui.selectable_value(&mut f.colormap, c, c.name());
+                }
+            });
+    });
+    ui.add(egui::Slider::new(&mut f.opacity, 0.0..=1.0).text("Fusion opacity"));
+}
