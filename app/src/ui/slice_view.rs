@@ -420,6 +420,12 @@ fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pi
 
 fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
     let (style, name) = super::insights::heat_style(app);
+    // A long name (a fused series' description) is cut so that it stays clear of the window text.
+    let name = if name.chars().count() > 22 {
+        format!("{}…", name.chars().take(21).collect::<String>())
+    } else {
+        name
+    };
     let bar = Rect::from_min_size(
         // Below the window/level text, clear of the orientation letter at mid-height.
         Pos2::new(rect.right() - 40.0, rect.top() + 110.0),
