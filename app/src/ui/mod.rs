@@ -199,6 +199,11 @@ impl FocalApp {
                 self.running = None;
                 self.load = None;
                 self.pixels = None;
+                self.fusion = None;
+                self.fusion_job = None;
+                if self.heatmap == Heatmap::Fusion {
+                    self.heatmap = Heatmap::Attention;
+                }
                 self.thumbnails.clear();
                 self.scan_progress = None;
                 self.scan = Some(loader::scan(ctx, paths));
@@ -244,6 +249,13 @@ impl FocalApp {
         });
         if self.analysis.as_ref().is_some_and(|a| a.series != uid) {
             self.analysis = None;
+        }
+        // A fused series belongs to the series it was resampled onto.
+        if self.fusion.as_ref().is_some_and(|f| f.onto != uid) {
+            self.fusion = None;
+            if self.heatmap == Heatmap::Fusion {
+                self.heatmap = Heatmap::Attention;
+            }
         }
         self.pixels = None;
         self.tag_cache = None;
