@@ -56,13 +56,17 @@ def main():
         subprocess.run([focal, "pacs", "add-web", "web", "--url", f"http://127.0.0.1:{scenario.HTTP_PORT}/dicom-web"],
                        env=env, check=True, stdout=subprocess.DEVNULL)
         times = {"focal": [], "getscu": [], "focal_wado": []}
-        for i in range(args.rounds):
-            d = os.path.join(work, f"focal-{i}")
+
+        def focal_get(node, key, d):
+            """One timed `focal pacs get` from `node` into the new cache `d`; the files it wrote."""
             t = time.perf_counter()
-            subprocess.run([focal, "pacs", "get", "orthanc", "--study", study, "--out", d], env=env, check=True,
+            subprocess.run([focal, "pacs", "get", node, "--study", study, "--out", d], env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            times["focal"].append(time.perf_counter() - t)
-            got_focal = len(glob.glob(os.path.join(d, "*", "*.dcm")))
+            times[key].append(time.perf_counter() - t)
+            return len(glob.glob(os.path.join(d, "*", "*.dcm")))
+
+        for i in range(args.rounds):
+            got_focal = focal_get("orthanc", "focal", os.path.join(work, f"focal-{i}"))
             d = os.path.join(work, f"getscu-{i}")
             os.makedirs(d)
             t = time.perf_counter()
@@ -71,17 +75,11 @@ def main():
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times["getscu"].append(time.perf_counter() - t)
             got_getscu = len(os.listdir(d))
-            d = os.path.join(work, f"wado-{i}")
-            t = time.perf_counter()
-            subprocess.run([focal, "pacs", "get", "web", "--study", study, "--out", d], env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            times["focal_wado"].append(time.perf_counter() - t)
-            got_wado = len(glob.glob(os.path.join(d, "*", "*.dcm")))
+            got_wado = focal_get("web", "focal_wado", os.path.join(work, f"wado-{i}"))
             if got_focal != 89 or got_getscu != 89 or got_wado != 89:
                 sys.exit(f"error: round {i}: focal got {got_focal}, getscu {got_getscu}, WADO-RS {got_wado} of 89 files")
     finally:
-        orthanc.terminate()
-        orthanc.wait(30)
+        scenario.stop(orthanc)
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"focal pacs get: median {med['focal'] * 1000:.0f} ms; getscu: median {med['getscu'] * 1000:.0f} ms; "

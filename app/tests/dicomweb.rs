@@ -12,8 +12,6 @@ mod common;
 #[path = "common/window.rs"]
 mod window;
 
-use std::process::Command;
-
 use common::{json_out, step, text};
 use serde_json::Value;
 
@@ -30,19 +28,8 @@ fn failed_with<'a>(report: &'a Value, name: &str, words: &str) -> &'a Value {
 
 #[test]
 fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
-    assert!(
-        Command::new("Orthanc").arg("--version").output().is_ok(),
-        "Orthanc is not installed (scripts/setup.sh installs Debian's orthanc and orthanc-dicomweb)"
-    );
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let runtime = tempfile::tempdir().expect("runtime dir");
-    let sample = common::repo().join("assets/sample-study");
     let me = std::env::current_exe().expect("this test binary");
-    let report = common::run_scenario(
-        "app/tests/reference/dicomweb_scenario.py",
-        &[sample.as_os_str(), tmp.path().as_os_str(), me.as_os_str()],
-        &[("XDG_RUNTIME_DIR", runtime.path().as_os_str())],
-    );
+    let report = common::run_orthanc_scenario("app/tests/reference/dicomweb_scenario.py", &[me.as_os_str()]);
     assert!(
         report["plugins"].as_array().is_some_and(|p| p.iter().any(|n| n == "dicom-web")),
         "Orthanc's DICOMweb plugin is not loaded: {}",

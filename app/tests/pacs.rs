@@ -9,8 +9,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{json_out, step, text};
 
 /// Seconds within which a refused or unreachable node must be reported (the node timeout is
@@ -19,18 +17,7 @@ const FAIL_BOUND_S: f64 = 10.0;
 
 #[test]
 fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
-    assert!(
-        Command::new("Orthanc").arg("--version").output().is_ok(),
-        "Orthanc is not installed (scripts/setup.sh installs Debian's orthanc)"
-    );
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let runtime = tempfile::tempdir().expect("runtime dir");
-    let sample = common::repo().join("assets/sample-study");
-    let report = common::run_scenario(
-        "app/tests/reference/pacs_scenario.py",
-        &[sample.as_os_str(), tmp.path().as_os_str()],
-        &[("XDG_RUNTIME_DIR", runtime.path().as_os_str())],
-    );
+    let report = common::run_orthanc_scenario("app/tests/reference/pacs_scenario.py", &[]);
     assert_eq!(report["uploaded"], 89);
     let study = text(&report["study_uid"]);
 

@@ -280,13 +280,10 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     snapshot(&mut h, "review_restored");
 }
 
-/// Two series of one head in the window: the reader picks the second series to combine, runs
-/// the model, sees which series each label relied on and the weight map of the second series,
-/// then computes the occlusion evidence map of the slice on screen.
-#[test]
-fn two_series_modality_weights_and_an_evidence_map() {
-    let data = tempfile::tempdir().expect("tmp");
-    let second = data.path().join("second");
+/// A thick-slice copy of the sample head as a second series of its study, made under `dir` by
+/// make_second_series.py; returns its folder.
+fn make_second_series(dir: &std::path::Path) -> std::path::PathBuf {
+    let second = dir.join("second");
     let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
     let made = std::process::Command::new(python)
         .arg(common::repo().join("app/tests/reference/make_second_series.py"))
@@ -295,6 +292,16 @@ fn two_series_modality_weights_and_an_evidence_map() {
         .output()
         .expect("python runs");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    second
+}
+
+/// Two series of one head in the window: the reader picks the second series to combine, runs
+/// the model, sees which series each label relied on and the weight map of the second series,
+/// then computes the occlusion evidence map of the slice on screen.
+#[test]
+fn two_series_modality_weights_and_an_evidence_map() {
+    let data = tempfile::tempdir().expect("tmp");
+    let second = make_second_series(data.path());
     let mut h = harness(&data.path().join("analyses"));
     let ctx = h.ctx.clone();
     h.state_mut().apply(
@@ -415,15 +422,7 @@ fn pacs_window_saves_nodes_and_says_why_a_node_is_unreachable() {
 #[test]
 fn a_second_series_fuses_over_the_first() {
     let data = tempfile::tempdir().expect("tmp");
-    let second = data.path().join("second");
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
-    let made = std::process::Command::new(python)
-        .arg(common::repo().join("app/tests/reference/make_second_series.py"))
-        .arg(common::repo().join("assets/sample-study"))
-        .arg(&second)
-        .output()
-        .expect("python runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let second = make_second_series(data.path());
     let mut h = harness(&data.path().join("analyses"));
     let ctx = h.ctx.clone();
     h.state_mut()

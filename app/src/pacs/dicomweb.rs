@@ -338,7 +338,6 @@ fn list_instances(client: &Client, study: &str, series: Option<&str>) -> Result<
         }
     }
     out.sort();
-    out.dedup();
     Ok(out)
 }
 

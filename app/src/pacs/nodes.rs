@@ -208,13 +208,6 @@ impl Endpoint {
             Endpoint::Web(w) => format!("node {} ({})", w.name, w.address()),
         }
     }
-
-    pub fn timeout_s(&self) -> u64 {
-        match self {
-            Endpoint::Dimse(n) => n.timeout_s,
-            Endpoint::Web(w) => w.timeout_s,
-        }
-    }
 }
 
 /// Everything in `pacs.json`.

@@ -105,7 +105,8 @@ fn on_image_reading(m: &crate::report::Measurement, unit: &str) -> String {
 /// Draws a measurement and its reading.
 fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report::Shape, label: Option<String>) {
     use crate::report::Shape;
-    let colour = Color32::from_rgb(120, 230, 255);
+    let [r, g, b] = crate::report::export::MEASUREMENT_COLOUR;
+    let colour = Color32::from_rgb(r, g, b);
     let stroke = egui::Stroke::new(1.5, colour);
     let anchor = match shape {
         Shape::Line { from, to } => {
@@ -139,17 +140,14 @@ fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report
 }
 
 /// Draws the review's measurements on the slice on screen, and the one being drawn.
-pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, rect: Rect, modality: Option<&str>) {
-    if let Some(frame) = ImageFrame::of(app, rect) {
-        let unit = if modality == Some("CT") { " HU" } else { "" };
-        if let Some(a) = app.current_analysis() {
-            for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice) {
-                draw_shape(painter, &frame, &m.shape, Some(on_image_reading(m, unit)));
-            }
-        }
-        if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
-            draw_shape(painter, &frame, &shape, None);
+pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, frame: &ImageFrame, modality: Option<&str>) {
+    let unit = if modality == Some("CT") { " HU" } else { "" };
+    if let Some(a) = app.current_analysis() {
+        for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice) {
+            draw_shape(painter, frame, &m.shape, Some(on_image_reading(m, unit)));
         }
     }
-
+    if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
+        draw_shape(painter, frame, &shape, None);
+    }
 }

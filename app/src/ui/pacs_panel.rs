@@ -478,56 +478,45 @@ fn query_and_results(p: &mut PacsPanel, ui: &mut egui::Ui) {
         ui.label(egui::RichText::new(s).weak());
     }
     ui.separator();
-    let mut clicked = None;
     egui::ScrollArea::both().max_height(260.0).show(ui, |ui| {
-        egui::Grid::new("pacs_results").striped(true).num_columns(COLUMNS.len()).show(ui, |ui| {
-            for (heading, _) in COLUMNS {
-                ui.strong(heading);
-            }
-            ui.end_row();
-            for (i, row) in p.results.iter().enumerate() {
-                for (c, (_, key)) in COLUMNS.iter().enumerate() {
-                    let text = row.get(*key).map_or("", String::as_str);
-                    if c == 0 {
-                        if ui.selectable_label(p.chosen == Some(i), text.replace('^', " ")).clicked() {
-                            clicked = Some(i);
-                        }
-                    } else {
-                        ui.label(text);
-                    }
-                }
-                ui.end_row();
-            }
-        });
-        if let Some(i) = clicked {
+        if let Some(i) = result_table(ui, "pacs_results", &COLUMNS, &p.results, p.chosen) {
             p.choose(i);
         }
         if !p.series.is_empty() {
             ui.separator();
             ui.label("Series of the chosen study (click one to retrieve it alone, again for the whole study)");
-            egui::Grid::new("pacs_series").striped(true).num_columns(SERIES_COLUMNS.len()).show(ui, |ui| {
-                for (heading, _) in SERIES_COLUMNS {
-                    ui.strong(heading);
-                }
-                ui.end_row();
-                for (i, row) in p.series.iter().enumerate() {
-                    for (c, (_, key)) in SERIES_COLUMNS.iter().enumerate() {
-                        let text = row.get(*key).map_or("", String::as_str);
-                        if c == 0 {
-                            let on = p.chosen_series == Some(i);
-                            let shown = if text.is_empty() { "–" } else { text };
-                            if ui.selectable_label(on, shown).clicked() {
-                                p.chosen_series = if on { None } else { Some(i) };
-                            }
-                        } else {
-                            ui.label(text);
-                        }
-                    }
-                    ui.end_row();
-                }
-            });
+            if let Some(i) = result_table(ui, "pacs_series", &SERIES_COLUMNS, &p.series, p.chosen_series) {
+                p.chosen_series = if p.chosen_series == Some(i) { None } else { Some(i) };
+            }
         }
     });
+}
+
+/// A striped table of query results whose first column can be clicked; returns the row
+/// clicked. Person names show with spaces for `^`, an empty first cell as "–".
+fn result_table(ui: &mut egui::Ui, id: &str, columns: &[(&str, &str)], rows: &[Row], chosen: Option<usize>) -> Option<usize> {
+    let mut clicked = None;
+    egui::Grid::new(id).striped(true).num_columns(columns.len()).show(ui, |ui| {
+        for (heading, _) in columns {
+            ui.strong(*heading);
+        }
+        ui.end_row();
+        for (i, row) in rows.iter().enumerate() {
+            for (c, (_, key)) in columns.iter().enumerate() {
+                let text = row.get(*key).map_or("", String::as_str);
+                if c == 0 {
+                    let shown = if text.is_empty() { "–".to_string() } else { text.replace('^', " ") };
+                    if ui.selectable_label(chosen == Some(i), shown).clicked() {
+                        clicked = Some(i);
+                    }
+                } else {
+                    ui.label(text);
+                }
+            }
+            ui.end_row();
+        }
+    });
+    clicked
 }
 
 /// Series columns: (heading, attribute keyword).

@@ -239,8 +239,8 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     let size_mm = Vec2::new((columns as f64 * spacing[0]) as f32, (rows as f64 * spacing[1]) as f32);
     let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
     app.view.fit_scale = fit;
-    let scale = fit * app.view.zoom;
-    let image_rect = Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale);
+    let Some(frame) = ImageFrame::of(app, rect) else { return };
+    let (scale, image_rect) = (frame.scale, frame.image_rect);
 
     match &pixels {
         Some(pixels) => {
@@ -360,7 +360,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     );
 
     // Measurements on this slice, and the one being drawn.
-    super::measure::draw_measurements(app, &painter, rect, modality.as_deref());
+    super::measure::draw_measurements(app, &painter, &frame, modality.as_deref());
 
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()
@@ -374,8 +374,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
         painter.circle_stroke(pos, app.view.brush_mm * scale, egui::Stroke::new(1.0, colour));
     }
     if let Some(pos) = response.hover_pos() {
-        let ix = (pos.x - image_rect.left()) / scale / spacing[0] as f32;
-        let iy = (pos.y - image_rect.top()) / scale / spacing[1] as f32;
+        let [ix, iy] = frame.to_pixel(pos);
         if ix >= 0.0 && iy >= 0.0 && (ix as usize) < columns && (iy as usize) < rows {
             let readout = cursor_readout(app, ix as usize, iy as usize, modality.as_deref(), pixels.as_deref());
             text(

@@ -224,6 +224,21 @@ pub fn run_scenario(script: &str, args: &[&std::ffi::OsStr], env: &[(&str, &std:
         .unwrap_or_else(|e| panic!("{script}: no report ({e})\n{out}\n{err}"))
 }
 
+/// Runs a PACS scenario (`script SAMPLE OUT [extra…]`) against a real Orthanc it starts on
+/// loopback, with a private runtime folder; its report.
+pub fn run_orthanc_scenario(script: &str, extra: &[&std::ffi::OsStr]) -> serde_json::Value {
+    assert!(
+        std::process::Command::new("Orthanc").arg("--version").output().is_ok(),
+        "Orthanc is not installed (scripts/setup.sh installs Debian's orthanc and orthanc-dicomweb)"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let runtime = tempfile::tempdir().expect("runtime dir");
+    let sample = repo().join("assets/sample-study");
+    let mut args = vec![sample.as_os_str(), tmp.path().as_os_str()];
+    args.extend_from_slice(extra);
+    run_scenario(script, &args, &[("XDG_RUNTIME_DIR", runtime.path().as_os_str())])
+}
+
 /// One step of a scenario's report (`{"steps": {name: {code, stdout, stderr, seconds}}}`).
 pub fn step<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     &report["steps"][name]

@@ -259,14 +259,8 @@ def main():
         report["orthanc_studies_after_store"] = len(rest("/studies"))
     finally:
         if nginx is not None:
-            nginx.terminate()
-            nginx.wait(30)
-        orthanc.terminate()
-        try:
-            orthanc.wait(30)
-        except subprocess.TimeoutExpired:
-            orthanc.kill()
-            orthanc.wait()
+            ps.stop(nginx)
+        ps.stop(orthanc)
     report["after_stop"] = loopback.listening_addresses()
     report["interfaces"] = loopback.interfaces()
     shutil.rmtree(os.path.join(out, "orthanc-web-db"), ignore_errors=True)

@@ -79,6 +79,16 @@ def start_orthanc(work, extra=None, ready=lambda: http("/system"), name="orthanc
             time.sleep(0.3)
 
 
+def stop(proc):
+    """Stops a server started by the scenario (terminate, then kill if it does not go)."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class DroppingLink:
     """A TCP relay 127.0.0.1:DROP_PORT → Orthanc that closes both sides once DROP_AFTER bytes
     have come back from the server: a node that dies mid-transfer."""
@@ -260,12 +270,7 @@ def main():
 
     finally:
         report["listening"] = sorted(set(report.get("listening", []) + loopback.listening_addresses()))
-        orthanc.terminate()
-        try:
-            orthanc.wait(30)
-        except subprocess.TimeoutExpired:
-            orthanc.kill()
-            orthanc.wait()
+        stop(orthanc)
     report["after_stop"] = loopback.listening_addresses()
     # Orthanc binds its ports to every interface; in this namespace that is `lo` alone.
     report["interfaces"] = loopback.interfaces()
