@@ -68,17 +68,8 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
     let study = text(&report["study_uid"]);
 
     // QIDO-RS: the same rows as a C-FIND gives.
-    let all = json_out(&report, "find_all");
-    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
-    assert_eq!(all[0]["StudyInstanceUID"], study.as_str());
-    assert_eq!(all[0]["NumberOfStudyRelatedInstances"], "89");
+    let (all, series) = common::assert_finds_the_sample(&report, &study);
     assert_eq!(all[0]["ModalitiesInStudy"], "MR");
-    assert_eq!(json_out(&report, "find_mr_dated").as_array().map(Vec::len), Some(1));
-    assert_eq!(json_out(&report, "find_ct").as_array().map(Vec::len), Some(0));
-    assert_eq!(json_out(&report, "find_old").as_array().map(Vec::len), Some(0));
-    let series = json_out(&report, "find_series");
-    assert_eq!(series.as_array().map(Vec::len), Some(1), "{series}");
-    assert_eq!(series[0]["Modality"], "MR");
     assert_eq!(series[0]["NumberOfSeriesRelatedInstances"], "89");
     assert!(text(&step(&report, "find_table")["stdout"]).contains(&study));
     // The same server through the bearer-token gateway.
@@ -105,13 +96,7 @@ fn stow_qido_wado_round_trip_against_orthanc_over_https_with_basic_auth() {
     let dropped = failed_with(&report, "get_dropped", "run the same command again to resume");
     assert!(text(&dropped["stderr"]).contains("connection broke off"), "{dropped}");
     assert!(!text(&dropped["stderr"]).contains("TLS failed"), "a cut connection is not a TLS problem: {dropped}");
-    let kept = report["after_drop_files"].as_array().expect("files");
-    assert!(!kept.is_empty() && kept.len() < 89, "the drop should land mid-study: {} files", kept.len());
-    assert!(kept.iter().all(|f| text(f).ends_with(".dcm")), "a partial file is left: {kept:?}");
-    assert_eq!(report["after_drop_readable"].as_u64(), Some(kept.len() as u64));
-    let resumed = json_out(&report, "get_resumed");
-    assert_eq!(resumed["already_had"].as_u64(), Some(kept.len() as u64), "{resumed}");
-    assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
+    common::assert_drop_kept_whole_files_and_resumed(&report);
 
     // Results stored with STOW-RS join the study.
     common::assert_results_joined_study(&report, "store_results");

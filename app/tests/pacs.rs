@@ -33,16 +33,7 @@ fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
 
     // Echo, and find by patient, date range and modality, then the study's series.
     assert_eq!(step(&report, "echo")["code"], 0, "{}", step(&report, "echo"));
-    let all = json_out(&report, "find_all");
-    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
-    assert_eq!(all[0]["StudyInstanceUID"], study.as_str());
-    assert_eq!(all[0]["NumberOfStudyRelatedInstances"], "89");
-    assert_eq!(json_out(&report, "find_mr_dated").as_array().map(Vec::len), Some(1));
-    assert_eq!(json_out(&report, "find_ct").as_array().map(Vec::len), Some(0));
-    assert_eq!(json_out(&report, "find_old").as_array().map(Vec::len), Some(0));
-    let series = json_out(&report, "find_series");
-    assert_eq!(series.as_array().map(Vec::len), Some(1), "{series}");
-    assert_eq!(series[0]["Modality"], "MR");
+    common::assert_finds_the_sample(&report, &study);
 
     // A wrong AE title and a closed port: clear errors, quickly.
     let wrong = step(&report, "echo_wrong_ae");
@@ -71,20 +62,7 @@ fn query_retrieve_analyze_and_store_round_trip_against_orthanc_on_loopback() {
         text(&dropped["stderr"]).contains("run the same command again to resume"),
         "{dropped}"
     );
-    let kept = report["after_drop_files"].as_array().expect("files");
-    assert!(
-        !kept.is_empty() && kept.len() < 89,
-        "the drop should land mid-study: {} files",
-        kept.len()
-    );
-    assert!(
-        kept.iter().all(|f| text(f).ends_with(".dcm")),
-        "a partial file is left: {kept:?}"
-    );
-    assert_eq!(report["after_drop_readable"].as_u64(), Some(kept.len() as u64));
-    let resumed = json_out(&report, "get_resumed");
-    assert_eq!(resumed["already_had"].as_u64(), Some(kept.len() as u64), "{resumed}");
-    assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
+    common::assert_drop_kept_whole_files_and_resumed(&report);
 
     // C-MOVE: Orthanc sends the study to Focal's storage SCP, which is gone afterwards.
     let moved = json_out(&report, "move");

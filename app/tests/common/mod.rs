@@ -256,6 +256,43 @@ pub fn json_out(report: &serde_json::Value, name: &str) -> serde_json::Value {
     serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
 }
 
+/// The PACS scenarios' queries of the uploaded sample: all studies (one, the sample's 89
+/// instances), by patient with a date range and modality (one), by CT (none), before 1900
+/// (none), and the study's series (one, MR). Returns the study row list and the series list.
+pub fn assert_finds_the_sample(report: &serde_json::Value, study: &str) -> (serde_json::Value, serde_json::Value) {
+    let all = json_out(report, "find_all");
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(all[0]["StudyInstanceUID"], study);
+    assert_eq!(all[0]["NumberOfStudyRelatedInstances"], "89");
+    assert_eq!(json_out(report, "find_mr_dated").as_array().map(Vec::len), Some(1));
+    assert_eq!(json_out(report, "find_ct").as_array().map(Vec::len), Some(0));
+    assert_eq!(json_out(report, "find_old").as_array().map(Vec::len), Some(0));
+    let series = json_out(report, "find_series");
+    assert_eq!(series.as_array().map(Vec::len), Some(1), "{series}");
+    assert_eq!(series[0]["Modality"], "MR");
+    (all, series)
+}
+
+/// After a retrieve through a link that dropped mid-study: some but not all of the 89 files
+/// are there, each whole (a .dcm that pydicom read), and the next retrieve (`get_resumed`)
+/// fetched only the rest.
+pub fn assert_drop_kept_whole_files_and_resumed(report: &serde_json::Value) {
+    let kept = report["after_drop_files"].as_array().expect("files");
+    assert!(
+        !kept.is_empty() && kept.len() < 89,
+        "the drop should land mid-study: {} files",
+        kept.len()
+    );
+    assert!(
+        kept.iter().all(|f| text(f).ends_with(".dcm")),
+        "a partial file is left: {kept:?}"
+    );
+    assert_eq!(report["after_drop_readable"].as_u64(), Some(kept.len() as u64));
+    let resumed = json_out(report, "get_resumed");
+    assert_eq!(resumed["already_had"].as_u64(), Some(kept.len() as u64), "{resumed}");
+    assert_eq!(resumed["received"].as_u64(), Some(89 - kept.len() as u64), "{resumed}");
+}
+
 /// The PACS scenarios' last act: the retrieved study was analysed and exported, the SEG,
 /// Parametric Map and Encapsulated PDF were stored by step `store`, and the node now lists
 /// them as series of the same study.
