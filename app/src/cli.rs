@@ -45,9 +45,13 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "desktop")]
         Some(Command::Export(args)) => crate::commands::export::export(&args),
         #[cfg(feature = "desktop")]
-        Some(Command::View(args)) => crate::commands::view::view(args.paths, args.analyze),
+        Some(Command::View(args)) => crate::commands::view::view(args),
         #[cfg(feature = "desktop")]
-        None => crate::commands::view::view(Vec::new(), false),
+        None => crate::commands::view::view(crate::commands::view::ViewArgs {
+            paths: Vec::new(),
+            analyze: false,
+            layout: None,
+        }),
         #[cfg(not(feature = "desktop"))]
         None => {
             use clap::CommandFactory;

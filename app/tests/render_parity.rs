@@ -7,9 +7,10 @@ mod common;
 use std::sync::Arc;
 
 use focal::render::{
-    AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, RgbaImage, SlicePixels, SliceStyle,
-    SliceUniforms, render_reference,
+    AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, ReslicePlane, RgbaImage, SlicePixels,
+    SliceStyle, SliceUniforms, VolumeLayer, VolumePixels, render_reference, reslice_reference,
 };
+use focal::study::reformat::{Plane, Reformat};
 
 /// A sample-study slice with labels from intensity bands (three regions with real, ragged
 /// borders) and a smooth attention field peaking off-centre.
@@ -154,4 +155,90 @@ fn overlays_change_the_picture_where_they_should() {
         let g = base.data[i * 4];
         assert!((126..=130).contains(&g), "window centre drew as {g}");
     }
+}
+
+/// The sample head as a volume with labels from intensity bands and a smooth 3D attention
+/// field, on a stack geometry tilted 20° and 10° (as an oblique acquisition would be).
+fn tilted_volume() -> (focal::study::geometry::StackGeometry, VolumePixels) {
+    let (_, volume) = common::sample_volume();
+    let (c, r, s) = (volume.columns, volume.rows, volume.slices);
+    let labels: Vec<u8> = volume
+        .data
+        .iter()
+        .map(|&v| match v {
+            v if v < 20.0 => 0,
+            v if v < 60.0 => 1,
+            v if v < 100.0 => 2,
+            _ => 3,
+        })
+        .collect();
+    let attention: Vec<f32> = (0..c * r * s)
+        .map(|i| {
+            let (x, y, z) = ((i % c) as f32 / c as f32, (i / c % r) as f32 / r as f32, (i / (c * r)) as f32 / s as f32);
+            (-((x - 0.6).powi(2) + (y - 0.4).powi(2) + (z - 0.5).powi(2)) * 8.0).exp()
+        })
+        .collect();
+    let (a, b) = (20f64.to_radians(), 10f64.to_radians());
+    let row = [b.cos(), 0.0, b.sin()];
+    let col = [0.0, a.cos(), -a.sin()];
+    let n = focal::study::geometry::normalize(&focal::study::geometry::cross(&row, &col));
+    let geometry = focal::study::geometry::StackGeometry {
+        origin: [-90.0, -110.0, -60.0],
+        row_direction: row,
+        column_direction: col,
+        slice_direction: n,
+        spacing: [1.0, 1.0, 2.0],
+    };
+    let layer = |v: Vec<f32>| Arc::new(VolumeLayer::new(Arc::new(v)));
+    let size = [c as u32, r as u32, s as u32];
+    let pixels = VolumePixels::new(
+        size,
+        layer(volume.data.clone()),
+        Some(layer(attention)),
+        Some(Arc::new(VolumeLayer::new(Arc::new(labels)))),
+    )
+    .expect("consistent layers");
+    (geometry, pixels)
+}
+
+/// The GPU reformat + slice draw against the CPU reslice + CPU slice reference.
+fn check_resliced(name: &str, volume: &VolumePixels, plane: &ReslicePlane, style: &SliceStyle, outline: bool) {
+    let mut gpu = OffscreenRenderer::new().expect("a wgpu adapter (Mesa lavapipe in CI)");
+    let (w, h) = (plane.columns * 2, plane.rows * 2);
+    let dest = [0.0, 0.0, w as f32, h as f32];
+    let got = gpu.render_resliced(volume, plane, style, w, h, dest).expect("render");
+    let pixels = reslice_reference(volume, plane).expect("reference pixels");
+    let u = SliceUniforms::for_pixels(style, &pixels, [w as f32, h as f32], dest);
+    let colormap = style.attention.map(|a| a.colormap).unwrap_or(Colormap::Inferno);
+    let want = render_reference(&pixels, &u, colormap, w, h);
+    let (max, over) = max_channel_difference(&got, &want);
+    // The GPU places samples in f32, the CPU in f64: a label picked at a voxel's edge may differ.
+    let share = over as f64 / got.data.len() as f64;
+    eprintln!("{name}: {w}x{h}, max channel difference {max}/255, {over} values over 1 ({share:.5})");
+    assert!(share < 0.002, "{name}: {over} values differ by more than 1/255 (max {max})");
+    let brain = pixels.image.iter().filter(|&&v| v > 40.0).count();
+    assert!(brain > 2000, "{name}: the plane should cut through the head ({brain} pixels)");
+    if outline {
+        let colors = &style.mask.as_ref().expect("mask").colors;
+        let (g, wnt) = (outline_map(&got, colors), outline_map(&want, colors));
+        let n = wnt.iter().filter(|&&b| b).count();
+        let mismatched = g.iter().zip(&wnt).filter(|(a, b)| a != b).count();
+        eprintln!("{name}: {n} outline pixels, {mismatched} mismatched");
+        assert!(n > 500, "{name}: outline visible");
+        assert!((mismatched as f64) < 0.01 * n as f64, "{name}: outline differs in {mismatched} pixels");
+    }
+}
+
+#[test]
+fn reformatted_planes_of_a_tilted_stack_match_the_cpu_reference() {
+    let (geometry, volume) = tilted_volume();
+    let dims = volume.dims();
+    let centre = geometry.voxel_to_patient(dims[0] as f64 / 2.0, dims[1] as f64 / 2.0, dims[2] as f64 / 2.0);
+    let style = style(MaskMode::FillAndOutline, Colormap::Inferno, 1, false);
+    for plane in Plane::ALL {
+        let r = Reformat::new(&geometry, dims, plane, &centre).expect("reformat");
+        check_resliced(plane.name(), &volume, &ReslicePlane::of(&r), &style, true);
+    }
+    let r = Reformat::new(&geometry, dims, Plane::Coronal, &centre).expect("reformat");
+    check_resliced("coronal MIP", &volume, &ReslicePlane::projection_of(&r), &style, false);
 }

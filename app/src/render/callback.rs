@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use eframe::egui_wgpu::{self, CallbackResources, CallbackTrait, RenderState, ScreenDescriptor};
 use eframe::wgpu;
 
-use super::{Colormap, SlicePixels, SliceRenderer, SliceTarget, SliceUniforms};
+use super::{Colormap, ReslicePlane, Reslicer, SlicePixels, SliceRenderer, SliceTarget, SliceUniforms, VolumePixels};
 
 /// Long-lived GPU state kept in egui-wgpu's callback resources.
 struct Resources {
     renderer: SliceRenderer,
+    reslicer: Reslicer,
     /// One uniform buffer and texture set per viewport: every `prepare` runs before any `paint`.
     targets: HashMap<u64, SliceTarget>,
 }
@@ -20,8 +21,10 @@ struct Resources {
 /// callback resources. Call once after the render state exists (eframe start-up, kittest set-up).
 pub fn register(render_state: &RenderState) {
     let renderer = SliceRenderer::new(&render_state.device, &render_state.queue, render_state.target_format);
+    let reslicer = Reslicer::new(&render_state.device);
     render_state.renderer.write().callback_resources.insert(Resources {
         renderer,
+        reslicer,
         targets: HashMap::new(),
     });
 }
@@ -37,6 +40,73 @@ pub struct SliceCallback {
 impl SliceCallback {
     pub fn into_paint_callback(self, rect: eframe::egui::Rect) -> eframe::egui::PaintCallback {
         egui_wgpu::Callback::new_paint_callback(rect, self)
+    }
+}
+
+/// One frame's draw of a reformatted view: the plane is resampled from the volume's 3D
+/// textures on the GPU (only when the plane or the volume changed), then drawn as a slice.
+pub struct ResliceCallback {
+    pub viewport: u64,
+    pub volume: Arc<VolumePixels>,
+    pub plane: ReslicePlane,
+    pub colormap: Colormap,
+    pub uniforms: SliceUniforms,
+}
+
+impl ResliceCallback {
+    pub fn into_paint_callback(self, rect: eframe::egui::Rect) -> eframe::egui::PaintCallback {
+        egui_wgpu::Callback::new_paint_callback(rect, self)
+    }
+}
+
+impl CallbackTrait for ResliceCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen: &ScreenDescriptor,
+        encoder: &mut wgpu::CommandEncoder,
+        resources: &mut CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(res) = resources.get_mut::<Resources>() else {
+            report_missing_once();
+            return Vec::new();
+        };
+        let target = res
+            .targets
+            .entry(self.viewport)
+            .or_insert_with(|| res.renderer.create_target(device));
+        res.reslicer.prepare(
+            &res.renderer,
+            device,
+            queue,
+            encoder,
+            target,
+            &self.volume,
+            &self.plane,
+            self.colormap,
+            &self.uniforms,
+        );
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        info: eframe::egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &CallbackResources,
+    ) {
+        paint(self.viewport, info, pass, resources);
+    }
+}
+
+fn paint(viewport: u64, _info: eframe::egui::PaintCallbackInfo, pass: &mut wgpu::RenderPass<'static>, resources: &CallbackResources) {
+    let Some(res) = resources.get::<Resources>() else {
+        report_missing_once();
+        return;
+    };
+    if let Some(target) = res.targets.get(&viewport) {
+        res.renderer.draw(pass, target);
     }
 }
 
@@ -71,16 +141,10 @@ impl CallbackTrait for SliceCallback {
 
     fn paint(
         &self,
-        _info: eframe::egui::PaintCallbackInfo,
+        info: eframe::egui::PaintCallbackInfo,
         pass: &mut wgpu::RenderPass<'static>,
         resources: &CallbackResources,
     ) {
-        let Some(res) = resources.get::<Resources>() else {
-            report_missing_once();
-            return;
-        };
-        if let Some(target) = res.targets.get(&self.viewport) {
-            res.renderer.draw(pass, target);
-        }
+        paint(self.viewport, info, pass, resources);
     }
 }

@@ -24,19 +24,29 @@ pub struct SliceRenderer {
 pub struct SliceTarget {
     uniforms: wgpu::Buffer,
     bound: Option<Bound>,
+    /// The reslice pass's uniforms, for a target that shows reformatted planes.
+    pub(super) reslice_uniforms: Option<wgpu::Buffer>,
 }
 
 struct Bound {
-    generation: u64,
+    key: Key,
     colormap: Colormap,
     bind_group: wgpu::BindGroup,
     textures: Textures,
 }
 
-struct Textures {
-    image: wgpu::Texture,
-    attention: wgpu::Texture,
-    labels: wgpu::Texture,
+/// What a target's textures hold: a slice uploaded from the CPU (its generation), or a plane
+/// reformatted on the GPU (a hash of the volume's generations and the plane).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Key {
+    Pixels(u64),
+    Resliced(u64),
+}
+
+pub(super) struct Textures {
+    pub image: wgpu::Texture,
+    pub attention: wgpu::Texture,
+    pub labels: wgpu::Texture,
 }
 
 fn texture_entry(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::BindGroupLayoutEntry {
@@ -49,6 +59,27 @@ fn texture_entry(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::Bi
             multisampled: false,
         },
         count: None,
+    }
+}
+
+impl SliceTarget {
+    pub(super) fn uniforms(&self) -> &wgpu::Buffer {
+        &self.uniforms
+    }
+
+    pub(super) fn is_bound(&self, key: Key, colormap: Colormap) -> bool {
+        self.bound.as_ref().is_some_and(|b| b.key == key && b.colormap == colormap)
+    }
+
+    /// Takes the textures out (for reuse) when they are `columns` × `rows` reslice targets.
+    pub(super) fn take_resliced(&mut self, columns: u32, rows: u32) -> Option<Textures> {
+        match self.bound.take() {
+            Some(b) if matches!(b.key, Key::Resliced(_)) && b.textures.image.width() == columns && b.textures.image.height() == rows => Some(b.textures),
+            other => {
+                self.bound = other;
+                None
+            }
+        }
     }
 }
 
@@ -141,6 +172,7 @@ impl SliceRenderer {
                 mapped_at_creation: false,
             }),
             bound: None,
+            reslice_uniforms: None,
         }
     }
 
@@ -155,14 +187,26 @@ impl SliceRenderer {
         uniforms: &SliceUniforms,
     ) {
         queue.write_buffer(&target.uniforms, 0, bytemuck::bytes_of(uniforms));
-        let current = target.bound.as_ref().map(|b| (b.generation, b.colormap));
-        if current == Some((pixels.generation(), colormap)) {
+        let key = Key::Pixels(pixels.generation());
+        if target.is_bound(key, colormap) {
             return;
         }
         let textures = match target.bound.take() {
-            Some(b) if b.generation == pixels.generation() => b.textures,
+            Some(b) if b.key == key => b.textures,
             _ => upload(device, queue, pixels),
         };
+        self.bind(device, target, key, colormap, textures);
+    }
+
+    /// Binds `textures` (holding what `key` says) with `target`'s uniforms and `colormap`.
+    pub(super) fn bind(
+        &self,
+        device: &wgpu::Device,
+        target: &mut SliceTarget,
+        key: Key,
+        colormap: Colormap,
+        textures: Textures,
+    ) {
         let views = [
             textures.image.create_view(&Default::default()),
             textures.attention.create_view(&Default::default()),
@@ -195,7 +239,7 @@ impl SliceRenderer {
             ],
         });
         target.bound = Some(Bound {
-            generation: pixels.generation(),
+            key,
             colormap,
             bind_group,
             textures,

@@ -10,8 +10,9 @@ mod offscreen;
 mod params;
 mod pixels;
 mod reference;
+mod reslice;
 
-pub use callback::{SliceCallback, register};
+pub use callback::{ResliceCallback, SliceCallback, register};
 pub use colormap::{Colormap, Lut, lut_entry};
 pub use gpu::{SliceRenderer, SliceTarget};
 pub use offscreen::{OFFSCREEN_FORMAT, OffscreenRenderer};
@@ -19,7 +20,8 @@ pub use params::{
     AttentionStyle, MAX_LABELS, MAX_OUTLINE_WIDTH, MaskMode, MaskStyle, SliceStyle, SliceUniforms, image_to_clip,
 };
 pub use pixels::{RgbaImage, SlicePixels};
-pub use reference::render_reference;
+pub use reference::{render_reference, reslice_reference};
+pub use reslice::{OUTSIDE, ReslicePlane, Reslicer, Shared, VolumeLayer, VolumePixels};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

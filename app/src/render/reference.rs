@@ -1,7 +1,7 @@
 //! The slice shader's math on the CPU: the reference the GPU output is tested against, and a
 //! fallback for exports on a machine where no adapter opens. Keep in step with slice.wgsl.
 
-use super::{Colormap, RgbaImage, SlicePixels, SliceUniforms};
+use super::{Colormap, ReslicePlane, RgbaImage, SlicePixels, SliceUniforms, VolumePixels};
 
 fn mix(a: f32, b: f32, t: f32) -> f32 {
     a * (1.0 - t) + b * t
@@ -135,4 +135,46 @@ pub fn render_reference(
         }
     }
     RgbaImage { width, height, data }
+}
+
+/// The reslice shader's picture on the CPU: `plane` reformatted from `volume` into slice
+/// pixels (image, heatmap, labels), as shaders/reslice.wgsl writes them.
+pub fn reslice_reference(volume: &VolumePixels, plane: &ReslicePlane) -> Option<SlicePixels> {
+    use crate::study::reformat::{inside, nearest, trilinear};
+    let dims = volume.dims();
+    let image: &[f32] = (*volume.image.data).as_ref();
+    let heat: Option<&[f32]> = volume.heat.as_ref().map(|h| (*h.data).as_ref());
+    let labels: Option<&[u8]> = volume.labels.as_ref().map(|l| (*l.data).as_ref()).filter(|_| !plane.is_projection());
+    let (w, h) = (plane.columns as usize, plane.rows as usize);
+    let mut out_image = vec![super::OUTSIDE; w * h];
+    let mut out_heat = heat.map(|_| vec![0f32; w * h]);
+    let mut out_labels = labels.map(|_| vec![0u8; w * h]);
+    for j in 0..h {
+        for i in 0..w {
+            let at = j * w + i;
+            let (x, y) = (i as f64 + 0.5, j as f64 + 0.5);
+            if !plane.is_projection() {
+                let p = plane.voxel(x, y, 0);
+                if let Some(v) = trilinear(image, dims, p) {
+                    out_image[at] = v;
+                    if let (Some(src), Some(dst)) = (heat, out_heat.as_mut()) {
+                        dst[at] = trilinear(src, dims, p).unwrap_or(0.0);
+                    }
+                    if let (Some(src), Some(dst), Some(n)) = (labels, out_labels.as_mut(), nearest(dims, p)) {
+                        dst[at] = src[n];
+                    }
+                }
+                continue;
+            }
+            for s in 0..plane.slab {
+                let p = plane.voxel(x, y, s);
+                let Some(n) = nearest(dims, p).filter(|_| inside(dims, p)) else { continue };
+                out_image[at] = out_image[at].max(image[n]);
+                if let (Some(src), Some(dst)) = (heat, out_heat.as_mut()) {
+                    dst[at] = dst[at].max(src[n]);
+                }
+            }
+        }
+    }
+    SlicePixels::new(w, h, 1, out_image, out_heat, out_labels)
 }

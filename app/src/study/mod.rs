@@ -9,6 +9,7 @@ mod jpeg12;
 mod lengths;
 pub mod open;
 pub mod pairing;
+pub mod reformat;
 mod palette;
 mod rle;
 pub mod scan;

@@ -2,7 +2,7 @@
 //! patient and one frame of reference and overlap in patient coordinates; the other series is
 //! then resampled onto the analysed series' grid (trilinear, zero outside its coverage).
 
-use super::geometry::{StackGeometry, Vec3};
+use super::reformat::{PatientToVoxel, trilinear};
 use super::series::Stack;
 use super::volume::Volume;
 
@@ -64,7 +64,7 @@ pub fn resample_onto(primary: &Volume, other: &Volume, other_uid: &str) -> Resul
         for j in 0..r {
             for i in 0..c {
                 let p = target.voxel_to_patient(i as f64, j as f64, k as f64);
-                if let Some(v) = trilinear(other, to_source.apply(&p)) {
+                if let Some(v) = trilinear(&other.data, [other.columns, other.rows, other.slices], to_source.apply(&p)) {
                     data[(k * r + j) * c + i] = v;
                     covered += 1;
                 }
@@ -94,74 +94,10 @@ pub fn resample_onto(primary: &Volume, other: &Volume, other_uid: &str) -> Resul
     Ok((volume, coverage))
 }
 
-/// The inverse of a stack's voxel → patient mapping (also for sheared, tilted stacks).
-struct PatientToVoxel {
-    origin: Vec3,
-    inverse: [[f64; 3]; 3],
-}
-
-impl PatientToVoxel {
-    fn new(g: &StackGeometry) -> Option<PatientToVoxel> {
-        let cols = [g.row_direction, g.column_direction, g.slice_direction];
-        // m's columns are the voxel steps in patient space.
-        let m: [[f64; 3]; 3] = std::array::from_fn(|row| std::array::from_fn(|col| cols[col][row] * g.spacing[col]));
-        invert(&m).map(|inverse| PatientToVoxel { origin: g.origin, inverse })
-    }
-
-    fn apply(&self, p: &Vec3) -> Vec3 {
-        let d = [p[0] - self.origin[0], p[1] - self.origin[1], p[2] - self.origin[2]];
-        std::array::from_fn(|row| (0..3).map(|col| self.inverse[row][col] * d[col]).sum())
-    }
-}
-
-fn invert(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
-    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
-        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
-    if !det.is_finite() || det.abs() < 1e-12 {
-        return None;
-    }
-    let cof = |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
-    Some([
-        [cof(1, 2, 1, 2) / det, -cof(0, 2, 1, 2) / det, cof(0, 1, 1, 2) / det],
-        [-cof(1, 2, 0, 2) / det, cof(0, 2, 0, 2) / det, -cof(0, 1, 0, 2) / det],
-        [cof(1, 2, 0, 1) / det, -cof(0, 2, 0, 1) / det, cof(0, 1, 0, 1) / det],
-    ])
-}
-
-/// Trilinear value at a continuous voxel index (column, row, slice); None outside the
-/// volume (half a voxel beyond the outer voxel centres still counts as inside).
-fn trilinear(v: &Volume, [x, y, z]: Vec3) -> Option<f32> {
-    let dims = [v.columns, v.rows, v.slices];
-    let pos = [x, y, z];
-    let mut lo = [0usize; 3];
-    let mut t = [0f32; 3];
-    for a in 0..3 {
-        let n = dims[a] as f64;
-        if !(pos[a] >= -0.5 && pos[a] <= n - 0.5) {
-            return None;
-        }
-        let p = pos[a].clamp(0.0, n - 1.0);
-        lo[a] = (p.floor() as usize).min(dims[a].saturating_sub(2));
-        t[a] = if dims[a] > 1 { (p - lo[a] as f64) as f32 } else { 0.0 };
-    }
-    let at = |i: usize, j: usize, k: usize| {
-        let (i, j, k) = (i.min(dims[0] - 1), j.min(dims[1] - 1), k.min(dims[2] - 1));
-        v.data[(k * dims[1] + j) * dims[0] + i]
-    };
-    let mut value = 0f32;
-    for (dk, wk) in [(0, 1.0 - t[2]), (1, t[2])] {
-        for (dj, wj) in [(0, 1.0 - t[1]), (1, t[1])] {
-            for (di, wi) in [(0, 1.0 - t[0]), (1, t[0])] {
-                value += wi * wj * wk * at(lo[0] + di, lo[1] + dj, lo[2] + dk);
-            }
-        }
-    }
-    Some(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::study::geometry::{StackGeometry, Vec3};
     use crate::study::WindowLevel;
 
     fn volume(c: usize, r: usize, s: usize, geometry: StackGeometry, f: impl Fn(Vec3) -> f32) -> Volume {

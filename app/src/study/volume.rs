@@ -40,6 +40,13 @@ pub struct Volume {
     pub skipped: Vec<SkippedSlice>,
 }
 
+/// The values, for sharing a loaded volume without a copy (the GPU upload of reformatting).
+impl AsRef<[f32]> for Volume {
+    fn as_ref(&self) -> &[f32] {
+        &self.data
+    }
+}
+
 impl Volume {
     pub fn slice_len(&self) -> usize {
         self.columns * self.rows * self.channels

@@ -122,6 +122,18 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             app.view.pan = egui::Vec2::ZERO;
         }
         ui.separator();
+        for layout in super::mpr::Layout::ALL {
+            let hint = match layout {
+                super::mpr::Layout::Single => "The acquired slices (L cycles the layouts)",
+                super::mpr::Layout::Three => "Axial, coronal and sagittal planes (L)",
+                super::mpr::Layout::Four => "The three planes and a coronal maximum-intensity projection (L)",
+            };
+            ui.selectable_value(&mut app.settings.layout, layout, layout.name()).on_hover_text(hint);
+        }
+        if !ui.ctx().text_edit_focused() && ui.input(|i| i.key_pressed(egui::Key::L) && !i.modifiers.command) {
+            app.settings.layout = app.settings.layout.next();
+        }
+        ui.separator();
         let play = if app.view.playing { "Pause" } else { "Play cine" };
         if ui.button(play).on_hover_text("Space").clicked() {
             app.view.playing = !app.view.playing;

@@ -11,6 +11,7 @@ pub mod insights;
 mod loader;
 mod measure;
 mod model_panel;
+pub mod mpr;
 mod overlays;
 mod pacs_form;
 pub mod pacs_panel;
@@ -110,6 +111,10 @@ pub struct FocalApp {
     /// A second series shown over the one on screen, and one being loaded.
     pub fusion: Option<fusion::Fusion>,
     fusion_job: Option<fusion::FusionJob>,
+    /// The series on screen as GPU volume layers, for the reformatted views.
+    mpr: mpr::MprCache,
+    /// Where the last frame drew each reformatted view (empty in 1×1).
+    pub mpr_views: Vec<(egui::Rect, mpr::ViewKind)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +162,8 @@ impl FocalApp {
             pacs: pacs_panel::PacsPanel::new(crate::pacs::nodes::config_path(), crate::pacs::default_cache()),
             fusion: None,
             fusion_job: None,
+            mpr: mpr::MprCache::default(),
+            mpr_views: Vec::new(),
         };
         if let Ok(m) = &app.manifest {
             let [lo, hi] = m.attention_display_range();
@@ -370,8 +377,13 @@ impl FocalApp {
         egui::CentralPanel::default()
             .frame(egui::Frame::NONE.fill(egui::Color32::BLACK))
             .show(ui, |ui| {
-                let pixels = self.slice_pixels();
-                slice_view::slice_view(self, ui, pixels);
+                self.mpr_views.clear();
+                if self.settings.layout == mpr::Layout::Single || self.current.is_none() {
+                    let pixels = self.slice_pixels();
+                    slice_view::slice_view(self, ui, pixels);
+                } else {
+                    mpr::mpr_views(self, ui);
+                }
             });
         if self.show_tags {
             tags::tag_window(self, &ctx);
@@ -411,7 +423,7 @@ impl eframe::App for FocalApp {
 }
 
 /// Opens the window (on `paths`, if any) and returns when it is closed.
-pub fn run(paths: Vec<PathBuf>, analyze: bool) -> anyhow::Result<()> {
+pub fn run(paths: Vec<PathBuf>, analyze: bool, layout: Option<mpr::Layout>) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Focal")
@@ -428,10 +440,13 @@ pub fn run(paths: Vec<PathBuf>, analyze: bool) -> anyhow::Result<()> {
                 return Err("the window has no wgpu renderer".into());
             };
             crate::render::register(render_state);
-            let settings = cc
+            let mut settings = cc
                 .storage
                 .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
                 .unwrap_or_default();
+            if let Some(layout) = layout {
+                settings.layout = layout;
+            }
             let mut app = FocalApp::new(&cc.egui_ctx, settings, paths);
             app.analyze_when_loaded = analyze;
             Ok(Box::new(app))

@@ -23,6 +23,8 @@ pub struct Settings {
     pub outline_width: u32,
     pub cine_fps: f32,
     pub device: Device,
+    /// 1×1 (acquired slices), 1×3 or 2×2 (reformatted planes).
+    pub layout: super::mpr::Layout,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             outline_width: 1,
             cine_fps: 10.0,
             device: Device::Auto,
+            layout: super::mpr::Layout::Single,
         }
     }
 }

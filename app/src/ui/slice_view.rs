@@ -36,6 +36,8 @@ pub struct ViewState {
     /// The measurement being drawn: where the drag started, the outline so far (freehand) and
     /// where it is now, in pixel coordinates.
     pub drawing: Vec<[f64; 2]>,
+    /// The crosshair point of the reformatted views (patient mm, LPS).
+    pub cursor: Option<crate::study::geometry::Vec3>,
 }
 
 impl Default for ViewState {
@@ -59,6 +61,7 @@ impl Default for ViewState {
             brush_label: 1,
             brush_mm: 3.0,
             drawing: Vec::new(),
+            cursor: None,
         }
     }
 }

@@ -1,0 +1,530 @@
+//! Multi-planar views: axial, coronal and sagittal reformats of the series on screen (and a
+//! maximum-intensity projection in 2×2), resampled on the GPU in patient coordinates with the
+//! slice view's overlays, linked by one crosshair point.
+
+use std::sync::Arc;
+
+use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
+use serde::{Deserialize, Serialize};
+
+use super::FocalApp;
+use super::slice_view::{ImageFrame, slice_style, text};
+use crate::render::{ResliceCallback, ReslicePlane, SliceUniforms, VolumeLayer, VolumePixels};
+use crate::study::geometry::{Vec3, cross, direction_letters, dot};
+use crate::study::reformat::{Plane, Reformat, nearest, trilinear};
+
+/// How the central area is divided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Layout {
+    /// The acquired slices, with every tool.
+    #[default]
+    Single,
+    /// Axial, coronal and sagittal side by side.
+    Three,
+    /// The three planes and a coronal maximum-intensity projection.
+    Four,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 3] = [Layout::Single, Layout::Three, Layout::Four];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Single => "1×1",
+            Layout::Three => "1×3",
+            Layout::Four => "2×2",
+        }
+    }
+
+    /// From the command line: "1x1", "1x3" or "2x2".
+    pub fn parse(s: &str) -> Option<Layout> {
+        match s.replace('×', "x").as_str() {
+            "1x1" => Some(Layout::Single),
+            "1x3" => Some(Layout::Three),
+            "2x2" => Some(Layout::Four),
+            _ => None,
+        }
+    }
+
+    pub fn next(self) -> Layout {
+        match self {
+            Layout::Single => Layout::Three,
+            Layout::Three => Layout::Four,
+            Layout::Four => Layout::Single,
+        }
+    }
+}
+
+/// What one view of the layout shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    Plane(Plane),
+    Projection(Plane),
+}
+
+impl ViewKind {
+    fn plane(self) -> Plane {
+        match self {
+            ViewKind::Plane(p) | ViewKind::Projection(p) => p,
+        }
+    }
+
+    /// The viewport id of its GPU target (0 is the acquired-slice view).
+    fn viewport(self) -> u64 {
+        let p = Plane::ALL.iter().position(|q| *q == self.plane()).unwrap_or(0) as u64;
+        match self {
+            ViewKind::Plane(_) => 1 + p,
+            ViewKind::Projection(_) => 4 + p,
+        }
+    }
+}
+
+/// The colour that names a plane, on its border and as its reference line in the others
+/// (3D Slicer's: axial red, coronal green, sagittal yellow).
+pub fn plane_colour(p: Plane) -> Color32 {
+    match p {
+        Plane::Axial => Color32::from_rgb(230, 70, 60),
+        Plane::Coronal => Color32::from_rgb(90, 200, 80),
+        Plane::Sagittal => Color32::from_rgb(235, 210, 60),
+    }
+}
+
+/// The views of a layout and where they go in `rect`.
+pub fn cells(layout: Layout, rect: Rect) -> Vec<(Rect, ViewKind)> {
+    let planes = Plane::ALL.map(ViewKind::Plane);
+    match layout {
+        Layout::Single => Vec::new(),
+        Layout::Three => {
+            let w = rect.width() / 3.0;
+            (0..3)
+                .map(|k| {
+                    let min = rect.min + Vec2::new(w * k as f32, 0.0);
+                    (Rect::from_min_size(min, Vec2::new(w, rect.height())), planes[k])
+                })
+                .collect()
+        }
+        Layout::Four => {
+            let size = rect.size() / 2.0;
+            let kinds = [planes[0], planes[1], planes[2], ViewKind::Projection(Plane::Coronal)];
+            (0..4)
+                .map(|k| {
+                    let min = rect.min + Vec2::new(size.x * (k % 2) as f32, size.y * (k / 2) as f32);
+                    (Rect::from_min_size(min, size), kinds[k])
+                })
+                .collect()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LayerKey {
+    series: String,
+    source: usize,
+    detail: (super::Heatmap, usize, u64),
+}
+
+/// The GPU volume of the series on screen, rebuilt layer by layer as its parts change.
+#[derive(Default)]
+pub struct MprCache {
+    image: Option<(LayerKey, Arc<VolumeLayer<f32>>)>,
+    heat: Option<(LayerKey, Option<Arc<VolumeLayer<f32>>>)>,
+    labels: Option<(LayerKey, Option<Arc<VolumeLayer<u8>>>)>,
+    pixels: Option<([usize; 3], Arc<VolumePixels>)>,
+    /// The projection's display ranges: image values and heatmap values (see `projection_ranges`).
+    ranges: ([f32; 2], Option<[f32; 2]>),
+}
+
+/// Value at quantile `q` of about 200,000 evenly spaced values of `data` (None when empty).
+fn sampled_quantile(data: &[f32], q: f64) -> Option<f32> {
+    let step = (data.len() / 200_000).max(1);
+    let mut v: Vec<f32> = data.iter().step_by(step).copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let k = ((v.len() - 1) as f64 * q).round() as usize;
+    let (_, x, _) = v.select_nth_unstable_by(k, f32::total_cmp);
+    Some(*x)
+}
+
+/// Maxima along a ray are brighter than the slices' values: the projection's window spans the
+/// volume's 60th percentile to its maximum, and its heatmap shows only what is above the top
+/// of the slices' display range (up to the map's maximum).
+fn projection_ranges(image: &[f32], heat: Option<&[f32]>, slice_top: f32) -> ([f32; 2], Option<[f32; 2]>) {
+    let lo = sampled_quantile(image, 0.6).unwrap_or(0.0);
+    let hi = image.iter().copied().filter(|x| x.is_finite()).fold(lo + 1.0, f32::max);
+    let heat = heat.map(|h| {
+        let top = h.iter().copied().fold(slice_top, f32::max);
+        [slice_top, top.max(slice_top + 1e-3)]
+    });
+    ([lo, hi], heat)
+}
+
+/// Why the series on screen cannot be reformatted (None: it can).
+fn unavailable(app: &FocalApp) -> Option<String> {
+    let Some(current) = &app.current else {
+        return Some("Open a study to see its planes".into());
+    };
+    let Some(volume) = &current.volume else {
+        return Some("Loading the volume…".into());
+    };
+    if volume.geometry.is_none() {
+        return Some("This series has no usable patient geometry (ImagePositionPatient / ImageOrientationPatient), so it cannot be reformatted".into());
+    }
+    if volume.channels != 1 {
+        return Some("Colour series are shown in 1×1 only".into());
+    }
+    // wgpu's default 3D texture limit, which every desktop adapter and lavapipe meet.
+    const LIMIT: usize = 2048;
+    if [volume.columns, volume.rows, volume.slices].iter().any(|&n| n > LIMIT) {
+        return Some(format!("The volume is larger than {LIMIT} voxels along an axis; reformatting needs it to fit"));
+    }
+    None
+}
+
+/// The image, heatmap and labels of the series on screen as one GPU volume (cached).
+fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
+    let current = app.current.as_ref()?;
+    let volume = current.volume.clone()?;
+    let series = current.uid.clone();
+    let n = volume.columns * volume.rows;
+    let slices = volume.slices;
+    let fits = |a: &&super::AnalysisView| a.columns == volume.columns && a.rows == volume.rows && a.slices == slices;
+    // What the layers are made from: (attention, edits) of an analysis of this grid.
+    let analysis = app.current_analysis().filter(fits).map(|a| (a.attention.clone(), a.edits));
+    let heat_key = super::insights::heat_key(app);
+    let key = |source: usize, detail| LayerKey {
+        series: series.clone(),
+        source,
+        detail,
+    };
+    let image_key = key(Arc::as_ptr(&volume) as usize, (super::Heatmap::Attention, 0, 0));
+    let attention_ptr = analysis.as_ref().map_or(0, |(a, _)| Arc::as_ptr(a) as usize);
+    let heat = key(attention_ptr, (heat_key.0, heat_key.1, 0));
+    let edits = analysis.as_ref().map_or(u64::MAX, |(_, e)| *e);
+    let labels = key(attention_ptr, (super::Heatmap::Attention, 0, edits));
+
+    let mut changed = false;
+    if app.mpr.image.as_ref().is_none_or(|(k, _)| *k != image_key) {
+        let data: crate::render::Shared<f32> = volume.clone();
+        app.mpr.image = Some((image_key, Arc::new(VolumeLayer::new(data))));
+        changed = true;
+    }
+    if app.mpr.heat.as_ref().is_none_or(|(k, _)| *k != heat) {
+        let layer = if app.heatmap == super::Heatmap::Attention {
+            analysis.as_ref().map(|(a, _)| {
+                let data: crate::render::Shared<f32> = a.clone();
+                data
+            })
+        } else {
+            let planes: Vec<Option<Vec<f32>>> = (0..slices).map(|k| super::insights::heat_plane(app, k, n)).collect();
+            planes.iter().any(Option::is_some).then(|| {
+                let mut all = vec![0f32; n * slices];
+                for (k, p) in planes.into_iter().enumerate() {
+                    if let Some(p) = p {
+                        all[k * n..(k + 1) * n].copy_from_slice(&p);
+                    }
+                }
+                let data: crate::render::Shared<f32> = Arc::new(all);
+                data
+            })
+        };
+        let layer = layer.filter(|d| (**d).as_ref().len() == n * slices);
+        app.mpr.heat = Some((heat, layer.map(|d| Arc::new(VolumeLayer::new(d)))));
+        changed = true;
+    }
+    if app.mpr.labels.as_ref().is_none_or(|(k, _)| *k != labels) {
+        let layer = app.current_analysis().filter(fits).map(|a| {
+            let data: crate::render::Shared<u8> = Arc::new(a.labels.clone());
+            Arc::new(VolumeLayer::new(data))
+        });
+        app.mpr.labels = Some((labels, layer));
+        changed = true;
+    }
+    if changed || app.mpr.pixels.is_none() {
+        let image = app.mpr.image.as_ref()?.1.clone();
+        let heat = app.mpr.heat.as_ref().and_then(|(_, l)| l.clone());
+        let labels = app.mpr.labels.as_ref().and_then(|(_, l)| l.clone());
+        let size = [volume.columns as u32, volume.rows as u32, slices as u32];
+        let slice_top = app.settings.attention.range[1];
+        app.mpr.ranges = projection_ranges((*image.data).as_ref(), heat.as_ref().map(|h| (*h.data).as_ref()), slice_top);
+        let pixels = VolumePixels::new(size, image, heat, labels)?;
+        app.mpr.pixels = Some(([volume.columns, volume.rows, slices], Arc::new(pixels)));
+    }
+    app.mpr.pixels.as_ref().map(|(_, p)| p.clone())
+}
+
+/// The crosshair point (patient mm), placed at the centre of the slice on screen at first.
+pub fn cursor(app: &mut FocalApp) -> Option<Vec3> {
+    let volume = app.current.as_ref()?.volume.clone()?;
+    let g = volume.geometry.as_ref()?;
+    let slice = app.view.slice.min(volume.slices.saturating_sub(1));
+    let centre = g.voxel_to_patient(
+        (volume.columns as f64 - 1.0) / 2.0,
+        (volume.rows as f64 - 1.0) / 2.0,
+        slice as f64,
+    );
+    Some(*app.view.cursor.get_or_insert(centre))
+}
+
+/// The reformat a view shows, through the crosshair point.
+pub fn reformat(app: &mut FocalApp, plane: Plane) -> Option<Reformat> {
+    let point = cursor(app)?;
+    let volume = app.current.as_ref()?.volume.clone()?;
+    Reformat::new(volume.geometry.as_ref()?, [volume.columns, volume.rows, volume.slices], plane, &point)
+}
+
+/// Where a reformat lies on screen in the view `rect` (zoom and pan shared by all views).
+pub(super) fn frame(app: &FocalApp, r: &Reformat, rect: Rect) -> ImageFrame {
+    let size_mm = Vec2::new((r.columns as f64 * r.spacing) as f32, (r.rows as f64 * r.spacing) as f32);
+    let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
+    let scale = fit * app.view.zoom;
+    ImageFrame {
+        image_rect: Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale),
+        scale,
+        spacing: [r.spacing, r.spacing],
+    }
+}
+
+/// Moves the crosshair along `plane`'s normal by `steps` voxel steps, inside the stack.
+pub fn step_plane(app: &mut FocalApp, plane: Plane, steps: f64) {
+    let Some(mut r) = reformat(app, plane) else { return };
+    let before = r.depth;
+    r.set_depth(before + steps * r.step);
+    let normal = plane.axes()[2];
+    if let Some(c) = app.view.cursor.as_mut() {
+        for a in 0..3 {
+            c[a] += normal[a] * (r.depth - before);
+        }
+    }
+}
+
+/// The layout's views in the central area.
+pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
+    let rect = ui.available_rect_before_wrap();
+    ui.allocate_rect(rect, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    if let Some(why) = unavailable(app) {
+        painter.text(rect.center(), Align2::CENTER_CENTER, why, egui::FontId::proportional(16.0), Color32::GRAY);
+        return;
+    }
+    let Some(volume) = volume_pixels(app) else { return };
+    if !ui.ctx().text_edit_focused() {
+        let (invert, reset) = ui.input(|i| (i.key_pressed(egui::Key::I), i.key_pressed(egui::Key::R)));
+        if invert {
+            app.view.invert = !app.view.invert;
+        }
+        if reset {
+            app.view.reset();
+        }
+    }
+    app.mpr_views = cells(app.settings.layout, rect).into_iter().map(|(c, k)| (c.shrink(1.0), k)).collect();
+    for (i, (cell, kind)) in app.mpr_views.clone().into_iter().enumerate() {
+        view(app, ui, cell, kind, &volume, i == 0);
+    }
+}
+
+fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volume: &Arc<VolumePixels>, first: bool) {
+    let plane = kind.plane();
+    let response = ui.interact(rect, egui::Id::unique(("focal mpr view", kind.viewport())), egui::Sense::click_and_drag());
+    input(app, ui, &response, rect, kind);
+    let Some(r) = reformat(app, plane) else { return };
+    let Some(point) = app.view.cursor else { return };
+    let frame = frame(app, &r, rect);
+    let painter = ui.painter_at(rect);
+
+    let projection = matches!(kind, ViewKind::Projection(_));
+    let resliced = if projection {
+        ReslicePlane::projection_of(&r)
+    } else {
+        ReslicePlane::of(&r)
+    };
+    let mut style = slice_style(app);
+    if projection {
+        let ([lo, hi], heat) = app.mpr.ranges;
+        style.mask = None;
+        style.window_center = f64::from(lo + hi) / 2.0;
+        style.window_width = f64::from(hi - lo).max(1.0);
+        if let (Some(a), Some(range)) = (style.attention.as_mut(), heat) {
+            a.range = range;
+            a.threshold = range[0];
+        }
+    }
+    let dest = frame.image_rect.translate(-rect.min.to_vec2());
+    let uniforms = SliceUniforms::new(
+        &style,
+        r.columns,
+        r.rows,
+        false,
+        crate::render::image_to_clip(r.columns, r.rows, [rect.width(), rect.height()], [dest.min.x, dest.min.y, dest.max.x, dest.max.y]),
+        volume.heat.is_some(),
+        volume.labels.is_some() && !projection,
+    );
+    painter.add(
+        ResliceCallback {
+            viewport: kind.viewport(),
+            volume: volume.clone(),
+            plane: resliced,
+            colormap: app.settings.attention.colormap,
+            uniforms,
+        }
+        .into_paint_callback(rect),
+    );
+
+    // Reference lines: where the other two planes cut this one, through the crosshair point.
+    let normal = plane.axes()[2];
+    let clip = painter.clip_rect().intersect(frame.image_rect);
+    for other in Plane::ALL.into_iter().filter(|p| *p != plane) {
+        let along = cross(&normal, &other.axes()[2]);
+        let ends = [-1.0e4, 1.0e4].map(|t| {
+            let p: Vec3 = std::array::from_fn(|a| point[a] + along[a] * t);
+            frame.to_screen(r.to_picture(&p))
+        });
+        let line = painter.with_clip_rect(clip);
+        line.line_segment(ends, egui::Stroke::new(1.0, plane_colour(other).gamma_multiply(0.85)));
+    }
+    let stroke = egui::Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, plane_colour(plane));
+    painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Inside);
+
+    // Plane, depth and orientation letters.
+    let m = 8.0;
+    let depth = dot(&point, &normal);
+    let letter = direction_letters(&if depth >= 0.0 { normal } else { normal.map(|v| -v) });
+    let mut title = if projection {
+        format!("{} MIP", plane.name())
+    } else {
+        format!("{}  {letter} {:.1} mm", plane.name(), depth.abs())
+    };
+    if first {
+        title.push_str(&format!("\nW {:.0}  L {:.0}", app.view.window.width, app.view.window.center));
+    }
+    text(&painter, rect.left_top() + Vec2::splat(m), Align2::LEFT_TOP, title);
+    let [right, down, _] = plane.axes();
+    let neg = |v: Vec3| v.map(|c| -c);
+    let c = frame.image_rect.center();
+    let inner = rect.shrink(14.0);
+    for (pos, d) in [
+        (Pos2::new(frame.image_rect.left() + 12.0, c.y), neg(right)),
+        (Pos2::new(frame.image_rect.right() - 12.0, c.y), right),
+        (Pos2::new(c.x, frame.image_rect.top() + 12.0), neg(down)),
+        (Pos2::new(c.x, frame.image_rect.bottom() - 12.0), down),
+    ] {
+        text(&painter, inner.clamp(pos), Align2::CENTER_CENTER, direction_letters(&d));
+    }
+    if let Some(pos) = response.hover_pos() {
+        let [x, y] = frame.to_pixel(pos);
+        let p = r.to_patient(x, y);
+        if let Some(readout) = readout(app, &r, &p, volume, projection) {
+            text(&painter, rect.left_bottom() + Vec2::new(m, -m), Align2::LEFT_BOTTOM, readout);
+        }
+    }
+}
+
+/// Position, value, label and heatmap under the mouse (None outside the volume).
+fn readout(app: &FocalApp, r: &Reformat, p: &Vec3, volume: &VolumePixels, projection: bool) -> Option<String> {
+    let dims = volume.dims();
+    let v = r.to_voxel(p);
+    let value = trilinear((*volume.image.data).as_ref(), dims, v)?;
+    let mut lines = vec![format!("({:.1}, {:.1}, {:.1}) mm LPS", p[0], p[1], p[2])];
+    if projection {
+        return Some(lines.join("\n"));
+    }
+    let modality = app.current.as_ref().and_then(|c| c.modality.as_deref());
+    let unit = if modality == Some("CT") { " HU" } else { "" };
+    lines.push(format!("Voxel ({:.0}, {:.0}, {:.0})  Value {value:.1}{unit}", v[0], v[1], v[2]));
+    if let (Some(labels), Ok(m), Some(at)) = (&volume.labels, &app.manifest, nearest(dims, v)) {
+        let l = (*labels.data).as_ref()[at];
+        let name = m.labels.iter().find(|x| x.index == l).map_or("?", |x| x.name.as_str());
+        lines.push(format!("Label {name}"));
+    }
+    if let Some(h) = volume.heat.as_ref().and_then(|h| trilinear((*h.data).as_ref(), dims, v)) {
+        let name = super::insights::heat_style(app).1;
+        lines.push(format!("{}{} {h:.3}", name[..1].to_uppercase(), &name[1..]));
+    }
+    Some(lines.join("\n"))
+}
+
+/// Mouse and keys in one view: left click or drag sets the crosshair point, the wheel moves
+/// this view's plane, right drag windows, middle drag pans, Ctrl+wheel zooms (all linked).
+fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, kind: ViewKind) {
+    let plane = kind.plane();
+    if response.hovered() {
+        let (events, zoom) = ui.input(|i| (i.events.clone(), i.zoom_delta()));
+        for e in &events {
+            if let egui::Event::MouseWheel { unit, delta, modifiers, .. } = e
+                && !modifiers.ctrl
+                && !modifiers.command
+            {
+                app.view.wheel -= match unit {
+                    egui::MouseWheelUnit::Line => delta.y,
+                    egui::MouseWheelUnit::Point => delta.y / 50.0,
+                    egui::MouseWheelUnit::Page => delta.y * 10.0,
+                };
+            }
+        }
+        let steps = app.view.wheel.trunc();
+        if steps != 0.0 && !matches!(kind, ViewKind::Projection(_)) {
+            // Wheel down moves toward the feet, the back and the patient's right.
+            step_plane(app, plane, -f64::from(steps));
+        }
+        app.view.wheel -= steps;
+        if zoom != 1.0
+            && let Some(cursor) = response.hover_pos()
+        {
+            let view = &mut app.view;
+            let new_zoom = (view.zoom * zoom).clamp(0.1, 40.0);
+            let factor = new_zoom / view.zoom;
+            view.pan = cursor - rect.center() - (cursor - rect.center() - view.pan) * factor;
+            view.zoom = new_zoom;
+        }
+        if !ui.ctx().text_edit_focused() {
+            let (up, down) = ui.input(|i| {
+                (
+                    i.key_pressed(egui::Key::ArrowUp) || i.key_pressed(egui::Key::ArrowLeft),
+                    i.key_pressed(egui::Key::ArrowDown) || i.key_pressed(egui::Key::ArrowRight),
+                )
+            });
+            if up {
+                step_plane(app, plane, 1.0);
+            }
+            if down {
+                step_plane(app, plane, -1.0);
+            }
+        }
+    }
+    let primary = response.dragged_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
+    if primary
+        && let Some(pos) = response.interact_pointer_pos()
+        && let Some(r) = reformat(app, plane)
+    {
+        let [x, y] = frame(app, &r, rect).to_pixel(pos);
+        let x = x.clamp(0.0, r.columns as f64);
+        let y = y.clamp(0.0, r.rows as f64);
+        app.view.cursor = Some(r.to_patient(x, y));
+    }
+    if response.dragged_by(egui::PointerButton::Secondary) {
+        let d = response.drag_delta();
+        let view = &mut app.view;
+        let k = view.window.width.max(1.0) * 0.004;
+        let (c, w) = (view.window.center + f64::from(d.y) * k, view.window.width + f64::from(d.x) * k);
+        view.set_window(c, w, None);
+    }
+    if response.dragged_by(egui::PointerButton::Middle) {
+        app.view.pan += response.drag_delta();
+    }
+    if response.double_clicked() {
+        app.view.reset();
+    }
+}
+
+/// The patient point under a screen position of a view, as a click there would set it.
+pub fn point_at(app: &mut FocalApp, rect: Rect, kind: ViewKind, pos: Pos2) -> Option<Vec3> {
+    let r = reformat(app, kind.plane())?;
+    let [x, y] = frame(app, &r, rect).to_pixel(pos);
+    Some(r.to_patient(x, y))
+}
+
+/// The screen position of a patient point in a view (projected onto its plane).
+pub fn screen_of(app: &mut FocalApp, rect: Rect, kind: ViewKind, p: &Vec3) -> Option<Pos2> {
+    let r = reformat(app, kind.plane())?;
+    Some(frame(app, &r, rect).to_screen(r.to_picture(p)))
+}
