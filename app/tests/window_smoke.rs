@@ -18,6 +18,61 @@ impl Drop for Reaped {
     }
 }
 
+/// An X server of its own for one test, stopped when dropped.
+struct Xvfb {
+    display: u32,
+    _server: Reaped,
+}
+
+impl Xvfb {
+    fn start() -> Xvfb {
+        let display = free_display();
+        let xvfb = Command::new("Xvfb")
+            .args([&format!(":{display}"), "-screen", "0", "1400x900x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Xvfb (apt package xvfb; scripts/setup.sh installs it)");
+        let server = Reaped(xvfb);
+        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
+        let started = Instant::now();
+        while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(socket.exists(), "Xvfb did not start on :{display}");
+        Xvfb {
+            display,
+            _server: server,
+        }
+    }
+
+    /// The real binary on this display, with a fresh home, its output in `log`.
+    fn focal(&self, args: &[&std::ffi::OsStr], home: &Path, log: &Path) -> Reaped {
+        let log = std::fs::File::create(log).expect("log");
+        let app = Command::new(env!("CARGO_BIN_EXE_focal"))
+            .args(args)
+            .env("DISPLAY", format!(":{}", self.display))
+            .env("HOME", home)
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("WAYLAND_DISPLAY", "")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("focal starts");
+        Reaped(app)
+    }
+
+    /// A screenshot of the whole screen into `path`.
+    fn screenshot(&self, path: &Path) -> bool {
+        Command::new("import")
+            .args(["-display", &format!(":{}", self.display), "-window", "root"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
 fn free_display() -> u32 {
     (0..200)
         .map(|k| 100 + (std::process::id() + k) % 400)
@@ -78,46 +133,15 @@ fn window_shows_the_sample_with_overlays_under_xvfb() {
         })
         .collect();
 
-    let display = free_display();
-    let xvfb = Command::new("Xvfb")
-        .args([
-            &format!(":{display}"),
-            "-screen",
-            "0",
-            "1400x900x24",
-            "-nolisten",
-            "tcp",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("Xvfb (apt package xvfb; scripts/setup.sh installs it)");
-    let _xvfb = Reaped(xvfb);
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
-    let started = Instant::now();
-    while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(socket.exists(), "Xvfb did not start on :{display}");
-
+    let x = Xvfb::start();
     let home = tempfile::tempdir().expect("home");
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let log_path = out_dir.join("window-smoke.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let app = Command::new(env!("CARGO_BIN_EXE_focal"))
-        .args(["-vvv", "view", "--analyze"])
-        .arg(common::repo().join("assets/sample-study"))
-        .env("DISPLAY", format!(":{display}"))
-        .env("HOME", home.path())
-        .env("XDG_DATA_HOME", home.path().join("data"))
-        .env("XDG_CONFIG_HOME", home.path().join("config"))
-        .env("WAYLAND_DISPLAY", "")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("focal starts");
-    let mut app = Reaped(app);
-
+    let mut app = x.focal(
+        &["-vvv".as_ref(), "view".as_ref(), "--analyze".as_ref(), common::repo().join("assets/sample-study").as_os_str()],
+        home.path(),
+        &log_path,
+    );
     let shot_path = out_dir.join("window-smoke.png");
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut last = None;
@@ -126,11 +150,7 @@ fn window_shows_the_sample_with_overlays_under_xvfb() {
         if let Ok(Some(status)) = app.0.try_wait() {
             panic!("focal exited with {status}; log in {}", log_path.display());
         }
-        let ok = Command::new("import")
-            .args(["-display", &format!(":{display}"), "-window", "root"])
-            .arg(&shot_path)
-            .status()
-            .is_ok_and(|s| s.success());
+        let ok = x.screenshot(&shot_path);
         if let Some(shot) = ok.then(|| analyse(&shot_path, &labels)).flatten() {
             let good = shot.grey_levels >= 100
                 // The labels the model found on this slice (it may find no CSF on some).
@@ -168,4 +188,99 @@ fn window_shows_the_sample_with_overlays_under_xvfb() {
             "the window's trace log holds a patient identifier ({phi})"
         );
     }
+}
+
+/// Where each view's border (exactly its plane's colour: the reference lines are blended) lies.
+fn border_box(img: &image::RgbImage, colour: [u8; 3]) -> Option<[u32; 4]> {
+    let mut b: Option<[u32; 4]> = None;
+    let mut count = 0;
+    for (x, y, p) in img.enumerate_pixels() {
+        if p.0.iter().zip(colour).all(|(a, c)| a.abs_diff(c) <= 2) {
+            count += 1;
+            let r = b.get_or_insert([x, y, x, y]);
+            *r = [r[0].min(x), r[1].min(y), r[2].max(x), r[3].max(y)];
+        }
+    }
+    b.filter(|_| count >= 400)
+}
+
+/// Grey levels and a 32 × 32 thumbnail of the inside of a box.
+fn view_content(img: &image::RgbImage, b: [u32; 4]) -> (usize, Vec<f32>) {
+    let (x0, y0, x1, y1) = (b[0] + 4, b[1] + 4, b[2].saturating_sub(4), b[3].saturating_sub(4));
+    let mut greys = [false; 256];
+    let mut thumb = vec![0f32; 32 * 32];
+    let mut counts = vec![0f32; 32 * 32];
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let [r, g, bl] = img.get_pixel(x, y).0;
+            if r == g && g == bl {
+                greys[r as usize] = true;
+            }
+            let cell = ((y - y0) * 32 / (y1 - y0)) as usize * 32 + ((x - x0) * 32 / (x1 - x0)) as usize;
+            thumb[cell] += f32::from(r) + f32::from(g) + f32::from(bl);
+            counts[cell] += 3.0;
+        }
+    }
+    let thumb = thumb.iter().zip(&counts).map(|(t, c)| t / c.max(1.0)).collect();
+    (greys.iter().filter(|&&g| g).count(), thumb)
+}
+
+#[test]
+fn the_real_window_shows_three_planes_in_2x2() {
+    // The planes' colours as ui::mpr draws their borders (axial, coronal, sagittal).
+    let colours = [("axial", [230, 70, 60]), ("coronal", [90, 200, 80]), ("sagittal", [235, 210, 60])];
+    let data = tempfile::tempdir().expect("tmp");
+    let oblique = data.path().join("oblique");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let made = Command::new(python)
+        .arg(common::repo().join("app/tests/reference/make_oblique_series.py"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&oblique)
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+
+    let x = Xvfb::start();
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let log_path = out_dir.join("window-2x2.log");
+    let mut app = x.focal(
+        &["view".as_ref(), "--layout".as_ref(), "2x2".as_ref(), oblique.as_os_str()],
+        data.path(),
+        &log_path,
+    );
+    let shot_path = out_dir.join("window-2x2.png");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    loop {
+        std::thread::sleep(Duration::from_secs(2));
+        if let Ok(Some(status)) = app.0.try_wait() {
+            panic!("focal exited with {status}; log in {}", log_path.display());
+        }
+        if x.screenshot(&shot_path)
+            && let Ok(img) = image::open(&shot_path).map(|i| i.to_rgb8())
+        {
+            let boxes: Vec<Option<[u32; 4]>> = colours.iter().map(|(_, c)| border_box(&img, *c)).collect();
+            last = format!("borders {boxes:?}");
+            if let [Some(a), Some(c), Some(s)] = boxes[..] {
+                let views = [a, c, s].map(|b| view_content(&img, b));
+                let greys: Vec<usize> = views.iter().map(|v| v.0).collect();
+                let differ = |i: usize, j: usize| {
+                    views[i].1.iter().zip(&views[j].1).map(|(p, q)| (p - q).abs()).sum::<f32>() / 1024.0
+                };
+                let d = [differ(0, 1), differ(0, 2), differ(1, 2)];
+                last = format!("borders {boxes:?}, grey levels {greys:?}, mean differences {d:?}");
+                // Three views of one size side by side, each a head in many grey levels, and no two
+                // alike (the same plane twice would differ by nothing).
+                let same_size = a[2] - a[0] == c[2] - c[0] && a[3] - a[1] == s[3] - s[1];
+                if same_size && greys.iter().all(|&g| g >= 60) && d.iter().all(|&v| v > 8.0) {
+                    break;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "the 2x2 layout never showed three planes ({last}); see {}", shot_path.display());
+    }
+    eprintln!("{} : {last}", shot_path.display());
+    drop(app);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(!log.contains("panicked"), "focal panicked; see {}", log_path.display());
 }

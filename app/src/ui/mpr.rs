@@ -382,7 +382,9 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
         let line = painter.with_clip_rect(clip);
         line.line_segment(ends, egui::Stroke::new(1.0, plane_colour(other).gamma_multiply(0.85)));
     }
-    let stroke = egui::Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, plane_colour(plane));
+    // A projection is not a plane through the crosshair: its border is neutral.
+    let border = if projection { Color32::from_rgb(130, 150, 200) } else { plane_colour(plane) };
+    let stroke = egui::Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, border);
     painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Inside);
 
     // Plane, depth and orientation letters.
