@@ -51,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             paths: Vec::new(),
             analyze: false,
             layout: None,
+            bench_frames: None,
+            bench_out: None,
         }),
         #[cfg(not(feature = "desktop"))]
         None => {

@@ -13,6 +13,12 @@ pub struct ViewArgs {
     /// (the three planes and a maximum-intensity projection).
     #[arg(long, value_parser = parse_layout)]
     pub layout: Option<crate::ui::mpr::Layout>,
+    /// Benchmark: time this many frames while the slice changes, then close (bench/frame_time.py).
+    #[arg(long, hide = true, requires = "bench_out")]
+    pub bench_frames: Option<usize>,
+    /// Where the frame timings go (JSON).
+    #[arg(long, hide = true)]
+    pub bench_out: Option<PathBuf>,
 }
 
 fn parse_layout(s: &str) -> Result<crate::ui::mpr::Layout, String> {
@@ -20,12 +26,23 @@ fn parse_layout(s: &str) -> Result<crate::ui::mpr::Layout, String> {
 }
 
 pub fn view(args: ViewArgs) -> anyhow::Result<i32> {
-    let ViewArgs { paths, analyze, layout } = args;
+    let ViewArgs {
+        paths,
+        analyze,
+        layout,
+        bench_frames,
+        bench_out,
+    } = args;
     for p in &paths {
         if !p.exists() {
             anyhow::bail!("{} does not exist", p.display());
         }
     }
-    crate::ui::run(paths, analyze, layout)?;
+    let options = crate::ui::WindowOptions {
+        analyze,
+        layout,
+        bench_frames: bench_frames.zip(bench_out),
+    };
+    crate::ui::run(paths, options)?;
     Ok(0)
 }

@@ -116,9 +116,9 @@ impl ReslicePlane {
     /// The maximum-intensity projection through the whole stack along the plane's normal,
     /// one sample per voxel step.
     pub fn projection_of(r: &Reformat) -> ReslicePlane {
-        let [origin, du, dv, along] = r.voxel_map();
         let [near, far] = r.depth_range;
-        let start: [f64; 3] = std::array::from_fn(|a| origin[a] + along[a] * (near - r.depth));
+        // From the stack's near face whatever the crosshair's depth: the same projection always.
+        let [start, du, dv, along] = r.at_depth(near).voxel_map();
         let samples = ((far - near) / r.step).ceil().max(1.0) as u32;
         ReslicePlane {
             columns: r.columns as u32,

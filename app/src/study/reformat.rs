@@ -193,6 +193,25 @@ impl Reformat {
         self.depth = depth.clamp(a + self.step / 2.0, b - self.step / 2.0).clamp(a, b);
     }
 
+    /// The part of this picture between picture coordinates `from` and `to`, sampled every
+    /// `spacing` mm (a view draws only what it shows, at about its own resolution).
+    pub fn window(&self, from: [f64; 2], to: [f64; 2], spacing: f64) -> Reformat {
+        let spacing = if spacing.is_finite() && spacing > 0.0 { spacing } else { self.spacing };
+        let side = |a: usize| ((((to[a] - from[a]) * self.spacing) / spacing).ceil().max(1.0) as usize).min(MAX_REFORMAT_SIDE * 2);
+        Reformat {
+            columns: side(0),
+            rows: side(1),
+            spacing,
+            corner: [self.corner[0] + from[0] * self.spacing, self.corner[1] + from[1] * self.spacing],
+            ..self.clone()
+        }
+    }
+
+    /// The same plane at `depth` mm along its normal, inside the stack or not.
+    pub fn at_depth(&self, depth: f64) -> Reformat {
+        Reformat { depth, ..self.clone() }
+    }
+
     /// Patient position (mm) of a picture coordinate (x along columns, y along rows; pixel
     /// (i, j) covers [i, i+1) × [j, j+1), so its centre is at i + 0.5).
     pub fn to_patient(&self, x: f64, y: f64) -> Vec3 {

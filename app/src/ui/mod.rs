@@ -5,6 +5,7 @@
 //! is taken in by `work`; `settings` is what the window remembers; `pacs_panel` queries and
 //! retrieves from the configured DICOM nodes.
 
+mod bench;
 mod browser;
 pub mod fusion;
 pub mod insights;
@@ -115,6 +116,10 @@ pub struct FocalApp {
     mpr: mpr::MprCache,
     /// Where the last frame drew each reformatted view (empty in 1×1).
     pub mpr_views: Vec<(egui::Rect, mpr::ViewKind)>,
+    /// `focal view --bench-frames`: the window times its own frames.
+    frame_bench: Option<bench::FrameBench>,
+    /// Physical pixels per point in the last frame.
+    pixels_per_point: f32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +169,8 @@ impl FocalApp {
             fusion_job: None,
             mpr: mpr::MprCache::default(),
             mpr_views: Vec::new(),
+            frame_bench: None,
+            pixels_per_point: 1.0,
         };
         if let Ok(m) = &app.manifest {
             let [lo, hi] = m.attention_display_range();
@@ -337,6 +344,8 @@ impl FocalApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
         self.poll_tasks(&ctx);
+        self.pixels_per_point = ctx.pixels_per_point();
+        bench::tick(self, &ctx);
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -392,6 +401,7 @@ impl FocalApp {
         for command in std::mem::take(&mut self.commands) {
             self.apply(&ctx, command);
         }
+        bench::end_of_frame(self);
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
@@ -423,8 +433,23 @@ impl eframe::App for FocalApp {
 }
 
 /// Opens the window (on `paths`, if any) and returns when it is closed.
-pub fn run(paths: Vec<PathBuf>, analyze: bool, layout: Option<mpr::Layout>) -> anyhow::Result<()> {
+/// How `focal view` starts the window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowOptions {
+    pub analyze: bool,
+    pub layout: Option<mpr::Layout>,
+    /// Time this many frames, write them as JSON to the path, and close (bench/frame_time.py).
+    pub bench_frames: Option<(usize, PathBuf)>,
+}
+
+pub fn run(paths: Vec<PathBuf>, opts: WindowOptions) -> anyhow::Result<()> {
+    let mut wgpu_options = eframe::egui_wgpu::WgpuConfiguration::default();
+    if opts.bench_frames.is_some() {
+        // Frames as fast as they can be drawn, not as the display refreshes.
+        wgpu_options.surface.present_mode = eframe::wgpu::PresentMode::AutoNoVsync;
+    }
     let options = eframe::NativeOptions {
+        wgpu_options,
         viewport: egui::ViewportBuilder::default()
             .with_title("Focal")
             .with_inner_size([1280.0, 820.0])
@@ -444,11 +469,12 @@ pub fn run(paths: Vec<PathBuf>, analyze: bool, layout: Option<mpr::Layout>) -> a
                 .storage
                 .and_then(|s| eframe::get_value::<Settings>(s, SETTINGS_KEY))
                 .unwrap_or_default();
-            if let Some(layout) = layout {
+            if let Some(layout) = opts.layout {
                 settings.layout = layout;
             }
             let mut app = FocalApp::new(&cc.egui_ctx, settings, paths);
-            app.analyze_when_loaded = analyze;
+            app.analyze_when_loaded = opts.analyze;
+            app.frame_bench = opts.bench_frames.map(|(n, out)| bench::FrameBench::new(n, out));
             Ok(Box::new(app))
         }),
     )

@@ -182,7 +182,7 @@ fn unavailable(app: &FocalApp) -> Option<String> {
 }
 
 /// The image, heatmap and labels of the series on screen as one GPU volume (cached).
-fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
+pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
     let current = app.current.as_ref()?;
     let volume = current.volume.clone()?;
     let series = current.uid.clone();
@@ -285,6 +285,23 @@ pub(super) fn frame(app: &FocalApp, r: &Reformat, rect: Rect) -> ImageFrame {
     }
 }
 
+/// What a view draws of reformat `r`: the part inside `rect`, sampled at about one sample per
+/// screen pixel (never finer than the stack's finest spacing), and where it lands on screen.
+pub(super) fn visible_picture(r: &Reformat, frame: &ImageFrame, rect: Rect, pixels_per_point: f32) -> Option<(Reformat, Rect)> {
+    let visible = frame.image_rect.intersect(rect);
+    if !visible.is_positive() {
+        return None;
+    }
+    let (from, to) = (frame.to_pixel(visible.min), frame.to_pixel(visible.max));
+    let mm_per_pixel = 1.0 / f64::from(frame.scale * pixels_per_point).max(1e-9);
+    let part = r.window(from, to, r.spacing.max(mm_per_pixel));
+    let size_mm = Vec2::new(
+        (part.columns as f64 * part.spacing) as f32,
+        (part.rows as f64 * part.spacing) as f32,
+    );
+    Some((part, Rect::from_min_size(frame.to_screen(from), size_mm * frame.scale)))
+}
+
 /// Moves the crosshair along `plane`'s normal by `steps` voxel steps, inside the stack.
 pub fn step_plane(app: &mut FocalApp, plane: Plane, steps: f64) {
     let Some(mut r) = reformat(app, plane) else { return };
@@ -333,10 +350,13 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
     let painter = ui.painter_at(rect);
 
     let projection = matches!(kind, ViewKind::Projection(_));
+    let Some((part, shown)) = visible_picture(&r, &frame, rect, ui.ctx().pixels_per_point()) else {
+        return;
+    };
     let resliced = if projection {
-        ReslicePlane::projection_of(&r)
+        ReslicePlane::projection_of(&part)
     } else {
-        ReslicePlane::of(&r)
+        ReslicePlane::of(&part)
     };
     let mut style = slice_style(app);
     if projection {
@@ -349,13 +369,13 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
             a.threshold = range[0];
         }
     }
-    let dest = frame.image_rect.translate(-rect.min.to_vec2());
+    let dest = shown.translate(-rect.min.to_vec2());
     let uniforms = SliceUniforms::new(
         &style,
-        r.columns,
-        r.rows,
+        part.columns,
+        part.rows,
         false,
-        crate::render::image_to_clip(r.columns, r.rows, [rect.width(), rect.height()], [dest.min.x, dest.min.y, dest.max.x, dest.max.y]),
+        crate::render::image_to_clip(part.columns, part.rows, [rect.width(), rect.height()], [dest.min.x, dest.min.y, dest.max.x, dest.max.y]),
         volume.heat.is_some(),
         volume.labels.is_some() && !projection,
     );
