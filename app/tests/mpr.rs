@@ -158,8 +158,56 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
     let moved = [after[0] - before[0], after[1] - before[1], after[2] - before[2]];
     assert!(moved[0] > 1.0 && moved[1].abs() < 1e-9 && moved[2].abs() < 1e-9, "{moved:?}");
 
-    // Back to the first click for the pictures.
+    // Back to the first click.
     h.state_mut().view.cursor = Some(clicked);
+    h.run_steps(2);
+
+    // Measuring on the planes: a ruler on the coronal view, an ellipse on the sagittal one.
+    let drag = |h: &mut Harness<'_, FocalApp>, from: egui::Pos2, to: egui::Pos2| {
+        h.hover_at(from);
+        h.run_steps(1);
+        h.drag_at(from);
+        h.run_steps(1);
+        h.hover_at(from + (to - from) * 0.5);
+        h.run_steps(1);
+        h.hover_at(to);
+        h.run_steps(1);
+        h.drop_at(to);
+        h.run_steps(2);
+    };
+    h.key_press(egui::Key::M);
+    h.run_steps(1);
+    let coronal = view_rect(h.state(), ViewKind::Plane(Plane::Coronal));
+    let start = coronal.center() + egui::Vec2::new(-40.0, 20.0);
+    drag(&mut h, start, start + egui::Vec2::new(80.0, 0.0));
+    assert_eq!(h.state().view.cursor, Some(clicked), "measuring does not move the crosshair");
+    h.key_press(egui::Key::O);
+    h.run_steps(1);
+    let sagittal = view_rect(h.state(), ViewKind::Plane(Plane::Sagittal));
+    let c = sagittal.center();
+    drag(&mut h, c - egui::Vec2::new(30.0, 25.0), c + egui::Vec2::new(30.0, 25.0));
+    h.key_press(egui::Key::N);
+    h.run_steps(2);
+    {
+        let ppm_coronal = focal::ui::mpr::points_per_mm(h.state_mut(), coronal, ViewKind::Plane(Plane::Coronal)).expect("scale");
+        let ppm_sagittal = focal::ui::mpr::points_per_mm(h.state_mut(), sagittal, ViewKind::Plane(Plane::Sagittal)).expect("scale");
+        let m = &h.state().analysis.as_ref().expect("analysis").review.measurements;
+        assert_eq!(m.len(), 2, "{m:?}");
+        let ruler = &m[0];
+        assert_eq!(ruler.plane.map(|p| p.plane), Some(Plane::Coronal));
+        let length = ruler.stats.length_mm.expect("a distance");
+        let want = 80.0 / f64::from(ppm_coronal);
+        assert!((length - want).abs() < 1.0, "{length} mm for 80 points at {ppm_coronal}/mm");
+        assert!(ruler.describe("").starts_with("Coronal P"), "{}", ruler.describe(""));
+        let e = &m[1];
+        assert_eq!(e.plane.map(|p| p.plane), Some(Plane::Sagittal));
+        let want = std::f64::consts::PI * 30.0 * 25.0 / f64::from(ppm_sagittal).powi(2);
+        let area = e.stats.area_mm2.expect("area");
+        assert!((area / want - 1.0).abs() < 0.05, "{area} mm² for an ellipse of {want}");
+        // Inside the head: real values and the attention under it.
+        assert!(e.stats.pixels > 100 && e.stats.mean.is_some_and(|v| v > 20.0), "{:?}", e.stats);
+        assert!(e.stats.heat_mean.is_some(), "{:?}", e.stats);
+    }
     h.hover_at(egui::Pos2::new(5.0, 5.0));
     h.run_steps(3);
     snapshot(&mut h, "mpr_1x3_oblique");

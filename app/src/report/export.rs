@@ -170,7 +170,8 @@ fn burn_measurements(
         f64::from(image.width) / columns.max(1) as f64,
         f64::from(image.height) / rows.max(1) as f64,
     );
-    for m in measurements.iter().filter(|m| m.slice == k) {
+    // Those drawn on a reformatted plane are not on this slice's picture.
+    for m in measurements.iter().filter(|m| m.slice == k && m.plane.is_none()) {
         let points: Vec<[f64; 2]> = m.shape.outline(0.5 / sx.min(sy)).iter().map(|p| [p[0] * sx, p[1] * sy]).collect();
         image.dots(&points, 1.2, MEASUREMENT_COLOUR);
     }

@@ -103,7 +103,7 @@ impl Shape {
     }
 
     /// [x0, y0, x1, y1] around the region.
-    fn bounds(&self) -> [f64; 4] {
+    pub fn bounds(&self) -> [f64; 4] {
         match self {
             Shape::Line { from, to } => [from[0].min(to[0]), from[1].min(to[1]), from[0].max(to[0]), from[1].max(to[1])],
             Shape::Ellipse { center, radii } => [
@@ -142,9 +142,15 @@ impl Shape {
 /// One measurement on one slice, with what it measured when drawn.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
+    /// The acquired slice it was drawn on (for one drawn on a reformatted plane: the slice
+    /// nearest its centre).
     pub slice: usize,
     pub shape: Shape,
     pub stats: ShapeStats,
+    /// Drawn on a reformatted plane: where that plane's picture lies (the shape's coordinates
+    /// are in it). None: on the acquired slice, in its pixel coordinates.
+    #[serde(default)]
+    pub plane: Option<crate::study::reformat::Placement>,
 }
 
 /// Length, area and the statistics of the pixels inside (modality values, e.g. HU, and the
@@ -206,7 +212,8 @@ pub fn measure_shape(
         .filter(|&(i, j)| shape.contains(i as f64 + 0.5, j as f64 + 0.5))
         .map(|(i, j)| j * columns + i)
         .collect();
-    let (mean, sd) = mean_sd(inside.iter().filter_map(|&k| image.get(k)).map(|&v| f64::from(v)));
+    // Pixels without a value (NaN: outside a reformatted stack) do not count.
+    let (mean, sd) = mean_sd(inside.iter().filter_map(|&k| image.get(k)).filter(|v| v.is_finite()).map(|&v| f64::from(v)));
     let (heat_mean, heat_sd) = match heat {
         Some((_, h)) => mean_sd(inside.iter().filter_map(|&k| h.get(k)).map(|&v| f64::from(v))),
         None => (None, None),
@@ -265,7 +272,10 @@ impl Measurement {
     /// values, e.g. " HU").
     pub fn describe(&self, unit: &str) -> String {
         let s = &self.stats;
-        let mut text = format!("slice {}: ", self.slice + 1);
+        let mut text = match &self.plane {
+            Some(p) => format!("{}: ", p.describe()),
+            None => format!("slice {}: ", self.slice + 1),
+        };
         match self.shape {
             Shape::Line { .. } => text.push_str(&format!("distance {:.1} mm", s.length_mm.unwrap_or(0.0))),
             Shape::Ellipse { .. } | Shape::Polygon { .. } => {
@@ -378,7 +388,13 @@ mod tests {
         let s = measure_shape(&off, [1.0, 1.0], [20, 20], &image, None);
         assert_eq!((s.pixels, s.mean), (0, None));
         let stats = measure_shape(&e, [1.0, 1.0], [20, 20], &image, Some(("attention", &heat)));
-        let text = Measurement { slice: 4, shape: e, stats }.describe(" HU");
+        let text = Measurement {
+            slice: 4,
+            shape: e,
+            stats,
+            plane: None,
+        }
+        .describe(" HU");
         // A freehand square of 6 × 4 pixels (drawn as a path) at 2 × 1 mm: 48 mm², 24 pixels.
         let square = Shape::Polygon { points: vec![[2.0, 3.0], [8.0, 3.0], [8.0, 7.0], [5.0, 7.0], [2.0, 7.0]] };
         let s = measure_shape(&square, [2.0, 1.0], [20, 20], &image, None);

@@ -122,6 +122,39 @@ impl Plane {
     }
 }
 
+/// Where a reformatted picture's coordinates lie in patient space: enough to put a shape drawn
+/// on it back (kept with measurements made on the planes of the multi-planar views).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    pub plane: Plane,
+    /// mm along the plane's normal.
+    pub depth: f64,
+    /// In-plane coordinates (mm along right and down) of picture coordinate (0, 0).
+    pub corner: [f64; 2],
+    /// mm per picture pixel.
+    pub spacing: f64,
+}
+
+impl Placement {
+    pub fn to_patient(&self, x: f64, y: f64) -> Vec3 {
+        let [right, down, normal] = self.plane.axes();
+        let (u, v) = (self.corner[0] + x * self.spacing, self.corner[1] + y * self.spacing);
+        std::array::from_fn(|a| right[a] * u + down[a] * v + normal[a] * self.depth)
+    }
+
+    /// "Coronal P 51.1 mm": the plane and its position, with the patient direction.
+    pub fn describe(&self) -> String {
+        let normal = self.plane.axes()[2];
+        let toward = if self.depth >= 0.0 { normal } else { normal.map(|v| -v) };
+        format!(
+            "{} {} {:.1} mm",
+            self.plane.name(),
+            super::geometry::direction_letters(&toward),
+            self.depth.abs()
+        )
+    }
+}
+
 /// Largest side of a reformatted picture, in pixels.
 pub const MAX_REFORMAT_SIDE: usize = 1024;
 
@@ -215,9 +248,22 @@ impl Reformat {
     /// Patient position (mm) of a picture coordinate (x along columns, y along rows; pixel
     /// (i, j) covers [i, i+1) × [j, j+1), so its centre is at i + 0.5).
     pub fn to_patient(&self, x: f64, y: f64) -> Vec3 {
-        let [right, down, normal] = self.plane.axes();
-        let (u, v) = (self.corner[0] + x * self.spacing, self.corner[1] + y * self.spacing);
-        std::array::from_fn(|a| right[a] * u + down[a] * v + normal[a] * self.depth)
+        self.placement().to_patient(x, y)
+    }
+
+    pub fn placement(&self) -> Placement {
+        Placement {
+            plane: self.plane,
+            depth: self.depth,
+            corner: self.corner,
+            spacing: self.spacing,
+        }
+    }
+
+    /// Picture coordinate (in this picture) of a coordinate of a picture placed at `p` in the
+    /// same plane.
+    pub fn from_placement(&self, p: &Placement, xy: [f64; 2]) -> [f64; 2] {
+        self.to_picture(&p.to_patient(xy[0], xy[1]))
     }
 
     /// Picture coordinate of a patient position projected onto the plane.

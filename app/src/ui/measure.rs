@@ -8,11 +8,10 @@ use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
 use super::slice_view::{ImageFrame, text};
 use super::{FocalApp, Tool};
 
-/// Draws a measurement where the left button drags (a line, an ellipse's bounding box or a
-/// freehand outline); on release it is measured on the slice's values and heatmap and kept in the review.
-pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
-    let Some(frame) = ImageFrame::of(app, rect) else { return };
-    let Some(pos) = response.interact_pointer_pos() else { return };
+/// Follows a left-button drag on `frame` (a line, an ellipse's bounding box or a freehand
+/// outline, in picture coordinates); returns the shape when the button is released.
+fn track_drag(app: &mut FocalApp, response: &egui::Response, frame: &ImageFrame) -> Option<crate::report::Shape> {
+    let pos = response.interact_pointer_pos()?;
     let p = frame.to_pixel(pos);
     if response.drag_started_by(egui::PointerButton::Primary) {
         // The drag is reported once the pointer has moved; it began where the button went down.
@@ -30,15 +29,31 @@ pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect:
         }
     }
     if !response.drag_stopped_by(egui::PointerButton::Primary) {
-        return;
+        return None;
     }
     let path = std::mem::take(&mut app.view.drawing);
-    let Some(shape) = drawn_shape(app.view.tool, &path) else { return };
+    drawn_shape(app.view.tool, &path)
+}
+
+/// Keeps a measurement in the review of the analysis on screen.
+fn keep(app: &mut FocalApp, m: crate::report::Measurement) {
+    let Some(current) = &app.current else { return };
+    let (uid, geometry) = (current.uid.clone(), current.stack.geometry.clone());
+    if let Some(a) = app.analysis.as_mut().filter(|a| a.series == uid) {
+        a.review.measurements.push(m);
+        a.save(geometry);
+    }
+}
+
+/// Measures on the acquired slice where the left button drags; on release the shape is
+/// measured on the slice's values and heatmap and kept in the review.
+pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
+    let Some(frame) = ImageFrame::of(app, rect) else { return };
+    let Some(shape) = track_drag(app, response, &frame) else { return };
     let slice = app.view.slice;
     let Some(current) = &app.current else { return };
     let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
     let n = columns * rows;
-    let geometry = current.stack.geometry.clone();
     let grey = current.volume.as_ref().filter(|v| v.channels == 1);
     let image = grey.and_then(|v| v.slice(slice)).map(<[f32]>::to_vec).unwrap_or_default();
     let heat = super::insights::heat_plane(app, slice, n);
@@ -50,11 +65,37 @@ pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect:
         &image,
         heat.as_deref().map(|h| (heat_name.as_str(), h)),
     );
-    let uid = current.uid.clone();
-    if let Some(a) = app.analysis.as_mut().filter(|a| a.series == uid) {
-        a.review.measurements.push(crate::report::Measurement { slice, shape, stats });
-        a.save(geometry);
-    }
+    keep(app, crate::report::Measurement { slice, shape, stats, plane: None });
+}
+
+/// Measures on a reformatted plane (`r`, drawn in `frame`): the plane is resampled on the CPU
+/// as the GPU shows it, and the shape is measured on those values and that heatmap.
+pub(super) fn measure_on_plane(
+    app: &mut FocalApp,
+    response: &egui::Response,
+    frame: &ImageFrame,
+    r: &crate::study::reformat::Reformat,
+    volume: &crate::render::VolumePixels,
+) {
+    let Some(shape) = track_drag(app, response, frame) else { return };
+    let Some(pixels) = crate::render::reslice_reference(volume, &crate::render::ReslicePlane::of(r)) else {
+        return;
+    };
+    // Values outside the stack are not the patient's.
+    let inside: Vec<f32> = pixels.image.iter().map(|&v| if v <= crate::render::OUTSIDE { f32::NAN } else { v }).collect();
+    let heat_name = super::insights::heat_style(app).1;
+    let stats = crate::report::measure_shape(
+        &shape,
+        [r.spacing, r.spacing],
+        [r.columns, r.rows],
+        &inside,
+        pixels.attention.as_deref().map(|h| (heat_name.as_str(), h)),
+    );
+    let [x0, y0, x1, y1] = shape.bounds();
+    let centre = r.to_voxel(&r.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0));
+    let slices = volume.size[2] as f64;
+    let slice = centre[2].round().clamp(0.0, (slices - 1.0).max(0.0)) as usize;
+    keep(app, crate::report::Measurement { slice, shape, stats, plane: Some(r.placement()) });
 }
 
 /// The shape a drag along `path` (start … end) draws with `tool` (None when it is too small).
@@ -143,11 +184,42 @@ fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report
 pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, frame: &ImageFrame, modality: Option<&str>) {
     let unit = if modality == Some("CT") { " HU" } else { "" };
     if let Some(a) = app.current_analysis() {
-        for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice) {
+        for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice && m.plane.is_none()) {
             draw_shape(painter, frame, &m.shape, Some(on_image_reading(m, unit)));
         }
     }
     if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
+        draw_shape(painter, frame, &shape, None);
+    }
+}
+
+/// Draws the measurements made on this plane at this depth (and the one being drawn, when
+/// `drawing`), in the view of reformat `r` laid out by `frame`.
+pub(super) fn draw_on_plane(
+    app: &FocalApp,
+    painter: &egui::Painter,
+    frame: &ImageFrame,
+    r: &crate::study::reformat::Reformat,
+    drawing: bool,
+) {
+    let unit = if app.current.as_ref().and_then(|c| c.modality.as_deref()) == Some("CT") { " HU" } else { "" };
+    if let Some(a) = app.current_analysis() {
+        for m in &a.review.measurements {
+            let Some(p) = m.plane.as_ref().filter(|p| p.plane == r.plane && (p.depth - r.depth).abs() < r.step / 2.0) else {
+                continue;
+            };
+            // The shape's picture coordinates, placed in this view's picture.
+            let origin = r.from_placement(p, [0.0, 0.0]);
+            let size = Vec2::new(frame.scale, frame.scale) * p.spacing as f32;
+            let placed = ImageFrame {
+                image_rect: Rect::from_min_size(frame.to_screen(origin), size),
+                scale: frame.scale,
+                spacing: [p.spacing, p.spacing],
+            };
+            draw_shape(painter, &placed, &m.shape, Some(on_image_reading(m, unit)));
+        }
+    }
+    if drawing && let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
         draw_shape(painter, frame, &shape, None);
     }
 }

@@ -326,13 +326,7 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
     }
     let Some(volume) = volume_pixels(app) else { return };
     if !ui.ctx().text_edit_focused() {
-        let (invert, reset) = ui.input(|i| (i.key_pressed(egui::Key::I), i.key_pressed(egui::Key::R)));
-        if invert {
-            app.view.invert = !app.view.invert;
-        }
-        if reset {
-            app.view.reset();
-        }
+        ui.input(|i| super::slice_input::view_keys(&mut app.view, i));
     }
     app.mpr_views = cells(app.settings.layout, rect).into_iter().map(|(c, k)| (c.shrink(1.0), k)).collect();
     for (i, (cell, kind)) in app.mpr_views.clone().into_iter().enumerate() {
@@ -343,7 +337,13 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
 fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volume: &Arc<VolumePixels>, first: bool) {
     let plane = kind.plane();
     let response = ui.interact(rect, egui::Id::unique(("focal mpr view", kind.viewport())), egui::Sense::click_and_drag());
-    input(app, ui, &response, rect, kind);
+    // With a measuring tool, a left drag on a plane measures there instead of moving the crosshair.
+    let measuring = app.view.tool.measures() && matches!(kind, ViewKind::Plane(_));
+    input(app, ui, &response, rect, kind, measuring);
+    if measuring && let Some(r) = reformat(app, plane) {
+        let frame = frame(app, &r, rect);
+        super::measure::measure_on_plane(app, &response, &frame, &r, volume);
+    }
     let Some(r) = reformat(app, plane) else { return };
     let Some(point) = app.view.cursor else { return };
     let frame = frame(app, &r, rect);
@@ -405,6 +405,10 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
     // A projection is not a plane through the crosshair: its border is neutral.
     let border = if projection { Color32::from_rgb(130, 150, 200) } else { plane_colour(plane) };
     let stroke = egui::Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, border);
+    if !projection {
+        let drawing = measuring && (response.dragged() || response.drag_stopped());
+        super::measure::draw_on_plane(app, &painter.with_clip_rect(clip), &frame, &r, drawing);
+    }
     painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Inside);
 
     // Plane, depth and orientation letters.
@@ -467,7 +471,7 @@ fn readout(app: &FocalApp, r: &Reformat, p: &Vec3, volume: &VolumePixels, projec
 
 /// Mouse and keys in one view: left click or drag sets the crosshair point, the wheel moves
 /// this view's plane, right drag windows, middle drag pans, Ctrl+wheel zooms (all linked).
-fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, kind: ViewKind) {
+fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, kind: ViewKind, measuring: bool) {
     let plane = kind.plane();
     if response.hovered() {
         let (events, zoom) = ui.input(|i| (i.events.clone(), i.zoom_delta()));
@@ -515,6 +519,7 @@ fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rec
     }
     let primary = response.dragged_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
     if primary
+        && !measuring
         && let Some(pos) = response.interact_pointer_pos()
         && let Some(r) = reformat(app, plane)
     {
@@ -543,6 +548,12 @@ pub fn point_at(app: &mut FocalApp, rect: Rect, kind: ViewKind, pos: Pos2) -> Op
     let r = reformat(app, kind.plane())?;
     let [x, y] = frame(app, &r, rect).to_pixel(pos);
     Some(r.to_patient(x, y))
+}
+
+/// Points per mm in a view of `kind` in `rect`.
+pub fn points_per_mm(app: &mut FocalApp, rect: Rect, kind: ViewKind) -> Option<f32> {
+    let r = reformat(app, kind.plane())?;
+    Some(frame(app, &r, rect).scale)
 }
 
 /// The screen position of a patient point in a view (projected onto its plane).

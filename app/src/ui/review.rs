@@ -256,6 +256,7 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         ""
     };
     let mut go_to = None;
+    let mut go_to_plane = None;
     let Some(a) = app
         .analysis
         .as_mut()
@@ -386,6 +387,11 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 let line = egui::Label::new(RichText::new(m.describe(unit)).small()).wrap();
                 if ui.add(line.sense(egui::Sense::click())).on_hover_text("Go to its slice").clicked() {
                     go_to = Some(m.slice);
+                    // One drawn on a reformatted plane: that plane, through the shape's centre.
+                    go_to_plane = m.plane.map(|p| {
+                        let [x0, y0, x1, y1] = m.shape.bounds();
+                        p.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0)
+                    });
                 }
             });
         }
@@ -439,5 +445,11 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     }
     if let Some(k) = go_to {
         app.view.slice = k;
+    }
+    if let Some(point) = go_to_plane {
+        app.view.cursor = Some(point);
+        if app.settings.layout == super::mpr::Layout::Single {
+            app.settings.layout = super::mpr::Layout::Three;
+        }
     }
 }

@@ -79,31 +79,13 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             if pressed(egui::Key::Space) {
                 view.playing = !view.playing;
             }
-            if pressed(egui::Key::I) {
-                view.invert = !view.invert;
-            }
-            if pressed(egui::Key::R) {
-                view.reset();
-            }
             if pressed(egui::Key::B) {
                 view.tool = super::Tool::Brush;
             }
             if pressed(egui::Key::E) {
                 view.tool = super::Tool::Eraser;
             }
-            if pressed(egui::Key::M) {
-                view.tool = super::Tool::Ruler;
-            }
-            if pressed(egui::Key::O) {
-                view.tool = super::Tool::Ellipse;
-            }
-            if pressed(egui::Key::F) {
-                view.tool = super::Tool::Freehand;
-            }
-            if pressed(egui::Key::N) || pressed(egui::Key::Escape) {
-                view.tool = super::Tool::Navigate;
-                view.drawing.clear();
-            }
+            view_keys(view, i);
         });
         let (mark, undo, redo) = ui.input(|i| {
             let cmd = i.modifiers.command;
@@ -152,6 +134,30 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             view.slice = (view.slice + 1) % slices;
         }
         ui.ctx().request_repaint();
+    }
+}
+
+/// The keys every layout shares: invert, fit, and the measuring tools.
+pub(super) fn view_keys(view: &mut super::ViewState, i: &egui::InputState) {
+    let pressed = |k| i.key_pressed(k);
+    if pressed(egui::Key::I) {
+        view.invert = !view.invert;
+    }
+    if pressed(egui::Key::R) {
+        view.reset();
+    }
+    if pressed(egui::Key::M) {
+        view.tool = super::Tool::Ruler;
+    }
+    if pressed(egui::Key::O) {
+        view.tool = super::Tool::Ellipse;
+    }
+    if pressed(egui::Key::F) {
+        view.tool = super::Tool::Freehand;
+    }
+    if pressed(egui::Key::N) || pressed(egui::Key::Escape) {
+        view.tool = super::Tool::Navigate;
+        view.drawing.clear();
     }
 }
 
