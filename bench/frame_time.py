@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load_vs_pydicom import make_series  # noqa: E402  (the same 324-slice CT)
+from load_vs_pydicom import make_series, release_focal  # noqa: E402  (the same 324-slice CT)
 
 
 def series_uid(folder):
@@ -41,7 +41,6 @@ def free_display():
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
     ap.add_argument("--focal", default=None, help="focal binary (default: build --release)")
     ap.add_argument("--corpus", default=os.path.expanduser("~/.cache/focal/corpus/wheels"))
@@ -51,11 +50,7 @@ def main():
     cache = os.path.expanduser("~/.cache/focal/bench")
     folder = os.path.join(cache, "ct324")
     make_series(folder, args.corpus)
-    focal = args.focal
-    if focal is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=os.path.dirname(here), check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(here), "target"))
-        focal = os.path.join(target, "release", "focal")
+    focal = release_focal(args.focal)
 
     # The window keeps analyses under FOCAL_DATA_DIR, one folder per series named by a hash of its UID.
     data = os.path.join(cache, "frames-data")

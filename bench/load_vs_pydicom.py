@@ -54,6 +54,16 @@ def make_series(folder, corpus):
         ds.save_as(os.path.join(folder, f"ct{i:04d}.dcm"), enforce_file_format=True)
 
 
+def release_focal(given):
+    """The focal binary given, else a release build of this checkout's."""
+    if given:
+        return given
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=root, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
+    return os.path.join(target, "release", "focal")
+
+
 def measured(cmd):
     """(wall s, CPU s, peak RSS MiB) of one child process, by GNU time."""
     out = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", *cmd], stdout=subprocess.PIPE,
@@ -63,7 +73,6 @@ def measured(cmd):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
     ap.add_argument("--focal", default=None, help="focal binary (default: build --release)")
     ap.add_argument("--corpus", default=os.path.expanduser("~/.cache/focal/corpus/wheels"))
@@ -71,11 +80,7 @@ def main():
     args = ap.parse_args()
     folder = os.path.expanduser("~/.cache/focal/bench/ct324")
     make_series(folder, args.corpus)
-    focal = args.focal
-    if focal is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=os.path.dirname(here), check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(here), "target"))
-        focal = os.path.join(target, "release", "focal")
+    focal = release_focal(args.focal)
     # Warm the page cache for both.
     for f in glob.glob(os.path.join(folder, "*.dcm")):
         with open(f, "rb") as fh:

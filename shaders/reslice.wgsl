@@ -38,7 +38,7 @@ fn inside(p: vec3<f32>) -> bool {
     return all(p >= vec3<f32>(-0.5)) && all(p <= r.size.xyz - vec3<f32>(0.5));
 }
 
-fn trilinear_image(p: vec3<f32>) -> f32 {
+fn trilinear(volume: texture_3d<f32>, p: vec3<f32>) -> f32 {
     let n = r.size.xyz;
     let q = clamp(p, vec3<f32>(0.0), n - vec3<f32>(1.0));
     let lo = min(floor(q), max(n - vec3<f32>(2.0), vec3<f32>(0.0)));
@@ -49,23 +49,7 @@ fn trilinear_image(p: vec3<f32>) -> f32 {
     for (var c = 0; c < 8; c++) {
         let d = vec3<i32>(c & 1, (c >> 1) & 1, (c >> 2) & 1);
         let w = mix(vec3<f32>(1.0) - t, t, vec3<f32>(d));
-        v += w.x * w.y * w.z * textureLoad(image_vol, min(i + d, last), 0).r;
-    }
-    return v;
-}
-
-fn trilinear_heat(p: vec3<f32>) -> f32 {
-    let n = r.size.xyz;
-    let q = clamp(p, vec3<f32>(0.0), n - vec3<f32>(1.0));
-    let lo = min(floor(q), max(n - vec3<f32>(2.0), vec3<f32>(0.0)));
-    let t = q - lo;
-    let last = vec3<i32>(n) - vec3<i32>(1);
-    let i = vec3<i32>(lo);
-    var v = 0.0;
-    for (var c = 0; c < 8; c++) {
-        let d = vec3<i32>(c & 1, (c >> 1) & 1, (c >> 2) & 1);
-        let w = mix(vec3<f32>(1.0) - t, t, vec3<f32>(d));
-        v += w.x * w.y * w.z * textureLoad(heat_vol, min(i + d, last), 0).r;
+        v += w.x * w.y * w.z * textureLoad(volume, min(i + d, last), 0).r;
     }
     return v;
 }
@@ -84,9 +68,9 @@ fn fs_main(@builtin(position) position: vec4<f32>) -> Out {
     let samples = max(i32(r.origin.w), 1);
     if r.du.w < 0.5 || samples == 1 {
         if inside(base) {
-            out.image = vec4<f32>(vec3<f32>(trilinear_image(base)), 1.0);
+            out.image = vec4<f32>(vec3<f32>(trilinear(image_vol, base)), 1.0);
             if r.dv.w > 0.5 {
-                out.heat = trilinear_heat(base);
+                out.heat = trilinear(heat_vol, base);
             }
             if r.dn.w > 0.5 {
                 out.label = textureLoad(label_vol, nearest(base), 0).r;

@@ -13,7 +13,7 @@ use egui_kittest::Harness;
 use focal::study::geometry::{Vec3, dot};
 use focal::ui::mpr::{Layout, ViewKind};
 use focal::ui::{Command, FocalApp};
-use window::{harness, snapshot, step_until};
+use window::{drag, harness, snapshot, step_until};
 
 /// The oblique copy of the sample head (make_oblique_series.py) and the geometry the script
 /// wrote into its files, as the script computed it (not as Focal reads it back).
@@ -25,16 +25,7 @@ struct Oblique {
 }
 
 fn make_oblique(dir: &Path) -> Oblique {
-    let out = dir.join("oblique");
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
-    let made = std::process::Command::new(python)
-        .arg(common::repo().join("app/tests/reference/make_oblique_series.py"))
-        .arg(common::repo().join("assets/sample-study"))
-        .arg(&out)
-        .output()
-        .expect("python runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let g: serde_json::Value = serde_json::from_slice(&made.stdout).expect("geometry json");
+    let (out, g) = common::make_oblique_series(dir);
     let v = |k: &str| -> Vec3 {
         let a = g[k].as_array().expect(k);
         std::array::from_fn(|i| a[i].as_f64().expect("number"))
@@ -163,18 +154,6 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
     h.run_steps(2);
 
     // Measuring on the planes: a ruler on the coronal view, an ellipse on the sagittal one.
-    let drag = |h: &mut Harness<'_, FocalApp>, from: egui::Pos2, to: egui::Pos2| {
-        h.hover_at(from);
-        h.run_steps(1);
-        h.drag_at(from);
-        h.run_steps(1);
-        h.hover_at(from + (to - from) * 0.5);
-        h.run_steps(1);
-        h.hover_at(to);
-        h.run_steps(1);
-        h.drop_at(to);
-        h.run_steps(2);
-    };
     h.key_press(egui::Key::M);
     h.run_steps(1);
     let coronal = view_rect(h.state(), ViewKind::Plane(Plane::Coronal));

@@ -12,14 +12,9 @@ use focal::render::{
 };
 use focal::study::reformat::{Plane, Reformat};
 
-/// A sample-study slice with labels from intensity bands (three regions with real, ragged
-/// borders) and a smooth attention field peaking off-centre.
-fn test_slice() -> Arc<SlicePixels> {
-    let (_, volume) = common::sample_volume();
-    let k = volume.slices / 2;
-    let image = volume.slice(k).expect("slice").to_vec();
-    let (w, h) = (volume.columns, volume.rows);
-    let labels = image
+/// Labels from intensity bands: three regions with real, ragged borders.
+fn band_labels(values: &[f32]) -> Vec<u8> {
+    values
         .iter()
         .map(|&v| match v {
             v if v < 20.0 => 0,
@@ -27,7 +22,17 @@ fn test_slice() -> Arc<SlicePixels> {
             v if v < 100.0 => 2,
             _ => 3,
         })
-        .collect();
+        .collect()
+}
+
+/// A sample-study slice with labels from intensity bands (three regions with real, ragged
+/// borders) and a smooth attention field peaking off-centre.
+fn test_slice() -> Arc<SlicePixels> {
+    let (_, volume) = common::sample_volume();
+    let k = volume.slices / 2;
+    let image = volume.slice(k).expect("slice").to_vec();
+    let (w, h) = (volume.columns, volume.rows);
+    let labels = band_labels(&image);
     let attention = (0..w * h)
         .map(|i| {
             let (x, y) = ((i % w) as f32 / w as f32, (i / w) as f32 / h as f32);
@@ -64,7 +69,7 @@ fn both(pixels: &Arc<SlicePixels>, style: &SliceStyle, size: [u32; 2], dest: [f3
     eprintln!("adapter: {}", gpu.adapter);
     let got = gpu.render(pixels, style, size[0], size[1], dest).expect("render");
     let u = SliceUniforms::for_pixels(style, pixels, [size[0] as f32, size[1] as f32], dest);
-    let colormap = style.attention.map(|a| a.colormap).unwrap_or(Colormap::Inferno);
+    let colormap = style.colormap();
     let want = render_reference(pixels, &u, colormap, size[0], size[1]);
     (got, want)
 }
@@ -162,16 +167,7 @@ fn overlays_change_the_picture_where_they_should() {
 fn tilted_volume() -> (focal::study::geometry::StackGeometry, VolumePixels) {
     let (_, volume) = common::sample_volume();
     let (c, r, s) = (volume.columns, volume.rows, volume.slices);
-    let labels: Vec<u8> = volume
-        .data
-        .iter()
-        .map(|&v| match v {
-            v if v < 20.0 => 0,
-            v if v < 60.0 => 1,
-            v if v < 100.0 => 2,
-            _ => 3,
-        })
-        .collect();
+    let labels = band_labels(&volume.data);
     let attention: Vec<f32> = (0..c * r * s)
         .map(|i| {
             let (x, y, z) = ((i % c) as f32 / c as f32, (i / c % r) as f32 / r as f32, (i / (c * r)) as f32 / s as f32);
@@ -209,7 +205,7 @@ fn check_resliced(name: &str, volume: &VolumePixels, plane: &ReslicePlane, style
     let got = gpu.render_resliced(volume, plane, style, w, h, dest).expect("render");
     let pixels = reslice_reference(volume, plane).expect("reference pixels");
     let u = SliceUniforms::for_pixels(style, &pixels, [w as f32, h as f32], dest);
-    let colormap = style.attention.map(|a| a.colormap).unwrap_or(Colormap::Inferno);
+    let colormap = style.colormap();
     let want = render_reference(&pixels, &u, colormap, w, h);
     let (max, over) = max_channel_difference(&got, &want);
     // The GPU places samples in f32, the CPU in f64: a label picked at a voxel's edge may differ.

@@ -14,7 +14,7 @@ use egui_kittest::kittest::Queryable;
 use focal::render::MaskMode;
 use egui_kittest::Harness;
 use focal::ui::{Command, FocalApp};
-use window::{harness, snapshot, step_until};
+use window::{drag, harness, snapshot, step_until};
 
 /// Timings vary run to run; pin them so the pictures compare.
 fn pin_timings(app: &mut FocalApp) {
@@ -163,18 +163,6 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     }
     // The ruler and the ellipse: drags on the image are measured and kept in the review.
     let centre = egui::Pos2::new(580.0, 385.0);
-    let drag = |h: &mut Harness<'_, FocalApp>, from: egui::Pos2, to: egui::Pos2| {
-        h.hover_at(from);
-        h.run_steps(1);
-        h.drag_at(from);
-        h.run_steps(1);
-        h.hover_at(from + (to - from) * 0.5);
-        h.run_steps(1);
-        h.hover_at(to);
-        h.run_steps(1);
-        h.drop_at(to);
-        h.run_steps(2);
-    };
     h.state_mut().view.tool = focal::ui::Tool::Ruler;
     let below = centre + egui::Vec2::new(0.0, 120.0);
     drag(&mut h, below - egui::Vec2::new(40.0, 0.0), below + egui::Vec2::new(40.0, 0.0));

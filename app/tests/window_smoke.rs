@@ -230,15 +230,7 @@ fn the_real_window_shows_three_planes_in_2x2() {
     // The planes' colours as ui::mpr draws their borders (axial, coronal, sagittal).
     let colours = [("axial", [230, 70, 60]), ("coronal", [90, 200, 80]), ("sagittal", [235, 210, 60])];
     let data = tempfile::tempdir().expect("tmp");
-    let oblique = data.path().join("oblique");
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
-    let made = Command::new(python)
-        .arg(common::repo().join("app/tests/reference/make_oblique_series.py"))
-        .arg(common::repo().join("assets/sample-study"))
-        .arg(&oblique)
-        .output()
-        .expect("python runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (oblique, _) = common::make_oblique_series(data.path());
 
     let x = Xvfb::start();
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));

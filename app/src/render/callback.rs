@@ -68,25 +68,20 @@ impl CallbackTrait for ResliceCallback {
         encoder: &mut wgpu::CommandEncoder,
         resources: &mut CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        let Some(res) = resources.get_mut::<Resources>() else {
-            report_missing_once();
-            return Vec::new();
-        };
-        let target = res
-            .targets
-            .entry(self.viewport)
-            .or_insert_with(|| res.renderer.create_target(device));
-        res.reslicer.prepare(
-            &res.renderer,
-            device,
-            queue,
-            encoder,
-            target,
-            &self.volume,
-            &self.plane,
-            self.colormap,
-            &self.uniforms,
-        );
+        with_target(resources, device, self.viewport, |res, target| {
+            let (renderer, reslicer) = (&res.renderer, &mut res.reslicer);
+            reslicer.prepare(
+                renderer,
+                device,
+                queue,
+                encoder,
+                target,
+                &self.volume,
+                &self.plane,
+                self.colormap,
+                &self.uniforms,
+            );
+        });
         Vec::new()
     }
 
@@ -110,6 +105,25 @@ fn paint(viewport: u64, _info: eframe::egui::PaintCallbackInfo, pass: &mut wgpu:
     }
 }
 
+/// Runs `f` with the resources and `viewport`'s target (made on first use).
+fn with_target(
+    resources: &mut CallbackResources,
+    device: &wgpu::Device,
+    viewport: u64,
+    f: impl FnOnce(&mut Resources, &mut SliceTarget),
+) {
+    let Some(res) = resources.get_mut::<Resources>() else {
+        report_missing_once();
+        return;
+    };
+    let mut target = res
+        .targets
+        .remove(&viewport)
+        .unwrap_or_else(|| res.renderer.create_target(device));
+    f(res, &mut target);
+    res.targets.insert(viewport, target);
+}
+
 fn report_missing_once() {
     static REPORTED: AtomicBool = AtomicBool::new(false);
     if !REPORTED.swap(true, Ordering::Relaxed) {
@@ -126,16 +140,10 @@ impl CallbackTrait for SliceCallback {
         _encoder: &mut wgpu::CommandEncoder,
         resources: &mut CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
-        let Some(res) = resources.get_mut::<Resources>() else {
-            report_missing_once();
-            return Vec::new();
-        };
-        let target = res
-            .targets
-            .entry(self.viewport)
-            .or_insert_with(|| res.renderer.create_target(device));
-        res.renderer
-            .prepare(device, queue, target, &self.pixels, self.colormap, &self.uniforms);
+        with_target(resources, device, self.viewport, |res, target| {
+            res.renderer
+                .prepare(device, queue, target, &self.pixels, self.colormap, &self.uniforms);
+        });
         Vec::new()
     }
 

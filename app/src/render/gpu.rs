@@ -49,17 +49,61 @@ pub(super) struct Textures {
     pub labels: wgpu::Texture,
 }
 
-fn texture_entry(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
+/// A bind group layout: a uniform buffer at binding 0 (seen by `uniform_stages`), then one
+/// texture per entry of `textures` (sample type, dimension) at bindings 1, 2, …
+pub(super) fn layout_of(
+    device: &wgpu::Device,
+    label: &'static str,
+    uniform_stages: wgpu::ShaderStages,
+    textures: &[(wgpu::TextureSampleType, wgpu::TextureViewDimension)],
+) -> wgpu::BindGroupLayout {
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: uniform_stages,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    entries.extend(textures.iter().enumerate().map(|(k, (sample_type, dim))| wgpu::BindGroupLayoutEntry {
+        binding: k as u32 + 1,
         visibility: wgpu::ShaderStages::FRAGMENT,
         ty: wgpu::BindingType::Texture {
-            sample_type,
-            view_dimension: wgpu::TextureViewDimension::D2,
+            sample_type: *sample_type,
+            view_dimension: *dim,
             multisampled: false,
         },
         count: None,
-    }
+    }));
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
+}
+
+/// A bind group of `layout_of`'s shape: `uniforms` at binding 0, `views` at 1, 2, …
+pub(super) fn bind_group_of(
+    device: &wgpu::Device,
+    label: &'static str,
+    layout: &wgpu::BindGroupLayout,
+    uniforms: &wgpu::Buffer,
+    views: &[&wgpu::TextureView],
+) -> wgpu::BindGroup {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniforms.as_entire_binding(),
+    }];
+    entries.extend(views.iter().enumerate().map(|(k, v)| wgpu::BindGroupEntry {
+        binding: k as u32 + 1,
+        resource: wgpu::BindingResource::TextureView(v),
+    }));
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }
 
 impl SliceTarget {
@@ -86,62 +130,24 @@ impl SliceTarget {
 impl SliceRenderer {
     pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, target_format: wgpu::TextureFormat) -> SliceRenderer {
         let unfilterable = wgpu::TextureSampleType::Float { filterable: false };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("focal slice"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                texture_entry(1, unfilterable),
-                texture_entry(2, unfilterable),
-                texture_entry(3, wgpu::TextureSampleType::Uint),
-                texture_entry(4, unfilterable),
-            ],
-        });
-        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("slice.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("focal slice"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("focal slice"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState {
-                topology: wgpu::PrimitiveTopology::TriangleStrip,
-                ..Default::default()
-            },
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target_format,
-                    blend: None,
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let d2 = wgpu::TextureViewDimension::D2;
+        let layout = layout_of(
+            device,
+            "focal slice",
+            wgpu::ShaderStages::VERTEX_FRAGMENT,
+            &[(unfilterable, d2), (unfilterable, d2), (wgpu::TextureSampleType::Uint, d2), (unfilterable, d2)],
+        );
+        let pipeline = quad_pipeline(
+            device,
+            "slice.wgsl",
+            SHADER,
+            &layout,
+            &[Some(wgpu::ColorTargetState {
+                format: target_format,
+                blend: None,
+                write_mask: wgpu::ColorWrites::ALL,
+            })],
+        );
         let colormaps = Colormap::ALL
             .iter()
             .map(|c| {
@@ -212,32 +218,14 @@ impl SliceRenderer {
             textures.attention.create_view(&Default::default()),
             textures.labels.create_view(&Default::default()),
         ];
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("focal slice"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: target.uniforms.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&views[0]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&views[1]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: wgpu::BindingResource::TextureView(&views[2]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 4,
-                    resource: wgpu::BindingResource::TextureView(&self.colormaps[colormap as usize]),
-                },
-            ],
-        });
+        let colormap_view = &self.colormaps[colormap as usize];
+        let bind_group = bind_group_of(
+            device,
+            "focal slice",
+            &self.layout,
+            &target.uniforms,
+            &[&views[0], &views[1], &views[2], colormap_view],
+        );
         target.bound = Some(Bound {
             key,
             colormap,
@@ -254,6 +242,50 @@ impl SliceRenderer {
             pass.draw(0..4, 0..1);
         }
     }
+}
+
+/// A pipeline drawing one quad (four vertices, no vertex buffers) with `vs_main` and
+/// `fs_main` of the WGSL `source`, into `targets`.
+pub(super) fn quad_pipeline(
+    device: &wgpu::Device,
+    label: &'static str,
+    source: &str,
+    layout: &wgpu::BindGroupLayout,
+    targets: &[Option<wgpu::ColorTargetState>],
+) -> wgpu::RenderPipeline {
+    let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some(label),
+        layout: Some(&pipeline_layout),
+        vertex: wgpu::VertexState {
+            module: &shader,
+            entry_point: Some("vs_main"),
+            compilation_options: Default::default(),
+            buffers: &[],
+        },
+        primitive: wgpu::PrimitiveState {
+            topology: wgpu::PrimitiveTopology::TriangleStrip,
+            ..Default::default()
+        },
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module: &shader,
+            entry_point: Some("fs_main"),
+            compilation_options: Default::default(),
+            targets,
+        }),
+        multiview_mask: None,
+        cache: None,
+    })
 }
 
 /// A plain 2D texture: one mip level, one sample.

@@ -66,7 +66,7 @@ impl OffscreenRenderer {
         self.check_size("slice", pixels.columns.max(pixels.rows) as u32)?;
         let mut target = self.renderer.create_target(&self.device);
         let uniforms = SliceUniforms::for_pixels(style, pixels, [width as f32, height as f32], dest);
-        let colormap = style.attention.map(|a| a.colormap).unwrap_or(super::Colormap::Inferno);
+        let colormap = style.colormap();
         self.draw(width, height, &mut target, |_, renderer, target| {
             renderer.prepare(&self.device, &self.queue, target, pixels, colormap, &uniforms);
         })
@@ -100,7 +100,7 @@ impl OffscreenRenderer {
             volume.heat.is_some(),
             volume.labels.is_some() && !plane.is_projection(),
         );
-        let colormap = style.attention.map(|a| a.colormap).unwrap_or(super::Colormap::Inferno);
+        let colormap = style.colormap();
         let reslicer = self.reslicer.get_or_insert_with(|| Reslicer::new(&self.device));
         let (device, queue, renderer) = (&self.device, &self.queue, &self.renderer);
         draw_and_read(device, queue, renderer, width, height, &mut target, |encoder, renderer, target| {

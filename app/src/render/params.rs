@@ -64,6 +64,13 @@ pub struct SliceStyle {
     pub mask: Option<MaskStyle>,
 }
 
+impl SliceStyle {
+    /// The heatmap's colour map (any, when there is no heatmap).
+    pub fn colormap(&self) -> super::Colormap {
+        self.attention.map_or(super::Colormap::Inferno, |a| a.colormap)
+    }
+}
+
 /// Where the image lands: image pixel rectangle (0..columns, 0..rows) onto `dest`
 /// (min x, min y, max x, max y) inside a target of `target` width × height (any unit).
 pub fn image_to_clip(columns: usize, rows: usize, target: [f32; 2], dest: [f32; 4]) -> [f32; 4] {

@@ -189,19 +189,6 @@ const IMAGE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba32Float;
 const VALUE_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R32Float;
 const LABEL_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::R8Uint;
 
-fn volume_entry(binding: u32, sample_type: wgpu::TextureSampleType) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::FRAGMENT,
-        ty: wgpu::BindingType::Texture {
-            sample_type,
-            view_dimension: wgpu::TextureViewDimension::D3,
-            multisampled: false,
-        },
-        count: None,
-    }
-}
-
 fn volume_texture(device: &wgpu::Device, label: &'static str, size: [u32; 3], format: wgpu::TextureFormat) -> wgpu::Texture {
     device.create_texture(&wgpu::TextureDescriptor {
         label: Some(label),
@@ -253,33 +240,13 @@ fn write_volume(queue: &wgpu::Queue, texture: &wgpu::Texture, size: [u32; 3], da
 impl Reslicer {
     pub fn new(device: &wgpu::Device) -> Reslicer {
         let unfilterable = wgpu::TextureSampleType::Float { filterable: false };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("focal reslice"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::FRAGMENT,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                volume_entry(1, unfilterable),
-                volume_entry(2, unfilterable),
-                volume_entry(3, wgpu::TextureSampleType::Uint),
-            ],
-        });
-        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("reslice.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("focal reslice"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
+        let d3 = wgpu::TextureViewDimension::D3;
+        let layout = super::gpu::layout_of(
+            device,
+            "focal reslice",
+            wgpu::ShaderStages::FRAGMENT,
+            &[(unfilterable, d3), (unfilterable, d3), (wgpu::TextureSampleType::Uint, d3)],
+        );
         let target = |format| {
             Some(wgpu::ColorTargetState {
                 format,
@@ -287,30 +254,8 @@ impl Reslicer {
                 write_mask: wgpu::ColorWrites::ALL,
             })
         };
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("focal reslice"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_main"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState {
-                topology: wgpu::PrimitiveTopology::TriangleStrip,
-                ..Default::default()
-            },
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_main"),
-                compilation_options: Default::default(),
-                targets: &[target(IMAGE_FORMAT), target(VALUE_FORMAT), target(LABEL_FORMAT)],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        let targets = [target(IMAGE_FORMAT), target(VALUE_FORMAT), target(LABEL_FORMAT)];
+        let pipeline = super::gpu::quad_pipeline(device, "reslice.wgsl", SHADER, &layout, &targets);
         Reslicer {
             pipeline,
             layout,
@@ -417,28 +362,8 @@ impl Reslicer {
             view(self.heat.as_ref().map_or(&self.no_heat, |l| &l.texture)),
             view(self.labels.as_ref().map_or(&self.no_labels, |l| &l.texture)),
         ];
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("focal reslice"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: buffer.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: wgpu::BindingResource::TextureView(&sources[0]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&sources[1]),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: wgpu::BindingResource::TextureView(&sources[2]),
-                },
-            ],
-        });
+        let bind_group =
+            super::gpu::bind_group_of(device, "focal reslice", &self.layout, buffer, &[&sources[0], &sources[1], &sources[2]]);
         let outputs = [view(&textures.image), view(&textures.attention), view(&textures.labels)];
         let attachment = |v| {
             Some(wgpu::RenderPassColorAttachment {

@@ -313,3 +313,18 @@ pub fn assert_results_joined_study(report: &serde_json::Value, store: &str) {
     assert_eq!(modalities, ["DOC", "MR", "OT", "SEG"], "{after}");
     assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
 }
+
+/// An oblique copy of the sample head under `dir` (reference/make_oblique_series.py): its
+/// folder, and the geometry the script wrote into its files, as the script computed it.
+pub fn make_oblique_series(dir: &std::path::Path) -> (PathBuf, serde_json::Value) {
+    let out = dir.join("oblique");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let made = std::process::Command::new(python)
+        .arg(repo().join("app/tests/reference/make_oblique_series.py"))
+        .arg(repo().join("assets/sample-study"))
+        .arg(&out)
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    (out, serde_json::from_slice(&made.stdout).expect("geometry json"))
+}

@@ -39,6 +39,20 @@ pub fn step_until(h: &mut Harness<'_, FocalApp>, what: &str, done: impl Fn(&Foca
     h.run_steps(3);
 }
 
+/// A left-button drag from `from` to `to` through real pointer events, a frame per step.
+pub fn drag(h: &mut Harness<'_, FocalApp>, from: egui::Pos2, to: egui::Pos2) {
+    h.hover_at(from);
+    h.run_steps(1);
+    h.drag_at(from);
+    h.run_steps(1);
+    h.hover_at(from + (to - from) * 0.5);
+    h.run_steps(1);
+    h.hover_at(to);
+    h.run_steps(1);
+    h.drop_at(to);
+    h.run_steps(2);
+}
+
 pub fn snapshot(h: &mut Harness<'_, FocalApp>, name: &str) {
     // lavapipe is deterministic on one machine kind; allow a few pixels of slack for text AA.
     h.snapshot_options(name, &SnapshotOptions::new().max_failed_pixels(200));
