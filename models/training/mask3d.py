@@ -289,9 +289,10 @@ def train(args):
     start, step, log, run = time.time(), 0, [], []
     while True:
         elapsed = time.time() - start
-        if elapsed > budget:
+        # --steps: the schedule follows steps, so a run does not depend on what else shares the cores.
+        if (step >= args.steps) if args.steps else (elapsed > budget):
             break
-        frac = elapsed / budget
+        frac = step / args.steps if args.steps else elapsed / budget
         lr = args.lr * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac)) + 1e-5
         for g in opt.param_groups:
             g["lr"] = lr
@@ -312,7 +313,7 @@ def train(args):
             torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
-        json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params, "seed": args.seed,
+        json.dump({"steps": step, "steps_asked": args.steps, "minutes": round((time.time() - start) / 60, 1), "parameters": params, "seed": args.seed,
                    "width": args.width, "batch": args.batch, "crop": args.crop, "spacing_mm": SPACING, "lr": args.lr,
                    "labels": os.path.basename(args.labels), "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
@@ -337,6 +338,50 @@ def export(pt, onnx_path):
         err = float(np.abs(want - got).max())
         print(f"export check {shape}: max |torch - onnxruntime| = {err:.2e}")
         assert err < 1e-4, err
+
+
+def ensemble(members, onnx_path):
+    """One ONNX model whose p(brain) is the mean of the members' (same input and output names):
+    the members' graphs side by side on the one input, their outputs averaged."""
+    import onnx
+    from onnx import compose, helper
+
+    models = [onnx.load(m) for m in members]
+    merged = None
+    outputs = []
+    for k, m in enumerate(models):
+        m = compose.add_prefix(m, prefix=f"m{k}_")
+        outputs.append(f"m{k}_brain")
+        if merged is None:
+            merged = m
+            continue
+        # The first member's input feeds every other member.
+        merged = compose.merge_models(merged, m, io_map=[], prefix1="", prefix2="")
+    graph = merged.graph
+    # One graph input named "image" that all members read.
+    for inp in list(graph.input):
+        graph.input.remove(inp)
+    first = models[0].graph.input[0]
+    graph.input.append(first)
+    for node in graph.node:
+        node.input[:] = ["image" if (i.startswith("m") and i.endswith("_image") and i[1:-6].isdigit()) else i for i in node.input]
+    for out in list(graph.output):
+        graph.output.remove(out)
+    graph.node.append(helper.make_node("Sum", outputs, ["brain_sum"]))
+    graph.initializer.append(onnx.numpy_helper.from_array(np.array(1.0 / len(models), np.float32), "ensemble_weight"))
+    graph.node.append(helper.make_node("Mul", ["brain_sum", "ensemble_weight"], ["brain"]))
+    graph.output.append(models[0].graph.output[0])
+    onnx.checker.check_model(merged)
+    onnx.save(merged, onnx_path)
+    # Check: the merged model is the mean of the members.
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).random((1, 1, 40, 48, 56), dtype=np.float32)
+    got = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"]).run(["brain"], {"image": x})[0]
+    want = np.mean([ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(["brain"], {"image": x})[0] for m in members], 0)
+    err = float(np.abs(got - want).max())
+    print(f"ensemble of {len(members)}: max |merged - mean of members| = {err:.2e}")
+    assert err < 1e-5, err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,6 +433,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train")
     t.add_argument("--minutes", type=float, default=40)
+    t.add_argument("--steps", type=int, default=0, help="train this many steps (the schedule by steps) instead of --minutes")
     t.add_argument("--out", default="runs/mask1")
     t.add_argument("--seed", type=int, default=3011)
     t.add_argument("--width", type=int, default=8)
@@ -398,6 +444,9 @@ def main():
     e = sub.add_parser("export")
     e.add_argument("pt")
     e.add_argument("onnx")
+    m = sub.add_parser("ensemble", help="average the p(brain) of several exported extents in one ONNX model")
+    m.add_argument("out")
+    m.add_argument("members", nargs="+")
     v = sub.add_parser("evaluate")
     v.add_argument("onnx")
     v.add_argument("--json", default=None)
@@ -406,6 +455,8 @@ def main():
         train(args)
     elif args.cmd == "export":
         export(args.pt, args.onnx)
+    elif args.cmd == "ensemble":
+        ensemble(args.members, args.out)
     else:
         evaluate(args.onnx, args.json)
 

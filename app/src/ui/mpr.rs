@@ -253,6 +253,15 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
     app.mpr.pixels.as_ref().map(|(_, p)| p.clone())
 }
 
+/// The acquired slice nearest the crosshair point, and the stack's geometry.
+fn cursor_slice(app: &FocalApp) -> Option<(usize, crate::study::geometry::StackGeometry)> {
+    let point = app.view.cursor?;
+    let v = app.current.as_ref()?.volume.clone()?;
+    let g = v.geometry.clone()?;
+    let k = crate::study::reformat::PatientToVoxel::new(&g)?.apply(&point)[2];
+    Some((k.round().clamp(0.0, (v.slices.max(1) - 1) as f64) as usize, g))
+}
+
 /// The crosshair point (patient mm), placed at the centre of the slice on screen at first.
 pub fn cursor(app: &mut FocalApp) -> Option<Vec3> {
     let volume = app.current.as_ref()?.volume.clone()?;
@@ -325,12 +334,36 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
         return;
     }
     let Some(volume) = volume_pixels(app) else { return };
+    // The acquired slice moved since (scrolled in 1×1, or a finding's slice chosen): the
+    // crosshair moves to it, keeping its place in the slice.
+    if let Some((k, g)) = cursor_slice(app)
+        && k != app.view.slice
+        && let Some(c) = app.view.cursor.as_mut()
+    {
+        let by = (app.view.slice as f64 - k as f64) * g.spacing[2];
+        for a in 0..3 {
+            c[a] += g.slice_direction[a] * by;
+        }
+    }
     if !ui.ctx().text_edit_focused() {
         ui.input(|i| super::slice_input::view_keys(&mut app.view, i));
     }
     app.mpr_views = cells(app.settings.layout, rect).into_iter().map(|(c, k)| (c.shrink(1.0), k)).collect();
+    let top_right = app
+        .mpr_views
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| c.top() <= rect.top() + 2.0)
+        .max_by(|a, b| a.right().total_cmp(&b.right()));
     for (i, (cell, kind)) in app.mpr_views.clone().into_iter().enumerate() {
         view(app, ui, cell, kind, &volume, i == 0);
+        if Some(cell) == top_right && volume.heat.is_some() && app.settings.show_attention {
+            super::slice_view::colour_bar(app, &ui.painter_at(cell), cell);
+        }
+    }
+    // The acquired slice follows the crosshair (1×1, key images and the slice readout use it).
+    if let Some((k, _)) = cursor_slice(app) {
+        app.view.slice = k;
     }
 }
 
@@ -407,7 +440,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
     let stroke = egui::Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, border);
     if !projection {
         let drawing = measuring && (response.dragged() || response.drag_stopped());
-        super::measure::draw_on_plane(app, &painter.with_clip_rect(clip), &frame, &r, drawing);
+        super::measure::draw_on_plane(app, &painter, &frame, &r, drawing);
     }
     painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Inside);
 

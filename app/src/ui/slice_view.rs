@@ -420,7 +420,7 @@ fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pi
     lines.join("\n")
 }
 
-fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
+pub(super) fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
     let (style, name) = super::insights::heat_style(app);
     // A long name (a fused series' description) is cut so that it stays clear of the window text.
     let name = if name.chars().count() > 22 {
