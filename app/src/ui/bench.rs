@@ -149,7 +149,7 @@ fn finish(app: &mut FocalApp) -> Result<serde_json::Value, String> {
             floor.push(start.elapsed().as_secs_f64() * 1e3);
         }
     } else {
-        let volume = mpr::volume_pixels(app).ok_or("no volume")?;
+        let volume = super::mpr_layers::volume_pixels(app).ok_or("no volume")?;
         let (rect, _) = *app.mpr_views.first().ok_or("no views")?;
         let ppp = app.pixels_per_point;
         for k in 0..frames {

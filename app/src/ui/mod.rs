@@ -13,6 +13,7 @@ mod loader;
 mod measure;
 mod model_panel;
 pub mod mpr;
+mod mpr_layers;
 mod overlays;
 mod pacs_form;
 pub mod pacs_panel;
@@ -113,7 +114,7 @@ pub struct FocalApp {
     pub fusion: Option<fusion::Fusion>,
     fusion_job: Option<fusion::FusionJob>,
     /// The series on screen as GPU volume layers, for the reformatted views.
-    mpr: mpr::MprCache,
+    mpr: mpr_layers::MprCache,
     /// Where the last frame drew each reformatted view (empty in 1×1).
     pub mpr_views: Vec<(egui::Rect, mpr::ViewKind)>,
     /// `focal view --bench-frames`: the window times its own frames.
@@ -167,7 +168,7 @@ impl FocalApp {
             pacs: pacs_panel::PacsPanel::new(crate::pacs::nodes::config_path(), crate::pacs::default_cache()),
             fusion: None,
             fusion_job: None,
-            mpr: mpr::MprCache::default(),
+            mpr: mpr_layers::MprCache::default(),
             mpr_views: Vec::new(),
             frame_bench: None,
             pixels_per_point: 1.0,
