@@ -372,6 +372,7 @@ def ensemble(members, onnx_path):
     graph.node.append(helper.make_node("Mul", ["brain_sum", "ensemble_weight"], ["brain"]))
     graph.output.append(models[0].graph.output[0])
     onnx.checker.check_model(merged)
+    os.makedirs(os.path.dirname(os.path.abspath(onnx_path)), exist_ok=True)
     onnx.save(merged, onnx_path)
     # Check: the merged model is the mean of the members.
     import onnxruntime as ort
