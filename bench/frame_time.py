@@ -86,6 +86,9 @@ def main():
                       f"(UI {u['p50_ms']:.1f} ms; unchanged picture p50 {r['window_still']['p50_ms']:.1f}) | "
                       f"offscreen floor p50 {o['p50_ms']:6.1f} ms  p95 {o['p95_ms']:6.1f} ms | "
                       f"ratio p50 {w['p50_ms'] / o['p50_ms']:.2f}  overlays {r['overlays']}", flush=True)
+                c, s = r["views_changing"], r["views_still"]
+                print(f"     views drawn / copied / drawn directly: changing frames {c['drawn']} / {c['copied']} / "
+                      f"{c['direct']}, unchanged frames {s['drawn']} / {s['copied']} / {s['direct']}", flush=True)
         print(json.dumps({"adapter": results[0]["adapter"] if results else None,
                           "volume": results[0]["volume"] if results else None,
                           "frames": args.frames,

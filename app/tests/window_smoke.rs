@@ -276,3 +276,52 @@ fn the_real_window_shows_three_planes_in_2x2() {
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(!log.contains("panicked"), "focal panicked; see {}", log_path.display());
 }
+
+/// The window's own frame benchmark in 2×2 on a real window: while the axial plane steps every
+/// frame, that view is drawn directly and the other three are copied from their kept pictures
+/// (only their reference lines move); once nothing changes, the axial view's picture is drawn
+/// once and every view is copied from then on.
+#[test]
+fn a_still_window_copies_its_views_and_a_step_redraws_one() {
+    let data = tempfile::tempdir().expect("tmp");
+    let (oblique, _) = common::make_oblique_series(data.path());
+    let x = Xvfb::start();
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let log_path = out_dir.join("window-frames.log");
+    let json = data.path().join("frames.json");
+    let frames = 20u64;
+    let mut app = x.focal(
+        &[
+            "view".as_ref(),
+            "--layout".as_ref(),
+            "2x2".as_ref(),
+            "--bench-frames".as_ref(),
+            frames.to_string().as_ref(),
+            "--bench-out".as_ref(),
+            json.as_os_str(),
+            oblique.as_os_str(),
+        ],
+        data.path(),
+        &log_path,
+    );
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Ok(Some(status)) = app.0.try_wait() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the benchmark did not finish; log in {}", log_path.display());
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(status.success(), "focal exited with {status}; log in {}", log_path.display());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the benchmark wrote its JSON")).expect("JSON");
+    eprintln!("{r}");
+    let count = |phase: &str, what: &str| r[phase][what].as_u64().unwrap_or_else(|| panic!("{phase}.{what} in {r}"));
+    // Four views a frame; a step changes the axial plane (and so its picture) every frame.
+    assert_eq!(count("views_changing", "direct"), frames, "the stepping view is drawn directly");
+    assert_eq!(count("views_changing", "copied"), 3 * frames, "the other three are copied");
+    assert_eq!(count("views_changing", "drawn"), 0, "no picture is kept while it changes");
+    assert_eq!(count("views_still", "drawn"), 1, "the axial picture is kept once it holds still");
+    assert_eq!(count("views_still", "copied"), 4 * frames, "then every view is a copy");
+    assert_eq!(count("views_still", "direct"), 0);
+}

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use eframe::wgpu;
 use eframe::wgpu::util::DeviceExt;
 
+use super::picture::{Picture, Presenter, Stamp};
 use super::{Colormap, SlicePixels, SliceUniforms};
 
 /// Textures the shader reads, filled from the CPU.
@@ -18,14 +19,21 @@ pub struct SliceRenderer {
     pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     colormaps: Vec<wgpu::TextureView>,
+    present: Presenter,
 }
 
 /// What one viewport owns on the GPU: its uniform buffer and the textures of the slice it shows.
 pub struct SliceTarget {
     uniforms: wgpu::Buffer,
+    /// What `uniforms` holds.
+    written: Option<SliceUniforms>,
     bound: Option<Bound>,
     /// The reslice pass's uniforms, for a target that shows reformatted planes.
     pub(super) reslice_uniforms: Option<wgpu::Buffer>,
+    /// The slice as last drawn at the view's size (see picture.rs).
+    picture: Option<Picture>,
+    /// What the previous frame showed (see `steady`).
+    last_seen: Option<Stamp>,
 }
 
 struct Bound {
@@ -107,8 +115,40 @@ pub(super) fn bind_group_of(
 }
 
 impl SliceTarget {
-    pub(super) fn uniforms(&self) -> &wgpu::Buffer {
-        &self.uniforms
+    /// Writes the slice shader's uniforms (only when they changed).
+    pub(super) fn write_uniforms(&mut self, queue: &wgpu::Queue, uniforms: &SliceUniforms) {
+        if self.written.as_ref() != Some(uniforms) {
+            queue.write_buffer(&self.uniforms, 0, bytemuck::bytes_of(uniforms));
+            self.written = Some(*uniforms);
+        }
+    }
+
+    /// What a picture of `size` pixels drawn now would show (None: nothing is bound yet).
+    fn stamp(&self, size: [u32; 2]) -> Option<Stamp> {
+        let bound = self.bound.as_ref()?;
+        Some(Stamp {
+            key: bound.key,
+            colormap: bound.colormap,
+            uniforms: self.written?,
+            size,
+        })
+    }
+
+    /// Notes what this frame shows at `size` pixels; true when the previous frame showed the
+    /// same. While a view changes every frame (scrolling, dragging the window/level), a picture
+    /// would be drawn and thrown away each frame: it is drawn directly instead, and kept only
+    /// once what it shows holds still.
+    pub fn steady(&mut self, size: [u32; 2]) -> bool {
+        let now = self.stamp(size);
+        let steady = now.is_some() && now == self.last_seen;
+        self.last_seen = now;
+        steady
+    }
+
+    /// The kept picture, when it shows what the target holds now at `size` pixels.
+    fn current_picture(&self, size: [u32; 2]) -> Option<&Picture> {
+        let stamp = self.stamp(size)?;
+        self.picture.as_ref().filter(|p| p.stamp == stamp)
     }
 
     pub(super) fn is_bound(&self, key: Key, colormap: Colormap) -> bool {
@@ -166,6 +206,7 @@ impl SliceRenderer {
             pipeline,
             layout,
             colormaps,
+            present: Presenter::new(device, queue, target_format),
         }
     }
 
@@ -177,8 +218,11 @@ impl SliceRenderer {
                 usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             }),
+            written: None,
             bound: None,
             reslice_uniforms: None,
+            picture: None,
+            last_seen: None,
         }
     }
 
@@ -192,7 +236,7 @@ impl SliceRenderer {
         colormap: Colormap,
         uniforms: &SliceUniforms,
     ) {
-        queue.write_buffer(&target.uniforms, 0, bytemuck::bytes_of(uniforms));
+        target.write_uniforms(queue, uniforms);
         let key = Key::Pixels(pixels.generation());
         if target.is_bound(key, colormap) {
             return;
@@ -234,8 +278,55 @@ impl SliceRenderer {
         });
     }
 
-    /// Draws the prepared slice (nothing before the first `prepare`).
-    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &SliceTarget) {
+    /// Draws the prepared slice into the target's picture of `size` pixels, unless the picture
+    /// already shows it; says whether it drew. Encoded into `encoder`, before the frame's pass.
+    pub fn compose(&self, device: &wgpu::Device, encoder: &mut wgpu::CommandEncoder, target: &mut SliceTarget, size: [u32; 2]) -> bool {
+        if size[0] == 0 || size[1] == 0 || target.current_picture(size).is_some() {
+            return false;
+        }
+        let Some(stamp) = target.stamp(size) else { return false };
+        let picture = self.present.picture(device, target.picture.take(), stamp);
+        {
+            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+                label: Some("focal view picture"),
+                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                    view: picture.view(),
+                    depth_slice: None,
+                    resolve_target: None,
+                    ops: wgpu::Operations {
+                        // The letterbox is black, as the window's and the exports' background.
+                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                        store: wgpu::StoreOp::Store,
+                    },
+                })],
+                ..Default::default()
+            });
+            self.draw_slice(&mut pass, target);
+        }
+        target.picture = Some(picture);
+        true
+    }
+
+    /// Draws the prepared slice over a viewport of `size` pixels: a copy of the composed
+    /// picture when it is current (returns true), else the slice shader itself on black
+    /// (nothing before `prepare`).
+    pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, target: &SliceTarget, size: [u32; 2]) -> bool {
+        match target.current_picture(size) {
+            Some(picture) => {
+                self.present.draw(pass, picture);
+                true
+            }
+            None => {
+                if target.bound.is_some() {
+                    self.present.draw_black(pass);
+                }
+                self.draw_slice(pass, target);
+                false
+            }
+        }
+    }
+
+    fn draw_slice(&self, pass: &mut wgpu::RenderPass<'_>, target: &SliceTarget) {
         if let Some(bound) = &target.bound {
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &bound.bind_group, &[]);

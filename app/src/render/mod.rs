@@ -8,11 +8,12 @@ mod colormap;
 mod gpu;
 mod offscreen;
 mod params;
+mod picture;
 mod pixels;
 mod reference;
 mod reslice;
 
-pub use callback::{ResliceCallback, SliceCallback, register};
+pub use callback::{ResliceCallback, SliceCallback, picture_counts, register};
 pub use colormap::{Colormap, Lut, lut_entry};
 pub use gpu::{SliceRenderer, SliceTarget};
 pub use offscreen::{OFFSCREEN_FORMAT, OffscreenRenderer};

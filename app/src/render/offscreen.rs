@@ -103,7 +103,7 @@ impl OffscreenRenderer {
         let colormap = style.colormap();
         let reslicer = self.reslicer.get_or_insert_with(|| Reslicer::new(&self.device));
         let (device, queue, renderer) = (&self.device, &self.queue, &self.renderer);
-        draw_and_read(device, queue, renderer, width, height, &mut target, |encoder, renderer, target| {
+        draw_and_read(device, queue, renderer, width, height, &mut target, Path::Composed, |encoder, renderer, target| {
             reslicer.prepare(renderer, device, queue, encoder, target, volume, plane, colormap, &uniforms);
         })
     }
@@ -123,8 +123,17 @@ impl OffscreenRenderer {
         target: &mut SliceTarget,
         prepare: impl FnOnce(&mut wgpu::CommandEncoder, &SliceRenderer, &mut SliceTarget),
     ) -> Result<RgbaImage, RenderError> {
-        draw_and_read(&self.device, &self.queue, &self.renderer, width, height, target, prepare)
+        draw_and_read(&self.device, &self.queue, &self.renderer, width, height, target, Path::Composed, prepare)
     }
+}
+
+/// How the slice reaches the output: as the window does it (drawn into the view's picture,
+/// then copied), or with the slice shader straight into the output (to check the two agree).
+#[derive(Clone, Copy, PartialEq)]
+enum Path {
+    Composed,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Direct,
 }
 
 /// Prepares `target` (`prepare` may encode passes before the draw), draws it into a fresh
@@ -136,11 +145,15 @@ fn draw_and_read(
     width: u32,
     height: u32,
     target: &mut SliceTarget,
+    path: Path,
     prepare: impl FnOnce(&mut wgpu::CommandEncoder, &SliceRenderer, &mut SliceTarget),
 ) -> Result<RgbaImage, RenderError> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let mut encoder = device.create_command_encoder(&Default::default());
     prepare(&mut encoder, renderer, target);
+    if path == Path::Composed {
+        renderer.compose(device, &mut encoder, target, [width, height]);
+    }
     let texture = device.create_texture(&super::gpu::texture_descriptor(
         "focal offscreen",
         width,
@@ -171,7 +184,7 @@ fn draw_and_read(
             })],
             ..Default::default()
         });
-        renderer.draw(&mut pass, target);
+        renderer.draw(&mut pass, target, [width, height]);
     }
     encoder.copy_texture_to_buffer(
         texture.as_image_copy(),
@@ -215,4 +228,82 @@ fn draw_and_read(
         data.extend_from_slice(&row[..row_bytes as usize]);
     }
     Ok(RgbaImage { width, height, data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::{AttentionStyle, Colormap, MaskMode, MaskStyle};
+
+    /// A 40 × 30 ramp with a heatmap and three labelled bands.
+    fn slice() -> Arc<SlicePixels> {
+        let (w, h) = (40, 30);
+        let image: Vec<f32> = (0..w * h).map(|i| ((i % w) * 3 + (i / w) * 2) as f32).collect();
+        let attention = (0..w * h).map(|i| (i / w) as f32 / h as f32).collect();
+        let labels = image.iter().map(|&v| (v / 50.0).min(3.0) as u8).collect();
+        Arc::new(SlicePixels::new(w, h, 1, image, Some(attention), Some(labels)).expect("consistent planes"))
+    }
+
+    fn style(window_center: f64) -> SliceStyle {
+        SliceStyle {
+            window_center,
+            window_width: 120.0,
+            invert: false,
+            attention: Some(AttentionStyle {
+                colormap: Colormap::Inferno,
+                opacity: 0.5,
+                threshold: 0.2,
+                range: [0.0, 1.0],
+            }),
+            mask: Some(MaskStyle {
+                mode: MaskMode::FillAndOutline,
+                fill_opacity: 0.3,
+                outline_width: 1,
+                colors: vec![[0, 0, 0], [255, 0, 255], [0, 255, 0], [0, 128, 255]],
+                visible: vec![false, true, true, true],
+            }),
+        }
+    }
+
+    // Needs a wgpu adapter: Mesa's lavapipe where there is no GPU (scripts/setup.sh installs it).
+    #[test]
+    fn a_view_is_drawn_once_per_change_and_copied_exactly() {
+        let r = OffscreenRenderer::new().expect("a wgpu adapter");
+        let pixels = slice();
+        let (w, h) = (97, 61);
+        let dest = [5.5, 3.0, 90.25, 58.0];
+        let uniforms = |style: &SliceStyle, size: [u32; 2]| {
+            SliceUniforms::for_pixels(style, &pixels, [size[0] as f32, size[1] as f32], dest)
+        };
+        let picture = |path| {
+            let mut target = r.renderer.create_target(&r.device);
+            let u = uniforms(&style(70.0), [w, h]);
+            draw_and_read(&r.device, &r.queue, &r.renderer, w, h, &mut target, path, |_, renderer, target| {
+                renderer.prepare(&r.device, &r.queue, target, &pixels, Colormap::Inferno, &u);
+            })
+            .expect("drawn")
+        };
+        // The copy is the slice shader's own picture, background included.
+        assert_eq!(picture(Path::Composed), picture(Path::Direct));
+
+        let mut target = r.renderer.create_target(&r.device);
+        let mut encoder = r.device.create_command_encoder(&Default::default());
+        let mut frame = |pixels: &Arc<SlicePixels>, colormap, u: &SliceUniforms, size| {
+            r.renderer.prepare(&r.device, &r.queue, &mut target, pixels, colormap, u);
+            r.renderer.compose(&r.device, &mut encoder, &mut target, size)
+        };
+        let still = uniforms(&style(70.0), [w, h]);
+        assert!(frame(&pixels, Colormap::Inferno, &still, [w, h]), "first frame draws");
+        assert!(!frame(&pixels, Colormap::Inferno, &still, [w, h]), "nothing changed: copied");
+        let levelled = uniforms(&style(90.0), [w, h]);
+        assert!(frame(&pixels, Colormap::Inferno, &levelled, [w, h]), "window/level changed");
+        assert!(frame(&pixels, Colormap::Viridis, &levelled, [w, h]), "colour map changed");
+        let next = slice();
+        assert!(frame(&next, Colormap::Viridis, &levelled, [w, h]), "another slice");
+        let resized = uniforms(&style(90.0), [w + 1, h]);
+        assert!(frame(&next, Colormap::Viridis, &resized, [w + 1, h]), "view resized");
+        assert!(!frame(&next, Colormap::Viridis, &resized, [w + 1, h]), "nothing changed again");
+        assert!(!frame(&next, Colormap::Viridis, &resized, [0, h]), "an empty view draws nothing");
+        r.queue.submit([encoder.finish()]);
+    }
 }

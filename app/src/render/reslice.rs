@@ -324,7 +324,7 @@ impl Reslicer {
         colormap: Colormap,
         uniforms: &SliceUniforms,
     ) {
-        queue.write_buffer(target.uniforms(), 0, bytemuck::bytes_of(uniforms));
+        target.write_uniforms(queue, uniforms);
         if !Reslicer::fits(device, volume.size) || plane.columns == 0 || plane.rows == 0 {
             return;
         }

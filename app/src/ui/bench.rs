@@ -23,6 +23,8 @@ pub struct FrameBench {
     frames: usize,
     out: PathBuf,
     stamps: Vec<Instant>,
+    /// `render::picture_counts()` at each stamp.
+    pictures: Vec<[u64; 3]>,
     /// Time spent building each frame's UI (the rest of an interval is drawing and presenting).
     ui_ms: Vec<f64>,
     /// +1 or -1: the direction slices move in (it turns at the ends).
@@ -35,6 +37,7 @@ impl FrameBench {
             frames: frames.max(10),
             out,
             stamps: Vec::new(),
+            pictures: Vec::new(),
             ui_ms: Vec::new(),
             direction: 1.0,
         }
@@ -67,6 +70,7 @@ pub fn tick(app: &mut FocalApp, ctx: &egui::Context) {
         return;
     }
     bench.stamps.push(Instant::now());
+    bench.pictures.push(crate::render::picture_counts());
     // WARMUP frames, then `frames` frames that each change the picture, then as many that do not
     // (the window's own cost: the UI, its drawing and presenting).
     let done = bench.stamps.len() > WARMUP + 2 * bench.frames;
@@ -124,6 +128,13 @@ fn finish(app: &mut FocalApp) -> Result<serde_json::Value, String> {
             .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
             .collect()
     };
+    // Views drawn, copied and drawn directly over each phase (all views' together).
+    let pictures = |from: usize, to: usize| -> serde_json::Value {
+        let at = |i: usize| bench.pictures.get(i.min(bench.pictures.len().saturating_sub(1))).copied().unwrap_or_default();
+        let (a, b) = (at(from), at(to));
+        serde_json::json!({"drawn": b[0] - a[0], "copied": b[1] - a[1], "direct": b[2] - a[2]})
+    };
+    let (changing_pictures, still_pictures) = (pictures(WARMUP, WARMUP + frames), pictures(WARMUP + frames, WARMUP + 2 * frames));
     let mut window = intervals(WARMUP, WARMUP + frames + 1);
     let mut still = intervals(WARMUP + frames + 1, WARMUP + 2 * frames + 1);
     let mut ui_ms = bench.ui_ms[WARMUP.min(bench.ui_ms.len())..(WARMUP + frames).min(bench.ui_ms.len())].to_vec();
@@ -174,6 +185,8 @@ fn finish(app: &mut FocalApp) -> Result<serde_json::Value, String> {
         "window_frame": summary(&mut window),
         "window_ui_cpu": summary(&mut ui_ms),
         "window_still": summary(&mut still),
+        "views_changing": changing_pictures,
+        "views_still": still_pictures,
         "offscreen_floor": summary(&mut floor),
     }))
 }

@@ -384,17 +384,19 @@ impl FocalApp {
                     }
                 });
             });
-        egui::CentralPanel::default()
-            .frame(egui::Frame::NONE.fill(egui::Color32::BLACK))
-            .show(ui, |ui| {
-                self.mpr_views.clear();
-                if self.settings.layout == mpr::Layout::Single || self.current.is_none() {
-                    let pixels = self.slice_pixels();
-                    slice_view::slice_view(self, ui, pixels);
-                } else {
-                    mpr::mpr_views(self, ui);
-                }
-            });
+        // Black where the views leave it bare (their pictures paint the rest; see slice_view).
+        egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
+            let backdrop = ui.painter().add(egui::Shape::Noop);
+            self.mpr_views.clear();
+            let bare = if self.settings.layout == mpr::Layout::Single || self.current.is_none() {
+                let pixels = self.slice_pixels();
+                slice_view::slice_view(self, ui, pixels)
+            } else {
+                mpr::mpr_views(self, ui)
+            };
+            let fills = bare.into_iter().map(|r| egui::Shape::rect_filled(r, 0.0, egui::Color32::BLACK));
+            ui.painter().set(backdrop, egui::Shape::Vec(fills.collect()));
+        });
         if self.show_tags {
             tags::tag_window(self, &ctx);
         }

@@ -186,18 +186,24 @@ pub fn step_plane(app: &mut FocalApp, plane: Plane, steps: f64) {
             c[a] += normal[a] * (r.depth - before);
         }
     }
+    // The acquired slice follows at once: before the views are laid out, a slice that differs
+    // from the crosshair's reads as a slice chosen elsewhere, and would pull the crosshair back.
+    if let Some((k, _)) = cursor_slice(app) {
+        app.view.slice = k;
+    }
 }
 
-/// The layout's views in the central area.
-pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
+/// The layout's views in the central area; returns what of it they left bare (see
+/// `slice_view::slice_view`): the gaps between views, and views with nothing to show.
+pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) -> Vec<Rect> {
     let rect = ui.available_rect_before_wrap();
     ui.allocate_rect(rect, egui::Sense::hover());
     let painter = ui.painter_at(rect);
     if let Some(why) = unavailable(app) {
         painter.text(rect.center(), Align2::CENTER_CENTER, why, egui::FontId::proportional(16.0), Color32::GRAY);
-        return;
+        return vec![rect];
     }
-    let Some(volume) = volume_pixels(app) else { return };
+    let Some(volume) = volume_pixels(app) else { return vec![rect] };
     // The acquired slice moved since (scrolled in 1×1, or a finding's slice chosen): the
     // crosshair moves to it, keeping its place in the slice.
     if let Some((k, g)) = cursor_slice(app)
@@ -212,7 +218,9 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
     if !ui.ctx().text_edit_focused() {
         ui.input(|i| super::slice_input::view_keys(&mut app.view, i));
     }
-    app.mpr_views = cells(app.settings.layout, rect).into_iter().map(|(c, k)| (c.shrink(1.0), k)).collect();
+    let cells = cells(app.settings.layout, rect);
+    let mut bare: Vec<Rect> = cells.iter().flat_map(|(c, _)| ring(*c, GAP)).collect();
+    app.mpr_views = cells.into_iter().map(|(c, k)| (c.shrink(GAP), k)).collect();
     let top_right = app
         .mpr_views
         .iter()
@@ -220,7 +228,9 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
         .filter(|c| c.top() <= rect.top() + 2.0)
         .max_by(|a, b| a.right().total_cmp(&b.right()));
     for (i, (cell, kind)) in app.mpr_views.clone().into_iter().enumerate() {
-        view(app, ui, cell, kind, &volume, i == 0);
+        if !view(app, ui, cell, kind, &volume, i == 0) {
+            bare.push(cell);
+        }
         if Some(cell) == top_right && volume.heat.is_some() && app.settings.show_attention {
             super::slice_view::colour_bar(app, &ui.painter_at(cell), cell);
         }
@@ -229,9 +239,25 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) {
     if let Some((k, _)) = cursor_slice(app) {
         app.view.slice = k;
     }
+    bare
 }
 
-fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volume: &Arc<VolumePixels>, first: bool) {
+/// Space between neighbouring views (points on each side).
+const GAP: f32 = 1.0;
+
+/// The band of `width` along the inside of `r`'s edges, as four rectangles.
+fn ring(r: Rect, width: f32) -> [Rect; 4] {
+    let inner = r.shrink(width);
+    [
+        Rect::from_min_max(r.min, egui::pos2(r.max.x, inner.min.y)),
+        Rect::from_min_max(egui::pos2(r.min.x, inner.max.y), r.max),
+        Rect::from_min_max(egui::pos2(r.min.x, inner.min.y), egui::pos2(inner.min.x, inner.max.y)),
+        Rect::from_min_max(egui::pos2(inner.max.x, inner.min.y), egui::pos2(r.max.x, inner.max.y)),
+    ]
+}
+
+/// One reformatted view; false when it drew no picture (nothing to show there).
+fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volume: &Arc<VolumePixels>, first: bool) -> bool {
     let plane = kind.plane();
     let response = ui.interact(rect, egui::Id::unique(("focal mpr view", kind.viewport())), egui::Sense::click_and_drag());
     // With a measuring tool, a left drag on a plane measures there instead of moving the crosshair.
@@ -241,14 +267,14 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
         let frame = frame(app, &r, rect);
         super::measure::measure_on_plane(app, &response, &frame, &r, volume);
     }
-    let Some(r) = reformat(app, plane) else { return };
-    let Some(point) = app.view.cursor else { return };
+    let Some(r) = reformat(app, plane) else { return false };
+    let Some(point) = app.view.cursor else { return false };
     let frame = frame(app, &r, rect);
     let painter = ui.painter_at(rect);
 
     let projection = matches!(kind, ViewKind::Projection(_));
     let Some((part, shown)) = visible_picture(&r, &frame, rect, ui.ctx().pixels_per_point()) else {
-        return;
+        return false;
     };
     let resliced = if projection {
         ReslicePlane::projection_of(&part)
@@ -340,6 +366,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
             text(&painter, rect.left_bottom() + Vec2::new(m, -m), Align2::LEFT_BOTTOM, readout);
         }
     }
+    true
 }
 
 /// Position, value, label and heatmap under the mouse (None outside the volume).

@@ -204,7 +204,11 @@ pub fn slice_style(app: &FocalApp) -> SliceStyle {
     }
 }
 
-pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<SlicePixels>>) {
+/// The 1×1 view over the whole central area. Returns what of it is left bare: nothing when
+/// the slice is drawn (its picture covers the area, letterbox included), else the area. The
+/// caller paints what is bare black: one fill under the picture would double the window's
+/// pixel work on a software rasteriser, for pixels the picture covers anyway.
+pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<SlicePixels>>) -> Vec<Rect> {
     let rect = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
     let painter = ui.painter_at(rect);
@@ -221,7 +225,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
             FontId::proportional(16.0),
             Color32::GRAY,
         );
-        return;
+        return vec![rect];
     };
     let slices = current.stack.slices.len();
     let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
@@ -242,10 +246,10 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     let size_mm = Vec2::new((columns as f64 * spacing[0]) as f32, (rows as f64 * spacing[1]) as f32);
     let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
     app.view.fit_scale = fit;
-    let Some(frame) = ImageFrame::of(app, rect) else { return };
+    let Some(frame) = ImageFrame::of(app, rect) else { return vec![rect] };
     let (scale, image_rect) = (frame.scale, frame.image_rect);
 
-    match &pixels {
+    let bare = match &pixels {
         Some(pixels) => {
             let style = slice_style(app);
             let dest = image_rect.translate(-rect.min.to_vec2());
@@ -265,6 +269,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
             if pixels.attention.is_some() && style.attention.is_some() {
                 colour_bar(app, &painter, rect);
             }
+            Vec::new()
         }
         None => {
             let msg = error.unwrap_or_else(|| "Loading slice…".into());
@@ -275,8 +280,9 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
                 FontId::proportional(16.0),
                 Color32::GRAY,
             );
+            vec![rect]
         }
-    }
+    };
 
     // Reading aids.
     let m = 8.0;
@@ -388,6 +394,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
             );
         }
     }
+    bare
 }
 
 fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pixels: Option<&SlicePixels>) -> String {
