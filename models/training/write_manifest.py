@@ -54,7 +54,7 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
     manifest = json.load(open(manifest_path))
     training = json.load(open(training_path))
     ev = json.load(open(evaluation_path))
-    manifest["version"] = "2.1.0"
+    manifest["version"] = "2.1.1"  # 2.1.0 was the same model before fast_graph.py
     # Rerunnable: the tissue model's own description is what comes before the extent's.
     manifest["architecture"] = manifest["architecture"].split("; then a brain extent")[0] + (
         "; then a brain extent: a 3D U-Net (three poolings, batch normalisation) over the whole volume at "
