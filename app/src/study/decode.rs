@@ -5,6 +5,8 @@
 //! extension, planar configuration, YBR and palette colour, the modality LUT — is done here
 //! so that every transfer syntax goes through one well-tested path.
 
+use std::io::{Read, Seek, SeekFrom};
+
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::PixelDecoder;
@@ -133,9 +135,11 @@ pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<Fram
 pub type FrameOutcome = std::result::Result<(), String>;
 
 /// Decodes the given frames of a file straight into `planes` (one per frame, each exactly one
-/// frame of values). Grey, uncompressed, little-endian 8- and 16-bit data (most CT and MR) goes
-/// from the file's pixel bytes to the plane through the modality LUT, with no buffer between;
-/// everything else is decoded as `decode_frames` does and copied. The outer error is the
+/// frame of values). Grey, uncompressed, little-endian 8- and 16-bit data (most CT and MR) is
+/// read from the file a frame at a time into a buffer the thread keeps, after the same length
+/// walk that guards the parser, and goes through the modality LUT into the plane (files the
+/// walk cannot place, through dicom-rs's parse of the file); everything else is decoded as
+/// `decode_frames` does and copied. The outer error is the
 /// file's (every frame failed); the inner ones are per frame.
 pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut [&mut [f32]]) -> Result<Vec<FrameOutcome>> {
     let layout = check_plausible(header)?;
@@ -146,6 +150,35 @@ pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut 
         && header.transfer_syntax != attrs::EXPLICIT_VR_BIG_ENDIAN;
     if !direct || frames.iter().any(|&f| f >= layout.frames) {
         return Ok(copy_into(decode_frames(header, frames)?, planes));
+    }
+    let pixels = layout.rows as usize * layout.columns as usize;
+    let convert = FrameConversion::new(&layout);
+    // Most files: the pixel bytes read straight from the file into a buffer kept by the thread.
+    if let Some((file, span)) = super::open::native_pixel_span(&header.path)? {
+        let unit = if layout.bits_allocated == 8 { 1 } else { 2 };
+        return Ok(frames
+            .iter()
+            .zip(planes.iter_mut())
+            .map(|(&frame, plane)| {
+                let lut = frame_lut(header, frame)?;
+                let (first, bytes) = (pixels * frame as usize * unit, pixels * unit);
+                if (first + bytes) as u64 > span.len {
+                    return Err(StudyError::PixelDataTooShort {
+                        expected: (first + bytes) as u64,
+                        actual: span.len,
+                    }
+                    .to_string());
+                }
+                FRAME_BYTES.with_borrow_mut(|buf| {
+                    buf.resize(bytes, 0);
+                    let mut f = &file;
+                    f.seek(SeekFrom::Start(span.offset + first as u64))
+                        .and_then(|_| f.read_exact(buf))
+                        .map_err(|e| format!("reading the pixel data: {e}"))?;
+                    convert.frame(&Stored::Bytes(buf), 0, pixels, lut, plane)
+                })
+            })
+            .collect());
     }
     let obj =
         open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
@@ -159,78 +192,107 @@ pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut 
         Some(dicom_core::PrimitiveValue::I16(words)) => Stored::SignedWords(words),
         _ => return Ok(copy_into(decode_frames(header, frames)?, planes)),
     };
-    let pixels = layout.rows as usize * layout.columns as usize;
-    let bits = u32::from(layout.bits_stored.clamp(1, layout.bits_allocated));
-    let mask: u32 = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
-    let sign_bit = 1u32 << (bits - 1);
-    let to_int = |raw: u32| -> i32 {
-        let v = raw & mask;
-        if layout.signed && v & sign_bit != 0 { v as i32 - (1i32 << bits) } else { v as i32 }
-    };
     Ok(frames
         .iter()
         .zip(planes.iter_mut())
-        .map(|(&frame, plane)| {
-            if plane.len() != pixels {
-                return Err(format!("a plane of {} values for a frame of {pixels}", plane.len()));
-            }
-            let lut = &header
-                .frames
-                .get(frame as usize)
-                .ok_or("no header for this frame")?
-                .modality_lut;
-            let start = pixels * frame as usize;
-            let short = |have: usize, unit: usize| {
-                StudyError::PixelDataTooShort {
-                    expected: ((start + pixels) * unit) as u64,
-                    actual: (have * unit) as u64,
-                }
-                .to_string()
-            };
-            // The modality LUT chosen once per frame, not per pixel: the loops below then
-            // compile to straight arithmetic (the same f64 operations as `ModalityLut::apply`,
-            // so the values are bit-identical).
-            let rescale = match lut {
-                ModalityLut::None => Some((1.0, 0.0)),
-                ModalityLut::Rescale(r) => Some((r.slope, r.intercept)),
-                ModalityLut::Table(_) => None,
-            };
-            let put = |out: &mut f32, v: i32| {
-                *out = match rescale {
-                    Some((slope, intercept)) => (f64::from(v) * slope + intercept) as f32,
-                    None => lut.apply(f64::from(v)) as f32,
-                };
-            };
-            match (&stored, layout.bits_allocated) {
-                (Stored::Bytes(b), 8) => {
-                    let s = b.get(start..start + pixels).ok_or_else(|| short(b.len(), 1))?;
-                    // As `native_samples` reads 8-bit data: the byte itself, no bit mask.
-                    for (out, &v) in plane.iter_mut().zip(s) {
-                        put(out, if layout.signed { i32::from(v as i8) } else { i32::from(v) });
-                    }
-                }
-                (Stored::Bytes(b), _) => {
-                    let s = b.get(start * 2..(start + pixels) * 2).ok_or_else(|| short(b.len() / 2, 2))?;
-                    for (out, c) in plane.iter_mut().zip(s.chunks_exact(2)) {
-                        put(out, to_int(u32::from(u16::from_le_bytes([c[0], c[1]]))));
-                    }
-                }
-                (Stored::Words(w), _) => {
-                    let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
-                    for (out, &v) in plane.iter_mut().zip(s) {
-                        put(out, to_int(u32::from(v)));
-                    }
-                }
-                (Stored::SignedWords(w), _) => {
-                    let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
-                    for (out, &v) in plane.iter_mut().zip(s) {
-                        put(out, to_int(u32::from(v as u16)));
-                    }
-                }
-            }
-            Ok(())
-        })
+        .map(|(&frame, plane)| convert.frame(&stored, pixels * frame as usize, pixels, frame_lut(header, frame)?, plane))
         .collect())
+}
+
+thread_local! {
+    /// One frame's pixel bytes: reused, so a volume's files do not each map fresh pages.
+    static FRAME_BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn frame_lut(header: &InstanceHeader, frame: u32) -> std::result::Result<&ModalityLut, String> {
+    Ok(&header
+        .frames
+        .get(frame as usize)
+        .ok_or("no header for this frame")?
+        .modality_lut)
+}
+
+/// Stored samples (grey, native, little endian) to modality values.
+struct FrameConversion {
+    bits_allocated: u16,
+    signed: bool,
+    bits: u32,
+    mask: u32,
+    sign_bit: u32,
+}
+
+impl FrameConversion {
+    fn new(layout: &PixelLayout) -> FrameConversion {
+        let bits = u32::from(layout.bits_stored.clamp(1, layout.bits_allocated));
+        FrameConversion {
+            bits_allocated: layout.bits_allocated,
+            signed: layout.signed,
+            bits,
+            mask: if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 },
+            sign_bit: 1u32 << (bits - 1),
+        }
+    }
+
+    /// Converts the frame whose first sample is `start` (in samples) into `plane`.
+    fn frame(&self, stored: &Stored, start: usize, pixels: usize, lut: &ModalityLut, plane: &mut [f32]) -> FrameOutcome {
+        if plane.len() != pixels {
+            return Err(format!("a plane of {} values for a frame of {pixels}", plane.len()));
+        }
+        let (mask, sign_bit, bits, signed) = (self.mask, self.sign_bit, self.bits, self.signed);
+        let to_int = |raw: u32| -> i32 {
+            let v = raw & mask;
+            if signed && v & sign_bit != 0 { v as i32 - (1i32 << bits) } else { v as i32 }
+        };
+        let short = |have: usize, unit: usize| {
+            StudyError::PixelDataTooShort {
+                expected: ((start + pixels) * unit) as u64,
+                actual: (have * unit) as u64,
+            }
+            .to_string()
+        };
+        // The modality LUT chosen once per frame, not per pixel: the loops below then
+        // compile to straight arithmetic (the same f64 operations as `ModalityLut::apply`,
+        // so the values are bit-identical).
+        let rescale = match lut {
+            ModalityLut::None => Some((1.0, 0.0)),
+            ModalityLut::Rescale(r) => Some((r.slope, r.intercept)),
+            ModalityLut::Table(_) => None,
+        };
+        let put = |out: &mut f32, v: i32| {
+            *out = match rescale {
+                Some((slope, intercept)) => (f64::from(v) * slope + intercept) as f32,
+                None => lut.apply(f64::from(v)) as f32,
+            };
+        };
+        match (stored, self.bits_allocated) {
+            (Stored::Bytes(b), 8) => {
+                let s = b.get(start..start + pixels).ok_or_else(|| short(b.len(), 1))?;
+                // As `native_samples` reads 8-bit data: the byte itself, no bit mask.
+                for (out, &v) in plane.iter_mut().zip(s) {
+                    put(out, if signed { i32::from(v as i8) } else { i32::from(v) });
+                }
+            }
+            (Stored::Bytes(b), _) => {
+                let s = b.get(start * 2..(start + pixels) * 2).ok_or_else(|| short(b.len() / 2, 2))?;
+                for (out, c) in plane.iter_mut().zip(s.chunks_exact(2)) {
+                    put(out, to_int(u32::from(u16::from_le_bytes([c[0], c[1]]))));
+                }
+            }
+            (Stored::Words(w), _) => {
+                let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
+                for (out, &v) in plane.iter_mut().zip(s) {
+                    put(out, to_int(u32::from(v)));
+                }
+            }
+            (Stored::SignedWords(w), _) => {
+                let s = w.get(start..start + pixels).ok_or_else(|| short(w.len(), 2))?;
+                for (out, &v) in plane.iter_mut().zip(s) {
+                    put(out, to_int(u32::from(v as u16)));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Stored pixel data as dicom-rs parsed it.

@@ -36,7 +36,24 @@ struct Walker<R> {
     check_pixels: bool,
     /// Walk on past the pixel data to the end of the file (for reads that do not stop there).
     whole: bool,
+    /// Where the reader is (kept here: asking a buffered file costs a system call).
+    at: u64,
+    /// The top-level pixel data's value, when it has a defined length.
+    pixel_data: Option<PixelSpan>,
+    /// A top-level float or double float pixel data element was seen.
+    float_pixels: bool,
 }
+
+/// Where a file's (top-level, defined-length) pixel data value lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PixelSpan {
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Values shorter than this are skipped by reading through the buffer, not by seeking (a seek
+/// empties a buffered reader's buffer and costs a system call).
+const SKIP_BY_READING: u32 = 16 << 10;
 
 fn lying(tag: (u16, u16), claimed: u64, remaining: u64) -> StudyError {
     StudyError::Parse(format!(
@@ -46,8 +63,22 @@ fn lying(tag: (u16, u16), claimed: u64, remaining: u64) -> StudyError {
 }
 
 impl<R: Read + Seek> Walker<R> {
+    fn new(reader: R, at: u64, meta_only: bool, check_pixels: bool, whole: bool) -> Walker<R> {
+        Walker {
+            reader,
+            meta_only,
+            transfer_syntax: None,
+            meta_end: None,
+            check_pixels,
+            whole,
+            at,
+            pixel_data: None,
+            float_pixels: false,
+        }
+    }
+
     fn pos(&mut self) -> Result<u64> {
-        Ok(self.reader.stream_position()?)
+        Ok(self.at)
     }
 
     fn read<const N: usize>(&mut self) -> Result<[u8; N]> {
@@ -55,7 +86,22 @@ impl<R: Read + Seek> Walker<R> {
         self.reader
             .read_exact(&mut b)
             .map_err(|_| StudyError::Parse("file ends inside an element header".into()))?;
+        self.at += N as u64;
         Ok(b)
+    }
+
+    /// Moves on `len` bytes (already checked against what remains).
+    fn advance(&mut self, len: u32) -> Result<()> {
+        if len <= SKIP_BY_READING {
+            let read = std::io::copy(&mut (&mut self.reader).take(u64::from(len)), &mut std::io::sink())?;
+            if read != u64::from(len) {
+                return Err(StudyError::Parse("file ends inside an element value".into()));
+            }
+        } else {
+            self.reader.seek(SeekFrom::Current(i64::from(len)))?;
+        }
+        self.at += u64::from(len);
+        Ok(())
     }
 
     fn u16(&mut self, e: Encoding) -> Result<u16> {
@@ -82,8 +128,7 @@ impl<R: Read + Seek> Walker<R> {
         if u64::from(len) > remaining {
             return Err(lying(tag, len.into(), remaining));
         }
-        self.reader.seek(SeekFrom::Current(i64::from(len)))?;
-        Ok(())
+        self.advance(len)
     }
 
     /// Walks elements until `limit`, an item delimiter (when `in_item`), or the pixel data.
@@ -114,6 +159,7 @@ impl<R: Read + Seek> Walker<R> {
             };
             if self.meta_only && depth == 0 && group_le != 0x0002 {
                 self.reader.seek(SeekFrom::Current(-2))?;
+                self.at -= 2;
                 return Ok(false);
             }
             let element = self.u16(enc)?;
@@ -166,7 +212,16 @@ impl<R: Read + Seek> Walker<R> {
             };
             // Only the top-level pixel data ends a header read; pixel data nested in an item
             // (icon images) is checked like any element, as dicom-rs reads on past it.
+            if depth == 0 && matches!(tag, (0x7FE0, 0x0008) | (0x7FE0, 0x0009)) {
+                self.float_pixels = true;
+            }
             if tag == PIXEL_DATA && depth == 0 {
+                if len != UNDEFINED {
+                    self.pixel_data = Some(PixelSpan {
+                        offset: self.at,
+                        len: u64::from(len),
+                    });
+                }
                 if !self.check_pixels {
                     return Ok(true);
                 }
@@ -192,6 +247,7 @@ impl<R: Read + Seek> Walker<R> {
                 self.reader
                     .read_exact(&mut uid)
                     .map_err(|_| StudyError::Parse("file ends inside the meta group".into()))?;
+                self.at += u64::from(len);
                 self.transfer_syntax = Some(String::from_utf8_lossy(&uid).trim_end_matches(['\0', ' ']).to_string());
                 continue;
             }
@@ -303,7 +359,7 @@ impl<R: Read + Seek> Walker<R> {
                         return Err(lying(ITEM, len.into(), remaining));
                     }
                     if fragments {
-                        self.reader.seek(SeekFrom::Current(i64::from(len)))?;
+                        self.advance(len)?;
                     } else {
                         let end = pos + u64::from(len);
                         self.elements(e, end, false, depth + 1)?;
@@ -374,15 +430,8 @@ pub fn encoding_of(transfer_syntax: &str) -> Option<Encoding> {
 pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, check_pixels: bool) -> Result<()> {
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
-    let mut walker = Walker {
-        reader,
-        meta_only: false,
-        transfer_syntax: None,
-        meta_end: None,
-        check_pixels,
-        // Bare files are read whole by the parser.
-        whole: true,
-    };
+    // Bare files are read whole by the parser.
+    let mut walker = Walker::new(reader, start, false, check_pixels, true);
     walker.elements(encoding, end, false, 0)?;
     Ok(())
 }
@@ -391,13 +440,20 @@ pub fn check<R: Read + Seek>(mut reader: R, start: u64, encoding: Encoding, chec
 /// in the encoding the meta group declares.
 /// `force` replaces the declared encoding (for files that declare one and use another).
 pub fn check_part10<R: Read + Seek>(reader: R, start: u64, force: Option<Encoding>, check_pixels: bool) -> Result<()> {
-    part10(reader, start, force, check_pixels, false)
+    part10(reader, start, force, check_pixels, false).map(|_| ())
 }
 
 /// As [`check_part10`], walking every byte to the end of the file (pixel data and whatever
 /// follows): for reads that do not stop at the pixel data.
 pub fn check_part10_whole<R: Read + Seek>(reader: R, start: u64, force: Option<Encoding>) -> Result<()> {
-    part10(reader, start, force, true, true)
+    part10(reader, start, force, true, true).map(|_| ())
+}
+
+/// As [`check_part10_whole`] in the declared encoding, and where the pixel data value lies:
+/// `None` when the file is deflated, has float pixel data, or no top-level pixel data of
+/// defined length (encapsulated), so that it must be read by the parser.
+pub fn pixel_span_part10<R: Read + Seek>(reader: R, start: u64) -> Result<Option<PixelSpan>> {
+    part10(reader, start, None, true, true)
 }
 
 fn part10<R: Read + Seek>(
@@ -406,21 +462,14 @@ fn part10<R: Read + Seek>(
     force: Option<Encoding>,
     check_pixels: bool,
     whole: bool,
-) -> Result<()> {
+) -> Result<Option<PixelSpan>> {
     let end = reader.seek(SeekFrom::End(0))?;
     reader.seek(SeekFrom::Start(start))?;
     let le = Encoding {
         explicit: true,
         big_endian: false,
     };
-    let mut walker = Walker {
-        reader,
-        meta_only: true,
-        transfer_syntax: None,
-        meta_end: None,
-        check_pixels,
-        whole,
-    };
+    let mut walker = Walker::new(reader, start, true, check_pixels, whole);
     walker.elements(le, end, false, 0)?;
     // The parser starts the data set where the group length says the meta group ends; a
     // length that disagrees with the meta elements would have it read bytes never checked.
@@ -449,24 +498,17 @@ fn part10<R: Read + Seek>(
             )));
         }
         let end = inflated.len() as u64;
-        let mut inner = Walker {
-            reader: std::io::Cursor::new(inflated),
-            meta_only: false,
-            transfer_syntax: None,
-            meta_end: None,
-            check_pixels,
-            whole,
-        };
+        let mut inner = Walker::new(std::io::Cursor::new(inflated), 0, false, check_pixels, whole);
         let le = Encoding {
             explicit: true,
             big_endian: false,
         };
         inner.elements(le, end, false, 0)?;
-        return Ok(());
+        return Ok(None);
     };
     walker.meta_only = false;
     walker.elements(encoding, end, false, 0)?;
-    Ok(())
+    Ok(walker.pixel_data.filter(|_| !walker.float_pixels))
 }
 
 #[cfg(test)]

@@ -77,6 +77,19 @@ fn parse_error(e: &dyn std::error::Error) -> StudyError {
     StudyError::Parse(super::error_chain(e))
 }
 
+/// A Part 10 file whose pixel data can be read as the bytes they are (native encoding, defined
+/// length, not deflated), checked by the same walk as `open_object`, with where they lie.
+/// `None` whenever the parser must read the file instead (any doubt included: it reports
+/// the errors).
+pub fn native_pixel_span(path: &Path) -> Result<Option<(File, lengths::PixelSpan)>> {
+    let file = File::open(path)?;
+    let mut head = [0u8; 132];
+    if (&file).read_exact(&mut head).is_err() || &head[128..132] != b"DICM" {
+        return Ok(None);
+    }
+    Ok(lengths::pixel_span_part10(BufReader::new(&file), 132).ok().flatten().map(|span| (file, span)))
+}
+
 /// Opens a DICOM file. `Ok(None)` when the file is not DICOM at all.
 pub fn open_object(path: &Path, extent: Extent) -> Result<Option<DefaultDicomObject>> {
     let check_pixels = extent == Extent::WithPixels;
