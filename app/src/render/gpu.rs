@@ -286,23 +286,8 @@ impl SliceRenderer {
         }
         let Some(stamp) = target.stamp(size) else { return false };
         let picture = self.present.picture(device, target.picture.take(), stamp);
-        {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: Some("focal view picture"),
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: picture.view(),
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        // The letterbox is black, as the window's and the exports' background.
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                ..Default::default()
-            });
-            self.draw_slice(&mut pass, target);
-        }
+        // The letterbox is black, as the window's and the exports' background.
+        self.draw_slice(&mut black_pass(encoder, picture.view(), "focal view picture"), target);
         target.picture = Some(picture);
         true
     }
@@ -333,6 +318,23 @@ impl SliceRenderer {
             pass.draw(0..4, 0..1);
         }
     }
+}
+
+/// A render pass into `view`, cleared to black first.
+pub(super) fn black_pass<'a>(encoder: &'a mut wgpu::CommandEncoder, view: &'a wgpu::TextureView, label: &'static str) -> wgpu::RenderPass<'a> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some(label),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        ..Default::default()
+    })
 }
 
 /// A pipeline drawing one quad (four vertices, no vertex buffers) with `vs_main` and
