@@ -90,9 +90,7 @@ impl Presenter {
 
     /// Fills the pass's viewport with black.
     pub fn draw_black(&self, pass: &mut wgpu::RenderPass<'_>) {
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.black, &[]);
-        pass.draw(0..4, 0..1);
+        self.copy(pass, &self.black);
     }
 
     /// A picture for `stamp`, reusing `old`'s texture when it has the same size.
@@ -117,8 +115,13 @@ impl Presenter {
     /// Copies `picture` over the pass's viewport.
     pub fn draw(&self, pass: &mut wgpu::RenderPass<'_>, picture: &Picture) {
         debug_assert_eq!(picture.texture.width(), picture.stamp.size[0]);
+        self.copy(pass, &picture.bind_group);
+    }
+
+    /// Copies the picture bound in `bind_group` over the pass's viewport.
+    fn copy(&self, pass: &mut wgpu::RenderPass<'_>, bind_group: &wgpu::BindGroup) {
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &picture.bind_group, &[]);
+        pass.set_bind_group(0, bind_group, &[]);
         pass.draw(0..4, 0..1);
     }
 }

@@ -38,11 +38,15 @@ pub fn is_part10(path: &Path) -> bool {
 }
 
 fn signature(path: &Path) -> std::io::Result<Signature> {
+    signature_of(&mut File::open(path)?)
+}
+
+/// The signature of what `reader` holds from its start; a Part 10 file is left just after "DICM".
+fn signature_of(reader: &mut impl Read) -> std::io::Result<Signature> {
     let mut head = [0u8; 132];
-    let mut file = File::open(path)?;
     let mut filled = 0;
     while filled < head.len() {
-        match file.read(&mut head[filled..])? {
+        match reader.read(&mut head[filled..])? {
             0 => break,
             n => filled += n,
         }
@@ -83,8 +87,7 @@ fn parse_error(e: &dyn std::error::Error) -> StudyError {
 /// the errors).
 pub fn native_pixel_span(path: &Path) -> Result<Option<(File, lengths::PixelSpan)>> {
     let file = File::open(path)?;
-    let mut head = [0u8; 132];
-    if (&file).read_exact(&mut head).is_err() || &head[128..132] != b"DICM" {
+    if signature_of(&mut &file)? != Signature::Part10 {
         return Ok(None);
     }
     Ok(lengths::pixel_span_part10(BufReader::new(&file), 132).ok().flatten().map(|span| (file, span)))
