@@ -204,6 +204,24 @@ fn a_wrong_brain_extent_model_is_refused_naming_it() {
     write_json(&path, &m);
     let err = Manifest::load(&path).err().expect("refused").to_string();
     assert!(err.contains("brain_extent") && err.contains("extent"), "{err}");
+
+    // The fluid-rim step without its setting, or with a depth that is no depth.
+    let (path, mut m) = copy_model(tmp.path());
+    m.as_object_mut().expect("object").remove("fluid_rim");
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("fluid_rim") && err.contains("section"), "{err}");
+    let (path, mut m) = copy_model(tmp.path());
+    m["fluid_rim"]["depth_mm"] = serde_json::json!(-3.0);
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("depth_mm -3"), "{err}");
+    // A step this build does not know is named.
+    let (path, mut m) = copy_model(tmp.path());
+    m["postprocess"] = serde_json::json!(["brain_extent", "skull_strip"]);
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("\"skull_strip\""), "{err}");
 }
 
 /// The error message of a model that must be refused.
@@ -353,6 +371,11 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(steps[0]["step"], "brain_extent", "{steps:?}");
     assert!(steps[0]["removed_ml"].as_f64().expect("removed") > 100.0, "{steps:?}");
     assert!(stdout.contains("post-processing: brain extent"), "{stdout}");
+    // Then the fluid rim (extra-axial CSF and dura at the brain's surface) goes, and says so.
+    assert_eq!(steps[1]["step"], "fluid_rim", "{steps:?}");
+    let rim = steps[1]["removed_ml"].as_f64().expect("removed");
+    assert!((20.0..400.0).contains(&rim), "fluid rim removed {rim:.0} mL: {steps:?}");
+    assert!(stdout.contains("fluid rim:"), "{stdout}");
     let brain: f64 = ["CSF", "grey matter", "white matter"].iter().map(|n| ml(n)).sum();
     assert!((1400.0..2100.0).contains(&brain), "labelled brain {brain:.0} mL (mask 1,737 mL)");
     let conf = summary["mean_confidence"].as_f64().expect("confidence");

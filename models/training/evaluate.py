@@ -9,8 +9,10 @@ axial: rows posterior-ward, columns patient-left-ward) and preprocessed exactly 
 does (models/brain-tissue.json): each slot's slice and its neighbours, normalised together.
 
 With the brain-extent model (model 2.1, mask3d.py) as a fourth argument, labels go through
-the manifest's "brain_extent" step (p(brain) >= 0.5 from the 3D model) before the largest
-component, as the app does; each result then also has a "*_tissue_model_only" twin without it.
+the manifest's "brain_extent" step (p(brain) >= 0.5 from the 3D model) and "fluid_rim" step
+(model 2.2: fluid-class voxels at the brain's surface) before the largest component, as the
+app does; each result then also has a "*_tissue_model_only" twin without either and a
+"*_without_fluid_rim" twin with the extent alone.
 
 usage: evaluate.py ../brain-tissue.onnx ../../assets/sample-study OUT_JSON [../brain-extent.onnx]
 """
@@ -32,6 +34,7 @@ from common import CONTEXT, ITK, LABELS, MRICRON, SLOTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HALF = CONTEXT // 2
+FLUID_RIM_MM = 5.0  # the manifest's fluid_rim depth_mm
 
 
 def percentile_scale(values, q=99.5):
@@ -66,12 +69,33 @@ def ras(vol):
     return np.ascontiguousarray(vol.transpose(2, 1, 0)[::-1, ::-1, :])
 
 
+def trim_fluid_rim(img, lab, spacing, depth_mm=FLUID_RIM_MM):
+    """The manifest's "fluid_rim" (app/src/inference/postprocess.rs): the labelled voxels'
+    values in three k-means classes; the class whose centre is farthest from their median is
+    fluid (dark CSF on T1, bright on T2); fluid-class voxels within depth_mm of the labelled
+    region's edge that connect through such voxels to an unlabelled voxel become background.
+    spacing: (slice, row, column) mm of [z, rows, cols] arrays."""
+    pred = lab > 0
+    values = img[pred].astype(np.float64)
+    if values.size < 64:
+        return lab
+    _, c = kmeans3(values)
+    fluid = int(np.argmax(np.abs(c - np.median(values))))
+    is_fluid = np.argmin(np.abs(img[..., None].astype(np.float64) - c), -1) == fluid
+    depth = ndimage.distance_transform_edt(pred, sampling=spacing)
+    cand = pred & is_fluid & (depth <= depth_mm)
+    comp, _ = ndimage.label(cand)
+    ids = np.unique(comp[ndimage.binary_dilation(~pred) & cand])
+    return np.where(np.isin(comp, ids[ids > 0]), 0, lab)
+
+
 class Model:
-    def __init__(self, path, threads=2, extent=None):
+    def __init__(self, path, threads=2, extent=None, fluid_rim=True):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         self.extent = extent  # mask3d.Extent or None
+        self.fluid_rim = fluid_rim  # the "fluid_rim" step after the extent (model 2.2)
 
     def run(self, x):
         """x: [N, C, H, W]; returns probs [N,4,H,W], attention [N,H,W], modality [N,S,H,W]."""
@@ -95,6 +119,8 @@ class Model:
         if clean and extent and self.extent is not None:
             brain = self.extent.probability(ras(slot_volumes[0]), (1.0, 1.0, dz))
             lab = np.where(dicom_axial(brain)[ks] >= 0.5, lab, 0)
+            if self.fluid_rim:
+                lab = trim_fluid_rim(slot_volumes[0][ks], lab, (dz, 1.0, 1.0))
         return (largest_component(lab) if clean else lab), a, m, p
 
 
@@ -246,10 +272,16 @@ def main():
     results = {"held_out": "Colin27 (mricron-data) and the ITK examples' T1 head (insighttoolkit5-examples)"}
 
     def tissue_only(name, vols, mask, voxel_ml, dz):
-        """The same without the brain extent (the tissue model and the largest component)."""
+        """The same without the brain extent (the tissue model and the largest component), and
+        with the extent but without the fluid rim (model 2.1's pipeline)."""
         if model.extent is not None:
             lab0 = model.volume(vols, dz=dz, extent=False)[0]
             results[name + "_tissue_model_only"] = brain_metrics(lab0, mask, voxel_ml)
+            if model.fluid_rim:
+                model.fluid_rim = False
+                lab1 = model.volume(vols, dz=dz)[0]
+                model.fluid_rim = True
+                results[name + "_without_fluid_rim"] = brain_metrics(lab1, mask, voxel_ml)
 
     # 1. The bundled sample study's geometry: every other axial slice (2 mm), whole head.
     ks = list(range(0, len(ch2), 2))

@@ -5,6 +5,8 @@ usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/eval
        write_manifest.py --extent ../brain-tissue.json ../brain-extent.onnx TRAINING_JSON EVALUATION_JSON
          (model 2.1: adds the brain-extent model and its post-processing step to the manifest;
           EVALUATION_JSON is evaluate.py's output with the extent)
+       write_manifest.py --fluid-rim ../brain-tissue.json EVALUATION_JSON
+         (model 2.2: adds the fluid-rim step between the extent and the largest component)
 """
 import hashlib
 import json
@@ -96,9 +98,44 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
     print(f"wrote {manifest_path}")
 
 
+def add_fluid_rim(manifest_path, evaluation_path):
+    """Version 2.2: the same two models with the fluid rim between the extent and the largest
+    component (evaluate.py's trim_fluid_rim; EVALUATION_JSON is evaluate.py's output with it)."""
+    from evaluate import FLUID_RIM_MM
+
+    manifest = json.load(open(manifest_path))
+    ev = json.load(open(evaluation_path))
+    manifest["version"] = "2.2.0"
+    rim = (f"; then a fluid rim: voxels of the scan's fluid intensity class (three k-means classes of the labelled "
+           f"values, the one farthest from their median) within {FLUID_RIM_MM:g} mm of the brain's surface and "
+           "connected to the outside set to background")
+    manifest["architecture"] = manifest["architecture"].split("; then a fluid rim")[0] + rim
+    manifest["fluid_rim"] = {
+        "depth_mm": FLUID_RIM_MM,
+        "description": "Labelled voxels whose value belongs to the fluid intensity class (1D k-means of the labelled "
+                       "values in three classes, started at their 15th, 50th and 85th percentiles; the class whose "
+                       "centre is farthest from their median: dark CSF on T1 and FLAIR, bright on T2), lying within "
+                       f"depth_mm of the labelled region's edge (Euclidean, in mm) and connected through such voxels "
+                       "to an unlabelled voxel, become background: the extra-axial CSF and dura that brain masks "
+                       "leave out and the tissue model labels as grey matter. Sulci and ventricles deeper than "
+                       "depth_mm stay.",
+    }
+    manifest["postprocess"] = ["brain_extent", "fluid_rim", "largest_component"]
+    rim_limit = ("The fluid rim assumes the scan's labelled values fall into fluid, grey and white matter classes; on "
+                 "a contrast where grey matter is the outlying class it would trim cortex, and brain masks that "
+                 "include the extra-axial CSF (the ITK example head's) count what it removes as missed.")
+    manifest["limits"] = [l for l in manifest.get("limits", []) if not l.startswith("The fluid rim")] + [rim_limit]
+    manifest["metrics"] = finite(ev)
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=1, allow_nan=False)
+    print(f"wrote {manifest_path}")
+
+
 def main():
     if sys.argv[1] == "--extent":
         return add_extent(*sys.argv[2:6])
+    if sys.argv[1] == "--fluid-rim":
+        return add_fluid_rim(*sys.argv[2:4])
     onnx_path, training_path, evaluation_path = sys.argv[1:4]
     training = json.load(open(training_path))
     # A fine-tuning run started from the weights of an earlier run, whose training.json lies beside them.

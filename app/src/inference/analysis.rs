@@ -109,6 +109,9 @@ impl PostprocessStep {
             "brain_extent" => {
                 format!("brain extent (3D model): {ml:.0} mL labelled where it found no brain set to background")
             }
+            "fluid_rim" => {
+                format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background")
+            }
             "largest_component" => {
                 format!("largest connected object kept: {ml:.0} mL in islands apart from it set to background")
             }
@@ -244,6 +247,15 @@ pub fn analyze_volumes(
                 model_seconds += t.elapsed().as_secs_f64();
                 let threshold = engine.manifest.extent.as_ref().map_or(0.5, |e| e.threshold);
                 super::extent::apply(&mut labels, &brain, threshold)
+            }
+            "fluid_rim" => {
+                let Some(rim) = engine.manifest.fluid_rim.as_ref() else {
+                    continue;
+                };
+                if volume.channels != 1 {
+                    continue;
+                }
+                super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm)
             }
             "largest_component" => super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]),
             _ => continue,

@@ -38,12 +38,15 @@ pub struct Manifest {
     #[serde(default)]
     pub limits: Vec<String>,
     /// Steps applied to the label volume after the model, in order: "brain_extent" (needs
-    /// `extent`) and "largest_component".
+    /// `extent`), "fluid_rim" (needs `fluid_rim`) and "largest_component".
     #[serde(default)]
     pub postprocess: Vec<String>,
     /// A second model that gives p(brain) over the whole volume (the "brain_extent" step).
     #[serde(default)]
     pub extent: Option<ExtentSpec>,
+    /// The "fluid_rim" step's setting.
+    #[serde(default)]
+    pub fluid_rim: Option<FluidRimSpec>,
     /// Folder the manifest was read from (model paths are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -100,6 +103,18 @@ pub struct ExtentSpec {
     #[serde(default)]
     pub description: Option<String>,
 }
+
+/// The "fluid_rim" step: fluid-class voxels within `depth_mm` of the labelled brain's surface
+/// become background (`postprocess::trim_fluid_rim`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FluidRimSpec {
+    pub depth_mm: f64,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The post-processing steps this build can apply.
+pub const POSTPROCESS_STEPS: [&str; 3] = ["brain_extent", "fluid_rim", "largest_component"];
 
 #[cfg(test)]
 impl ExtentSpec {
@@ -167,9 +182,20 @@ impl Manifest {
         if let Some(step) = m
             .postprocess
             .iter()
-            .find(|p| !["largest_component", "brain_extent"].contains(&p.as_str()))
+            .find(|p| !POSTPROCESS_STEPS.contains(&p.as_str()))
         {
-            return Err(bad(format!("unknown post-processing step {step:?}")));
+            return Err(bad(format!(
+                "unknown post-processing step {step:?} (this Focal applies {POSTPROCESS_STEPS:?})"
+            )));
+        }
+        if m.postprocess.iter().any(|p| p == "fluid_rim") {
+            match &m.fluid_rim {
+                None => return Err(bad("post-processing step \"fluid_rim\" needs a \"fluid_rim\" section".into())),
+                Some(f) if !(f.depth_mm.is_finite() && f.depth_mm > 0.0 && f.depth_mm <= 20.0) => {
+                    return Err(bad(format!("fluid_rim: depth_mm {} (above 0, at most 20)", f.depth_mm)));
+                }
+                Some(_) => {}
+            }
         }
         if m.uses_extent() && m.extent.is_none() {
             return Err(bad(
