@@ -194,9 +194,13 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
         "Series in slot second",
         "second weight",
         "Evidence map of slice 45",
+        "Post-processing: fluid rim:",
+        "Held-out results (sample_study_whole_head_2mm)",
     ] {
         assert!(text.contains(needle), "{needle:?} not in the report: {text}");
     }
+    // The report gives the shipped pipeline's held-out results, not the card's ablations.
+    assert!(!text.contains("without_fluid_rim") && !text.contains("tissue_model_only"), "{text}");
 }
 
 /// Series of another patient, another frame of reference or another place are refused

@@ -556,7 +556,9 @@ fn report_content(
     ];
     limits.extend(manifest.limits.iter().cloned());
     if let Some(serde_json::Value::Object(groups)) = &manifest.metrics {
-        for (group, values) in groups {
+        // The pipeline as shipped: the card compares it with its parts (the "without" twins).
+        let ablation = |g: &str| ["_tissue_model_only", "_without_fluid_rim", "_without_postprocessing"].iter().any(|s| g.ends_with(s));
+        for (group, values) in groups.iter().filter(|(g, _)| !ablation(g)) {
             if let serde_json::Value::Object(values) = values {
                 // The brain-mask agreement of each held-out case (the card has the rest).
                 let parts: Vec<String> = values
