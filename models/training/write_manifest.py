@@ -49,6 +49,16 @@ def finite(v):
     return v
 
 
+def save_with(manifest, manifest_path, evaluation, limit_prefix, limit):
+    """Writes the manifest with `evaluation` as its metrics and `limit` in place of the limit
+    that starts with `limit_prefix` (so a step's script can be rerun)."""
+    manifest["limits"] = [l for l in manifest.get("limits", []) if not l.startswith(limit_prefix)] + [limit]
+    manifest["metrics"] = finite(evaluation)
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f, indent=1, allow_nan=False)
+    print(f"wrote {manifest_path}")
+
+
 def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
     """Version 2.1: the same tissue model with the brain extent before the largest component."""
     from mask3d import FINE, PERCENTILE, SIZE_MULTIPLE, SPACING, THRESHOLD
@@ -91,11 +101,7 @@ def add_extent(manifest_path, onnx_path, training_path, evaluation_path):
     extent_limit = ("The brain extent takes each volume axis as the patient axis nearest it and was trained with up to "
                     "17 degrees of rotation; more oblique stacks, and heads cut off by the field of view, can lose brain "
                     "at the edges.")
-    manifest["limits"] = [l for l in manifest.get("limits", []) if not l.startswith("The brain extent")] + [extent_limit]
-    manifest["metrics"] = finite(ev)
-    with open(manifest_path, "w") as f:
-        json.dump(manifest, f, indent=1, allow_nan=False)
-    print(f"wrote {manifest_path}")
+    save_with(manifest, manifest_path, ev, "The brain extent", extent_limit)
 
 
 def add_fluid_rim(manifest_path, evaluation_path):
@@ -124,11 +130,7 @@ def add_fluid_rim(manifest_path, evaluation_path):
     rim_limit = ("The fluid rim assumes the scan's labelled values fall into fluid, grey and white matter classes; on "
                  "a contrast where grey matter is the outlying class it would trim cortex, and brain masks that "
                  "include the extra-axial CSF (the ITK example head's) count what it removes as missed.")
-    manifest["limits"] = [l for l in manifest.get("limits", []) if not l.startswith("The fluid rim")] + [rim_limit]
-    manifest["metrics"] = finite(ev)
-    with open(manifest_path, "w") as f:
-        json.dump(manifest, f, indent=1, allow_nan=False)
-    print(f"wrote {manifest_path}")
+    save_with(manifest, manifest_path, ev, "The fluid rim", rim_limit)
 
 
 def main():
