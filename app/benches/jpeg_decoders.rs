@@ -52,8 +52,15 @@ fn with_jpeg_decoder(data: &[u8]) -> Option<Vec<u8>> {
     jpeg_decoder::Decoder::new(data).decode().ok()
 }
 
+/// As Focal decodes them (`study/decode.rs`): grey frames as one sample per pixel (zune-jpeg's
+/// default output is RGB), colour as RGB.
 fn with_zune(data: &[u8]) -> Option<Vec<u8>> {
-    zune_jpeg::JpegDecoder::new(zune_jpeg::zune_core::bytestream::ZCursor::new(data)).decode().ok()
+    use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let mut probe = zune_jpeg::JpegDecoder::new(ZCursor::new(data));
+    probe.decode_headers().ok()?;
+    let out = if probe.info()?.components == 1 { ColorSpace::Luma } else { ColorSpace::RGB };
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(out);
+    zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(data), options).decode().ok()
 }
 
 fn main() {

@@ -22,18 +22,36 @@ impl Drop for Reaped {
 struct Xvfb {
     display: u32,
     _server: Reaped,
+    /// Xvfb's standard output, where it said its display number; kept open while it runs.
+    _announce: std::process::ChildStdout,
 }
 
 impl Xvfb {
+    /// Xvfb picks a free display itself and writes its number when it accepts connections
+    /// (`-displayfd`): tests running at once in one process never share a server (with numbers
+    /// chosen here, two tests could pick the same one and the first to finish closed the
+    /// other's display).
     fn start() -> Xvfb {
-        let display = free_display();
-        let xvfb = Command::new("Xvfb")
-            .args([&format!(":{display}"), "-screen", "0", "1400x900x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        let mut xvfb = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", "1400x900x24", "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (apt package xvfb; scripts/setup.sh installs it)");
+        let mut announce = xvfb.stdout.take().expect("Xvfb's stdout");
         let server = Reaped(xvfb);
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while let Ok(1) = std::io::Read::read(&mut announce, &mut byte) {
+            if byte[0] == b'\n' {
+                break;
+            }
+            line.push(byte[0]);
+        }
+        let display: u32 = String::from_utf8_lossy(&line)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb did not say its display: {line:?}"));
         let socket = PathBuf::from(format!("/tmp/.X11-unix/X{display}"));
         let started = Instant::now();
         while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
@@ -43,6 +61,7 @@ impl Xvfb {
         Xvfb {
             display,
             _server: server,
+            _announce: announce,
         }
     }
 
@@ -71,15 +90,6 @@ impl Xvfb {
             .status()
             .is_ok_and(|s| s.success())
     }
-}
-
-fn free_display() -> u32 {
-    (0..200)
-        .map(|k| 100 + (std::process::id() + k) % 400)
-        .find(|n| {
-            !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() && !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-        })
-        .expect("a free X display number")
 }
 
 struct Shot {
