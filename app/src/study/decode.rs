@@ -117,7 +117,13 @@ pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<Fram
         "PALETTE COLOR" if layout.samples_per_pixel == 1 => Some(super::palette::Palette::read(&obj)?),
         _ => None,
     };
+    let grey = matches!(source, PixelSource::Encapsulated) && is_grey(layout);
     let one = |&frame: &u32| {
+        if grey {
+            let mut values = vec![0f32; layout.rows as usize * layout.columns as usize];
+            grey_frame_into(&obj, header, layout, frame, &mut values)?;
+            return Ok(FrameValues { channels: 1, values });
+        }
         let raw = source.frame(&obj, layout, frame)?;
         to_values(&raw, palette.as_ref(), header, layout, frame)
     };
@@ -143,6 +149,20 @@ pub type FrameOutcome = std::result::Result<(), String>;
 /// file's (every frame failed); the inner ones are per frame.
 pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut [&mut [f32]]) -> Result<Vec<FrameOutcome>> {
     let layout = check_plausible(header)?;
+    if is_grey(layout) && !is_native(&header.transfer_syntax) && frames.iter().all(|&f| f < layout.frames) {
+        // Compressed grey frames (JPEG, JPEG-LS, JPEG 2000, RLE): decompressed and converted
+        // straight into their planes, in parallel within a multi-frame file.
+        let obj =
+            open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
+        if obj.get(tags::PIXEL_DATA).is_some_and(|e| e.value().fragments().is_some()) {
+            use rayon::prelude::*;
+            return Ok(frames
+                .par_iter()
+                .zip(planes.par_iter_mut())
+                .map(|(&frame, plane)| grey_frame_into(&obj, header, layout, frame, plane).map_err(|e| e.to_string()))
+                .collect());
+        }
+    }
     let direct = layout.samples_per_pixel == 1
         && matches!(layout.photometric.as_str(), "MONOCHROME1" | "MONOCHROME2")
         && matches!(layout.bits_allocated, 8 | 16)
@@ -292,6 +312,48 @@ impl FrameConversion {
             }
         }
         Ok(())
+    }
+}
+
+/// One sample per pixel through the modality LUT (no palette, no colour).
+fn is_grey(layout: &PixelLayout) -> bool {
+    layout.samples_per_pixel == 1 && matches!(layout.photometric.as_str(), "MONOCHROME1" | "MONOCHROME2")
+}
+
+/// A compressed grey frame decompressed and converted into `plane` without intermediate
+/// samples (8- and 16-bit decoder output; other widths through the general path).
+fn grey_frame_into(
+    obj: &DefaultDicomObject,
+    header: &InstanceHeader,
+    layout: &PixelLayout,
+    frame: u32,
+    plane: &mut [f32],
+) -> Result<()> {
+    let pixels = layout.rows as usize * layout.columns as usize;
+    let (bytes, bits) = decompress(obj, layout, frame)?;
+    let expected = pixels * (bits as usize).div_ceil(8);
+    if bytes.len() < expected {
+        return Err(StudyError::WrongFrameSize {
+            frame,
+            expected,
+            actual: bytes.len(),
+        });
+    }
+    let mut l = layout.clone();
+    l.bits_allocated = bits;
+    l.frames = 1;
+    let lut = frame_lut(header, frame).map_err(|e| StudyError::Decode(e.to_string()))?;
+    if matches!(bits, 8 | 16) {
+        return FrameConversion::new(&l)
+            .frame(&Stored::Bytes(&bytes), 0, pixels, lut, plane)
+            .map_err(StudyError::Decode);
+    }
+    let raw = RawFrame::Ints(native_samples(&bytes, &l, 0)?);
+    let values = to_values(&raw, None, header, layout, frame)?;
+    match copy_into(vec![values], &mut [plane]).pop() {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(StudyError::Decode(e)),
+        None => Err(StudyError::NoPixelData),
     }
 }
 
@@ -487,8 +549,7 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
         }
     })?;
     let bits = decoded.bits_allocated();
-    let data = decoded.data().to_vec();
-    Ok((data, bits))
+    Ok((decoded.into_data(), bits))
 }
 
 /// An 8-bit DCT JPEG frame decoded by zune-jpeg (2.5× jpeg-decoder's speed on the corpus,
