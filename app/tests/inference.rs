@@ -376,6 +376,10 @@ fn analyze_the_sample_study_end_to_end() {
     let rim = steps[1]["removed_ml"].as_f64().expect("removed");
     assert!((20.0..400.0).contains(&rim), "fluid rim removed {rim:.0} mL: {steps:?}");
     assert!(stdout.contains("fluid rim:"), "{stdout}");
+    // It says which values it took for fluid: on this T1 head, the darkest class.
+    let detail = steps[1]["detail"].as_str().expect("fluid class");
+    assert!(detail.starts_with("values below") && detail.contains("the darkest of three classes"), "{detail}");
+    assert!(stdout.contains("; fluid = values below"), "{stdout}");
     let brain: f64 = ["CSF", "grey matter", "white matter"].iter().map(|n| ml(n)).sum();
     assert!((1400.0..2100.0).contains(&brain), "labelled brain {brain:.0} mL (mask 1,737 mL)");
     let conf = summary["mean_confidence"].as_f64().expect("confidence");

@@ -98,6 +98,9 @@ pub struct Insights {
 pub struct PostprocessStep {
     pub step: String,
     pub removed_ml: f64,
+    /// What the step decided on this series (the fluid rim: which values were fluid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl PostprocessStep {
@@ -110,7 +113,8 @@ impl PostprocessStep {
                 format!("brain extent (3D model): {ml:.0} mL labelled where it found no brain set to background")
             }
             "fluid_rim" => {
-                format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background")
+                let fluid = self.detail.as_ref().map(|d| format!("; fluid = {d}")).unwrap_or_default();
+                format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}")
             }
             "largest_component" => {
                 format!("largest connected object kept: {ml:.0} mL in islands apart from it set to background")
@@ -238,6 +242,7 @@ pub fn analyze_volumes(
         if cancel.load(Ordering::Relaxed) {
             return Err(InferenceError::Cancelled);
         }
+        let mut detail = None;
         let removed = match step.as_str() {
             "brain_extent" => {
                 let t = Instant::now();
@@ -255,7 +260,10 @@ pub fn analyze_volumes(
                 if volume.channels != 1 {
                     continue;
                 }
-                super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm)
+                let (removed, class) =
+                    super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm);
+                detail = class.map(|c| c.describe());
+                removed
             }
             "largest_component" => super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]),
             _ => continue,
@@ -264,6 +272,7 @@ pub fn analyze_volumes(
         postprocess.push(PostprocessStep {
             step,
             removed_ml: removed as f64 * voxel_ml,
+            detail,
         });
     }
     let summary = summarise(

@@ -73,13 +73,20 @@ pub fn keep_largest_component(labels: &mut [u8], [c, r, s]: [usize; 3]) -> usize
 /// Fluid-class voxels within `depth_mm` of the labelled region's edge (Euclidean, in mm with
 /// the voxel `spacing`) are removed where they connect, through such voxels, to an unlabelled
 /// voxel: sulci and ventricles deeper inside stay. Returns how many voxels were set to
-/// background. `dims` = [columns, rows, slices], `spacing` = [column step, row step, slice
-/// step] in mm.
-pub fn trim_fluid_rim(labels: &mut [u8], values: &[f32], dims: [usize; 3], spacing: [f64; 3], depth_mm: f64) -> usize {
+/// background and which values counted as fluid (None when there were too few labelled
+/// voxels to tell). `dims` = [columns, rows, slices], `spacing` = [column step, row step,
+/// slice step] in mm.
+pub fn trim_fluid_rim(
+    labels: &mut [u8],
+    values: &[f32],
+    dims: [usize; 3],
+    spacing: [f64; 3],
+    depth_mm: f64,
+) -> (usize, Option<FluidClass>) {
     let [c, r, s] = dims;
     let n = c * r * s;
     if labels.len() != n || values.len() != n || n == 0 || !(depth_mm > 0.0) {
-        return 0;
+        return (0, None);
     }
     let mut inside: Vec<f64> = labels
         .iter()
@@ -88,7 +95,7 @@ pub fn trim_fluid_rim(labels: &mut [u8], values: &[f32], dims: [usize; 3], spaci
         .map(|(_, v)| f64::from(*v))
         .collect();
     if inside.len() < 64 {
-        return 0;
+        return (0, None);
     }
     inside.sort_unstable_by(f64::total_cmp);
     let centres = kmeans3_sorted(&inside);
@@ -149,7 +156,29 @@ pub fn trim_fluid_rim(labels: &mut [u8], values: &[f32], dims: [usize; 3], spaci
             count += 1;
         }
     }
-    count
+    (count, Some(FluidClass { centres, fluid }))
+}
+
+/// The three intensity classes of a fluid-rim step and which one was fluid, so a reader can
+/// see which values were taken for CSF.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FluidClass {
+    pub centres: [f64; 3],
+    pub fluid: usize,
+}
+
+impl FluidClass {
+    /// "values below 63.1 (the darkest of three classes: 43.9, 82.2, 108.5)".
+    pub fn describe(&self) -> String {
+        let [a, b, c] = self.centres;
+        let (lo, hi) = ((a + b) / 2.0, (b + c) / 2.0);
+        let range = match self.fluid {
+            0 => format!("values below {lo:.1} (the darkest"),
+            2 => format!("values above {hi:.1} (the brightest"),
+            _ => format!("values from {lo:.1} to {hi:.1} (the middle"),
+        };
+        format!("{range} of three classes: {a:.1}, {b:.1}, {c:.1})")
+    }
 }
 
 /// The q-th percentile of sorted values, interpolated linearly between neighbours (numpy's
@@ -329,7 +358,11 @@ mod tests {
         for fluid in [25.0, 160.0] {
             let (mut labels, values, dims, spacing, at) = fluid_head(fluid);
             let before: Vec<u8> = labels.clone();
-            let removed = trim_fluid_rim(&mut labels, &values, dims, spacing, 5.0);
+            let (removed, class) = trim_fluid_rim(&mut labels, &values, dims, spacing, 5.0);
+            let class = class.expect("enough labelled voxels");
+            let expected = if fluid < 50.0 { 0 } else { 2 };
+            assert_eq!(class.fluid, expected, "fluid {fluid}: {class:?}");
+            assert!(class.describe().starts_with(if expected == 0 { "values below" } else { "values above" }));
             let rim = (0..labels.len())
                 .filter(|&i| before[i] != 0 && (values[i] - fluid).abs() <= 2.0 && labels[i] == 0)
                 .count();
