@@ -85,7 +85,7 @@ pub fn trim_fluid_rim(
 ) -> (usize, Option<FluidClass>) {
     let [c, r, s] = dims;
     let n = c * r * s;
-    if labels.len() != n || values.len() != n || n == 0 || !(depth_mm > 0.0) {
+    if labels.len() != n || values.len() != n || n == 0 || depth_mm.is_nan() || depth_mm <= 0.0 {
         return (0, None);
     }
     let mut inside: Vec<f64> = labels
@@ -323,6 +323,7 @@ mod tests {
     /// A ball of "parenchyma" (radius 9 voxels: white matter 100 inside radius 6, grey matter
     /// 70 outside) in a rim of "fluid" (radius 9–11) and with a fluid "ventricle" at its
     /// centre, all labelled, in an unlabelled box; spacing 1 × 1 × 2 mm.
+    #[allow(clippy::type_complexity)] // a test fixture's five parts
     fn fluid_head(fluid: f32) -> (Vec<u8>, Vec<f32>, [usize; 3], [f64; 3], impl Fn(usize, usize, usize) -> usize) {
         let (c, r, s) = (32, 32, 16);
         let spacing = [1.0, 1.0, 2.0];
@@ -391,10 +392,10 @@ mod tests {
         let (c, r, s) = (9, 7, 5);
         let spacing = [0.8, 1.3, 2.5];
         // A pseudo-random label volume.
-        let labels: Vec<u8> = (0..c * r * s).map(|i| u8::from((i * 2654435761usize) % 7 != 0)).collect();
+        let labels: Vec<u8> = (0..c * r * s).map(|i| u8::from(!(i * 2654435761usize).is_multiple_of(7))).collect();
         let d2 = squared_depth_mm(&labels, [c, r, s], spacing);
         let coords = |i: usize| [(i % c) as f64, ((i / c) % r) as f64, (i / (c * r)) as f64];
-        for i in 0..labels.len() {
+        for (i, &got) in d2.iter().enumerate() {
             let p = coords(i);
             let brute = (0..labels.len())
                 .filter(|&j| labels[j] == 0)
@@ -403,7 +404,7 @@ mod tests {
                     (0..3).map(|a| ((p[a] - q[a]) * spacing[a]).powi(2)).sum::<f64>()
                 })
                 .fold(f64::INFINITY, f64::min);
-            assert!((d2[i] - brute).abs() < 1e-9, "voxel {i}: {} vs {brute}", d2[i]);
+            assert!((got - brute).abs() < 1e-9, "voxel {i}: {got} vs {brute}");
         }
         // No unlabelled voxel at all: infinitely deep, nothing trimmed.
         assert!(squared_depth_mm(&[1, 1, 1], [3, 1, 1], [1.0; 3]).iter().all(|d| d.is_infinite()));

@@ -330,20 +330,9 @@ fn grey_frame_into(
     plane: &mut [f32],
 ) -> Result<()> {
     let pixels = layout.rows as usize * layout.columns as usize;
-    let (bytes, bits) = decompress(obj, layout, frame)?;
-    let expected = pixels * (bits as usize).div_ceil(8);
-    if bytes.len() < expected {
-        return Err(StudyError::WrongFrameSize {
-            frame,
-            expected,
-            actual: bytes.len(),
-        });
-    }
-    let mut l = layout.clone();
-    l.bits_allocated = bits;
-    l.frames = 1;
+    let (bytes, l) = decompressed(obj, layout, frame)?;
     let lut = frame_lut(header, frame).map_err(|e| StudyError::Decode(e.to_string()))?;
-    if matches!(bits, 8 | 16) {
+    if matches!(l.bits_allocated, 8 | 16) {
         return FrameConversion::new(&l)
             .frame(&Stored::Bytes(&bytes), 0, pixels, lut, plane)
             .map_err(StudyError::Decode);
@@ -452,19 +441,7 @@ impl PixelSource {
             }
             PixelSource::Native(bytes) => Ok(RawFrame::Ints(native_samples(bytes, &layout, frame)?)),
             PixelSource::Encapsulated => {
-                let (bytes, bits) = decompress(obj, &layout, frame)?;
-                let expected = samples * (bits as usize).div_ceil(8);
-                if bytes.len() < expected {
-                    return Err(StudyError::WrongFrameSize {
-                        frame,
-                        expected,
-                        actual: bytes.len(),
-                    });
-                }
-                let mut l = layout.clone();
-                l.bits_allocated = bits;
-                l.frames = 1;
-                l.planar_configuration = 0;
+                let (bytes, l) = decompressed(obj, &layout, frame)?;
                 Ok(RawFrame::Ints(native_samples(&bytes, &l, 0)?))
             }
         }
@@ -484,6 +461,26 @@ fn from_big_endian(bytes: &mut [u8], parsed_as_words: bool, bits: u16) {
         (false, 32) => bytes.chunks_exact_mut(4).for_each(|c| c.reverse()),
         _ => {}
     }
+}
+
+/// One frame decompressed and checked to hold a whole frame, with the layout of the bytes
+/// the decoder handed back (one frame, interleaved, its own bits allocated).
+fn decompressed(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Result<(Vec<u8>, PixelLayout)> {
+    let (bytes, bits) = decompress(obj, layout, frame)?;
+    let samples = layout.rows as usize * layout.columns as usize * layout.samples_per_pixel as usize;
+    let expected = samples * (bits as usize).div_ceil(8);
+    if bytes.len() < expected {
+        return Err(StudyError::WrongFrameSize {
+            frame,
+            expected,
+            actual: bytes.len(),
+        });
+    }
+    let mut l = layout.clone();
+    l.bits_allocated = bits;
+    l.frames = 1;
+    l.planar_configuration = 0;
+    Ok((bytes, l))
 }
 
 /// Decompresses one frame; returns little-endian samples and their bits allocated.
