@@ -23,7 +23,7 @@ struct Xvfb {
     display: u32,
     _server: Reaped,
     /// Xvfb's standard output, where it said its display number; kept open while it runs.
-    _announce: std::process::ChildStdout,
+    _announce: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Xvfb {
@@ -38,17 +38,11 @@ impl Xvfb {
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (apt package xvfb; scripts/setup.sh installs it)");
-        let mut announce = xvfb.stdout.take().expect("Xvfb's stdout");
+        let mut announce = std::io::BufReader::new(xvfb.stdout.take().expect("Xvfb's stdout"));
         let server = Reaped(xvfb);
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        while let Ok(1) = std::io::Read::read(&mut announce, &mut byte) {
-            if byte[0] == b'\n' {
-                break;
-            }
-            line.push(byte[0]);
-        }
-        let display: u32 = String::from_utf8_lossy(&line)
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut announce, &mut line);
+        let display: u32 = line
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("Xvfb did not say its display: {line:?}"));

@@ -108,10 +108,11 @@ class Model:
             outs[2].append(m[..., :h, :w])
         return tuple(np.concatenate(o) for o in outs)
 
-    def volume(self, slot_volumes, ks=None, clean=True, dz=1.0, extent=True):
+    def volume(self, slot_volumes, ks=None, clean=True, dz=1.0, extent=True, fluid_rim=None):
         """Labels (after the manifest's post-processing unless clean=False; the brain extent
-        only if this model has one and extent=True), attention, modality weights and
-        probabilities of every slice. dz: the slice spacing (mm); pixels are 1 x 1 mm."""
+        only if this model has one and extent=True; the fluid rim after it unless fluid_rim, or
+        the model's own setting, says not), attention, modality weights and probabilities of
+        every slice. dz: the slice spacing (mm); pixels are 1 x 1 mm."""
         ks = list(range(len(slot_volumes[0])) if ks is None else ks)
         x = np.stack([slab_input(slot_volumes, k) for k in ks])
         p, a, m = self.run(x)
@@ -119,7 +120,7 @@ class Model:
         if clean and extent and self.extent is not None:
             brain = self.extent.probability(ras(slot_volumes[0]), (1.0, 1.0, dz))
             lab = np.where(dicom_axial(brain)[ks] >= 0.5, lab, 0)
-            if self.fluid_rim:
+            if self.fluid_rim if fluid_rim is None else fluid_rim:
                 lab = trim_fluid_rim(slot_volumes[0][ks], lab, (dz, 1.0, 1.0))
         return (largest_component(lab) if clean else lab), a, m, p
 
@@ -278,9 +279,7 @@ def main():
             lab0 = model.volume(vols, dz=dz, extent=False)[0]
             results[name + "_tissue_model_only"] = brain_metrics(lab0, mask, voxel_ml)
             if model.fluid_rim:
-                model.fluid_rim = False
-                lab1 = model.volume(vols, dz=dz)[0]
-                model.fluid_rim = True
+                lab1 = model.volume(vols, dz=dz, fluid_rim=False)[0]
                 results[name + "_without_fluid_rim"] = brain_metrics(lab1, mask, voxel_ml)
 
     # 1. The bundled sample study's geometry: every other axial slice (2 mm), whole head.

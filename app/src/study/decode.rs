@@ -163,8 +163,7 @@ pub fn decode_frames_into(header: &InstanceHeader, frames: &[u32], planes: &mut 
                 .collect());
         }
     }
-    let direct = layout.samples_per_pixel == 1
-        && matches!(layout.photometric.as_str(), "MONOCHROME1" | "MONOCHROME2")
+    let direct = is_grey(layout)
         && matches!(layout.bits_allocated, 8 | 16)
         && is_native(&header.transfer_syntax)
         && header.transfer_syntax != attrs::EXPLICIT_VR_BIG_ENDIAN;
@@ -552,7 +551,8 @@ fn decompress(obj: &DefaultDicomObject, layout: &PixelLayout, frame: u32) -> Res
 /// An 8-bit DCT JPEG frame decoded by zune-jpeg (2.5× jpeg-decoder's speed on the corpus,
 /// `cargo bench --bench jpeg_decoders`): grey as one sample per pixel, colour as RGB (what the
 /// JPEG-family path hands on). None when zune-jpeg cannot decode it or its output does not
-/// fit the header; dicom-rs's decoder then has its turn and gives the error.
+/// fit the header (its width and height were already checked against the header by
+/// `decompress`); dicom-rs's decoder then has its turn and gives the error.
 fn zune_baseline(fragment: &[u8], layout: &PixelLayout) -> Option<Vec<u8>> {
     use zune_jpeg::zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
     let out = match layout.samples_per_pixel {
@@ -566,11 +566,8 @@ fn zune_baseline(fragment: &[u8], layout: &PixelLayout) -> Option<Vec<u8>> {
         .set_max_height(layout.rows as usize);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(fragment), options);
     decoder.decode_headers().ok()?;
-    let info = decoder.info()?;
     let expected = layout.rows as usize * layout.columns as usize * usize::from(layout.samples_per_pixel);
-    if (usize::from(info.width), usize::from(info.height)) != (layout.columns as usize, layout.rows as usize)
-        || decoder.output_buffer_size() != Some(expected)
-    {
+    if decoder.output_buffer_size() != Some(expected) {
         return None;
     }
     decoder.decode().ok().filter(|v| v.len() == expected)
