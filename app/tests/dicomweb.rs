@@ -153,13 +153,13 @@ fn window_queries_and_retrieves_inside_the_scenario() {
     h.get_by_label("Retrieve series and open").click();
     h.run_steps(2);
     window::step_until(&mut h, "the retrieve and the study to open", |app| {
-        !app.pacs.busy() && app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+        !app.pacs.busy() && app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
     let status = h.state().pacs.status.clone().unwrap_or_default();
     assert!(status.contains("89 received"), "{status}");
     let app = h.state();
-    let set = app.studies.as_ref().expect("the retrieved study is open");
+    let set = app.doc.studies().expect("the retrieved study is open");
     assert_eq!(set.patients[0].studies[0].uid, study);
-    assert!(app.opened[0].starts_with(&cache), "{:?}", app.opened);
-    assert_eq!(app.current.as_ref().expect("series").stack.slices.len(), 89);
+    assert!(app.doc.opened()[0].starts_with(&cache), "{:?}", app.doc.opened());
+    assert_eq!(app.doc.current().expect("series").stack.slices.len(), 89);
 }

@@ -12,7 +12,7 @@ use eframe::egui;
 use egui_kittest::Harness;
 use focal::study::geometry::{Vec3, dot};
 use focal::ui::mpr::{Layout, ViewKind};
-use focal::ui::{Command, FocalApp};
+use focal::ui::{Command, Edit, FocalApp, SettingChange, ViewChange};
 use window::{drag, harness, snapshot, step_until};
 
 /// The oblique copy of the sample head (make_oblique_series.py) and the geometry the script
@@ -78,26 +78,24 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
     let ctx = h.ctx.clone();
     h.state_mut().apply(&ctx, Command::Open(vec![oblique.dir.clone()]));
     step_until(&mut h, "the oblique series to load", |app| {
-        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+        app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
     // Focal reads the tilt from the files as the script wrote it.
     {
-        let g = h.state().current.as_ref().and_then(|c| c.stack.geometry.clone()).expect("geometry");
+        let g = h.state().doc.current().and_then(|c| c.stack.geometry.clone()).expect("geometry");
         for (a, axis) in [g.row_direction, g.column_direction, g.slice_direction].iter().enumerate() {
             assert!((dot(axis, &oblique.axes[a]) - 1.0).abs() < 1e-4, "axis {a}: {axis:?}");
         }
     }
     h.state_mut().apply(&ctx, Command::RunAnalysis);
-    step_until(&mut h, "the analysis", |app| app.running.is_none() && app.analysis.is_some());
+    step_until(&mut h, "the analysis", |app| app.running.is_none() && app.doc.analysis().is_some());
     h.state_mut().notices.clear();
-    if let Some(a) = h.state_mut().analysis.as_mut() {
-        a.timing = Some("84 slices in 4.0 s (21.0 slices/s)".into());
-    }
-    h.state_mut().settings.mask_mode = focal::render::MaskMode::Outline;
+    h.state_mut().edit(Edit::Timing("84 slices in 4.0 s (21.0 slices/s)".into()));
+    h.state_mut().edit(SettingChange::MaskMode(focal::render::MaskMode::Outline));
     // L cycles 1×1 → 1×3.
     h.key_press(egui::Key::L);
     h.run_steps(3);
-    assert_eq!(h.state().settings.layout, Layout::Three);
+    assert_eq!(h.state().doc.settings().layout, Layout::Three);
 
     // A click in the axial view sets the crosshair point there...
     let axial = view_rect(h.state(), ViewKind::Plane(Plane::Axial));
@@ -107,7 +105,7 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
         focal::ui::mpr::point_at(app, axial, ViewKind::Plane(Plane::Axial), target).expect("a point")
     };
     click(&mut h, target);
-    let clicked = h.state().view.cursor.expect("the crosshair point");
+    let clicked = h.state().doc.view().cursor.expect("the crosshair point");
     assert!(oblique.voxels_apart(&clicked, &expected) < 0.5, "{clicked:?} vs {expected:?}");
     // ...inside the stack, away from the axial plane the click began on only in-plane.
     let v = oblique.voxel(&clicked);
@@ -126,14 +124,14 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
         let at = focal::ui::mpr::screen_of(h.state_mut(), rect, kind, &clicked).expect("on screen");
         assert!(rect.contains(at), "{plane:?}: the crosshair {at:?} lies outside its view {rect:?}");
         click(&mut h, at);
-        let again = h.state().view.cursor.expect("point");
+        let again = h.state().doc.view().cursor.expect("point");
         let apart = oblique.voxels_apart(&again, &clicked);
         eprintln!("{plane:?}: clicked at the crosshair, {apart:.3} voxels from the axial click");
         assert!(apart <= 0.5, "{plane:?}: {again:?} is {apart} voxels from {clicked:?}");
     }
 
     // The wheel moves only the plane of the view it is over, one voxel step at a time.
-    let before = h.state().view.cursor.expect("point");
+    let before = h.state().doc.view().cursor.expect("point");
     let sagittal = view_rect(h.state(), ViewKind::Plane(Plane::Sagittal));
     h.hover_at(sagittal.center());
     h.run_steps(1);
@@ -145,12 +143,12 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
         modifiers: egui::Modifiers::NONE,
     });
     h.run_steps(2);
-    let after = h.state().view.cursor.expect("point");
+    let after = h.state().doc.view().cursor.expect("point");
     let moved = [after[0] - before[0], after[1] - before[1], after[2] - before[2]];
     assert!(moved[0] > 1.0 && moved[1].abs() < 1e-9 && moved[2].abs() < 1e-9, "{moved:?}");
 
     // Back to the first click.
-    h.state_mut().view.cursor = Some(clicked);
+    h.state_mut().edit(ViewChange::Cursor(clicked));
     h.run_steps(2);
 
     // Measuring on the planes: a ruler on the coronal view, an ellipse on the sagittal one.
@@ -159,7 +157,7 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
     let coronal = view_rect(h.state(), ViewKind::Plane(Plane::Coronal));
     let start = coronal.center() + egui::Vec2::new(-40.0, 20.0);
     drag(&mut h, start, start + egui::Vec2::new(80.0, 0.0));
-    assert_eq!(h.state().view.cursor, Some(clicked), "measuring does not move the crosshair");
+    assert_eq!(h.state().doc.view().cursor, Some(clicked), "measuring does not move the crosshair");
     h.key_press(egui::Key::O);
     h.run_steps(1);
     let sagittal = view_rect(h.state(), ViewKind::Plane(Plane::Sagittal));
@@ -170,7 +168,7 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
     {
         let ppm_coronal = focal::ui::mpr::points_per_mm(h.state_mut(), coronal, ViewKind::Plane(Plane::Coronal)).expect("scale");
         let ppm_sagittal = focal::ui::mpr::points_per_mm(h.state_mut(), sagittal, ViewKind::Plane(Plane::Sagittal)).expect("scale");
-        let m = &h.state().analysis.as_ref().expect("analysis").review.measurements;
+        let m = &h.state().doc.analysis().expect("analysis").review.measurements;
         assert_eq!(m.len(), 2, "{m:?}");
         let ruler = &m[0];
         assert_eq!(ruler.plane.map(|p| p.plane), Some(Plane::Coronal));
@@ -191,7 +189,7 @@ fn an_oblique_series_in_three_planes_links_the_crosshair() {
     h.run_steps(3);
     snapshot(&mut h, "mpr_1x3_oblique");
 
-    h.state_mut().settings.layout = Layout::Four;
+    h.state_mut().edit(focal::ui::SettingChange::Layout(Layout::Four));
     h.run_steps(4);
     assert_eq!(h.state().mpr_views.len(), 4);
     snapshot(&mut h, "mpr_2x2_oblique");

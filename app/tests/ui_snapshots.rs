@@ -13,15 +13,13 @@ use eframe::egui;
 use egui_kittest::kittest::Queryable;
 use focal::render::MaskMode;
 use egui_kittest::Harness;
-use focal::ui::{Command, FocalApp};
+use focal::ui::{Command, Edit, FocalApp, ReviewChange, ViewChange};
 use window::{drag, harness, snapshot, step_until};
 
 /// Timings vary run to run; pin them so the pictures compare.
 fn pin_timings(app: &mut FocalApp) {
     app.notices.clear();
-    if let Some(a) = app.analysis.as_mut() {
-        a.timing = Some("89 slices in 4.0 s (22.0 slices/s)".into());
-    }
+    app.edit(Edit::Timing("89 slices in 4.0 s (22.0 slices/s)".into()));
 }
 
 #[test]
@@ -35,7 +33,7 @@ fn window_states_match_their_snapshots() {
     let sample = common::repo().join("assets/sample-study");
     h.state_mut().apply(&ctx, Command::Open(vec![sample]));
     step_until(&mut h, "the sample study to load", |app| {
-        app.scan.is_none() && app.thumbnails.len() == 1 && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+        app.scan.is_none() && app.thumbnails.len() == 1 && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
     pin_timings(h.state_mut());
     h.run_steps(2);
@@ -43,36 +41,36 @@ fn window_states_match_their_snapshots() {
 
     h.state_mut().apply(&ctx, Command::RunAnalysis);
     step_until(&mut h, "the analysis", |app| {
-        app.running.is_none() && app.analysis.is_some()
+        app.running.is_none() && app.doc.analysis().is_some()
     });
     pin_timings(h.state_mut());
-    h.state_mut().settings.mask_mode = MaskMode::FillAndOutline;
+    h.state_mut().edit(focal::ui::SettingChange::MaskMode(MaskMode::FillAndOutline));
     h.run_steps(2);
     snapshot(&mut h, "overlays_on");
 
     // Through the UI: the "Outline" button of the mask settings, then a larger width.
     h.get_by_label("Outline").click();
-    h.state_mut().settings.outline_width = 2;
-    h.state_mut().settings.show_attention = false;
+    h.state_mut().edit(focal::ui::SettingChange::OutlineWidth(2));
+    h.state_mut().edit(focal::ui::SettingChange::ShowHeatmap(false));
     h.run_steps(2);
-    assert_eq!(h.state().settings.mask_mode, MaskMode::Outline);
+    assert_eq!(h.state().doc.settings().mask_mode, MaskMode::Outline);
     snapshot(&mut h, "outline_mode");
 
     // Key 0 picks the first preset without a tag window: the percentile window here.
-    let before = h.state().view.window;
+    let before = h.state().doc.view().window;
     h.key_press(egui::Key::Num0);
     h.run_steps(2);
-    let after = h.state().view.window;
-    assert_eq!(h.state().view.preset, Some(focal::ui::presets::FROM_IMAGE));
+    let after = h.state().doc.view().window;
+    assert_eq!(h.state().doc.view().preset, Some(focal::ui::presets::FROM_IMAGE));
     h.get_by_label("W/L").click();
     h.run_steps(2);
     h.get_by_label(&format!("{}", focal::ui::presets::AUTO)).click();
     h.run_steps(2);
-    let auto = h.state().view.window;
-    assert_eq!(h.state().view.preset, Some(focal::ui::presets::AUTO));
+    let auto = h.state().doc.view().window;
+    assert_eq!(h.state().doc.view().preset, Some(focal::ui::presets::AUTO));
     assert_eq!(before, after, "key 0 is the image's own window, already chosen");
     assert_ne!(before, auto, "the percentile window differs from the tagged one");
-    h.state_mut().view.invert = true;
+    h.state_mut().edit(ViewChange::Invert(true));
     h.run_steps(2);
     snapshot(&mut h, "preset_changed");
 }
@@ -82,7 +80,7 @@ fn open_sample(h: &mut Harness<'_, FocalApp>) {
     h.state_mut()
         .apply(&ctx, Command::Open(vec![common::repo().join("assets/sample-study")]));
     step_until(h, "the sample study to load", |app| {
-        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+        app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
 }
 
@@ -94,16 +92,16 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     let ctx = h.ctx.clone();
     h.state_mut().apply(&ctx, Command::RunAnalysis);
     step_until(&mut h, "the analysis", |app| {
-        app.running.is_none() && app.analysis.is_some()
+        app.running.is_none() && app.doc.analysis().is_some()
     });
     // The analysis folder is written on a thread; wait for its summary.
-    let dir = h.state().analysis.as_ref().expect("analysis").dir.clone();
+    let dir = h.state().doc.analysis().expect("analysis").dir.clone();
     let start = Instant::now();
     while !dir.join("summary.json").exists() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
     }
     let volume_of = |app: &FocalApp, name: &str| {
-        let a = app.analysis.as_ref().expect("analysis");
+        let a = app.doc.analysis().expect("analysis");
         a.review
             .findings
             .iter()
@@ -116,19 +114,18 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     // Brush: paint CSF in a 10 mm disc at the image centre of the slice on screen.
     {
         let app = h.state_mut();
-        app.view.tool = focal::ui::Tool::Brush;
-        app.view.brush_label = 1;
-        let slice = app.view.slice;
-        let a = app.analysis.as_mut().expect("analysis");
-        a.paint(slice, 90.0, 108.0, 10.0, [1.0, 1.0], 1);
-        assert!(a.end_stroke());
-        let names = vec![
-            (0, "background".to_string()),
-            (1, "CSF".to_string()),
-            (2, "grey matter".to_string()),
-            (3, "white matter".to_string()),
-        ];
-        a.remeasure(&names);
+        app.edit(ViewChange::Tool(focal::ui::Tool::Brush));
+        app.edit(ViewChange::BrushLabel(1));
+        let slice = app.doc.view().slice;
+        app.edit(ReviewChange::Paint {
+            slice,
+            at: [90.0, 108.0],
+            radius_mm: 10.0,
+            spacing: [1.0, 1.0],
+            label: 1,
+        });
+        app.edit(ReviewChange::EndStroke);
+        assert!(app.doc.analysis().expect("analysis").can_undo());
     }
     let csf_painted = volume_of(h.state(), "CSF");
     assert!(
@@ -153,22 +150,21 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     h.key_press(egui::Key::K);
     h.run_steps(2);
     {
-        let a = h.state_mut().analysis.as_mut().expect("analysis");
-        assert_eq!(a.review.key_images.len(), 1);
-        a.review.findings[0].decision = focal::report::Decision::Accepted;
-        a.review.findings[0].note = "checked".into();
-        a.review.reader = "Dr Reader".into();
-        a.review.signed_at = Some("2026-11-28 12:00 UTC".into());
-        a.save(None);
+        let app = h.state_mut();
+        assert_eq!(app.doc.analysis().expect("analysis").review.key_images.len(), 1);
+        app.edit(ReviewChange::Decision(0, focal::report::Decision::Accepted));
+        app.edit(ReviewChange::Note(0, "checked".into()));
+        app.edit(ReviewChange::Reader("Dr Reader".into()));
+        app.edit(ReviewChange::Signed(Some("2026-11-28 12:00 UTC".into())));
     }
     // The ruler and the ellipse: drags on the image are measured and kept in the review.
     let centre = egui::Pos2::new(580.0, 385.0);
-    h.state_mut().view.tool = focal::ui::Tool::Ruler;
+    h.state_mut().edit(ViewChange::Tool(focal::ui::Tool::Ruler));
     let below = centre + egui::Vec2::new(0.0, 120.0);
     drag(&mut h, below - egui::Vec2::new(40.0, 0.0), below + egui::Vec2::new(40.0, 0.0));
     h.key_press(egui::Key::O);
     h.run_steps(1);
-    assert_eq!(h.state().view.tool, focal::ui::Tool::Ellipse);
+    assert_eq!(h.state().doc.view().tool, focal::ui::Tool::Ellipse);
     drag(&mut h, centre - egui::Vec2::new(30.0, 25.0), centre + egui::Vec2::new(30.0, 25.0));
     // Freehand: a triangle traced in small steps, left of the ellipse.
     h.key_press(egui::Key::F);
@@ -189,8 +185,8 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     h.run_steps(2);
     {
         let app = h.state();
-        let points_per_mm = app.view.fit_scale * app.view.zoom;
-        let m = &app.analysis.as_ref().expect("analysis").review.measurements;
+        let points_per_mm = app.gesture.fit_scale * app.doc.view().zoom;
+        let m = &app.doc.analysis().expect("analysis").review.measurements;
         assert_eq!(m.len(), 3, "{m:?}");
         let region = &m[2];
         assert!(matches!(region.shape, focal::report::Shape::Polygon { .. }), "{region:?}");
@@ -206,10 +202,10 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
         assert!(e.pixels > 100 && e.mean.is_some_and(f64::is_finite) && e.sd.is_some(), "{e:?}");
         assert_eq!(e.heat.as_deref(), Some("attention"));
         assert!(e.heat_mean.is_some_and(|v| (0.0..=1.0).contains(&v)), "{e:?}");
-        assert!(m.iter().all(|x| x.slice == app.view.slice));
+        assert!(m.iter().all(|x| x.slice == app.doc.view().slice));
     }
-    h.state_mut().view.tool = focal::ui::Tool::Navigate;
-    h.state_mut().analysis.as_mut().expect("analysis").save(None);
+    h.state_mut().edit(ViewChange::Tool(focal::ui::Tool::Navigate));
+    h.state_mut().edit(ReviewChange::Save);
 
     // Wait for the writes, then reopen in a new window with the same data folder.
     let start = Instant::now();
@@ -225,8 +221,8 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
     drop(h);
     let mut h = harness(data.path());
     open_sample(&mut h);
-    step_until(&mut h, "the saved review", |app| app.analysis.is_some());
-    let a = h.state().analysis.as_ref().expect("restored");
+    step_until(&mut h, "the saved review", |app| app.doc.analysis().is_some());
+    let a = h.state().doc.analysis().expect("restored");
     assert!(a.review.edited);
     assert_eq!(a.review.reader, "Dr Reader");
     assert_eq!(a.review.findings[0].note, "checked");
@@ -297,46 +293,45 @@ fn two_series_modality_weights_and_an_evidence_map() {
         Command::Open(vec![common::repo().join("assets/sample-study"), second]),
     );
     step_until(&mut h, "the study to load", |app| {
-        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+        app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
     // The sample (89 slices) opens first; combine it with the 4 mm copy.
     let (primary, other) = {
-        let set = h.state().studies.clone().expect("studies");
-        let current = h.state().current.as_ref().expect("current").uid.clone();
+        let set = h.state().doc.studies().cloned().expect("studies");
+        let current = h.state().doc.current().expect("current").uid.clone();
         let other = set.series().find(|s| s.uid != current).expect("second series").uid.clone();
         (current, other)
     };
     assert_eq!(primary, common::sample_series_uid());
-    h.state_mut().combine_with = Some(other.clone());
+    h.state_mut().edit(Edit::CombineWith(Some(other.clone())));
     h.state_mut().apply(&ctx, Command::RunAnalysis);
     step_until(&mut h, "the two-series analysis", |app| {
-        app.running.is_none() && app.analysis.is_some()
+        app.running.is_none() && app.doc.analysis().is_some()
     });
-    let a = h.state().analysis.as_ref().expect("analysis");
+    let a = h.state().doc.analysis().expect("analysis");
     assert_eq!(a.extras.insights.slots.len(), 2);
     assert_eq!(a.extras.insights.slots[1].series_uid, other);
     assert!(a.extras.modality.is_some(), "no modality weights");
     pin_timings(h.state_mut());
-    h.state_mut().heatmap = focal::ui::Heatmap::Modality(1);
-    h.state_mut().pixels_dirty();
+    h.state_mut().edit(Edit::Heatmap(focal::ui::Heatmap::Modality(1)));
     h.run_steps(2);
     snapshot(&mut h, "two_series_weights");
 
     h.state_mut().apply(&ctx, Command::ComputeEvidence);
     step_until(&mut h, "the evidence map", |app| {
-        app.current_analysis()
-            .is_some_and(|a| a.extras.evidence.contains_key(&app.view.slice))
+        app.doc.current_analysis()
+            .is_some_and(|a| a.extras.evidence.contains_key(&app.doc.view().slice))
     });
     pin_timings(h.state_mut());
-    let (info, _) = h.state().current_analysis().expect("analysis").extras.evidence[&h.state().view.slice].clone();
+    let (info, _) = h.state().doc.current_analysis().expect("analysis").extras.evidence[&h.state().doc.view().slice].clone();
     assert!(info.max > 0.0 && info.patches > 50, "{info:?}");
-    assert_eq!(h.state().heatmap, focal::ui::Heatmap::Evidence);
+    assert_eq!(h.state().doc.heatmap(), focal::ui::Heatmap::Evidence);
     // Pinned for the picture (the map itself is checked above).
-    if let Some(a) = h.state_mut().analysis.as_mut() {
-        for (i, _) in a.extras.evidence.values_mut() {
-            i.seconds = 3.0;
-        }
-    }
+    let series = h.state().doc.current().expect("series").uid.clone();
+    let values = h.state().doc.current_analysis().expect("analysis").extras.evidence[&info.slice].1.clone();
+    let mut info = info;
+    info.seconds = 3.0;
+    h.state_mut().edit(Edit::Evidence { series, info, values });
     h.run_steps(2);
     snapshot(&mut h, "evidence_map");
 }
@@ -416,25 +411,25 @@ fn a_second_series_fuses_over_the_first() {
     h.state_mut()
         .apply(&ctx, Command::Open(vec![common::repo().join("assets/sample-study"), second]));
     step_until(&mut h, "the study to load", |app| {
-        app.scan.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some())
+        app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
     let other = {
         let app = h.state();
-        let current = &app.current.as_ref().expect("current").uid;
-        let set = app.studies.clone().expect("studies");
+        let current = &app.doc.current().expect("current").uid;
+        let set = app.doc.studies().cloned().expect("studies");
         set.series().find(|s| &s.uid != current).expect("second series").uid.clone()
     };
-    h.state_mut().start_fusion(&other);
-    step_until(&mut h, "the fused series", |app| app.fusion.is_some());
+    h.state_mut().apply(&ctx, Command::Fuse(other.clone()));
+    step_until(&mut h, "the fused series", |app| app.doc.fusion().is_some());
     let app = h.state();
-    let f = app.current_fusion().expect("fused over the series on screen");
-    assert_eq!(app.heatmap, focal::ui::Heatmap::Fusion);
+    let f = app.doc.current_fusion().expect("fused over the series on screen");
+    assert_eq!(app.doc.heatmap(), focal::ui::Heatmap::Fusion);
     assert!(f.coverage > 0.8, "coverage {}", f.coverage);
-    let current = app.current.as_ref().expect("current");
+    let current = app.doc.current().expect("current");
     let v = current.volume.as_ref().expect("volume");
     assert_eq!((f.volume.columns, f.volume.rows, f.volume.slices), (v.columns, v.rows, v.slices));
     // The thick-slice copy of the same head agrees with the head where both have tissue.
-    let k = app.view.slice;
+    let k = app.doc.view().slice;
     let (a, b) = (v.slice(k).expect("slice"), f.volume.slice(k).expect("fused slice"));
     let both: Vec<(f32, f32)> = a.iter().zip(b).filter(|(x, y)| **x > 20.0 && **y > 20.0).map(|(x, y)| (*x, *y)).collect();
     assert!(both.len() > 1000, "{} pixels with tissue in both", both.len());
@@ -444,7 +439,7 @@ fn a_second_series_fuses_over_the_first() {
     h.run_steps(3);
     snapshot(&mut h, "fusion");
     // The fused series in the three planes, reformatted with the series it was resampled onto.
-    h.state_mut().settings.layout = focal::ui::mpr::Layout::Three;
+    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::mpr::Layout::Three));
     h.run_steps(3);
     assert_eq!(h.state().mpr_views.len(), 3);
     snapshot(&mut h, "fusion_1x3");

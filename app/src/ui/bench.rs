@@ -64,7 +64,7 @@ fn summary(ms: &mut [f64]) -> serde_json::Value {
 /// Called at the start of every frame while benchmarking.
 pub fn tick(app: &mut FocalApp, ctx: &egui::Context) {
     let Some(bench) = app.frame_bench.as_mut() else { return };
-    let ready = app.scan.is_none() && app.load.is_none() && app.current.as_ref().is_some_and(|c| c.volume.is_some());
+    let ready = app.scan.is_none() && app.load.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some());
     ctx.request_repaint();
     if !ready {
         return;
@@ -91,18 +91,18 @@ pub fn tick(app: &mut FocalApp, ctx: &egui::Context) {
         return;
     }
     // The next picture: every view changes.
-    let slices = app.current.as_ref().map_or(1, |c| c.stack.slices.len());
-    if app.settings.layout == Layout::Single {
-        let next = app.view.slice as f64 + direction;
+    let slices = app.doc.current().map_or(1, |c| c.stack.slices.len());
+    if app.doc.settings().layout == Layout::Single {
+        let next = app.doc.view().slice as f64 + direction;
         if next < 0.0 || next >= slices as f64 {
             app.frame_bench.as_mut().expect("bench").direction = -direction;
         }
-        app.view.step(app.frame_bench.as_ref().map_or(1, |b| b.direction as i64), slices);
+        app.edit(super::ViewChange::Step(app.frame_bench.as_ref().map_or(1, |b| b.direction as i64)));
     } else {
         // As the wheel over the axial view does: its plane moves, the others redraw their lines.
-        let before = app.view.cursor;
+        let before = app.doc.view().cursor;
         mpr::step_plane(app, Plane::Axial, direction);
-        if app.view.cursor == before || before.is_none() {
+        if app.doc.view().cursor == before || before.is_none() {
             app.frame_bench.as_mut().expect("bench").direction = -direction;
         }
     }
@@ -138,20 +138,20 @@ fn finish(app: &mut FocalApp) -> Result<serde_json::Value, String> {
     let mut window = intervals(WARMUP, WARMUP + frames + 1);
     let mut still = intervals(WARMUP + frames + 1, WARMUP + 2 * frames + 1);
     let mut ui_ms = bench.ui_ms[WARMUP.min(bench.ui_ms.len())..(WARMUP + frames).min(bench.ui_ms.len())].to_vec();
-    let layout = app.settings.layout;
+    let layout = app.doc.settings().layout;
     let (view_w, view_h) = app
         .mpr_views
         .first()
         .map_or((760, 640), |(r, _)| (r.width() as u32, r.height() as u32));
     let mut offscreen = OffscreenRenderer::new().map_err(|e| e.to_string())?;
     let style = super::slice_view::slice_style(app);
-    let current = app.current.as_ref().ok_or("no series")?;
+    let current = app.doc.current().ok_or("no series")?;
     let slices = current.stack.slices.len();
     let (columns, rows) = (current.stack.columns as u32, current.stack.rows as u32);
     let mut floor = Vec::with_capacity(frames);
     if layout == Layout::Single {
         for k in 0..frames {
-            app.view.slice = k % slices;
+            app.edit(super::ViewChange::GoTo(k % slices));
             let pixels = app.slice_pixels().ok_or("no slice pixels")?;
             let start = Instant::now();
             offscreen
@@ -180,7 +180,7 @@ fn finish(app: &mut FocalApp) -> Result<serde_json::Value, String> {
     Ok(serde_json::json!({
         "layout": layout.name(),
         "volume": [columns, rows, slices],
-        "overlays": app.current_analysis().is_some(),
+        "overlays": app.doc.current_analysis().is_some(),
         "adapter": offscreen.adapter,
         "window_frame": summary(&mut window),
         "window_ui_cpu": summary(&mut ui_ms),

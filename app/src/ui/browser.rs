@@ -3,7 +3,7 @@
 use eframe::egui::{self, Color32, RichText};
 
 use super::presets::{Preset, presets_for};
-use super::{Command, FocalApp};
+use super::{Command, Edit, FocalApp, SettingChange, ViewChange, edited};
 
 fn pick_folder() -> Option<Vec<std::path::PathBuf>> {
     rfd::FileDialog::new()
@@ -20,9 +20,9 @@ fn pick_files() -> Option<Vec<std::path::PathBuf>> {
 
 /// The presets that apply to the series on screen.
 pub fn current_presets(app: &FocalApp) -> Vec<Preset> {
-    let Some(c) = &app.current else { return Vec::new() };
-    let tagged = c.stack.slices.get(app.view.slice).and_then(|s| s.info().window);
-    let auto = c.volume.as_ref().map(|v| v.window).unwrap_or(app.view.window);
+    let Some(c) = app.doc.current() else { return Vec::new() };
+    let tagged = c.stack.slices.get(app.doc.view().slice).and_then(|s| s.info().window);
+    let auto = c.volume.as_ref().map(|v| v.window).unwrap_or(app.doc.view().window);
     let auto = if tagged.is_some() || c.volume.is_none() {
         c.volume
             .as_ref()
@@ -58,10 +58,10 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         }
         ui.menu_button("Recent", |ui| {
-            if app.settings.recent.is_empty() {
+            if app.doc.settings().recent.is_empty() {
                 ui.label("No recent studies");
             }
-            for p in app.settings.recent.clone() {
+            for p in app.doc.settings().recent.clone() {
                 if ui.button(p.display().to_string()).clicked() {
                     app.commands.push(Command::Open(vec![p]));
                     ui.close();
@@ -71,18 +71,19 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
         ui.separator();
 
         let presets = current_presets(app);
-        let chosen = app.view.preset.unwrap_or("Custom");
+        let chosen = app.doc.view().preset.unwrap_or("Custom");
         let wl = ui.label("W/L");
+        let mut window = None;
         egui::ComboBox::from_id_salt("preset")
             .selected_text(chosen)
             .show_ui(ui, |ui| {
                 for p in &presets {
                     let key = p.key.map(|k| format!("  [{k}]")).unwrap_or_default();
                     if ui
-                        .selectable_label(app.view.preset == Some(p.name), format!("{}{key}", p.name))
+                        .selectable_label(app.doc.view().preset == Some(p.name), format!("{}{key}", p.name))
                         .clicked()
                     {
-                        app.view.set_window(p.center, p.width, Some(p.name));
+                        window = Some(p);
                     }
                 }
             })
@@ -102,55 +103,73 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
                 if ui.input(|i| i.key_pressed(*key))
                     && let Some(p) = presets.iter().find(|p| p.key == Some(d as u8))
                 {
-                    app.view.set_window(p.center, p.width, Some(p.name));
+                    window = Some(p);
                 }
             }
         }
-        ui.toggle_value(&mut app.view.invert, "Invert").on_hover_text("I");
+        if let Some(p) = window {
+            app.edit(ViewChange::Window {
+                center: p.center,
+                width: p.width,
+                preset: Some(p.name),
+            });
+        }
+        if let Some(on) = edited(&app.doc.view().invert, |v| {
+            ui.toggle_value(v, "Invert").on_hover_text("I");
+        }) {
+            app.edit(ViewChange::Invert(on));
+        }
         if ui.button("Fit").on_hover_text("R or double-click").clicked() {
-            app.view.reset();
+            app.edit(ViewChange::Fit);
         }
         if ui
             .button("1:1")
             .on_hover_text("One image pixel per screen pixel")
             .clicked()
-            && let Some(c) = &app.current
+            && let Some(c) = app.doc.current()
         {
             let spacing = super::slice_view::pixel_spacing(&c.stack)[0] as f32;
             let ppp = ui.ctx().pixels_per_point();
-            app.view.zoom = 1.0 / (app.view.fit_scale * spacing * ppp).max(1e-6);
-            app.view.pan = egui::Vec2::ZERO;
+            app.edit(ViewChange::ZoomTo(1.0 / (app.gesture.fit_scale * spacing * ppp).max(1e-6)));
         }
         ui.separator();
+        let mut chosen = app.doc.settings().layout;
         for layout in super::mpr::Layout::ALL {
             let hint = match layout {
                 super::mpr::Layout::Single => "The acquired slices (L cycles the layouts)",
                 super::mpr::Layout::Three => "Axial, coronal and sagittal planes (L)",
                 super::mpr::Layout::Four => "The three planes and a coronal maximum-intensity projection (L)",
             };
-            ui.selectable_value(&mut app.settings.layout, layout, layout.name()).on_hover_text(hint);
+            ui.selectable_value(&mut chosen, layout, layout.name()).on_hover_text(hint);
         }
         if !ui.ctx().text_edit_focused() && ui.input(|i| i.key_pressed(egui::Key::L) && !i.modifiers.command) {
-            app.settings.layout = app.settings.layout.next();
+            chosen = chosen.next();
+        }
+        if chosen != app.doc.settings().layout {
+            app.edit(SettingChange::Layout(chosen));
         }
         ui.separator();
-        let play = if app.view.playing { "Pause" } else { "Play cine" };
+        let play = if app.doc.view().playing { "Pause" } else { "Play cine" };
         if ui.button(play).on_hover_text("Space").clicked() {
-            app.view.playing = !app.view.playing;
+            app.edit(ViewChange::Playing(!app.doc.view().playing));
         }
-        ui.add(
-            egui::Slider::new(&mut app.settings.cine_fps, 1.0..=60.0)
-                .text("fps")
-                .integer(),
-        );
+        if let Some(fps) = edited(&app.doc.settings().cine_fps, |v| {
+            ui.add(egui::Slider::new(v, 1.0..=60.0).text("fps").integer());
+        }) {
+            app.edit(SettingChange::CineFps(fps));
+        }
         ui.separator();
-        ui.toggle_value(&mut app.show_tags, "Tags");
+        if let Some(shown) = edited(&app.doc.show_tags(), |v| {
+            ui.toggle_value(v, "Tags");
+        }) {
+            app.edit(Edit::ShowTags(shown));
+        }
     });
 }
 
 pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
     ui.heading("Studies");
-    let Some(set) = app.studies.clone() else {
+    let Some(set) = app.doc.studies().cloned() else {
         ui.label(if app.scan.is_some() {
             "Reading…"
         } else {
@@ -158,7 +177,7 @@ pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
         return;
     };
-    let current = app.current.as_ref().map(|c| (c.uid.clone(), c.stack_index));
+    let current = app.doc.current().map(|c| (c.uid.clone(), c.stack_index));
     egui::ScrollArea::vertical().show(ui, |ui| {
         for patient in &set.patients {
             // Patient identifiers are shown in the window only, never logged.
@@ -230,8 +249,8 @@ pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
             });
         }
         if let Some(v) = app
-            .current
-            .as_ref()
+            .doc
+            .current()
             .and_then(|c| c.volume.as_ref())
             .filter(|v| !v.skipped.is_empty())
         {

@@ -8,8 +8,7 @@ use std::sync::{Arc, atomic::AtomicBool};
 
 use eframe::egui;
 
-use super::FocalApp;
-use super::insights::Heatmap;
+use super::{Command, Edit, FocalApp};
 use crate::render::{AttentionStyle, Colormap};
 use crate::study::{self, Progress, Volume, WindowLevel};
 
@@ -36,7 +35,7 @@ pub struct FusionJob {
 /// The other series of the open study, as (UID, "#n description"), that could be combined with
 /// or fused over the one on screen.
 pub fn other_series(app: &FocalApp) -> Vec<(String, String)> {
-    let (Some(set), Some(current)) = (&app.studies, &app.current) else {
+    let (Some(set), Some(current)) = (app.doc.studies(), app.doc.current()) else {
         return Vec::new();
     };
     let study = current.stack.slices.first().map(|s| s.instance.study_uid.clone());
@@ -61,7 +60,7 @@ impl FocalApp {
     /// Loads `series` and resamples it onto the series on screen, on a thread; refused with a
     /// message when it is another patient, frame of reference or place.
     pub fn start_fusion(&mut self, series: &str) {
-        let (Some(set), Some(current)) = (self.studies.clone(), self.current.as_ref()) else {
+        let (Some(set), Some(current)) = (self.doc.studies().cloned(), self.doc.current()) else {
             return;
         };
         let Some(primary) = current.volume.clone() else {
@@ -109,11 +108,8 @@ impl FocalApp {
         match job.rx.try_recv() {
             Ok(Ok(f)) => {
                 self.notice(format!("Fused {} over the series ({:.0}% covered)", f.label, f.coverage * 100.0));
-                self.fusion = Some(f);
                 self.fusion_job = None;
-                self.heatmap = Heatmap::Fusion;
-                self.settings.show_attention = true;
-                self.pixels_dirty();
+                self.edit(Edit::Fused(Box::new(f)));
             }
             Ok(Err(e)) => {
                 self.notice(format!("Cannot fuse that series: {e}"));
@@ -122,12 +118,6 @@ impl FocalApp {
             Err(mpsc::TryRecvError::Empty) => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
             Err(mpsc::TryRecvError::Disconnected) => self.fusion_job = None,
         }
-    }
-
-    /// The fusion for the series on screen, if any.
-    pub fn current_fusion(&self) -> Option<&Fusion> {
-        let uid = &self.current.as_ref()?.uid;
-        self.fusion.as_ref().filter(|f| &f.onto == uid)
     }
 }
 
@@ -150,7 +140,7 @@ pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
         return;
     }
     ui.add_space(6.0);
-    let shown = app.current_fusion().map(|f| f.series.clone());
+    let shown = app.doc.current_fusion().map(|f| f.series.clone());
     let busy = app.fusion_job.as_ref().map(|j| j.series.clone());
     ui.horizontal(|ui| {
         ui.label("Fuse");
@@ -173,33 +163,35 @@ pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
                 }
             });
         match chosen {
-            Some(None) => {
-                app.fusion = None;
-                if app.heatmap == Heatmap::Fusion {
-                    app.heatmap = Heatmap::Attention;
-                }
-                app.pixels_dirty();
-            }
-            Some(Some(uid)) if busy.is_none() => app.start_fusion(&uid),
+            Some(None) => app.edit(Edit::Unfuse),
+            Some(Some(uid)) if busy.is_none() => app.commands.push(Command::Fuse(uid)),
             _ => {}
         }
     })
     .response
     .on_hover_text("Show another series of this head over this one (resampled in patient coordinates)");
-    let Some(f) = app.fusion.as_mut().filter(|f| shown.as_ref() == Some(&f.series)) else { return };
+    let Some(f) = app.doc.fusion().filter(|f| shown.as_ref() == Some(&f.series)) else { return };
+    let (mut window, mut colormap, mut opacity) = (f.window, f.colormap, f.opacity);
     ui.horizontal(|ui| {
-        let speed = f.window.width.max(1.0) * 0.01;
+        let speed = window.width.max(1.0) * 0.01;
         ui.label("W");
-        ui.add(egui::DragValue::new(&mut f.window.width).speed(speed).range(1.0..=f64::MAX));
+        ui.add(egui::DragValue::new(&mut window.width).speed(speed).range(1.0..=f64::MAX));
         ui.label("L");
-        ui.add(egui::DragValue::new(&mut f.window.center).speed(speed));
+        ui.add(egui::DragValue::new(&mut window.center).speed(speed));
         egui::ComboBox::from_id_salt("fuse_colormap")
-            .selected_text(f.colormap.name())
+            .selected_text(colormap.name())
             .show_ui(ui, |ui| {
                 for c in Colormap::ALL {
-                    ui.selectable_value(&mut f.colormap, c, c.name());
+                    ui.selectable_value(&mut colormap, c, c.name());
                 }
             });
     });
-    ui.add(egui::Slider::new(&mut f.opacity, 0.0..=1.0).text("Fusion opacity"));
+    ui.add(egui::Slider::new(&mut opacity, 0.0..=1.0).text("Fusion opacity"));
+    if (window, colormap, opacity) != (f.window, f.colormap, f.opacity) {
+        app.edit(Edit::FusionStyle {
+            window,
+            colormap,
+            opacity,
+        });
+    }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{Command, FocalApp};
+use super::{Command, Edit, FocalApp, edited};
 use crate::inference::analysis::{Insights, Preprocessor};
 use crate::inference::evidence::{self, EvidenceInfo, EvidenceMap};
 use crate::inference::{Engine, Manifest};
@@ -54,13 +54,14 @@ pub struct EvidenceJob {
 /// The heatmap's display: the reader's colour map and opacity, with the range and threshold
 /// of the map shown.
 pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
-    let base = app.settings.attention;
-    match app.heatmap {
+    let base = app.doc.settings().attention;
+    match app.doc.heatmap() {
         Heatmap::Attention => (base, "attention".into()),
         Heatmap::Evidence => {
             let max = app
+                .doc
                 .current_analysis()
-                .and_then(|a| a.extras.evidence.get(&app.view.slice))
+                .and_then(|a| a.extras.evidence.get(&app.doc.view().slice))
                 .map_or(1.0, |(info, _)| info.max);
             let e = crate::report::evidence_style(max);
             (
@@ -80,7 +81,7 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
             },
             format!("weight of {}", slot_name(app, slot)),
         ),
-        Heatmap::Fusion => match app.current_fusion() {
+        Heatmap::Fusion => match app.doc.current_fusion() {
             Some(f) => (super::fusion::fusion_style(f), f.label.clone()),
             None => (base, "fusion".into()),
         },
@@ -95,12 +96,12 @@ fn slot_name(app: &FocalApp, slot: usize) -> String {
 
 /// The heatmap plane of `slice` for the map chosen, when there is one.
 pub fn heat_plane(app: &FocalApp, slice: usize, n: usize) -> Option<Vec<f32>> {
-    if app.heatmap == Heatmap::Fusion {
-        let f = app.current_fusion()?;
+    if app.doc.heatmap() == Heatmap::Fusion {
+        let f = app.doc.current_fusion()?;
         return f.volume.slice(slice).filter(|p| p.len() == n).map(<[f32]>::to_vec);
     }
-    let a = app.current_analysis()?;
-    match app.heatmap {
+    let a = app.doc.current_analysis()?;
+    match app.doc.heatmap() {
         Heatmap::Fusion => None,
         Heatmap::Attention => a.attention.get(slice * n..(slice + 1) * n).map(<[f32]>::to_vec),
         Heatmap::Evidence => a.extras.evidence.get(&slice).map(|(_, v)| v.as_ref().clone()),
@@ -114,37 +115,43 @@ pub fn heat_plane(app: &FocalApp, slice: usize, n: usize) -> Option<Vec<f32>> {
 
 /// A number that changes whenever the heatmap on screen must be rebuilt.
 pub fn heat_key(app: &FocalApp) -> (Heatmap, usize) {
-    let changes = match app.heatmap {
+    let changes = match app.doc.heatmap() {
         // A new fused volume is a new allocation.
-        Heatmap::Fusion => app.current_fusion().map_or(0, |f| Arc::as_ptr(&f.volume) as usize),
-        _ => app.current_analysis().map_or(0, |a| a.extras.evidence.len()),
+        Heatmap::Fusion => app.doc.current_fusion().map_or(0, |f| Arc::as_ptr(&f.volume) as usize),
+        _ => app.doc.current_analysis().map_or(0, |a| a.extras.evidence.len()),
     };
-    (app.heatmap, changes)
+    (app.doc.heatmap(), changes)
 }
 
 /// The other series of the open study that can be combined with the one on screen.
 pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest) {
-    if manifest.input.slots.len() < 2 || app.studies.is_none() || app.current.is_none() {
+    if manifest.input.slots.len() < 2 || app.doc.studies().is_none() || app.doc.current().is_none() {
         return;
     }
     let candidates = super::fusion::other_series(app);
-    if app.combine_with.as_ref().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
-        app.combine_with = None;
+    if app.doc.combine_with().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
+        app.edit(Edit::CombineWith(None));
     }
     let slot = &manifest.input.slots[1];
     let selected = app
-        .combine_with
-        .as_ref()
+        .doc
+        .combine_with()
         .and_then(|u| candidates.iter().find(|(c, _)| c == u))
         .map_or("none".to_string(), |(_, n)| n.clone());
+    let chosen = app.doc.combine_with().cloned();
+    let mut choice = None;
     ui.horizontal(|ui| {
         ui.label("Combine with");
         egui::ComboBox::from_id_salt("combine-with")
             .selected_text(selected)
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut app.combine_with, None, "none");
+                if ui.selectable_label(chosen.is_none(), "none").clicked() {
+                    choice = Some(None);
+                }
                 for (uid, name) in &candidates {
-                    ui.selectable_value(&mut app.combine_with, Some(uid.clone()), name);
+                    if ui.selectable_label(chosen.as_ref() == Some(uid), name).clicked() {
+                        choice = Some(Some(uid.clone()));
+                    }
                 }
             })
             .response
@@ -153,17 +160,23 @@ pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest
                 slot.name, slot.description
             ));
     });
+    if let Some(series) = choice {
+        app.edit(Edit::CombineWith(series));
+    }
 }
 
 /// Beside the heatmap switch in the overlay panel: which map it shows, and how faithful the
 /// attention map is on this series.
 pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
-    let fused = app.current_fusion().map(|f| f.label.clone());
-    let Some(a) = app.current_analysis() else {
+    let fused = app.doc.current_fusion().map(|f| f.label.clone());
+    let shown = app.doc.heatmap();
+    let Some(a) = app.doc.current_analysis() else {
         if let Some(label) = fused {
             ui.horizontal_wrapped(|ui| {
                 ui.label("Show");
-                ui.selectable_value(&mut app.heatmap, Heatmap::Fusion, format!("Fusion: {label}"));
+                if ui.selectable_label(shown == Heatmap::Fusion, format!("Fusion: {label}")).clicked() {
+                    app.edit(Edit::Heatmap(Heatmap::Fusion));
+                }
             });
         }
         return;
@@ -171,21 +184,26 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
     let slots: Vec<String> = a.extras.insights.slots.iter().map(|s| s.slot.clone()).collect();
     let has_modality = a.extras.modality.is_some() && slots.len() > 1;
     let faithfulness = a.extras.insights.faithfulness.clone();
-    ui.horizontal_wrapped(|ui| {
-        ui.label("Show");
-        ui.selectable_value(&mut app.heatmap, Heatmap::Attention, "Attention");
-        ui.selectable_value(&mut app.heatmap, Heatmap::Evidence, "Evidence")
-            .on_hover_text("The occlusion evidence map of this slice (Model panel: Evidence for this slice)");
-        if has_modality {
-            for (slot, name) in slots.iter().enumerate().skip(1) {
-                ui.selectable_value(&mut app.heatmap, Heatmap::Modality(slot), format!("{name} weight"))
-                    .on_hover_text("How much the model relied on this series at each pixel (0-1)");
+    let chosen = ui.horizontal_wrapped(|ui| {
+        edited(&shown, |h| {
+            ui.label("Show");
+            ui.selectable_value(h, Heatmap::Attention, "Attention");
+            ui.selectable_value(h, Heatmap::Evidence, "Evidence")
+                .on_hover_text("The occlusion evidence map of this slice (Model panel: Evidence for this slice)");
+            if has_modality {
+                for (slot, name) in slots.iter().enumerate().skip(1) {
+                    ui.selectable_value(h, Heatmap::Modality(slot), format!("{name} weight"))
+                        .on_hover_text("How much the model relied on this series at each pixel (0-1)");
+                }
             }
-        }
-        if let Some(label) = &fused {
-            ui.selectable_value(&mut app.heatmap, Heatmap::Fusion, format!("Fusion: {label}"));
-        }
+            if let Some(label) = &fused {
+                ui.selectable_value(h, Heatmap::Fusion, format!("Fusion: {label}"));
+            }
+        })
     });
+    if let Some(h) = chosen.inner {
+        app.edit(Edit::Heatmap(h));
+    }
     match faithfulness {
         Some(f) => {
             let verdict = if f.passed { "passed" } else { "FAILED" };
@@ -201,9 +219,9 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
 
 /// Below the volumes in the model panel: warnings, per-label series weights, evidence maps.
 pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
-    let Some(a) = app.current_analysis() else { return };
+    let Some(a) = app.doc.current_analysis() else { return };
     let insights = a.extras.insights.clone();
-    let evidence_here = a.extras.evidence.get(&app.view.slice).map(|(i, _)| i.clone());
+    let evidence_here = a.extras.evidence.get(&app.doc.view().slice).map(|(i, _)| i.clone());
     let volumes: Vec<(u8, f64)> = a.review.findings.iter().map(|f| (f.label, f.volume_ml)).collect();
     let manifest = app.manifest.clone().ok();
     if let Some(m) = &manifest {
@@ -256,7 +274,8 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 .map(|m| m.labels.iter().filter(|l| l.index > 0).map(|l| (l.index, l.name.clone())).collect())
                 .unwrap_or_default();
             let current = app
-                .evidence_label
+                .doc
+                .evidence_label()
                 .and_then(|i| labels.iter().find(|l| l.0 == i))
                 .map_or("all labels".to_string(), |l| l.1.clone());
             if ui
@@ -266,14 +285,19 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             {
                 app.commands.push(Command::ComputeEvidence);
             }
-            egui::ComboBox::from_id_salt("evidence-label")
+            let chosen = egui::ComboBox::from_id_salt("evidence-label")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut app.evidence_label, None, "all labels");
-                    for (i, name) in &labels {
-                        ui.selectable_value(&mut app.evidence_label, Some(*i), name);
-                    }
+                    edited(&app.doc.evidence_label(), |l| {
+                        ui.selectable_value(l, None, "all labels");
+                        for (i, name) in &labels {
+                            ui.selectable_value(l, Some(*i), name);
+                        }
+                    })
                 });
+            if let Some(label) = chosen.inner.flatten() {
+                app.edit(Edit::EvidenceLabel(label));
+            }
         });
     }
     if let Some(info) = evidence_here {
@@ -293,16 +317,16 @@ impl FocalApp {
         if self.evidence.is_some() {
             return;
         }
-        let (Some(current), Some(set), Ok(manifest)) = (&self.current, self.studies.clone(), self.manifest.clone())
+        let (Some(current), Some(set), Ok(manifest)) = (self.doc.current(), self.doc.studies().cloned(), self.manifest.clone())
         else {
             return;
         };
-        let (Some(volume), Some(a)) = (current.volume.clone(), self.current_analysis()) else {
+        let (Some(volume), Some(a)) = (current.volume.clone(), self.doc.current_analysis()) else {
             self.notice("run or restore an analysis of this series first");
             return;
         };
         let others: Vec<String> = a.extras.insights.slots.iter().skip(1).map(|s| s.series_uid.clone()).collect();
-        let (dir, slice, label, device) = (a.dir.clone(), self.view.slice, self.evidence_label, self.settings.device);
+        let (dir, slice, label, device) = (a.dir.clone(), self.doc.view().slice, self.doc.evidence_label(), self.doc.settings().device);
         let (uid, stack) = (current.uid.clone(), current.stack.clone());
         let cancel = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicUsize::new(0));
@@ -332,7 +356,7 @@ impl FocalApp {
             };
             let _ = tx.send(run());
         });
-        self.heatmap = Heatmap::Evidence;
+        self.edit(Edit::Heatmap(Heatmap::Evidence));
         self.evidence = Some(EvidenceJob {
             series,
             slice,
@@ -363,10 +387,11 @@ impl FocalApp {
                             map.info.slice + 1,
                             map.info.seconds
                         ));
-                        if let Some(a) = self.analysis.as_mut().filter(|a| a.series == series) {
-                            a.extras.evidence.insert(map.info.slice, (map.info, Arc::new(map.values)));
-                        }
-                        self.pixels_dirty();
+                        self.edit(Edit::Evidence {
+                            series,
+                            info: map.info,
+                            values: Arc::new(map.values),
+                        });
                     }
                     Err(e) => self.notice(format!("evidence map: {e}")),
                 }

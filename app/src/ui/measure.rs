@@ -6,7 +6,7 @@
 use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
 
 use super::slice_view::{ImageFrame, text};
-use super::{FocalApp, Tool};
+use super::{FocalApp, ReviewChange, Tool};
 
 /// Follows a left-button drag on `frame` (a line, an ellipse's bounding box or a freehand
 /// outline, in picture coordinates); returns the shape when the button is released.
@@ -16,12 +16,13 @@ fn track_drag(app: &mut FocalApp, response: &egui::Response, frame: &ImageFrame)
     if response.drag_started_by(egui::PointerButton::Primary) {
         // The drag is reported once the pointer has moved; it began where the button went down.
         let origin = response.ctx.input(|i| i.pointer.press_origin()).unwrap_or(pos);
-        app.view.drawing = vec![frame.to_pixel(origin), p];
-    } else if response.dragged_by(egui::PointerButton::Primary) && !app.view.drawing.is_empty() {
-        let path = &mut app.view.drawing;
+        app.gesture.drawing = vec![frame.to_pixel(origin), p];
+    } else if response.dragged_by(egui::PointerButton::Primary) && !app.gesture.drawing.is_empty() {
+        let freehand = app.doc.view().tool == Tool::Freehand;
+        let path = &mut app.gesture.drawing;
         // A freehand outline keeps every point a pixel apart; the others only their ends.
         let last = path[path.len() - 1];
-        if app.view.tool != Tool::Freehand {
+        if !freehand {
             path.truncate(1);
             path.push(p);
         } else if (p[0] - last[0]).hypot(p[1] - last[1]) >= 1.0 {
@@ -31,18 +32,13 @@ fn track_drag(app: &mut FocalApp, response: &egui::Response, frame: &ImageFrame)
     if !response.drag_stopped_by(egui::PointerButton::Primary) {
         return None;
     }
-    let path = std::mem::take(&mut app.view.drawing);
-    drawn_shape(app.view.tool, &path)
+    let path = std::mem::take(&mut app.gesture.drawing);
+    drawn_shape(app.doc.view().tool, &path)
 }
 
 /// Keeps a measurement in the review of the analysis on screen.
 fn keep(app: &mut FocalApp, m: crate::report::Measurement) {
-    let Some(current) = &app.current else { return };
-    let (uid, geometry) = (current.uid.clone(), current.stack.geometry.clone());
-    if let Some(a) = app.analysis.as_mut().filter(|a| a.series == uid) {
-        a.review.measurements.push(m);
-        a.save(geometry);
-    }
+    app.edit(ReviewChange::AddMeasurement(Box::new(m)));
 }
 
 /// Measures on the acquired slice where the left button drags; on release the shape is
@@ -50,8 +46,8 @@ fn keep(app: &mut FocalApp, m: crate::report::Measurement) {
 pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
     let Some(frame) = ImageFrame::of(app, rect) else { return };
     let Some(shape) = track_drag(app, response, &frame) else { return };
-    let slice = app.view.slice;
-    let Some(current) = &app.current else { return };
+    let slice = app.doc.view().slice;
+    let Some(current) = app.doc.current() else { return };
     let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
     let n = columns * rows;
     let grey = current.volume.as_ref().filter(|v| v.channels == 1);
@@ -183,12 +179,12 @@ fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report
 /// Draws the review's measurements on the slice on screen, and the one being drawn.
 pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, frame: &ImageFrame, modality: Option<&str>) {
     let unit = if modality == Some("CT") { " HU" } else { "" };
-    if let Some(a) = app.current_analysis() {
-        for m in a.review.measurements.iter().filter(|m| m.slice == app.view.slice && m.plane.is_none()) {
+    if let Some(a) = app.doc.current_analysis() {
+        for m in a.review.measurements.iter().filter(|m| m.slice == app.doc.view().slice && m.plane.is_none()) {
             draw_shape(painter, frame, &m.shape, Some(on_image_reading(m, unit)));
         }
     }
-    if let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
+    if let Some(shape) = drawn_shape(app.doc.view().tool, &app.gesture.drawing) {
         draw_shape(painter, frame, &shape, None);
     }
 }
@@ -202,8 +198,8 @@ pub(super) fn draw_on_plane(
     r: &crate::study::reformat::Reformat,
     drawing: bool,
 ) {
-    let unit = if app.current.as_ref().and_then(|c| c.modality.as_deref()) == Some("CT") { " HU" } else { "" };
-    if let Some(a) = app.current_analysis() {
+    let unit = if app.doc.current().and_then(|c| c.modality.as_deref()) == Some("CT") { " HU" } else { "" };
+    if let Some(a) = app.doc.current_analysis() {
         for m in &a.review.measurements {
             let Some(p) = m.plane.as_ref().filter(|p| p.plane == r.plane && (p.depth - r.depth).abs() < r.step / 2.0) else {
                 continue;
@@ -219,7 +215,7 @@ pub(super) fn draw_on_plane(
             draw_shape(painter, &placed, &m.shape, Some(on_image_reading(m, unit)));
         }
     }
-    if drawing && let Some(shape) = drawn_shape(app.view.tool, &app.view.drawing) {
+    if drawing && let Some(shape) = drawn_shape(app.doc.view().tool, &app.gesture.drawing) {
         draw_shape(painter, frame, &shape, None);
     }
 }

@@ -7,6 +7,7 @@
 
 mod bench;
 mod browser;
+mod document;
 pub mod fusion;
 pub mod insights;
 mod loader;
@@ -33,18 +34,21 @@ use eframe::egui;
 
 use crate::inference::Manifest;
 use crate::render::SlicePixels;
-use crate::study::{Progress, Stack, StudySet, Volume};
+use crate::study::{Progress, Stack, Volume};
 use loader::Task;
-use settings::{MAX_RECENT, SETTINGS_KEY};
+use settings::SETTINGS_KEY;
 
+pub use document::{Applied, Document, Edit, ReviewChange, SettingChange, ViewChange};
 pub use insights::Heatmap;
 pub use review::{AnalysisView, Tool};
 pub use settings::{Settings, analysis_dir, default_analysis_root};
+pub use slice_input::Gesture;
 pub use slice_view::ViewState;
 pub use work::RunningAnalysis;
 
-/// What panels ask the app to do.
-#[derive(Debug, Clone)]
+/// What panels ask the app to do. `Edit`s change the document and are applied at once (the
+/// rest of the frame draws the new state); the others start work (threads, dialogs) and are
+/// queued to the end of the frame.
 pub enum Command {
     Open(Vec<PathBuf>),
     LoadSeries {
@@ -56,8 +60,11 @@ pub enum Command {
     /// Compute the occlusion evidence map of the slice on screen.
     ComputeEvidence,
     CancelEvidence,
+    /// Load another series of the study and fuse it over the one on screen.
+    Fuse(String),
     /// Export the report and DICOM objects of the current analysis (asks for a folder).
     Export,
+    Edit(Edit),
 }
 
 /// The series on screen.
@@ -75,52 +82,49 @@ pub struct CurrentSeries {
     pub error: Option<String>,
 }
 
+/// The window: its document, and the work, caches and gestures around it.
 pub struct FocalApp {
-    pub settings: Settings,
-    pub studies: Option<Arc<StudySet>>,
+    /// What is open and on screen; changed only through `FocalApp::apply` / `edit`.
+    pub doc: Document,
     pub scan: Option<Task>,
     pub scan_progress: Option<Progress>,
     pub load: Option<Task>,
-    pub current: Option<CurrentSeries>,
-    pub view: ViewState,
-    pub analysis: Option<AnalysisView>,
     pub running: Option<RunningAnalysis>,
     /// Where analyses and reviews made in the window are kept (one folder per series).
     pub analysis_root: PathBuf,
-    /// The paths the study was opened from (exports must not land inside them).
-    pub opened: Vec<PathBuf>,
     export: Option<std::sync::mpsc::Receiver<Result<crate::report::ExportSummary, String>>>,
     pub manifest: Result<Manifest, String>,
     pub notices: Vec<String>,
     pub thumbnails: HashMap<String, egui::TextureHandle>,
-    pub show_tags: bool,
-    /// The right panel shows the review instead of overlays and model.
-    pub review_tab: bool,
     /// Start the analysis once the next series has loaded (`focal view --analyze`).
     pub analyze_when_loaded: bool,
     tag_cache: Option<(PathBuf, Result<Vec<crate::study::tags::TagRow>, String>)>,
     tag_filter: String,
     pixels: Option<(PixelsKey, Arc<SlicePixels>)>,
     commands: Vec<Command>,
-    /// Another series of the study to put in the model's second modality slot.
-    pub combine_with: Option<String>,
-    pub heatmap: insights::Heatmap,
-    /// The label whose region evidence maps explain (None: every label).
-    pub evidence_label: Option<u8>,
     evidence: Option<insights::EvidenceJob>,
     /// The PACS window (nodes, query, retrieve).
     pub pacs: pacs_panel::PacsPanel,
-    /// A second series shown over the one on screen, and one being loaded.
-    pub fusion: Option<fusion::Fusion>,
+    /// A series being loaded to fuse over the one on screen.
     fusion_job: Option<fusion::FusionJob>,
     /// The series on screen as GPU volume layers, for the reformatted views.
     mpr: mpr_layers::MprCache,
     /// Where the last frame drew each reformatted view (empty in 1×1).
     pub mpr_views: Vec<(egui::Rect, mpr::ViewKind)>,
+    /// What the mouse is in the middle of (wheel remainder, cine clock, a shape being drawn).
+    pub gesture: Gesture,
     /// `focal view --bench-frames`: the window times its own frames.
     frame_bench: Option<bench::FrameBench>,
     /// Physical pixels per point in the last frame.
     pixels_per_point: f32,
+}
+
+/// Shows a widget over a copy of `value`; the new value when the reader changed it (panels
+/// turn it into an `Edit`).
+pub(crate) fn edited<T: Clone + PartialEq>(value: &T, show: impl FnOnce(&mut T)) -> Option<T> {
+    let mut v = value.clone();
+    show(&mut v);
+    (v != *value).then_some(v)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,47 +142,39 @@ impl FocalApp {
     pub fn new(ctx: &egui::Context, settings: Settings, paths: Vec<PathBuf>) -> FocalApp {
         let manifest = Manifest::load(&crate::inference::manifest::default_manifest_path())
             .map_err(|e| crate::study::error_chain(&e));
+        let names = manifest
+            .as_ref()
+            .map(|m| m.labels.iter().map(|l| (l.index, l.name.clone())).collect())
+            .unwrap_or_default();
+        let mut doc = Document::new(settings, names);
+        if let Ok(m) = &manifest {
+            doc.set_attention_range(m.attention_display_range());
+        }
         let mut app = FocalApp {
-            settings,
-            studies: None,
+            doc,
             scan: None,
             scan_progress: None,
             load: None,
-            current: None,
-            view: ViewState::default(),
-            analysis: None,
             running: None,
             analysis_root: default_analysis_root(),
-            opened: Vec::new(),
             export: None,
             manifest,
             notices: Vec::new(),
             thumbnails: HashMap::new(),
-            show_tags: false,
-            review_tab: false,
             analyze_when_loaded: false,
             tag_cache: None,
             tag_filter: String::new(),
             pixels: None,
             commands: Vec::new(),
-            combine_with: None,
-            heatmap: insights::Heatmap::default(),
-            evidence_label: None,
             evidence: None,
             pacs: pacs_panel::PacsPanel::new(crate::pacs::nodes::config_path(), crate::pacs::default_cache()),
-            fusion: None,
             fusion_job: None,
             mpr: mpr_layers::MprCache::default(),
             mpr_views: Vec::new(),
+            gesture: Gesture::default(),
             frame_bench: None,
             pixels_per_point: 1.0,
         };
-        if let Ok(m) = &app.manifest {
-            let [lo, hi] = m.attention_display_range();
-            app.settings.attention.range = [lo, hi];
-            // A threshold saved for another model may lie outside this one's range.
-            app.settings.attention.threshold = app.settings.attention.threshold.clamp(lo, hi);
-        }
         if !paths.is_empty() {
             app.apply(ctx, Command::Open(paths));
         }
@@ -194,34 +190,33 @@ impl FocalApp {
         }
     }
 
-    /// Queues a command for the end of the frame (what panels do).
+    /// Queues a command for the end of the frame (what panels do for work).
     pub fn push(&mut self, command: Command) {
         self.commands.push(command);
     }
 
+    /// Changes the document now, and drops what the change made stale.
+    pub fn edit(&mut self, edit: impl Into<Edit>) {
+        let applied = self.doc.apply(edit.into());
+        if applied.pixels {
+            self.pixels = None;
+        }
+        if applied.tags {
+            self.tag_cache = None;
+        }
+    }
+
+    /// The one place where panels' commands take effect.
     pub fn apply(&mut self, ctx: &egui::Context, command: Command) {
         match command {
             Command::Open(paths) => {
-                for p in paths.iter().rev() {
-                    self.settings.recent.retain(|r| r != p);
-                    self.settings.recent.insert(0, p.clone());
-                }
-                self.settings.recent.truncate(MAX_RECENT);
-                self.opened = paths.clone();
-                self.studies = None;
-                self.current = None;
-                self.analysis = None;
-                self.running = None;
                 self.load = None;
-                self.pixels = None;
-                self.fusion = None;
+                self.running = None;
                 self.fusion_job = None;
-                if self.heatmap == Heatmap::Fusion {
-                    self.heatmap = Heatmap::Attention;
-                }
                 self.thumbnails.clear();
                 self.scan_progress = None;
-                self.scan = Some(loader::scan(ctx, paths));
+                self.scan = Some(loader::scan(ctx, paths.clone()));
+                self.edit(Edit::Opened(paths));
             }
             Command::LoadSeries { series, stack } => self.load_series(ctx, &series, stack),
             Command::RunAnalysis => self.run_analysis(),
@@ -233,11 +228,14 @@ impl FocalApp {
             Command::Export => self.start_export(),
             Command::ComputeEvidence => self.start_evidence(),
             Command::CancelEvidence => self.cancel_evidence(),
+            Command::Fuse(series) => self.start_fusion(&series),
+            Command::Edit(edit) => self.edit(edit),
         }
+        ctx.request_repaint();
     }
 
     fn load_series(&mut self, ctx: &egui::Context, uid: &str, stack_index: usize) {
-        let Some(set) = &self.studies else { return };
+        let Some(set) = self.doc.studies() else { return };
         let Some(series) = set.find_series(uid) else { return };
         let Some(stack) = series.stacks.get(stack_index).cloned() else {
             return;
@@ -248,66 +246,35 @@ impl FocalApp {
             series.number.map(|n| format!("#{n}")).unwrap_or_default(),
             series.description.clone().unwrap_or_else(|| "(no description)".into())
         );
+        let modality = series.modality.clone();
         let saved = analysis_dir(&self.analysis_root, uid);
         self.load = Some(loader::load_series(ctx, uid.to_string(), stack.clone(), first, saved));
-        self.view = ViewState::for_stack(&stack, first);
-        self.current = Some(CurrentSeries {
+        self.edit(Edit::ShowSeries(Box::new(CurrentSeries {
             uid: uid.to_string(),
             label: label.trim().to_string(),
-            modality: series.modality.clone(),
+            modality,
             stack,
             stack_index,
             volume: None,
             early: None,
             progress: None,
             error: None,
-        });
-        if self.analysis.as_ref().is_some_and(|a| a.series != uid) {
-            self.analysis = None;
-        }
-        // A fused series belongs to the series it was resampled onto.
-        if self.fusion.as_ref().is_some_and(|f| f.onto != uid) {
-            self.fusion = None;
-            if self.heatmap == Heatmap::Fusion {
-                self.heatmap = Heatmap::Attention;
-            }
-        }
-        self.pixels = None;
-        self.tag_cache = None;
-    }
-
-    /// Index and name of each label of the model.
-    pub fn label_names(&self) -> Vec<(u8, String)> {
-        self.manifest
-            .as_ref()
-            .map(|m| m.labels.iter().map(|l| (l.index, l.name.clone())).collect())
-            .unwrap_or_default()
+        })));
     }
 
     /// Volume of one voxel of the current series in mL.
     fn voxel_ml(&self) -> f64 {
-        self.current
-            .as_ref()
+        self.doc
+            .current()
             .and_then(|c| c.stack.geometry.as_ref())
             .map_or(0.001, |g| g.spacing.iter().product::<f64>() / 1000.0)
     }
 
-    /// Forces the slice's pixels to be rebuilt (after an edit).
-    pub fn pixels_dirty(&mut self) {
-        self.pixels = None;
-    }
-
-    /// The analysis for the series on screen, if any.
-    pub fn current_analysis(&self) -> Option<&AnalysisView> {
-        let uid = &self.current.as_ref()?.uid;
-        self.analysis.as_ref().filter(|a| a.series == *uid)
-    }
-
     /// Pixels of the slice on screen with its overlays (cached until slice or data change).
     fn slice_pixels(&mut self) -> Option<Arc<SlicePixels>> {
-        let current = self.current.as_ref()?;
-        let slice = self.view.slice;
-        let analysis = self.analysis.as_ref().filter(|a| a.series == current.uid);
+        let current = self.doc.current()?;
+        let slice = self.doc.view().slice;
+        let analysis = self.doc.analysis().filter(|a| a.series == current.uid);
         let key = PixelsKey {
             series: current.uid.clone(),
             slice,
@@ -333,7 +300,7 @@ impl FocalApp {
                 a.labels.get(slice * n..(slice + 1) * n).map(<[u8]>::to_vec),
             ),
             // A fused series shows without an analysis.
-            _ if self.heatmap == Heatmap::Fusion => (insights::heat_plane(self, slice, n), None),
+            _ if self.doc.heatmap() == Heatmap::Fusion => (insights::heat_plane(self, slice, n), None),
             _ => (None, None),
         };
         let pixels = Arc::new(SlicePixels::new(columns, rows, channels, image, attention, labels)?);
@@ -369,13 +336,18 @@ impl FocalApp {
             .default_size(300.0)
             .resizable(true)
             .show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.selectable_value(&mut self.review_tab, false, "Analysis");
-                    ui.selectable_value(&mut self.review_tab, true, "Review");
+                let tab = ui.horizontal(|ui| {
+                    edited(&self.doc.review_tab(), |t| {
+                        ui.selectable_value(t, false, "Analysis");
+                        ui.selectable_value(t, true, "Review");
+                    })
                 });
+                if let Some(review) = tab.inner {
+                    self.edit(Edit::ReviewTab(review));
+                }
                 ui.separator();
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    if self.review_tab {
+                    if self.doc.review_tab() {
                         review::review_panel(self, ui);
                     } else {
                         overlays::overlay_panel(self, ui);
@@ -388,7 +360,7 @@ impl FocalApp {
         egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             let backdrop = ui.painter().add(egui::Shape::Noop);
             self.mpr_views.clear();
-            let bare = if self.settings.layout == mpr::Layout::Single || self.current.is_none() {
+            let bare = if self.doc.settings().layout == mpr::Layout::Single || self.doc.current().is_none() {
                 let pixels = self.slice_pixels();
                 slice_view::slice_view(self, ui, pixels)
             } else {
@@ -397,7 +369,7 @@ impl FocalApp {
             let fills = bare.into_iter().map(|r| egui::Shape::rect_filled(r, 0.0, egui::Color32::BLACK));
             ui.painter().set(backdrop, egui::Shape::Vec(fills.collect()));
         });
-        if self.show_tags {
+        if self.doc.show_tags() {
             tags::tag_window(self, &ctx);
         }
         pacs_panel::pacs_window(self, &ctx);
@@ -413,7 +385,7 @@ impl FocalApp {
                 ui.label(format!("Scanning {}/{} files", p.done, p.total));
                 ui.add(egui::ProgressBar::new(p.done as f32 / p.total.max(1) as f32).desired_width(160.0));
             }
-            if let Some(p) = self.current.as_ref().and_then(|c| c.progress) {
+            if let Some(p) = self.doc.current().and_then(|c| c.progress) {
                 ui.label(format!("Loading {}/{} slices", p.done, p.total));
                 ui.add(egui::ProgressBar::new(p.done as f32 / p.total.max(1) as f32).desired_width(160.0));
             }
@@ -431,7 +403,7 @@ impl eframe::App for FocalApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, SETTINGS_KEY, &self.settings);
+        eframe::set_value(storage, SETTINGS_KEY, self.doc.settings());
     }
 }
 

@@ -2,7 +2,7 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{Command, FocalApp};
+use super::{Command, FocalApp, SettingChange, edited};
 use crate::inference::Device;
 
 /// Said wherever the model's output is shown.
@@ -26,14 +26,19 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         manifest.version,
         &manifest.sha256[..12.min(manifest.sha256.len())]
     ));
-    ui.horizontal(|ui| {
+    let device = ui.horizontal(|ui| {
         ui.label("Device");
-        for (d, name) in [(Device::Auto, "Auto"), (Device::Cpu, "CPU"), (Device::Cuda, "CUDA")] {
-            ui.selectable_value(&mut app.settings.device, d, name);
-        }
+        edited(&app.doc.settings().device, |device| {
+            for (d, name) in [(Device::Auto, "Auto"), (Device::Cpu, "CPU"), (Device::Cuda, "CUDA")] {
+                ui.selectable_value(device, d, name);
+            }
+        })
     });
+    if let Some(d) = device.inner {
+        app.edit(SettingChange::Device(d));
+    }
 
-    let loaded = app.current.as_ref().is_some_and(|c| c.volume.is_some());
+    let loaded = app.doc.current().is_some_and(|c| c.volume.is_some());
     if let Some(r) = &app.running {
         let s = r.job.status();
         ui.horizontal(|ui| {
@@ -68,7 +73,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
     }
 
-    if let Some(a) = app.current_analysis() {
+    if let Some(a) = app.doc.current_analysis() {
         ui.add_space(6.0);
         let provider = match &a.fallback_reason {
             Some(why) => format!("Ran on {} (CUDA not used: {why})", a.provider_name),

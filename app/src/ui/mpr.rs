@@ -7,7 +7,7 @@ use std::sync::Arc;
 use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
 use serde::{Deserialize, Serialize};
 
-use super::FocalApp;
+use super::{FocalApp, ViewChange};
 use super::slice_view::{ImageFrame, slice_style, text};
 use super::mpr_layers::{unavailable, volume_pixels};
 use crate::render::{ResliceCallback, ReslicePlane, SliceUniforms, VolumePixels};
@@ -119,8 +119,8 @@ pub fn cells(layout: Layout, rect: Rect) -> Vec<(Rect, ViewKind)> {
 
 /// The acquired slice nearest the crosshair point, and the stack's geometry.
 fn cursor_slice(app: &FocalApp) -> Option<(usize, crate::study::geometry::StackGeometry)> {
-    let point = app.view.cursor?;
-    let v = app.current.as_ref()?.volume.clone()?;
+    let point = app.doc.view().cursor?;
+    let v = app.doc.current()?.volume.clone()?;
     let g = v.geometry.clone()?;
     let k = crate::study::reformat::PatientToVoxel::new(&g)?.apply(&point)[2];
     Some((k.round().clamp(0.0, (v.slices.max(1) - 1) as f64) as usize, g))
@@ -128,21 +128,25 @@ fn cursor_slice(app: &FocalApp) -> Option<(usize, crate::study::geometry::StackG
 
 /// The crosshair point (patient mm), placed at the centre of the slice on screen at first.
 pub fn cursor(app: &mut FocalApp) -> Option<Vec3> {
-    let volume = app.current.as_ref()?.volume.clone()?;
+    let volume = app.doc.current()?.volume.clone()?;
     let g = volume.geometry.as_ref()?;
-    let slice = app.view.slice.min(volume.slices.saturating_sub(1));
+    let slice = app.doc.view().slice.min(volume.slices.saturating_sub(1));
     let centre = g.voxel_to_patient(
         (volume.columns as f64 - 1.0) / 2.0,
         (volume.rows as f64 - 1.0) / 2.0,
         slice as f64,
     );
-    Some(*app.view.cursor.get_or_insert(centre))
+    if let Some(c) = app.doc.view().cursor {
+        return Some(c);
+    }
+    app.edit(ViewChange::Cursor(centre));
+    Some(centre)
 }
 
 /// The reformat a view shows, through the crosshair point.
 pub fn reformat(app: &mut FocalApp, plane: Plane) -> Option<Reformat> {
     let point = cursor(app)?;
-    let volume = app.current.as_ref()?.volume.clone()?;
+    let volume = app.doc.current()?.volume.clone()?;
     Reformat::new(volume.geometry.as_ref()?, [volume.columns, volume.rows, volume.slices], plane, &point)
 }
 
@@ -150,9 +154,9 @@ pub fn reformat(app: &mut FocalApp, plane: Plane) -> Option<Reformat> {
 pub(super) fn frame(app: &FocalApp, r: &Reformat, rect: Rect) -> ImageFrame {
     let size_mm = Vec2::new((r.columns as f64 * r.spacing) as f32, (r.rows as f64 * r.spacing) as f32);
     let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
-    let scale = fit * app.view.zoom;
+    let scale = fit * app.doc.view().zoom;
     ImageFrame {
-        image_rect: Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale),
+        image_rect: Rect::from_center_size(rect.center() + app.doc.view().pan, size_mm * scale),
         scale,
         spacing: [r.spacing, r.spacing],
     }
@@ -181,15 +185,16 @@ pub fn step_plane(app: &mut FocalApp, plane: Plane, steps: f64) {
     let before = r.depth;
     r.set_depth(before + steps * r.step);
     let normal = plane.axes()[2];
-    if let Some(c) = app.view.cursor.as_mut() {
+    if let Some(mut c) = app.doc.view().cursor {
         for a in 0..3 {
             c[a] += normal[a] * (r.depth - before);
         }
+        app.edit(ViewChange::Cursor(c));
     }
     // The acquired slice follows at once: before the views are laid out, a slice that differs
     // from the crosshair's reads as a slice chosen elsewhere, and would pull the crosshair back.
     if let Some((k, _)) = cursor_slice(app) {
-        app.view.slice = k;
+        app.edit(ViewChange::GoTo(k));
     }
 }
 
@@ -207,18 +212,21 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) -> Vec<Rect> {
     // The acquired slice moved since (scrolled in 1×1, or a finding's slice chosen): the
     // crosshair moves to it, keeping its place in the slice.
     if let Some((k, g)) = cursor_slice(app)
-        && k != app.view.slice
-        && let Some(c) = app.view.cursor.as_mut()
+        && k != app.doc.view().slice
+        && let Some(mut c) = app.doc.view().cursor
     {
-        let by = (app.view.slice as f64 - k as f64) * g.spacing[2];
+        let by = (app.doc.view().slice as f64 - k as f64) * g.spacing[2];
         for a in 0..3 {
             c[a] += g.slice_direction[a] * by;
         }
+        app.edit(ViewChange::Cursor(c));
     }
     if !ui.ctx().text_edit_focused() {
-        ui.input(|i| super::slice_input::view_keys(&mut app.view, i));
+        for c in super::slice_input::view_keys(app, ui) {
+            app.edit(c);
+        }
     }
-    let cells = cells(app.settings.layout, rect);
+    let cells = cells(app.doc.settings().layout, rect);
     let mut bare: Vec<Rect> = cells.iter().flat_map(|(c, _)| ring(*c, GAP)).collect();
     app.mpr_views = cells.into_iter().map(|(c, k)| (c.shrink(GAP), k)).collect();
     let top_right = app
@@ -231,13 +239,15 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) -> Vec<Rect> {
         if !view(app, ui, cell, kind, &volume, i == 0) {
             bare.push(cell);
         }
-        if Some(cell) == top_right && volume.heat.is_some() && app.settings.show_attention {
+        if Some(cell) == top_right && volume.heat.is_some() && app.doc.settings().show_attention {
             super::slice_view::colour_bar(app, &ui.painter_at(cell), cell);
         }
     }
     // The acquired slice follows the crosshair (1×1, key images and the slice readout use it).
-    if let Some((k, _)) = cursor_slice(app) {
-        app.view.slice = k;
+    if let Some((k, _)) = cursor_slice(app)
+        && k != app.doc.view().slice
+    {
+        app.edit(ViewChange::GoTo(k));
     }
     bare
 }
@@ -261,14 +271,14 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
     let plane = kind.plane();
     let response = ui.interact(rect, egui::Id::unique(("focal mpr view", kind.viewport())), egui::Sense::click_and_drag());
     // With a measuring tool, a left drag on a plane measures there instead of moving the crosshair.
-    let measuring = app.view.tool.measures() && matches!(kind, ViewKind::Plane(_));
+    let measuring = app.doc.view().tool.measures() && matches!(kind, ViewKind::Plane(_));
     input(app, ui, &response, rect, kind, measuring);
     if measuring && let Some(r) = reformat(app, plane) {
         let frame = frame(app, &r, rect);
         super::measure::measure_on_plane(app, &response, &frame, &r, volume);
     }
     let Some(r) = reformat(app, plane) else { return false };
-    let Some(point) = app.view.cursor else { return false };
+    let Some(point) = app.doc.view().cursor else { return false };
     let frame = frame(app, &r, rect);
     let painter = ui.painter_at(rect);
 
@@ -307,7 +317,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
             viewport: kind.viewport(),
             volume: volume.clone(),
             plane: resliced,
-            colormap: app.settings.attention.colormap,
+            colormap: app.doc.settings().attention.colormap,
             uniforms,
         }
         .into_paint_callback(rect),
@@ -344,7 +354,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
         format!("{}  {letter} {:.1} mm", plane.name(), depth.abs())
     };
     if first {
-        title.push_str(&format!("\nW {:.0}  L {:.0}", app.view.window.width, app.view.window.center));
+        title.push_str(&format!("\nW {:.0}  L {:.0}", app.doc.view().window.width, app.doc.view().window.center));
     }
     text(&painter, rect.left_top() + Vec2::splat(m), Align2::LEFT_TOP, title);
     let [right, down, _] = plane.axes();
@@ -378,7 +388,7 @@ fn readout(app: &FocalApp, r: &Reformat, p: &Vec3, volume: &VolumePixels, projec
     if projection {
         return Some(lines.join("\n"));
     }
-    let modality = app.current.as_ref().and_then(|c| c.modality.as_deref());
+    let modality = app.doc.current().and_then(|c| c.modality.as_deref());
     let unit = if modality == Some("CT") { " HU" } else { "" };
     lines.push(format!("Voxel ({:.0}, {:.0}, {:.0})  Value {value:.1}{unit}", v[0], v[1], v[2]));
     if let (Some(labels), Ok(m), Some(at)) = (&volume.labels, &app.manifest, nearest(dims, v)) {
@@ -399,32 +409,18 @@ fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rec
     let plane = kind.plane();
     if response.hovered() {
         let (events, zoom) = ui.input(|i| (i.events.clone(), i.zoom_delta()));
-        for e in &events {
-            if let egui::Event::MouseWheel { unit, delta, modifiers, .. } = e
-                && !modifiers.ctrl
-                && !modifiers.command
-            {
-                app.view.wheel -= match unit {
-                    egui::MouseWheelUnit::Line => delta.y,
-                    egui::MouseWheelUnit::Point => delta.y / 50.0,
-                    egui::MouseWheelUnit::Page => delta.y * 10.0,
-                };
-            }
-        }
-        let steps = app.view.wheel.trunc();
+        let steps = app.gesture.wheel_steps(&events);
         if steps != 0.0 && !matches!(kind, ViewKind::Projection(_)) {
             // Wheel down moves toward the feet, the back and the patient's right.
             step_plane(app, plane, -f64::from(steps));
         }
-        app.view.wheel -= steps;
         if zoom != 1.0
             && let Some(cursor) = response.hover_pos()
         {
-            let view = &mut app.view;
-            let new_zoom = (view.zoom * zoom).clamp(0.1, 40.0);
-            let factor = new_zoom / view.zoom;
-            view.pan = cursor - rect.center() - (cursor - rect.center() - view.pan) * factor;
-            view.zoom = new_zoom;
+            app.edit(ViewChange::ZoomAbout {
+                factor: zoom,
+                offset: cursor - rect.center(),
+            });
         }
         if !ui.ctx().text_edit_focused() {
             let (up, down) = ui.input(|i| {
@@ -450,20 +446,16 @@ fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rec
         let [x, y] = frame(app, &r, rect).to_pixel(pos);
         let x = x.clamp(0.0, r.columns as f64);
         let y = y.clamp(0.0, r.rows as f64);
-        app.view.cursor = Some(r.to_patient(x, y));
+        app.edit(ViewChange::Cursor(r.to_patient(x, y)));
     }
     if response.dragged_by(egui::PointerButton::Secondary) {
-        let d = response.drag_delta();
-        let view = &mut app.view;
-        let k = view.window.width.max(1.0) * 0.004;
-        let (c, w) = (view.window.center + f64::from(d.y) * k, view.window.width + f64::from(d.x) * k);
-        view.set_window(c, w, None);
+        app.edit(super::slice_input::drag_window(app.doc.view(), response.drag_delta()));
     }
     if response.dragged_by(egui::PointerButton::Middle) {
-        app.view.pan += response.drag_delta();
+        app.edit(ViewChange::Pan(response.drag_delta()));
     }
     if response.double_clicked() {
-        app.view.reset();
+        app.edit(ViewChange::Fit);
     }
 }
 

@@ -52,7 +52,7 @@ fn projection_ranges(image: &[f32], heat: Option<&[f32]>, slice_top: f32) -> ([f
 
 /// Why the series on screen cannot be reformatted (None: it can).
 pub(super) fn unavailable(app: &FocalApp) -> Option<String> {
-    let Some(current) = &app.current else {
+    let Some(current) = app.doc.current() else {
         return Some("Open a study to see its planes".into());
     };
     let Some(volume) = &current.volume else {
@@ -74,14 +74,14 @@ pub(super) fn unavailable(app: &FocalApp) -> Option<String> {
 
 /// The image, heatmap and labels of the series on screen as one GPU volume (cached).
 pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
-    let current = app.current.as_ref()?;
+    let current = app.doc.current()?;
     let volume = current.volume.clone()?;
     let series = current.uid.clone();
     let n = volume.columns * volume.rows;
     let slices = volume.slices;
     let fits = |a: &&super::AnalysisView| a.columns == volume.columns && a.rows == volume.rows && a.slices == slices;
     // What the layers are made from: (attention, edits) of an analysis of this grid.
-    let analysis = app.current_analysis().filter(fits).map(|a| (a.attention.clone(), a.edits));
+    let analysis = app.doc.current_analysis().filter(fits).map(|a| (a.attention.clone(), a.edits));
     let heat_key = super::insights::heat_key(app);
     let key = |source: usize, detail| LayerKey {
         series: series.clone(),
@@ -101,7 +101,7 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
         changed = true;
     }
     if app.mpr.heat.as_ref().is_none_or(|(k, _)| *k != heat) {
-        let layer = if app.heatmap == super::Heatmap::Attention {
+        let layer = if app.doc.heatmap() == super::Heatmap::Attention {
             analysis.as_ref().map(|(a, _)| {
                 let data: crate::render::Shared<f32> = a.clone();
                 data
@@ -124,7 +124,7 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
         changed = true;
     }
     if app.mpr.labels.as_ref().is_none_or(|(k, _)| *k != labels) {
-        let layer = app.current_analysis().filter(fits).map(|a| {
+        let layer = app.doc.current_analysis().filter(fits).map(|a| {
             let data: crate::render::Shared<u8> = Arc::new(a.labels.clone());
             Arc::new(VolumeLayer::new(data))
         });
@@ -136,7 +136,7 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
         let heat = app.mpr.heat.as_ref().and_then(|(_, l)| l.clone());
         let labels = app.mpr.labels.as_ref().and_then(|(_, l)| l.clone());
         let size = [volume.columns as u32, volume.rows as u32, slices as u32];
-        let slice_top = app.settings.attention.range[1];
+        let slice_top = app.doc.settings().attention.range[1];
         app.mpr.ranges = projection_ranges((*image.data).as_ref(), heat.as_ref().map(|h| (*h.data).as_ref()), slice_top);
         let pixels = VolumePixels::new(size, image, heat, labels)?;
         app.mpr.pixels = Some(([volume.columns, volume.rows, slices], Arc::new(pixels)));

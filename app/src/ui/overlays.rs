@@ -3,53 +3,83 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::FocalApp;
+use super::{FocalApp, SettingChange, edited};
 use crate::render::{Colormap, MAX_OUTLINE_WIDTH, MaskMode};
 
 pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     ui.heading("Overlays");
-    let has_analysis = app.current_analysis().is_some();
+    let has_analysis = app.doc.current_analysis().is_some();
     if !has_analysis {
         ui.label(RichText::new("Run the model to see its attention map and labels.").weak());
     }
-    ui.checkbox(&mut app.settings.show_attention, "Heatmap");
+    let mut changes = Vec::new();
+    let s = app.doc.settings();
+    if let Some(on) = edited(&s.show_attention, |v| {
+        ui.checkbox(v, "Heatmap");
+    }) {
+        changes.push(SettingChange::ShowHeatmap(on));
+    }
+    for c in changes.drain(..) {
+        app.edit(c);
+    }
     super::insights::heatmap_controls(app, ui);
-    let fused = app.heatmap == super::insights::Heatmap::Fusion;
-    let s = &mut app.settings;
+    let fused = app.doc.heatmap() == super::insights::Heatmap::Fusion;
+    let s = app.doc.settings();
     // A fused series has its own window, colour map and opacity (below).
     ui.add_enabled_ui(s.show_attention && !fused, |ui| {
+        let a = &s.attention;
         egui::ComboBox::from_label("Colormap")
-            .selected_text(s.attention.colormap.name())
+            .selected_text(a.colormap.name())
             .show_ui(ui, |ui| {
                 for c in Colormap::ALL {
-                    ui.selectable_value(&mut s.attention.colormap, c, c.name());
+                    if ui.selectable_label(a.colormap == c, c.name()).clicked() {
+                        changes.push(SettingChange::Colormap(c));
+                    }
                 }
             });
-        ui.add(egui::Slider::new(&mut s.attention.opacity, 0.0..=1.0).text("Opacity"));
-        let [lo, hi] = s.attention.range;
-        ui.add(
-            egui::Slider::new(&mut s.attention.threshold, lo..=hi)
-                .max_decimals(3)
-                .text("Threshold"),
-        )
-        .on_hover_text("Attention below this value is transparent (evidence maps use a tenth of their largest value)");
+        if let Some(o) = edited(&a.opacity, |v| {
+            ui.add(egui::Slider::new(v, 0.0..=1.0).text("Opacity"));
+        }) {
+            changes.push(SettingChange::HeatOpacity(o));
+        }
+        let [lo, hi] = a.range;
+        if let Some(t) = edited(&a.threshold, |v| {
+            ui.add(egui::Slider::new(v, lo..=hi).max_decimals(3).text("Threshold")).on_hover_text(
+                "Attention below this value is transparent (evidence maps use a tenth of their largest value)",
+            );
+        }) {
+            changes.push(SettingChange::Threshold(t));
+        }
     });
+    for c in changes.drain(..) {
+        app.edit(c);
+    }
     super::fusion::fusion_controls(app, ui);
-    let s = &mut app.settings;
+    let s = app.doc.settings();
     ui.add_space(6.0);
-    ui.checkbox(&mut s.show_mask, "Label mask");
+    if let Some(on) = edited(&s.show_mask, |v| {
+        ui.checkbox(v, "Label mask");
+    }) {
+        changes.push(SettingChange::ShowMask(on));
+    }
     ui.add_enabled_ui(s.show_mask, |ui| {
         ui.horizontal(|ui| {
             for m in MaskMode::ALL {
-                ui.selectable_value(&mut s.mask_mode, m, m.name());
+                if ui.selectable_label(s.mask_mode == m, m.name()).clicked() {
+                    changes.push(SettingChange::MaskMode(m));
+                }
             }
         });
-        ui.add(egui::Slider::new(&mut s.fill_opacity, 0.0..=1.0).text("Fill opacity"));
-        ui.add(
-            egui::Slider::new(&mut s.outline_width, 1..=MAX_OUTLINE_WIDTH)
-                .suffix(" px")
-                .text("Outline width"),
-        );
+        if let Some(o) = edited(&s.fill_opacity, |v| {
+            ui.add(egui::Slider::new(v, 0.0..=1.0).text("Fill opacity"));
+        }) {
+            changes.push(SettingChange::FillOpacity(o));
+        }
+        if let Some(w) = edited(&s.outline_width, |v| {
+            ui.add(egui::Slider::new(v, 1..=MAX_OUTLINE_WIDTH).suffix(" px").text("Outline width"));
+        }) {
+            changes.push(SettingChange::OutlineWidth(w));
+        }
         if let Ok(m) = &app.manifest {
             for l in m.labels.iter().filter(|l| l.index > 0) {
                 ui.horizontal(|ui| {
@@ -58,13 +88,13 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                     let (swatch, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
                     ui.painter().rect_filled(swatch, 2.0, Color32::from_rgb(r, g, b));
                     if ui.checkbox(&mut shown, &l.name).changed() {
-                        s.hidden_labels.retain(|x| *x != l.index);
-                        if !shown {
-                            s.hidden_labels.push(l.index);
-                        }
+                        changes.push(SettingChange::LabelShown(l.index, shown));
                     }
                 });
             }
         }
     });
+    for c in changes {
+        app.edit(c);
+    }
 }

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{Command, FocalApp};
+use super::{Command, Edit, FocalApp, ReviewChange, SettingChange, ViewChange, edited};
 use crate::report::review::{REVIEWED_LABELS_FILE, measure};
-use crate::report::{Decision, KeyImage, Review};
+use crate::report::{Decision, Review};
 
 /// An analysis on screen: the model's maps, the reader's corrections and review.
 pub struct AnalysisView {
@@ -35,13 +35,13 @@ pub struct AnalysisView {
     pub edits: u64,
     /// Faithfulness, modality weights, evidence maps.
     pub extras: super::insights::Extras,
-    undo: Vec<Edit>,
-    redo: Vec<Edit>,
-    stroke: Option<Edit>,
+    undo: Vec<UndoStep>,
+    redo: Vec<UndoStep>,
+    stroke: Option<UndoStep>,
 }
 
 /// One stroke's slice and what it held before.
-struct Edit {
+struct UndoStep {
     slice: usize,
     plane: Vec<u8>,
 }
@@ -124,7 +124,7 @@ impl AnalysisView {
     pub fn paint(&mut self, slice: usize, x: f32, y: f32, radius_mm: f32, spacing: [f64; 2], label: u8) {
         if self.stroke.is_none() {
             let plane = self.plane(slice).map(|p| p.to_vec()).unwrap_or_default();
-            self.stroke = Some(Edit { slice, plane });
+            self.stroke = Some(UndoStep { slice, plane });
         }
         let (w, h) = (self.columns, self.rows);
         let (sx, sy) = (spacing[0] as f32, spacing[1] as f32);
@@ -170,7 +170,7 @@ impl AnalysisView {
         };
         let current = plane.to_vec();
         plane.copy_from_slice(&edit.plane);
-        let back = Edit {
+        let back = UndoStep {
             slice: edit.slice,
             plane: current,
         };
@@ -242,34 +242,24 @@ fn now_text() -> String {
 
 pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     ui.heading("Review");
-    let names: Vec<(u8, String)> = app
-        .manifest
-        .as_ref()
-        .map(|m| m.labels.iter().map(|l| (l.index, l.name.clone())).collect())
-        .unwrap_or_default();
     let style = super::slice_view::slice_style(app);
-    let slice = app.view.slice;
-    let geometry = app.current.as_ref().and_then(|c| c.stack.geometry.clone());
-    let unit = if app.current.as_ref().and_then(|c| c.modality.as_deref()) == Some("CT") {
+    let view = app.doc.view();
+    let (slice, tool) = (view.slice, view.tool);
+    let unit = if app.doc.current().and_then(|c| c.modality.as_deref()) == Some("CT") {
         " HU"
     } else {
         ""
     };
-    let mut go_to = None;
-    let mut go_to_plane = None;
-    let Some(a) = app
-        .analysis
-        .as_mut()
-        .filter(|a| app.current.as_ref().is_some_and(|c| c.uid == a.series))
-    else {
+    let Some(a) = app.doc.current_analysis() else {
         ui.label(RichText::new("Run the model to review its findings.").weak());
         return;
     };
-    let mut changed = false;
+    let names = app.doc.label_names();
+    let mut edits: Vec<Edit> = Vec::new();
 
     // Correction tools.
     ui.horizontal(|ui| {
-        for (tool, name, key) in [
+        for (t, name, key) in [
             (Tool::Navigate, "Navigate", "N"),
             (Tool::Brush, "Brush", "B"),
             (Tool::Eraser, "Eraser", "E"),
@@ -277,26 +267,29 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             (Tool::Ellipse, "Ellipse", "O"),
             (Tool::Freehand, "Freehand", "F"),
         ] {
-            ui.selectable_value(&mut app.view.tool, tool, name).on_hover_text(key);
+            if ui.selectable_label(tool == t, name).on_hover_text(key).clicked() {
+                edits.push(ViewChange::Tool(t).into());
+            }
         }
     });
-    if app.view.tool.paints() {
+    if tool.paints() {
         ui.horizontal(|ui| {
-            if app.view.tool == Tool::Brush {
+            if tool == Tool::Brush {
                 egui::ComboBox::from_label("label")
-                    .selected_text(
-                        names
-                            .iter()
-                            .find(|n| n.0 == app.view.brush_label)
-                            .map_or("?", |n| n.1.as_str()),
-                    )
+                    .selected_text(names.iter().find(|n| n.0 == view.brush_label).map_or("?", |n| n.1.as_str()))
                     .show_ui(ui, |ui| {
                         for (i, n) in names.iter().filter(|n| n.0 > 0) {
-                            ui.selectable_value(&mut app.view.brush_label, *i, n);
+                            if ui.selectable_label(view.brush_label == *i, n).clicked() {
+                                edits.push(ViewChange::BrushLabel(*i).into());
+                            }
                         }
                     });
             }
-            ui.add(egui::Slider::new(&mut app.view.brush_mm, 0.5..=15.0).text("radius mm"));
+            if let Some(mm) = edited(&view.brush_mm, |v| {
+                ui.add(egui::Slider::new(v, 0.5..=15.0).text("radius mm"));
+            }) {
+                edits.push(ViewChange::BrushMm(mm).into());
+            }
         });
     }
     ui.horizontal(|ui| {
@@ -304,17 +297,15 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             .add_enabled(a.can_undo(), egui::Button::new("Undo"))
             .on_hover_text("Ctrl+Z")
             .clicked()
-            && a.undo()
         {
-            changed = true;
+            edits.push(ReviewChange::Undo.into());
         }
         if ui
             .add_enabled(a.can_redo(), egui::Button::new("Redo"))
             .on_hover_text("Ctrl+Shift+Z")
             .clicked()
-            && a.redo()
         {
-            changed = true;
+            edits.push(ReviewChange::Redo.into());
         }
         if a.review.edited {
             ui.label(RichText::new("labels corrected").color(Color32::from_rgb(240, 200, 120)));
@@ -323,24 +314,22 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
 
     // Findings.
     egui::Grid::new("findings").striped(true).num_columns(3).show(ui, |ui| {
-        for f in &mut a.review.findings {
+        for (i, f) in a.review.findings.iter().enumerate() {
             ui.label(&f.name);
             ui.label(format!("{:.1} mL", f.volume_ml));
             ui.horizontal(|ui| {
                 for d in [Decision::Accepted, Decision::Rejected] {
                     let label = if d == Decision::Accepted { "Accept" } else { "Reject" };
-                    let r = ui.selectable_value(&mut f.decision, d, label);
-                    changed |= r.changed();
+                    if ui.selectable_label(f.decision == d, label).clicked() && f.decision != d {
+                        edits.push(ReviewChange::Decision(i, d).into());
+                    }
                 }
             });
             ui.end_row();
             ui.label("");
-            let note = ui.add(
-                egui::TextEdit::singleline(&mut f.note)
-                    .hint_text("note")
-                    .desired_width(150.0),
-            );
-            changed |= note.lost_focus();
+            let mut note = f.note.clone();
+            let r = ui.add(egui::TextEdit::singleline(&mut note).hint_text("note").desired_width(150.0));
+            typed(&mut edits, &r, note != f.note, ReviewChange::Note(i, note));
             ui.label(
                 f.slice_range
                     .map_or(String::new(), |[s, e]| format!("slices {}–{}", s + 1, e + 1)),
@@ -352,12 +341,7 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     // Key images.
     ui.horizontal(|ui| {
         if ui.button("Mark key image").on_hover_text("K").clicked() {
-            a.review.key_images.retain(|k| k.slice != slice);
-            a.review.key_images.push(KeyImage {
-                slice,
-                style: style.clone(),
-            });
-            changed = true;
+            edits.push(ReviewChange::MarkKeyImage(slice, Box::new(style.clone())).into());
         }
         let list: Vec<String> = a.review.key_images.iter().map(|k| format!("{}", k.slice + 1)).collect();
         ui.label(if list.is_empty() {
@@ -367,59 +351,57 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
     });
     if a.review.key_images.iter().any(|k| k.slice == slice) && ui.small_button("Unmark this slice").clicked() {
-        a.review.key_images.retain(|k| k.slice != slice);
-        changed = true;
+        edits.push(ReviewChange::UnmarkKeyImage(slice).into());
     }
 
     // Measurements (drawn with the Ruler and Ellipse tools).
     if a.review.measurements.is_empty() {
-        if app.view.tool.measures() {
+        if tool.measures() {
             ui.label(RichText::new("Drag on the image to measure.").weak());
         }
     } else {
         ui.label("Measurements");
-        let mut remove = None;
         for (i, m) in a.review.measurements.iter().enumerate() {
             ui.horizontal(|ui| {
                 if ui.small_button("×").on_hover_text("Remove").clicked() {
-                    remove = Some(i);
+                    edits.push(ReviewChange::RemoveMeasurement(i).into());
                 }
                 let line = egui::Label::new(RichText::new(m.describe(unit)).small()).wrap();
                 if ui.add(line.sense(egui::Sense::click())).on_hover_text("Go to its slice").clicked() {
-                    go_to = Some(m.slice);
+                    edits.push(ViewChange::GoTo(m.slice).into());
                     // One drawn on a reformatted plane: that plane, through the shape's centre.
-                    go_to_plane = m.plane.map(|p| {
+                    if let Some(p) = &m.plane {
                         let [x0, y0, x1, y1] = m.shape.bounds();
-                        p.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0)
-                    });
+                        edits.push(ViewChange::Cursor(p.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0)).into());
+                        if app.doc.settings().layout == super::mpr::Layout::Single {
+                            edits.push(SettingChange::Layout(super::mpr::Layout::Three).into());
+                        }
+                    }
                 }
             });
-        }
-        if let Some(i) = remove {
-            a.review.measurements.remove(i);
-            changed = true;
         }
     }
 
     ui.label("Impression");
-    changed |= ui
-        .add(
-            egui::TextEdit::multiline(&mut a.review.impression)
-                .desired_rows(3)
-                .desired_width(f32::INFINITY),
-        )
-        .lost_focus();
+    let mut impression = a.review.impression.clone();
+    let r = ui.add(
+        egui::TextEdit::multiline(&mut impression)
+            .desired_rows(3)
+            .desired_width(f32::INFINITY),
+    );
+    typed(&mut edits, &r, impression != a.review.impression, ReviewChange::Impression(impression));
     ui.horizontal(|ui| {
         ui.label("Reader");
-        changed |= ui.text_edit_singleline(&mut a.review.reader).lost_focus();
+        let mut reader = a.review.reader.clone();
+        let r = ui.text_edit_singleline(&mut reader);
+        typed(&mut edits, &r, reader != a.review.reader, ReviewChange::Reader(reader));
     });
     ui.horizontal(|ui| {
         match &a.review.signed_at {
             Some(t) => {
                 ui.label(format!("Signed {t}"));
                 if ui.small_button("Unsign").clicked() {
-                    a.review.signed_at = None;
-                    changed = true;
+                    edits.push(ReviewChange::Signed(None).into());
                 }
             }
             None => {
@@ -429,8 +411,7 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                     .on_disabled_hover_text("Enter the reader's name first")
                     .clicked()
                 {
-                    a.review.signed_at = Some(now_text());
-                    changed = true;
+                    edits.push(ReviewChange::Signed(Some(now_text())).into());
                 }
             }
         }
@@ -438,18 +419,18 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             app.commands.push(Command::Export);
         }
     });
+    for e in edits {
+        app.edit(e);
+    }
+}
+
+/// A text field of the review: what was typed goes into the review at once, and is saved when
+/// the field loses focus.
+fn typed(edits: &mut Vec<Edit>, response: &egui::Response, changed: bool, change: ReviewChange) {
     if changed {
-        a.remeasure(&names);
-        a.save(geometry);
-        app.pixels_dirty();
+        edits.push(change.into());
     }
-    if let Some(k) = go_to {
-        app.view.slice = k;
-    }
-    if let Some(point) = go_to_plane {
-        app.view.cursor = Some(point);
-        if app.settings.layout == super::mpr::Layout::Single {
-            app.settings.layout = super::mpr::Layout::Three;
-        }
+    if response.lost_focus() {
+        edits.push(ReviewChange::Save.into());
     }
 }

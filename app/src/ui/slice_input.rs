@@ -4,89 +4,123 @@
 
 use eframe::egui::{self, Rect};
 
-use super::FocalApp;
+use super::{FocalApp, ReviewChange, ViewChange};
 use super::slice_view::{ImageFrame, slice_style};
 
-pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, slices: usize) {
-    let view = &mut app.view;
-    let typing = ui.ctx().text_edit_focused();
-    let (events, zoom, dt) = ui.input(|i| (i.events.clone(), i.zoom_delta(), i.stable_dt));
-    if response.hovered() {
-        for e in &events {
+/// What the mouse and the clock are in the middle of: not the document, the way to a change
+/// of it.
+#[derive(Debug, Clone)]
+pub struct Gesture {
+    /// Wheel movement not yet a whole slice.
+    pub wheel: f32,
+    /// Cine frames not yet shown.
+    pub cine_clock: f32,
+    /// Points per mm at zoom 1 in the last frame (for the 1:1 button and measuring).
+    pub fit_scale: f32,
+    /// The measurement being drawn: where the drag started, the outline so far (freehand) and
+    /// where it is now, in pixel coordinates.
+    pub drawing: Vec<[f64; 2]>,
+}
+
+impl Default for Gesture {
+    fn default() -> Self {
+        Gesture {
+            wheel: 0.0,
+            cine_clock: 0.0,
+            fit_scale: 1.0,
+            drawing: Vec::new(),
+        }
+    }
+}
+
+impl Gesture {
+    /// Adds the wheel `events` (line, point or page units; Ctrl/Cmd+wheel zooms instead) and
+    /// takes the whole slices they add up to: positive toward later slices.
+    pub fn wheel_steps(&mut self, events: &[egui::Event]) -> f32 {
+        for e in events {
             if let egui::Event::MouseWheel {
                 unit, delta, modifiers, ..
             } = e
                 && !modifiers.ctrl
                 && !modifiers.command
             {
-                view.wheel -= match unit {
+                self.wheel -= match unit {
                     egui::MouseWheelUnit::Line => delta.y,
                     egui::MouseWheelUnit::Point => delta.y / 50.0,
                     egui::MouseWheelUnit::Page => delta.y * 10.0,
                 };
             }
         }
-        let steps = view.wheel.trunc();
+        let steps = self.wheel.trunc();
+        self.wheel -= steps;
+        steps
+    }
+}
+
+pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, slices: usize) {
+    let typing = ui.ctx().text_edit_focused();
+    let (events, zoom, dt) = ui.input(|i| (i.events.clone(), i.zoom_delta(), i.stable_dt));
+    if response.hovered() {
+        let steps = app.gesture.wheel_steps(&events);
         if steps != 0.0 {
-            view.step(steps as i64, slices);
-            view.wheel -= steps;
+            app.edit(ViewChange::Step(steps as i64));
         }
         if zoom != 1.0
             && let Some(cursor) = response.hover_pos()
         {
-            let new_zoom = (view.zoom * zoom).clamp(0.1, 40.0);
-            let factor = new_zoom / view.zoom;
-            view.pan = cursor - rect.center() - (cursor - rect.center() - view.pan) * factor;
-            view.zoom = new_zoom;
+            app.edit(ViewChange::ZoomAbout {
+                factor: zoom,
+                offset: cursor - rect.center(),
+            });
         }
     }
     if response.dragged_by(egui::PointerButton::Secondary) {
-        let d = response.drag_delta();
-        let k = view.window.width.max(1.0) * 0.004;
-        let (c, w) = (
-            view.window.center + f64::from(d.y) * k,
-            view.window.width + f64::from(d.x) * k,
-        );
-        view.set_window(c, w, None);
+        app.edit(drag_window(app.doc.view(), response.drag_delta()));
     }
     if response.dragged_by(egui::PointerButton::Middle) {
-        view.pan += response.drag_delta();
+        app.edit(ViewChange::Pan(response.drag_delta()));
     }
     if response.double_clicked() {
-        view.reset();
+        app.edit(ViewChange::Fit);
     }
     if !typing {
-        ui.input(|i| {
+        let view = app.doc.view();
+        let mut changes = ui.input(|i| {
             let pressed = |k| i.key_pressed(k);
+            let mut changes = Vec::new();
             if pressed(egui::Key::ArrowDown) || pressed(egui::Key::ArrowRight) {
-                view.step(1, slices);
+                changes.push(ViewChange::Step(1));
             }
             if pressed(egui::Key::ArrowUp) || pressed(egui::Key::ArrowLeft) {
-                view.step(-1, slices);
+                changes.push(ViewChange::Step(-1));
             }
             if pressed(egui::Key::PageDown) {
-                view.step(10, slices);
+                changes.push(ViewChange::Step(10));
             }
             if pressed(egui::Key::PageUp) {
-                view.step(-10, slices);
+                changes.push(ViewChange::Step(-10));
             }
             if pressed(egui::Key::Home) {
-                view.slice = 0;
+                changes.push(ViewChange::GoTo(0));
             }
             if pressed(egui::Key::End) {
-                view.slice = slices.saturating_sub(1);
+                changes.push(ViewChange::GoTo(slices.saturating_sub(1)));
             }
             if pressed(egui::Key::Space) {
-                view.playing = !view.playing;
+                changes.push(ViewChange::Playing(!view.playing));
             }
             if pressed(egui::Key::B) {
-                view.tool = super::Tool::Brush;
+                changes.push(ViewChange::Tool(super::Tool::Brush));
             }
             if pressed(egui::Key::E) {
-                view.tool = super::Tool::Eraser;
+                changes.push(ViewChange::Tool(super::Tool::Eraser));
             }
-            view_keys(view, i);
+            changes
         });
+        changes.extend(view_keys(app, ui));
+        for c in changes {
+            app.edit(c);
+        }
         let (mark, undo, redo) = ui.input(|i| {
             let cmd = i.modifiers.command;
             (
@@ -95,101 +129,104 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
                 cmd && (i.key_pressed(egui::Key::Y) || (i.modifiers.shift && i.key_pressed(egui::Key::Z))),
             )
         });
-        if mark || undo || redo {
+        if mark {
             let style = slice_style(app);
-            let slice = app.view.slice;
-            let names = app.label_names();
-            let geometry = app.current.as_ref().and_then(|c| c.stack.geometry.clone());
-            if let Some(a) = app.analysis.as_mut() {
-                let mut changed = false;
-                if mark {
-                    a.review.key_images.retain(|k| k.slice != slice);
-                    a.review.key_images.push(crate::report::KeyImage { slice, style });
-                    changed = true;
-                }
-                if undo {
-                    changed |= a.undo();
-                }
-                if redo {
-                    changed |= a.redo();
-                }
-                if changed {
-                    a.remeasure(&names);
-                    a.save(geometry);
-                }
-            }
-            app.pixels_dirty();
+            app.edit(ReviewChange::MarkKeyImage(app.doc.view().slice, Box::new(style)));
+        }
+        if undo {
+            app.edit(ReviewChange::Undo);
+        }
+        if redo {
+            app.edit(ReviewChange::Redo);
         }
     }
-    if app.view.tool.paints() {
+    if app.doc.view().tool.paints() {
         brush(app, response, rect);
-    } else if app.view.tool.measures() {
+    } else if app.doc.view().tool.measures() {
         super::measure::measure_input(app, response, rect);
     }
-    let view = &mut app.view;
-    if view.playing && slices > 1 {
-        view.cine_clock += dt * app.settings.cine_fps.max(0.5);
-        while view.cine_clock >= 1.0 {
-            view.cine_clock -= 1.0;
-            view.slice = (view.slice + 1) % slices;
+    if app.doc.view().playing && slices > 1 {
+        app.gesture.cine_clock += dt * app.doc.settings().cine_fps.max(0.5);
+        let mut slice = app.doc.view().slice;
+        while app.gesture.cine_clock >= 1.0 {
+            app.gesture.cine_clock -= 1.0;
+            slice = (slice + 1) % slices;
+        }
+        if slice != app.doc.view().slice {
+            app.edit(ViewChange::GoTo(slice));
         }
         ui.ctx().request_repaint();
     }
 }
 
+/// The window a right-button drag by `d` points sets: down raises the level, right widens the
+/// window, in steps proportional to the width.
+pub(super) fn drag_window(view: &super::ViewState, d: egui::Vec2) -> ViewChange {
+    let k = view.window.width.max(1.0) * 0.004;
+    ViewChange::Window {
+        center: view.window.center + f64::from(d.y) * k,
+        width: view.window.width + f64::from(d.x) * k,
+        preset: None,
+    }
+}
+
 /// The keys every layout shares: invert, fit, and the measuring tools.
-pub(super) fn view_keys(view: &mut super::ViewState, i: &egui::InputState) {
-    let pressed = |k| i.key_pressed(k);
-    if pressed(egui::Key::I) {
-        view.invert = !view.invert;
+pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) -> Vec<ViewChange> {
+    let invert = !app.doc.view().invert;
+    let (changes, navigate) = ui.input(|i| {
+        let pressed = |k| i.key_pressed(k);
+        let mut changes = Vec::new();
+        if pressed(egui::Key::I) {
+            changes.push(ViewChange::Invert(invert));
+        }
+        if pressed(egui::Key::R) {
+            changes.push(ViewChange::Fit);
+        }
+        for (key, tool) in [
+            (egui::Key::M, super::Tool::Ruler),
+            (egui::Key::O, super::Tool::Ellipse),
+            (egui::Key::F, super::Tool::Freehand),
+        ] {
+            if pressed(key) {
+                changes.push(ViewChange::Tool(tool));
+            }
+        }
+        let navigate = pressed(egui::Key::N) || pressed(egui::Key::Escape);
+        if navigate {
+            changes.push(ViewChange::Tool(super::Tool::Navigate));
+        }
+        (changes, navigate)
+    });
+    if navigate {
+        app.gesture.drawing.clear();
     }
-    if pressed(egui::Key::R) {
-        view.reset();
-    }
-    if pressed(egui::Key::M) {
-        view.tool = super::Tool::Ruler;
-    }
-    if pressed(egui::Key::O) {
-        view.tool = super::Tool::Ellipse;
-    }
-    if pressed(egui::Key::F) {
-        view.tool = super::Tool::Freehand;
-    }
-    if pressed(egui::Key::N) || pressed(egui::Key::Escape) {
-        view.tool = super::Tool::Navigate;
-        view.drawing.clear();
-    }
+    changes
 }
 
 /// Paints with the brush or eraser where the left button drags (one undo step per stroke).
 pub(super) fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
     let Some(frame) = ImageFrame::of(app, rect) else { return };
-    let Some(current) = &app.current else { return };
-    let spacing = frame.spacing;
-    let geometry = current.stack.geometry.clone();
-    let label = if app.view.tool == super::Tool::Eraser {
-        0
-    } else {
-        app.view.brush_label
-    };
-    let (slice, radius) = (app.view.slice, app.view.brush_mm);
-    let names = app.label_names();
-    let Some(a) = app.analysis.as_mut().filter(|a| a.series == current.uid) else {
+    if app.doc.current_analysis().is_none() {
         return;
-    };
+    }
+    let view = app.doc.view();
+    let label = if view.tool == super::Tool::Eraser { 0 } else { view.brush_label };
+    let (slice, radius_mm) = (view.slice, view.brush_mm);
     let painting =
         response.dragged_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
     if painting && let Some(pos) = response.interact_pointer_pos() {
         let [x, y] = frame.to_pixel(pos);
-        a.paint(slice, x as f32, y as f32, radius, spacing, label);
+        app.edit(ReviewChange::Paint {
+            slice,
+            at: [x as f32, y as f32],
+            radius_mm,
+            spacing: frame.spacing,
+            label,
+        });
     }
     let released =
         response.drag_stopped_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);
-    if released && a.end_stroke() {
-        a.remeasure(&names);
-        a.save(geometry);
-    }
-    if painting || released {
-        app.pixels_dirty();
+    if released {
+        app.edit(ReviewChange::EndStroke);
     }
 }

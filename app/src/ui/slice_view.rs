@@ -12,7 +12,7 @@ use crate::study::geometry::{Vec3, direction_letters, dot};
 use crate::study::{Stack, WindowLevel};
 
 /// How the current series is being looked at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ViewState {
     pub slice: usize,
     pub window: WindowLevel,
@@ -24,18 +24,11 @@ pub struct ViewState {
     /// Offset of the image centre from the view centre, in points.
     pub pan: Vec2,
     pub playing: bool,
-    pub(super) cine_clock: f32,
-    pub(super) wheel: f32,
-    /// Points per mm at zoom 1 in the last frame (for the 1:1 button).
-    pub fit_scale: f32,
     pub preset: Option<&'static str>,
     pub tool: super::Tool,
     /// Label the brush paints.
     pub brush_label: u8,
     pub brush_mm: f32,
-    /// The measurement being drawn: where the drag started, the outline so far (freehand) and
-    /// where it is now, in pixel coordinates.
-    pub drawing: Vec<[f64; 2]>,
     /// The crosshair point of the reformatted views (patient mm, LPS).
     pub cursor: Option<crate::study::geometry::Vec3>,
 }
@@ -53,14 +46,10 @@ impl Default for ViewState {
             zoom: 1.0,
             pan: Vec2::ZERO,
             playing: false,
-            cine_clock: 0.0,
-            wheel: 0.0,
-            fit_scale: 1.0,
             preset: None,
             tool: super::Tool::Navigate,
             brush_label: 1,
             brush_mm: 3.0,
-            drawing: Vec::new(),
             cursor: None,
         }
     }
@@ -112,15 +101,15 @@ pub(super) struct ImageFrame {
 impl ImageFrame {
     /// The frame of the current series in the view `rect` (as `slice_view` lays it out).
     pub fn of(app: &FocalApp, rect: Rect) -> Option<ImageFrame> {
-        let stack = &app.current.as_ref()?.stack;
+        let stack = &app.doc.current()?.stack;
         let spacing = pixel_spacing(stack);
         let size_mm = Vec2::new(
             (f64::from(stack.columns) * spacing[0]) as f32,
             (f64::from(stack.rows) * spacing[1]) as f32,
         );
-        let scale = app.view.fit_scale * app.view.zoom;
+        let scale = app.gesture.fit_scale * app.doc.view().zoom;
         Some(ImageFrame {
-            image_rect: Rect::from_center_size(rect.center() + app.view.pan, size_mm * scale),
+            image_rect: Rect::from_center_size(rect.center() + app.doc.view().pan, size_mm * scale),
             scale,
             spacing,
         })
@@ -178,7 +167,7 @@ pub(super) fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl T
 }
 
 pub fn slice_style(app: &FocalApp) -> SliceStyle {
-    let s = &app.settings;
+    let s = &app.doc.settings();
     let mask = app.manifest.as_ref().ok().map(|m| {
         let count = m.labels.iter().map(|l| usize::from(l.index) + 1).max().unwrap_or(0);
         let mut colors = vec![[255, 255, 255]; count];
@@ -196,9 +185,9 @@ pub fn slice_style(app: &FocalApp) -> SliceStyle {
         }
     });
     SliceStyle {
-        window_center: app.view.window.center,
-        window_width: app.view.window.width,
-        invert: app.view.invert,
+        window_center: app.doc.view().window.center,
+        window_width: app.doc.view().window.width,
+        invert: app.doc.view().invert,
         attention: s.show_attention.then(|| super::insights::heat_style(app).0),
         mask: mask.filter(|_| s.show_mask),
     }
@@ -212,7 +201,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     let rect = ui.available_rect_before_wrap();
     let response = ui.allocate_rect(rect, egui::Sense::click_and_drag());
     let painter = ui.painter_at(rect);
-    let Some(current) = &app.current else {
+    let Some(current) = app.doc.current() else {
         let hint = if app.scan.is_some() {
             "Reading the study…"
         } else {
@@ -237,7 +226,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     let skipped = current.volume.as_ref().and_then(|v| {
         v.skipped
             .iter()
-            .find(|s| s.index == app.view.slice)
+            .find(|s| s.index == app.doc.view().slice)
             .map(|s| s.reason.clone())
     });
     handle_input(app, ui, &response, rect, slices);
@@ -245,7 +234,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     // Layout: the image keeps its physical aspect ratio (pixel spacing), centred and panned.
     let size_mm = Vec2::new((columns as f64 * spacing[0]) as f32, (rows as f64 * spacing[1]) as f32);
     let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
-    app.view.fit_scale = fit;
+    app.gesture.fit_scale = fit;
     let Some(frame) = ImageFrame::of(app, rect) else { return vec![rect] };
     let (scale, image_rect) = (frame.scale, frame.image_rect);
 
@@ -262,7 +251,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
             let callback = SliceCallback {
                 viewport: 0,
                 pixels: pixels.clone(),
-                colormap: app.settings.attention.colormap,
+                colormap: app.doc.settings().attention.colormap,
                 uniforms,
             };
             painter.add(callback.into_paint_callback(rect));
@@ -286,7 +275,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
 
     // Reading aids.
     let m = 8.0;
-    let view = &app.view;
+    let view = &app.doc.view();
     let mut top_left = vec![label, format!("Slice {}/{}", view.slice + 1, slices)];
     if let Some(g) = &geometry {
         let p = g.voxel_to_patient(0.0, 0.0, view.slice as f64);
@@ -310,7 +299,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
         top_right.push("Inverted".into());
     }
     if view.playing {
-        top_right.push(format!("Cine {:.0} fps", app.settings.cine_fps));
+        top_right.push(format!("Cine {:.0} fps", app.doc.settings().cine_fps));
     }
     text(
         &painter,
@@ -373,14 +362,14 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
 
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()
-        && app.view.tool.paints()
+        && app.doc.view().tool.paints()
     {
-        let colour = if app.view.tool == super::Tool::Eraser {
+        let colour = if app.doc.view().tool == super::Tool::Eraser {
             Color32::WHITE
         } else {
             Color32::YELLOW
         };
-        painter.circle_stroke(pos, app.view.brush_mm * scale, egui::Stroke::new(1.0, colour));
+        painter.circle_stroke(pos, app.doc.view().brush_mm * scale, egui::Stroke::new(1.0, colour));
     }
     if let Some(pos) = response.hover_pos() {
         let [ix, iy] = frame.to_pixel(pos);
@@ -399,8 +388,8 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
 
 fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pixels: Option<&SlicePixels>) -> String {
     let mut lines = Vec::new();
-    let k = app.view.slice;
-    if let Some(g) = app.current.as_ref().and_then(|c| c.stack.geometry.as_ref()) {
+    let k = app.doc.view().slice;
+    if let Some(g) = app.doc.current().and_then(|c| c.stack.geometry.as_ref()) {
         let p = g.voxel_to_patient(i as f64, j as f64, k as f64);
         lines.push(format!("({:.1}, {:.1}, {:.1}) mm LPS", p[0], p[1], p[2]));
     }

@@ -3,21 +3,21 @@
 
 use eframe::egui;
 
-use super::FocalApp;
+use super::{Edit, FocalApp};
 use crate::study::tags::list_tags;
 
 pub fn tag_window(app: &mut FocalApp, ctx: &egui::Context) {
     let path = app
-        .current
-        .as_ref()
-        .and_then(|c| c.stack.slices.get(app.view.slice))
+        .doc
+        .current()
+        .and_then(|c| c.stack.slices.get(app.doc.view().slice))
         .map(|s| s.instance.path.clone());
     if let Some(p) = &path
         && app.tag_cache.as_ref().is_none_or(|(cached, _)| cached != p)
     {
         app.tag_cache = Some((p.clone(), list_tags(p).map_err(|e| crate::study::error_chain(&e))));
     }
-    let mut open = app.show_tags;
+    let mut open = app.doc.show_tags();
     egui::Window::new("Tags")
         .open(&mut open)
         .default_size([560.0, 500.0])
@@ -56,5 +56,7 @@ pub fn tag_window(app: &mut FocalApp, ctx: &egui::Context) {
                 });
             });
         });
-    app.show_tags = open;
+    if open != app.doc.show_tags() {
+        app.edit(Edit::ShowTags(open));
+    }
 }

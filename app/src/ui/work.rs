@@ -7,7 +7,7 @@ use eframe::egui;
 
 use super::loader::{LoadEvent, Task};
 use super::settings::analysis_dir;
-use super::{AnalysisView, FocalApp, insights, presets};
+use super::{AnalysisView, Edit, FocalApp, insights};
 use crate::inference::AnalysisJob;
 use crate::study::Volume;
 
@@ -34,7 +34,7 @@ impl FocalApp {
         if self.running.is_some() {
             return;
         }
-        let Some(current) = &self.current else { return };
+        let Some(current) = self.doc.current() else { return };
         let Some(volume) = current.volume.clone() else {
             self.notice("the series is still loading; analysis starts once it has loaded");
             return;
@@ -52,8 +52,8 @@ impl FocalApp {
             .slices
             .first()
             .map_or(String::new(), |s| s.instance.study_uid.clone());
-        let Some(set) = self.studies.clone() else { return };
-        let others: Vec<String> = self.combine_with.iter().cloned().collect();
+        let Some(set) = self.doc.studies().cloned() else { return };
+        let others: Vec<String> = self.doc.combine_with().into_iter().cloned().collect();
         let (uid, stack, primary, m) = (
             current.uid.clone(),
             current.stack.clone(),
@@ -61,7 +61,7 @@ impl FocalApp {
             manifest.clone(),
         );
         let total = volume.slices;
-        let job = AnalysisJob::open_prepare_and_spawn(manifest, self.settings.device, total, move || {
+        let job = AnalysisJob::open_prepare_and_spawn(manifest, self.doc.settings().device, total, move || {
             crate::inference::inputs::paired_volumes(
                 &m,
                 &set,
@@ -145,7 +145,7 @@ impl FocalApp {
                             .map(move |(i, st)| (s.uid.clone(), i, st.slices.len()))
                     })
                     .max_by_key(|(_, _, n)| *n);
-                self.studies = Some(set);
+                self.edit(Edit::Scanned(set));
                 if let Some((uid, stack, _)) = largest {
                     self.load_series(ctx, &uid, stack);
                 }
@@ -160,21 +160,16 @@ impl FocalApp {
                 values,
                 channels,
             } => {
-                if let Some(c) = self.current.as_mut().filter(|c| c.uid == series) {
-                    if self.view.window_from_volume {
-                        self.view.window = crate::study::volume::percentile_window(&values, channels);
-                        self.view.preset = Some(presets::AUTO);
-                    }
-                    c.early = Some((index, values, channels));
-                }
+                self.edit(Edit::FirstSlice {
+                    series,
+                    slice: (index, values, channels),
+                });
             }
             LoadEvent::VolumeProgress(p) => {
-                if let Some(c) = self.current.as_mut() {
-                    c.progress = Some(p);
-                }
+                self.edit(Edit::LoadProgress(p));
             }
             LoadEvent::SavedAnalysis { series, output } => match *output {
-                Ok(mut o) if self.analysis.as_ref().is_none_or(|a| a.series != series) => {
+                Ok(mut o) if self.doc.analysis().is_none_or(|a| a.series != series) => {
                     let voxel_ml = self.voxel_ml();
                     let extras = insights::extras_from_output(&mut o);
                     let mut view = AnalysisView::new(
@@ -193,41 +188,28 @@ impl FocalApp {
                         o.review,
                     );
                     view.extras = extras;
-                    view.remeasure(&self.label_names());
                     self.notice("restored the saved analysis and review of this series");
-                    self.analysis = Some(view);
-                    self.pixels = None;
+                    self.edit(Edit::ShowAnalysis(Box::new(view)));
                 }
                 Ok(_) => {}
                 Err(e) => self.notice(format!("a saved analysis of this series could not be read: {e}")),
             },
             LoadEvent::Volume { series, result } => {
-                let Some(c) = self.current.as_mut().filter(|c| c.uid == series) else {
+                if self.doc.current().is_none_or(|c| c.uid != series) {
                     return;
-                };
-                c.progress = None;
-                match result {
-                    Ok(volume) => {
-                        let skipped = volume.skipped.len();
-                        if self.view.window_from_volume {
-                            self.view.window = volume.window;
-                            self.view.preset = Some(presets::AUTO);
-                        }
-                        self.view.invert = volume.inverted;
-                        c.volume = Some(volume);
-                        c.early = None;
-                        self.pixels = None;
-                        if skipped > 0 {
-                            self.notice(format!("{skipped} slice(s) could not be decoded and show as blank"));
-                        }
-                        if std::mem::take(&mut self.analyze_when_loaded) {
-                            self.run_analysis();
-                        }
-                    }
-                    Err(e) => {
-                        c.error = Some(e.clone());
-                        self.notice(format!("the series could not be loaded: {e}"));
-                    }
+                }
+                match &result {
+                    Ok(volume) if !volume.skipped.is_empty() => self.notice(format!(
+                        "{} slice(s) could not be decoded and show as blank",
+                        volume.skipped.len()
+                    )),
+                    Ok(_) => {}
+                    Err(e) => self.notice(format!("the series could not be loaded: {e}")),
+                }
+                let loaded = result.is_ok();
+                self.edit(Edit::VolumeLoaded { series, result });
+                if loaded && std::mem::take(&mut self.analyze_when_loaded) {
+                    self.run_analysis();
                 }
             }
         }
@@ -267,9 +249,7 @@ impl FocalApp {
             analysis.slices, s.seconds_total, s.slices_per_second
         ));
         view.extras = insights::extras_from_analysis(&analysis, engine.slots());
-        view.remeasure(&self.label_names());
-        self.analysis = Some(view);
-        self.pixels = None;
+        self.edit(Edit::ShowAnalysis(Box::new(view)));
         std::thread::spawn(move || {
             let timings = crate::inference::output::Timings {
                 scan: 0.0,
@@ -295,7 +275,7 @@ impl FocalApp {
         if self.export.is_some() {
             return;
         }
-        let (Some(a), Some(set), Ok(manifest)) = (self.current_analysis(), self.studies.clone(), self.manifest.clone())
+        let (Some(a), Some(set), Ok(manifest)) = (self.doc.current_analysis(), self.doc.studies().cloned(), self.manifest.clone())
         else {
             self.notice("nothing to export: run or restore an analysis first");
             return;
@@ -306,7 +286,7 @@ impl FocalApp {
         else {
             return;
         };
-        if let Err(e) = crate::outdir::ensure_outside_study(&out, &self.opened) {
+        if let Err(e) = crate::outdir::ensure_outside_study(&out, self.doc.opened()) {
             self.notice(format!("{e:#}"));
             return;
         }
