@@ -553,10 +553,8 @@ impl Document {
             }
             a.save(geometry);
         }
-        Applied {
-            pixels: true,
-            tags: false,
-        }
+        // The slice's pixels follow the analysis' edit count by themselves.
+        Applied::default()
     }
 }
 

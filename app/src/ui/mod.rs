@@ -1,8 +1,13 @@
 //! The window: study browser, slice view with GPU overlays, model panel, tag inspector.
 //!
-//! Panels draw from `FocalApp`'s state and push `Command`s; `FocalApp::apply` is the one place
-//! that starts loading or analysis. Long work runs on threads (`loader`, `AnalysisJob`) and
-//! is taken in by `work`; `settings` is what the window remembers; `pacs_panel` queries and
+//! What the window shows is one `Document` (study, series and volume, analysis and review,
+//! view and overlay settings). Panels are functions that read it and ask for changes: an
+//! `Edit` is applied at once by `Document::apply`, the only code that changes the document;
+//! work (loading, the model, evidence, fusion, exports) is a `Command` queued to the end of the
+//! frame and started by `FocalApp::apply`. Long work runs on threads (`loader`, `AnalysisJob`),
+//! is taken in by `work` and reports back as `Edit`s. Beside the document the app keeps only
+//! work in flight, caches (slice pixels, volume layers, thumbnails, tags) and gestures in
+//! progress (`Gesture`). `settings` is what the window remembers; `pacs_panel` queries and
 //! retrieves from the configured DICOM nodes.
 
 mod bench;
