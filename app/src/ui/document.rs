@@ -50,8 +50,11 @@ pub enum Edit {
     Opened(Vec<PathBuf>),
     /// The opened study has been read.
     Scanned(Arc<StudySet>),
-    /// A series goes on screen (its volume loads meanwhile), at this view.
-    ShowSeries(Box<CurrentSeries>),
+    /// A series goes on screen (its volume loads meanwhile), showing slice `first`.
+    ShowSeries {
+        series: Box<CurrentSeries>,
+        first: usize,
+    },
     /// A slice of the series loading, decoded ahead of the rest: (index, values, channels).
     FirstSlice {
         series: String,
@@ -283,7 +286,11 @@ impl Document {
 
     /// Applies one edit; says which caches it made stale.
     pub fn apply(&mut self, edit: Edit) -> Applied {
-        let stale = Applied {
+        const NOTHING: Applied = Applied {
+            pixels: false,
+            tags: false,
+        };
+        const PIXELS: Applied = Applied {
             pixels: true,
             tags: false,
         };
@@ -298,80 +305,86 @@ impl Document {
                 self.studies = None;
                 self.current = None;
                 self.analysis = None;
-                self.fusion = None;
-                self.fusion_gone();
-                return stale;
+                self.unfuse();
+                PIXELS
             }
-            Edit::Scanned(set) => self.studies = Some(set),
-            Edit::ShowSeries(series) => {
-                let first = series.stack.slices.len() / 2;
+            Edit::Scanned(set) => {
+                self.studies = Some(set);
+                NOTHING
+            }
+            Edit::ShowSeries { series, first } => {
                 self.view = ViewState::for_stack(&series.stack, first);
                 if self.analysis.as_ref().is_some_and(|a| a.series != series.uid) {
                     self.analysis = None;
                 }
                 // A fused series belongs to the series it was resampled onto.
                 if self.fusion.as_ref().is_some_and(|f| f.onto != series.uid) {
-                    self.fusion = None;
-                    self.fusion_gone();
+                    self.unfuse();
                 }
                 self.current = Some(*series);
-                return Applied { pixels: true, tags: true };
+                Applied {
+                    pixels: true,
+                    tags: true,
+                }
             }
             Edit::FirstSlice { series, slice } => {
-                if let Some(c) = self.current.as_mut().filter(|c| c.uid == series) {
-                    if self.view.window_from_volume {
-                        self.view.window = crate::study::volume::percentile_window(&slice.1, slice.2);
-                        self.view.preset = Some(presets::AUTO);
-                    }
-                    c.early = Some(slice);
-                }
+                let Some(c) = self.current.as_mut().filter(|c| c.uid == series) else {
+                    return NOTHING;
+                };
+                let window = crate::study::volume::percentile_window(&slice.1, slice.2);
+                c.early = Some(slice);
+                self.window_from_data(window);
+                PIXELS
             }
             Edit::LoadProgress(p) => {
                 if let Some(c) = self.current.as_mut() {
                     c.progress = Some(p);
                 }
-                return Applied::default();
+                NOTHING
             }
             Edit::VolumeLoaded { series, result } => {
                 let Some(c) = self.current.as_mut().filter(|c| c.uid == series) else {
-                    return Applied::default();
+                    return NOTHING;
                 };
                 c.progress = None;
                 match result {
                     Ok(volume) => {
-                        if self.view.window_from_volume {
-                            self.view.window = volume.window;
-                            self.view.preset = Some(presets::AUTO);
-                        }
-                        self.view.invert = volume.inverted;
+                        let (window, inverted) = (volume.window, volume.inverted);
                         c.volume = Some(volume);
                         c.early = None;
+                        self.window_from_data(window);
+                        self.view.invert = inverted;
                     }
                     Err(e) => c.error = Some(e),
                 }
+                PIXELS
             }
             Edit::ShowAnalysis(mut view) => {
                 view.remeasure(&self.label_names);
                 self.analysis = Some(*view);
+                PIXELS
             }
             Edit::Timing(text) => {
                 if let Some(a) = self.analysis.as_mut() {
                     a.timing = Some(text);
                 }
+                NOTHING
             }
             Edit::Evidence { series, info, values } => {
                 if let Some(a) = self.analysis.as_mut().filter(|a| a.series == series) {
                     a.extras.evidence.insert(info.slice, (info, values));
                 }
+                PIXELS
             }
             Edit::Fused(f) => {
                 self.fusion = Some(*f);
                 self.heatmap = Heatmap::Fusion;
                 self.settings.show_attention = true;
+                PIXELS
             }
             Edit::Unfuse => {
-                self.fusion = None;
-                self.fusion_gone();
+                self.unfuse();
+                PIXELS
             }
             Edit::FusionStyle {
                 window,
@@ -386,39 +399,55 @@ impl Document {
                     f.colormap = colormap;
                     f.opacity = opacity.clamp(0.0, 1.0);
                 }
+                PIXELS
             }
             Edit::CombineWith(series) => {
                 self.combine_with = series;
-                return Applied::default();
+                NOTHING
             }
-            Edit::Heatmap(h) => self.heatmap = h,
+            Edit::Heatmap(h) => {
+                self.heatmap = h;
+                PIXELS
+            }
             Edit::EvidenceLabel(l) => {
                 self.evidence_label = l;
-                return Applied::default();
+                NOTHING
             }
             Edit::ShowTags(shown) => {
                 self.show_tags = shown;
-                return Applied::default();
+                NOTHING
             }
             Edit::ReviewTab(shown) => {
                 self.review_tab = shown;
-                return Applied::default();
+                NOTHING
             }
             Edit::View(change) => {
                 self.change_view(change);
-                return Applied::default();
+                NOTHING
             }
             Edit::Setting(change) => {
                 self.change_setting(change);
-                return Applied::default();
+                NOTHING
             }
-            Edit::Review(change) => return self.change_review(change),
+            // The slice's pixels follow the analysis' edit count by themselves.
+            Edit::Review(change) => {
+                self.change_review(change);
+                NOTHING
+            }
         }
-        stale
     }
 
-    /// The fused series went: a heatmap that showed it shows the attention again.
-    fn fusion_gone(&mut self) {
+    /// A window measured from the loaded data, taken until the reader sets one.
+    fn window_from_data(&mut self, window: WindowLevel) {
+        if self.view.window_from_volume {
+            self.view.window = window;
+            self.view.preset = Some(presets::AUTO);
+        }
+    }
+
+    /// Drops the fused series; a heatmap that showed it shows the attention again.
+    fn unfuse(&mut self) {
+        self.fusion = None;
         if self.heatmap == Heatmap::Fusion {
             self.heatmap = Heatmap::Attention;
         }
@@ -489,11 +518,11 @@ impl Document {
     /// Changes the review of the analysis on screen (nothing without one). Verdicts, key
     /// images, measurements, signing, finished strokes, undo and redo are saved at once; typed
     /// text and a stroke in progress wait for `Save` and `EndStroke`.
-    fn change_review(&mut self, change: ReviewChange) -> Applied {
-        let Some(current) = &self.current else { return Applied::default() };
+    fn change_review(&mut self, change: ReviewChange) {
+        let Some(current) = &self.current else { return };
         let geometry = current.stack.geometry.clone();
         let Some(a) = self.analysis.as_mut().filter(|a| a.series == current.uid) else {
-            return Applied::default();
+            return;
         };
         let r = &mut a.review;
         let (mut changed, mut remeasure) = (true, true);
@@ -553,8 +582,6 @@ impl Document {
             }
             a.save(geometry);
         }
-        // The slice's pixels follow the analysis' edit count by themselves.
-        Applied::default()
     }
 }
 
@@ -565,7 +592,12 @@ mod tests {
     /// The bundled sample study, opened as the window opens it, with its series on screen.
     fn sample() -> Document {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-study");
-        let set = StudySet::open(&[root.clone()], &|_| {}, &std::sync::atomic::AtomicBool::new(false)).expect("sample");
+        let set = StudySet::open(
+            std::slice::from_ref(&root),
+            &|_| {},
+            &std::sync::atomic::AtomicBool::new(false),
+        )
+        .expect("sample");
         let series = set.series().next().expect("a series");
         let current = CurrentSeries {
             uid: series.uid.clone(),
@@ -581,7 +613,11 @@ mod tests {
         let mut doc = Document::new(Settings::default(), vec![(0, "background".into()), (1, "CSF".into())]);
         doc.apply(Edit::Opened(vec![root]));
         doc.apply(Edit::Scanned(Arc::new(set)));
-        doc.apply(Edit::ShowSeries(Box::new(current)));
+        let first = current.stack.slices.len() / 2;
+        doc.apply(Edit::ShowSeries {
+            series: Box::new(current),
+            first,
+        });
         doc
     }
 
@@ -672,7 +708,11 @@ mod tests {
         doc.apply(SettingChange::OutlineWidth(3).into());
         assert_eq!((doc.settings().layout, doc.settings().outline_width), (Layout::Four, 3));
         doc.set_attention_range([0.2, 0.6]);
-        assert_eq!(doc.settings().attention.threshold, 0.2, "a threshold outside the range is moved into it");
+        assert_eq!(
+            doc.settings().attention.threshold,
+            0.2,
+            "a threshold outside the range is moved into it"
+        );
     }
 
     #[test]
@@ -708,7 +748,15 @@ mod tests {
             None,
         );
         doc.apply(Edit::ShowAnalysis(Box::new(view)));
-        let csf = |d: &Document| d.analysis().expect("analysis").review.findings.iter().find(|f| f.label == 1).map_or(0.0, |f| f.volume_ml);
+        let csf = |d: &Document| {
+            d.analysis()
+                .expect("analysis")
+                .review
+                .findings
+                .iter()
+                .find(|f| f.label == 1)
+                .map_or(0.0, |f| f.volume_ml)
+        };
         assert_eq!(csf(&doc), 0.0);
         let paint = ReviewChange::Paint {
             slice: 3,
@@ -727,7 +775,14 @@ mod tests {
         assert_eq!(csf(&doc), 0.0);
         doc.apply(ReviewChange::Redo.into());
         assert_eq!(csf(&doc), painted);
-        let i = doc.analysis().expect("analysis").review.findings.iter().position(|f| f.label == 1).expect("CSF");
+        let i = doc
+            .analysis()
+            .expect("analysis")
+            .review
+            .findings
+            .iter()
+            .position(|f| f.label == 1)
+            .expect("CSF");
         doc.apply(ReviewChange::Decision(i, Decision::Rejected).into());
         let style = SliceStyle {
             window_center: 40.0,

@@ -51,9 +51,9 @@ pub use slice_input::Gesture;
 pub use slice_view::ViewState;
 pub use work::RunningAnalysis;
 
-/// What panels ask the app to do. `Edit`s change the document and are applied at once (the
-/// rest of the frame draws the new state); the others start work (threads, dialogs) and are
-/// queued to the end of the frame.
+/// Work panels ask the app to start (threads, dialogs), queued to the end of the frame. Changes
+/// of the document are `Edit`s instead, applied at once by `FocalApp::edit` (the rest of the
+/// frame draws the new state).
 pub enum Command {
     Open(Vec<PathBuf>),
     LoadSeries {
@@ -69,7 +69,6 @@ pub enum Command {
     Fuse(String),
     /// Export the report and DICOM objects of the current analysis (asks for a folder).
     Export,
-    Edit(Edit),
 }
 
 /// The series on screen.
@@ -234,7 +233,6 @@ impl FocalApp {
             Command::ComputeEvidence => self.start_evidence(),
             Command::CancelEvidence => self.cancel_evidence(),
             Command::Fuse(series) => self.start_fusion(&series),
-            Command::Edit(edit) => self.edit(edit),
         }
         ctx.request_repaint();
     }
@@ -254,7 +252,7 @@ impl FocalApp {
         let modality = series.modality.clone();
         let saved = analysis_dir(&self.analysis_root, uid);
         self.load = Some(loader::load_series(ctx, uid.to_string(), stack.clone(), first, saved));
-        self.edit(Edit::ShowSeries(Box::new(CurrentSeries {
+        let series = Box::new(CurrentSeries {
             uid: uid.to_string(),
             label: label.trim().to_string(),
             modality,
@@ -264,7 +262,8 @@ impl FocalApp {
             early: None,
             progress: None,
             error: None,
-        })));
+        });
+        self.edit(Edit::ShowSeries { series, first });
     }
 
     /// Volume of one voxel of the current series in mL.

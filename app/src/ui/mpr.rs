@@ -222,9 +222,7 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) -> Vec<Rect> {
         app.edit(ViewChange::Cursor(c));
     }
     if !ui.ctx().text_edit_focused() {
-        for c in super::slice_input::view_keys(app, ui) {
-            app.edit(c);
-        }
+        super::slice_input::view_keys(app, ui);
     }
     let cells = cells(app.doc.settings().layout, rect);
     let mut bare: Vec<Rect> = cells.iter().flat_map(|(c, _)| ring(*c, GAP)).collect();

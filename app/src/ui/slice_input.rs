@@ -85,7 +85,7 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
     }
     if !typing {
         let view = app.doc.view();
-        let mut changes = ui.input(|i| {
+        let changes = ui.input(|i| {
             let pressed = |k| i.key_pressed(k);
             let mut changes = Vec::new();
             if pressed(egui::Key::ArrowDown) || pressed(egui::Key::ArrowRight) {
@@ -117,10 +117,10 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
             }
             changes
         });
-        changes.extend(view_keys(app, ui));
         for c in changes {
             app.edit(c);
         }
+        view_keys(app, ui);
         let (mark, undo, redo) = ui.input(|i| {
             let cmd = i.modifiers.command;
             (
@@ -171,7 +171,7 @@ pub(super) fn drag_window(view: &super::ViewState, d: egui::Vec2) -> ViewChange 
 }
 
 /// The keys every layout shares: invert, fit, and the measuring tools.
-pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) -> Vec<ViewChange> {
+pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) {
     let invert = !app.doc.view().invert;
     let (changes, navigate) = ui.input(|i| {
         let pressed = |k| i.key_pressed(k);
@@ -200,7 +200,9 @@ pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) -> Vec<ViewChange> {
     if navigate {
         app.gesture.drawing.clear();
     }
-    changes
+    for c in changes {
+        app.edit(c);
+    }
 }
 
 /// Paints with the brush or eraser where the left button drags (one undo step per stroke).
