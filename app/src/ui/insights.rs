@@ -269,10 +269,7 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
     } else {
         ui.horizontal(|ui| {
-            let labels: Vec<(u8, String)> = manifest
-                .as_ref()
-                .map(|m| m.labels.iter().filter(|l| l.index > 0).map(|l| (l.index, l.name.clone())).collect())
-                .unwrap_or_default();
+            let labels: Vec<(u8, String)> = app.doc.label_names().iter().filter(|l| l.0 > 0).cloned().collect();
             let current = app
                 .doc
                 .evidence_label()
