@@ -9,7 +9,9 @@
 #           nginx and openssl (HTTPS in front of the DICOMweb server, with a private CA: Debian's
 #           Orthanc 1.10 crashes when it serves HTTPS itself)
 #   python: a venv under the cache with pydicom, its codec plugins, onnxruntime and nibabel
-#           (reference values in tests, the model's golden-output and brain-mask checks)
+#           (reference values in tests, the model's golden-output and brain-mask checks), and
+#           antspyx (N4, Atropos), dipy (HMRF) and scikit-learn (k-means): the classical tissue
+#           classifiers whose consensus the tissue labels are scored against
 set -euo pipefail
 CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
 mkdir -p "$CACHE"
@@ -44,7 +46,7 @@ if pgrep -x Orthanc >/dev/null 2>&1; then
 fi
 
 # Python tools for reference checks, pinned; the marker records what was installed.
-PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0"
+PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0 antspyx==0.6.3 dipy==1.12.1 scikit-learn==1.9.1"
 VENV="$CACHE/py"
 if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "setup: creating the Python venv for reference checks in $VENV"

@@ -43,6 +43,19 @@ if [ ! -f "$MRICRON/.done" ]; then
 fi
 export FOCAL_CH2BET="$MRICRON/root/usr/share/mricron/templates/ch2bet.nii.gz"
 
+# The classical tissue reference of the sample (N4, then k-means, Atropos and dipy's HMRF inside
+# ch2bet; their per-voxel majority), computed here from the sample and the mask, never typed.
+TISSUE_SCRIPT=models/training/tissue_reference.py
+TISSUE_STAMP="$(cat "$TISSUE_SCRIPT" assets/sample-study/* | sha256sum | cut -c1-16)"
+export FOCAL_TISSUE_REF="$CACHE/tissue-ref/sample.npz"
+if [ "$(cat "$CACHE/tissue-ref/.stamp" 2>/dev/null)" != "$TISSUE_STAMP" ]; then
+  echo "test: computing the sample's classical tissue reference (k-means, Atropos, HMRF)"
+  mkdir -p "$CACHE/tissue-ref"
+  "$PY" "$TISSUE_SCRIPT" reference assets/sample-study "$FOCAL_CH2BET" "$FOCAL_TISSUE_REF" \
+    --atlas "$MRICRON/root/usr/share/mricron/templates/aal.nii.gz"
+  echo "$TISSUE_STAMP" > "$CACHE/tissue-ref/.stamp"
+fi
+
 # The committed model: sha256 against its manifest, golden outputs through Python onnxruntime.
 "$PY" models/training/check_model.py models/brain-tissue.json "$CACHE/golden-f32"
 export FOCAL_GOLDEN_F32="$CACHE/golden-f32"

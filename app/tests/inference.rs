@@ -216,6 +216,23 @@ fn a_wrong_brain_extent_model_is_refused_naming_it() {
     write_json(&path, &m);
     let err = Manifest::load(&path).err().expect("refused").to_string();
     assert!(err.contains("depth_mm -3"), "{err}");
+    // The scan's own tissue model without its settings, or with a prior weight out of range.
+    let (path, mut m) = copy_model(tmp.path());
+    m["postprocess"] = serde_json::json!(["brain_extent", "fluid_rim", "largest_component", "tissue_em"]);
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("tissue_em") && err.contains("section"), "{err}");
+    let candidate: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("models/candidates/tissue-em.json")).expect("candidate"),
+    )
+    .expect("json");
+    m["tissue_em"] = candidate["tissue_em"].clone();
+    write_json(&path, &m);
+    Manifest::load(&path).expect("the candidate's settings are accepted");
+    m["tissue_em"]["prior_weight"] = serde_json::json!(2.0);
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("prior_weight 2"), "{err}");
     // A step this build does not know is named.
     let (path, mut m) = copy_model(tmp.path());
     m["postprocess"] = serde_json::json!(["brain_extent", "skull_strip"]);

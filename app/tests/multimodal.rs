@@ -98,6 +98,68 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
     assert!(stdout.contains("WARNING: white matter volume"), "{stdout}");
 }
 
+/// The scan's own tissue model (the `tissue_em` step, Model 3's candidate in
+/// models/candidates/tissue-em.json, not yet in the shipped manifest) on the sample, through
+/// the real binary, against the classical consensus that scripts/test.sh computes in this run
+/// from the sample and ch2bet (N4, then k-means, Atropos and dipy's HMRF; their majority),
+/// inside the mask. Model 2.2 scores CSF 0.00, grey matter 0.34, white matter 0.60 there; the
+/// candidate scored 0.55 / 0.79 / 0.89 when it was added, short of Model 3's bar (0.70 / 0.85
+/// / 0.85), which is why it does not ship. This holds it to clearly better than 2.2, so that a
+/// change that breaks the step fails here.
+#[test]
+fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
+    let reference = std::env::var("FOCAL_TISSUE_REF")
+        .expect("FOCAL_TISSUE_REF: the sample's classical tissue consensus (scripts/test.sh computes it)");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let models = common::repo().join("models");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("brain-tissue.json")).expect("manifest")).expect("json");
+    let candidate: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("candidate")).expect("json");
+    for (k, v) in candidate.as_object().expect("object") {
+        manifest[k] = v.clone();
+    }
+    let dir = tmp.path().join("model");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for file in ["brain-tissue.onnx", "brain-extent.onnx"] {
+        std::fs::copy(models.join(file), dir.join(file)).expect("copy model");
+    }
+    std::fs::write(dir.join("brain-tissue.json"), serde_json::to_string_pretty(&manifest).expect("json")).expect("write");
+    let out = tmp.path().join("analysis");
+    let (code, stdout, stderr) = common::run_focal(&[
+        "analyze",
+        sample().to_str().expect("path"),
+        "--device",
+        "cpu",
+        "--model",
+        dir.join("brain-tissue.json").to_str().expect("path"),
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("tissue classes from this scan's own model") && stdout.contains("fitted to this scan"), "{stdout}");
+    let score = Command::new(python())
+        .arg(common::repo().join("models/training/tissue_reference.py"))
+        .arg("score")
+        .arg(&out)
+        .arg(&reference)
+        .output()
+        .expect("python runs");
+    assert!(score.status.success(), "{}", String::from_utf8_lossy(&score.stderr));
+    let t: serde_json::Value = serde_json::from_slice(&score.stdout).expect("json");
+    eprintln!("sample tissue vs the classical consensus (Model 3's bar: CSF >= 0.70, GM and WM >= 0.85): {t}");
+    // The reference is sane: Atropos sits inside its own consensus.
+    assert!(t["atropos_vs_consensus"]["grey matter"].as_f64() > Some(0.9), "{t}");
+    let class = |name: &str| t["focal_vs_consensus"][name].as_f64().expect("dice");
+    let (csf, gm, wm) = (class("CSF"), class("grey matter"), class("white matter"));
+    assert!(csf >= 0.45 && gm >= 0.70 && wm >= 0.80, "CSF {csf:.3}, GM {gm:.3}, WM {wm:.3} (model 2.2: 0.00, 0.34, 0.60)");
+    // The step relabels the brain; it leaves its extent alone.
+    assert!(t["brain_dice"].as_f64() > Some(0.93), "{t}");
+    let s = summary(&out);
+    let step = s["postprocess"].as_array().expect("steps").iter().find(|p| p["step"] == "tissue_em").expect("tissue_em reported");
+    assert!(step["detail"].as_str().expect("detail").contains("mL relabelled"), "{step}");
+}
+
 /// Two series of one head: the second (4 mm slices, 2 mm pixels) is resampled onto the
 /// first's grid, both feed the model, the weights over them are written and summarised per
 /// label, an evidence map is computed for one slice, and the PDF reports all of it.

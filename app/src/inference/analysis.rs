@@ -113,11 +113,23 @@ impl PostprocessStep {
                 format!("brain extent (3D model): {ml:.0} mL labelled where it found no brain set to background")
             }
             "fluid_rim" => {
-                let fluid = self.detail.as_ref().map(|d| format!("; fluid = {d}")).unwrap_or_default();
-                format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}")
+                let fluid = self
+                    .detail
+                    .as_ref()
+                    .map(|d| format!("; fluid = {d}"))
+                    .unwrap_or_default();
+                format!(
+                    "fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}"
+                )
             }
             "largest_component" => {
                 format!("largest connected object kept: {ml:.0} mL in islands apart from it set to background")
+            }
+            "tissue_em" => {
+                let fit = self.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default();
+                format!(
+                    "tissue classes from this scan's own model (Gaussian per class, network prior, bias field, MRF){fit}"
+                )
             }
             other => format!("{other}: {ml:.0} mL set to background"),
         }
@@ -196,7 +208,10 @@ pub fn analyze_volumes(
     let mut labels = vec![0u8; plane * slices];
     let mut attention = vec![0f32; plane * slices];
     let mut probabilities = vec![0f32; plane * slices * classes];
-    let mut modality = engine.manifest.has_modality_attention().then(|| vec![0f32; plane * slices * slots]);
+    let mut modality = engine
+        .manifest
+        .has_modality_attention()
+        .then(|| vec![0f32; plane * slices * slots]);
     let mut model_seconds = 0.0;
     for first in (0..slices).step_by(BATCH) {
         if cancel.load(Ordering::Relaxed) {
@@ -208,7 +223,8 @@ pub fn analyze_volumes(
         let out = engine.run(input, batch.len(), ph, pw)?;
         model_seconds += t.elapsed().as_secs_f64();
         for (b, &k) in batch.iter().enumerate() {
-            attention[k * plane..(k + 1) * plane].copy_from_slice(&g.to_volume(&out.attention[b * ph * pw..(b + 1) * ph * pw]));
+            attention[k * plane..(k + 1) * plane]
+                .copy_from_slice(&g.to_volume(&out.attention[b * ph * pw..(b + 1) * ph * pw]));
             if let (Some(all), Some(m)) = (modality.as_mut(), out.modality.as_ref()) {
                 for s in 0..slots {
                     let at = ((b * slots) + s) * ph * pw;
@@ -260,12 +276,43 @@ pub fn analyze_volumes(
                 if volume.channels != 1 {
                     continue;
                 }
-                let (removed, class) =
-                    super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm);
+                let (removed, class) = super::postprocess::trim_fluid_rim(
+                    &mut labels,
+                    &volume.data,
+                    [cols, rows, slices],
+                    spacing,
+                    rim.depth_mm,
+                );
                 detail = class.map(|c| c.describe());
                 removed
             }
             "largest_component" => super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]),
+            "tissue_em" => {
+                let Some(spec) = engine.manifest.tissue_em.as_ref() else {
+                    continue;
+                };
+                let Some(slots) = tissue_slots(&engine.manifest, classes) else {
+                    continue;
+                };
+                let channels = tissue_channels(volumes, &labels);
+                let Some(fit) = super::tissue::fit_tissue(
+                    &mut labels,
+                    &mut probabilities,
+                    &channels,
+                    [cols, rows, slices],
+                    spacing,
+                    slots,
+                    spec,
+                ) else {
+                    continue;
+                };
+                detail = Some(format!(
+                    "{}; {:.0} mL relabelled",
+                    fit.describe(),
+                    fit.changed as f64 * voxel_ml
+                ));
+                0
+            }
             _ => continue,
         };
         tracing::debug!(step = %step, removed, "post-processing set voxels to background");
@@ -317,6 +364,45 @@ pub fn analyze_volumes(
             ..summary
         },
     })
+}
+
+/// Where CSF, grey and white matter are among the manifest's labels and the model's outputs.
+fn tissue_slots(manifest: &super::Manifest, classes: usize) -> Option<super::tissue::TissueSlots> {
+    let mut label = [0u8; 3];
+    let mut channel = [0usize; 3];
+    for (t, name) in super::tissue::TISSUES.iter().enumerate() {
+        let c = manifest.labels.iter().position(|l| l.name == *name)?;
+        (c < classes).then_some(())?;
+        label[t] = manifest.labels[c].index;
+        channel[t] = c;
+    }
+    Some(super::tissue::TissueSlots {
+        label,
+        channel,
+        classes,
+    })
+}
+
+/// The series the scan's tissue model fits: the analysed one, and each further series that
+/// covers (finite, non-zero) at least 98 % of the labelled brain; one covering less would leave
+/// part of the brain modelled on a missing value.
+fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8]) -> Vec<&'a [f32]> {
+    let brain = labels.iter().filter(|&&l| l != 0).count().max(1);
+    volumes
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| {
+            *i == 0
+                || v.data.len() == labels.len()
+                    && labels
+                        .iter()
+                        .zip(&v.data)
+                        .filter(|(l, x)| **l != 0 && x.is_finite() && **x != 0.0)
+                        .count() as f64
+                        >= 0.98 * brain as f64
+        })
+        .map(|(_, v)| v.data.as_slice())
+        .collect()
 }
 
 /// Per label: the mean weight the model gave each modality slot over that label's voxels.

@@ -47,6 +47,9 @@ pub struct Manifest {
     /// The "fluid_rim" step's setting.
     #[serde(default)]
     pub fluid_rim: Option<FluidRimSpec>,
+    /// The "tissue_em" step's settings (the scan's own tissue model).
+    #[serde(default)]
+    pub tissue_em: Option<super::tissue::TissueEmSpec>,
     /// Folder the manifest was read from (model paths are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -114,7 +117,7 @@ pub struct FluidRimSpec {
 }
 
 /// The post-processing steps this build can apply.
-pub const POSTPROCESS_STEPS: [&str; 3] = ["brain_extent", "fluid_rim", "largest_component"];
+pub const POSTPROCESS_STEPS: [&str; 4] = ["brain_extent", "fluid_rim", "largest_component", "tissue_em"];
 
 #[cfg(test)]
 impl ExtentSpec {
@@ -179,22 +182,41 @@ impl Manifest {
                 "only percentile normalisation of each slice or of each slot's slab is supported".into(),
             ));
         }
-        if let Some(step) = m
-            .postprocess
-            .iter()
-            .find(|p| !POSTPROCESS_STEPS.contains(&p.as_str()))
-        {
+        if let Some(step) = m.postprocess.iter().find(|p| !POSTPROCESS_STEPS.contains(&p.as_str())) {
             return Err(bad(format!(
                 "unknown post-processing step {step:?} (this Focal applies {POSTPROCESS_STEPS:?})"
             )));
         }
         if m.postprocess.iter().any(|p| p == "fluid_rim") {
             match &m.fluid_rim {
-                None => return Err(bad("post-processing step \"fluid_rim\" needs a \"fluid_rim\" section".into())),
+                None => {
+                    return Err(bad(
+                        "post-processing step \"fluid_rim\" needs a \"fluid_rim\" section".into()
+                    ));
+                }
                 Some(f) if !(f.depth_mm.is_finite() && f.depth_mm > 0.0 && f.depth_mm <= 20.0) => {
                     return Err(bad(format!("fluid_rim: depth_mm {} (above 0, at most 20)", f.depth_mm)));
                 }
                 Some(_) => {}
+            }
+        }
+        if m.postprocess.iter().any(|p| p == "tissue_em") {
+            let Some(t) = &m.tissue_em else {
+                return Err(bad(
+                    "post-processing step \"tissue_em\" needs a \"tissue_em\" section".into()
+                ));
+            };
+            if let Some(problem) = t.problem() {
+                return Err(bad(format!("tissue_em: {problem}")));
+            }
+            let missing: Vec<&str> = super::tissue::TISSUES
+                .into_iter()
+                .filter(|name| !m.labels.iter().any(|l| l.name == *name))
+                .collect();
+            if !missing.is_empty() {
+                return Err(bad(format!(
+                    "post-processing step \"tissue_em\" needs labels named {missing:?}"
+                )));
             }
         }
         if m.uses_extent() && m.extent.is_none() {

@@ -13,6 +13,7 @@ pub mod output;
 pub mod postprocess;
 pub mod preprocess;
 pub mod runtime;
+pub mod tissue;
 
 pub use analysis::{Analysis, analyze_volume, analyze_volumes};
 pub use engine::{Device, Engine, ModelOutput, Provider};

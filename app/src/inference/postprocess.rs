@@ -183,7 +183,7 @@ impl FluidClass {
 
 /// The q-th percentile of sorted values, interpolated linearly between neighbours (numpy's
 /// default).
-fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
     let pos = q / 100.0 * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
@@ -194,7 +194,7 @@ fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
 /// 50 rounds (a value goes to the nearest centre, the lower one on a tie; an empty class keeps
 /// its centre). In one dimension each class is a run of the sorted values, so a round is two
 /// binary searches and prefix sums.
-fn kmeans3_sorted(sorted: &[f64]) -> [f64; 3] {
+pub(crate) fn kmeans3_sorted(sorted: &[f64]) -> [f64; 3] {
     let mut prefix = Vec::with_capacity(sorted.len() + 1);
     prefix.push(0.0);
     let mut sum = 0.0;
