@@ -9,9 +9,10 @@
 #           nginx and openssl (HTTPS in front of the DICOMweb server, with a private CA: Debian's
 #           Orthanc 1.10 crashes when it serves HTTPS itself)
 #   python: a venv under the cache with pydicom, its codec plugins, onnxruntime and nibabel
-#           (reference values in tests, the model's golden-output and brain-mask checks), and
-#           antspyx (N4, Atropos), dipy (HMRF) and scikit-learn (k-means): the classical tissue
-#           classifiers whose consensus the tissue labels are scored against
+#           (reference values in tests, the model's golden-output and brain-mask checks); a
+#           second venv with antspyx (N4, Atropos), dipy (HMRF) and scikit-learn (k-means): the
+#           classical tissue classifiers whose consensus the tissue labels are scored against
+#           (apart, since antspyx holds numpy below the version the first venv pins)
 set -euo pipefail
 CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
 mkdir -p "$CACHE"
@@ -46,13 +47,23 @@ if pgrep -x Orthanc >/dev/null 2>&1; then
 fi
 
 # Python tools for reference checks, pinned; the marker records what was installed.
-PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0 antspyx==0.6.3 dipy==1.12.1 scikit-learn==1.9.1"
+PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0"
 VENV="$CACHE/py"
 if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
   echo "setup: creating the Python venv for reference checks in $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check $PY_REQS
   echo "$PY_REQS" > "$VENV/.focal-reqs"
+fi
+
+# The classical tissue classifiers, pinned, in their own venv.
+TISSUE_REQS="antspyx==0.6.3 dipy==1.12.1 scikit-learn==1.9.1 nibabel==5.4.2 pydicom==3.0.2"
+TVENV="$CACHE/py-tissue"
+if [ "$(cat "$TVENV/.focal-reqs" 2>/dev/null)" != "$TISSUE_REQS" ]; then
+  echo "setup: creating the Python venv for the classical tissue reference in $TVENV"
+  python3 -m venv "$TVENV"
+  "$TVENV/bin/pip" install -q --disable-pip-version-check $TISSUE_REQS
+  echo "$TISSUE_REQS" > "$TVENV/.focal-reqs"
 fi
 
 # The ONNX Runtime library Focal loads (from the PyPI wheel, into the cache).

@@ -51,7 +51,7 @@ export FOCAL_TISSUE_REF="$CACHE/tissue-ref/sample.npz"
 if [ "$(cat "$CACHE/tissue-ref/.stamp" 2>/dev/null)" != "$TISSUE_STAMP" ]; then
   echo "test: computing the sample's classical tissue reference (k-means, Atropos, HMRF)"
   mkdir -p "$CACHE/tissue-ref"
-  "$PY" "$TISSUE_SCRIPT" reference assets/sample-study "$FOCAL_CH2BET" "$FOCAL_TISSUE_REF" \
+  "$CACHE/py-tissue/bin/python" "$TISSUE_SCRIPT" reference assets/sample-study "$FOCAL_CH2BET" "$FOCAL_TISSUE_REF" \
     --atlas "$MRICRON/root/usr/share/mricron/templates/aal.nii.gz"
   echo "$TISSUE_STAMP" > "$CACHE/tissue-ref/.stamp"
 fi
