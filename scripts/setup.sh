@@ -46,25 +46,19 @@ if pgrep -x Orthanc >/dev/null 2>&1; then
   $SUDO service orthanc stop >/dev/null 2>&1 || $SUDO pkill -x Orthanc || true
 fi
 
-# Python tools for reference checks, pinned; the marker records what was installed.
-PY_REQS="pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0"
-VENV="$CACHE/py"
-if [ "$(cat "$VENV/.focal-reqs" 2>/dev/null)" != "$PY_REQS" ]; then
-  echo "setup: creating the Python venv for reference checks in $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check $PY_REQS
-  echo "$PY_REQS" > "$VENV/.focal-reqs"
-fi
-
-# The classical tissue classifiers, pinned, in their own venv.
-TISSUE_REQS="antspyx==0.6.3 dipy==1.12.1 scikit-learn==1.9.1 nibabel==5.4.2 pydicom==3.0.2"
-TVENV="$CACHE/py-tissue"
-if [ "$(cat "$TVENV/.focal-reqs" 2>/dev/null)" != "$TISSUE_REQS" ]; then
-  echo "setup: creating the Python venv for the classical tissue reference in $TVENV"
-  python3 -m venv "$TVENV"
-  "$TVENV/bin/pip" install -q --disable-pip-version-check $TISSUE_REQS
-  echo "$TISSUE_REQS" > "$TVENV/.focal-reqs"
-fi
+# Python tools, pinned, each set in its own venv under the cache; a marker records what was
+# installed, so a venv is made again only when its list changes.
+venv() {
+  local dir="$1" what="$2" reqs="$3"
+  if [ "$(cat "$dir/.focal-reqs" 2>/dev/null)" != "$reqs" ]; then
+    echo "setup: creating the Python venv for $what in $dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check $reqs
+    echo "$reqs" > "$dir/.focal-reqs"
+  fi
+}
+venv "$CACHE/py" "reference checks" "pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0"
+venv "$CACHE/py-tissue" "the classical tissue reference" "antspyx==0.6.3 dipy==1.12.1 scikit-learn==1.9.1 nibabel==5.4.2 pydicom==3.0.2"
 
 # The ONNX Runtime library Focal loads (from the PyPI wheel, into the cache).
 "$(dirname "$0")/fetch-onnxruntime.sh"
