@@ -113,14 +113,8 @@ impl PostprocessStep {
                 format!("brain extent (3D model): {ml:.0} mL labelled where it found no brain set to background")
             }
             "fluid_rim" => {
-                let fluid = self
-                    .detail
-                    .as_ref()
-                    .map(|d| format!("; fluid = {d}"))
-                    .unwrap_or_default();
-                format!(
-                    "fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}"
-                )
+                let fluid = self.detail.as_ref().map(|d| format!("; fluid = {d}")).unwrap_or_default();
+                format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}")
             }
             "largest_component" => {
                 format!("largest connected object kept: {ml:.0} mL in islands apart from it set to background")
@@ -208,10 +202,7 @@ pub fn analyze_volumes(
     let mut labels = vec![0u8; plane * slices];
     let mut attention = vec![0f32; plane * slices];
     let mut probabilities = vec![0f32; plane * slices * classes];
-    let mut modality = engine
-        .manifest
-        .has_modality_attention()
-        .then(|| vec![0f32; plane * slices * slots]);
+    let mut modality = engine.manifest.has_modality_attention().then(|| vec![0f32; plane * slices * slots]);
     let mut model_seconds = 0.0;
     for first in (0..slices).step_by(BATCH) {
         if cancel.load(Ordering::Relaxed) {
@@ -223,8 +214,7 @@ pub fn analyze_volumes(
         let out = engine.run(input, batch.len(), ph, pw)?;
         model_seconds += t.elapsed().as_secs_f64();
         for (b, &k) in batch.iter().enumerate() {
-            attention[k * plane..(k + 1) * plane]
-                .copy_from_slice(&g.to_volume(&out.attention[b * ph * pw..(b + 1) * ph * pw]));
+            attention[k * plane..(k + 1) * plane].copy_from_slice(&g.to_volume(&out.attention[b * ph * pw..(b + 1) * ph * pw]));
             if let (Some(all), Some(m)) = (modality.as_mut(), out.modality.as_ref()) {
                 for s in 0..slots {
                     let at = ((b * slots) + s) * ph * pw;
@@ -276,13 +266,8 @@ pub fn analyze_volumes(
                 if volume.channels != 1 {
                     continue;
                 }
-                let (removed, class) = super::postprocess::trim_fluid_rim(
-                    &mut labels,
-                    &volume.data,
-                    [cols, rows, slices],
-                    spacing,
-                    rim.depth_mm,
-                );
+                let (removed, class) =
+                    super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm);
                 detail = class.map(|c| c.describe());
                 removed
             }

@@ -182,18 +182,18 @@ impl Manifest {
                 "only percentile normalisation of each slice or of each slot's slab is supported".into(),
             ));
         }
-        if let Some(step) = m.postprocess.iter().find(|p| !POSTPROCESS_STEPS.contains(&p.as_str())) {
+        if let Some(step) = m
+            .postprocess
+            .iter()
+            .find(|p| !POSTPROCESS_STEPS.contains(&p.as_str()))
+        {
             return Err(bad(format!(
                 "unknown post-processing step {step:?} (this Focal applies {POSTPROCESS_STEPS:?})"
             )));
         }
         if m.postprocess.iter().any(|p| p == "fluid_rim") {
             match &m.fluid_rim {
-                None => {
-                    return Err(bad(
-                        "post-processing step \"fluid_rim\" needs a \"fluid_rim\" section".into()
-                    ));
-                }
+                None => return Err(bad("post-processing step \"fluid_rim\" needs a \"fluid_rim\" section".into())),
                 Some(f) if !(f.depth_mm.is_finite() && f.depth_mm > 0.0 && f.depth_mm <= 20.0) => {
                     return Err(bad(format!("fluid_rim: depth_mm {} (above 0, at most 20)", f.depth_mm)));
                 }
