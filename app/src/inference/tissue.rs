@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::postprocess::{kmeans3_sorted, percentile_sorted};
+use super::postprocess::{FluidClass, percentile_sorted};
 
 /// Settings of the "tissue_em" step (the manifest's `tissue_em` section).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -269,15 +269,20 @@ pub fn fit_tissue(
     if m < 1000 {
         return None;
     }
-    // Raw values, floored just above zero so that the bias field can work in logs.
+    // Raw values, floored just above zero so that the bias field can work in logs; the
+    // primary series' floored values are also kept sorted, for its k-means classes below.
     let mut raw = vec![0f64; m * d];
+    let mut primary_sorted = Vec::new();
     for (c, ch) in channels.iter().enumerate() {
-        let mut vals: Vec<f64> = brain.iter().map(|&v| f64::from(ch[v as usize])).collect();
-        let mut sorted = vals.clone();
+        let mut sorted: Vec<f64> = brain.iter().map(|&v| f64::from(ch[v as usize])).collect();
         sorted.sort_unstable_by(f64::total_cmp);
         let floor = (percentile_sorted(&sorted, 99.0).abs() * 1e-3).max(1e-6);
-        for (i, v) in vals.iter_mut().enumerate() {
-            raw[i * d + c] = v.max(floor);
+        for (i, &v) in brain.iter().enumerate() {
+            raw[i * d + c] = f64::from(ch[v as usize]).max(floor);
+        }
+        if c == 0 {
+            sorted.iter_mut().for_each(|x| *x = x.max(floor));
+            primary_sorted = sorted;
         }
     }
     // The network's tempered probabilities of each tissue (a floor keeps every class possible).
@@ -298,47 +303,33 @@ pub fn fit_tissue(
     // Which intensity class is which tissue: three k-means classes of the primary series;
     // fluid is the class farthest from the median (dark CSF on T1 and FLAIR, bright on T2);
     // of the other two, grey matter is the one the network calls grey more than white.
-    let primary: Vec<f64> = (0..m).map(|i| raw[i * d]).collect();
-    let mut sorted = primary.clone();
-    sorted.sort_unstable_by(f64::total_cmp);
-    let centres = kmeans3_sorted(&sorted);
-    let median = percentile_sorted(&sorted, 50.0);
-    let nearest = |v: f64| {
-        (0..3)
-            .min_by(|&a, &b| (v - centres[a]).abs().total_cmp(&(v - centres[b]).abs()))
-            .unwrap_or(0)
-    };
-    let fluid = (0..3)
-        .max_by(|&a, &b| (centres[a] - median).abs().total_cmp(&(centres[b] - median).abs()))
-        .unwrap_or(0);
+    let classes = FluidClass::of_sorted(&primary_sorted);
+    drop(primary_sorted);
+    let cluster: Vec<usize> = (0..m).map(|i| classes.class_of(raw[i * d])).collect();
     let mut lean = [0f64; 3];
-    for i in 0..m {
-        lean[nearest(primary[i])] += f64::from(prior[i][1]) - f64::from(prior[i][2]);
+    for (i, &k) in cluster.iter().enumerate() {
+        lean[k] += f64::from(prior[i][1]) - f64::from(prior[i][2]);
     }
-    let others: Vec<usize> = (0..3).filter(|&k| k != fluid).collect();
-    let (grey, white) = if lean[others[0]] >= lean[others[1]] {
-        (others[0], others[1])
+    let others: Vec<usize> = (0..3).filter(|&k| k != classes.fluid).collect();
+    let grey = if lean[others[0]] >= lean[others[1]] {
+        others[0]
     } else {
-        (others[1], others[0])
+        others[1]
     };
-    let tissue_of_cluster = |k: usize| {
-        if k == fluid {
-            0
-        } else if k == grey {
-            1
-        } else {
-            2
-        }
-    };
-    let _ = white;
     // `pure`: responsibilities of the three pure-tissue Gaussians (what the M step fits);
     // `q`: each voxel's tissue probabilities, its partial-volume share split between the two
     // tissues it mixes (what the MRF, the labels and the probabilities use).
-    let mut pure: Vec<[f32; 3]> = primary
+    let mut pure: Vec<[f32; 3]> = cluster
         .iter()
-        .map(|&v| {
+        .map(|&k| {
             let mut r = [0f32; 3];
-            r[tissue_of_cluster(nearest(v))] = 1.0;
+            r[if k == classes.fluid {
+                0
+            } else if k == grey {
+                1
+            } else {
+                2
+            }] = 1.0;
             r
         })
         .collect();
@@ -394,8 +385,16 @@ pub fn fit_tissue(
         variance_floor[c] = (var * 1e-4).max(1e-12);
     }
     for round in 0..spec.iterations {
-        // M step: mixing weights, means and covariances from the responsibilities.
-        let fitted: Vec<Gaussian> = (0..3)
+        // M step: each tissue's mean from its responsibilities, and one covariance shared by
+        // the three (their pooled scatter): a class's own spread on a real scan is mostly
+        // partial volume and smoothing, which lets a broad grey-matter Gaussian swallow the
+        // edges of narrow white matter and CSF; with one shared spread the boundaries lie
+        // between the class means, as in the classical classifiers (k-means, Atropos from its
+        // k-means start), moved by the prior, the mixing weights and the MRF. (The mixing
+        // weights are updated after the E step.)
+        let mut scatter = vec![0f64; d * d];
+        let mut total = 0f64;
+        let means: Vec<Vec<f64>> = (0..3)
             .map(|t| {
                 let (mut w, mut mean) = (0f64, vec![0f64; d]);
                 for i in 0..m {
@@ -405,9 +404,7 @@ pub fn fit_tissue(
                         mean[c] += r * corrected[i * d + c];
                     }
                 }
-                let w = w.max(1e-9);
-                mean.iter_mut().for_each(|x| *x /= w);
-                let mut cov = vec![0f64; d * d];
+                mean.iter_mut().for_each(|x| *x /= w.max(1e-9));
                 for i in 0..m {
                     let r = f64::from(pure[i][t]);
                     if r == 0.0 {
@@ -416,31 +413,18 @@ pub fn fit_tissue(
                     for a in 0..d {
                         let da = corrected[i * d + a] - mean[a];
                         for b in 0..d {
-                            cov[a * d + b] += r * da * (corrected[i * d + b] - mean[b]);
+                            scatter[a * d + b] += r * da * (corrected[i * d + b] - mean[b]);
                         }
                     }
                 }
-                cov.iter_mut().for_each(|x| *x /= w);
-                Gaussian::new(mean, cov, &variance_floor)
+                total += w;
+                mean
             })
             .collect();
-        gaussians = fitted;
-        // One covariance shared by the three tissues (their size-weighted mean): a class's own
-        // spread on a real scan is mostly partial volume and smoothing, which lets a broad
-        // grey-matter Gaussian swallow the edges of narrow white matter and CSF; with one
-        // shared spread the boundaries lie between the class means, as in the classical
-        // classifiers (k-means, Atropos from its k-means start), moved by the prior, the
-        // mixing weights and the MRF.
-        let sizes: Vec<f64> = (0..3)
-            .map(|t| (0..m).map(|i| f64::from(pure[i][t])).sum::<f64>())
-            .collect();
-        let total: f64 = sizes.iter().sum::<f64>().max(1e-9);
-        let shared: Vec<f64> = (0..d * d)
-            .map(|k| (0..3).map(|t| sizes[t] * gaussians[t].cov[k]).sum::<f64>() / total)
-            .collect();
-        gaussians = gaussians
+        let shared: Vec<f64> = scatter.iter().map(|x| x / total.max(1e-9)).collect();
+        gaussians = means
             .into_iter()
-            .map(|g| Gaussian::new(g.mean, shared.clone(), &variance_floor))
+            .map(|mean| Gaussian::new(mean, shared.clone(), &variance_floor))
             .collect();
         // Partial-volume mixtures of neighbouring tissues (CSF/GM, GM/WM): a voxel holding a
         // uniformly distributed fraction of each; their mean and spread follow from the pure
@@ -534,7 +518,7 @@ pub fn fit_tissue(
         }
         // E step with one mean-field sweep of the MRF over the previous tissue probabilities.
         let previous = &q;
-        let next: Vec<([f32; 3], [f32; 3], [f64; 5])> = (0..m)
+        let next: Vec<([f32; 3], [f64; 5])> = (0..m)
             .into_par_iter()
             .map(|i| {
                 let mut field = [0f64; 3];
@@ -577,22 +561,21 @@ pub fn fit_tissue(
                     tissue[a] += post[3 + k] * (1.0 - share);
                     tissue[b] += post[3 + k] * share;
                 }
-                (
-                    [post[0] as f32, post[1] as f32, post[2] as f32],
-                    tissue.map(|x| x as f32),
-                    post,
-                )
+                (tissue.map(|x| x as f32), post)
             })
             .collect();
         let mut weights_sum = [0f64; 5];
-        for (_, _, post) in &next {
+        for (_, post) in &next {
             for k in 0..5 {
                 weights_sum[k] += post[k];
             }
         }
         mix = weights_sum.map(|w| w / m as f64);
-        pure = next.iter().map(|x| x.0).collect();
-        q = next.into_iter().map(|x| x.1).collect();
+        pure = next
+            .iter()
+            .map(|(_, post)| [post[0] as f32, post[1] as f32, post[2] as f32])
+            .collect();
+        q = next.into_iter().map(|(tissue, _)| tissue).collect();
     }
     // Labels and probabilities from the posterior.
     let mut changed = 0;
@@ -699,6 +682,16 @@ mod tests {
         (labels, values, probs, truth)
     }
 
+    /// The step on a phantom's 40³ grid of 1 mm voxels.
+    fn fit_phantom(
+        labels: &mut [u8],
+        probs: &mut [f32],
+        channels: &[&[f32]],
+        spec: &TissueEmSpec,
+    ) -> Option<TissueFit> {
+        fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec)
+    }
+
     fn agreement(labels: &[u8], truth: &[u8]) -> f64 {
         let (mut same, mut all) = (0, 0);
         for (a, b) in labels.iter().zip(truth) {
@@ -715,16 +708,7 @@ mod tests {
         for contrast in [[30.0, 80.0, 110.0], [200.0, 110.0, 70.0]] {
             let (mut labels, values, mut probs, truth) = phantom(contrast);
             let before = agreement(&labels, &truth);
-            let fit = fit_tissue(
-                &mut labels,
-                &mut probs,
-                &[&values],
-                [40, 40, 40],
-                [1.0; 3],
-                SLOTS,
-                &spec(),
-            )
-            .expect("fit");
+            let fit = fit_phantom(&mut labels, &mut probs, &[&values], &spec()).expect("fit");
             let after = agreement(&labels, &truth);
             assert!(
                 after > 0.93,
@@ -752,26 +736,8 @@ mod tests {
         none.bias_degree = 0;
         let mut flat = labels.clone();
         let mut flat_probs = probs.clone();
-        fit_tissue(
-            &mut flat,
-            &mut flat_probs,
-            &[&values],
-            [40, 40, 40],
-            [1.0; 3],
-            SLOTS,
-            &none,
-        )
-        .expect("fit");
-        let fit = fit_tissue(
-            &mut labels,
-            &mut probs,
-            &[&values],
-            [40, 40, 40],
-            [1.0; 3],
-            SLOTS,
-            &spec(),
-        )
-        .expect("fit");
+        fit_phantom(&mut flat, &mut flat_probs, &[&values], &none).expect("fit");
+        let fit = fit_phantom(&mut labels, &mut probs, &[&values], &spec()).expect("fit");
         // The phantom's ramp spans x0.85-1.15 over the volume (x0.89-1.11 over the brain).
         assert!(fit.bias_range[0] < 0.94 && fit.bias_range[1] > 1.06, "{fit:?}");
         assert!(agreement(&labels, &truth) >= agreement(&flat, &truth), "{fit:?}");
@@ -781,16 +747,7 @@ mod tests {
     fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
         let (mut labels, values, mut probs, truth) = phantom([30.0, 80.0, 110.0]);
         let (_, second, _, _) = phantom([200.0, 110.0, 70.0]);
-        let fit = fit_tissue(
-            &mut labels,
-            &mut probs,
-            &[&values, &second],
-            [40, 40, 40],
-            [1.0; 3],
-            SLOTS,
-            &spec(),
-        )
-        .expect("fit");
+        let fit = fit_phantom(&mut labels, &mut probs, &[&values, &second], &spec()).expect("fit");
         assert_eq!(fit.channels, 2);
         assert!(agreement(&labels, &truth) > 0.95, "{fit:?}");
         assert!(fit.describe().contains("(2 series)"), "{}", fit.describe());
