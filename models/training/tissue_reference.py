@@ -32,15 +32,23 @@ CLASSES = {1: "CSF", 2: "grey matter", 3: "white matter"}
 DEEP_GREY = {71, 72, 73, 74, 75, 76, 77, 78, 7001, 7002, 7011, 7012, 7021, 7022, 7101, 7102}
 
 
-def read_series(series_dir):
-    """The series' values as [columns, rows, slices] (the axes Focal's NIfTI outputs use),
-    its spacing (column, row, slice) and each slice's header, sorted along the normal."""
-    files = [pydicom.dcmread(f) for f in sorted(glob.glob(os.path.join(series_dir, "*")))
+def series_headers(series_dir, pixels=False):
+    """The series' slices (headers only unless `pixels`), sorted along the slice normal."""
+    files = [pydicom.dcmread(f, stop_before_pixels=not pixels) for f in sorted(glob.glob(os.path.join(series_dir, "*")))
              if os.path.isfile(f) and not os.path.basename(f).startswith(".")]
-    files = [d for d in files if "PixelData" in d]
+    files = [d for d in files if "ImagePositionPatient" in d]
     iop = np.array([float(v) for v in files[0].ImageOrientationPatient])
     normal = np.cross(iop[:3], iop[3:])
     files.sort(key=lambda d: float(np.dot(normal, [float(v) for v in d.ImagePositionPatient])))
+    return files
+
+
+def read_series(series_dir):
+    """The series' values as [columns, rows, slices] (the axes Focal's NIfTI outputs use),
+    its spacing (column, row, slice) and each slice's header, sorted along the normal."""
+    files = series_headers(series_dir, pixels=True)
+    iop = np.array([float(v) for v in files[0].ImageOrientationPatient])
+    normal = np.cross(iop[:3], iop[3:])
     planes = []
     for d in files:
         a = d.pixel_array.astype(np.float32) * float(getattr(d, "RescaleSlope", 1) or 1) + float(
