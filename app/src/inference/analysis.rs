@@ -276,7 +276,7 @@ pub fn analyze_volumes(
                 let Some(spec) = engine.manifest.tissue_em.as_ref() else {
                     continue;
                 };
-                let Some(slots) = tissue_slots(&engine.manifest, classes) else {
+                let Ok(slots) = super::tissue::TissueSlots::find(&engine.manifest.labels, classes) else {
                     continue;
                 };
                 let channels = tissue_channels(volumes, &labels);
@@ -348,23 +348,6 @@ pub fn analyze_volumes(
             },
             ..summary
         },
-    })
-}
-
-/// Where CSF, grey and white matter are among the manifest's labels and the model's outputs.
-fn tissue_slots(manifest: &super::Manifest, classes: usize) -> Option<super::tissue::TissueSlots> {
-    let mut label = [0u8; 3];
-    let mut channel = [0usize; 3];
-    for (t, name) in super::tissue::TISSUES.iter().enumerate() {
-        let c = manifest.labels.iter().position(|l| l.name == *name)?;
-        (c < classes).then_some(())?;
-        label[t] = manifest.labels[c].index;
-        channel[t] = c;
-    }
-    Some(super::tissue::TissueSlots {
-        label,
-        channel,
-        classes,
     })
 }
 

@@ -209,11 +209,7 @@ impl Manifest {
             if let Some(problem) = t.problem() {
                 return Err(bad(format!("tissue_em: {problem}")));
             }
-            let missing: Vec<&str> = super::tissue::TISSUES
-                .into_iter()
-                .filter(|name| !m.labels.iter().any(|l| l.name == *name))
-                .collect();
-            if !missing.is_empty() {
+            if let Err(missing) = super::tissue::TissueSlots::find(&m.labels, m.labels.len()) {
                 return Err(bad(format!(
                     "post-processing step \"tissue_em\" needs labels named {missing:?}"
                 )));

@@ -73,6 +73,30 @@ pub struct TissueSlots {
     pub classes: usize,
 }
 
+impl TissueSlots {
+    /// Where CSF, grey and white matter are among a manifest's labels, whose order is the
+    /// order of the model's `classes` output channels; the tissue names missing (or beyond the
+    /// model's channels) when they cannot all be found.
+    pub fn find(labels: &[super::manifest::Label], classes: usize) -> Result<TissueSlots, Vec<&'static str>> {
+        let mut found = TissueSlots {
+            label: [0; 3],
+            channel: [0; 3],
+            classes,
+        };
+        let mut missing = Vec::new();
+        for (t, name) in TISSUES.into_iter().enumerate() {
+            match labels.iter().position(|l| l.name == name).filter(|&c| c < classes) {
+                Some(c) => {
+                    found.label[t] = labels[c].index;
+                    found.channel[t] = c;
+                }
+                None => missing.push(name),
+            }
+        }
+        if missing.is_empty() { Ok(found) } else { Err(missing) }
+    }
+}
+
 /// What the fit found on this scan, for the summary, the CLI, the window and the PDF.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TissueFit {
@@ -768,6 +792,27 @@ mod tests {
         s = spec();
         s.bias_degree = 9;
         assert!(s.problem().expect("problem").contains("bias_degree"));
+    }
+
+    #[test]
+    fn tissues_are_found_among_the_labels_by_name_or_named_as_missing() {
+        let label = |index: u8, name: &str| super::super::manifest::Label {
+            index,
+            name: name.into(),
+            color: [0; 3],
+            expected_ml: None,
+        };
+        let labels = vec![
+            label(0, "background"),
+            label(5, "white matter"),
+            label(1, "CSF"),
+            label(2, "grey matter"),
+        ];
+        let found = TissueSlots::find(&labels, 4).expect("all three");
+        assert_eq!((found.label, found.channel, found.classes), ([1, 2, 5], [2, 3, 1], 4));
+        // A model with fewer output channels than the labels reach, and a missing tissue.
+        assert_eq!(TissueSlots::find(&labels, 3).err(), Some(vec!["grey matter"]));
+        assert_eq!(TissueSlots::find(&labels[..3], 4).err(), Some(vec!["grey matter"]));
     }
 
     #[test]
