@@ -6,7 +6,8 @@ Colin27 is kept out of the model's training data (it is the held-out subject), s
 shows the model on a scan it has never seen. The identifiers are made up but realistic, so
 privacy tests have known values to look for.
 
-usage: make_sample_study.py CH2_NIFTI OUT_DIR [--step 2]
+usage: make_sample_study.py CH2_NIFTI OUT_DIR [--step 2] [--thick] [--scale 1]
+(--thick and --scale are for the held-out evaluation's thick-slice and template series)
 """
 import argparse
 import datetime
@@ -30,10 +31,13 @@ def main():
     ap.add_argument("nifti")
     ap.add_argument("out")
     ap.add_argument("--step", type=int, default=2, help="keep every n-th axial slice")
+    ap.add_argument("--thick", action="store_true",
+                    help="each kept slice is the mean of the `step` slices it stands for (thick slices)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply values (templates stored as small floats)")
     args = ap.parse_args()
 
     img = nib.as_closest_canonical(nib.load(args.nifti))  # RAS+
-    vol = np.asarray(img.get_fdata(), dtype=np.float64)
+    vol = np.asarray(img.get_fdata(), dtype=np.float64) * args.scale
     affine = img.affine
     zooms = img.header.get_zooms()[:3]
     # Keep the slices that hold the head (some signal), every `step` mm.
@@ -46,8 +50,9 @@ def main():
     for n, k in enumerate(ks):
         # DICOM axial: columns run to patient left (+x LPS), rows to posterior (+y LPS).
         # In RAS voxel space those are decreasing i and decreasing j.
-        plane = vol[::-1, ::-1, k].T
-        corner_vox = np.array([vol.shape[0] - 1, vol.shape[1] - 1, k, 1.0])
+        plane = vol[::-1, ::-1, k:k + args.step].mean(axis=2).T if args.thick else vol[::-1, ::-1, k].T
+        centre = k + (args.step - 1) / 2 if args.thick else k  # a thick slice sits mid-way
+        corner_vox = np.array([vol.shape[0] - 1, vol.shape[1] - 1, centre, 1.0])
         ras = affine @ corner_vox
         lps = [-ras[0], -ras[1], ras[2]]
         pixels = np.clip(np.round(plane), 0, 65535).astype(np.uint16)
@@ -79,7 +84,7 @@ def main():
         ds.SequenceVariant = "SP"
         ds.MRAcquisitionType = "3D"
         ds.MagneticFieldStrength = "1.5"
-        ds.SliceThickness = f"{zooms[2]:.3f}"
+        ds.SliceThickness = f"{zooms[2] * (args.step if args.thick else 1):.3f}"
         ds.SpacingBetweenSlices = f"{zooms[2] * args.step:.3f}"
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid

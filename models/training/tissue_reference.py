@@ -12,12 +12,14 @@ series written from the same head), mapping NIfTI references onto it in world co
 (nearest voxel), so that Focal's labels.nii compares voxel for voxel.
 
 usage:
-  tissue_reference.py reference SERIES_DIR T1_MASK_NIFTI OUT.npz [--atlas AAL_NIFTI]
-      writes the consensus, each classifier's labels, the mask and the deep-grey-matter mask
+  tissue_reference.py reference SERIES_DIR T1_MASK_NIFTI OUT.npz [--atlas AAL_NIFTI] [--tissue-map NIFTI]
+      writes the consensus, each classifier's labels, the mask, the deep-grey-matter mask and
+      a head's own tissue map (ANTs/OASIS labels: 1 CSF, 2 and 4 grey, 3 white; others left out)
   tissue_reference.py score ANALYSIS_DIR REF.npz
       prints one JSON line: per class Dice of Focal's labels against the consensus (and of each
       classifier against it), inside the reference mask; brain Dice; volumes; the share of the
-      deep grey matter (AAL caudate, putamen, pallidum, thalamus) labelled grey.
+      deep grey matter (AAL caudate, putamen, pallidum, thalamus) labelled grey; with a tissue
+      map, Dice of Focal, Atropos, k-means and the consensus against it (inside mask and map).
 """
 import glob
 import json
@@ -146,7 +148,7 @@ def classify(vol, spacing, mask):
     return full
 
 
-def reference(series_dir, mask_path, out_path, atlas=None):
+def reference(series_dir, mask_path, out_path, atlas=None, tissue_map=None):
     vol, spacing, files = read_series(series_dir)
     mask = onto_grid(mask_path, files, vol.shape) > 0
     labs = classify(vol, spacing, mask)
@@ -154,6 +156,11 @@ def reference(series_dir, mask_path, out_path, atlas=None):
     if atlas:
         aal = onto_grid(atlas, files, vol.shape)
         extra["deep_grey"] = np.isin(aal, list(DEEP_GREY)) & mask
+    if tissue_map:
+        # ANTs/OASIS labels: 1 CSF, 2 cortical grey, 3 white, 4 deep grey, 5 brainstem,
+        # 6 cerebellum; the last two mix tissues and are left out (0).
+        t = np.rint(onto_grid(tissue_map, files, vol.shape)).astype(np.int64)
+        extra["tissue_map"] = np.select([t == 1, (t == 2) | (t == 4), t == 3], [1, 2, 3], 0).astype(np.uint8)
     np.savez_compressed(out_path, mask=mask, spacing=np.array(spacing), **labs, **extra)
 
 
@@ -182,6 +189,12 @@ def score(analysis_dir, ref_path):
         "volumes_ml": {name: float((lab == k).sum() * voxel_ml) for k, name in CLASSES.items()},
         "consensus_volumes_ml": {name: float((ref["consensus"] == k).sum() * voxel_ml) for k, name in CLASSES.items()},
     }
+    if "tissue_map" in ref.files:
+        tm = ref["tissue_map"]
+        inside = mask & (tm > 0)
+        out["focal_vs_tissue_map"] = class_dice(lab, tm, inside)
+        for k in ("atropos", "kmeans", "consensus"):
+            out[f"{k}_vs_tissue_map"] = class_dice(ref[k], tm, inside)
     if "deep_grey" in ref.files:
         deep = ref["deep_grey"]
         out["deep_grey_labelled_grey"] = float((lab[deep] == 2).mean())
@@ -194,10 +207,11 @@ def main():
     if not args or args[0] not in ("reference", "score"):
         raise SystemExit(__doc__)
     opt = {}
-    if "--atlas" in args:
-        i = args.index("--atlas")
-        opt["atlas"] = args[i + 1]
-        del args[i:i + 2]
+    for flag in ("--atlas", "--tissue-map"):
+        if flag in args:
+            i = args.index(flag)
+            opt[flag[2:].replace("-", "_")] = args[i + 1]
+            del args[i:i + 2]
     if args[0] == "reference":
         reference(*args[1:4], **opt)
     else:
