@@ -6,9 +6,12 @@
 //! - a Gaussian per class over the voxel's values in every series given (multivariate: a
 //!   second contrast sharpens the split), fitted by expectation–maximisation;
 //! - the network's class probabilities as a spatial prior, tempered by `prior_weight`
-//!   (0 ignores them, 1 takes them as they are), times one mixing weight per class;
-//! - a smooth multiplicative bias field per series (a polynomial of `bias_degree` in the
-//!   patient-space position, fitted in the log domain to what the classes leave over);
+//!   (0 ignores them, 1 takes them as they are); no learnt mixing weights, so that, as in
+//!   k-means and the k-means start of Atropos, the boundaries lie between the class means (a
+//!   learnt weight lets the largest class grow at the others' expense);
+//! - a smooth multiplicative bias field per series, fitted in the log domain to what the
+//!   classes leave over and smoothed by a Gaussian of `bias_sigma_mm` (as N4 does with its
+//!   B-spline mesh: a field about as flexible as N4's, which a low-degree polynomial is not);
 //! - a Potts Markov random field, `mrf_beta` per neighbour (weighted by 1 / distance in
 //!   mm), applied as one mean-field sweep in each E step: a voxel leans towards its
 //!   neighbours' classes, which removes salt-and-pepper labels without blurring folds.
@@ -28,8 +31,8 @@ pub struct TissueEmSpec {
     pub prior_weight: f64,
     /// Potts MRF strength per neighbour at 1 mm (0 = none).
     pub mrf_beta: f64,
-    /// Degree of the polynomial bias field (0 = none, at most 4).
-    pub bias_degree: usize,
+    /// Smoothness of the bias field: the Gaussian's sigma in mm (0 = no bias field).
+    pub bias_sigma_mm: f64,
     /// EM rounds.
     pub iterations: usize,
     #[serde(default)]
@@ -45,8 +48,13 @@ impl TissueEmSpec {
         if !(self.mrf_beta.is_finite() && (0.0..=2.0).contains(&self.mrf_beta)) {
             return Some(format!("mrf_beta {} (0 to 2)", self.mrf_beta));
         }
-        if self.bias_degree > 4 {
-            return Some(format!("bias_degree {} (at most 4)", self.bias_degree));
+        if !(self.bias_sigma_mm.is_finite()
+            && (self.bias_sigma_mm == 0.0 || (5.0..=200.0).contains(&self.bias_sigma_mm)))
+        {
+            return Some(format!(
+                "bias_sigma_mm {} (0 for none, or 5 to 200)",
+                self.bias_sigma_mm
+            ));
         }
         if !(1..=200).contains(&self.iterations) {
             return Some(format!("iterations {} (1 to 200)", self.iterations));
@@ -57,10 +65,6 @@ impl TissueEmSpec {
 
 /// The three tissue classes, in this order everywhere in this module.
 pub const TISSUES: [&str; 3] = ["CSF", "grey matter", "white matter"];
-
-/// The partial-volume mixtures modelled: tissues that meet at a voxel's scale (CSF/GM in sulci
-/// and at the surface, GM/WM at the cortex's base), as FSL FAST and Atropos model them.
-const MIXTURES: [(usize, usize); 2] = [(0, 1), (1, 2)];
 
 /// Where each tissue lives in the label map and in the network's probabilities.
 #[derive(Debug, Clone, Copy)]
@@ -207,59 +211,119 @@ fn invert(m: &[f64], d: usize) -> (Vec<f64>, f64) {
     (inv, det)
 }
 
-/// Monomials x^a y^b z^c with 1 <= a+b+c <= degree of a position in [-1, 1]^3.
-fn monomials(degree: usize) -> Vec<[u8; 3]> {
-    let mut out = Vec::new();
-    for total in 1..=degree {
-        for a in 0..=total {
-            for b in 0..=(total - a) {
-                out.push([a as u8, b as u8, (total - a - b) as u8]);
+/// Where a voxel at `p` (grid index, per axis) falls among the cells of a coarse grid of
+/// `size` cells `cell` mm wide: the eight neighbouring cell centres and their trilinear weights.
+fn corners(p: [usize; 3], spacing: [f64; 3], cell: f64, size: [usize; 3]) -> [(usize, f64); 8] {
+    let mut base = [0usize; 3];
+    let mut frac = [0f64; 3];
+    for a in 0..3 {
+        let c = ((p[a] as f64 + 0.5) * spacing[a] / cell - 0.5).clamp(0.0, (size[a] - 1) as f64);
+        base[a] = (c.floor() as usize).min(size[a].saturating_sub(2));
+        frac[a] = (c - base[a] as f64).clamp(0.0, 1.0);
+    }
+    std::array::from_fn(|k| {
+        let step = [k & 1, (k >> 1) & 1, (k >> 2) & 1];
+        let mut idx = 0;
+        let mut w = 1.0;
+        for a in 0..3 {
+            let i = (base[a] + step[a]).min(size[a] - 1);
+            idx = idx * size[a] + i;
+            w *= if step[a] == 1 { frac[a] } else { 1.0 - frac[a] };
+        }
+        (idx, w)
+    })
+}
+
+/// A smooth field through weighted values at the brain's voxels: a linear trend (weighted
+/// least squares), plus what it leaves smoothed by a Gaussian of `sigma` mm. The smoothing is
+/// a normalised convolution on a coarse grid (cells sigma/2 mm wide; values and weights spread
+/// onto it, each smoothed, their ratio read back at every voxel), so the field is not pulled
+/// towards zero at the brain's edge; the trend keeps a ramp whole up to the edge, where a
+/// one-sided average alone would flatten it.
+fn smooth_field(
+    brain: &[u32],
+    dims: [usize; 3],
+    spacing: [f64; 3],
+    sigma: f64,
+    value: &[f64],
+    weight: &[f64],
+) -> Vec<f64> {
+    let cell = sigma / 2.0;
+    let size: [usize; 3] = std::array::from_fn(|a| ((dims[a] as f64 * spacing[a] / cell).ceil() as usize).max(2));
+    let (nc, plane) = (dims[0], dims[0] * dims[1]);
+    let at = |v: u32| {
+        let v = v as usize;
+        [v % nc, (v / nc) % dims[1], v / plane]
+    };
+    // The trend: [1, x, y, z] in mm about the grid's centre.
+    let basis = |v: u32| -> [f64; 4] {
+        let p = at(v);
+        let mut b = [1.0; 4];
+        for a in 0..3 {
+            b[a + 1] = (p[a] as f64 - 0.5 * dims[a] as f64) * spacing[a] / 100.0;
+        }
+        b
+    };
+    let (mut ata, mut atb) = ([0f64; 16], [0f64; 4]);
+    for (i, &v) in brain.iter().enumerate() {
+        let b = basis(v);
+        for r in 0..4 {
+            atb[r] += weight[i] * b[r] * value[i];
+            for c in 0..4 {
+                ata[r * 4 + c] += weight[i] * b[r] * b[c];
             }
         }
     }
-    out
-}
-
-fn basis(terms: &[[u8; 3]], p: [f64; 3], out: &mut [f64]) {
-    for (o, t) in out.iter_mut().zip(terms) {
-        *o = p[0].powi(i32::from(t[0])) * p[1].powi(i32::from(t[1])) * p[2].powi(i32::from(t[2]));
+    let (inv, _) = invert(&ata, 4);
+    let coef: [f64; 4] = std::array::from_fn(|r| (0..4).map(|c| inv[r * 4 + c] * atb[c]).sum());
+    let trend = |v: u32| basis(v).iter().zip(&coef).map(|(b, k)| b * k).sum::<f64>();
+    let len = size[0] * size[1] * size[2];
+    let (mut num, mut den) = (vec![0f64; len], vec![0f64; len]);
+    for (i, &v) in brain.iter().enumerate() {
+        let rest = value[i] - trend(v);
+        for (idx, w) in corners(at(v), spacing, cell, size) {
+            num[idx] += w * weight[i] * rest;
+            den[idx] += w * weight[i];
+        }
     }
-}
-
-/// Solves the symmetric system `a x = b` (n×n) by Cholesky with a small ridge.
-fn solve(a: &mut [f64], b: &[f64], n: usize) -> Option<Vec<f64>> {
-    let ridge = (0..n).map(|i| a[i * n + i]).fold(0.0, f64::max) * 1e-6 + 1e-12;
-    for i in 0..n {
-        a[i * n + i] += ridge;
-    }
-    let mut l = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..=i {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= l[i * n + k] * l[j * n + k];
-            }
-            if i == j {
-                if s <= 0.0 {
-                    return None;
+    // Gaussian of sigma = 2 cells, cut at 3 sigma, along each axis in turn (zero outside).
+    let kernel: Vec<f64> = (-6i32..=6)
+        .map(|k| (-(f64::from(k) * f64::from(k)) / 8.0).exp())
+        .collect();
+    let total: f64 = kernel.iter().sum();
+    for grid in [&mut num, &mut den] {
+        for axis in 0..3 {
+            let stride = match axis {
+                2 => 1,
+                1 => size[2],
+                _ => size[1] * size[2],
+            };
+            let n = size[axis];
+            let src = grid.clone();
+            for (idx, out) in grid.iter_mut().enumerate() {
+                let pos = (idx / stride) % n;
+                let mut s = 0.0;
+                for (k, w) in kernel.iter().enumerate() {
+                    let q = pos as i64 + k as i64 - 6;
+                    if (0..n as i64).contains(&q) {
+                        s += w * src[(idx as i64 + (q - pos as i64) * stride as i64) as usize];
+                    }
                 }
-                l[i * n + i] = s.sqrt();
-            } else {
-                l[i * n + j] = s / l[j * n + j];
+                *out = s / total;
             }
         }
     }
-    let mut y = vec![0.0; n];
-    for i in 0..n {
-        let s: f64 = (0..i).map(|k| l[i * n + k] * y[k]).sum();
-        y[i] = (b[i] - s) / l[i * n + i];
-    }
-    let mut x = vec![0.0; n];
-    for i in (0..n).rev() {
-        let s: f64 = (i + 1..n).map(|k| l[k * n + i] * x[k]).sum();
-        x[i] = (y[i] - s) / l[i * n + i];
-    }
-    Some(x)
+    brain
+        .par_iter()
+        .map(|&v| {
+            let (mut a, mut b) = (0.0, 0.0);
+            for (idx, w) in corners(at(v), spacing, cell, size) {
+                a += w * num[idx];
+                b += w * den[idx];
+            }
+            trend(v) + if b > 1e-12 { a / b } else { 0.0 }
+        })
+        .collect()
 }
 
 /// Fits the scan's tissue model inside the labelled brain (`labels != 0`) and relabels it:
@@ -340,10 +404,9 @@ pub fn fit_tissue(
     } else {
         others[1]
     };
-    // `pure`: responsibilities of the three pure-tissue Gaussians (what the M step fits);
-    // `q`: each voxel's tissue probabilities, its partial-volume share split between the two
-    // tissues it mixes (what the MRF, the labels and the probabilities use).
-    let mut pure: Vec<[f32; 3]> = cluster
+    // `post`: each voxel's tissue probabilities (the E step's posterior), started from the
+    // k-means classes.
+    let mut post: Vec<[f32; 3]> = cluster
         .iter()
         .map(|&k| {
             let mut r = [0f32; 3];
@@ -357,7 +420,6 @@ pub fn fit_tissue(
             r
         })
         .collect();
-    let mut q = pure.clone();
     // Neighbours in the brain (6-connected) with their weights 1 / distance in mm.
     let mut slot = vec![u32::MAX; n];
     for (i, &v) in brain.iter().enumerate() {
@@ -380,27 +442,8 @@ pub fn fit_tissue(
             at(z + 1 < ns, v + plane, weights[2]),
         ]
     };
-    // Positions in [-1, 1] over the brain's bounding box, for the bias field.
-    let (mut lo, mut hi) = ([usize::MAX; 3], [0usize; 3]);
-    for &v in &brain {
-        let p = [v as usize % nc, (v as usize / nc) % nr, v as usize / plane];
-        for a in 0..3 {
-            lo[a] = lo[a].min(p[a]);
-            hi[a] = hi[a].max(p[a]);
-        }
-    }
-    let position = |v: usize| -> [f64; 3] {
-        let p = [v % nc, (v / nc) % nr, v / plane];
-        std::array::from_fn(|a| {
-            let span = (hi[a] - lo[a]).max(1) as f64;
-            2.0 * (p[a] - lo[a]) as f64 / span - 1.0
-        })
-    };
-    let terms = monomials(spec.bias_degree);
     let mut log_bias = vec![0f64; m * d]; // log of each voxel's bias, per channel
     let mut corrected = raw.clone();
-    // Mixing weights of the five components: CSF, GM, WM, CSF/GM and GM/WM mixtures.
-    let mut mix: [f64; 5] = [0.8 / 3.0, 0.8 / 3.0, 0.8 / 3.0, 0.1, 0.1];
     let mut gaussians: Vec<Gaussian> = Vec::new();
     let mut variance_floor = vec![0f64; d];
     for c in 0..d {
@@ -413,16 +456,15 @@ pub fn fit_tissue(
         // the three (their pooled scatter): a class's own spread on a real scan is mostly
         // partial volume and smoothing, which lets a broad grey-matter Gaussian swallow the
         // edges of narrow white matter and CSF; with one shared spread the boundaries lie
-        // between the class means, as in the classical classifiers (k-means, Atropos from its
-        // k-means start), moved by the prior, the mixing weights and the MRF. (The mixing
-        // weights are updated after the E step.)
+        // between the class means, as in the classical classifiers, moved by the prior and
+        // the MRF.
         let mut scatter = vec![0f64; d * d];
         let mut total = 0f64;
         let means: Vec<Vec<f64>> = (0..3)
             .map(|t| {
                 let (mut w, mut mean) = (0f64, vec![0f64; d]);
                 for i in 0..m {
-                    let r = f64::from(pure[i][t]);
+                    let r = f64::from(post[i][t]);
                     w += r;
                     for c in 0..d {
                         mean[c] += r * corrected[i * d + c];
@@ -430,7 +472,7 @@ pub fn fit_tissue(
                 }
                 mean.iter_mut().for_each(|x| *x /= w.max(1e-9));
                 for i in 0..m {
-                    let r = f64::from(pure[i][t]);
+                    let r = f64::from(post[i][t]);
                     if r == 0.0 {
                         continue;
                     }
@@ -450,89 +492,34 @@ pub fn fit_tissue(
             .into_iter()
             .map(|mean| Gaussian::new(mean, shared.clone(), &variance_floor))
             .collect();
-        // Partial-volume mixtures of neighbouring tissues (CSF/GM, GM/WM): a voxel holding a
-        // uniformly distributed fraction of each; their mean and spread follow from the pure
-        // classes', so they add no free parameters but their weights.
-        let mixtures: Vec<Gaussian> = MIXTURES
-            .iter()
-            .map(|&(a, b)| {
-                let (ga, gb) = (&gaussians[a], &gaussians[b]);
-                let mean: Vec<f64> = (0..d).map(|c| 0.5 * (ga.mean[c] + gb.mean[c])).collect();
-                let cov: Vec<f64> = (0..d * d)
-                    .map(|k| {
-                        let (x, y) = (k / d, k % d);
-                        0.5 * (ga.cov[k] + gb.cov[k]) + (gb.mean[x] - ga.mean[x]) * (gb.mean[y] - ga.mean[y]) / 12.0
-                    })
-                    .collect();
-                Gaussian::new(mean, cov, &variance_floor)
-            })
-            .collect();
-        // Bias field (after two rounds, once the classes have settled): per channel, the
-        // log residual of each voxel from its expected class mean, weighted by the classes'
-        // log-domain precisions, fitted by the polynomial.
-        if !terms.is_empty() && round >= 2 {
-            let nt = terms.len() + 1;
+        // Bias field (after two rounds, once the classes have settled): per channel, the log
+        // residual of each voxel from its expected class mean, weighted by the classes'
+        // log-domain precisions, smoothed.
+        if spec.bias_sigma_mm > 0.0 && round >= 2 {
             for c in 0..d {
                 let log_mean: Vec<f64> = gaussians.iter().map(|g| g.mean[c].max(1e-9).ln()).collect();
                 let log_prec: Vec<f64> = gaussians
                     .iter()
                     .map(|g| g.mean[c].max(1e-9).powi(2) / g.cov[c * d + c].max(1e-12))
                     .collect();
-                let (ata, atb) = (0..m)
+                let (residual, weight): (Vec<f64>, Vec<f64>) = (0..m)
                     .into_par_iter()
-                    .step_by(3)
-                    .fold(
-                        || (vec![0f64; nt * nt], vec![0f64; nt], vec![0f64; nt]),
-                        |(mut ata, mut atb, mut phi), i| {
-                            let (mut w, mut e) = (0.0, 0.0);
-                            for t in 0..3 {
-                                let r = f64::from(pure[i][t]) * log_prec[t];
-                                w += r;
-                                e += r * log_mean[t];
-                            }
-                            if w > 0.0 {
-                                let residual = raw[i * d + c].ln() - e / w;
-                                phi[0] = 1.0;
-                                basis(&terms, position(brain[i] as usize), &mut phi[1..]);
-                                for a in 0..nt {
-                                    atb[a] += w * phi[a] * residual;
-                                    for b in 0..=a {
-                                        ata[a * nt + b] += w * phi[a] * phi[b];
-                                    }
-                                }
-                            }
-                            (ata, atb, phi)
-                        },
-                    )
-                    .map(|(a, b, _)| (a, b))
-                    .reduce(
-                        || (vec![0f64; nt * nt], vec![0f64; nt]),
-                        |(mut a, mut b), (x, y)| {
-                            a.iter_mut().zip(x).for_each(|(p, q)| *p += q);
-                            b.iter_mut().zip(y).for_each(|(p, q)| *p += q);
-                            (a, b)
-                        },
-                    );
-                let mut full = ata;
-                for a in 0..nt {
-                    for b in 0..a {
-                        full[b * nt + a] = full[a * nt + b];
-                    }
-                }
-                let Some(coef) = solve(&mut full, &atb, nt) else {
-                    continue;
-                };
-                // The constant goes to the class means: the field keeps the brain's mean level.
-                let fitted: Vec<f64> = (0..m)
-                    .into_par_iter()
-                    .map_init(
-                        || vec![0f64; nt - 1],
-                        |phi, i| {
-                            basis(&terms, position(brain[i] as usize), phi);
-                            phi.iter().zip(&coef[1..]).map(|(p, k)| p * k).sum::<f64>()
-                        },
-                    )
-                    .collect();
+                    .map(|i| {
+                        let (mut w, mut e) = (0.0, 0.0);
+                        for t in 0..3 {
+                            let r = f64::from(post[i][t]) * log_prec[t];
+                            w += r;
+                            e += r * log_mean[t];
+                        }
+                        if w > 0.0 {
+                            (raw[i * d + c].ln() - e / w, w)
+                        } else {
+                            (0.0, 0.0)
+                        }
+                    })
+                    .unzip();
+                let fitted = smooth_field(&brain, dims, spacing, spec.bias_sigma_mm, &residual, &weight);
+                // The field keeps the brain's mean level (the class means carry it).
                 let mean = fitted.iter().sum::<f64>() / m as f64;
                 for i in 0..m {
                     log_bias[i * d + c] = fitted[i] - mean;
@@ -540,9 +527,9 @@ pub fn fit_tissue(
                 }
             }
         }
-        // E step with one mean-field sweep of the MRF over the previous tissue probabilities.
-        let previous = &q;
-        let next: Vec<([f32; 3], [f64; 5])> = (0..m)
+        // E step with one mean-field sweep of the MRF over the previous posterior.
+        let previous = &post;
+        post = (0..m)
             .into_par_iter()
             .map(|i| {
                 let mut field = [0f64; 3];
@@ -556,56 +543,21 @@ pub fn fit_tissue(
                     }
                 }
                 let y = &corrected[i * d..(i + 1) * d];
-                let p = prior[i].map(|x| f64::from(x).max(1e-12));
-                let mut log_p = [0f64; 5];
-                for t in 0..3 {
-                    log_p[t] =
-                        mix[t].max(1e-12).ln() + p[t].ln() + gaussians[t].log_density(y) + spec.mrf_beta * field[t];
-                }
-                for (k, &(a, b)) in MIXTURES.iter().enumerate() {
-                    log_p[3 + k] = mix[3 + k].max(1e-12).ln()
-                        + (0.5 * (p[a] + p[b])).ln()
-                        + mixtures[k].log_density(y)
-                        + spec.mrf_beta * 0.5 * (field[a] + field[b]);
-                }
+                let log_p: [f64; 3] = std::array::from_fn(|t| {
+                    f64::from(prior[i][t]).max(1e-12).ln() + gaussians[t].log_density(y) + spec.mrf_beta * field[t]
+                });
                 let top = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let e = log_p.map(|l| (l - top).exp());
                 let sum: f64 = e.iter().sum();
-                let post = e.map(|x| x / sum);
-                let mut tissue = [post[0], post[1], post[2]];
-                for (k, &(a, b)) in MIXTURES.iter().enumerate() {
-                    // The fraction of tissue b: where the value lies between the two means.
-                    let (ga, gb) = (&gaussians[a].mean, &gaussians[b].mean);
-                    let (mut num, mut den) = (0.0, 0.0);
-                    for c in 0..d {
-                        num += (y[c] - ga[c]) * (gb[c] - ga[c]);
-                        den += (gb[c] - ga[c]).powi(2);
-                    }
-                    let share = if den > 0.0 { (num / den).clamp(0.0, 1.0) } else { 0.5 };
-                    tissue[a] += post[3 + k] * (1.0 - share);
-                    tissue[b] += post[3 + k] * share;
-                }
-                (tissue.map(|x| x as f32), post)
+                e.map(|x| (x / sum) as f32)
             })
             .collect();
-        let mut weights_sum = [0f64; 5];
-        for (_, post) in &next {
-            for k in 0..5 {
-                weights_sum[k] += post[k];
-            }
-        }
-        mix = weights_sum.map(|w| w / m as f64);
-        pure = next
-            .iter()
-            .map(|(_, post)| [post[0] as f32, post[1] as f32, post[2] as f32])
-            .collect();
-        q = next.into_iter().map(|(tissue, _)| tissue).collect();
     }
     // Labels and probabilities from the posterior.
     let mut changed = 0;
     let mut counts = [0usize; 3];
     for (i, &v) in brain.iter().enumerate() {
-        let t = (0..3).max_by(|&a, &b| q[i][a].total_cmp(&q[i][b])).unwrap_or(0);
+        let t = (0..3).max_by(|&a, &b| post[i][a].total_cmp(&post[i][b])).unwrap_or(0);
         counts[t] += 1;
         let label = slots.label[t];
         if label != network_label[i] {
@@ -617,10 +569,10 @@ pub fn fit_tissue(
             probabilities[(k * slots.classes + c) * plane + p] = 0.0;
         }
         for t in 0..3 {
-            probabilities[(k * slots.classes + slots.channel[t]) * plane + p] = q[i][t];
+            probabilities[(k * slots.classes + slots.channel[t]) * plane + p] = post[i][t];
         }
     }
-    let bias_range = if terms.is_empty() {
+    let bias_range = if spec.bias_sigma_mm == 0.0 {
         [1.0, 1.0]
     } else {
         let (lo, hi) = (0..m)
@@ -646,7 +598,7 @@ mod tests {
         TissueEmSpec {
             prior_weight: 0.25,
             mrf_beta: 0.3,
-            bias_degree: 2,
+            bias_sigma_mm: 8.0,
             iterations: 15,
             description: None,
         }
@@ -757,7 +709,7 @@ mod tests {
     fn the_bias_field_is_found_and_removed() {
         let (mut labels, values, mut probs, truth) = phantom([30.0, 80.0, 110.0]);
         let mut none = spec();
-        none.bias_degree = 0;
+        none.bias_sigma_mm = 0.0;
         let mut flat = labels.clone();
         let mut flat_probs = probs.clone();
         fit_phantom(&mut flat, &mut flat_probs, &[&values], &none).expect("fit");
@@ -790,8 +742,8 @@ mod tests {
         s.prior_weight = 1.5;
         assert!(s.problem().expect("problem").contains("prior_weight"));
         s = spec();
-        s.bias_degree = 9;
-        assert!(s.problem().expect("problem").contains("bias_degree"));
+        s.bias_sigma_mm = 2.0;
+        assert!(s.problem().expect("problem").contains("bias_sigma_mm"));
     }
 
     #[test]
@@ -816,13 +768,40 @@ mod tests {
     }
 
     #[test]
-    fn small_matrices_are_inverted_and_solved() {
+    fn the_smoothed_field_keeps_smooth_fields_and_ignores_unweighted_values() {
+        // A 60 x 60 x 40 brick of 2 x 2 x 3 mm voxels; every 7th voxel holds an outlier of
+        // weight zero, which must not count.
+        let dims = [60, 60, 40];
+        let spacing = [2.0, 2.0, 3.0];
+        let brain: Vec<u32> = (0..(60 * 60 * 40) as u32).collect();
+        let weight: Vec<f64> = brain.iter().map(|&v| if v % 7 == 0 { 0.0 } else { 1.0 }).collect();
+        let with_outliers = |f: &dyn Fn(u32) -> f64| -> Vec<f64> {
+            brain.iter().map(|&v| if v % 7 == 0 { 5.0 } else { f(v) }).collect()
+        };
+        // A constant comes back everywhere, up to the edges (normalised convolution).
+        let field = smooth_field(&brain, dims, spacing, 15.0, &with_outliers(&|_| 0.3), &weight);
+        assert!(field.iter().all(|f| (f - 0.3).abs() < 1e-9));
+        // A ramp comes back up to the edges (the trend), and a bump of 40 mm on it inside.
+        let x_mm = |v: u32| (v % 60) as f64 * 2.0 + 1.0;
+        let ramp = |v: u32| 0.1 * (x_mm(v) - 60.0) / 60.0;
+        let field = smooth_field(&brain, dims, spacing, 15.0, &with_outliers(&ramp), &weight);
+        let worst = brain
+            .iter()
+            .map(|&v| (field[v as usize] - ramp(v)).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-6, "largest error {worst}");
+        let bump = |v: u32| ramp(v) + 0.05 * (-((x_mm(v) - 60.0) / 40.0).powi(2)).exp();
+        let field = smooth_field(&brain, dims, spacing, 15.0, &with_outliers(&bump), &weight);
+        let centre = brain.iter().filter(|&&v| (58.0..=62.0).contains(&x_mm(v)));
+        let worst = centre.map(|&v| (field[v as usize] - bump(v)).abs()).fold(0.0, f64::max);
+        assert!(worst < 0.01, "largest error at the bump's peak {worst}");
+    }
+
+    #[test]
+    fn small_matrices_are_inverted() {
         let m = [4.0, 1.0, 1.0, 3.0];
         let (inv, det) = invert(&m, 2);
         assert!((det - 11.0).abs() < 1e-9);
         assert!((inv[0] - 3.0 / 11.0).abs() < 1e-12 && (inv[1] + 1.0 / 11.0).abs() < 1e-12);
-        let mut a = m.to_vec();
-        let x = solve(&mut a, &[1.0, 2.0], 2).expect("solve");
-        assert!((4.0 * x[0] + x[1] - 1.0).abs() < 1e-4 && (x[0] + 3.0 * x[1] - 2.0).abs() < 1e-4);
     }
 }

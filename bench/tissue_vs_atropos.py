@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Focal's whole analysis of a 1 mm head against the classical tissue pipeline a researcher
+would otherwise run on it, in one run, as a ratio of wall times.
+
+    ~/.cache/focal/py-tissue/bin/python bench/tissue_vs_atropos.py [--focal BIN] [--repeat 2]
+
+The head: Colin27 at 1 mm (181 axial slices, Debian's mricron-data, which scripts/setup.sh
+puts in the cache), written as a DICOM series by models/training/make_sample_study.py.
+
+- Focal: `focal analyze SERIES --model M` with the Model 3 candidate's tissue step
+  (models/candidates/tissue-em.json merged into a copy of the shipped manifest): DICOM
+  decoding, the network on every slice, brain extent, the scan's own tissue model, the
+  attention's deletion test, and writing the maps; one process, wall time.
+- Classical: reading the same DICOM series (pydicom), ANTs N4 and Atropos (antspyx; k-means
+  start, three classes, MRF [0.2, 1x1x1], five rounds: the settings of the tissue reference in
+  models/training/tissue_reference.py) inside the brain mask. The classical side is given
+  ch2bet's brain mask for free: its brain extraction (deepbet or HD-BET) needs PyTorch, which
+  this machine does not install, so the ratio flatters the classical side.
+
+Prints each side's best wall time, the ratio, and Focal's peak memory (max RSS).
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "models", "training"))
+from tissue_reference import onto_grid, read_series  # noqa: E402
+
+CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
+TEMPLATES = os.path.join(CACHE, "mricron/root/usr/share/mricron/templates")
+
+
+def candidate_manifest(tmp):
+    manifest = json.load(open(os.path.join(ROOT, "models/brain-tissue.json")))
+    manifest.update(json.load(open(os.path.join(ROOT, "models/candidates/tissue-em.json"))))
+    for f in ("brain-tissue.onnx", "brain-extent.onnx"):
+        os.symlink(os.path.join(ROOT, "models", f), os.path.join(tmp, f))
+    path = os.path.join(tmp, "brain-tissue.json")
+    json.dump(manifest, open(path, "w"))
+    return path
+
+
+def classical(series, mask_nifti):
+    import ants
+
+    t = time.perf_counter()
+    vol, spacing, files = read_series(series)
+    mask = onto_grid(mask_nifti, files, vol.shape) > 0
+    sp = tuple(float(s) for s in spacing)
+    img = ants.from_numpy(vol.astype(np.float32), spacing=sp)
+    mimg = ants.from_numpy(mask.astype(np.float32), spacing=sp)
+    n4 = ants.n4_bias_field_correction(img, mask=mimg)
+    seg = ants.atropos(a=n4, x=mimg, i="kmeans[3]", m="[0.2,1x1x1]", c="[5,0]")
+    labels = seg["segmentation"].numpy()
+    return time.perf_counter() - t, int((labels > 0).sum())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--focal", default=None)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    focal = args.focal
+    if focal is None:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=ROOT, check=True)
+        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+        focal = os.path.join(target, "release", "focal")
+    with tempfile.TemporaryDirectory() as tmp:
+        series = os.path.join(tmp, "colin27_1mm")
+        subprocess.run([sys.executable, os.path.join(ROOT, "models/training/make_sample_study.py"),
+                        os.path.join(TEMPLATES, "ch2.nii.gz"), series, "--step", "1"],
+                       check=True, stdout=subprocess.DEVNULL)
+        slices = len(os.listdir(series))
+        model_dir = os.path.join(tmp, "model")
+        os.makedirs(model_dir)
+        manifest = candidate_manifest(model_dir)
+        focal_times, classical_times = [], []
+        for r in range(args.repeat):
+            out = os.path.join(tmp, f"run{r}")
+            t = time.perf_counter()
+            subprocess.run([focal, "analyze", series, "--device", "cpu", "--model", manifest, "--out", out],
+                           check=True, capture_output=True)
+            focal_times.append(time.perf_counter() - t)
+            classical_times.append(classical(series, os.path.join(TEMPLATES, "ch2bet.nii.gz"))[0])
+        peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    fo, cl = min(focal_times), min(classical_times)
+    print(f"Colin27 at 1 mm: {slices} slices, CPU, {os.cpu_count()} cores, best of {args.repeat}")
+    print(f"Focal analyze (network, extent, tissue model, deletion test, maps): {fo:.1f} s")
+    print(f"N4 + Atropos (antspyx, brain mask given):                         {cl:.1f} s")
+    print(f"ratio Focal / classical: {fo / cl:.2f}")
+    print(f"largest child process peak memory (max RSS): {peak_mib:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""How the tissue_em settings were chosen: on training heads only, never an evaluation head.
+
+The heads are the MNI ICBM152 2009a T1 (in the nilearn 0.14.1 wheel on PyPI, a training
+head of the network) written as DICOM by make_sample_study.py in three versions:
+  template   2 mm slices, as it is;
+  noisy      the same with Rician noise of 6 % of white matter's value (seed 7);
+  thick7     7 mm thick slices (each the mean of the seven it stands for).
+Each has its classical consensus (tissue_reference.py: N4, k-means, Atropos, dipy HMRF inside
+the T1's non-zero voxels, computed on the clean values) and each setting runs through
+`focal analyze` with the candidate (models/candidates/tissue-em.json merged into a copy of the
+shipped manifest, its tissue_em keys overridden). The score is the voxel agreement with the
+consensus inside Focal's brain and the mask, and Dice per class; the chosen setting is the one
+with the best mean agreement over the three heads.
+
+usage: tune_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [prior_weight,mrf_beta,bias_sigma_mm ...]
+  (PYTHON_TISSUE: a Python with antspyx, dipy and scikit-learn, default ~/.cache/focal/py-tissue)
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import nibabel as nib
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "../.."))
+CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
+TPY = os.environ.get("PYTHON_TISSUE", os.path.join(CACHE, "py-tissue/bin/python"))
+AAL = os.path.join(CACHE, "mricron/root/usr/share/mricron/templates/aal.nii.gz")
+T1_IN_WHEEL = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+DEFAULT_SETTINGS = ["0.25,0.3,7", "0.25,0.3,10", "0.25,0.3,5", "0.25,0,10", "0,0,10", "0.5,0.3,10", "0.25,0.5,10"]
+
+
+def mni_t1(work):
+    """The MNI T1 and its mask (non-zero voxels), from the nilearn wheel on PyPI."""
+    t1 = os.path.join(work, "mni_t1.nii.gz")
+    mask = os.path.join(work, "mni_mask.nii.gz")
+    if not os.path.exists(mask):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "nilearn==0.14.1", "-d", work],
+                       check=True)
+        wheel = glob.glob(os.path.join(work, "nilearn-0.14.1-*.whl"))[0]
+        with zipfile.ZipFile(wheel) as z, open(t1, "wb") as f:
+            f.write(z.read(T1_IN_WHEEL))
+        img = nib.load(t1)
+        nib.save(nib.Nifti1Image((np.asarray(img.dataobj) > 0).astype(np.uint8), img.affine), mask)
+    return t1, mask
+
+
+def add_noise(src, dst, fraction, seed=7):
+    """Rician noise of `fraction` of white matter's value (the mean of the brightest quarter of
+    the head's non-zero values) on every slice of a DICOM series."""
+    import pydicom
+
+    files = sorted(glob.glob(os.path.join(src, "*")))
+    values = np.concatenate([pydicom.dcmread(f).pixel_array.ravel() for f in files]).astype(float)
+    values = values[values > 0]
+    white = values[values >= np.percentile(values, 75)].mean()
+    sd = fraction * white
+    rng = np.random.default_rng(seed)
+    os.makedirs(dst, exist_ok=True)
+    for f in files:
+        d = pydicom.dcmread(f)
+        a = d.pixel_array.astype(float)
+        noisy = np.hypot(a + rng.normal(0, sd, a.shape), rng.normal(0, sd, a.shape))
+        d.PixelData = np.clip(np.round(noisy), 0, np.iinfo(d.pixel_array.dtype).max).astype(
+            d.pixel_array.dtype).tobytes()
+        d.save_as(os.path.join(dst, os.path.basename(f)))
+    return white
+
+
+def heads(work):
+    t1, mask = mni_t1(work)
+    out = {}
+    for name, opts in (("template", ["--step", "2"]), ("thick7", ["--step", "7", "--thick"])):
+        series = os.path.join(work, name, "dicom")
+        if not os.path.isdir(series):
+            subprocess.run([sys.executable, os.path.join(HERE, "make_sample_study.py"), t1, series] + opts,
+                           check=True, stdout=subprocess.DEVNULL)
+        ref = os.path.join(work, name, "reference.npz")
+        if not os.path.exists(ref):
+            subprocess.run([TPY, os.path.join(HERE, "tissue_reference.py"), "reference", series, mask, ref,
+                            "--atlas", AAL], check=True)
+        out[name] = (series, ref)
+    noisy = os.path.join(work, "noisy", "dicom")
+    if not os.path.isdir(noisy):
+        print("white matter value for the noise:", add_noise(out["template"][0], noisy, 0.06))
+    out["noisy"] = (noisy, out["template"][1])  # scored against the clean template's consensus
+    return out
+
+
+def manifest_with(work, prior_weight, mrf_beta, sigma):
+    model = os.path.join(work, "model")
+    os.makedirs(model, exist_ok=True)
+    manifest = json.load(open(os.path.join(REPO, "models/brain-tissue.json")))
+    manifest.update(json.load(open(os.path.join(REPO, "models/candidates/tissue-em.json"))))
+    manifest["tissue_em"].update(prior_weight=prior_weight, mrf_beta=mrf_beta, bias_sigma_mm=sigma)
+    for f in ("brain-tissue.onnx", "brain-extent.onnx"):
+        if not os.path.exists(os.path.join(model, f)):
+            shutil.copy(os.path.join(REPO, "models", f), model)
+    path = os.path.join(model, "brain-tissue.json")
+    json.dump(manifest, open(path, "w"), indent=1)
+    return path
+
+
+def score(analysis, ref_path):
+    ref = np.load(ref_path)
+    labels = np.asarray(nib.load(os.path.join(analysis, "labels.nii")).dataobj)
+    both = ref["mask"] & (labels > 0)
+    cons = ref["consensus"]
+    dice = {}
+    for k, name in ((1, "CSF"), (2, "grey matter"), (3, "white matter")):
+        a, b = both & (labels == k), both & (cons == k)
+        dice[name] = float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
+    out = {"agreement": float((labels[both] == cons[both]).mean()), "dice": dice}
+    if "deep_grey" in ref.files:
+        deep = ref["deep_grey"] & (labels > 0)
+        out["deep_grey_labelled_grey"] = float((labels[deep] == 2).mean())
+    return out
+
+
+def main():
+    focal, work, out_json = sys.argv[1:4]
+    settings = sys.argv[4:] or DEFAULT_SETTINGS
+    os.makedirs(work, exist_ok=True)
+    hs = heads(work)
+    results = json.load(open(out_json)) if os.path.exists(out_json) else {}
+    for setting in settings:
+        pw, beta, sigma = (float(x) for x in setting.split(","))
+        manifest = manifest_with(work, pw, beta, sigma)
+        row = {}
+        for name, (series, ref) in hs.items():
+            analysis = os.path.join(work, name, "analysis")
+            shutil.rmtree(analysis, ignore_errors=True)
+            subprocess.run([focal, "analyze", series, "--device", "cpu", "--model", manifest, "--out", analysis],
+                           check=True, capture_output=True)
+            row[name] = score(analysis, ref)
+        row["mean_agreement"] = float(np.mean([row[h]["agreement"] for h in hs]))
+        results[setting] = row
+        print(setting, " ".join(f"{h} {row[h]['agreement']:.3f}" for h in hs), f"mean {row['mean_agreement']:.3f}",
+              flush=True)
+        json.dump(results, open(out_json, "w"), indent=1)
+    best = max(results, key=lambda s: results[s]["mean_agreement"])
+    print("best mean agreement:", best, f"{results[best]['mean_agreement']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
