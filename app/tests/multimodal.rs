@@ -52,8 +52,7 @@ fn summary(out: &Path) -> serde_json::Value {
 /// implausible volumes are flagged, not hidden.
 #[test]
 fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings() {
-    let bet =
-        std::env::var("FOCAL_CH2BET").expect("FOCAL_CH2BET: Colin27's ch2bet.nii.gz (scripts/test.sh fetches it)");
+    let bet = std::env::var("FOCAL_CH2BET").expect("FOCAL_CH2BET: Colin27's ch2bet.nii.gz (scripts/test.sh fetches it)");
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("analysis");
     let (code, stdout, stderr) = common::run_focal(&[
@@ -79,49 +78,23 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
         m["dice_brain"].as_f64().expect("dice"),
         m["outside_mask_ml"].as_f64().expect("ml"),
     );
-    assert!(
-        dice >= 0.93,
-        "brain Dice {dice:.3} against ch2bet (model 2.2: 0.932, 2.0: 0.791)"
-    );
-    assert!(
-        outside <= 150.0,
-        "{outside:.0} mL labelled outside the brain mask (model 2.2: 128, 2.0: 907)"
-    );
+    assert!(dice >= 0.93, "brain Dice {dice:.3} against ch2bet (model 2.2: 0.932, 2.0: 0.791)");
+    assert!(outside <= 150.0, "{outside:.0} mL labelled outside the brain mask (model 2.2: 128, 2.0: 907)");
     let ratio = m["labelled_ml"].as_f64().expect("ml") / m["mask_ml"].as_f64().expect("ml");
-    assert!(
-        (0.9..=1.1).contains(&ratio),
-        "labelled volume ×{ratio:.3} of the mask's"
-    );
+    assert!((0.9..=1.1).contains(&ratio), "labelled volume ×{ratio:.3} of the mask's");
     let s = summary(&out);
     let f = &s["faithfulness"];
-    assert!(
-        f["passed"].as_bool().expect("faithfulness measured"),
-        "deletion test failed: {f}"
-    );
+    assert!(f["passed"].as_bool().expect("faithfulness measured"), "deletion test failed: {f}");
     assert!(f["top_attention"]["mean"].as_f64() > f["random_blocks"]["mean"].as_f64());
     assert!(f["top_attention"]["mean"].as_f64() > f["bottom_attention"]["mean"].as_f64());
-    assert!(
-        stdout.contains("attention faithfulness") && stdout.contains("passed"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("attention faithfulness") && stdout.contains("passed"), "{stdout}");
     // The whole brain is now plausible, its split is not: the model over-calls white matter
     // (about 1,400 mL, twice an adult's) and never predicts CSF; both are flagged, not hidden,
     // and the plausible total is not.
-    let warnings: Vec<&str> = s["volume_warnings"]
-        .as_array()
-        .expect("warnings")
-        .iter()
-        .filter_map(|w| w.as_str())
-        .collect();
-    assert!(
-        warnings.iter().any(|w| w.starts_with("white matter volume")),
-        "{warnings:?}"
-    );
+    let warnings: Vec<&str> = s["volume_warnings"].as_array().expect("warnings").iter().filter_map(|w| w.as_str()).collect();
+    assert!(warnings.iter().any(|w| w.starts_with("white matter volume")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.starts_with("CSF volume")), "{warnings:?}");
-    assert!(
-        !warnings.iter().any(|w| w.contains("labelled brain volume")),
-        "{warnings:?}"
-    );
+    assert!(!warnings.iter().any(|w| w.contains("labelled brain volume")), "{warnings:?}");
     assert!(stdout.contains("WARNING: white matter volume"), "{stdout}");
 }
 
@@ -140,11 +113,9 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let models = common::repo().join("models");
     let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(models.join("brain-tissue.json")).expect("manifest"))
-            .expect("json");
+        serde_json::from_str(&std::fs::read_to_string(models.join("brain-tissue.json")).expect("manifest")).expect("json");
     let candidate: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("candidate"))
-            .expect("json");
+        serde_json::from_str(&std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("candidate")).expect("json");
     for (k, v) in candidate.as_object().expect("object") {
         manifest[k] = v.clone();
     }
@@ -153,11 +124,7 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
     for file in ["brain-tissue.onnx", "brain-extent.onnx"] {
         std::fs::copy(models.join(file), dir.join(file)).expect("copy model");
     }
-    std::fs::write(
-        dir.join("brain-tissue.json"),
-        serde_json::to_string_pretty(&manifest).expect("json"),
-    )
-    .expect("write");
+    std::fs::write(dir.join("brain-tissue.json"), serde_json::to_string_pretty(&manifest).expect("json")).expect("write");
     let out = tmp.path().join("analysis");
     let (code, stdout, stderr) = common::run_focal(&[
         "analyze",
@@ -170,10 +137,7 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
         out.to_str().expect("path"),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("tissue classes from this scan's own model") && stdout.contains("fitted to this scan"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("tissue classes from this scan's own model") && stdout.contains("fitted to this scan"), "{stdout}");
     let score = Command::new(python())
         .arg(common::repo().join("models/training/tissue_reference.py"))
         .arg("score")
@@ -195,16 +159,8 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
     // The step relabels the brain; it leaves its extent alone.
     assert!(t["brain_dice"].as_f64() > Some(0.93), "{t}");
     let s = summary(&out);
-    let step = s["postprocess"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .find(|p| p["step"] == "tissue_em")
-        .expect("tissue_em reported");
-    assert!(
-        step["detail"].as_str().expect("detail").contains("mL relabelled"),
-        "{step}"
-    );
+    let step = s["postprocess"].as_array().expect("steps").iter().find(|p| p["step"] == "tissue_em").expect("tissue_em reported");
+    assert!(step["detail"].as_str().expect("detail").contains("mL relabelled"), "{step}");
 }
 
 /// Two series of one head: the second (4 mm slices, 2 mm pixels) is resampled onto the
@@ -232,10 +188,7 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
         out.to_str().expect("path"),
     ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains("in slot second") && stdout.contains("relied on"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("in slot second") && stdout.contains("relied on"), "{stdout}");
     assert!(stdout.contains("evidence map of slice 45"), "{stdout}");
     let s = summary(&out);
     let slots = s["slots"].as_array().expect("slots");
@@ -246,9 +199,7 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
     assert!(coverage > 0.9, "the 4 mm copy covers {coverage} of the head");
     let voxels = 181 * 217 * 89u64;
     assert_eq!(
-        std::fs::metadata(out.join("modality_attention.nii"))
-            .expect("modality")
-            .len(),
+        std::fs::metadata(out.join("modality_attention.nii")).expect("modality").len(),
         352 + 4 * 2 * voxels
     );
     // Both series were used, and the weights of the two slots sum to 1 for every label the
@@ -269,8 +220,7 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
     assert!(weighed >= 2, "{}", s["modality_reliance"]);
     // The evidence map: on slice 45 only, strongest inside the head.
     let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).expect("evidence index"))
-            .expect("json");
+        serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).expect("evidence index")).expect("json");
     assert_eq!(index[0]["slice"], 44);
     let max = index[0]["max"].as_f64().expect("max");
     assert!(max > 0.01, "evidence max {max}");
@@ -278,16 +228,9 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
     let plane = 181 * 217;
     assert!(ev[..44 * plane].iter().all(|&v| v == 0.0), "evidence outside slice 45");
     let slice = &ev[44 * plane..45 * plane];
-    let corner: f32 = (0..10)
-        .flat_map(|y| (0..10).map(move |x| y * 181 + x))
-        .map(|i| slice[i])
-        .sum::<f32>()
-        / 100.0;
-    let centre: f32 = (100..120)
-        .flat_map(|y| (80..100).map(move |x| y * 181 + x))
-        .map(|i| slice[i])
-        .sum::<f32>()
-        / 400.0;
+    let corner: f32 = (0..10).flat_map(|y| (0..10).map(move |x| y * 181 + x)).map(|i| slice[i]).sum::<f32>() / 100.0;
+    let centre: f32 =
+        (100..120).flat_map(|y| (80..100).map(move |x| y * 181 + x)).map(|i| slice[i]).sum::<f32>() / 400.0;
     assert!(centre > 5.0 * corner.max(1e-6), "centre {centre}, corner {corner}");
 
     // The report names both series, their weights, the deletion test and the evidence map.
@@ -322,10 +265,7 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
         assert!(text.contains(needle), "{needle:?} not in the report: {text}");
     }
     // The report gives the shipped pipeline's held-out results, not the card's ablations.
-    assert!(
-        !text.contains("without_fluid_rim") && !text.contains("tissue_model_only"),
-        "{text}"
-    );
+    assert!(!text.contains("without_fluid_rim") && !text.contains("tissue_model_only"), "{text}");
 }
 
 /// Series of another patient, another frame of reference or another place are refused

@@ -190,9 +190,7 @@ pub fn batch_corpus(dir: &std::path::Path, copies: usize, slices: Option<usize>)
 /// A results table as (header, rows of fields); its fields never hold commas.
 pub fn csv_table(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text
-        .lines()
-        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+    let mut lines = text.lines().map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
     let header = lines.next().expect("header");
     (header, lines.collect())
 }
@@ -254,13 +252,7 @@ pub fn text(v: &serde_json::Value) -> String {
 /// The JSON a step printed, after checking that it succeeded.
 pub fn json_out(report: &serde_json::Value, name: &str) -> serde_json::Value {
     let s = step(report, name);
-    assert_eq!(
-        s["code"],
-        0,
-        "{name} failed: {}\n{}",
-        text(&s["stdout"]),
-        text(&s["stderr"])
-    );
+    assert_eq!(s["code"], 0, "{name} failed: {}\n{}", text(&s["stdout"]), text(&s["stderr"]));
     serde_json::from_str(&text(&s["stdout"])).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {}", s["stdout"]))
 }
 
