@@ -7,7 +7,7 @@ struct Params {
     transform: vec4<f32>,
     // columns, rows, is_colour (0/1), invert (0/1)
     image: vec4<f32>,
-    // centre, width (DICOM linear VOI function), unused, unused
+    // centre, width (DICOM linear VOI function), attention only on labelled texels (0/1), unused
     window: vec4<f32>,
     // display low, display high, threshold (below it transparent), opacity (0 = hidden)
     attention: vec4<f32>,
@@ -99,7 +99,8 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let opacity = params.attention.w;
     if opacity > 0.0 {
         let a = bilinear_attention(in.pixel);
-        if a >= params.attention.z {
+        let gated = params.window.z > 0.5 && label_at(texel_index(floor(in.pixel))) == 0u;
+        if a >= params.attention.z && !gated {
             let span = max(params.attention.y - params.attention.x, 0.000001);
             let t = clamp((a - params.attention.x) / span, 0.0, 1.0);
             let entry = i32(floor(t * 255.0 + 0.5));

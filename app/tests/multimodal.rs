@@ -88,6 +88,10 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
     assert!(f["top_attention"]["mean"].as_f64() > f["random_blocks"]["mean"].as_f64());
     assert!(f["top_attention"]["mean"].as_f64() > f["bottom_attention"]["mean"].as_f64());
     assert!(stdout.contains("attention faithfulness") && stdout.contains("passed"), "{stdout}");
+    // Where the attention lies is measured and said (Model 2.2: about a third inside the brain).
+    let in_brain = s["attention_in_brain"].as_f64().expect("attention_in_brain");
+    assert!((0.05..0.95).contains(&in_brain), "{in_brain}");
+    assert!(stdout.contains("attention placement:") && stdout.contains("inside the labelled brain"), "{stdout}");
     // The whole brain is now plausible, its split is not: the model over-calls white matter
     // (about 1,400 mL, twice an adult's) and never predicts CSF; both are flagged, not hidden,
     // and the plausible total is not.
@@ -256,6 +260,8 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
     for needle in [
         "What the model relied on",
         "Attention faithfulness",
+        "Attention placement:",
+        "inside the labelled brain only",
         "Series in slot second",
         "second weight",
         "Evidence map of slice 45",

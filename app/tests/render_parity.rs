@@ -52,6 +52,7 @@ fn style(mode: MaskMode, colormap: Colormap, outline_width: u32, invert: bool) -
             opacity: 0.45,
             threshold: 0.3,
             range: [0.2, 1.0],
+            inside_labels: false,
         }),
         mask: Some(MaskStyle {
             mode,
@@ -160,6 +161,20 @@ fn overlays_change_the_picture_where_they_should() {
         let g = base.data[i * 4];
         assert!((126..=130).contains(&g), "window centre drew as {g}");
     }
+    // Attention kept inside the labels: background pixels with strong attention, which the
+    // ungated overlay colours, stay as the image; labelled pixels still change.
+    let hot_background: Vec<usize> = (0..att.len()).filter(|&i| labels[i] == 0 && att[i] > 0.5).collect();
+    assert!(hot_background.iter().filter(|&&i| changed(i)).count() > 100, "no attention on the background to gate");
+    let mut gated_style = style(MaskMode::Fill, Colormap::Turbo, 1, false);
+    gated_style.attention.as_mut().expect("attention").inside_labels = true;
+    gated_style.mask = None;
+    let gated = gpu.render(&pixels, &gated_style, w, h, dest).expect("render");
+    let gated_changed = |i: usize| base.data[i * 4..i * 4 + 3] != gated.data[i * 4..i * 4 + 3];
+    assert!(hot_background.iter().all(|&i| !gated_changed(i)), "gated attention drawn on the background");
+    assert!((0..att.len()).filter(|&i| labels[i] == 2 && gated_changed(i)).count() > 1000);
+    let mut gated_with_mask = style(MaskMode::FillAndOutline, Colormap::Turbo, 1, false);
+    gated_with_mask.attention.as_mut().expect("attention").inside_labels = true;
+    check("gated", &pixels, &gated_with_mask, [w, h], dest);
 }
 
 /// The sample head as a volume with labels from intensity bands and a smooth 3D attention

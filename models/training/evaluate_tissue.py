@@ -33,10 +33,14 @@ HEADS = {
     # name: (NIfTI or None for the bundled sample, make_sample_study options, mask, extra reference options)
     "colin27_sample_2mm": (None, [], MRICRON.format("ch2bet"), ["--atlas", MRICRON.format("aal")]),
     "colin27_1mm": (MRICRON.format("ch2"), ["--step", "1"], MRICRON.format("ch2bet"), ["--atlas", MRICRON.format("aal")]),
+    # Thick slices are scored against the 1 mm reference taken to their grid (tissue_reference.py's
+    # --truth-from): the classifiers on a few thick slices are not a reference.
     "colin27_thick_5mm": (MRICRON.format("ch2"), ["--step", "5", "--thick"], MRICRON.format("ch2bet"),
-                          ["--atlas", MRICRON.format("aal")]),
+                          ["--atlas", MRICRON.format("aal"), "--truth-from", "{work}/colin27_1mm/reference.npz",
+                           "{work}/colin27_1mm/dicom"]),
     "colin27_thick_7mm": (MRICRON.format("ch2"), ["--step", "7", "--thick"], MRICRON.format("ch2bet"),
-                          ["--atlas", MRICRON.format("aal")]),
+                          ["--atlas", MRICRON.format("aal"), "--truth-from", "{work}/colin27_1mm/reference.npz",
+                           "{work}/colin27_1mm/dicom"]),
     "itk_head_2x2x3mm": (ITK.format("KmeansTest_T1UCharRaw"), ["--step", "1"], ITK.format("KmeansTest_T1RawSkullStrip"), []),
     "oasis_template": (OASIS.format(""), ["--step", "1", "--scale", "100"], OASIS.format("_BrainCerebellumMask"),
                        ["--tissue-map", OASIS.format("_Tissue")]),
@@ -74,6 +78,7 @@ def main():
     results = json.load(open(out_json)) if os.path.exists(out_json) else {}
     for name in names:
         nifti, make_opts, mask, ref_opts = HEADS[name]
+        ref_opts = [o.format(work=work) for o in ref_opts]
         series = os.path.join(REPO, "assets/sample-study")
         if nifti:
             series = os.path.join(work, name, "dicom")

@@ -13,8 +13,15 @@ series written from the same head), mapping NIfTI references onto it in world co
 
 usage:
   tissue_reference.py reference SERIES_DIR T1_MASK_NIFTI OUT.npz [--atlas AAL_NIFTI] [--tissue-map NIFTI]
+                                [--truth-from FINE.npz FINE_SERIES_DIR]
       writes the consensus, each classifier's labels, the mask, the deep-grey-matter mask and
-      a head's own tissue map (ANTs/OASIS labels: 1 CSF, 2 and 4 grey, 3 white; others left out)
+      a head's own tissue map (ANTs/OASIS labels: 1 CSF, 2 and 4 grey, 3 white; others left out).
+      With --truth-from (thick slices written from the same head as a finer series), the
+      classifiers still run on the thick slices, but the consensus, mask and deep grey matter
+      are the finer series' reference taken to the thick grid: each thick voxel gets the
+      majority of the finer voxels its slab holds. (N4 and the classifiers on a few thick
+      slices are not a reference: on Colin27 at 7 mm N4 darkened the middle slices, and the
+      consensus there called 976 voxels of a slice white matter where the 1 mm one has 9,000.)
   tissue_reference.py score ANALYSIS_DIR REF.npz
       prints one JSON line: per class Dice of Focal's labels against the consensus (and of each
       classifier against it), inside the reference mask; brain Dice; volumes; the share of the
@@ -148,7 +155,27 @@ def classify(vol, spacing, mask):
     return full
 
 
-def reference(series_dir, mask_path, out_path, atlas=None, tissue_map=None):
+def slab_majority(fine, fine_files, thick_files):
+    """A finer series' label volume [columns, rows, fine slices] on a thick series' slices (same
+    in-plane grid): each thick voxel gets the most frequent value among the finer voxels whose
+    slice centres fall inside its slab."""
+    iop = np.array([float(v) for v in thick_files[0].ImageOrientationPatient])
+    normal = np.cross(iop[:3], iop[3:])
+    pos = lambda d: float(np.dot(normal, [float(v) for v in d.ImagePositionPatient]))  # noqa: E731
+    fz = np.array([pos(d) for d in fine_files])
+    tz = np.array([pos(d) for d in thick_files])
+    half = (np.median(np.diff(tz)) if len(tz) > 1 else float(thick_files[0].SliceThickness)) / 2
+    values = np.unique(fine)
+    out = np.zeros(fine.shape[:2] + (len(tz),), fine.dtype)
+    for k, z in enumerate(tz):
+        slab = fine[:, :, np.abs(fz - z) < half - 1e-6]
+        if slab.shape[2]:
+            counts = np.stack([(slab == v).sum(axis=2) for v in values])
+            out[:, :, k] = values[counts.argmax(axis=0)]
+    return out
+
+
+def reference(series_dir, mask_path, out_path, atlas=None, tissue_map=None, truth_from=None):
     vol, spacing, files = read_series(series_dir)
     mask = onto_grid(mask_path, files, vol.shape) > 0
     labs = classify(vol, spacing, mask)
@@ -161,6 +188,14 @@ def reference(series_dir, mask_path, out_path, atlas=None, tissue_map=None):
         # 6 cerebellum; the last two mix tissues and are left out (0).
         t = np.rint(onto_grid(tissue_map, files, vol.shape)).astype(np.int64)
         extra["tissue_map"] = np.select([t == 1, (t == 2) | (t == 4), t == 3], [1, 2, 3], 0).astype(np.uint8)
+    if truth_from:
+        fine_npz, fine_dir = truth_from
+        fine = np.load(fine_npz)
+        fine_files = series_headers(fine_dir)
+        mask = slab_majority(fine["mask"], fine_files, files)
+        labs["consensus"] = np.where(mask, slab_majority(fine["consensus"], fine_files, files), 0).astype(np.uint8)
+        if "deep_grey" in fine.files:
+            extra["deep_grey"] = slab_majority(fine["deep_grey"], fine_files, files) & mask
     np.savez_compressed(out_path, mask=mask, spacing=np.array(spacing), **labs, **extra)
 
 
@@ -207,6 +242,10 @@ def main():
     if not args or args[0] not in ("reference", "score"):
         raise SystemExit(__doc__)
     opt = {}
+    if "--truth-from" in args:
+        i = args.index("--truth-from")
+        opt["truth_from"] = (args[i + 1], args[i + 2])
+        del args[i:i + 3]
     for flag in ("--atlas", "--tissue-map"):
         if flag in args:
             i = args.index(flag)

@@ -179,6 +179,9 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     if let Some(f) = &insights.faithfulness {
         println!("attention faithfulness: {}", f.describe());
     }
+    if let Some(share) = insights.attention_in_brain {
+        println!("attention placement: {}", inference::analysis::describe_attention_in_brain(share));
+    }
     for r in insights.modality_reliance.iter().filter(|_| insights.slots.len() > 1) {
         let parts: Vec<String> = r
             .slots

@@ -91,6 +91,34 @@ pub struct Insights {
     /// The manifest's post-processing steps as applied, with what each removed.
     #[serde(default)]
     pub postprocess: Vec<PostprocessStep>,
+    /// Where the attention lies: the share of its mass inside the labelled brain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_in_brain: Option<f64>,
+}
+
+/// The share of the attention map's mass on labelled voxels (the brain, after
+/// post-processing); None when the map holds no mass.
+pub fn attention_in_brain(attention: &[f32], labels: &[u8]) -> Option<f64> {
+    let (mut inside, mut all) = (0f64, 0f64);
+    for (&a, &l) in attention.iter().zip(labels) {
+        if a.is_finite() && a > 0.0 {
+            all += f64::from(a);
+            if l != 0 {
+                inside += f64::from(a);
+            }
+        }
+    }
+    (all > 0.0).then(|| inside / all)
+}
+
+/// "38 % of the attention map's mass lies inside the labelled brain (62 % outside it: scalp,
+/// skull, background)", for the CLI, the window and the report.
+pub fn describe_attention_in_brain(share: f64) -> String {
+    format!(
+        "{:.0} % of the attention map's mass lies inside the labelled brain ({:.0} % outside it: scalp, skull, background)",
+        share * 100.0,
+        (1.0 - share) * 100.0
+    )
 }
 
 /// One post-processing step of an analysis and the labelled volume it set to background.
@@ -326,6 +354,7 @@ pub fn analyze_volumes(
         .as_ref()
         .map(|m| reliance(engine, &labels, m, plane, slices, slots, &pre.present()))
         .unwrap_or_default();
+    let in_brain = attention_in_brain(&attention, &labels);
     let seconds_total = start.elapsed().as_secs_f64();
     Ok(Analysis {
         columns: cols,
@@ -344,6 +373,7 @@ pub fn analyze_volumes(
                 faithfulness,
                 modality_reliance,
                 postprocess,
+                attention_in_brain: in_brain,
                 ..summary.insights
             },
             ..summary
@@ -487,5 +517,20 @@ fn summarise(
             ),
             ..Insights::default()
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_attention_inside_the_brain_is_its_share_of_the_mass_on_labelled_voxels() {
+        let attention = [0.5, 0.25, 0.25, 0.0, f32::NAN];
+        let labels = [0, 1, 3, 2, 2];
+        let share = attention_in_brain(&attention, &labels).expect("mass");
+        assert!((share - 0.5).abs() < 1e-12, "{share}");
+        assert_eq!(attention_in_brain(&[0.0; 3], &[1; 3]), None);
+        assert!(describe_attention_in_brain(share).starts_with("50 % of the attention map's mass"));
     }
 }

@@ -239,6 +239,7 @@ mod tests {
                 opacity: 0.5,
                 threshold: 0.2,
                 range: [0.0, 1.0],
+                inside_labels: false,
             }),
             mask: Some(MaskStyle {
                 mode: MaskMode::FillAndOutline,

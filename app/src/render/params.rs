@@ -38,6 +38,10 @@ pub struct AttentionStyle {
     pub threshold: f32,
     /// Values mapped to the colormap's first and last entries.
     pub range: [f32; 2],
+    /// Drawn only on labelled pixels (for the model's attention: inside the labelled brain);
+    /// where no label map is loaded, everywhere.
+    #[serde(default)]
+    pub inside_labels: bool,
 }
 
 /// Label overlay settings.
@@ -120,6 +124,7 @@ impl SliceUniforms {
         };
         if let (Some(a), true) = (&style.attention, has_attention) {
             u.attention = [a.range[0], a.range[1], a.threshold, a.opacity.clamp(0.0, 1.0)];
+            u.window[2] = flag(a.inside_labels && has_labels);
         }
         if let (Some(m), true) = (&style.mask, has_labels) {
             u.mask = [

@@ -66,7 +66,11 @@ impl Planes<'_> {
         let [lo, hi, threshold, opacity] = self.u.attention;
         if let (true, Some(att)) = (opacity > 0.0, &px.attention) {
             let a = self.bilinear(p, |x, y| att[y * px.columns + x]);
-            if a >= threshold {
+            let gated = self.u.window[2] > 0.5 && {
+                let (tx, ty) = self.texel(p[0].floor(), p[1].floor());
+                self.label(tx, ty) == 0
+            };
+            if a >= threshold && !gated {
                 let t = ((a - lo) / (hi - lo).max(0.000001)).clamp(0.0, 1.0);
                 let lut = colormap.color(t);
                 for k in 0..3 {

@@ -93,6 +93,7 @@ pub fn default_style(manifest: &Manifest, window: crate::study::WindowLevel) -> 
             opacity: 0.5,
             threshold: manifest.attention_display_range()[0],
             range: manifest.attention_display_range(),
+            inside_labels: true,
         }),
         mask: Some(MaskStyle {
             mode: MaskMode::Outline,
@@ -394,6 +395,7 @@ pub fn evidence_style(max: f32) -> AttentionStyle {
         opacity: 0.6,
         threshold: 0.1 * max,
         range: [0.0, max.max(1e-6)],
+        inside_labels: false,
     }
 }
 
@@ -407,6 +409,10 @@ pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo], deidentify
     match &insights.faithfulness {
         Some(f) => lines.push(format!("Attention faithfulness. {}", f.describe())),
         None => lines.push("Attention faithfulness: not measured for this analysis.".into()),
+    }
+    if let Some(share) = insights.attention_in_brain {
+        let placement = crate::inference::analysis::describe_attention_in_brain(share);
+        lines.push(format!("Attention placement: {placement}."));
     }
     if evidence.is_empty() {
         lines.push("No occlusion evidence map was computed (Analysis tab, or focal analyze --evidence-slice).".into());
@@ -602,10 +608,11 @@ fn report_content(
                     if style.invert { ", inverted" } else { "" },
                     style.mask.as_ref().map_or("hidden".into(), |m| m.mode.name().to_lowercase()),
                     style.attention.map_or("hidden".into(), |a| format!(
-                        "{} at {:.0}% opacity, shown from {:.2}",
+                        "{} at {:.0}% opacity, shown from {:.2}{}",
                         a.colormap.name(),
                         a.opacity * 100.0,
-                        a.threshold
+                        a.threshold,
+                        if a.inside_labels { ", inside the labelled brain only" } else { "" }
                     )),
                 ),
                 colour_bar: style.attention.map(|a| (a.colormap, a.range, a.threshold)),

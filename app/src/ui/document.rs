@@ -131,6 +131,8 @@ pub enum SettingChange {
     Colormap(Colormap),
     HeatOpacity(f32),
     Threshold(f32),
+    /// The model's attention drawn only inside the labelled brain.
+    AttentionInsideBrain(bool),
     ShowMask(bool),
     MaskMode(MaskMode),
     FillOpacity(f32),
@@ -492,6 +494,7 @@ impl Document {
             SettingChange::Colormap(c) => s.attention.colormap = c,
             SettingChange::HeatOpacity(o) => s.attention.opacity = o,
             SettingChange::Threshold(t) => s.attention.threshold = t,
+            SettingChange::AttentionInsideBrain(on) => s.attention.inside_labels = on,
             SettingChange::ShowMask(on) => s.show_mask = on,
             SettingChange::MaskMode(m) => s.mask_mode = m,
             SettingChange::FillOpacity(o) => s.fill_opacity = o,

@@ -130,6 +130,7 @@ pub fn fusion_style(f: &Fusion) -> AttentionStyle {
         opacity: f.opacity,
         threshold: lo,
         range: [lo, hi.max(lo + 1e-3)],
+        inside_labels: false,
     }
 }
 

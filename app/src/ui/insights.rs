@@ -56,6 +56,7 @@ pub struct EvidenceJob {
 pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
     let base = app.doc.settings().attention;
     match app.doc.heatmap() {
+        Heatmap::Attention if base.inside_labels => (base, "attention inside the labelled brain".into()),
         Heatmap::Attention => (base, "attention".into()),
         Heatmap::Evidence => {
             let max = app
@@ -68,6 +69,7 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
                 AttentionStyle {
                     colormap: base.colormap,
                     opacity: base.opacity.max(0.4),
+                    inside_labels: false,
                     ..e
                 },
                 "evidence".into(),
@@ -77,6 +79,7 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
             AttentionStyle {
                 threshold: 0.02,
                 range: [0.0, 1.0],
+                inside_labels: false,
                 ..base
             },
             format!("weight of {}", slot_name(app, slot)),
@@ -184,6 +187,7 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
     let slots: Vec<String> = a.extras.insights.slots.iter().map(|s| s.slot.clone()).collect();
     let has_modality = a.extras.modality.is_some() && slots.len() > 1;
     let faithfulness = a.extras.insights.faithfulness.clone();
+    let in_brain = a.extras.insights.attention_in_brain;
     let chosen = ui.horizontal_wrapped(|ui| {
         edited(&shown, |h| {
             ui.label("Show");
@@ -214,6 +218,11 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
         None => {
             ui.label(RichText::new("Attention faithfulness not measured").weak());
         }
+    }
+    if let Some(share) = in_brain {
+        let colour = if share >= 0.8 { Color32::from_rgb(140, 210, 140) } else { WARN };
+        ui.label(RichText::new(format!("Attention inside the brain {:.0} %", share * 100.0)).color(colour))
+            .on_hover_text(crate::inference::analysis::describe_attention_in_brain(share));
     }
 }
 

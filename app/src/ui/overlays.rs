@@ -50,6 +50,13 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }) {
             changes.push(SettingChange::Threshold(t));
         }
+        if let Some(on) = edited(&a.inside_labels, |v| {
+            ui.checkbox(v, "Attention inside the labelled brain only").on_hover_text(
+                "The model's attention drawn only where it labelled brain; off shows all of it, scalp and background included (the Analysis tab says how much of its mass lies outside)",
+            );
+        }) {
+            changes.push(SettingChange::AttentionInsideBrain(on));
+        }
     });
     for c in changes.drain(..) {
         app.edit(c);

@@ -38,6 +38,9 @@ impl Default for Settings {
                 // Below the display range: the range's start is used (see FocalApp::new).
                 threshold: 0.0,
                 range: [0.0, 1.0],
+                // The model's attention inside the labelled brain (the overlay panel says so and
+                // turns it off).
+                inside_labels: true,
             },
             show_mask: true,
             mask_mode: MaskMode::Outline,
