@@ -56,7 +56,6 @@ pub struct EvidenceJob {
 pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
     let base = app.doc.settings().attention;
     match app.doc.heatmap() {
-        Heatmap::Attention if base.inside_labels => (base, "attention inside the labelled brain".into()),
         Heatmap::Attention => (base, "attention".into()),
         Heatmap::Evidence => {
             let max = app

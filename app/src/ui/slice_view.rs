@@ -487,9 +487,19 @@ pub(super) fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
         Pos2::new(bar.right() + 2.0, bar.top() - 4.0),
         Align2::RIGHT_BOTTOM,
         name,
-        font,
+        font.clone(),
         Color32::LIGHT_GRAY,
     );
+    if style.inside_labels {
+        // Say what is drawn: the map is cut to the labelled brain (the overlay panel turns it off).
+        painter.text(
+            Pos2::new(bar.right() + 2.0, bar.bottom() + 10.0),
+            Align2::RIGHT_TOP,
+            "in brain only",
+            font,
+            Color32::LIGHT_GRAY,
+        );
+    }
 }
 
 #[cfg(test)]
