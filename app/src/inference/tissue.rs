@@ -211,24 +211,30 @@ fn invert(m: &[f64], d: usize) -> (Vec<f64>, f64) {
     (inv, det)
 }
 
-/// Where a voxel at `p` (grid index, per axis) falls among the cells of a coarse grid of
-/// `size` cells `cell` mm wide: the eight neighbouring cell centres and their trilinear weights.
-fn corners(p: [usize; 3], spacing: [f64; 3], cell: f64, size: [usize; 3]) -> [(usize, f64); 8] {
-    let mut base = [0usize; 3];
-    let mut frac = [0f64; 3];
-    for a in 0..3 {
-        let c = ((p[a] as f64 + 0.5) * spacing[a] / cell - 0.5).clamp(0.0, (size[a] - 1) as f64);
-        base[a] = (c.floor() as usize).min(size[a].saturating_sub(2));
-        frac[a] = (c - base[a] as f64).clamp(0.0, 1.0);
-    }
+/// Where each grid index along one axis falls on a coarse grid of `size` cells `cell` mm wide:
+/// the lower of its two neighbouring cell centres and the weight of the upper one (a table, so
+/// that spreading onto the grid and reading back cost a lookup per axis).
+fn axis_cells(len: usize, spacing: f64, cell: f64, size: usize) -> Vec<(usize, f64)> {
+    (0..len)
+        .map(|i| {
+            let c = ((i as f64 + 0.5) * spacing / cell - 0.5).clamp(0.0, (size - 1) as f64);
+            let base = (c.floor() as usize).min(size.saturating_sub(2));
+            (base, (c - base as f64).clamp(0.0, 1.0))
+        })
+        .collect()
+}
+
+/// The eight coarse cells around a voxel at `p` (grid index per axis) and their trilinear
+/// weights, from the axes' tables.
+fn corners(p: [usize; 3], tables: &[Vec<(usize, f64)>; 3], size: [usize; 3]) -> [(usize, f64); 8] {
+    let cells = [tables[0][p[0]], tables[1][p[1]], tables[2][p[2]]];
     std::array::from_fn(|k| {
-        let step = [k & 1, (k >> 1) & 1, (k >> 2) & 1];
         let mut idx = 0;
         let mut w = 1.0;
-        for a in 0..3 {
-            let i = (base[a] + step[a]).min(size[a] - 1);
-            idx = idx * size[a] + i;
-            w *= if step[a] == 1 { frac[a] } else { 1.0 - frac[a] };
+        for (a, &(base, frac)) in cells.iter().enumerate() {
+            let up = (k >> a) & 1 == 1;
+            idx = idx * size[a] + (base + usize::from(up)).min(size[a] - 1);
+            w *= if up { frac } else { 1.0 - frac };
         }
         (idx, w)
     })
@@ -264,9 +270,14 @@ fn smooth_field(
         }
         b
     };
+    // The field is fitted to every `step`-th brain voxel, about eight per coarse cell: a field
+    // this smooth does not need more, and at 1 mm the full brain would cost most of the fit.
+    let per_cell = (0..3).map(|a| cell / spacing[a].max(1e-3)).product::<f64>();
+    let step = ((per_cell / 8.0).floor() as usize).max(1);
+    let sample: Vec<usize> = (0..brain.len()).step_by(step).collect();
     let (mut ata, mut atb) = ([0f64; 16], [0f64; 4]);
-    for (i, &v) in brain.iter().enumerate() {
-        let b = basis(v);
+    for &i in &sample {
+        let b = basis(brain[i]);
         for r in 0..4 {
             atb[r] += weight[i] * b[r] * value[i];
             for c in 0..4 {
@@ -277,15 +288,32 @@ fn smooth_field(
     let (inv, _) = invert(&ata, 4);
     let coef: [f64; 4] = std::array::from_fn(|r| (0..4).map(|c| inv[r * 4 + c] * atb[c]).sum());
     let trend = |v: u32| basis(v).iter().zip(&coef).map(|(b, k)| b * k).sum::<f64>();
+    let tables: [Vec<(usize, f64)>; 3] = std::array::from_fn(|a| axis_cells(dims[a], spacing[a], cell, size[a]));
     let len = size[0] * size[1] * size[2];
-    let (mut num, mut den) = (vec![0f64; len], vec![0f64; len]);
-    for (i, &v) in brain.iter().enumerate() {
-        let rest = value[i] - trend(v);
-        for (idx, w) in corners(at(v), spacing, cell, size) {
-            num[idx] += w * weight[i] * rest;
-            den[idx] += w * weight[i];
-        }
-    }
+    // Spread onto the grid, one part of the sample per thread.
+    let parts = rayon::current_num_threads().max(1);
+    let (mut num, mut den) = sample
+        .par_chunks(sample.len().div_ceil(parts).max(1))
+        .map(|part| {
+            let (mut num, mut den) = (vec![0f64; len], vec![0f64; len]);
+            for &i in part {
+                let v = brain[i];
+                let rest = value[i] - trend(v);
+                for (idx, w) in corners(at(v), &tables, size) {
+                    num[idx] += w * weight[i] * rest;
+                    den[idx] += w * weight[i];
+                }
+            }
+            (num, den)
+        })
+        .reduce(
+            || (vec![0f64; len], vec![0f64; len]),
+            |(mut a, mut b), (x, y)| {
+                a.iter_mut().zip(x).for_each(|(p, q)| *p += q);
+                b.iter_mut().zip(y).for_each(|(p, q)| *p += q);
+                (a, b)
+            },
+        );
     // Gaussian of sigma = 2 cells, cut at 3 sigma, along each axis in turn (zero outside).
     let kernel: Vec<f64> = (-6i32..=6)
         .map(|k| (-(f64::from(k) * f64::from(k)) / 8.0).exp())
@@ -317,7 +345,7 @@ fn smooth_field(
         .par_iter()
         .map(|&v| {
             let (mut a, mut b) = (0.0, 0.0);
-            for (idx, w) in corners(at(v), spacing, cell, size) {
+            for (idx, w) in corners(at(v), &tables, size) {
                 a += w * num[idx];
                 b += w * den[idx];
             }
@@ -444,6 +472,11 @@ pub fn fit_tissue(
     };
     let mut log_bias = vec![0f64; m * d]; // log of each voxel's bias, per channel
     let mut corrected = raw.clone();
+    let log_raw: Vec<f64> = if spec.bias_sigma_mm > 0.0 {
+        raw.par_iter().map(|x| x.ln()).collect()
+    } else {
+        Vec::new()
+    };
     let mut gaussians: Vec<Gaussian> = Vec::new();
     let mut variance_floor = vec![0f64; d];
     for c in 0..d {
@@ -458,35 +491,62 @@ pub fn fit_tissue(
         // edges of narrow white matter and CSF; with one shared spread the boundaries lie
         // between the class means, as in the classical classifiers, moved by the prior and
         // the MRF.
-        let mut scatter = vec![0f64; d * d];
-        let mut total = 0f64;
-        let means: Vec<Vec<f64>> = (0..3)
-            .map(|t| {
-                let (mut w, mut mean) = (0f64, vec![0f64; d]);
-                for i in 0..m {
-                    let r = f64::from(post[i][t]);
-                    w += r;
-                    for c in 0..d {
-                        mean[c] += r * corrected[i * d + c];
-                    }
-                }
-                mean.iter_mut().for_each(|x| *x /= w.max(1e-9));
-                for i in 0..m {
-                    let r = f64::from(post[i][t]);
-                    if r == 0.0 {
-                        continue;
-                    }
-                    for a in 0..d {
-                        let da = corrected[i * d + a] - mean[a];
-                        for b in 0..d {
-                            scatter[a * d + b] += r * da * (corrected[i * d + b] - mean[b]);
+        // Weights and weighted sums per tissue, then the scatter about the means (two parallel
+        // passes over the brain).
+        let (weight, sums) = (0..m)
+            .into_par_iter()
+            .fold(
+                || ([0f64; 3], vec![0f64; 3 * d]),
+                |(mut w, mut sum), i| {
+                    for t in 0..3 {
+                        let r = f64::from(post[i][t]);
+                        w[t] += r;
+                        for c in 0..d {
+                            sum[t * d + c] += r * corrected[i * d + c];
                         }
                     }
-                }
-                total += w;
-                mean
-            })
+                    (w, sum)
+                },
+            )
+            .reduce(
+                || ([0f64; 3], vec![0f64; 3 * d]),
+                |(mut w, mut sum), (x, y)| {
+                    (0..3).for_each(|t| w[t] += x[t]);
+                    sum.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+                    (w, sum)
+                },
+            );
+        let means: Vec<Vec<f64>> = (0..3)
+            .map(|t| (0..d).map(|c| sums[t * d + c] / weight[t].max(1e-9)).collect())
             .collect();
+        let scatter = (0..m)
+            .into_par_iter()
+            .fold(
+                || vec![0f64; d * d],
+                |mut acc, i| {
+                    for (t, mean) in means.iter().enumerate() {
+                        let r = f64::from(post[i][t]);
+                        if r == 0.0 {
+                            continue;
+                        }
+                        for a in 0..d {
+                            let da = corrected[i * d + a] - mean[a];
+                            for b in 0..d {
+                                acc[a * d + b] += r * da * (corrected[i * d + b] - mean[b]);
+                            }
+                        }
+                    }
+                    acc
+                },
+            )
+            .reduce(
+                || vec![0f64; d * d],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        let total: f64 = weight.iter().sum();
         let shared: Vec<f64> = scatter.iter().map(|x| x / total.max(1e-9)).collect();
         gaussians = means
             .into_iter()
@@ -512,7 +572,7 @@ pub fn fit_tissue(
                             e += r * log_mean[t];
                         }
                         if w > 0.0 {
-                            (raw[i * d + c].ln() - e / w, w)
+                            (log_raw[i * d + c] - e / w, w)
                         } else {
                             (0.0, 0.0)
                         }
@@ -521,10 +581,10 @@ pub fn fit_tissue(
                 let fitted = smooth_field(&brain, dims, spacing, spec.bias_sigma_mm, &residual, &weight);
                 // The field keeps the brain's mean level (the class means carry it).
                 let mean = fitted.iter().sum::<f64>() / m as f64;
-                for i in 0..m {
-                    log_bias[i * d + c] = fitted[i] - mean;
-                    corrected[i * d + c] = raw[i * d + c] * (-log_bias[i * d + c]).exp();
-                }
+                log_bias.par_chunks_mut(d).zip(corrected.par_chunks_mut(d)).enumerate().for_each(|(i, (b, y))| {
+                    b[c] = fitted[i] - mean;
+                    y[c] = (log_raw[i * d + c] - b[c]).exp();
+                });
             }
         }
         // E step with one mean-field sweep of the MRF over the previous posterior.
@@ -547,7 +607,8 @@ pub fn fit_tissue(
                     f64::from(prior[i][t]).max(1e-12).ln() + gaussians[t].log_density(y) + spec.mrf_beta * field[t]
                 });
                 let top = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e = log_p.map(|l| (l - top).exp());
+                // f32 exponentials: the posterior is stored in f32 anyway.
+                let e = log_p.map(|l| f64::from(((l - top) as f32).exp()));
                 let sum: f64 = e.iter().sum();
                 e.map(|x| (x / sum) as f32)
             })
