@@ -90,8 +90,12 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
     };
     let image_key = key(Arc::as_ptr(&volume) as usize, (super::Heatmap::Attention, 0, 0));
     let attention_ptr = analysis.as_ref().map_or(0, |(a, _)| Arc::as_ptr(a) as usize);
-    let heat = key(attention_ptr, (heat_key.0, heat_key.1, 0));
     let edits = analysis.as_ref().map_or(u64::MAX, |(_, e)| *e);
+    // The model's attention cut to the labelled brain (the overlay panel's setting) is cut here,
+    // in the volume, so that a maximum-intensity projection, which has no labels, shows what the
+    // planes show; it follows the labels' edits.
+    let inside_brain = app.doc.heatmap() == super::Heatmap::Attention && app.doc.settings().attention.inside_labels;
+    let heat = key(attention_ptr, (heat_key.0, heat_key.1, if inside_brain { edits.wrapping_add(1) } else { 0 }));
     let labels = key(attention_ptr, (super::Heatmap::Attention, 0, edits));
 
     let mut changed = false;
@@ -102,8 +106,12 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
     }
     if app.mpr.heat.as_ref().is_none_or(|(k, _)| *k != heat) {
         let layer = if app.doc.heatmap() == super::Heatmap::Attention {
+            let labels = app.doc.current_analysis().filter(fits).map(|a| a.labels.clone());
             analysis.as_ref().map(|(a, _)| {
-                let data: crate::render::Shared<f32> = a.clone();
+                let data: crate::render::Shared<f32> = match labels.filter(|l| inside_brain && l.len() == a.len()) {
+                    Some(l) => Arc::new(a.iter().zip(l.iter()).map(|(&h, &k)| if k == 0 { 0.0 } else { h }).collect::<Vec<f32>>()),
+                    None => a.clone(),
+                };
                 data
             })
         } else {
