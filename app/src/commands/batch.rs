@@ -371,6 +371,7 @@ impl Batch<'_> {
             };
             return Ok(());
         }
+        inference::inputs::check_measurable(stack, &row.series)?;
         let volume =
             study::load_volume(stack, &|_: Progress| {}, &self.cancel).context("decoding the series failed")?;
         row.seconds_load = t.elapsed().as_secs_f64();

@@ -14,6 +14,21 @@ pub fn largest_stack(series: &Series) -> Option<&Stack> {
     series.stacks.iter().max_by_key(|st| st.slices.len())
 }
 
+/// Refuses a series whose sizes would rest on an assumed or impossible value (all slices at
+/// one position, no usable pixel spacing, implausible spacing, unreadable geometry or rescale
+/// values), naming each problem: an analysis reports volumes in mL, and they would be wrong.
+pub fn check_measurable(stack: &Stack, uid: &str) -> Result<()> {
+    let problems: Vec<String> =
+        stack.warnings.iter().filter(|w| w.blocks_measurement()).map(ToString::to_string).collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(InferenceError::Input(format!(
+        "series {uid} cannot be analysed: {}; its volumes would rest on values Focal would have to assume (the viewer still opens it)",
+        problems.join("; ")
+    )))
+}
+
 /// Loads the series `others` (UIDs in `set`), checks that each shows the same head as
 /// `primary_stack`, and resamples it onto `primary`'s grid. Returns every slot's volume
 /// (`primary` first) and what each slot holds.
@@ -26,6 +41,7 @@ pub fn paired_volumes(
     others: &[String],
     cancel: &AtomicBool,
 ) -> Result<(Vec<Arc<Volume>>, Vec<SlotSeries>)> {
+    check_measurable(primary_stack, primary_uid)?;
     let slots = manifest.input.slots.len();
     if 1 + others.len() > slots {
         return Err(InferenceError::Input(format!(
@@ -54,6 +70,7 @@ pub fn paired_volumes(
             .ok_or_else(|| InferenceError::Input(format!("no series {uid} in the study")))?;
         let stack =
             largest_stack(series).ok_or_else(|| InferenceError::Input(format!("series {uid} has no images")))?;
+        check_measurable(stack, uid)?;
         study::pairing::check_same_head(primary_stack, stack, uid).map_err(|e| InferenceError::Input(e.to_string()))?;
         let raw = study::load_volume(stack, &|_: Progress| {}, cancel)
             .map_err(|e| InferenceError::Input(format!("series {uid} could not be decoded: {}", study::error_chain(&e))))?;

@@ -77,6 +77,9 @@ pub struct FrameInfo {
     pub slice_thickness: Option<f64>,
     pub modality_lut: ModalityLut,
     pub window: Option<WindowLevel>,
+    /// Geometry or value elements present but unusable (non-finite, wrong count), for which
+    /// nothing was read: e.g. "PixelSpacing".
+    pub unreadable: Vec<&'static str>,
 }
 
 /// The Image Pixel module: how the pixel data is laid out.
@@ -224,6 +227,22 @@ struct Partial {
     slice_thickness: Option<f64>,
     modality_lut: Option<ModalityLut>,
     window: Option<WindowLevel>,
+    unreadable: Vec<&'static str>,
+}
+
+/// The names of `tags` present in `obj` whose values could not be read as `count` finite numbers.
+fn unreadable(obj: &Object, elements: &[(dicom_core::Tag, &'static str, usize)]) -> Vec<&'static str> {
+    elements
+        .iter()
+        .filter(|(tag, _, count)| {
+            // An empty element is absent, not unreadable.
+            let has_value = obj.get(*tag).and_then(|e| e.to_bytes().ok()).is_some_and(|b| {
+                b.iter().any(|c| !c.is_ascii_whitespace() && *c != 0 && *c != b'\\')
+            });
+            has_value && attrs::floats(obj, *tag).is_none_or(|v| v.len() < *count)
+        })
+        .map(|(_, name, _)| *name)
+        .collect()
 }
 
 impl Partial {
@@ -237,6 +256,16 @@ impl Partial {
             slice_thickness: attrs::float(obj, tags::SLICE_THICKNESS),
             modality_lut: modality_lut(obj),
             window: window(obj),
+            unreadable: unreadable(
+                obj,
+                &[
+                    (tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3),
+                    (tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient", 6),
+                    (tags::PIXEL_SPACING, "PixelSpacing", 2),
+                    (tags::RESCALE_SLOPE, "RescaleSlope", 1),
+                    (tags::RESCALE_INTERCEPT, "RescaleIntercept", 1),
+                ],
+            ),
         }
     }
 
@@ -252,6 +281,17 @@ impl Partial {
             slice_thickness: measures.and_then(|i| attrs::float(i, tags::SLICE_THICKNESS)),
             modality_lut: inner(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE).and_then(modality_lut),
             window: inner(tags::FRAME_VOILUT_SEQUENCE).and_then(window),
+            unreadable: [
+                (tags::PLANE_POSITION_SEQUENCE, tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient", 3),
+                (tags::PLANE_ORIENTATION_SEQUENCE, tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient", 6),
+                (tags::PIXEL_MEASURES_SEQUENCE, tags::PIXEL_SPACING, "PixelSpacing", 2),
+                (tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tags::RESCALE_SLOPE, "RescaleSlope", 1),
+                (tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tags::RESCALE_INTERCEPT, "RescaleIntercept", 1),
+            ]
+            .into_iter()
+            .filter_map(|(seq, tag, name, count)| inner(seq).map(|i| unreadable(i, &[(tag, name, count)])))
+            .flatten()
+            .collect(),
         }
     }
 
@@ -264,6 +304,15 @@ impl Partial {
             slice_thickness: self.slice_thickness.or(base.slice_thickness),
             modality_lut: self.modality_lut.or_else(|| base.modality_lut.clone()),
             window: self.window.or(base.window),
+            unreadable: {
+                let mut names = self.unreadable;
+                for name in &base.unreadable {
+                    if !names.contains(name) {
+                        names.push(name);
+                    }
+                }
+                names
+            },
         }
     }
 
@@ -273,6 +322,18 @@ impl Partial {
             orientation: self.orientation,
             pixel_spacing: self.pixel_spacing,
             slice_thickness: self.slice_thickness,
+            // What was read in the end (a per-frame value over an unreadable shared one) is
+            // not unreadable.
+            unreadable: self
+                .unreadable
+                .into_iter()
+                .filter(|name| match *name {
+                    "ImagePositionPatient" => self.position.is_none(),
+                    "ImageOrientationPatient" => self.orientation.is_none(),
+                    "PixelSpacing" => self.pixel_spacing.is_none(),
+                    _ => self.modality_lut.is_none(),
+                })
+                .collect(),
             modality_lut: self.modality_lut.unwrap_or(ModalityLut::None),
             window: self.window,
         }

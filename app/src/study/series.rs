@@ -32,6 +32,28 @@ pub enum SeriesWarning {
     GantryTilt { degrees: f64 },
     NoGeometry,
     MixedPixelSpacing,
+    /// Every slice at one position: there is no distance between slices to measure with.
+    AllAtOnePosition { slices: usize },
+    /// No PixelSpacing (absent or unreadable): 1 mm is assumed for drawing.
+    AssumedPixelSpacing,
+    /// Pixel or slice spacing outside anything a scanner writes (mm: column, row, slice).
+    ImplausibleSpacing { spacing_mm: [f64; 3] },
+    /// Geometry or value elements present but unreadable (e.g. "NaN"); nothing was read from them.
+    UnreadableValues { elements: Vec<&'static str> },
+}
+
+impl SeriesWarning {
+    /// Whether sizes and volumes measured on the series would rest on a value Focal had to
+    /// assume: analysis refuses such a series (naming the problem) rather than report them.
+    pub fn blocks_measurement(&self) -> bool {
+        matches!(
+            self,
+            SeriesWarning::AllAtOnePosition { .. }
+                | SeriesWarning::AssumedPixelSpacing
+                | SeriesWarning::ImplausibleSpacing { .. }
+                | SeriesWarning::UnreadableValues { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for SeriesWarning {
@@ -45,6 +67,16 @@ impl std::fmt::Display for SeriesWarning {
             SeriesWarning::GantryTilt { degrees } => write!(f, "gantry tilt {degrees:.1}°"),
             SeriesWarning::NoGeometry => write!(f, "no position/orientation: ordered by instance number"),
             SeriesWarning::MixedPixelSpacing => write!(f, "pixel spacing differs between slices"),
+            SeriesWarning::AllAtOnePosition { slices } => {
+                write!(f, "all {slices} slices at one position: no slice spacing")
+            }
+            SeriesWarning::AssumedPixelSpacing => write!(f, "no usable PixelSpacing: 1 mm assumed for display"),
+            SeriesWarning::ImplausibleSpacing { spacing_mm: [c, r, s] } => {
+                write!(f, "implausible spacing {c} x {r} x {s} mm (column x row x slice)")
+            }
+            SeriesWarning::UnreadableValues { elements } => {
+                write!(f, "unreadable {} (present, but not finite numbers)", elements.join(", "))
+            }
         }
     }
 }
@@ -210,7 +242,9 @@ fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_p
             });
             let distances: Vec<f64> = slices.iter().map(distance).collect();
             let report = geometry::spacing_report(&distances);
-            if report.duplicates > 0 {
+            if slices.len() > 1 && report.duplicates + 1 >= slices.len() {
+                warnings.push(SeriesWarning::AllAtOnePosition { slices: slices.len() });
+            } else if report.duplicates > 0 {
                 warnings.push(SeriesWarning::DuplicatePositions {
                     count: report.duplicates,
                 });
@@ -240,8 +274,19 @@ fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_p
                 warnings.push(SeriesWarning::MixedPixelSpacing);
             }
             // PixelSpacing is (row spacing, column spacing) = (between rows, between columns).
+            if first.info().pixel_spacing.is_none() {
+                warnings.push(SeriesWarning::AssumedPixelSpacing);
+            }
             let ps = first.info().pixel_spacing.unwrap_or([1.0, 1.0]);
             let slice_spacing = report.spacing.or(first.info().slice_thickness).unwrap_or(1.0);
+            // Pixels from 10 µm (microscopy-like) to 50 mm, slices up to 100 mm apart.
+            let plausible = |v: f64, hi: f64| v.is_finite() && (0.01..=hi).contains(&v);
+            if !(plausible(ps[0], 50.0) && plausible(ps[1], 50.0) && (slices.len() < 2 || plausible(slice_spacing, 100.0)))
+            {
+                warnings.push(SeriesWarning::ImplausibleSpacing {
+                    spacing_mm: [ps[1], ps[0], slice_spacing],
+                });
+            }
             geometry = Some(StackGeometry {
                 origin: first_pos,
                 row_direction: geometry::normalize(&[iop[0], iop[1], iop[2]]),
@@ -262,6 +307,17 @@ fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_p
                 warnings.push(SeriesWarning::NoGeometry);
             }
         }
+    }
+    let mut unreadable: Vec<&'static str> = Vec::new();
+    for s in &slices {
+        for name in &s.info().unreadable {
+            if !unreadable.contains(name) {
+                unreadable.push(name);
+            }
+        }
+    }
+    if !unreadable.is_empty() {
+        warnings.push(SeriesWarning::UnreadableValues { elements: unreadable });
     }
     Stack {
         rows,
