@@ -315,6 +315,34 @@ fn a_manifest_that_disagrees_with_the_model_is_refused_naming_both() {
     assert!(err.contains("\"image\"") && err.contains("\"pixels\""), "{err}");
 }
 
+/// A manifest cannot point Focal at files outside its folder (and have it print their digest),
+/// nor at a device that never ends (issue 32, item 5).
+#[test]
+fn model_files_must_be_regular_files_inside_the_manifest_s_folder() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for outside in ["/etc/passwd", "../brain-tissue.onnx", "models/../../x.onnx", ""] {
+        let (path, mut m) = copy_model(tmp.path());
+        m["file"] = serde_json::json!(outside);
+        write_json(&path, &m);
+        let err = Manifest::load(&path).err().expect("refused").to_string();
+        assert!(err.contains("not a path inside the manifest's folder"), "{outside:?}: {err}");
+        assert!(!err.contains("root:"), "{err}");
+    }
+    let (path, mut m) = copy_model(tmp.path());
+    m["extent"]["file"] = serde_json::json!("/dev/zero");
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("\"/dev/zero\""), "{err}");
+    // A device reached through a link inside the folder is refused before it is read.
+    let (path, mut m) = copy_model(tmp.path());
+    std::os::unix::fs::symlink("/dev/zero", tmp.path().join("zero.onnx")).expect("link");
+    m["file"] = serde_json::json!("zero.onnx");
+    write_json(&path, &m);
+    let manifest = Manifest::load(&path).expect("a relative name loads");
+    let err = manifest.digests().err().expect("refused").to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
 /// Runs `focal analyze` on the sample study with extra arguments, into a fresh folder.
 fn analyze_sample(extra: &[&str]) -> (i32, String, String, tempfile::TempDir, PathBuf) {
     require_runtime();

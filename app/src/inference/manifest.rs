@@ -245,6 +245,19 @@ impl Manifest {
         {
             return Err(bad("outputs must include probs and attention".into()));
         }
+        // Model files live beside the manifest: a relative path without "..", so a manifest
+        // cannot make Focal read (and print the digest of) a file elsewhere.
+        for file in std::iter::once(&m.file).chain(m.extent.as_ref().map(|e| &e.file)) {
+            let inside = !file.is_empty()
+                && Path::new(file)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+            if !inside {
+                return Err(bad(format!(
+                    "model file {file:?} is not a path inside the manifest's folder (no absolute paths, no \"..\")"
+                )));
+            }
+        }
         m.dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         Ok(m)
     }
@@ -306,7 +319,23 @@ impl Manifest {
     }
 }
 
+/// The largest model file Focal reads (ONNX's protobuf limit is 2 GiB; Focal's models are MBs).
+const MAX_MODEL_BYTES: u64 = 2 << 30;
+
 fn file_digest(path: &Path) -> Result<String> {
+    // A regular file of a sane size, checked before reading: a device (/dev/zero) or a fifo
+    // would never end.
+    let meta = std::fs::metadata(path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
+    if !meta.is_file() {
+        return Err(InferenceError::ModelLoad(format!("not a regular file: {}", path.display())));
+    }
+    if meta.len() == 0 || meta.len() > MAX_MODEL_BYTES {
+        return Err(InferenceError::ModelLoad(format!(
+            "{} bytes is no model file (1 byte to 2 GiB): {}",
+            meta.len(),
+            path.display()
+        )));
+    }
     let bytes = std::fs::read(path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
     Ok(hex(&Sha256::digest(&bytes)))
 }
