@@ -21,11 +21,17 @@ fn table(out: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     common::csv_table(&out.join("results.csv"))
 }
 
-/// `focal batch INPUTS… --out OUT --device cpu` as arguments.
+/// The pseudonym key a test's batch uses: beside its output, not in the user's configuration.
+fn key_file(out: &Path) -> std::path::PathBuf {
+    out.parent().expect("parent").join("pseudonym.key")
+}
+
+/// `focal batch INPUTS… --out OUT --device cpu --pseudonym-key KEY` as arguments.
 fn batch_args(inputs: &[String], out: &Path) -> Vec<String> {
     let mut args = vec!["batch".to_string()];
     args.extend(inputs.iter().cloned());
     args.extend(["--out".into(), out.display().to_string(), "--device".into(), "cpu".into()]);
+    args.extend(["--pseudonym-key".into(), key_file(out).display().to_string()]);
     args
 }
 
@@ -82,6 +88,22 @@ fn a_batch_tables_every_series_resumes_without_work_and_survives_bad_studies() {
         .chain(["FOCAL-BATCH", "2.25.", "1.2.826"].iter())
     {
         assert!(!text.contains(secret), "{secret} in the table");
+    }
+    // The pseudonyms are keyed (HMAC-SHA256 under the key the batch made, 0600): the unkeyed
+    // sha256 prefix of a UID, which anyone holding the UIDs could compute, is not in the table.
+    let key = std::fs::read(key_file(&out)).expect("the batch made its key");
+    let series_col = column(&header, "series");
+    let set = focal::study::StudySet::open(
+        &[archive.clone()],
+        &|_: focal::study::Progress| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("archive");
+    let uids: Vec<String> = set.series().map(|s| s.uid.clone()).collect();
+    for r in &ok {
+        let uid = uids.iter().find(|u| focal::uid::pseudonym(u, &key) == r[series_col]);
+        assert!(uid.is_some(), "{} is no keyed pseudonym of a series here", r[series_col]);
+        assert!(!text.contains(&focal::uid::key(uid.expect("uid"))), "an unkeyed pseudonym in the table");
     }
 
     // Again: nothing is analysed, the failed study is tried again, the table is the same.

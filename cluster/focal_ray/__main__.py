@@ -16,6 +16,8 @@ def main():
     ap.add_argument("--max-retries", type=int, default=3, help="times a task is run again after its worker or node died")
     ap.add_argument("--min-slices", type=int, default=3)
     ap.add_argument("--keep-uids", action="store_true", help="UIDs in the table instead of pseudonyms")
+    ap.add_argument("--pseudonym-key", default=None,
+                    help="pseudonym key file every node reads (default: each node's own, beside its PACS node list)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--model", default=None, help="model manifest (default: the one bundled with focal)")
     sys.exit(run(ap.parse_args()))

@@ -25,7 +25,7 @@ SHARDS = "shards"
 TABLE_CODES = (0, 1)
 # The ONNX Runtime library and the cache are found through these; a task's environment is the
 # node's (ray start), so the driver forwards its own.
-FORWARDED_ENV = ("FOCAL_ORT_LIB", "FOCAL_CACHE")
+FORWARDED_ENV = ("FOCAL_ORT_LIB", "FOCAL_CACHE", "FOCAL_CONFIG_DIR")
 
 
 class FocalStopped(Exception):
@@ -186,6 +186,8 @@ def run(args):
     batch_args = ["--min-slices", str(args.min_slices), "--device", args.device]
     if args.keep_uids:
         batch_args.append("--keep-uids")
+    if args.pseudonym_key:
+        batch_args += ["--pseudonym-key", os.path.abspath(args.pseudonym_key)]
     if args.model:
         batch_args += ["--model", os.path.abspath(args.model)]
     task = run_input.options(num_cpus=args.cpus_per_task, num_gpus=gpus,

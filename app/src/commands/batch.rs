@@ -29,9 +29,14 @@ pub struct BatchArgs {
     /// Series with fewer slices (localizers, single images) are listed as skipped.
     #[arg(long, default_value_t = 3)]
     pub min_slices: usize,
-    /// Put study and series UIDs in the table (default: a pseudonym, the UID's sha256 prefix).
+    /// Put study and series UIDs in the table (default: a pseudonym, HMAC-SHA256 of the UID
+    /// under the pseudonym key).
     #[arg(long)]
     pub keep_uids: bool,
+    /// The pseudonym key file (default: pseudonym.key beside the PACS node list, made on first
+    /// use, 0600). Give the same file on every machine for pseudonyms that agree across them.
+    #[arg(long)]
+    pub pseudonym_key: Option<PathBuf>,
     /// Execution provider: auto (CUDA if it works, else CPU, saying why), cpu, or cuda (CUDA or fail).
     #[arg(long, value_enum, default_value = "auto")]
     pub device: crate::inference::Device,
@@ -56,7 +61,7 @@ const DONE: &str = "batch.json";
 pub struct Row {
     /// Where the study was found (the input as given).
     pub input: String,
-    /// Study and series: pseudonyms (sha256 of the UID, 16 hex digits) unless --keep-uids.
+    /// Study and series: pseudonyms (keyed, 16 hex digits) unless --keep-uids.
     pub study: String,
     pub series: String,
     pub modality: String,
@@ -111,7 +116,7 @@ fn column(header: &[String], name: &str) -> Option<usize> {
 
 /// Expands the inputs: a `.csv` file lists study paths in its `path` column (relative to the
 /// file); anything else is a folder, file or DICOMDIR opened as one input.
-fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
+fn inputs(args: &[PathBuf], key: &[u8]) -> anyhow::Result<Vec<Input>> {
     let mut out = Vec::new();
     let mut config: Option<crate::pacs::Config> = None;
     for a in args {
@@ -171,7 +176,7 @@ fn inputs(args: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             }
             let node = config.as_ref().expect("loaded").endpoint(&node)?;
             out.push(Input {
-                shown: format!("pacs:{}/study:{}", node.name(), shown_uid(&study_uid, false)),
+                shown: format!("pacs:{}/study:{}", node.name(), shown_uid(&study_uid, false, key)),
                 path: crate::pacs::scu::study_folder(&super::pacs::default_cache(), &study_uid),
                 retrieve: Some(Retrieve {
                     node,
@@ -276,9 +281,19 @@ pub fn table(label_names: &[String], rows: &[Row]) -> String {
     out
 }
 
-/// A UID as the table shows it: itself with --keep-uids, else a stable pseudonym.
-fn shown_uid(uid: &str, keep: bool) -> String {
-    if keep { uid.to_string() } else { crate::uid::key(uid) }
+/// A UID as the table shows it: itself with --keep-uids, else its pseudonym under `key`.
+fn shown_uid(uid: &str, keep: bool, key: &[u8]) -> String {
+    if keep { uid.to_string() } else { crate::uid::pseudonym(uid, key) }
+}
+
+/// The key of the batch's pseudonyms: --pseudonym-key, else pseudonym.key beside the PACS
+/// node list (made on first use).
+fn pseudonym_key(args: &BatchArgs) -> anyhow::Result<Vec<u8>> {
+    let path = args
+        .pseudonym_key
+        .clone()
+        .unwrap_or_else(|| crate::pacs::nodes::config_path().with_file_name("pseudonym.key"));
+    crate::uid::load_or_create_key(&path).with_context(|| format!("the pseudonym key {}", path.display()))
 }
 
 /// sha256 over the model's and then each slice file's bytes, in slice order.
@@ -319,6 +334,8 @@ struct Batch<'a> {
     rows: Vec<Row>,
     cancel: Arc<AtomicBool>,
     last_table: Instant,
+    /// The pseudonym key.
+    key: Vec<u8>,
 }
 
 impl Batch<'_> {
@@ -355,7 +372,11 @@ impl Batch<'_> {
 
     /// Analyses one series into `series/<key>` (written as `<key>.partial`, then renamed).
     fn run_series(&mut self, row: &mut Row, stack: &Stack, series_uid: &str, study_uid: &str) -> anyhow::Result<()> {
-        let key = format!("{}-{}", shown_uid(study_uid, false), shown_uid(series_uid, false));
+        let key = format!(
+            "{}-{}",
+            shown_uid(study_uid, false, &self.key),
+            shown_uid(series_uid, false, &self.key)
+        );
         let dir = self.args.out.join("series").join(&key);
         row.folder = format!("series/{key}");
         let t = Instant::now();
@@ -463,7 +484,8 @@ fn retrieve(r: &Retrieve, folder: &Path, cancel: &AtomicBool) -> anyhow::Result<
 }
 
 pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
-    let inputs = inputs(&args.inputs)?;
+    let key = pseudonym_key(args)?;
+    let inputs = inputs(&args.inputs, &key)?;
     let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
     crate::outdir::ensure_outside_study(&args.out, &paths)?;
     std::fs::create_dir_all(args.out.join("series")).with_context(|| format!("creating {}", args.out.display()))?;
@@ -506,6 +528,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
         rows: Vec::new(),
         cancel,
         last_table: Instant::now(),
+        key,
     };
     let started = Instant::now();
     let mut seen = std::collections::HashSet::new();
@@ -545,8 +568,8 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                 .map_or(String::new(), |s| s.instance.study_uid.clone());
             found += 1;
             let mut row = b.blank_row(input);
-            row.study = shown_uid(&study_uid, args.keep_uids);
-            row.series = shown_uid(&series.uid, args.keep_uids);
+            row.study = shown_uid(&study_uid, args.keep_uids, &b.key);
+            row.series = shown_uid(&series.uid, args.keep_uids, &b.key);
             row.modality = series.modality.clone().unwrap_or_default();
             row.slices = stack.slices.len();
             if !seen.insert((study_uid.clone(), series.uid.clone())) {
@@ -645,10 +668,11 @@ mod tests {
     #[test]
     fn pseudonyms_are_stable_and_hide_the_uid() {
         let uid = "1.2.826.0.1.3680043.8.498.1";
-        assert_eq!(shown_uid(uid, false), shown_uid(uid, false));
-        assert_eq!(shown_uid(uid, false).len(), 16);
-        assert!(!shown_uid(uid, false).contains("1.2.826"));
-        assert_eq!(shown_uid(uid, true), uid);
+        let key = [3u8; 32];
+        assert_eq!(shown_uid(uid, false, &key), shown_uid(uid, false, &key));
+        assert_eq!(shown_uid(uid, false, &key).len(), 16);
+        assert!(!shown_uid(uid, false, &key).contains("1.2.826"));
+        assert_eq!(shown_uid(uid, true, &key), uid);
     }
 
     #[test]
