@@ -321,3 +321,30 @@ fn exports_never_land_in_the_study_and_failures_leave_nothing() {
         files(out.path())
     );
 }
+
+/// Without a desktop session (no XDG_RUNTIME_DIR, as on a server or in a batch job) a
+/// successful export prints no graphics-stack noise that reads like a failure (issue 32, item 9:
+/// libwayland's "error: XDG_RUNTIME_DIR is invalid…" twice, EGL's driver error).
+#[test]
+fn a_headless_export_is_quiet() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("pdf");
+    let analysis = analysis().join("analysis");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_focal"))
+        .args(["export", sample().to_str().expect("utf8"), "--analysis"])
+        .arg(&analysis)
+        .arg("--out")
+        .arg(&out)
+        .arg("--pdf")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("WGPU_BACKEND")
+        .output()
+        .expect("focal runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(out.join("report.pdf").is_file());
+    assert!(!stderr.contains("XDG_RUNTIME_DIR") && !stderr.contains("ERROR") && !stderr.contains("error:"), "{stderr}");
+    assert!(stdout.contains("key images drawn by"), "{stdout}");
+}

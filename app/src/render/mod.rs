@@ -16,7 +16,7 @@ mod reslice;
 pub use callback::{ResliceCallback, SliceCallback, picture_counts, register};
 pub use colormap::{Colormap, Lut, lut_entry};
 pub use gpu::{SliceRenderer, SliceTarget};
-pub use offscreen::{OFFSCREEN_FORMAT, OffscreenRenderer};
+pub use offscreen::{OFFSCREEN_FORMAT, OffscreenRenderer, quiet_headless_graphics};
 pub use params::{
     AttentionStyle, MAX_LABELS, MAX_OUTLINE_WIDTH, MaskMode, MaskStyle, SliceStyle, SliceUniforms, image_to_clip,
 };

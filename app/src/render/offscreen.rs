@@ -22,17 +22,45 @@ pub struct OffscreenRenderer {
     pub adapter: String,
 }
 
+/// Keeps the graphics stack quiet where there is no desktop session (a server, CI, a batch
+/// job): without a usable XDG_RUNTIME_DIR, Mesa's Vulkan device-selection layer asks libwayland
+/// for a display, and libwayland prints "error: XDG_RUNTIME_DIR is invalid…" on every export,
+/// which reads like a failure. There the layer has no display to choose for, so it is turned
+/// off (NODEVICE_SELECT, Mesa's switch) unless the user set it. `main` calls this first.
+#[allow(unsafe_code)]
+pub fn quiet_headless_graphics() {
+    let session = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
+    if !session && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists, so nothing can
+        // read the environment concurrently.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 impl OffscreenRenderer {
-    /// Opens any adapter wgpu finds (a GPU, or Mesa's software rasteriser).
+    /// Opens any adapter wgpu finds (a GPU, or Mesa's software rasteriser): through Vulkan
+    /// first, the other backends (GL) only when Vulkan has none, since probing EGL logs an error
+    /// on machines without a GL driver. WGPU_BACKEND, when set, decides alone.
     pub fn new() -> Result<OffscreenRenderer, RenderError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+        let options = wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
             compatible_surface: None,
             ..Default::default()
-        }))
-        .map_err(|e| RenderError::NoAdapter(e.to_string()))?;
+        };
+        let from_env = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let vulkan = (std::env::var_os("WGPU_BACKEND").is_none()).then(|| {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends: wgpu::Backends::VULKAN,
+                ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+            });
+            pollster::block_on(instance.request_adapter(&options)).ok()
+        });
+        let adapter = match vulkan.flatten() {
+            Some(a) => a,
+            None => pollster::block_on(wgpu::Instance::new(from_env).request_adapter(&options))
+                .map_err(|e| RenderError::NoAdapter(e.to_string()))?,
+        };
         let info = adapter.get_info();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("focal offscreen"),
