@@ -348,3 +348,33 @@ fn a_headless_export_is_quiet() {
     assert!(!stderr.contains("XDG_RUNTIME_DIR") && !stderr.contains("ERROR") && !stderr.contains("error:"), "{stderr}");
     assert!(stdout.contains("key images drawn by"), "{stdout}");
 }
+
+/// An export does not overwrite what is already in its folder unless asked (--force), and the
+/// staging folder an export killed midway left behind is removed by the next one (issue 32,
+/// item 6).
+#[test]
+fn a_non_empty_folder_is_refused_without_force_and_stale_staging_is_removed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("report");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    std::fs::write(out.join("report.pdf"), b"the reader's own file").expect("write");
+    // A staging folder of a process that no longer exists (no pid is this large), with a
+    // truncated file, and one of a live process (this test's), which must be left alone.
+    let dead = out.join(".focal-export-4294967295-20260101120000");
+    let live = out.join(format!(".focal-export-{}-20260101120000", std::process::id()));
+    for d in [&dead, &live] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::write(d.join("report.pdf"), b"%PDF-1.7 trunc").expect("write");
+    }
+    let (code, _, stderr) = export(&out, &["--pdf"]);
+    assert_ne!(code, 0, "exported into a non-empty folder");
+    assert!(stderr.contains("not empty") && stderr.contains("report.pdf") && stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read(out.join("report.pdf")).expect("read"), b"the reader's own file");
+    assert!(!dead.exists(), "the dead export's staging folder is still there");
+    assert!(live.exists(), "a live export's staging folder was removed");
+    std::fs::remove_dir_all(&live).expect("cleanup");
+    let (code, stdout, stderr) = export(&out, &["--pdf", "--force"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let pdf = std::fs::read(out.join("report.pdf")).expect("read");
+    assert!(pdf.starts_with(b"%PDF-"), "not replaced by the report");
+}

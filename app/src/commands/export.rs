@@ -35,6 +35,10 @@ pub struct ExportArgs {
     /// Keep patient identifiers (exports are de-identified by default).
     #[arg(long)]
     pub keep_phi: bool,
+    /// Write into an output folder that already holds files, replacing those of the same names
+    /// (without it such a folder is refused).
+    #[arg(long)]
+    pub force: bool,
     /// Model manifest (default: the bundled models/brain-tissue.json).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -61,6 +65,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         pmap: args.pmap || all,
         sc: args.sc || all,
         keep_phi: args.keep_phi,
+        force: args.force,
     };
     let summary = report::export(&set, &manifest, &opts)?;
     for f in &summary.files {

@@ -32,6 +32,54 @@ pub struct ExportOptions {
     pub pmap: bool,
     pub sc: bool,
     pub keep_phi: bool,
+    /// Write into a folder that already holds files (replacing those of the same names).
+    pub force: bool,
+}
+
+/// The prefix of an export's staging folder inside the output folder:
+/// `.focal-export-<pid>-<date><time>`.
+const STAGING_PREFIX: &str = ".focal-export-";
+
+/// Removes the staging folders that exports killed before they finished left in `out` (their
+/// process is gone). Linux only: elsewhere there is no cheap way to ask, and they are left.
+fn remove_stale_staging(out: &Path) {
+    let Ok(entries) = std::fs::read_dir(out) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix(STAGING_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = cfg!(target_os = "linux") && Path::new(&format!("/proc/{pid}")).exists();
+        if cfg!(target_os = "linux") && !alive && e.path().is_dir() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Refuses an output folder that holds anything but staging folders, unless `force`.
+fn check_empty(out: &Path, force: bool) -> Result<(), ExportError> {
+    if force {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with(STAGING_PREFIX))
+        .collect();
+    names.sort();
+    match names.first() {
+        None => Ok(()),
+        Some(first) => Err(ExportError::NotEmpty {
+            folder: out.display().to_string(),
+            first: first.clone(),
+            more: if names.len() > 1 { format!(" and {} more", names.len() - 1) } else { String::new() },
+        }),
+    }
 }
 
 /// What was written.
@@ -278,11 +326,13 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
         }
     }
 
+    remove_stale_staging(&opts.out);
+    check_empty(&opts.out, opts.force)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| ExportError::Write(format!("{}: {e}", opts.out.display())))?;
     let stamp = now_dicom();
     let staging = opts
         .out
-        .join(format!(".focal-export-{}-{}{}", std::process::id(), stamp.0, stamp.1));
+        .join(format!("{STAGING_PREFIX}{}-{}{}", std::process::id(), stamp.0, stamp.1));
     std::fs::create_dir_all(&staging).map_err(|e| ExportError::Write(format!("{}: {e}", staging.display())))?;
     let result = write_all(
         &staging,

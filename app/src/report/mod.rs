@@ -26,4 +26,8 @@ pub enum ExportError {
     Build(String),
     #[error("writing the export failed: {0}")]
     Write(String),
+    #[error(
+        "the output folder {folder} is not empty (it holds {first}{more}): choose an empty folder, or pass --force to replace files of the same names"
+    )]
+    NotEmpty { folder: String, first: String, more: String },
 }

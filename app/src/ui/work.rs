@@ -290,6 +290,25 @@ impl FocalApp {
             self.notice(format!("{e:#}"));
             return;
         }
+        // A folder that already holds files: ask before replacing any.
+        let held = std::fs::read_dir(&out).map_or(0, |d| {
+            d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with(".focal-export-")).count()
+        });
+        let force = held > 0;
+        if force
+            && rfd::MessageDialog::new()
+                .set_level(rfd::MessageLevel::Warning)
+                .set_title("The folder is not empty")
+                .set_description(format!(
+                    "{} holds {held} item(s). Export into it anyway, replacing files of the same names?",
+                    out.display()
+                ))
+                .set_buttons(rfd::MessageButtons::YesNo)
+                .show()
+                != rfd::MessageDialogResult::Yes
+        {
+            return;
+        }
         let opts = crate::report::ExportOptions {
             analysis: a.dir.clone(),
             out,
@@ -298,6 +317,7 @@ impl FocalApp {
             pmap: true,
             sc: true,
             keep_phi: false,
+            force,
         };
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
