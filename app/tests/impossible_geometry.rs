@@ -93,3 +93,44 @@ fn impossible_geometry_and_values_are_refused_by_name_and_the_viewer_still_opens
     let stack = &set.series().next().expect("series").stacks[0];
     assert!(stack.warnings.iter().all(|w| !w.blocks_measurement()), "{:?}", stack.warnings);
 }
+
+/// A series that stays usable but has something a reader should know (here two slices at one
+/// position): the analysis runs and says so in the CLI, summary.json (and from there the window
+/// and the PDF), where `focal info` alone used to say it.
+#[test]
+fn a_usable_series_with_a_duplicate_position_is_analysed_with_a_warning() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(common::repo().join("assets/sample-study"))
+        .expect("sample")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.sort();
+    let first = dicom_object::open_file(&files[0]).expect("open");
+    let position = first
+        .element(tags::IMAGE_POSITION_PATIENT)
+        .expect("position")
+        .to_str()
+        .expect("text")
+        .to_string();
+    let dir = altered_sample(tmp.path(), "duplicate", &|o, k| {
+        if k == 1 {
+            text(o, tags::IMAGE_POSITION_PATIENT, VR::DS, &position);
+        }
+    });
+    let out = tmp.path().join("out");
+    let (code, stdout, stderr) = common::run_focal(&[
+        "analyze",
+        dir.to_str().expect("path"),
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("WARNING: series") && stdout.contains("duplicate slice position"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    let warnings = summary["slots"][0]["warnings"].as_array().expect("the series' warnings in the summary");
+    assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("duplicate"))), "{warnings:?}");
+}

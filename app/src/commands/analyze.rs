@@ -104,6 +104,11 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         &others,
         &cancel,
     )?;
+    for s in &slots {
+        for w in &s.warnings {
+            println!("WARNING: series {} ({}): {w}", s.series_uid, s.slot);
+        }
+    }
     for s in slots.iter().skip(1) {
         println!(
             "series {} in slot {}: resampled onto the analysed series' grid, covering {:.0}% of it",

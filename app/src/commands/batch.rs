@@ -413,6 +413,9 @@ impl Batch<'_> {
                 format!("{}; {skipped}", row.warnings)
             };
         }
+        for w in &stack.warnings {
+            row.warnings = if row.warnings.is_empty() { w.to_string() } else { format!("{}; {w}", row.warnings) };
+        }
         row.status = "ok".into();
         let partial = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);

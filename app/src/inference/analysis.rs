@@ -166,6 +166,10 @@ pub struct SlotSeries {
     pub description: Option<String>,
     /// Share of the analysed volume this series covers (1 for the analysed series).
     pub coverage: f64,
+    /// What a reader should know about the series' geometry before trusting measurements
+    /// (duplicate positions, irregular spacing, missing slices, gantry tilt...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Warnings for label volumes outside the manifest's adult ranges (mL), e.g. when the model

@@ -57,6 +57,7 @@ pub fn paired_volumes(
         series_uid: primary_uid.to_string(),
         description: description(primary_uid),
         coverage: 1.0,
+        warnings: primary_stack.warnings.iter().map(ToString::to_string).collect(),
     }];
     let mut volumes = vec![primary];
     for uid in others {
@@ -81,6 +82,7 @@ pub fn paired_volumes(
             series_uid: uid.clone(),
             description: series.description.clone(),
             coverage,
+            warnings: stack.warnings.iter().map(ToString::to_string).collect(),
         });
         volumes.push(Arc::new(resampled));
     }

@@ -491,6 +491,9 @@ pub fn reliance_lines(insights: &Insights, evidence: &[EvidenceInfo], deidentify
             s.slot,
             s.coverage * 100.0
         ));
+        for w in &s.warnings {
+            lines.push(format!("Warning on the series in slot {}: {w}.", s.slot));
+        }
     }
     lines
 }

@@ -240,6 +240,9 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     for p in &insights.postprocess {
         ui.label(RichText::new(format!("Post-processing: {}", p.describe())).weak());
     }
+    for (s, w) in insights.slots.iter().flat_map(|s| s.warnings.iter().map(move |w| (s, w))) {
+        ui.colored_label(WARN, format!("Series warning ({}): {w}", s.slot));
+    }
     if insights.slots.len() > 1 {
         ui.add_space(4.0);
         ui.label(RichText::new("Series the labels relied on").strong());
