@@ -57,6 +57,13 @@ fn impossible_geometry_and_values_are_refused_by_name_and_the_viewer_still_opens
             "implausible spacing",
         ),
         (
+            "no position",
+            altered_sample(tmp.path(), "no-position", &|o, _| {
+                o.remove_element(tags::IMAGE_POSITION_PATIENT);
+            }),
+            "no position/orientation",
+        ),
+        (
             "RescaleSlope NaN",
             altered_sample(tmp.path(), "nan-slope", &|o, _| {
                 text(o, tags::RESCALE_SLOPE, VR::DS, "NaN");

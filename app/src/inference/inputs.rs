@@ -14,12 +14,16 @@ pub fn largest_stack(series: &Series) -> Option<&Stack> {
     series.stacks.iter().max_by_key(|st| st.slices.len())
 }
 
-/// Refuses a series whose sizes would rest on an assumed or impossible value (all slices at
-/// one position, no usable pixel spacing, implausible spacing, unreadable geometry or rescale
-/// values), naming each problem: an analysis reports volumes in mL, and they would be wrong.
+/// Refuses a series whose sizes would rest on an assumed or impossible value (no position or
+/// orientation, all slices at one position, no usable pixel spacing, implausible spacing,
+/// unreadable geometry or rescale values), naming each problem: an analysis reports volumes in
+/// mL, and they would be wrong.
 pub fn check_measurable(stack: &Stack, uid: &str) -> Result<()> {
-    let problems: Vec<String> =
+    let mut problems: Vec<String> =
         stack.warnings.iter().filter(|w| w.blocks_measurement()).map(ToString::to_string).collect();
+    if stack.geometry.is_none() {
+        problems.insert(0, "no position/orientation (ImagePositionPatient, ImageOrientationPatient): no grid to measure on".into());
+    }
     if problems.is_empty() {
         return Ok(());
     }
