@@ -62,6 +62,7 @@ pub fn keep_largest_component(labels: &mut [u8], [c, r, s]: [usize; 3]) -> usize
     removed
 }
 
+
 /// The manifest's "fluid_rim" step: labelled voxels at the brain's outer surface whose value
 /// belongs to the scan's fluid intensity class become background (the extra-axial CSF and
 /// dura that a brain mask leaves out, which the tissue model labels as grey matter).
@@ -236,10 +237,7 @@ fn kmeans3_sorted(sorted: &[f64]) -> [f64; 3] {
 /// (0 for unlabelled voxels, infinite when there is none), by the separable exact transform
 /// of Felzenszwalb and Huttenlocher applied along each axis in turn.
 fn squared_depth_mm(labels: &[u8], [c, r, s]: [usize; 3], spacing: [f64; 3]) -> Vec<f64> {
-    let mut d: Vec<f64> = labels
-        .iter()
-        .map(|&l| if l == 0 { 0.0 } else { f64::INFINITY })
-        .collect();
+    let mut d: Vec<f64> = labels.iter().map(|&l| if l == 0 { 0.0 } else { f64::INFINITY }).collect();
     let lens = [c, r, s];
     let strides = [1, c, c * r];
     let longest = c.max(r).max(s);
@@ -247,7 +245,9 @@ fn squared_depth_mm(labels: &[u8], [c, r, s]: [usize; 3], spacing: [f64; 3]) -> 
     let (mut v, mut z) = (vec![0usize; longest], vec![0.0; longest + 1]);
     for axis in 0..3 {
         let (len, stride, h) = (lens[axis], strides[axis], spacing[axis]);
-        let starts: Vec<usize> = (0..c * r * s).filter(|&i| (i / stride) % len == 0).collect();
+        let starts: Vec<usize> = (0..c * r * s)
+            .filter(|&i| (i / stride) % len == 0)
+            .collect();
         for start in starts {
             for (q, slot) in f[..len].iter_mut().enumerate() {
                 *slot = d[start + q * stride];
@@ -335,15 +335,7 @@ mod tests {
     /// 70 outside) in a rim of "fluid" (radius 9–11) and with a fluid "ventricle" at its
     /// centre, all labelled, in an unlabelled box; spacing 1 × 1 × 2 mm.
     #[allow(clippy::type_complexity)] // a test fixture's five parts
-    fn fluid_head(
-        fluid: f32,
-    ) -> (
-        Vec<u8>,
-        Vec<f32>,
-        [usize; 3],
-        [f64; 3],
-        impl Fn(usize, usize, usize) -> usize,
-    ) {
+    fn fluid_head(fluid: f32) -> (Vec<u8>, Vec<f32>, [usize; 3], [f64; 3], impl Fn(usize, usize, usize) -> usize) {
         let (c, r, s) = (32, 32, 16);
         let spacing = [1.0, 1.0, 2.0];
         let at = move |x: usize, y: usize, z: usize| (z * r + y) * c + x;
@@ -351,8 +343,7 @@ mod tests {
         for z in 0..s {
             for y in 0..r {
                 for x in 0..c {
-                    let d = ((x as f64 - 16.0).powi(2) + (y as f64 - 16.0).powi(2) + (2.0 * (z as f64 - 8.0)).powi(2))
-                        .sqrt();
+                    let d = ((x as f64 - 16.0).powi(2) + (y as f64 - 16.0).powi(2) + (2.0 * (z as f64 - 8.0)).powi(2)).sqrt();
                     let i = at(x, y, z);
                     // A little texture so the classes are not single values.
                     let jitter = ((x * 7 + y * 3 + z * 5) % 5) as f32 - 2.0;
@@ -383,11 +374,7 @@ mod tests {
             let class = class.expect("enough labelled voxels");
             let expected = if fluid < 50.0 { 0 } else { 2 };
             assert_eq!(class.fluid, expected, "fluid {fluid}: {class:?}");
-            assert!(
-                class
-                    .describe()
-                    .starts_with(if expected == 0 { "values below" } else { "values above" })
-            );
+            assert!(class.describe().starts_with(if expected == 0 { "values below" } else { "values above" }));
             let rim = (0..labels.len())
                 .filter(|&i| before[i] != 0 && (values[i] - fluid).abs() <= 2.0 && labels[i] == 0)
                 .count();
@@ -396,12 +383,8 @@ mod tests {
             assert_eq!(labels[at(16, 16, 8)], 3, "fluid {fluid}: the ventricle stays");
             assert_eq!(labels[at(16 + 10, 16, 8)], 0, "fluid {fluid}: the rim goes");
             assert_eq!(labels[at(16 + 8, 16, 8)], 2, "fluid {fluid}: grey matter stays");
-            let rim_left = (0..labels.len())
-                .filter(|&i| labels[i] != 0 && (values[i] - fluid).abs() <= 2.0)
-                .count();
-            let ventricle = (0..labels.len())
-                .filter(|&i| before[i] == 3 && (values[i] - fluid).abs() <= 2.0)
-                .count();
+            let rim_left = (0..labels.len()).filter(|&i| labels[i] != 0 && (values[i] - fluid).abs() <= 2.0).count();
+            let ventricle = (0..labels.len()).filter(|&i| before[i] == 3 && (values[i] - fluid).abs() <= 2.0).count();
             assert_eq!(rim_left, ventricle, "fluid {fluid}");
         }
     }
@@ -420,9 +403,7 @@ mod tests {
         let (c, r, s) = (9, 7, 5);
         let spacing = [0.8, 1.3, 2.5];
         // A pseudo-random label volume.
-        let labels: Vec<u8> = (0..c * r * s)
-            .map(|i| u8::from(!(i * 2654435761usize).is_multiple_of(7)))
-            .collect();
+        let labels: Vec<u8> = (0..c * r * s).map(|i| u8::from(!(i * 2654435761usize).is_multiple_of(7))).collect();
         let d2 = squared_depth_mm(&labels, [c, r, s], spacing);
         let coords = |i: usize| [(i % c) as f64, ((i / c) % r) as f64, (i / (c * r)) as f64];
         for (i, &got) in d2.iter().enumerate() {
@@ -437,18 +418,12 @@ mod tests {
             assert!((got - brute).abs() < 1e-9, "voxel {i}: {got} vs {brute}");
         }
         // No unlabelled voxel at all: infinitely deep, nothing trimmed.
-        assert!(
-            squared_depth_mm(&[1, 1, 1], [3, 1, 1], [1.0; 3])
-                .iter()
-                .all(|d| d.is_infinite())
-        );
+        assert!(squared_depth_mm(&[1, 1, 1], [3, 1, 1], [1.0; 3]).iter().all(|d| d.is_infinite()));
     }
 
     #[test]
     fn kmeans_finds_three_intensity_classes() {
-        let mut v: Vec<f64> = (0..300)
-            .map(|i| [20.0, 70.0, 110.0][i % 3] + (i % 7) as f64 - 3.0)
-            .collect();
+        let mut v: Vec<f64> = (0..300).map(|i| [20.0, 70.0, 110.0][i % 3] + (i % 7) as f64 - 3.0).collect();
         v.sort_unstable_by(f64::total_cmp);
         let c = kmeans3_sorted(&v);
         for (got, want) in c.iter().zip([20.0, 70.0, 110.0]) {
