@@ -12,10 +12,8 @@ use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 
-/// A copy of the sample study with `change` applied to every slice (`k` = its index).
-fn altered_sample(dir: &Path, name: &str, change: &dyn Fn(&mut dicom_object::DefaultDicomObject, usize)) -> PathBuf {
-    let out = dir.join(name);
-    std::fs::create_dir_all(&out).expect("folder");
+/// The sample study's files, sorted by name.
+fn sample_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(common::repo().join("assets/sample-study"))
         .expect("sample")
         .map(|e| e.expect("entry").path())
@@ -23,7 +21,15 @@ fn altered_sample(dir: &Path, name: &str, change: &dyn Fn(&mut dicom_object::Def
         .collect();
     files.sort();
     assert!(files.len() > 50, "the sample study has {} files", files.len());
-    for (k, f) in files.iter().enumerate() {
+    files
+}
+
+/// A copy of the sample study with `change` applied to every slice (`k` = its index in
+/// [`sample_files`]).
+fn altered_sample(dir: &Path, name: &str, change: &dyn Fn(&mut dicom_object::DefaultDicomObject, usize)) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).expect("folder");
+    for (k, f) in sample_files().iter().enumerate() {
         let mut obj = dicom_object::open_file(f).expect("sample slice opens");
         change(&mut obj, k);
         obj.write_to_file(out.join(f.file_name().expect("name"))).expect("write");
@@ -107,13 +113,7 @@ fn impossible_geometry_and_values_are_refused_by_name_and_the_viewer_still_opens
 #[test]
 fn a_usable_series_with_a_duplicate_position_is_analysed_with_a_warning() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(common::repo().join("assets/sample-study"))
-        .expect("sample")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
-        .collect();
-    files.sort();
-    let first = dicom_object::open_file(&files[0]).expect("open");
+    let first = dicom_object::open_file(&sample_files()[0]).expect("open");
     let position = first
         .element(tags::IMAGE_POSITION_PATIENT)
         .expect("position")

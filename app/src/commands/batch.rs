@@ -404,18 +404,12 @@ impl Batch<'_> {
         row.mean_confidence = s.mean_confidence;
         row.faithfulness_score = s.insights.faithfulness.as_ref().map(|f| f.score);
         row.faithfulness_passed = s.insights.faithfulness.as_ref().map(|f| f.passed);
-        row.warnings = s.insights.volume_warnings.join("; ");
+        let mut warnings = s.insights.volume_warnings.clone();
         if !volume.skipped.is_empty() {
-            let skipped = format!("{} corrupt slice(s) skipped", volume.skipped.len());
-            row.warnings = if row.warnings.is_empty() {
-                skipped
-            } else {
-                format!("{}; {skipped}", row.warnings)
-            };
+            warnings.push(format!("{} corrupt slice(s) skipped", volume.skipped.len()));
         }
-        for w in &stack.warnings {
-            row.warnings = if row.warnings.is_empty() { w.to_string() } else { format!("{}; {w}", row.warnings) };
-        }
+        warnings.extend(stack.warnings.iter().map(ToString::to_string));
+        row.warnings = warnings.join("; ");
         row.status = "ok".into();
         let partial = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);

@@ -43,6 +43,9 @@ const STAGING_PREFIX: &str = ".focal-export-";
 /// Removes the staging folders that exports killed before they finished left in `out` (their
 /// process is gone). Linux only: elsewhere there is no cheap way to ask, and they are left.
 fn remove_stale_staging(out: &Path) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(out) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
@@ -53,11 +56,23 @@ fn remove_stale_staging(out: &Path) {
         else {
             continue;
         };
-        let alive = cfg!(target_os = "linux") && Path::new(&format!("/proc/{pid}")).exists();
-        if cfg!(target_os = "linux") && !alive && e.path().is_dir() {
+        if !Path::new(&format!("/proc/{pid}")).exists() && e.path().is_dir() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+}
+
+/// What an output folder already holds, sorted by name, leaving out exports' staging folders
+/// (none when it does not exist yet).
+pub fn held_entries(out: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(out) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with(STAGING_PREFIX))
+        .collect();
+    names.sort();
+    names
 }
 
 /// Refuses an output folder that holds anything but staging folders, unless `force`.
@@ -65,13 +80,7 @@ fn check_empty(out: &Path, force: bool) -> Result<(), ExportError> {
     if force {
         return Ok(());
     }
-    let Ok(entries) = std::fs::read_dir(out) else { return Ok(()) };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| !n.starts_with(STAGING_PREFIX))
-        .collect();
-    names.sort();
+    let names = held_entries(out);
     match names.first() {
         None => Ok(()),
         Some(first) => Err(ExportError::NotEmpty {

@@ -10,7 +10,7 @@ pub mod pdf;
 pub mod review;
 pub mod source;
 
-pub use export::{ExportOptions, ExportSummary, evidence_style, export};
+pub use export::{ExportOptions, ExportSummary, evidence_style, export, held_entries};
 pub use review::{Decision, Finding, KeyImage, Measurement, Review, Shape, ShapeStats, measure_shape};
 
 /// Said in every report and export.

@@ -230,6 +230,15 @@ struct Partial {
     unreadable: Vec<&'static str>,
 }
 
+/// Adds to `names` those of `more` it does not hold yet (element names, in first-seen order).
+pub(crate) fn add_names(names: &mut Vec<&'static str>, more: &[&'static str]) {
+    for name in more {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+}
+
 /// The names of `tags` present in `obj` whose values could not be read as `count` finite numbers.
 fn unreadable(obj: &Object, elements: &[(dicom_core::Tag, &'static str, usize)]) -> Vec<&'static str> {
     elements
@@ -306,11 +315,7 @@ impl Partial {
             window: self.window.or(base.window),
             unreadable: {
                 let mut names = self.unreadable;
-                for name in &base.unreadable {
-                    if !names.contains(name) {
-                        names.push(name);
-                    }
-                }
+                add_names(&mut names, &base.unreadable);
                 names
             },
         }

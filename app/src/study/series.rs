@@ -310,11 +310,7 @@ fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_p
     }
     let mut unreadable: Vec<&'static str> = Vec::new();
     for s in &slices {
-        for name in &s.info().unreadable {
-            if !unreadable.contains(name) {
-                unreadable.push(name);
-            }
-        }
+        super::header::add_names(&mut unreadable, &s.info().unreadable);
     }
     if !unreadable.is_empty() {
         warnings.push(SeriesWarning::UnreadableValues { elements: unreadable });

@@ -106,7 +106,7 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
     }
     if app.mpr.heat.as_ref().is_none_or(|(k, _)| *k != heat) {
         let layer = if app.doc.heatmap() == super::Heatmap::Attention {
-            let labels = app.doc.current_analysis().filter(fits).map(|a| a.labels.clone());
+            let labels = app.doc.current_analysis().filter(fits).map(|a| &a.labels);
             analysis.as_ref().map(|(a, _)| {
                 let data: crate::render::Shared<f32> = match labels.filter(|l| inside_brain && l.len() == a.len()) {
                     Some(l) => Arc::new(a.iter().zip(l.iter()).map(|(&h, &k)| if k == 0 { 0.0 } else { h }).collect::<Vec<f32>>()),

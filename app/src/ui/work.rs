@@ -291,9 +291,7 @@ impl FocalApp {
             return;
         }
         // A folder that already holds files: ask before replacing any.
-        let held = std::fs::read_dir(&out).map_or(0, |d| {
-            d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with(".focal-export-")).count()
-        });
+        let held = crate::report::held_entries(&out).len();
         let force = held > 0;
         if force
             && rfd::MessageDialog::new()
