@@ -22,6 +22,8 @@ import numpy as np
 import pydicom
 from pydicom.pixels import apply_modality_lut
 
+from focal_build import release_focal
+
 warnings.filterwarnings("ignore")
 
 
@@ -53,17 +55,12 @@ def pydicom_decode(paths):
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default=os.path.expanduser("~/.cache/focal/corpus/wheels"))
     ap.add_argument("--focal", default=None, help="focal binary (default: build --release)")
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    focal = args.focal
-    if focal is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=os.path.dirname(here), check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(os.path.dirname(here), "target"))
-        focal = os.path.join(target, "release", "focal")
+    focal = release_focal(args.focal)
     paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(args.corpus) for f in fs)
 
     # Warm the page cache for both, then alternate runs and keep the best of each.

@@ -23,6 +23,8 @@ import numpy as np
 import onnxruntime as ort
 import pydicom
 
+from focal_build import release_focal
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -54,11 +56,7 @@ def main():
     ap.add_argument("--focal", default=None)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    focal = args.focal
-    if focal is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=ROOT, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-        focal = os.path.join(target, "release", "focal")
+    focal = release_focal(args.focal)
     sample = os.path.join(ROOT, "assets", "sample-study")
     files = sorted((pydicom.dcmread(f) for f in glob.glob(os.path.join(sample, "*.dcm"))),
                    key=lambda d: float(d.ImagePositionPatient[2]))

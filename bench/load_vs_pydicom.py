@@ -21,6 +21,8 @@ PYDICOM_LOAD = r"""
 import glob, sys
 import numpy as np
 import pydicom
+
+from focal_build import release_focal
 files = sorted(glob.glob(sys.argv[1] + "/*.dcm"))
 dss = [pydicom.dcmread(f) for f in files]
 dss.sort(key=lambda d: float(d.ImagePositionPatient[2]))
@@ -52,16 +54,6 @@ def make_series(folder, corpus):
         ds.ImagePositionPatient = [ds.ImagePositionPatient[0], ds.ImagePositionPatient[1], z0 + 1.25 * i]
         ds.SliceLocation = z0 + 1.25 * i
         ds.save_as(os.path.join(folder, f"ct{i:04d}.dcm"), enforce_file_format=True)
-
-
-def release_focal(given):
-    """The focal binary given, else a release build of this checkout's."""
-    if given:
-        return given
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=root, check=True)
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(root, "target"))
-    return os.path.join(target, "release", "focal")
 
 
 def measured(cmd):

@@ -21,7 +21,6 @@ Prints each side's best wall time, the ratio, and Focal's peak memory (max RSS, 
 Debian package `time`).
 """
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -33,20 +32,13 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "models", "training"))
+from evaluate_tissue import candidate_model  # noqa: E402
 from tissue_reference import onto_grid, read_series  # noqa: E402
+
+from focal_build import release_focal  # noqa: E402
 
 CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
 TEMPLATES = os.path.join(CACHE, "mricron/root/usr/share/mricron/templates")
-
-
-def candidate_manifest(tmp):
-    manifest = json.load(open(os.path.join(ROOT, "models/brain-tissue.json")))
-    manifest.update(json.load(open(os.path.join(ROOT, "models/candidates/tissue-em.json"))))
-    for f in ("brain-tissue.onnx", "brain-extent.onnx"):
-        os.symlink(os.path.join(ROOT, "models", f), os.path.join(tmp, f))
-    path = os.path.join(tmp, "brain-tissue.json")
-    json.dump(manifest, open(path, "w"))
-    return path
 
 
 def classical(series, mask_nifti):
@@ -69,20 +61,14 @@ def main():
     ap.add_argument("--focal", default=None)
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
-    focal = args.focal
-    if focal is None:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "focal"], cwd=ROOT, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-        focal = os.path.join(target, "release", "focal")
+    focal = release_focal(args.focal)
     with tempfile.TemporaryDirectory() as tmp:
         series = os.path.join(tmp, "colin27_1mm")
         subprocess.run([sys.executable, os.path.join(ROOT, "models/training/make_sample_study.py"),
                         os.path.join(TEMPLATES, "ch2.nii.gz"), series, "--step", "1"],
                        check=True, stdout=subprocess.DEVNULL)
         slices = len(os.listdir(series))
-        model_dir = os.path.join(tmp, "model")
-        os.makedirs(model_dir)
-        manifest = candidate_manifest(model_dir)
+        manifest = candidate_model(tmp, name="model")
         focal_times, classical_times, peak_mib = [], [], 0.0
         for r in range(args.repeat):
             out = os.path.join(tmp, f"run{r}")

