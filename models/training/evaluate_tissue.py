@@ -68,6 +68,8 @@ def candidate_model(work, tissue_em=None, name="candidate-model"):
     manifest["tissue_em"].update(tissue_em or {})
     for f in ("brain-tissue.onnx", "brain-extent.onnx"):
         shutil.copy(os.path.join(REPO, "models", f), out)
+    if "extractor" in manifest:  # made by scripts/fetch-deepbet.sh
+        shutil.copytree(os.path.join(REPO, "models/deepbet"), os.path.join(out, "deepbet"), dirs_exist_ok=True)
     json.dump(manifest, open(os.path.join(out, "brain-tissue.json"), "w"), indent=1)
     return os.path.join(out, "brain-tissue.json")
 

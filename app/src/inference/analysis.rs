@@ -140,6 +140,10 @@ impl PostprocessStep {
             "brain_extent" => {
                 format!("brain extent (3D model): {ml:.0} mL labelled where it found no brain set to background")
             }
+            "brain_extractor" => {
+                let what = self.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+                format!("brain extractor: {ml:.0} mL labelled outside the brain it found set to background{what}")
+            }
             "fluid_rim" => {
                 let fluid = self.detail.as_ref().map(|d| format!("; fluid = {d}")).unwrap_or_default();
                 format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}")
@@ -290,6 +294,23 @@ pub fn analyze_volumes(
                 model_seconds += t.elapsed().as_secs_f64();
                 let threshold = engine.manifest.extent.as_ref().map_or(0.5, |e| e.threshold);
                 super::extent::apply(&mut labels, &brain, threshold)
+            }
+            "brain_extractor" => {
+                let t = Instant::now();
+                let Some(brain) = super::extractor::brain_mask(engine, volume)? else {
+                    continue;
+                };
+                model_seconds += t.elapsed().as_secs_f64();
+                let label_of: Vec<u8> = engine.manifest.labels.iter().map(|l| l.index).collect();
+                let (removed, added) =
+                    super::extractor::apply(&mut labels, &brain, &probabilities, &label_of, plane);
+                let name = engine.manifest.extractor.as_ref().map_or("", |e| e.name.as_str());
+                let brain_ml = brain.iter().filter(|&&b| b).count() as f64 * voxel_ml;
+                detail = Some(format!(
+                    "{name}: {brain_ml:.0} mL of brain; {:.0} mL the network left unlabelled inside it labelled",
+                    added as f64 * voxel_ml
+                ));
+                removed
             }
             "fluid_rim" => {
                 let Some(rim) = engine.manifest.fluid_rim.as_ref() else {

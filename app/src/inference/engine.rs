@@ -54,6 +54,10 @@ pub struct Engine {
     pub sha256: String,
     /// sha256 of the brain-extent model file as loaded (manifests with an extent).
     pub extent_sha256: Option<String>,
+    /// The brain extractor's two models (locate, segment), on the CPU: they run once per volume.
+    extractor: Vec<Session>,
+    /// sha256 of the brain extractor's files as loaded (locate, segment).
+    pub extractor_sha256: Vec<String>,
     pub verified: bool,
 }
 
@@ -77,7 +81,23 @@ impl Engine {
         threads: Option<usize>,
     ) -> Result<Engine> {
         let (sha256, extent_sha256) = manifest.digests()?;
-        let verified = match manifest.check_digests(&sha256, extent_sha256.as_deref()) {
+        let mut extractor_sha256 = Vec::new();
+        let mut extractor_check = Ok(());
+        for (path, expected) in manifest.extractor_files() {
+            if !path.exists() {
+                let name = manifest.extractor.as_ref().map_or("", |e| e.name.as_str());
+                return Err(InferenceError::ModelLoad(format!(
+                    "the brain extractor ({name}) file {} is missing: scripts/setup.sh makes it from the extractor's wheel on PyPI",
+                    path.display()
+                )));
+            }
+            let actual = super::manifest::file_digest(&path)?;
+            if extractor_check.is_ok() {
+                extractor_check = super::manifest::check_digest(path, &actual, expected);
+            }
+            extractor_sha256.push(actual);
+        }
+        let verified = match extractor_check.and_then(|()| manifest.check_digests(&sha256, extent_sha256.as_deref())) {
             Ok(()) => true,
             Err(InferenceError::ModelHash { file, .. }) if allow_unverified => {
                 tracing::warn!(
@@ -134,10 +154,21 @@ impl Engine {
                 })?),
                 None => None,
             };
+        let extractor = manifest
+            .extractor_files()
+            .into_iter()
+            .map(|(path, _)| {
+                session_builder(threads)?.commit_from_file(&path).map_err(|e| {
+                    InferenceError::ModelLoad(format!("brain extractor {}: {}", path.display(), short(e)))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let engine = Engine {
             session,
             extent,
             extent_sha256,
+            extractor,
+            extractor_sha256,
             manifest,
             provider,
             sha256,
@@ -235,6 +266,31 @@ impl Engine {
         if brain.shape() != [1, 1, x, y, z] {
             return Err(InferenceError::ModelMismatch(format!(
                 "brain extent output has shape {:?} for input [1, 1, {x}, {y}, {z}]",
+                brain.shape()
+            )));
+        }
+        Ok(brain.iter().copied().collect())
+    }
+
+    /// Runs the brain extractor's model `stage` (0 locate, 1 segment) on a normalised volume
+    /// [x, y, z] (C order); p(brain) back, on the same grid.
+    pub fn run_extractor(&mut self, stage: usize, values: Vec<f32>, [x, y, z]: [usize; 3]) -> Result<Vec<f32>> {
+        let Some(session) = self.extractor.get_mut(stage) else {
+            return Err(InferenceError::Run("this model has no brain extractor".into()));
+        };
+        let array =
+            ndarray::Array5::from_shape_vec((1, 1, x, y, z), values).map_err(|e| InferenceError::Run(e.to_string()))?;
+        let tensor = Tensor::from_array(array).map_err(|e| InferenceError::Run(short(e)))?;
+        let outputs = session
+            .run(ort::inputs!["image" => tensor])
+            .map_err(|e| InferenceError::Run(format!("brain extractor: {}", short(e))))?;
+        let Some(brain) = outputs.get("brain") else {
+            return Err(InferenceError::ModelMismatch("the brain extractor has no output \"brain\"".into()));
+        };
+        let brain = brain.try_extract_array::<f32>().map_err(|e| InferenceError::Run(short(e)))?;
+        if brain.shape() != [1, 1, x, y, z] {
+            return Err(InferenceError::ModelMismatch(format!(
+                "brain extractor output has shape {:?} for input [1, 1, {x}, {y}, {z}]",
                 brain.shape()
             )));
         }

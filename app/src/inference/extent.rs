@@ -105,6 +105,70 @@ impl RasAxes {
     }
 }
 
+/// A grey-level volume in RAS axis order at its own voxel spacing, C order [x, y, z], and how
+/// to bring arrays on that grid back to the volume's (slice-major) order.
+pub struct RasVolume {
+    pub values: Vec<f32>,
+    pub dims: [usize; 3],
+    /// Voxel spacing along x, y, z (mm).
+    pub spacing: [f64; 3],
+    axes: RasAxes,
+    volume_dims: [usize; 3],
+}
+
+impl RasVolume {
+    /// The volume's values (negative ones set to 0) in RAS order; `what` names the step that
+    /// needs it in errors.
+    pub fn of(volume: &Volume, what: &str) -> Result<RasVolume> {
+        if volume.channels != 1 {
+            return Err(InferenceError::Input(format!("the {what} needs a grey-level volume")));
+        }
+        let vdims = [volume.columns, volume.rows, volume.slices];
+        if vdims.contains(&0) || volume.data.len() != vdims.iter().product::<usize>() {
+            return Err(InferenceError::Input("the volume has no voxels".into()));
+        }
+        let spacing = volume.geometry.as_ref().map_or([1.0, 1.0, 1.0], |g| g.spacing);
+        if spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(InferenceError::Input(format!(
+                "voxel spacing {spacing:?} mm is not usable"
+            )));
+        }
+        let axes = RasAxes::of(volume);
+        let dims = [vdims[axes.axis[0]], vdims[axes.axis[1]], vdims[axes.axis[2]]];
+        let mut values = vec![0f32; dims.iter().product()];
+        for x in 0..dims[0] {
+            for y in 0..dims[1] {
+                let row = (x * dims[1] + y) * dims[2];
+                for z in 0..dims[2] {
+                    values[row + z] = volume.data[volume_index(&axes, vdims, dims, [x, y, z])].max(0.0);
+                }
+            }
+        }
+        Ok(RasVolume {
+            values,
+            dims,
+            spacing: [spacing[axes.axis[0]], spacing[axes.axis[1]], spacing[axes.axis[2]]],
+            axes,
+            volume_dims: vdims,
+        })
+    }
+
+    /// An array on the RAS grid (C order, `self.dims`) in the volume's slice-major order.
+    pub fn to_volume<T: Copy + Default>(&self, ras: &[T]) -> Vec<T> {
+        let dims = self.dims;
+        let mut out = vec![T::default(); self.volume_dims.iter().product()];
+        for x in 0..dims[0] {
+            for y in 0..dims[1] {
+                for z in 0..dims[2] {
+                    out[volume_index(&self.axes, self.volume_dims, dims, [x, y, z])] =
+                        ras[(x * dims[1] + y) * dims[2] + z];
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The extent model's input for a volume and how to bring its output back.
 pub struct ExtentInput {
     /// Normalised, padded input, C order [px, py, pz] (the model's [1, 1, X, Y, Z]).
@@ -113,11 +177,8 @@ pub struct ExtentInput {
     pub padded: [usize; 3],
     /// The grid before padding.
     pub coarse: [usize; 3],
-    /// The volume in RAS order: dimensions and voxel spacing (mm).
-    ras_dims: [usize; 3],
-    ras_spacing: [f64; 3],
-    axes: RasAxes,
-    volume_dims: [usize; 3],
+    /// The volume in RAS order (its values taken out once resampled).
+    ras: RasVolume,
     grid_mm: f64,
 }
 
@@ -133,44 +194,18 @@ fn volume_index(axes: &RasAxes, vdims: [usize; 3], ras_dims: [usize; 3], xyz: [u
 
 impl ExtentInput {
     pub fn new(volume: &Volume, spec: &ExtentSpec) -> Result<ExtentInput> {
-        if volume.channels != 1 {
-            return Err(InferenceError::Input(
-                "the brain extent needs a grey-level volume".into(),
-            ));
-        }
-        let vdims = [volume.columns, volume.rows, volume.slices];
-        if vdims.contains(&0) || volume.data.len() != vdims.iter().product::<usize>() {
-            return Err(InferenceError::Input("the volume has no voxels".into()));
-        }
-        let spacing = volume.geometry.as_ref().map_or([1.0, 1.0, 1.0], |g| g.spacing);
-        if spacing.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(InferenceError::Input(format!(
-                "voxel spacing {spacing:?} mm is not usable"
-            )));
-        }
-        let axes = RasAxes::of(volume);
-        let ras_dims = [vdims[axes.axis[0]], vdims[axes.axis[1]], vdims[axes.axis[2]]];
-        let ras_spacing = [spacing[axes.axis[0]], spacing[axes.axis[1]], spacing[axes.axis[2]]];
+        let mut ras = RasVolume::of(volume, "brain extent")?;
         let grid_mm = spec.spacing_mm;
         let coarse_len: f64 = (0..3)
-            .map(|r| ras_dims[r] as f64 * ras_spacing[r] / grid_mm + 1.0)
+            .map(|r| ras.dims[r] as f64 * ras.spacing[r] / grid_mm + 1.0)
             .product();
         if coarse_len > 64e6 {
             return Err(InferenceError::Input(
                 "the volume is too large for the brain extent".into(),
             ));
         }
-        let mut ras = vec![0f32; ras_dims.iter().product()];
-        for x in 0..ras_dims[0] {
-            for y in 0..ras_dims[1] {
-                let row = (x * ras_dims[1] + y) * ras_dims[2];
-                for z in 0..ras_dims[2] {
-                    ras[row + z] = volume.data[volume_index(&axes, vdims, ras_dims, [x, y, z])].max(0.0);
-                }
-            }
-        }
-        let (mut values, mut dims) = (ras, ras_dims);
-        for (axis, &s) in ras_spacing.iter().enumerate() {
+        let (mut values, mut dims) = (std::mem::take(&mut ras.values), ras.dims);
+        for (axis, &s) in ras.spacing.iter().enumerate() {
             (values, dims) = resample_axis(&values, dims, axis, s, grid_mm, None);
         }
         let coarse = dims;
@@ -193,10 +228,7 @@ impl ExtentInput {
             values: out,
             padded,
             coarse,
-            ras_dims,
-            ras_spacing,
-            axes,
-            volume_dims: vdims,
+            ras,
             grid_mm,
         })
     }
@@ -218,20 +250,11 @@ impl ExtentInput {
                 dims,
                 axis,
                 self.grid_mm,
-                self.ras_spacing[axis],
-                Some(self.ras_dims[axis]),
+                self.ras.spacing[axis],
+                Some(self.ras.dims[axis]),
             );
         }
-        let mut out = vec![0f32; self.volume_dims.iter().product()];
-        for x in 0..dims[0] {
-            for y in 0..dims[1] {
-                for z in 0..dims[2] {
-                    out[volume_index(&self.axes, self.volume_dims, self.ras_dims, [x, y, z])] =
-                        values[(x * dims[1] + y) * dims[2] + z];
-                }
-            }
-        }
-        out
+        self.ras.to_volume(&values)
     }
 }
 

@@ -38,12 +38,16 @@ pub struct Manifest {
     #[serde(default)]
     pub limits: Vec<String>,
     /// Steps applied to the label volume after the model, in order: "brain_extent" (needs
-    /// `extent`), "fluid_rim" (needs `fluid_rim`) and "largest_component".
+    /// `extent`), "brain_extractor" (needs `extractor`), "fluid_rim" (needs `fluid_rim`),
+    /// "largest_component" and "tissue_em" (needs `tissue_em`).
     #[serde(default)]
     pub postprocess: Vec<String>,
     /// A second model that gives p(brain) over the whole volume (the "brain_extent" step).
     #[serde(default)]
     pub extent: Option<ExtentSpec>,
+    /// A brain extractor trained on real scans (the "brain_extractor" step).
+    #[serde(default)]
+    pub extractor: Option<ExtractorSpec>,
     /// The "fluid_rim" step's setting.
     #[serde(default)]
     pub fluid_rim: Option<FluidRimSpec>,
@@ -107,6 +111,35 @@ pub struct ExtentSpec {
     pub description: Option<String>,
 }
 
+/// A two-stage 3D brain extractor (deepbet's design): `locate` sees the whole volume at
+/// `locate_size`³ and finds the brain's bounding box, `segment` sees that box (grown by
+/// `margin` of its size on each side) at `segment_size`³; voxels where its p(brain) is at
+/// least `threshold` are the brain. See `extractor.rs` for the steps in full.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ExtractorSpec {
+    /// Which extractor and version, for reports ("deepbet 1.0.2").
+    pub name: String,
+    pub locate: ModelFile,
+    pub segment: ModelFile,
+    pub locate_size: usize,
+    pub segment_size: usize,
+    pub margin: f64,
+    pub threshold: f32,
+    /// Where the files come from and under what licence, for the card and reports.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A model file beside the manifest and its sha256; input "image" [1, 1, X, Y, Z], output
+/// "brain" of the same shape.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ModelFile {
+    pub file: String,
+    pub sha256: String,
+}
+
 /// The "fluid_rim" step: fluid-class voxels within `depth_mm` of the labelled brain's surface
 /// become background (`postprocess::trim_fluid_rim`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -117,7 +150,8 @@ pub struct FluidRimSpec {
 }
 
 /// The post-processing steps this build can apply.
-pub const POSTPROCESS_STEPS: [&str; 4] = ["brain_extent", "fluid_rim", "largest_component", "tissue_em"];
+pub const POSTPROCESS_STEPS: [&str; 5] =
+    ["brain_extent", "brain_extractor", "fluid_rim", "largest_component", "tissue_em"];
 
 #[cfg(test)]
 impl ExtentSpec {
@@ -220,6 +254,24 @@ impl Manifest {
                 "post-processing step \"brain_extent\" needs an \"extent\" section".into()
             ));
         }
+        if m.postprocess.iter().any(|p| p == "brain_extractor") && m.extractor.is_none() {
+            return Err(bad(
+                "post-processing step \"brain_extractor\" needs an \"extractor\" section".into()
+            ));
+        }
+        if let Some(e) = &m.extractor {
+            let usable = (16..=512).contains(&e.locate_size)
+                && (16..=512).contains(&e.segment_size)
+                && e.margin.is_finite()
+                && (0.0..=1.0).contains(&e.margin)
+                && (0.0..1.0).contains(&e.threshold);
+            if !usable {
+                return Err(bad(format!(
+                    "extractor: locate_size {} and segment_size {} (16–512), margin {} (0–1), threshold {} (0–1)",
+                    e.locate_size, e.segment_size, e.margin, e.threshold
+                )));
+            }
+        }
         if let Some(e) = &m.extent {
             let usable = e.spacing_mm.is_finite()
                 && (0.5..=10.0).contains(&e.spacing_mm)
@@ -247,7 +299,8 @@ impl Manifest {
         }
         // Model files live beside the manifest: a relative path without "..", so a manifest
         // cannot make Focal read (and print the digest of) a file elsewhere.
-        for file in std::iter::once(&m.file).chain(m.extent.as_ref().map(|e| &e.file)) {
+        let extractor_files = m.extractor.iter().flat_map(|e| [&e.locate.file, &e.segment.file]);
+        for file in std::iter::once(&m.file).chain(m.extent.as_ref().map(|e| &e.file)).chain(extractor_files) {
             let inside = !file.is_empty()
                 && Path::new(file)
                     .components()
@@ -289,6 +342,11 @@ impl Manifest {
         self.extent.as_ref().map(|e| self.dir.join(&e.file))
     }
 
+    /// The brain extractor's two files and their sha256s (locate, segment), when it has one.
+    pub fn extractor_files(&self) -> Vec<(PathBuf, &str)> {
+        self.extractor.iter().flat_map(|e| [&e.locate, &e.segment]).map(|f| (self.dir.join(&f.file), f.sha256.as_str())).collect()
+    }
+
     /// Whether the labels go through the brain extent.
     pub fn uses_extent(&self) -> bool {
         self.postprocess.iter().any(|p| p == "brain_extent")
@@ -322,7 +380,7 @@ impl Manifest {
 /// The largest model file Focal reads (ONNX's protobuf limit is 2 GiB; Focal's models are MBs).
 const MAX_MODEL_BYTES: u64 = 2 << 30;
 
-fn file_digest(path: &Path) -> Result<String> {
+pub(crate) fn file_digest(path: &Path) -> Result<String> {
     // A regular file of a sane size, checked before reading: a device (/dev/zero) or a fifo
     // would never end.
     let meta = std::fs::metadata(path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
@@ -341,7 +399,7 @@ fn file_digest(path: &Path) -> Result<String> {
 }
 
 /// Ok if the file's digest `actual` is `expected`, else the error that names both.
-fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
+pub(crate) fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
     if actual != expected.to_ascii_lowercase() {
         return Err(InferenceError::ModelHash {
             file: path,

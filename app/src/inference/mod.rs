@@ -4,6 +4,7 @@ pub mod analysis;
 pub mod engine;
 pub mod evidence;
 pub mod extent;
+pub mod extractor;
 pub mod faithfulness;
 pub mod inputs;
 pub mod job;

@@ -36,6 +36,9 @@ pub struct ModelInfo<'a> {
     sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     extent_sha256: Option<&'a str>,
+    /// The brain extractor's files (locate, segment), when the model has one.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    extractor_sha256: &'a [String],
     verified_against_manifest: bool,
 }
 
@@ -69,6 +72,7 @@ pub fn write_analysis_folder(
             version: &engine.manifest.version,
             sha256: &engine.sha256,
             extent_sha256: engine.extent_sha256.as_deref(),
+            extractor_sha256: &engine.extractor_sha256,
             verified_against_manifest: engine.verified,
         },
         provider: &engine.provider,

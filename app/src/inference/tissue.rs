@@ -389,9 +389,13 @@ pub fn fit_tissue(
     // primary series' floored values are also kept sorted, for its k-means classes below.
     let mut raw = vec![0f64; m * d];
     let mut primary_sorted = Vec::new();
+    // Values under 2 % of the 99th percentile carry no signal (a skull-stripped or padded
+    // scan's zeros inside the brain's outline): they say nothing of the bias field.
+    let mut no_signal = vec![0f64; d];
     for (c, ch) in channels.iter().enumerate() {
         let mut sorted: Vec<f64> = brain.iter().map(|&v| f64::from(ch[v as usize])).collect();
         sorted.sort_unstable_by(f64::total_cmp);
+        no_signal[c] = percentile_sorted(&sorted, 99.0).abs() * 0.02;
         let floor = (percentile_sorted(&sorted, 99.0).abs() * 1e-3).max(1e-6);
         for (i, &v) in brain.iter().enumerate() {
             raw[i * d + c] = f64::from(ch[v as usize]).max(floor);
@@ -571,7 +575,7 @@ pub fn fit_tissue(
                             w += r;
                             e += r * log_mean[t];
                         }
-                        if w > 0.0 {
+                        if w > 0.0 && raw[i * d + c] >= no_signal[c] {
                             (log_raw[i * d + c] - e / w, w)
                         } else {
                             (0.0, 0.0)

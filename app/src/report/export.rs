@@ -583,9 +583,13 @@ fn report_content(
             m.version,
             manifest.title.clone().unwrap_or_default()
         ),
-        match &m.extent_sha256 {
-            Some(e) => format!("sha256 {} (brain extent {e}), {verified}", m.sha256),
-            None => format!("sha256 {}, {verified}", m.sha256),
+        {
+            let mut parts: Vec<String> = m.extent_sha256.iter().map(|e| format!("brain extent {e}")).collect();
+            parts.extend(m.extractor_sha256.iter().map(|e| format!("brain extractor {e}")));
+            match parts.is_empty() {
+                true => format!("sha256 {}, {verified}", m.sha256),
+                false => format!("sha256 {} ({}), {verified}", m.sha256, parts.join(", ")),
+            }
         },
         match &p.fallback_reason {
             Some(why) => format!("Ran on {} (CUDA not used: {why})", p.name),

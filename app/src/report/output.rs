@@ -17,6 +17,9 @@ pub struct ModelRecord {
     /// The brain-extent model's sha256 (analyses by models with one).
     #[serde(default)]
     pub extent_sha256: Option<String>,
+    /// The brain extractor's files' sha256s (locate, segment), when the model has one.
+    #[serde(default)]
+    pub extractor_sha256: Vec<String>,
     pub verified_against_manifest: bool,
 }
 
