@@ -9,13 +9,15 @@ puts in the cache), written as a DICOM series by models/training/make_sample_stu
 
 - Focal: `focal analyze SERIES --model M` with the Model 3 candidate's tissue step
   (models/candidates/tissue-em.json merged into a copy of the shipped manifest): DICOM
-  decoding, the network on every slice, brain extent, the scan's own tissue model, the
+  decoding, the network on every slice, the brain extractor (deepbet's networks), the scan's
+  own tissue model, the
   attention's deletion test, and writing the maps; one process, wall time.
-- Classical: reading the same DICOM series (pydicom), ANTs N4 and Atropos (antspyx; k-means
-  start, three classes, MRF [0.2, 1x1x1], five rounds: the settings of the tissue reference in
-  models/training/tissue_reference.py) inside the brain mask. The classical side is given
-  ch2bet's brain mask for free: its brain extraction (deepbet or HD-BET) needs PyTorch, which
-  this machine does not install, so the ratio flatters the classical side.
+- Classical: deepbet's brain extraction on the head's NIfTI (models/training/deepbet_reference.py,
+  deepbet 1.0.2's networks through ONNX Runtime, its own process, as a user would run it;
+  PyTorch, deepbet's own runtime, is not installed here), then reading the DICOM series
+  (pydicom), ANTs N4 and Atropos (antspyx; k-means start, three classes, MRF [0.2, 1x1x1], five
+  rounds: the settings of the tissue reference in models/training/tissue_reference.py) inside
+  deepbet's mask.
 
 Prints each side's best wall time, the ratio, and Focal's peak memory (max RSS, by GNU time;
 Debian package `time`).
@@ -39,12 +41,15 @@ from focal_build import release_focal  # noqa: E402
 
 CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
 TEMPLATES = os.path.join(CACHE, "mricron/root/usr/share/mricron/templates")
+PY = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))  # numpy, SciPy, ONNX Runtime
 
 
-def classical(series, mask_nifti):
+def classical(series, head_nifti, tmp):
     import ants
 
     t = time.perf_counter()
+    mask_nifti = os.path.join(tmp, "deepbet_mask.nii.gz")
+    subprocess.run([PY, os.path.join(ROOT, "models/training/deepbet_reference.py"), head_nifti, mask_nifti], check=True)
     vol, spacing, files = read_series(series)
     mask = onto_grid(mask_nifti, files, vol.shape) > 0
     sp = tuple(float(s) for s in spacing)
@@ -80,11 +85,11 @@ def main():
                             "--model", manifest, "--out", out], check=True, capture_output=True)
             focal_times.append(time.perf_counter() - t)
             peak_mib = max(peak_mib, int(open(rss).read().split()[-1]) / 1024)
-            classical_times.append(classical(series, os.path.join(TEMPLATES, "ch2bet.nii.gz"))[0])
+            classical_times.append(classical(series, os.path.join(TEMPLATES, "ch2.nii.gz"), tmp)[0])
     fo, cl = min(focal_times), min(classical_times)
     print(f"Colin27 at 1 mm: {slices} slices, CPU, {os.cpu_count()} cores, best of {args.repeat}")
-    print(f"Focal analyze (network, extent, tissue model, deletion test, maps): {fo:.1f} s")
-    print(f"N4 + Atropos (antspyx, brain mask given):                         {cl:.1f} s")
+    print(f"Focal analyze (network, brain extractor, tissue model, deletion test, maps): {fo:.1f} s")
+    print(f"deepbet (ONNX Runtime) + N4 + Atropos (antspyx) in deepbet's mask:        {cl:.1f} s")
     print(f"ratio Focal / classical: {fo / cl:.2f}")
     print(f"Focal's peak memory (max RSS): {peak_mib:.0f} MiB")
 

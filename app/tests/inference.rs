@@ -184,6 +184,79 @@ fn the_brain_extent_of_the_sample_matches_python() {
     assert!((1300.0..2300.0).contains(&ml), "the extent holds {ml:.0} mL");
 }
 
+/// The Model 3 candidate's manifest (models/candidates/tissue-em.json merged into the shipped
+/// one, as models/training/evaluate_tissue.py does) with every file it names, in `tmp`.
+fn candidate_model(tmp: &Path) -> PathBuf {
+    let (path, mut manifest) = copy_model(tmp);
+    let models = common::repo().join("models");
+    let candidate: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("read candidate"),
+    )
+    .expect("candidate json");
+    for (k, v) in candidate.as_object().expect("object") {
+        manifest[k] = v.clone();
+    }
+    for stage in ["locate", "segment"] {
+        let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
+        let (from, to) = (models.join(&file), tmp.join(&file));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup.sh makes it)", from.display()));
+    }
+    write_json(&path, &manifest);
+    path
+}
+
+/// From DICOM to the brain: Focal's port of deepbet (app/src/inference/extractor.rs) finds the
+/// same brain in the sample as deepbet's steps in numpy, SciPy and Python onnxruntime
+/// (models/training/deepbet_reference.py) on the same files. They differ only where the
+/// objects are told apart (6- against 26-connected) and in float rounding at p = 0.5.
+#[test]
+fn the_brain_extractor_of_the_sample_matches_python() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let manifest = Manifest::load(&candidate_model(tmp.path())).expect("candidate manifest");
+    let mut engine = cpu_engine(manifest).expect("engine with the brain extractor");
+    let (_, volume) = common::sample_volume();
+    let brain = focal::inference::extractor::brain_mask(&mut engine, &volume)
+        .expect("extractor runs")
+        .expect("the candidate has an extractor");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: a Python with onnxruntime (scripts/test.sh sets it)");
+    let out = tmp.path().join("deepbet.npy");
+    let run = Command::new(python)
+        .arg(common::repo().join("models/training/deepbet_reference.py"))
+        .arg("--series")
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&out)
+        .output()
+        .expect("run python");
+    assert!(run.status.success(), "deepbet_reference.py: {}", String::from_utf8_lossy(&run.stderr));
+    let (shape, reference) = common::read_npy(&out);
+    assert_eq!(shape, [volume.slices, volume.rows, volume.columns]);
+    let reference: Vec<bool> = reference.iter().map(|&v| v > 0.5).collect();
+    let both = brain.iter().zip(&reference).filter(|(a, b)| **a && **b).count();
+    let (ours, theirs) = (brain.iter().filter(|&&b| b).count(), reference.iter().filter(|&&b| b).count());
+    let dice = 2.0 * both as f64 / (ours + theirs) as f64;
+    assert!(dice >= 0.995, "Focal's brain and deepbet's differ: Dice {dice:.4} ({ours} and {theirs} voxels)");
+    // An adult brain: deepbet's outline of Colin27 holds about 1,950 mL.
+    let voxel_ml = volume.geometry.as_ref().map_or(1.0, |g| g.spacing.iter().product::<f64>()) / 1000.0;
+    let ml = ours as f64 * voxel_ml;
+    assert!((1500.0..2300.0).contains(&ml), "the extracted brain holds {ml:.0} mL");
+}
+
+/// Without the extractor's converted files (scripts/setup.sh not run), the model is refused
+/// with the file and the fix named, before anything runs.
+#[test]
+fn a_missing_brain_extractor_is_refused_naming_the_fix() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = candidate_model(tmp.path());
+    std::fs::remove_file(tmp.path().join("deepbet/segment.onnx")).expect("remove");
+    require_runtime();
+    let err = Engine::open(Manifest::load(&path).expect("manifest"), Device::Cpu, false)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("segment.onnx") && err.contains("scripts/setup.sh"), "{err}");
+}
+
 #[test]
 fn a_wrong_brain_extent_model_is_refused_naming_it() {
     let tmp = tempfile::tempdir().expect("tempdir");

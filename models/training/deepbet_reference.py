@@ -12,8 +12,14 @@ box resized to 256^3 for the segment model; its p(brain) > 0.5 brought back, the
 object kept and holes filled. Connected objects are 26-connected here (cc3d's default, as
 deepbet); Focal's port uses 6-connected ones.
 
+With --series, the head is a DICOM series and the mask is written as a .npy of float32 0/1
+in Focal's volume order [slice, row, column]; the series is put in RAS order as Focal does
+(each volume axis taken as the patient axis nearest its direction), negative values set to 0,
+so that app/tests/inference.rs can hold Focal's port to this reference.
+
 usage: deepbet_reference.py HEAD.nii.gz OUT_MASK.nii.gz
-  (a Python with numpy, scipy, nibabel and onnxruntime: ~/.cache/focal/py)
+       deepbet_reference.py --series SERIES_DIR OUT_MASK.npy
+  (a Python with numpy, scipy, nibabel, pydicom and onnxruntime: ~/.cache/focal/py)
 """
 import os
 import sys
@@ -76,7 +82,38 @@ def extract(x, threads=2):
     return mask
 
 
+def series_to_ras(series):
+    """The series' values (negatives set to 0) in RAS order, and the way back to
+    [slice, row, column]."""
+    sys.path.insert(0, HERE)
+    from tissue_reference import read_series
+
+    vol, _, files = read_series(series)  # [columns, rows, slices]
+    iop = np.array([float(v) for v in files[0].ImageOrientationPatient])
+    dirs = [iop[:3], iop[3:], np.cross(iop[:3], iop[3:])]
+    ras_dirs = [d * np.array([-1.0, -1.0, 1.0]) for d in dirs]
+    pairs = sorted(((abs(ras_dirs[v][r]), v, r) for v in range(3) for r in range(3)), reverse=True)
+    axis, flip, used = [None] * 3, [False] * 3, set()
+    for _, v, r in pairs:
+        if axis[r] is None and v not in used:
+            axis[r], flip[r] = v, ras_dirs[v][r] < 0
+            used.add(v)
+    ras = np.transpose(np.maximum(vol, 0), axis)
+    ras = ras[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+
+    def back(mask):
+        m = mask[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+        m = np.transpose(m, np.argsort(axis))  # [columns, rows, slices]
+        return np.transpose(m, (2, 1, 0))
+
+    return ras, back
+
+
 def main():
+    if sys.argv[1] == "--series":
+        ras, back = series_to_ras(sys.argv[2])
+        np.save(sys.argv[3], np.ascontiguousarray(back(extract(ras)), dtype=np.float32))
+        return
     src, out = sys.argv[1:3]
     img = nib.as_closest_canonical(nib.load(src))
     mask = extract(img.get_fdata(dtype=np.float32))

@@ -227,6 +227,15 @@ pub fn analyze_volumes(
 ) -> Result<Analysis> {
     let start = Instant::now();
     let pre = Preprocessor::new(engine, volumes)?;
+    // The brain extractor runs first, while little else is held in memory (its 256³ pass is
+    // the analysis's largest); its step below applies the mask.
+    let t = Instant::now();
+    let mut extracted = if engine.manifest.postprocess.iter().any(|p| p == "brain_extractor") {
+        super::extractor::brain_mask(engine, volumes[0])?
+    } else {
+        None
+    };
+    let extractor_seconds = t.elapsed().as_secs_f64();
     let volume = volumes[0];
     let g = pre.grid;
     let (rows, cols, slices) = (volume.rows, volume.columns, volume.slices);
@@ -239,7 +248,7 @@ pub fn analyze_volumes(
     let mut attention = vec![0f32; plane * slices];
     let mut probabilities = vec![0f32; plane * slices * classes];
     let mut modality = engine.manifest.has_modality_attention().then(|| vec![0f32; plane * slices * slots]);
-    let mut model_seconds = 0.0;
+    let mut model_seconds = extractor_seconds;
     for first in (0..slices).step_by(BATCH) {
         if cancel.load(Ordering::Relaxed) {
             return Err(InferenceError::Cancelled);
@@ -296,11 +305,9 @@ pub fn analyze_volumes(
                 super::extent::apply(&mut labels, &brain, threshold)
             }
             "brain_extractor" => {
-                let t = Instant::now();
-                let Some(brain) = super::extractor::brain_mask(engine, volume)? else {
+                let Some(brain) = extracted.take() else {
                     continue;
                 };
-                model_seconds += t.elapsed().as_secs_f64();
                 let label_of: Vec<u8> = engine.manifest.labels.iter().map(|l| l.index).collect();
                 let (removed, added) =
                     super::extractor::apply(&mut labels, &brain, &probabilities, &label_of, plane);

@@ -158,9 +158,18 @@ impl Engine {
             .extractor_files()
             .into_iter()
             .map(|(path, _)| {
-                session_builder(threads)?.commit_from_file(&path).map_err(|e| {
+                let load = |e: ort::Error| {
                     InferenceError::ModelLoad(format!("brain extractor {}: {}", path.display(), short(e)))
-                })
+                };
+                // One run per volume on 256³: without the arena and the memory pattern, its
+                // activations are freed as it goes, which keeps the analysis under 1 GiB.
+                session_builder(threads)?
+                    .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+                    .map_err(|e| load(e.into()))?
+                    .with_memory_pattern(false)
+                    .map_err(|e| load(e.into()))?
+                    .commit_from_file(&path)
+                    .map_err(load)
             })
             .collect::<Result<Vec<_>>>()?;
         let engine = Engine {
