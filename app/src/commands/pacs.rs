@@ -34,9 +34,13 @@ pub enum PacsAction {
         /// Focal's AE title towards this node (the node must know it).
         #[arg(long, default_value = nodes::DEFAULT_OUR_AE)]
         our_ae: String,
-        /// Seconds to wait for a connection or an answer.
+        /// Seconds to wait for a connection or an answer (an answer may take one more second
+        /// for each 64 KiB it brings).
         #[arg(long, default_value_t = nodes::DEFAULT_TIMEOUT_S)]
         timeout: u64,
+        /// The largest data set taken from this node in one message, in MiB.
+        #[arg(long, default_value_t = nodes::DEFAULT_MAX_DATASET_MB)]
+        max_dataset_mb: u64,
     },
     /// Add a DICOMweb server (or change the node with that name). Secrets are read from
     /// standard input, never from the command line.
@@ -270,6 +274,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             port,
             our_ae,
             timeout,
+            max_dataset_mb,
         } => {
             config.upsert(Node {
                 name: name.clone(),
@@ -278,6 +283,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                 port: *port,
                 our_ae: our_ae.clone(),
                 timeout_s: *timeout,
+                max_dataset_mb: *max_dataset_mb,
             })?;
             config.save(&path)?;
             println!("saved node {name} in {}", path.display());

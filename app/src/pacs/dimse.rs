@@ -169,8 +169,110 @@ fn send_pdv<A: SyncAssociation<TcpStream>>(
     SyncAssociation::send(assoc, &pdu).map_err(|e| PacsError::from_ul("sending to", e))
 }
 
-/// Receives one whole message (its command set and, when announced, its data set).
-pub fn receive<A: SyncAssociation<TcpStream>>(assoc: &mut A) -> Result<Message, PacsError> {
+/// What receiving one message may cost. A node decides how many P-DATA fragments it sends and
+/// how fast; without these bounds a node that never marks a fragment "last" fills memory, and
+/// one that sends a byte every few seconds (each read within the socket's timeout) holds Focal
+/// forever.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest command set: a command set is a dozen short elements, well under 1 KiB;
+    /// 64 KiB leaves room for any honest peer's private elements.
+    pub max_command: usize,
+    /// The largest data set (the node's `max_dataset_mb`).
+    pub max_data: usize,
+    /// Seconds the message may take from the first read, plus one second for each
+    /// `MIN_BYTES_PER_S` received: a large instance on a slow link keeps going, a trickle does not.
+    pub seconds: u64,
+}
+
+/// The slowest transfer that still counts as progress: 64 KiB/s, far below any working DICOM
+/// link, far above a node that trickles bytes.
+pub const MIN_BYTES_PER_S: u64 = 64 << 10;
+
+impl Limits {
+    pub const MAX_COMMAND: usize = 64 << 10;
+
+    pub fn new(seconds: u64, max_dataset_mb: u64) -> Limits {
+        Limits {
+            max_command: Self::MAX_COMMAND,
+            max_data: usize::try_from(max_dataset_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+            seconds: seconds.max(1),
+        }
+    }
+}
+
+/// Shuts a socket down when a message takes longer than its limits allow, so that the blocked
+/// read returns; disarmed on drop.
+struct Watchdog {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Watchdog {
+    fn arm(stream: &TcpStream, seconds: u64) -> Option<Watchdog> {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::time::{Duration, Instant};
+        let stream = stream.try_clone().ok()?;
+        let (stop, wait) = std::sync::mpsc::channel::<()>();
+        let fired = std::sync::Arc::new(AtomicBool::new(false));
+        let received = std::sync::Arc::new(AtomicU64::new(0));
+        let (f, r) = (fired.clone(), received.clone());
+        let start = Instant::now();
+        std::thread::spawn(move || loop {
+            let allowed = Duration::from_secs(seconds + r.load(Ordering::Relaxed) / MIN_BYTES_PER_S);
+            let left = allowed.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                f.store(true, Ordering::SeqCst);
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+            match wait.recv_timeout(left) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                _ => return, // disarmed
+            }
+        });
+        Some(Watchdog {
+            stop: Some(stop),
+            fired,
+            received,
+        })
+    }
+
+    fn add(&self, bytes: usize) {
+        self.received.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn fired(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Receives one whole message (its command set and, when announced, its data set) within
+/// `limits`: a longer command or data set is refused, and a message slower than allowed ends
+/// in a timeout.
+pub fn receive<A: SyncAssociation<TcpStream>>(assoc: &mut A, limits: Limits) -> Result<Message, PacsError> {
+    let watchdog = Watchdog::arm(assoc.inner_stream(), limits.seconds);
+    let result = receive_within(assoc, limits, watchdog.as_ref());
+    match (result, &watchdog) {
+        (Err(_), Some(w)) if w.fired() => Err(PacsError::Timeout(limits.seconds)),
+        (result, _) => result,
+    }
+}
+
+fn receive_within<A: SyncAssociation<TcpStream>>(
+    assoc: &mut A,
+    limits: Limits,
+    watchdog: Option<&Watchdog>,
+) -> Result<Message, PacsError> {
     let (mut command, mut data) = (Vec::new(), Vec::new());
     let (mut command_done, mut data_done) = (false, false);
     let mut context = 0;
@@ -194,13 +296,28 @@ pub fn receive<A: SyncAssociation<TcpStream>>(assoc: &mut A) -> Result<Message, 
         match SyncAssociation::receive(assoc).map_err(|e| PacsError::from_ul("receiving from", e))? {
             Pdu::PData { data: values } => {
                 for v in values {
+                    if let Some(w) = watchdog {
+                        w.add(v.data.len());
+                    }
                     context = v.presentation_context_id;
                     match v.value_type {
                         PDataValueType::Command if !command_done => {
+                            if command.len() + v.data.len() > limits.max_command {
+                                return Err(PacsError::Protocol(format!(
+                                    "the node's command set grew past {} KiB without ending; refused",
+                                    limits.max_command >> 10
+                                )));
+                            }
                             command.extend_from_slice(&v.data);
                             command_done = v.is_last;
                         }
                         PDataValueType::Data => {
+                            if data.len() + v.data.len() > limits.max_data {
+                                return Err(PacsError::Protocol(format!(
+                                    "the node's data set grew past {} MiB (the node's max_dataset_mb); refused",
+                                    limits.max_data >> 20
+                                )));
+                            }
                             data.extend_from_slice(&v.data);
                             data_done = v.is_last;
                         }

@@ -29,6 +29,25 @@ pub struct Node {
     /// Seconds to wait for a connection, an association or an answer.
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
+    /// The largest data set Focal takes from this node in one message (MiB). 1 GiB holds an
+    /// enhanced multi-frame CT or MR of some 2,000 slices of 512 × 512 at 16 bits; raise it for
+    /// larger objects (tomosynthesis, whole-slide images), which Focal does not view anyway.
+    #[serde(default = "default_max_dataset_mb")]
+    pub max_dataset_mb: u64,
+}
+
+/// See [`Node::max_dataset_mb`].
+pub const DEFAULT_MAX_DATASET_MB: u64 = 1024;
+
+fn default_max_dataset_mb() -> u64 {
+    DEFAULT_MAX_DATASET_MB
+}
+
+impl Node {
+    /// The bounds on each message received from this node.
+    pub fn limits(&self) -> super::dimse::Limits {
+        super::dimse::Limits::new(self.timeout_s, self.max_dataset_mb)
+    }
 }
 
 fn default_our_ae() -> String {
@@ -365,6 +384,7 @@ mod tests {
             port: 104,
             our_ae: DEFAULT_OUR_AE.into(),
             timeout_s: 5,
+            max_dataset_mb: DEFAULT_MAX_DATASET_MB,
         }
     }
 

@@ -72,8 +72,9 @@ pub fn start(
     our_ae: &str,
     peer_ae: &str,
     folder: PathBuf,
-    timeout_s: u64,
+    limits: dimse::Limits,
 ) -> Result<StorageScp, PacsError> {
+    let timeout_s = limits.seconds;
     let listener = TcpListener::bind(listen)
         .map_err(|e| PacsError::Config(format!("cannot listen on {listen} for the node's C-STORE: {e}")))?;
     let address = listener.local_addr().map_err(|e| PacsError::Io(e.to_string()))?;
@@ -103,7 +104,7 @@ pub fn start(
                     }
                     let _ = socket.set_nodelay(true);
                     match options.establish(socket) {
-                        Ok(assoc) => serve(assoc, &folder, &mut got),
+                        Ok(assoc) => serve(assoc, &folder, &mut got, limits),
                         Err(e) => got
                             .problems
                             .push(format!("an association was refused: {}", crate::study::error_chain(&e))),
@@ -125,6 +126,7 @@ fn serve(
     mut assoc: dicom_ul::association::ServerAssociation<std::net::TcpStream>,
     folder: &std::path::Path,
     got: &mut Received,
+    limits: dimse::Limits,
 ) {
     let syntaxes: HashMap<u8, String> = assoc
         .presentation_contexts()
@@ -132,7 +134,7 @@ fn serve(
         .map(|pc| (pc.id, pc.transfer_syntax.clone()))
         .collect();
     loop {
-        let msg = match dimse::receive(&mut assoc) {
+        let msg = match dimse::receive(&mut assoc, limits) {
             Ok(m) => m,
             Err(PacsError::Released) => return,
             Err(e) => {

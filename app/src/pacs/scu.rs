@@ -82,9 +82,18 @@ fn options(node: &Node) -> ClientAssociationOptions<'static> {
 }
 
 fn establish(node: &Node, opts: ClientAssociationOptions<'static>) -> Result<Association, PacsError> {
-    let mut assoc = opts
-        .establish((node.host.as_str(), node.port))
-        .map_err(|e| PacsError::from_ul("connecting to", e).with_timeout(node.timeout_s))?;
+    // The connection and each read of the negotiation have the node's timeout; the whole has
+    // twice it, so that a node answering a byte at a time cannot hold Focal. A negotiation
+    // still under way then is left to its thread, which drops the association when it ends.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (host, port) = (node.host.clone(), node.port);
+    std::thread::spawn(move || {
+        let _ = tx.send(opts.establish((host.as_str(), port)));
+    });
+    let whole = Duration::from_secs(2 * node.timeout_s.max(1));
+    let established = rx.recv_timeout(whole).map_err(|_| PacsError::Timeout(2 * node.timeout_s.max(1)))?;
+    let mut assoc =
+        established.map_err(|e| PacsError::from_ul("connecting to", e).with_timeout(node.timeout_s))?;
     // DIMSE is request/response: small responses (a C-STORE-RSP per retrieved instance) must
     // leave at once, not wait for Nagle's algorithm and the peer's delayed ACK (~40 ms each).
     if let Err(e) = assoc.inner_stream().set_nodelay(true) {
@@ -123,7 +132,7 @@ pub fn echo(node: &Node) -> Result<Duration, PacsError> {
         (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
     ])?;
     dimse::send(&mut assoc, ctx, &cmd, None)?;
-    let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+    let rsp = dimse::receive(&mut assoc, node.limits()).map_err(|e| e.with_timeout(node.timeout_s))?;
     finish(assoc);
     if rsp.field() != field::C_ECHO_RSP || rsp.status() != 0 {
         return Err(PacsError::Failed(dimse::status_text(rsp.status())));
@@ -263,7 +272,7 @@ pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap
     )?;
     let mut matches = Vec::new();
     loop {
-        let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+        let rsp = dimse::receive(&mut assoc, node.limits()).map_err(|e| e.with_timeout(node.timeout_s))?;
         match rsp.status() {
             0xFF00 | 0xFF01 => {
                 let Some(bytes) = &rsp.data else { continue };
@@ -374,7 +383,7 @@ pub fn get(
             dimse::send(&mut assoc, ctx, &c, None)?;
             cancel_sent = true;
         }
-        let msg = match dimse::receive(&mut assoc) {
+        let msg = match dimse::receive(&mut assoc, node.limits()) {
             Ok(m) => m,
             Err(e) => {
                 // What arrived is on disk, whole; the caller can retrieve again to resume.
@@ -515,7 +524,7 @@ pub fn move_to_focal(
 ) -> Result<GetSummary, PacsError> {
     let started = Instant::now();
     let folder = created_study_folder(cache, study_uid)?;
-    let scp = super::scp::start(listen, &node.our_ae, &node.ae_title, folder.clone(), node.timeout_s)?;
+    let scp = super::scp::start(listen, &node.our_ae, &node.ae_title, folder.clone(), node.limits())?;
     let result = (|| {
         let opts = options(node).with_presentation_context(STUDY_ROOT_MOVE, vec![EXPLICIT_VR_LE, IMPLICIT_VR_LE]);
         let (mut assoc, _, _) = send_request(
@@ -528,7 +537,7 @@ pub fn move_to_focal(
         )?;
         let mut warning = None;
         loop {
-            let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+            let rsp = dimse::receive(&mut assoc, node.limits()).map_err(|e| e.with_timeout(node.timeout_s))?;
             if rsp.field() != field::C_MOVE_RSP {
                 let _ = assoc.abort();
                 return Err(PacsError::Protocol(format!(
@@ -686,7 +695,7 @@ pub fn store(node: &Node, files: &[PathBuf]) -> Result<StoreSummary, PacsError> 
             (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui(instance)),
         ])?;
         dimse::send(&mut assoc, *ctx, &cmd, Some(&data))?;
-        let rsp = dimse::receive(&mut assoc).map_err(|e| e.with_timeout(node.timeout_s))?;
+        let rsp = dimse::receive(&mut assoc, node.limits()).map_err(|e| e.with_timeout(node.timeout_s))?;
         match rsp.status() {
             0x0000 | 0xB000 | 0xB006 | 0xB007 => summary.stored += 1,
             s => summary.failed.push((path.clone(), dimse::status_text(s))),

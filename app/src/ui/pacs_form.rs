@@ -95,6 +95,12 @@ impl NodeForm {
                     .trim()
                     .parse()
                     .map_err(|_| format!("port {:?} is not a port number", self.port))?;
+                // Not in the form: a node's own setting (pacs.json) is kept.
+                let max_dataset_mb = config
+                    .nodes
+                    .iter()
+                    .find(|n| n.name == name)
+                    .map_or(crate::pacs::nodes::DEFAULT_MAX_DATASET_MB, |n| n.max_dataset_mb);
                 config
                     .upsert(Node {
                         name,
@@ -103,6 +109,7 @@ impl NodeForm {
                         port,
                         our_ae: self.our_ae.trim().into(),
                         timeout_s: timeout,
+                        max_dataset_mb,
                     })
                     .map_err(|e| e.to_string())
             }
