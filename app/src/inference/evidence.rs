@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::Preprocessor;
+use super::preprocess::Preprocessor;
 use super::engine::Engine;
 use super::faithfulness::argmax_labels;
 use super::{InferenceError, Result};

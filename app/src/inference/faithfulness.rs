@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Result;
-use super::analysis::Preprocessor;
+use super::preprocess::Preprocessor;
 use super::engine::Engine;
 
 /// Share of the predicted (non-background) pixels deleted in each variant.

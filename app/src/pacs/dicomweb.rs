@@ -18,7 +18,8 @@ use serde_json::Value as Json;
 use ureq::http::Response;
 
 use super::nodes::{Auth, WebNode};
-use super::scu::{FindLevel, GetSummary, Query, StoreSummary, Tally};
+use super::receive::Tally;
+use super::scu::{FindLevel, GetSummary, Query, StoreSummary};
 use super::PacsError;
 
 const DICOM_JSON: &str = "application/dicom+json";

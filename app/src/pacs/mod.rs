@@ -9,6 +9,7 @@
 pub mod dicomweb;
 pub mod dimse;
 pub mod nodes;
+pub mod receive;
 pub mod scp;
 pub mod scu;
 

@@ -15,7 +15,7 @@ use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
 
 use super::PacsError;
 use super::dimse::{self, field};
-use super::scu::{RETRIEVE_SYNTAXES, STORAGE_CLASSES, Tally, answer_store};
+use super::receive::{RETRIEVE_SYNTAXES, STORAGE_CLASSES, Tally, answer_store};
 
 /// Admits only the moving node, calling Focal by its AE title.
 struct OnlyFrom {

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
-use dicom_object::meta::FileMetaTableBuilder;
 use dicom_ul::association::client::ClientAssociationOptions;
 use dicom_ul::pdu::PresentationContextResultReason;
 
 use super::dimse::{
-    self, Association, EXPLICIT_VR_LE, IMPLICIT_VR_LE, Message, NO_DATASET, Value, WITH_DATASET, field,
+    self, Association, EXPLICIT_VR_LE, IMPLICIT_VR_LE, NO_DATASET, Value, WITH_DATASET, field,
 };
+use super::receive::{RETRIEVE_SYNTAXES, STORAGE_CLASSES, Tally, answer_store};
 use super::{Node, PacsError};
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
@@ -24,52 +24,6 @@ pub const STUDY_ROOT_FIND: &str = "1.2.840.10008.5.1.4.1.2.2.1";
 pub const STUDY_ROOT_GET: &str = "1.2.840.10008.5.1.4.1.2.2.3";
 pub const STUDY_ROOT_MOVE: &str = "1.2.840.10008.5.1.4.1.2.2.2";
 
-/// Storage classes Focal accepts from a C-GET (at most 128 presentation contexts fit in one
-/// association with the query classes).
-pub(super) const STORAGE_CLASSES: &[&str] = &[
-    "1.2.840.10008.5.1.4.1.1.4",      // MR
-    "1.2.840.10008.5.1.4.1.1.4.1",    // Enhanced MR
-    "1.2.840.10008.5.1.4.1.1.2",      // CT
-    "1.2.840.10008.5.1.4.1.1.2.1",    // Enhanced CT
-    "1.2.840.10008.5.1.4.1.1.128",    // PET
-    "1.2.840.10008.5.1.4.1.1.130",    // Enhanced PET
-    "1.2.840.10008.5.1.4.1.1.20",     // NM
-    "1.2.840.10008.5.1.4.1.1.6.1",    // US
-    "1.2.840.10008.5.1.4.1.1.3.1",    // US multi-frame
-    "1.2.840.10008.5.1.4.1.1.1",      // CR
-    "1.2.840.10008.5.1.4.1.1.1.1",    // DX presentation
-    "1.2.840.10008.5.1.4.1.1.1.1.1",  // DX processing
-    "1.2.840.10008.5.1.4.1.1.1.2",    // MG presentation
-    "1.2.840.10008.5.1.4.1.1.12.1",   // XA
-    "1.2.840.10008.5.1.4.1.1.481.1",  // RT image
-    "1.2.840.10008.5.1.4.1.1.7",      // Secondary Capture
-    "1.2.840.10008.5.1.4.1.1.7.2",    // MF greyscale byte SC
-    "1.2.840.10008.5.1.4.1.1.7.3",    // MF greyscale word SC
-    "1.2.840.10008.5.1.4.1.1.7.4",    // MF true colour SC
-    "1.2.840.10008.5.1.4.1.1.66.4",   // Segmentation
-    "1.2.840.10008.5.1.4.1.1.30",     // Parametric Map
-    "1.2.840.10008.5.1.4.1.1.104.1",  // Encapsulated PDF
-    "1.2.840.10008.5.1.4.1.1.88.22",  // Enhanced SR
-    "1.2.840.10008.5.1.4.1.1.11.1",   // Greyscale softcopy presentation state
-    "1.2.840.10008.5.1.4.1.1.77.1.4", // VL photographic
-];
-
-/// Transfer syntaxes Focal reads, offered for retrieved instances (the node keeps the stored
-/// encoding when it is among them, or converts).
-pub(super) const RETRIEVE_SYNTAXES: &[&str] = &[
-    EXPLICIT_VR_LE,
-    IMPLICIT_VR_LE,
-    "1.2.840.10008.1.2.4.50", // JPEG baseline
-    "1.2.840.10008.1.2.4.51", // JPEG extended
-    "1.2.840.10008.1.2.4.57", // JPEG lossless
-    "1.2.840.10008.1.2.4.70", // JPEG lossless SV1
-    "1.2.840.10008.1.2.4.80", // JPEG-LS lossless
-    "1.2.840.10008.1.2.4.81", // JPEG-LS near-lossless
-    "1.2.840.10008.1.2.4.90", // JPEG 2000 lossless
-    "1.2.840.10008.1.2.4.91", // JPEG 2000
-    "1.2.840.10008.1.2.5",    // RLE
-    "1.2.840.10008.1.2.1.99", // deflated
-];
 
 fn options(node: &Node) -> ClientAssociationOptions<'static> {
     let t = Duration::from_secs(node.timeout_s.max(1));
@@ -432,61 +386,6 @@ pub fn get(
     Ok(GetSummary::from_tally(folder, tally, warning, started))
 }
 
-pub(super) enum Stored {
-    New(u64),
-    Had,
-}
-
-/// Counts of what a retrieve took in.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Tally {
-    pub received: usize,
-    pub already_had: usize,
-    pub failed: usize,
-    pub bytes: u64,
-}
-
-/// Keeps one C-STORE sub-operation's instance and answers it (success, or out of resources
-/// when it could not be written).
-pub(super) fn answer_store<A: dicom_ul::association::SyncAssociation<std::net::TcpStream>>(
-    assoc: &mut A,
-    msg: &Message,
-    syntaxes: &HashMap<u8, String>,
-    folder: &Path,
-    tally: &mut Tally,
-) -> Result<(), PacsError> {
-    let status = match store_received(msg, syntaxes, folder) {
-        Ok(Stored::New(bytes)) => {
-            tally.received += 1;
-            tally.bytes += bytes;
-            0x0000
-        }
-        Ok(Stored::Had) => {
-            tally.already_had += 1;
-            0x0000
-        }
-        Err(e) => {
-            tracing::warn!("a retrieved instance was not kept: {e}");
-            tally.failed += 1;
-            0xA700
-        }
-    };
-    let class = msg.text(tags::AFFECTED_SOP_CLASS_UID).unwrap_or_default();
-    let instance = msg.text(tags::AFFECTED_SOP_INSTANCE_UID).unwrap_or_default();
-    let rsp = dimse::command(&[
-        (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(&class)),
-        (tags::COMMAND_FIELD, Value::Us(field::C_STORE_RSP)),
-        (
-            tags::MESSAGE_ID_BEING_RESPONDED_TO,
-            Value::Us(msg.us(tags::MESSAGE_ID).unwrap_or(0)),
-        ),
-        (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
-        (tags::STATUS, Value::Us(status)),
-        (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui(&instance)),
-    ])?;
-    dimse::send(assoc, msg.context, &rsp, None)
-}
-
 /// The identifier of a study- or series-level retrieve.
 fn retrieve_identifier(study_uid: &str, series_uid: Option<&str>) -> InMemDicomObject {
     let mut ident = InMemDicomObject::new_empty();
@@ -573,37 +472,6 @@ pub fn move_to_focal(
     }
     let warning = warning.or_else(|| got.problems.first().cloned());
     Ok(GetSummary::from_tally(folder, got.tally, warning, started))
-}
-
-/// Writes one received instance as a DICOM file (preamble, file meta, the data set as sent).
-pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, folder: &Path) -> Result<Stored, String> {
-    let class = msg
-        .text(tags::AFFECTED_SOP_CLASS_UID)
-        .ok_or("no SOP class in the C-STORE request")?;
-    let instance = msg
-        .text(tags::AFFECTED_SOP_INSTANCE_UID)
-        .ok_or("no SOP instance in the C-STORE request")?;
-    let ts = syntaxes
-        .get(&msg.context)
-        .ok_or("C-STORE on an unknown presentation context")?;
-    let data = msg.data.as_deref().ok_or("C-STORE without a data set")?;
-    let path = folder.join(format!("{}.dcm", crate::uid::key(&instance)));
-    if path.exists() {
-        return Ok(Stored::Had);
-    }
-    let meta = FileMetaTableBuilder::new()
-        .media_storage_sop_class_uid(class.as_str())
-        .media_storage_sop_instance_uid(instance.as_str())
-        .transfer_syntax(ts.as_str())
-        .implementation_class_uid(crate::uid::implementation_class_uid())
-        .build()
-        .map_err(|e| format!("file meta: {e}"))?;
-    let mut bytes = vec![0u8; 128];
-    bytes.extend_from_slice(b"DICM");
-    meta.write(&mut bytes).map_err(|e| format!("file meta: {e}"))?;
-    bytes.extend_from_slice(data);
-    crate::outdir::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Stored::New(bytes.len() as u64))
 }
 
 /// What a store sent.

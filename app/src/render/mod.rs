@@ -9,6 +9,7 @@ mod gpu;
 mod offscreen;
 mod params;
 mod picture;
+mod pipeline;
 mod pixels;
 mod reference;
 mod reslice;

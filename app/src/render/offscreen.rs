@@ -182,7 +182,7 @@ fn draw_and_read(
     if path == Path::Composed {
         renderer.compose(device, &mut encoder, target, [width, height]);
     }
-    let texture = device.create_texture(&super::gpu::texture_descriptor(
+    let texture = device.create_texture(&super::pipeline::texture_descriptor(
         "focal offscreen",
         width,
         height,
@@ -198,7 +198,7 @@ fn draw_and_read(
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    renderer.draw(&mut super::gpu::black_pass(&mut encoder, &view, "focal offscreen"), target, [width, height]);
+    renderer.draw(&mut super::pipeline::black_pass(&mut encoder, &view, "focal offscreen"), target, [width, height]);
     encoder.copy_texture_to_buffer(
         texture.as_image_copy(),
         wgpu::TexelCopyBufferInfo {

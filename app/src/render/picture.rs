@@ -10,7 +10,7 @@ use eframe::wgpu::util::DeviceExt;
 
 use super::SliceUniforms;
 use super::colormap::Colormap;
-use super::gpu::{Key, quad_pipeline, texture_descriptor};
+use super::pipeline::{Key, quad_pipeline, texture_descriptor};
 
 const SHADER: &str = include_str!("../../../shaders/present.wgsl");
 

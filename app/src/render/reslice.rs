@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use eframe::wgpu;
 
-use super::gpu::{Key, SliceRenderer, SliceTarget, Textures, texture_descriptor};
+use super::gpu::{SliceRenderer, SliceTarget, Textures};
+use super::pipeline::{Key, texture_descriptor};
 use super::{Colormap, SliceUniforms};
 use crate::study::reformat::Reformat;
 
@@ -255,7 +256,7 @@ impl Reslicer {
             })
         };
         let targets = [target(IMAGE_FORMAT), target(VALUE_FORMAT), target(LABEL_FORMAT)];
-        let pipeline = super::gpu::quad_pipeline(device, "reslice.wgsl", SHADER, &layout, &targets);
+        let pipeline = super::pipeline::quad_pipeline(device, "reslice.wgsl", SHADER, &layout, &targets);
         Reslicer {
             pipeline,
             layout,

@@ -144,7 +144,7 @@ fn finish(app: &mut FocalApp) -> Result<serde_json::Value, String> {
         .first()
         .map_or((760, 640), |(r, _)| (r.width() as u32, r.height() as u32));
     let mut offscreen = OffscreenRenderer::new().map_err(|e| e.to_string())?;
-    let style = super::slice_view::slice_style(app);
+    let style = super::frame::slice_style(app);
     let current = app.doc.current().ok_or("no series")?;
     let slices = current.stack.slices.len();
     let (columns, rows) = (current.stack.columns as u32, current.stack.rows as u32);

@@ -5,7 +5,7 @@
 
 use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
 
-use super::slice_view::{ImageFrame, text};
+use super::frame::{ImageFrame, text};
 use super::{FocalApp, ReviewChange, Tool};
 
 /// Follows a left-button drag on `frame` (a line, an ellipse's bounding box or a freehand

@@ -13,6 +13,7 @@
 mod bench;
 mod browser;
 mod document;
+mod frame;
 pub mod fusion;
 pub mod insights;
 mod loader;

@@ -8,7 +8,7 @@ use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
 use serde::{Deserialize, Serialize};
 
 use super::{FocalApp, ViewChange};
-use super::slice_view::{ImageFrame, slice_style, text};
+use super::frame::{ImageFrame, slice_style, text};
 use super::mpr_layers::{unavailable, volume_pixels};
 use crate::render::{ResliceCallback, ReslicePlane, SliceUniforms, VolumePixels};
 use crate::study::geometry::{Vec3, cross, direction_letters, dot};

@@ -242,7 +242,7 @@ fn now_text() -> String {
 
 pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     ui.heading("Review");
-    let style = super::slice_view::slice_style(app);
+    let style = super::frame::slice_style(app);
     let view = app.doc.view();
     let (slice, tool) = (view.slice, view.tool);
     let unit = if app.doc.current().and_then(|c| c.modality.as_deref()) == Some("CT") {

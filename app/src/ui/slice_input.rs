@@ -5,7 +5,7 @@
 use eframe::egui::{self, Rect};
 
 use super::{FocalApp, ReviewChange, ViewChange};
-use super::slice_view::{ImageFrame, slice_style};
+use super::frame::{ImageFrame, slice_style};
 
 /// What the mouse and the clock are in the middle of: not the document, the way to a change
 /// of it.
