@@ -65,3 +65,9 @@ venv "$CACHE/py-tissue" "the classical tissue reference" "antspyx==0.6.3 dipy==1
 "$(dirname "$0")/fetch-onnxruntime.sh"
 # The brain extractor's models (deepbet, from its PyPI wheel, converted to ONNX).
 "$(dirname "$0")/fetch-deepbet.sh"
+
+# cargo-fuzz, from crates.io: scripts/test.sh runs every fuzz target for a bounded time.
+if ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
+  echo "setup: installing cargo-fuzz 0.13.2"
+  cargo install -q cargo-fuzz --locked --version 0.13.2
+fi

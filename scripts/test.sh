@@ -3,7 +3,8 @@
 # 1. fetches the pydicom 3.0.2 and pydicom-data 1.0.0 wheels (real DICOM files) into the cache;
 # 2. has pydicom compute the reference values Focal must reproduce (never typed by hand);
 # 3. checks the committed model against its manifest and golden outputs;
-# 4. runs cargo test.
+# 4. runs cargo test;
+# 5. runs every fuzz target for FOCAL_FUZZ_SECONDS (40) on the real corpus.
 # Expects scripts/setup.sh to have run (the README's command does both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,3 +75,20 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
 fi
 
 cargo test --workspace --locked -- --nocapture
+
+# Fuzzing: each target for a bounded time, seeded with the real corpus (fuzz/run.sh). A crash,
+# leak or memory blow-up fails the run and leaves its input in fuzz/artifacts/TARGET: reduce
+# it, add it to app/tests/fuzz-regressions/ (or a unit test) and fix it.
+FUZZ_SECONDS=${FOCAL_FUZZ_SECONDS:-40}
+if [ "$FUZZ_SECONDS" -gt 0 ]; then
+  mkdir -p "$CACHE/fuzz-logs"
+  for target in scan_header decode_pixels dicomdir pdv_reassembly dicomweb_answers manifest; do
+    log="$CACHE/fuzz-logs/$target.log"
+    if ! fuzz/run.sh "$target" "$FUZZ_SECONDS" > "$log" 2>&1; then
+      tail -40 "$log"
+      echo "test: fuzz target $target failed (log $log; input in fuzz/artifacts/$target)" >&2
+      exit 1
+    fi
+    echo "fuzz $target: $(grep -E '^Done' "$log" | tail -1)"
+  done
+fi

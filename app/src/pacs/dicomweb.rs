@@ -194,15 +194,36 @@ impl Client {
             .limit(256 << 20)
             .read_to_vec()
             .map_err(|e| self.transport(e))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Vec::new());
-        }
-        match serde_json::from_slice::<Json>(&bytes) {
-            Ok(Json::Array(items)) => Ok(items),
-            Ok(obj @ Json::Object(_)) => Ok(vec![obj]),
-            Ok(_) | Err(_) => Err(PacsError::Protocol(format!("the answer {doing} is not DICOM JSON"))),
-        }
+        dicom_json(&bytes).ok_or_else(|| PacsError::Protocol(format!("the answer {doing} is not DICOM JSON")))
     }
+}
+
+/// The objects of a DICOM JSON answer (an array, or one object; nothing for a blank body);
+/// None when it is not JSON of that shape. Fuzzed (fuzz/fuzz_targets/dicomweb_answers.rs).
+pub fn dicom_json(bytes: &[u8]) -> Option<Vec<Json>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Some(Vec::new());
+    }
+    match serde_json::from_slice::<Json>(bytes) {
+        Ok(Json::Array(items)) => Some(items),
+        Ok(obj @ Json::Object(_)) => Some(vec![obj]),
+        Ok(_) | Err(_) => None,
+    }
+}
+
+/// The rows of a QIDO-RS answer at `level`: each object's return keys as text, keyed by
+/// keyword (what C-FIND's rows hold).
+pub fn qido_rows(items: &[Json], level: FindLevel) -> Vec<BTreeMap<String, String>> {
+    let returned = super::scu::return_keys(level);
+    items
+        .iter()
+        .map(|obj| {
+            returned
+                .iter()
+                .filter_map(|(keyword, tag, _)| json_text(obj, *tag).map(|v| (keyword.to_string(), v)))
+                .collect()
+        })
+        .collect()
 }
 
 /// `gggg eeee` as DICOM JSON writes a tag.
@@ -287,15 +308,7 @@ pub fn find(node: &WebNode, level: FindLevel, query: &Query) -> Result<Vec<BTree
     }
     let resp = client.get(&path, DICOM_JSON, &params)?;
     let items = client.json(resp, "to the query")?;
-    Ok(items
-        .iter()
-        .map(|obj| {
-            returned
-                .iter()
-                .filter_map(|(keyword, tag, _)| json_text(obj, *tag).map(|v| (keyword.to_string(), v)))
-                .collect()
-        })
-        .collect())
+    Ok(qido_rows(&items, level))
 }
 
 /// (series UID, instance UID) of each instance of a study (or of one series of it).
@@ -360,8 +373,9 @@ fn boundary(content_type: &str) -> Option<String> {
     })
 }
 
-/// The bodies of the parts of a `multipart/related` message.
-pub(crate) fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, String> {
+/// The bodies of the parts of a `multipart/related` message. Fuzzed
+/// (fuzz/fuzz_targets/dicomweb_answers.rs).
+pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, String> {
     let delimiter = format!("--{boundary}");
     let delimiter = delimiter.as_bytes();
     let mut at = find_bytes(body, delimiter, 0).ok_or("no multipart boundary in the answer")?;

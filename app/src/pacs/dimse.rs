@@ -81,13 +81,134 @@ pub fn encode(obj: &InMemDicomObject, ts_uid: &str) -> Result<Vec<u8>, PacsError
     Ok(out)
 }
 
-/// Decodes a data set received in a transfer syntax.
+/// Decodes a data set received in a transfer syntax. In the little-endian syntaxes (every
+/// command set, and the query answers nodes send) each element's declared length is first
+/// checked against the bytes that follow it: the parser reserves what an element declares, so
+/// a few bytes declaring 4 GiB would otherwise cost 4 GiB (found by fuzz/pdv_reassembly).
 pub fn decode(bytes: &[u8], ts_uid: &str) -> Result<InMemDicomObject, PacsError> {
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or_else(|| PacsError::Protocol(format!("unknown transfer syntax {ts_uid}")))?;
+    let explicit = match ts_uid {
+        IMPLICIT_VR_LE => Some(false),
+        EXPLICIT_VR_LE => Some(true),
+        _ => None,
+    };
+    if let Some(explicit) = explicit {
+        check_lengths(bytes, explicit, 0, false)
+            .map_err(|e| PacsError::Protocol(format!("a data set from the node is malformed: {e}")))?;
+    }
     InMemDicomObject::read_dataset_with_ts(bytes, ts)
         .map_err(|e| PacsError::Protocol(format!("could not decode a data set from the node: {e}")))
+}
+
+/// Walks the element headers of a little-endian data set (and of the items of its sequences),
+/// refusing any declared length longer than what follows. Stricter than the walk files get
+/// (`study::lengths`, whose dictionary rules it shares): what a node sends must be well formed,
+/// so odd lengths and sequences that do not hold items are refused too, each of which put
+/// dicom-rs's parser out of step with the bytes under fuzz/pdv_reassembly. `until_delimiter`: the bytes are
+/// the content of an undefined-length sequence or item, ending at its delimiter. Returns the
+/// bytes consumed.
+fn check_lengths(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool) -> Result<usize, String> {
+    walk(b, explicit, depth, until_delimiter, false)
+}
+
+/// `check_lengths`, where `items_only` says the bytes are a sequence's content: items only.
+fn walk(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only: bool) -> Result<usize, String> {
+    const UNDEFINED: u32 = 0xFFFF_FFFF;
+    const ITEM: [u8; 4] = [0xFE, 0xFF, 0x00, 0xE0];
+    if depth > 16 {
+        return Err("sequences nested more than 16 deep".into());
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut pos = 0;
+    while pos < b.len() {
+        if b.len() - pos < 8 {
+            return Err("an element header is cut short".into());
+        }
+        let (group, element) = (u16_at(pos), u16_at(pos + 2));
+        if group == 0xFFFE {
+            let len = u32_at(pos + 4);
+            pos += 8;
+            match element {
+                0xE00D | 0xE0DD if until_delimiter => return Ok(pos),
+                0xE000 if len == UNDEFINED => pos += walk(&b[pos..], explicit, depth + 1, true, false)?,
+                0xE000 => {
+                    let len = len as usize;
+                    if len > b.len() - pos {
+                        return Err(format!("an item declares {len} bytes where {} remain", b.len() - pos));
+                    }
+                    walk(&b[pos..pos + len], explicit, depth + 1, false, false)?;
+                    pos += len;
+                }
+                _ => return Err(format!("a stray delimiter (FFFE,{element:04X})")),
+            }
+            continue;
+        }
+        if items_only {
+            return Err(format!("element ({group:04X},{element:04X}) inside a sequence, not in an item"));
+        }
+        let explicit_vr = explicit.then(|| [b[pos + 4], b[pos + 5]]);
+        let (len, header, sequence) = if explicit {
+            let vr = [b[pos + 4], b[pos + 5]];
+            let long = matches!(
+                &vr,
+                b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+            );
+            if long {
+                if b.len() - pos < 12 {
+                    return Err("an element header is cut short".into());
+                }
+                (u32_at(pos + 8), 12, &vr == b"SQ")
+            } else {
+                (u32::from(u16_at(pos + 6)), 8, false)
+            }
+        } else {
+            (u32_at(pos + 4), 8, false)
+        };
+        pos += header;
+        let sequence = sequence || (!explicit && crate::study::lengths::implicit_sequence((group, element)));
+        if len == UNDEFINED {
+            pos += walk(&b[pos..], explicit, depth + 1, true, sequence)?;
+            continue;
+        }
+        let len = len as usize;
+        if len > b.len() - pos {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) declares {len} bytes where {} remain",
+                b.len() - pos
+            ));
+        }
+        // The parser reads binary numbers whole: a length that is not a multiple of their
+        // size would leave it out of step with the bytes (reading a later length from the
+        // middle of a value: found by fuzz/pdv_reassembly).
+        // Every DICOM value length is even (PS3.5 7.1.1); an odd one puts the parser out of
+        // step in the same way.
+        if len % 2 != 0 {
+            return Err(format!("element ({group:04X},{element:04X}) has an odd length, {len}"));
+        }
+        if let Some(size) = crate::study::lengths::binary_value_size(explicit_vr.as_ref(), (group, element))
+            && len as u64 % size != 0
+        {
+            return Err(format!(
+                "element ({group:04X},{element:04X}) holds {len} bytes, not a multiple of {size}"
+            ));
+        }
+        // A sequence holds items, each a data set (a sequence in implicit VR is known from the
+        // dictionary, or an unknown element by its first tag).
+        let value = &b[pos..pos + len];
+        if sequence {
+            walk(value, explicit, depth + 1, false, true)?;
+        } else if !explicit && value.starts_with(&ITEM) {
+            walk(value, explicit, depth + 1, false, false)?;
+        }
+        pos += len;
+    }
+    if until_delimiter {
+        return Err("a sequence or item without its delimiter".into());
+    }
+    Ok(pos)
 }
 
 /// A received message: its context, command set and data set bytes (if any).
@@ -273,24 +394,10 @@ fn receive_within<A: SyncAssociation<TcpStream>>(
     limits: Limits,
     watchdog: Option<&Watchdog>,
 ) -> Result<Message, PacsError> {
-    let (mut command, mut data) = (Vec::new(), Vec::new());
-    let (mut command_done, mut data_done) = (false, false);
-    let mut context = 0;
-    let mut parsed: Option<InMemDicomObject> = None;
+    let mut parts = Reassembly::new(limits);
     loop {
-        if let Some(obj) = &parsed {
-            let data_type = obj
-                .element(tags::COMMAND_DATA_SET_TYPE)
-                .ok()
-                .and_then(|e| e.to_int::<u16>().ok())
-                .unwrap_or(NO_DATASET);
-            if data_type == NO_DATASET || data_done {
-                return Ok(Message {
-                    context,
-                    command: parsed.take().expect("parsed"),
-                    data: (data_type != NO_DATASET).then_some(data),
-                });
-            }
+        if let Some(message) = parts.message()? {
+            return Ok(message);
         }
         quick_ack(assoc);
         match SyncAssociation::receive(assoc).map_err(|e| PacsError::from_ul("receiving from", e))? {
@@ -299,37 +406,7 @@ fn receive_within<A: SyncAssociation<TcpStream>>(
                     if let Some(w) = watchdog {
                         w.add(v.data.len());
                     }
-                    context = v.presentation_context_id;
-                    match v.value_type {
-                        PDataValueType::Command if !command_done => {
-                            if command.len() + v.data.len() > limits.max_command {
-                                return Err(PacsError::Protocol(format!(
-                                    "the node's command set grew past {} KiB without ending; refused",
-                                    limits.max_command >> 10
-                                )));
-                            }
-                            command.extend_from_slice(&v.data);
-                            command_done = v.is_last;
-                        }
-                        PDataValueType::Data => {
-                            if data.len() + v.data.len() > limits.max_data {
-                                return Err(PacsError::Protocol(format!(
-                                    "the node's data set grew past {} MiB (the node's max_dataset_mb); refused",
-                                    limits.max_data >> 20
-                                )));
-                            }
-                            data.extend_from_slice(&v.data);
-                            data_done = v.is_last;
-                        }
-                        PDataValueType::Command => {
-                            return Err(PacsError::Protocol(
-                                "a second command set arrived before the data set".into(),
-                            ));
-                        }
-                    }
-                }
-                if command_done && parsed.is_none() {
-                    parsed = Some(decode(&command, IMPLICIT_VR_LE)?);
+                    parts.push(v)?;
                 }
             }
             Pdu::AbortRQ { source } => return Err(PacsError::Aborted(format!("{source:?}"))),
@@ -344,6 +421,91 @@ fn receive_within<A: SyncAssociation<TcpStream>>(
                 )));
             }
         }
+    }
+}
+
+/// One message put back together from its P-DATA values: the command set and, when the
+/// command announces one, the data set, each refused as it grows past `limits`. No I/O, so
+/// that it can be fuzzed (fuzz/fuzz_targets/pdv_reassembly.rs).
+pub struct Reassembly {
+    limits: Limits,
+    command: Vec<u8>,
+    data: Vec<u8>,
+    command_done: bool,
+    data_done: bool,
+    context: u8,
+    parsed: Option<InMemDicomObject>,
+}
+
+impl Reassembly {
+    pub fn new(limits: Limits) -> Reassembly {
+        Reassembly {
+            limits,
+            command: Vec::new(),
+            data: Vec::new(),
+            command_done: false,
+            data_done: false,
+            context: 0,
+            parsed: None,
+        }
+    }
+
+    /// Takes one P-DATA value.
+    pub fn push(&mut self, v: PDataValue) -> Result<(), PacsError> {
+        self.context = v.presentation_context_id;
+        match v.value_type {
+            PDataValueType::Command if !self.command_done => {
+                if self.command.len() + v.data.len() > self.limits.max_command {
+                    return Err(PacsError::Protocol(format!(
+                        "the node's command set grew past {} KiB without ending; refused",
+                        self.limits.max_command >> 10
+                    )));
+                }
+                self.command.extend_from_slice(&v.data);
+                self.command_done = v.is_last;
+            }
+            PDataValueType::Data => {
+                if self.data.len() + v.data.len() > self.limits.max_data {
+                    return Err(PacsError::Protocol(format!(
+                        "the node's data set grew past {} MiB (the node's max_dataset_mb); refused",
+                        self.limits.max_data >> 20
+                    )));
+                }
+                self.data.extend_from_slice(&v.data);
+                self.data_done = v.is_last;
+            }
+            PDataValueType::Command => {
+                return Err(PacsError::Protocol(
+                    "a second command set arrived before the data set".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The message, once it is whole (its command set decoded, its data set complete or none
+    /// announced); None while parts are missing.
+    pub fn message(&mut self) -> Result<Option<Message>, PacsError> {
+        if self.command_done && self.parsed.is_none() {
+            self.parsed = Some(decode(&self.command, IMPLICIT_VR_LE)?);
+        }
+        let Some(command) = self.parsed.take() else {
+            return Ok(None);
+        };
+        let data_type = command
+            .element(tags::COMMAND_DATA_SET_TYPE)
+            .ok()
+            .and_then(|e| e.to_int::<u16>().ok())
+            .unwrap_or(NO_DATASET);
+        if data_type != NO_DATASET && !self.data_done {
+            self.parsed = Some(command);
+            return Ok(None);
+        }
+        Ok(Some(Message {
+            context: self.context,
+            command,
+            data: (data_type != NO_DATASET).then(|| std::mem::take(&mut self.data)),
+        }))
     }
 }
 
@@ -381,4 +543,45 @@ pub fn status_text(status: u16) -> String {
         _ => "failure",
     };
     format!("{text} (status 0x{status:04X})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_lengths_past_the_end_are_refused_before_parsing() {
+        let echo = command(&[
+            (tags::COMMAND_FIELD, Value::Us(field::C_ECHO_RSP)),
+            (tags::COMMAND_DATA_SET_TYPE, Value::Us(NO_DATASET)),
+        ])
+        .unwrap();
+        assert!(decode(&echo, IMPLICIT_VR_LE).is_ok());
+        // (0000,0800) UL declaring 0xFFFFFF00 bytes: 12 bytes that would reserve 4 GiB.
+        let hostile = [0x00, 0x00, 0x00, 0x08, 0x00, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0];
+        let err = decode(&hostile, IMPLICIT_VR_LE).err().expect("refused").to_string();
+        assert!(err.contains("declares"), "{err}");
+        // A group length (UL) of 6 bytes: the parser would read 4 and take the next length
+        // from the fifth.
+        let odd = [0x03, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00, 0x00, 1, 0, 0, 0, 0xC6, 0];
+        let err = decode(&odd, IMPLICIT_VR_LE).err().expect("refused").to_string();
+        assert!(err.contains("not a multiple of 4"), "{err}");
+        // An undefined-length sequence that never ends.
+        let open = [0x08, 0x00, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF];
+        assert!(decode(&open, IMPLICIT_VR_LE).is_err());
+    }
+
+    #[test]
+    fn reassembly_refuses_a_command_set_past_its_limit() {
+        let mut parts = Reassembly::new(Limits { max_command: 16, max_data: 16, seconds: 1 });
+        let value = |last, n| PDataValue {
+            presentation_context_id: 1,
+            value_type: PDataValueType::Command,
+            is_last: last,
+            data: vec![0; n],
+        };
+        parts.push(value(false, 10)).unwrap();
+        assert!(parts.message().unwrap().is_none());
+        assert!(parts.push(value(true, 10)).is_err());
+    }
 }

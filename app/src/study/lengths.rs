@@ -378,7 +378,7 @@ impl<R: Read + Seek> Walker<R> {
 }
 
 /// Size of one value for VRs read as binary numbers (explicit VR bytes, else the dictionary's).
-fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
+pub(crate) fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
     use dicom_core::VR;
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
     let vr = match vr {
@@ -400,7 +400,7 @@ fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
 }
 
 /// Whether the standard dictionary defines `tag` as a sequence (how implicit VR is read).
-fn implicit_sequence(tag: (u16, u16)) -> bool {
+pub(crate) fn implicit_sequence(tag: (u16, u16)) -> bool {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
     dicom_dictionary_std::StandardDataDictionary
         .by_tag(dicom_core::Tag(tag.0, tag.1))

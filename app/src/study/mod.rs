@@ -6,7 +6,7 @@ pub mod error;
 pub mod geometry;
 pub mod header;
 mod jpeg12;
-mod lengths;
+pub(crate) mod lengths;
 pub mod open;
 pub mod pairing;
 pub mod reformat;

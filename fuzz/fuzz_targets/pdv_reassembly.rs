@@ -1,0 +1,34 @@
+#![no_main]
+//! P-DATA reassembly (what a DICOM node sends, value by value): any sequence of command and
+//! data fragments → messages or a refusal; never a panic or growth past the limits.
+//! Input: records of [flags, length (u16 LE), bytes]; flags bit 0 = data (else command),
+//! bit 1 = last fragment.
+use focal::pacs::dimse::{Limits, Reassembly};
+use libfuzzer_sys::fuzz_target;
+use dicom_ul::pdu::{PDataValue, PDataValueType};
+
+fuzz_target!(|data: &[u8]| {
+    // Small limits, so that the fuzzer reaches them.
+    let limits = Limits { max_command: 4096, max_data: 65536, seconds: 1 };
+    let mut parts = Reassembly::new(limits);
+    let mut rest = data;
+    while rest.len() >= 3 {
+        let (flags, len) = (rest[0], usize::from(u16::from_le_bytes([rest[1], rest[2]])));
+        let take = len.min(rest.len() - 3);
+        let value = PDataValue {
+            presentation_context_id: 1,
+            value_type: if flags & 1 == 1 { PDataValueType::Data } else { PDataValueType::Command },
+            is_last: flags & 2 == 2,
+            data: rest[3..3 + take].to_vec(),
+        };
+        rest = &rest[3 + take..];
+        if parts.push(value).is_err() {
+            return;
+        }
+        match parts.message() {
+            Ok(Some(_)) => parts = Reassembly::new(limits),
+            Ok(None) => {}
+            Err(_) => return,
+        }
+    }
+});
