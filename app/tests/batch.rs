@@ -195,3 +195,54 @@ fn ctrl_c_keeps_finished_series_and_leaves_no_half_written_output() {
         "{stdout}"
     );
 }
+
+/// Four batches started at once on one output (shards on a cluster, or runs started twice by
+/// hand): each series is analysed by exactly one of them (the series' lock), the others take
+/// its result, nobody removes another's work in progress, and every table that is left lists
+/// every series once, whole.
+#[test]
+fn four_batches_on_one_output_share_the_work_without_doing_it_twice() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let archive = common::batch_corpus(tmp.path(), 4, Some(12));
+    let out = tmp.path().join("batch");
+    let list = [archive.join("studies.csv").display().to_string()];
+    let args = batch_args(&list, &out);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_focal"))
+                .args(&args)
+                .env_remove("RUST_LOG")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("focal batch starts")
+        })
+        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().expect("focal batch ends")).collect();
+    let mut analysed = std::collections::HashMap::<String, usize>::new();
+    for o in &outputs {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        // One study of the archive is unreadable: exit code 1, as for one batch alone.
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for line in stderr.lines().filter(|l| l.contains("] ok ")) {
+            let series = line.split("series ").nth(1).and_then(|s| s.split(' ').next()).unwrap_or_default();
+            *analysed.entry(series.to_string()).or_default() += 1;
+        }
+    }
+    // Every copy of the sample (4) and the study with two corrupt slices: analysed once each.
+    assert_eq!(analysed.len(), 5, "{analysed:?}");
+    assert!(analysed.values().all(|&n| n == 1), "a series was analysed twice: {analysed:?}");
+    let (header, rows) = table(&out);
+    let status = column(&header, "status");
+    assert_eq!(rows.len(), 4 + 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.len() == header.len()), "a torn row: {rows:?}");
+    let finished = rows.iter().filter(|r| r[status] == "ok" || r[status] == "cached").count();
+    assert_eq!(finished, 5, "{rows:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(out.join("series"))
+        .expect("series folder")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -327,6 +327,41 @@ fn not_analysable(stack: &Stack, min_slices: usize) -> Option<String> {
     None
 }
 
+/// Another `focal batch` on the same output holds the series' lock (it is analysing it).
+#[derive(Debug)]
+struct Busy;
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("another batch on this output is analysing the series")
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// The lock a batch holds on one series while it analyses it, so that several batches may
+/// share an output (shards on a cluster, or two runs started by hand): `.locks/<key>`, an
+/// advisory lock the system drops when the process ends, however it ends.
+fn series_lock(out: &Path, key: &str) -> std::io::Result<std::fs::File> {
+    let dir = out.join(".locks");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(key))
+}
+
+/// Marks the row failed and removes what the series left half written.
+fn failed(row: &mut Row, e: &anyhow::Error, out: &Path) {
+    row.status = "error".into();
+    row.error = format!("{e:#}");
+    let _ = std::fs::remove_dir_all(out.join(&row.folder).with_extension("partial"));
+}
+
+/// A series put off because another batch held it, taken up again at the end.
+struct Deferred {
+    input: usize,
+    series_uid: String,
+    row: usize,
+}
+
 struct Batch<'a> {
     args: &'a BatchArgs,
     engine: Engine,
@@ -370,8 +405,17 @@ impl Batch<'_> {
         }
     }
 
-    /// Analyses one series into `series/<key>` (written as `<key>.partial`, then renamed).
-    fn run_series(&mut self, row: &mut Row, stack: &Stack, series_uid: &str, study_uid: &str) -> anyhow::Result<()> {
+    /// Analyses one series into `series/<key>` (written as `<key>.partial`, then renamed),
+    /// under the series' lock. When another batch holds it: `Busy`, or with `wait` its result
+    /// once it lets go.
+    fn run_series(
+        &mut self,
+        row: &mut Row,
+        stack: &Stack,
+        series_uid: &str,
+        study_uid: &str,
+        wait: bool,
+    ) -> anyhow::Result<()> {
         let key = format!(
             "{}-{}",
             shown_uid(study_uid, false, &self.key),
@@ -379,6 +423,16 @@ impl Batch<'_> {
         );
         let dir = self.args.out.join("series").join(&key);
         row.folder = format!("series/{key}");
+        let lock = series_lock(&self.args.out, &key).context("opening the series' lock file")?;
+        let waited = match lock.try_lock() {
+            Ok(()) => false,
+            Err(std::fs::TryLockError::WouldBlock) if !wait => return Err(Busy.into()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                lock.lock().context("waiting for another batch's lock on the series")?;
+                true
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e).context("locking the series"),
+        };
         let t = Instant::now();
         row.content_sha256 = content_hash(stack, &self.engine.sha256).context("reading the series' files")?;
         if let Ok(text) = std::fs::read_to_string(dir.join(DONE))
@@ -388,6 +442,7 @@ impl Batch<'_> {
             *row = Row {
                 input: row.input.clone(),
                 status: "cached".into(),
+                error: if waited { "analysed by another batch on this output".into() } else { done.row.error.clone() },
                 ..done.row
             };
             return Ok(());
@@ -486,11 +541,18 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
     let paths: Vec<PathBuf> = inputs.iter().map(|i| i.path.clone()).collect();
     crate::outdir::ensure_outside_study(&args.out, &paths)?;
     std::fs::create_dir_all(args.out.join("series")).with_context(|| format!("creating {}", args.out.display()))?;
-    // Leftovers of an interrupted run are never results.
+    // Leftovers of an interrupted run are never results; a partial folder whose series another
+    // batch holds locked is that batch's work in progress, and stays.
     if let Ok(entries) = std::fs::read_dir(args.out.join("series")) {
         for e in entries.flatten() {
-            if e.path().extension().is_some_and(|x| x == "partial") {
-                let _ = std::fs::remove_dir_all(e.path());
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "partial") {
+                let key = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                if let Ok(lock) = series_lock(&args.out, &key)
+                    && lock.try_lock().is_ok()
+                {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
             }
         }
     }
@@ -529,6 +591,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
     };
     let started = Instant::now();
     let mut seen = std::collections::HashSet::new();
+    let mut deferred: Vec<Deferred> = Vec::new();
     let (mut slices_done, mut slices_seen) = (0usize, 0usize);
     for (n, input) in inputs.iter().enumerate() {
         if b.cancel.load(Ordering::SeqCst) {
@@ -582,11 +645,20 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                 continue;
             }
             let t = Instant::now();
-            if let Err(e) = b.run_series(&mut row, stack, &series.uid, &study_uid) {
-                row.status = "error".into();
-                row.error = format!("{e:#}");
-                let key = row.folder.clone();
-                let _ = std::fs::remove_dir_all(args.out.join(key).with_extension("partial"));
+            match b.run_series(&mut row, stack, &series.uid, &study_uid, false) {
+                Err(e) if e.is::<Busy>() => {
+                    row.status = "pending".into();
+                    row.error = e.to_string();
+                    deferred.push(Deferred {
+                        input: n,
+                        series_uid: series.uid.clone(),
+                        row: b.rows.len(),
+                    });
+                    b.rows.push(row);
+                    continue;
+                }
+                Err(e) => failed(&mut row, &e, &args.out),
+                Ok(()) => {}
             }
             if b.cancel.load(Ordering::SeqCst) && row.status == "error" {
                 break; // the interrupted series is not a result
@@ -626,6 +698,37 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
             b.rows.push(row);
         }
+    }
+    // The series another batch held: by now usually finished (their result is read), else
+    // waited for.
+    for d in deferred {
+        if b.cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        let mut row = b.rows[d.row].clone();
+        let set = StudySet::open(std::slice::from_ref(&inputs[d.input].path), &|_: Progress| {}, &b.cancel);
+        let found = set.as_ref().ok().and_then(|set| {
+            let series = set.series().find(|s| s.uid == d.series_uid)?;
+            let stack = inference::inputs::largest_stack(series)?;
+            let study_uid = stack.slices.first().map_or(String::new(), |s| s.instance.study_uid.clone());
+            Some((stack.clone(), study_uid))
+        });
+        match found {
+            Some((stack, study_uid)) => {
+                if let Err(e) = b.run_series(&mut row, &stack, &d.series_uid, &study_uid, true) {
+                    failed(&mut row, &e, &args.out);
+                }
+            }
+            None => {
+                row.status = "error".into();
+                row.error = "the series was no longer there when another batch let go of it".into();
+            }
+        }
+        if row.status == "ok" {
+            slices_done += row.slices;
+        }
+        eprintln!("[deferred] {:<7} series {} {}", row.status, row.series, row.error);
+        b.rows[d.row] = row;
     }
     b.write_table().context("writing the results table failed")?;
     let count = |s: &str| b.rows.iter().filter(|r| r.status == s).count();
