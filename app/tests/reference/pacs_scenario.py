@@ -13,11 +13,14 @@ reports):
    CSV naming the node and study; a wrong AE title and a closed port; a retrieve through
    a link that drops mid-transfer, then the same retrieve again (resume);
    Focal's retrieve is timed against dcmtk's getscu on the same study, alternating;
+   a study of 1,068 instances (the sample's 89 slices twelve times over, under new UIDs) is
+   retrieved with Focal's peak memory measured (GNU time);
 4. stop Orthanc, and print a JSON report on the last line of stdout.
 
 usage: pacs_scenario.py FOCAL SAMPLE_DIR OUT_DIR   (re-runs itself under `unshare -rn`)
 """
 import glob
+import io
 import json
 import os
 import shutil
@@ -167,6 +170,37 @@ def analyse_export_store(focal_run, out, folder, node, study_uid, key):
     focal_run("pacs", "find", node, "--study", study_uid, "--json", key="find_series_after_store")
 
 
+def load_retrieve(focal, env, out, sample, copies=12):
+    """Uploads the sample `copies` times as one new study and retrieves it with Focal under GNU
+    time; returns what arrived, the exit code and Focal's peak RSS."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    uploaded = 0
+    for copy in range(copies):
+        series = generate_uid()
+        for f in sorted(glob.glob(os.path.join(sample, "*"))):
+            ds = pydicom.dcmread(f)
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.SeriesNumber = 100 + copy
+            buf = io.BytesIO()
+            ds.save_as(buf)
+            http("/instances", buf.getvalue())
+            uploaded += 1
+    rss = os.path.join(out, "load-rss")
+    started = time.time()
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss, focal, "pacs", "get", "orthanc", "--study", study,
+                        "--out", os.path.join(out, "bench-load"), "--json"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    summary = json.loads(p.stdout or "{}") if p.returncode == 0 else {}
+    return {"uploaded": uploaded, "code": p.returncode, "seconds": round(time.time() - started, 2),
+            "received": summary.get("received"), "failed": summary.get("failed"),
+            "peak_rss_kb": int(open(rss).read().split()[-1]), "stderr": p.stderr[-2000:]}
+
+
 def main():
     focal, sample, out = (os.path.abspath(a) for a in sys.argv[1:4])
     if loopback.interfaces() != ["lo"]:
@@ -267,6 +301,10 @@ def main():
         report["orthanc_series_after_store"] = sorted(
             http(f"/series/{s}")["MainDicomTags"].get("Modality", "") for s in http(f"/studies/{http('/studies')[0]}")["Series"])
         report["orthanc_studies_after_store"] = len(http("/studies"))
+
+        # Load: 1,068 instances in one study, retrieved with C-GET; Focal writes each as it
+        # arrives, so its peak memory should be that of a few instances, not of the study.
+        report["load"] = load_retrieve(focal, env, out, sample)
 
     finally:
         report["listening"] = sorted(set(report.get("listening", []) + loopback.listening_addresses()))
