@@ -444,3 +444,34 @@ fn a_second_series_fuses_over_the_first() {
     assert_eq!(h.state().mpr_views.len(), 3);
     snapshot(&mut h, "fusion_1x3");
 }
+
+/// A restored analysis made by another model than the one loaded (here: its summary says
+/// another version) is shown with the model that made it named, beside the loaded one.
+#[test]
+fn a_restored_analysis_names_the_model_that_made_it() {
+    let data = tempfile::tempdir().expect("tmp");
+    let series = common::sample_series_uid();
+    let dir = data.path().join(focal::uid::key(&series));
+    let (code, _, err) = common::run_focal(&[
+        "analyze",
+        common::repo().join("assets/sample-study").to_str().expect("utf8"),
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let path = dir.join("summary.json");
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("summary")).expect("json");
+    summary["model"]["version"] = "9.9.9-older".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json")).expect("write");
+    let mut h = harness(data.path());
+    open_sample(&mut h);
+    step_until(&mut h, "the saved analysis", |app| app.doc.analysis().is_some());
+    h.run_steps(3);
+    assert!(
+        h.query_by_label_contains("analysis was made by brain-tissue 9.9.9-older").is_some(),
+        "the model panel does not name the analysis' model"
+    );
+}

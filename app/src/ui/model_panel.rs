@@ -20,12 +20,22 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
     };
     ui.label(RichText::new(manifest.title.clone().unwrap_or_else(|| manifest.name.clone())).strong());
-    ui.label(format!(
-        "{} {} · sha256 {}…",
-        manifest.name,
-        manifest.version,
-        &manifest.sha256[..12.min(manifest.sha256.len())]
-    ));
+    let short = |sha: &str| sha[..12.min(sha.len())].to_string();
+    ui.label(format!("{} {} · sha256 {}…", manifest.name, manifest.version, short(&manifest.sha256)));
+    // A restored analysis may come from another model than the one loaded now: say which.
+    if let Some(m) = app.doc.current_analysis().and_then(|a| a.made_by.as_ref())
+        && (m.sha256 != manifest.sha256 || m.version != manifest.version || m.name != manifest.name)
+    {
+        ui.colored_label(
+            Color32::from_rgb(230, 180, 80),
+            format!(
+                "This series' analysis was made by {} {} · sha256 {}…; Analyze series runs the model above",
+                m.name,
+                m.version,
+                short(&m.sha256)
+            ),
+        );
+    }
     let device = ui.horizontal(|ui| {
         ui.label("Device");
         edited(&app.doc.settings().device, |device| {

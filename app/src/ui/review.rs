@@ -35,9 +35,19 @@ pub struct AnalysisView {
     pub edits: u64,
     /// Faithfulness, modality weights, evidence maps.
     pub extras: super::insights::Extras,
+    /// The model that made the analysis (a restored one may differ from the model loaded now).
+    pub made_by: Option<MadeBy>,
     undo: Vec<UndoStep>,
     redo: Vec<UndoStep>,
     stroke: Option<UndoStep>,
+}
+
+/// A model as an analysis records it: name, version, sha256 of its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MadeBy {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
 }
 
 /// One stroke's slice and what it held before.
@@ -101,6 +111,7 @@ impl AnalysisView {
             review: review.unwrap_or_default(),
             edits: 0,
             extras: Default::default(),
+            made_by: None,
             undo: Vec::new(),
             redo: Vec::new(),
             stroke: None,

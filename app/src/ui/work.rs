@@ -188,6 +188,11 @@ impl FocalApp {
                         o.review,
                     );
                     view.extras = extras;
+                    view.made_by = Some(super::review::MadeBy {
+                        name: o.summary.model.name.clone(),
+                        version: o.summary.model.version.clone(),
+                        sha256: o.summary.model.sha256.clone(),
+                    });
                     self.notice("restored the saved analysis and review of this series");
                     self.edit(Edit::ShowAnalysis(Box::new(view)));
                 }
@@ -244,6 +249,11 @@ impl FocalApp {
                 .map_or(0.001, |g| g.spacing.iter().product::<f64>() / 1000.0),
             None,
         );
+        view.made_by = Some(super::review::MadeBy {
+            name: engine.manifest.name.clone(),
+            version: engine.manifest.version.clone(),
+            sha256: engine.sha256.clone(),
+        });
         view.timing = Some(format!(
             "{} slices in {:.1} s ({:.1} slices/s)",
             analysis.slices, s.seconds_total, s.slices_per_second
