@@ -230,7 +230,7 @@ pub fn analyze_volumes(
     // The brain extractor runs first, while little else is held in memory (its 256³ pass is
     // the analysis's largest); its step below applies the mask.
     let t = Instant::now();
-    let mut extracted = if engine.manifest.postprocess.iter().any(|p| p == "brain_extractor") {
+    let mut extracted = if engine.manifest.uses_extractor() {
         super::extractor::brain_mask(engine, volumes[0])?
     } else {
         None

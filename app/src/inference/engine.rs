@@ -81,23 +81,8 @@ impl Engine {
         threads: Option<usize>,
     ) -> Result<Engine> {
         let (sha256, extent_sha256) = manifest.digests()?;
-        let mut extractor_sha256 = Vec::new();
-        let mut extractor_check = Ok(());
-        for (path, expected) in manifest.extractor_files() {
-            if !path.exists() {
-                let name = manifest.extractor.as_ref().map_or("", |e| e.name.as_str());
-                return Err(InferenceError::ModelLoad(format!(
-                    "the brain extractor ({name}) file {} is missing: scripts/setup.sh makes it from the extractor's wheel on PyPI",
-                    path.display()
-                )));
-            }
-            let actual = super::manifest::file_digest(&path)?;
-            if extractor_check.is_ok() {
-                extractor_check = super::manifest::check_digest(path, &actual, expected);
-            }
-            extractor_sha256.push(actual);
-        }
-        let verified = match extractor_check.and_then(|()| manifest.check_digests(&sha256, extent_sha256.as_deref())) {
+        let extractor_sha256 = manifest.extractor_digests()?;
+        let verified = match manifest.check_digests(&sha256, extent_sha256.as_deref(), &extractor_sha256) {
             Ok(()) => true,
             Err(InferenceError::ModelHash { file, .. }) if allow_unverified => {
                 tracing::warn!(

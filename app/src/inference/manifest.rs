@@ -254,7 +254,7 @@ impl Manifest {
                 "post-processing step \"brain_extent\" needs an \"extent\" section".into()
             ));
         }
-        if m.postprocess.iter().any(|p| p == "brain_extractor") && m.extractor.is_none() {
+        if m.uses_extractor() && m.extractor.is_none() {
             return Err(bad(
                 "post-processing step \"brain_extractor\" needs an \"extractor\" section".into()
             ));
@@ -347,6 +347,11 @@ impl Manifest {
         self.extractor.iter().flat_map(|e| [&e.locate, &e.segment]).map(|f| (self.dir.join(&f.file), f.sha256.as_str())).collect()
     }
 
+    /// Whether the labels go through the brain extractor.
+    pub fn uses_extractor(&self) -> bool {
+        self.postprocess.iter().any(|p| p == "brain_extractor")
+    }
+
     /// Whether the labels go through the brain extent.
     pub fn uses_extent(&self) -> bool {
         self.postprocess.iter().any(|p| p == "brain_extent")
@@ -367,9 +372,30 @@ impl Manifest {
         Ok((file_digest(&self.model_path())?, extent))
     }
 
-    /// Checks `digests()` against the manifest's sha256s (the extent model's first); the error
-    /// names the file that differs.
-    pub fn check_digests(&self, model: &str, extent: Option<&str>) -> Result<()> {
+    /// The sha256 of each brain-extractor file (locate, segment); a missing one is named with
+    /// the fix (they are made by scripts/setup.sh, not shipped).
+    pub fn extractor_digests(&self) -> Result<Vec<String>> {
+        let name = self.extractor.as_ref().map_or("", |e| e.name.as_str());
+        self.extractor_files()
+            .into_iter()
+            .map(|(path, _)| {
+                if !path.exists() {
+                    return Err(InferenceError::ModelLoad(format!(
+                        "the brain extractor ({name}) file {} is missing: scripts/setup.sh makes it from the extractor's wheel on PyPI",
+                        path.display()
+                    )));
+                }
+                file_digest(&path)
+            })
+            .collect()
+    }
+
+    /// Checks `digests()` and `extractor_digests()` against the manifest's sha256s (the
+    /// extractor's and the extent model's first); the error names the file that differs.
+    pub fn check_digests(&self, model: &str, extent: Option<&str>, extractor: &[String]) -> Result<()> {
+        for ((path, expected), actual) in self.extractor_files().into_iter().zip(extractor) {
+            check_digest(path, actual, expected)?;
+        }
         if let (Some(path), Some(e), Some(actual)) = (self.extent_path(), &self.extent, extent) {
             check_digest(path, actual, &e.sha256)?;
         }
@@ -380,7 +406,7 @@ impl Manifest {
 /// The largest model file Focal reads (ONNX's protobuf limit is 2 GiB; Focal's models are MBs).
 const MAX_MODEL_BYTES: u64 = 2 << 30;
 
-pub(crate) fn file_digest(path: &Path) -> Result<String> {
+fn file_digest(path: &Path) -> Result<String> {
     // A regular file of a sane size, checked before reading: a device (/dev/zero) or a fifo
     // would never end.
     let meta = std::fs::metadata(path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
@@ -399,7 +425,7 @@ pub(crate) fn file_digest(path: &Path) -> Result<String> {
 }
 
 /// Ok if the file's digest `actual` is `expected`, else the error that names both.
-pub(crate) fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
+fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
     if actual != expected.to_ascii_lowercase() {
         return Err(InferenceError::ModelHash {
             file: path,

@@ -395,8 +395,9 @@ pub fn fit_tissue(
     for (c, ch) in channels.iter().enumerate() {
         let mut sorted: Vec<f64> = brain.iter().map(|&v| f64::from(ch[v as usize])).collect();
         sorted.sort_unstable_by(f64::total_cmp);
-        no_signal[c] = percentile_sorted(&sorted, 99.0).abs() * 0.02;
-        let floor = (percentile_sorted(&sorted, 99.0).abs() * 1e-3).max(1e-6);
+        let p99 = percentile_sorted(&sorted, 99.0).abs();
+        no_signal[c] = p99 * 0.02;
+        let floor = (p99 * 1e-3).max(1e-6);
         for (i, &v) in brain.iter().enumerate() {
             raw[i * d + c] = f64::from(ch[v as usize]).max(floor);
         }
