@@ -357,8 +357,9 @@ fn failed(row: &mut Row, e: &anyhow::Error, out: &Path) {
 
 /// A series put off because another batch held it, taken up again at the end.
 struct Deferred {
-    input: usize,
+    stack: Stack,
     series_uid: String,
+    study_uid: String,
     row: usize,
 }
 
@@ -650,8 +651,9 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                     row.status = "pending".into();
                     row.error = e.to_string();
                     deferred.push(Deferred {
-                        input: n,
+                        stack: stack.clone(),
                         series_uid: series.uid.clone(),
+                        study_uid: study_uid.clone(),
                         row: b.rows.len(),
                     });
                     b.rows.push(row);
@@ -706,23 +708,8 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             break;
         }
         let mut row = b.rows[d.row].clone();
-        let set = StudySet::open(std::slice::from_ref(&inputs[d.input].path), &|_: Progress| {}, &b.cancel);
-        let found = set.as_ref().ok().and_then(|set| {
-            let series = set.series().find(|s| s.uid == d.series_uid)?;
-            let stack = inference::inputs::largest_stack(series)?;
-            let study_uid = stack.slices.first().map_or(String::new(), |s| s.instance.study_uid.clone());
-            Some((stack.clone(), study_uid))
-        });
-        match found {
-            Some((stack, study_uid)) => {
-                if let Err(e) = b.run_series(&mut row, &stack, &d.series_uid, &study_uid, true) {
-                    failed(&mut row, &e, &args.out);
-                }
-            }
-            None => {
-                row.status = "error".into();
-                row.error = "the series was no longer there when another batch let go of it".into();
-            }
+        if let Err(e) = b.run_series(&mut row, &d.stack, &d.series_uid, &d.study_uid, true) {
+            failed(&mut row, &e, &args.out);
         }
         if row.status == "ok" {
             slices_done += row.slices;

@@ -95,7 +95,7 @@ pub fn decode(bytes: &[u8], ts_uid: &str) -> Result<InMemDicomObject, PacsError>
         _ => None,
     };
     if let Some(explicit) = explicit {
-        check_lengths(bytes, explicit, 0, false)
+        check_lengths(bytes, explicit, 0, false, false)
             .map_err(|e| PacsError::Protocol(format!("a data set from the node is malformed: {e}")))?;
     }
     InMemDicomObject::read_dataset_with_ts(bytes, ts)
@@ -104,17 +104,12 @@ pub fn decode(bytes: &[u8], ts_uid: &str) -> Result<InMemDicomObject, PacsError>
 
 /// Walks the element headers of a little-endian data set (and of the items of its sequences),
 /// refusing any declared length longer than what follows. Stricter than the walk files get
-/// (`study::lengths`, whose dictionary rules it shares): what a node sends must be well formed,
-/// so odd lengths and sequences that do not hold items are refused too, each of which put
-/// dicom-rs's parser out of step with the bytes under fuzz/pdv_reassembly. `until_delimiter`: the bytes are
-/// the content of an undefined-length sequence or item, ending at its delimiter. Returns the
-/// bytes consumed.
-fn check_lengths(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool) -> Result<usize, String> {
-    walk(b, explicit, depth, until_delimiter, false)
-}
-
-/// `check_lengths`, where `items_only` says the bytes are a sequence's content: items only.
-fn walk(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only: bool) -> Result<usize, String> {
+/// (`study::lengths`, whose VR and dictionary rules it shares): what a node sends must be well
+/// formed, so odd lengths and sequences that do not hold items are refused too, each of which
+/// put dicom-rs's parser out of step with the bytes under fuzz/pdv_reassembly.
+/// `until_delimiter`: the bytes are the content of an undefined-length sequence or item, ending
+/// at its delimiter; `items_only`: they are a sequence's content. Returns the bytes consumed.
+fn check_lengths(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only: bool) -> Result<usize, String> {
     const UNDEFINED: u32 = 0xFFFF_FFFF;
     const ITEM: [u8; 4] = [0xFE, 0xFF, 0x00, 0xE0];
     if depth > 16 {
@@ -133,13 +128,13 @@ fn walk(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only:
             pos += 8;
             match element {
                 0xE00D | 0xE0DD if until_delimiter => return Ok(pos),
-                0xE000 if len == UNDEFINED => pos += walk(&b[pos..], explicit, depth + 1, true, false)?,
+                0xE000 if len == UNDEFINED => pos += check_lengths(&b[pos..], explicit, depth + 1, true, false)?,
                 0xE000 => {
                     let len = len as usize;
                     if len > b.len() - pos {
                         return Err(format!("an item declares {len} bytes where {} remain", b.len() - pos));
                     }
-                    walk(&b[pos..pos + len], explicit, depth + 1, false, false)?;
+                    check_lengths(&b[pos..pos + len], explicit, depth + 1, false, false)?;
                     pos += len;
                 }
                 _ => return Err(format!("a stray delimiter (FFFE,{element:04X})")),
@@ -150,27 +145,20 @@ fn walk(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only:
             return Err(format!("element ({group:04X},{element:04X}) inside a sequence, not in an item"));
         }
         let explicit_vr = explicit.then(|| [b[pos + 4], b[pos + 5]]);
-        let (len, header, sequence) = if explicit {
-            let vr = [b[pos + 4], b[pos + 5]];
-            let long = matches!(
-                &vr,
-                b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
-            );
-            if long {
+        let (len, header, sequence) = match &explicit_vr {
+            Some(vr) if crate::study::lengths::long_length(vr) => {
                 if b.len() - pos < 12 {
                     return Err("an element header is cut short".into());
                 }
-                (u32_at(pos + 8), 12, &vr == b"SQ")
-            } else {
-                (u32::from(u16_at(pos + 6)), 8, false)
+                (u32_at(pos + 8), 12, vr == b"SQ")
             }
-        } else {
-            (u32_at(pos + 4), 8, false)
+            Some(_) => (u32::from(u16_at(pos + 6)), 8, false),
+            None => (u32_at(pos + 4), 8, false),
         };
         pos += header;
         let sequence = sequence || (!explicit && crate::study::lengths::implicit_sequence((group, element)));
         if len == UNDEFINED {
-            pos += walk(&b[pos..], explicit, depth + 1, true, sequence)?;
+            pos += check_lengths(&b[pos..], explicit, depth + 1, true, sequence)?;
             continue;
         }
         let len = len as usize;
@@ -180,11 +168,9 @@ fn walk(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only:
                 b.len() - pos
             ));
         }
-        // The parser reads binary numbers whole: a length that is not a multiple of their
-        // size would leave it out of step with the bytes (reading a later length from the
-        // middle of a value: found by fuzz/pdv_reassembly).
-        // Every DICOM value length is even (PS3.5 7.1.1); an odd one puts the parser out of
-        // step in the same way.
+        // Every DICOM value length is even (PS3.5 7.1.1), and the parser reads binary numbers
+        // whole: a length that breaks either leaves it out of step with the bytes (reading a
+        // later length from the middle of a value: found by fuzz/pdv_reassembly).
         if len % 2 != 0 {
             return Err(format!("element ({group:04X},{element:04X}) has an odd length, {len}"));
         }
@@ -199,9 +185,9 @@ fn walk(b: &[u8], explicit: bool, depth: u32, until_delimiter: bool, items_only:
         // dictionary, or an unknown element by its first tag).
         let value = &b[pos..pos + len];
         if sequence {
-            walk(value, explicit, depth + 1, false, true)?;
+            check_lengths(value, explicit, depth + 1, false, true)?;
         } else if !explicit && value.starts_with(&ITEM) {
-            walk(value, explicit, depth + 1, false, false)?;
+            check_lengths(value, explicit, depth + 1, false, false)?;
         }
         pos += len;
     }

@@ -173,33 +173,7 @@ impl<R: Read + Seek> Walker<R> {
             }
             let (vr, len) = if enc.explicit && group != 0xFFFE {
                 let vr = self.read::<2>()?;
-                // As in dicom-rs, any VR not known to have a 2-byte length (unknown ones
-                // included, read as UN) has a 4-byte length.
-                let short = matches!(
-                    &vr,
-                    b"AE"
-                        | b"AS"
-                        | b"AT"
-                        | b"CS"
-                        | b"DA"
-                        | b"DS"
-                        | b"DT"
-                        | b"FL"
-                        | b"FD"
-                        | b"IS"
-                        | b"LO"
-                        | b"LT"
-                        | b"PN"
-                        | b"SH"
-                        | b"SL"
-                        | b"SS"
-                        | b"ST"
-                        | b"TM"
-                        | b"UI"
-                        | b"UL"
-                        | b"US"
-                );
-                let long = !short;
+                let long = long_length(&vr);
                 let len = if long {
                     self.read::<2>()?;
                     self.u32(enc)?
@@ -397,6 +371,35 @@ pub(crate) fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option
         VR::FD | VR::SV | VR::UV | VR::OD | VR::OV => Some(8),
         _ => None,
     }
+}
+
+/// Whether an explicit VR header has a 4-byte length: as in dicom-rs, any VR not known to
+/// have a 2-byte length (unknown ones included, read as UN).
+pub(crate) fn long_length(vr: &[u8; 2]) -> bool {
+    !matches!(
+        vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
 }
 
 /// Whether the standard dictionary defines `tag` as a sequence (how implicit VR is read).
