@@ -30,22 +30,45 @@ CONTEXT = 3
 # Labels of the generative label maps (the training images are synthesised from these); only
 # CSF, GM and WM are targets, everything else is background.
 GEN = {"air": 0, "csf": 1, "gm": 2, "wm": 3, "dura": 4, "bone": 5, "fat": 6, "muscle": 7,
-       "fluid": 8, "air_inside": 9, "blob": 10, "marrow": 11}
+       "fluid": 8, "air_inside": 9, "blob": 10, "marrow": 11, "deep_gm": 12}
 GEN_LABELS = len(GEN)
-TARGET = np.array([0, 1, 2, 3] + [0] * (GEN_LABELS - 4))
+# What each generative label is trained to be called: deep grey matter is grey matter.
+TARGET = np.array([0, 1, 2, 3] + [0] * (GEN_LABELS - 5) + [2])
+
+# Deep grey matter on the MNI template, drawn once from anatomy (not from an atlas of any
+# evaluation head): inside this box of MNI coordinates (mm; caudate, putamen, pallidum,
+# thalamus lie within it), at least DEEP_MM inside the brain's outline, the template's grey
+# matter probability at least DEEP_GM_P (the pallidum's is low).
+DEEP_BOX = ((-30, 30), (-42, 28), (-12, 24))
+DEEP_MM = 10
+DEEP_GM_P = 0.25
 
 
-def load_mni_labels():
+def load_mni_labels(deep_gm=False):
     """CSF (1), GM (2), WM (3) of the MNI ICBM152 2009a template (RAS, 1 mm), from its GM/WM
-    probability maps inside its brain mask (CSF = the rest of the brain)."""
+    probability maps inside its brain mask (CSF = the rest of the brain). With `deep_gm`, the
+    deep grey matter (DEEP_BOX) is its own generative label, so that training images give it
+    intensities between grey and white matter, as real T1 scans do, while it is still called
+    grey: the network learns it by place and shape, not by cortex-like intensity."""
     import nibabel as nib
 
-    t1 = nib.load(MNI.format("t1")).get_fdata().astype(np.float32)
+    t1_img = nib.load(MNI.format("t1"))
+    t1 = t1_img.get_fdata().astype(np.float32)
     gm = nib.load(MNI.format("gm")).get_fdata().astype(np.float32) / 255
     wm = nib.load(MNI.format("wm")).get_fdata().astype(np.float32) / 255
     csf = np.clip(1 - gm - wm, 0, 1)
     labels = np.argmax(np.stack([csf, gm, wm]), axis=0).astype(np.uint8) + 1
     labels[t1 <= 0] = 0
+    if deep_gm:
+        from scipy import ndimage
+
+        ijk = np.indices(labels.shape, dtype=np.float32)
+        xyz = [sum(t1_img.affine[a, b] * ijk[b] for b in range(3)) + t1_img.affine[a, 3] for a in range(3)]
+        box = np.ones(labels.shape, bool)
+        for c, (lo, hi) in zip(xyz, DEEP_BOX):
+            box &= (c >= lo) & (c <= hi)
+        depth = ndimage.distance_transform_edt(labels > 0)
+        labels[box & (depth >= DEEP_MM) & (gm >= DEEP_GM_P) & (labels >= 2)] = GEN["deep_gm"]
     return labels
 
 
@@ -68,6 +91,7 @@ def random_contrast(r):
             mu[1:4] = r.uniform(0.02, 0.5), wm, gm
         mu[GEN["bone"]] = r.uniform(0, 0.15)
         mu[GEN["air_inside"]] = r.uniform(0, 0.08)
+        mu[GEN["deep_gm"]] = mu[2] + r.uniform(0, 0.9) * (mu[3] - mu[2])  # between grey and white
     else:
         mu = r.uniform(0, 1, GEN_LABELS)
     mu[0] = r.uniform(0, 0.08)

@@ -46,7 +46,7 @@ def read_inv3(path):
     return vol.astype(np.float32), [float(s) for s in main["spacing"]]
 
 
-def ct_head_labels(neck=False):
+def ct_head_labels(neck=False, deep_gm=False):
     ct, (sx, sy, sz) = read_inv3(CRANIUM)
     # To x (columns), y (rows: anterior increasing), z (slices: superior increasing), 1 mm.
     ct = ndimage.zoom(ct.transpose(2, 1, 0), (sx, sy, sz), order=1)
@@ -84,7 +84,7 @@ def ct_head_labels(neck=False):
     out[inside & (sm < -250)] = GEN["air_inside"]
     out[inside & (sm > 150)] = GEN["marrow"]
     out[inside & (sm > 700)] = GEN["bone"]
-    out[cav] = place_brain(cav)
+    out[cav] = place_brain(cav, deep_gm)
     if not neck:
         return out, cav
     return add_neck(out, np.random.default_rng(27)), np.pad(cav, ((0, 0), (0, 0), (NECK_MM, 0)))
@@ -140,10 +140,10 @@ def add_neck(out, rng):
     return np.concatenate([neck, out], axis=2)
 
 
-def place_brain(cav):
+def place_brain(cav, deep_gm=False):
     """MNI brain labels resampled into the cavity (bounding boxes fitted axis by axis in x and
     y, the top of the brain aligned, z scaled like x and y); the rest of the cavity is CSF."""
-    mni = load_mni_labels()
+    mni = load_mni_labels(deep_gm)
     mb = np.nonzero(mni > 0)
     cb = np.nonzero(cav)
     lo_m = np.array([a.min() for a in mb], float)
@@ -162,9 +162,9 @@ def place_brain(cav):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--neck"]
+    args = [a for a in sys.argv[1:] if a not in ("--neck", "--deep-gm")]
     out = args[0] if args else os.path.join(DATA, "ct-head-labels.npz")
-    labels, cav = ct_head_labels(neck="--neck" in sys.argv[1:])
+    labels, cav = ct_head_labels(neck="--neck" in sys.argv[1:], deep_gm="--deep-gm" in sys.argv[1:])
     np.savez_compressed(out, labels=labels)
     counts = {k: int((labels == v).sum()) for k, v in GEN.items()}
     print(f"wrote {out}: {labels.shape}, intracranial {cav.sum() / 1000:.0f} mL, voxels per label {counts}")

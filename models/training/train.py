@@ -34,9 +34,9 @@ CANVAS = 256
 TARGET_T = torch.from_numpy(TARGET)
 
 
-def shelled_mni(rng):
+def shelled_mni(rng, deep_gm=False):
     """The MNI brain with randomised synthetic dura, skull, scalp and blob labels (3D)."""
-    labels = load_mni_labels()
+    labels = load_mni_labels(deep_gm)
     brain = labels > 0
     dist = ndimage.distance_transform_edt(~brain).astype(np.float32)
     noise = ndimage.zoom(rng.normal(0, 1.5, (8, 8, 8)), np.array(labels.shape) / 8, order=1)
@@ -73,7 +73,7 @@ class Generator:
             per_axis = []
             for axis in range(3):
                 v = np.moveaxis(vol, axis, 2)
-                brain = np.nonzero((v > 0) & (v <= 3))
+                brain = np.nonzero(TARGET[v] > 0)
                 per_axis.append((pad_to(v, CANVAS), (brain[2].min(), brain[2].max()), np.nonzero(v.any((0, 1)))[0]))
             self.views.append(per_axis)
         self.weights = np.array(weights, float) / sum(weights)
@@ -193,8 +193,12 @@ def main():
     ap.add_argument("--labels", default=os.path.join(DATA, "ct-head-labels.npz"), help="the whole-head label map (head_labels.py)")
     ap.add_argument("--width", type=int, default=16, help="channels of the first level (doubling per level)")
     ap.add_argument("--sparsity", type=float, default=0.1, help="weight of the spatial gate's mean")
-    ap.add_argument("--sparsity-on", choices=["head", "non-brain"], default="head",
-                    help="where the gate's mean is taken: the whole head (2.0), or only head pixels whose label is not brain, so the cost cannot close the gate over labelled brain")
+    ap.add_argument("--sparsity-on", choices=["head", "non-brain", "outside-brain"], default="head",
+                    help="where the gate's mean is taken: the whole head (2.0), only head pixels whose label is not brain, so the cost cannot close the gate over labelled brain, or every pixel that is not brain (background too)")
+    ap.add_argument("--outside-share", type=float, default=0.0,
+                    help="weight of the share of the gate's mass outside the labelled brain (Model 3: attention a reader can use)")
+    ap.add_argument("--deep-gm", action="store_true",
+                    help="deep grey matter as its own generative label, with intensities between grey and white matter (common.load_mni_labels); use with a --labels map made by head_labels.py --deep-gm")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
@@ -205,7 +209,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     torch.set_num_threads(os.cpu_count() or 2)
     ct_head = np.load(args.labels)["labels"]
-    volumes = [ct_head, shelled_mni(rng), shelled_mni(rng)]
+    volumes = [ct_head, shelled_mni(rng, args.deep_gm), shelled_mni(rng, args.deep_gm)]
     gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes)
     net = FocalNet(width=args.width, noise_filler=not args.no_filler)
     if args.init:
@@ -228,18 +232,24 @@ def main():
         net.train()
         logits, attention, _ = net(img)
         seg = F.cross_entropy(logits, target) + dice_loss(logits, target)
-        head = (img[:, 1:2] > 0.02).float()
+        in_head = (img[:, 1:2] > 0.02).float()  # the exported attention is zero elsewhere
+        outside = (target == 0).unsqueeze(1).float()
+        head = in_head
         if args.sparsity_on == "non-brain":
-            head = head * (target == 0).unsqueeze(1).float()
+            head = in_head * outside
+        elif args.sparsity_on == "outside-brain":
+            head = outside
         sparsity = (attention * head).sum() / head.sum().clamp(min=1)
-        loss = seg + args.sparsity * min(frac / max(args.ramp, 1e-6), 1.0) * sparsity
+        share = (attention * in_head * outside).sum() / (attention * in_head).sum().clamp(min=1e-6)
+        ramp = min(frac / max(args.ramp, 1e-6), 1.0)
+        loss = seg + ramp * (args.sparsity * sparsity + args.outside_share * share)
         opt.zero_grad()
         loss.backward()
         opt.step()
         step += 1
         if step % 25 == 0:
             entry = {"step": step, "minutes": round(elapsed / 60, 2), "seg": round(seg.item(), 4),
-                     "gate_mean": round(sparsity.item(), 3), "lr": round(lr, 6)}
+                     "gate_mean": round(sparsity.item(), 3), "outside_share": round(share.item(), 3), "lr": round(lr, 6)}
             log.append(entry)
             print(json.dumps(entry), flush=True)
         if step % 250 == 0:
@@ -247,7 +257,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on,
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm,
                    "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 
