@@ -4,25 +4,20 @@
 
 pub mod cli;
 pub mod commands;
-pub mod inference;
-pub mod outdir;
-pub mod pacs;
 #[cfg(feature = "desktop")]
 pub mod render;
 #[cfg(feature = "desktop")]
 pub mod report;
-pub mod study;
 #[cfg(feature = "desktop")]
 pub mod ui;
-pub mod uid;
 
-/// Focal's cache folder: `$FOCAL_CACHE`, else `~/.cache/focal` (the ONNX Runtime library,
-/// retrieved studies).
-pub fn cache_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("FOCAL_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/focal")))
-}
+/// The layers below the window and the exports are crates of their own (`focal-study`,
+/// `focal-inference`, `focal-pacs`, `focal-util`), each importing only those below it: the
+/// one-way flow is Cargo's to enforce.
+pub use focal_study as study;
+pub use focal_inference as inference;
+pub use focal_pacs as pacs;
+pub use focal_util::{cache_dir, outdir, uid};
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.
 /// No module logs patient identifiers, at any level.

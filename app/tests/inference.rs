@@ -206,7 +206,7 @@ fn candidate_model(tmp: &Path) -> PathBuf {
     path
 }
 
-/// From DICOM to the brain: Focal's port of deepbet (app/src/inference/extractor.rs) finds the
+/// From DICOM to the brain: Focal's port of deepbet (app/inference/src/extractor.rs) finds the
 /// same brain in the sample as deepbet's steps in numpy, SciPy and Python onnxruntime
 /// (models/training/deepbet_reference.py) on the same files. They differ only where the
 /// objects are told apart (6- against 26-connected) and in float rounding at p = 0.5.
@@ -289,6 +289,11 @@ fn a_wrong_brain_extent_model_is_refused_naming_it() {
     write_json(&path, &m);
     let err = Manifest::load(&path).err().expect("refused").to_string();
     assert!(err.contains("depth_mm -3"), "{err}");
+    let (path, mut m) = copy_model(tmp.path());
+    m["fluid_rim"]["label_as"] = serde_json::json!("dura");
+    write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("label_as \"dura\"") && err.contains("CSF"), "{err}");
     // The scan's own tissue model without its settings, or with a prior weight out of range.
     let (path, mut m) = copy_model(tmp.path());
     m["postprocess"] = serde_json::json!(["brain_extent", "fluid_rim", "largest_component", "tissue_em"]);

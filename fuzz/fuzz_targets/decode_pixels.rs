@@ -8,8 +8,8 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let Some(path) = common::scratch(data, "pixels.dcm") else { return };
-    if let Ok(Some(header)) = focal::study::read_header(&path) {
+    if let Ok(Some(header)) = focal_study::read_header(&path) {
         let frames: Vec<u32> = (0..header.frames.len().min(16) as u32).collect();
-        let _ = focal::study::decode::decode_frames(&header, &frames);
+        let _ = focal_study::decode::decode_frames(&header, &frames);
     }
 });

@@ -7,6 +7,6 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(path) = common::scratch(data, "DICOMDIR") {
-        let _ = focal::study::scan::dicomdir_files(&path);
+        let _ = focal_study::scan::dicomdir_files(&path);
     }
 });

@@ -2,8 +2,8 @@
 //! What a DICOMweb server answers: a multipart/related body (the first line of the input is
 //! its boundary) and DICOM JSON (the whole input) turned into query rows at both levels; any
 //! bytes → parts, rows or an error, never a panic.
-use focal::pacs::dicomweb::{dicom_json, multipart_parts, qido_rows};
-use focal::pacs::scu::FindLevel;
+use focal_pacs::dicomweb::{dicom_json, multipart_parts, qido_rows};
+use focal_pacs::scu::FindLevel;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,7 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(path) = common::scratch(data, "manifest.json") {
-        if let Ok(m) = focal::inference::Manifest::load(&path) {
+        if let Ok(m) = focal_inference::Manifest::load(&path) {
             let _ = m.extractor_files();
             let _ = m.input_channels();
         }

@@ -3,7 +3,7 @@
 //! data fragments → messages or a refusal; never a panic or growth past the limits.
 //! Input: records of [flags, length (u16 LE), bytes]; flags bit 0 = data (else command),
 //! bit 1 = last fragment.
-use focal::pacs::dimse::{Limits, Reassembly};
+use focal_pacs::dimse::{Limits, Reassembly};
 use libfuzzer_sys::fuzz_target;
 use dicom_ul::pdu::{PDataValue, PDataValueType};
 

@@ -8,6 +8,6 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(path) = common::scratch(data, "header.dcm") {
-        let _ = focal::study::read_header(&path);
+        let _ = focal_study::read_header(&path);
     }
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deepbet's brain extraction in numpy, SciPy and ONNX Runtime, on a NIfTI head: one voter of
 the extractors' majority that extent_vs_extractors.py scores Focal's brain against, and the
-reference for Focal's own port (app/src/inference/extractor.rs).
+reference for Focal's own port (app/inference/src/extractor.rs).
 
 It follows deepbet 1.0.2's BrainExtraction.run_model and postprocess (the wheel's deepbet/bet.py
 and utils.py) step for step, with its two networks as scripts/fetch-deepbet.sh converts them

@@ -70,7 +70,7 @@ def ras(vol):
 
 
 def trim_fluid_rim(img, lab, spacing, depth_mm=FLUID_RIM_MM):
-    """The manifest's "fluid_rim" (app/src/inference/postprocess.rs): the labelled voxels'
+    """The manifest's "fluid_rim" (app/inference/src/postprocess.rs): the labelled voxels'
     values in three k-means classes; the class whose centre is farthest from their median is
     fluid (dark CSF on T1, bright on T2); fluid-class voxels within depth_mm of the labelled
     region's edge that connect through such voxels to an unlabelled voxel become background.

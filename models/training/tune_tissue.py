@@ -13,7 +13,8 @@ shipped manifest, its tissue_em keys overridden). The score is the voxel agreeme
 consensus inside Focal's brain and the mask, and Dice per class; the chosen setting is the one
 with the best mean agreement over the three heads.
 
-usage: tune_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [prior_weight,mrf_beta,bias_sigma_mm ...]
+usage: tune_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [prior_weight,mrf_beta,bias_sigma_mm[,rim_label] ...]
+  (rim_label: the fluid rim's voxels take this label after the last step instead of background)
   (PYTHON_TISSUE: a Python with antspyx, dipy and scikit-learn, default ~/.cache/focal/py-tissue)
 """
 import glob
@@ -97,7 +98,8 @@ def score(analysis, ref_path):
     labels = np.asarray(nib.load(os.path.join(analysis, "labels.nii")).dataobj)
     both = ref["mask"] & (labels > 0)
     cons = ref["consensus"]
-    out = {"agreement": float((labels[both] == cons[both]).mean()), "dice": class_dice(labels, cons, both)}
+    out = {"agreement": float((labels[both] == cons[both]).mean()), "dice": class_dice(labels, cons, both),
+           "brain_dice_vs_mask": float(2 * both.sum() / (ref["mask"].sum() + (labels > 0).sum()))}
     if "deep_grey" in ref.files:
         deep = ref["deep_grey"] & (labels > 0)
         out["deep_grey_labelled_grey"] = float((labels[deep] == 2).mean())
@@ -111,8 +113,10 @@ def main():
     hs = heads(work)
     results = json.load(open(out_json)) if os.path.exists(out_json) else {}
     for setting in settings:
-        pw, beta, sigma = (float(x) for x in setting.split(","))
-        manifest = candidate_model(work, {"prior_weight": pw, "mrf_beta": beta, "bias_sigma_mm": sigma}, "model")
+        parts = setting.split(",")
+        pw, beta, sigma = (float(x) for x in parts[:3])
+        rim = {"label_as": parts[3]} if len(parts) > 3 else None  # e.g. 0.25,0.3,7,CSF
+        manifest = candidate_model(work, {"prior_weight": pw, "mrf_beta": beta, "bias_sigma_mm": sigma}, "model", rim)
         row = {}
         for name, (series, ref) in hs.items():
             analysis = os.path.join(work, name, "analysis")

@@ -352,7 +352,7 @@ impl<R: Read + Seek> Walker<R> {
 }
 
 /// Size of one value for VRs read as binary numbers (explicit VR bytes, else the dictionary's).
-pub(crate) fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
+pub fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option<u64> {
     use dicom_core::VR;
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
     let vr = match vr {
@@ -375,7 +375,7 @@ pub(crate) fn binary_value_size(vr: Option<&[u8; 2]>, tag: (u16, u16)) -> Option
 
 /// Whether an explicit VR header has a 4-byte length: as in dicom-rs, any VR not known to
 /// have a 2-byte length (unknown ones included, read as UN).
-pub(crate) fn long_length(vr: &[u8; 2]) -> bool {
+pub fn long_length(vr: &[u8; 2]) -> bool {
     !matches!(
         vr,
         b"AE"
@@ -403,7 +403,7 @@ pub(crate) fn long_length(vr: &[u8; 2]) -> bool {
 }
 
 /// Whether the standard dictionary defines `tag` as a sequence (how implicit VR is read).
-pub(crate) fn implicit_sequence(tag: (u16, u16)) -> bool {
+pub fn implicit_sequence(tag: (u16, u16)) -> bool {
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
     dicom_dictionary_std::StandardDataDictionary
         .by_tag(dicom_core::Tag(tag.0, tag.1))

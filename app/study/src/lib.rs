@@ -1,4 +1,4 @@
-//! DICOM files → series → volumes. No UI or model code here.
+//! focal-study: DICOM files → series → volumes. Imports nothing of Focal; no UI or model code.
 
 mod attrs;
 pub mod decode;
@@ -6,7 +6,8 @@ pub mod error;
 pub mod geometry;
 pub mod header;
 mod jpeg12;
-pub(crate) mod lengths;
+#[doc(hidden)] // the DIMSE data-set walk in focal shares the length rules
+pub mod lengths;
 pub mod open;
 pub mod pairing;
 pub mod reformat;
@@ -18,6 +19,7 @@ pub mod tags;
 pub mod volume;
 
 pub use error::{Result, StudyError};
+pub use focal_util::error_chain;
 pub use header::{FrameInfo, InstanceHeader, ModalityLut, PatientInfo, PixelLayout, Rescale, WindowLevel};
 pub use scan::{ScanReport, Unreadable, read_header, scan};
 pub use series::{Patient, Series, SeriesWarning, SliceRef, Stack, Study, organize};
@@ -30,20 +32,6 @@ pub struct Progress {
     pub total: usize,
 }
 
-/// An error and its causes on one line ("a: b: c").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
 
 /// A scanned and organised set of studies, with the files that could not be read.
 #[derive(Debug)]

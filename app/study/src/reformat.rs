@@ -303,7 +303,7 @@ mod tests {
         let (a, b) = (20f64.to_radians(), 10f64.to_radians());
         let row = [b.cos(), 0.0, b.sin()];
         let col = [0.0, a.cos(), -a.sin()];
-        let n = crate::study::geometry::normalize(&crate::study::geometry::cross(&row, &col));
+        let n = crate::geometry::normalize(&crate::geometry::cross(&row, &col));
         StackGeometry {
             origin: [-90.0, -110.0, -40.0],
             row_direction: row,

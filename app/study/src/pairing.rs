@@ -97,8 +97,8 @@ pub fn resample_onto(primary: &Volume, other: &Volume, other_uid: &str) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::study::geometry::{StackGeometry, Vec3};
-    use crate::study::WindowLevel;
+    use crate::geometry::{StackGeometry, Vec3};
+    use crate::WindowLevel;
 
     fn volume(c: usize, r: usize, s: usize, geometry: StackGeometry, f: impl Fn(Vec3) -> f32) -> Volume {
         let mut data = Vec::with_capacity(c * r * s);

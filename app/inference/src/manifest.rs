@@ -141,10 +141,14 @@ pub struct ModelFile {
 }
 
 /// The "fluid_rim" step: fluid-class voxels within `depth_mm` of the labelled brain's surface
-/// become background (`postprocess::trim_fluid_rim`).
+/// become background (`postprocess::trim_fluid_rim`), or, with `label_as`, are left out of the
+/// steps after it and given that label at the end (the extra-axial CSF is CSF, not background).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct FluidRimSpec {
     pub depth_mm: f64,
+    /// The name of the label the rim takes after the last step (e.g. "CSF"); None: background.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_as: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -230,6 +234,12 @@ impl Manifest {
                 None => return Err(bad("post-processing step \"fluid_rim\" needs a \"fluid_rim\" section".into())),
                 Some(f) if !(f.depth_mm.is_finite() && f.depth_mm > 0.0 && f.depth_mm <= 20.0) => {
                     return Err(bad(format!("fluid_rim: depth_mm {} (above 0, at most 20)", f.depth_mm)));
+                }
+                Some(FluidRimSpec { label_as: Some(name), .. }) if m.label_named(name).is_none() => {
+                    return Err(bad(format!(
+                        "fluid_rim: label_as {name:?} is none of the model's labels ({})",
+                        m.labels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+                    )));
                 }
                 Some(_) => {}
             }
@@ -352,6 +362,11 @@ impl Manifest {
         self.postprocess.iter().any(|p| p == "brain_extractor")
     }
 
+    /// The position among the model's classes of the label with this name (case-insensitive).
+    pub fn label_named(&self, name: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l.name.eq_ignore_ascii_case(name))
+    }
+
     /// Whether the labels go through the brain extent.
     pub fn uses_extent(&self) -> bool {
         self.postprocess.iter().any(|p| p == "brain_extent")
@@ -436,10 +451,7 @@ fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
     Ok(())
 }
 
-/// Lower-case hexadecimal of bytes (how digests are written everywhere in Focal).
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use focal_util::hex;
 
 /// The manifest shipped with Focal: beside the executable's `models/`, or the source tree's.
 pub fn default_manifest_path() -> PathBuf {
@@ -454,5 +466,5 @@ pub fn default_manifest_path() -> PathBuf {
             }
         }
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name)
 }

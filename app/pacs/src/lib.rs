@@ -1,10 +1,14 @@
-//! PACS: the DICOM nodes a user configured, and query, retrieve and store against them: over
+//! focal-pacs: the DICOM nodes a user configured, and query, retrieve and store against them: over
 //! DIMSE (C-FIND, C-GET, C-MOVE, C-STORE, with dicom-ul's associations) or DICOMweb (QIDO-RS,
 //! WADO-RS, STOW-RS, with ureq over rustls). `Endpoint` does either for a node of either kind.
 //!
 //! Focal opens a network connection only here, only to a configured node, and only when a
 //! command or the window asks. Retrieved files and the node list are written atomically; the
 //! node list is private to its owner (0600). Nothing here logs patient data.
+
+// Paths inside this crate name the layers below as Focal does (crate::study, crate::uid).
+pub(crate) use focal_study as study;
+pub(crate) use focal_util::{cache_dir, outdir, uid};
 
 pub mod dicomweb;
 pub mod dimse;

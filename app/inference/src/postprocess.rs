@@ -150,7 +150,13 @@ pub fn trim_fluid_rim(
 pub struct FluidClass {
     pub centres: [f64; 3],
     pub fluid: usize,
+    /// Values under this carry no signal (`NO_SIGNAL_SHARE` of the 99th percentile's size).
+    pub no_signal: f64,
 }
+
+/// Values under this share of the 99th percentile (of the brain's) carry no signal: a
+/// skull-stripped or padded scan's zeros inside the brain's outline.
+pub const NO_SIGNAL_SHARE: f64 = 0.02;
 
 impl FluidClass {
     /// Three k-means classes of sorted values; the fluid class is the one whose centre lies
@@ -165,7 +171,8 @@ impl FluidClass {
                 fluid = k;
             }
         }
-        FluidClass { centres, fluid }
+        let no_signal = percentile_sorted(sorted, 99.0).abs() * NO_SIGNAL_SHARE;
+        FluidClass { centres, fluid, no_signal }
     }
 
     /// The class whose centre is nearest a value (the lower one on a tie).

@@ -22,7 +22,7 @@
 
 use rayon::prelude::*;
 
-use super::postprocess::{FluidClass, percentile_sorted};
+use super::postprocess::{FluidClass, NO_SIGNAL_SHARE, percentile_sorted};
 
 /// Settings of the "tissue_em" step (the manifest's `tissue_em` section).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
@@ -389,14 +389,14 @@ pub fn fit_tissue(
     // primary series' floored values are also kept sorted, for its k-means classes below.
     let mut raw = vec![0f64; m * d];
     let mut primary_sorted = Vec::new();
-    // Values under 2 % of the 99th percentile carry no signal (a skull-stripped or padded
-    // scan's zeros inside the brain's outline): they say nothing of the bias field.
+    // Values without signal (a skull-stripped or padded scan's zeros inside the brain's
+    // outline) say nothing of the bias field.
     let mut no_signal = vec![0f64; d];
     for (c, ch) in channels.iter().enumerate() {
         let mut sorted: Vec<f64> = brain.iter().map(|&v| f64::from(ch[v as usize])).collect();
         sorted.sort_unstable_by(f64::total_cmp);
         let p99 = percentile_sorted(&sorted, 99.0).abs();
-        no_signal[c] = p99 * 0.02;
+        no_signal[c] = p99 * NO_SIGNAL_SHARE;
         let floor = (p99 * 1e-3).max(1e-6);
         for (i, &v) in brain.iter().enumerate() {
             raw[i * d + c] = f64::from(ch[v as usize]).max(floor);

@@ -10,7 +10,7 @@ pub fn implementation_class_uid() -> String {
 /// A stable pseudonym of a UID: the first 8 bytes of its sha256, in hex (16 digits). Names
 /// folders and table rows without putting identifiers in them.
 pub fn key(uid: &str) -> String {
-    crate::inference::manifest::hex(&Sha256::digest(uid.as_bytes())[..8])
+    crate::hex(&Sha256::digest(uid.as_bytes())[..8])
 }
 
 /// HMAC-SHA256 (RFC 2104) of `message` under `key`.
@@ -34,7 +34,7 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// Without the key, the UID cannot be found from it by hashing candidate UIDs, as it can from
 /// [`key`].
 pub fn pseudonym(uid: &str, key: &[u8]) -> String {
-    crate::inference::manifest::hex(&hmac_sha256(key, uid.as_bytes())[..8])
+    crate::hex(&hmac_sha256(key, uid.as_bytes())[..8])
 }
 
 /// The pseudonym key in `path`, made there when there is none: 32 bytes from the system's
@@ -102,12 +102,12 @@ mod tests {
         // RFC 4231 test cases 1 and 2.
         let h = hmac_sha256(&[0x0b; 20], b"Hi There");
         assert_eq!(
-            crate::inference::manifest::hex(&h),
+            crate::hex(&h),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
         );
         let h = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
         assert_eq!(
-            crate::inference::manifest::hex(&h),
+            crate::hex(&h),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }

@@ -1,4 +1,9 @@
-//! Volume → label maps and attention maps, through ONNX Runtime. No UI code here.
+//! focal-inference: volume → label maps and attention maps, through ONNX Runtime. Imports the
+//! study layer and the utilities, nothing else of Focal.
+
+// Paths inside this crate name the layers below as Focal does (crate::study, crate::outdir).
+pub(crate) use focal_study as study;
+pub(crate) use focal_util::{cache_dir, outdir};
 
 pub mod analysis;
 pub mod engine;

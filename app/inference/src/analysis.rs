@@ -96,6 +96,19 @@ pub struct Insights {
     pub attention_in_brain: Option<f64>,
 }
 
+/// Gives the fluid rim's voxels (`set`, indices into the volume) the label `index`, class
+/// `class` of `classes`, with all of its probability: they were left out of the steps after
+/// the rim (a rim voxel's probabilities sit at slice `v / plane`, class, pixel `v % plane`).
+fn label_rim(labels: &mut [u8], probabilities: &mut [f32], set: &[usize], class: usize, index: u8, classes: usize, plane: usize) {
+    for &v in set {
+        labels[v] = index;
+        let (k, i) = (v / plane, v % plane);
+        for c in 0..classes {
+            probabilities[(k * classes + c) * plane + i] = if c == class { 1.0 } else { 0.0 };
+        }
+    }
+}
+
 /// The share of the attention map's mass on labelled voxels (the brain, after
 /// post-processing); None when the map holds no mass.
 pub fn attention_in_brain(attention: &[f32], labels: &[u8]) -> Option<f64> {
@@ -129,6 +142,10 @@ pub struct PostprocessStep {
     /// What the step decided on this series (the fluid rim: which values were fluid).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The volume the step gave a label instead of background, and that label (the fluid rim
+    /// with "label_as": the extra-axial CSF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labelled: Option<(f64, String)>,
 }
 
 impl PostprocessStep {
@@ -146,7 +163,14 @@ impl PostprocessStep {
             }
             "fluid_rim" => {
                 let fluid = self.detail.as_ref().map(|d| format!("; fluid = {d}")).unwrap_or_default();
-                format!("fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}")
+                match &self.labelled {
+                    Some((kept, label)) => format!(
+                        "fluid rim: {kept:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF) left out of the tissue model and labelled {label}, {ml:.0} mL without signal set to background{fluid}"
+                    ),
+                    None => format!(
+                        "fluid rim: {ml:.0} mL of fluid-like voxels at the brain's surface (extra-axial CSF, dura) set to background{fluid}"
+                    ),
+                }
             }
             "largest_component" => {
                 format!("largest connected object kept: {ml:.0} mL in islands apart from it set to background")
@@ -289,11 +313,14 @@ pub fn analyze_volumes(
     }
     let voxel_ml = spacing[0] * spacing[1] * spacing[2] / 1000.0;
     let mut postprocess = Vec::new();
+    // The fluid rim's voxels and the class they take after the last step ("label_as").
+    let mut rim_as: Option<(Vec<usize>, usize)> = None;
     for step in engine.manifest.postprocess.clone() {
         if cancel.load(Ordering::Relaxed) {
             return Err(InferenceError::Cancelled);
         }
         let mut detail = None;
+        let mut labelled = None;
         let removed = match step.as_str() {
             "brain_extent" => {
                 let t = Instant::now();
@@ -326,10 +353,24 @@ pub fn analyze_volumes(
                 if volume.channels != 1 {
                     continue;
                 }
+                let before = rim.label_as.is_some().then(|| labels.clone());
                 let (removed, class) =
                     super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm);
-                detail = class.map(|c| c.describe());
-                removed
+                detail = class.as_ref().map(|c| c.describe());
+                match (before, rim.label_as.as_deref().and_then(|n| engine.manifest.label_named(n)), &class) {
+                    (Some(before), Some(class), Some(fluid)) => {
+                        // Rim voxels without signal (a skull-stripped scan's zeros) are not CSF.
+                        let set: Vec<usize> = (0..labels.len())
+                            .filter(|&v| before[v] != 0 && labels[v] == 0)
+                            .filter(|&v| f64::from(volume.data[v]) >= fluid.no_signal)
+                            .collect();
+                        labelled = Some((set.len() as f64 * voxel_ml, engine.manifest.labels[class].name.clone()));
+                        let without_signal = removed - set.len();
+                        rim_as = Some((set, class));
+                        without_signal
+                    }
+                    _ => removed,
+                }
             }
             "largest_component" => super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]),
             "tissue_em" => {
@@ -365,7 +406,11 @@ pub fn analyze_volumes(
             step,
             removed_ml: removed as f64 * voxel_ml,
             detail,
+            labelled,
         });
+    }
+    if let Some((set, class)) = rim_as {
+        label_rim(&mut labels, &mut probabilities, &set, class, engine.manifest.labels[class].index, classes, plane);
     }
     let summary = summarise(
         engine,
@@ -555,6 +600,20 @@ fn summarise(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fluid_rim_takes_its_label_and_all_of_its_probability() {
+        // Two slices of 2 x 2 pixels, three classes; voxels 1 and 6 are the rim.
+        let (plane, classes) = (4, 3);
+        let mut labels = vec![2, 0, 3, 3, 2, 2, 0, 3];
+        let mut probabilities = vec![0.25f32; 2 * classes * plane];
+        label_rim(&mut labels, &mut probabilities, &[1, 6], 1, 7, classes, plane);
+        assert_eq!(labels, vec![2, 7, 3, 3, 2, 2, 7, 3]);
+        let p = |k: usize, c: usize, i: usize| probabilities[(k * classes + c) * plane + i];
+        assert_eq!([p(0, 0, 1), p(0, 1, 1), p(0, 2, 1)], [0.0, 1.0, 0.0]);
+        assert_eq!([p(1, 0, 2), p(1, 1, 2), p(1, 2, 2)], [0.0, 1.0, 0.0]);
+        assert_eq!([p(0, 1, 0), p(1, 1, 1)], [0.25, 0.25], "other voxels untouched");
+    }
 
     #[test]
     fn the_attention_inside_the_brain_is_its_share_of_the_mass_on_labelled_voxels() {
