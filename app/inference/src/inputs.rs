@@ -9,11 +9,6 @@ use super::analysis::SlotSeries;
 use super::{InferenceError, Manifest, Result};
 use crate::study::{self, Progress, Series, Stack, StudySet, Volume};
 
-/// The stack of a series that an analysis uses: its largest.
-pub fn largest_stack(series: &Series) -> Option<&Stack> {
-    series.stacks.iter().max_by_key(|st| st.slices.len())
-}
-
 /// Refuses a series whose sizes would rest on an assumed or impossible value (no position or
 /// orientation, all slices at one position, no usable pixel spacing, implausible spacing,
 /// unreadable geometry or rescale values), naming each problem: an analysis reports volumes in
@@ -74,7 +69,7 @@ pub fn paired_volumes(
             .find_series(uid)
             .ok_or_else(|| InferenceError::Input(format!("no series {uid} in the study")))?;
         let stack =
-            largest_stack(series).ok_or_else(|| InferenceError::Input(format!("series {uid} has no images")))?;
+            series.largest_stack().map(|(_, st)| st).ok_or_else(|| InferenceError::Input(format!("series {uid} has no images")))?;
         check_measurable(stack, uid)?;
         study::pairing::check_same_head(primary_stack, stack, uid).map_err(|e| InferenceError::Input(e.to_string()))?;
         let raw = study::load_volume(stack, &|_: Progress| {}, cancel)

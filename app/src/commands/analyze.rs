@@ -77,13 +77,12 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
             let s = set
                 .find_series(uid)
                 .with_context(|| format!("no series {uid} in the study"))?;
-            let st = inference::inputs::largest_stack(s).with_context(|| format!("series {uid} has no images"))?;
+            let (_, st) = s.largest_stack().with_context(|| format!("series {uid} has no images"))?;
             (s, st)
         }
         None => set
-            .series()
-            .flat_map(|s| s.stacks.iter().map(move |st| (s, st)))
-            .max_by_key(|(_, st)| st.slices.len())
+            .largest_stack()
+            .map(|(s, _, st)| (s, st))
             .context("the study has no image series")?,
     };
     let t = Instant::now();

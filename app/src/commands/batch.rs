@@ -620,7 +620,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
         };
         let mut found = 0;
         for series in set.series() {
-            let Some(stack) = inference::inputs::largest_stack(series) else {
+            let Some((_, stack)) = series.largest_stack() else {
                 continue;
             };
             let study_uid = stack

@@ -77,7 +77,7 @@ impl FocalApp {
         std::thread::spawn(move || {
             let result = (|| -> Result<Fusion, String> {
                 let s = set.find_series(&uid).ok_or("the series is no longer open")?;
-                let stack = crate::inference::inputs::largest_stack(s).ok_or("the series has no images")?;
+                let stack = s.largest_stack().map(|(_, st)| st).ok_or("the series has no images")?;
                 study::pairing::check_same_head(&primary_stack, stack, &uid).map_err(|e| e.to_string())?;
                 let raw = study::load_volume(stack, &|_: Progress| {}, &AtomicBool::new(false))
                     .map_err(|e| study::error_chain(&e))?;

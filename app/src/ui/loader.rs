@@ -97,7 +97,7 @@ pub fn scan(ctx: &egui::Context, paths: Vec<PathBuf>) -> Task {
             if cancel.load(Ordering::Relaxed) {
                 return;
             }
-            let Some(stack) = series.stacks.iter().max_by_key(|s| s.slices.len()) else {
+            let Some((_, stack)) = series.largest_stack() else {
                 continue;
             };
             if let Some(image) = thumbnail(stack) {

@@ -136,17 +136,9 @@ impl FocalApp {
                     set.unreadable.len()
                 ));
                 // Open the largest stack, as a reader would first look at the main series.
-                let largest = set
-                    .series()
-                    .flat_map(|s| {
-                        s.stacks
-                            .iter()
-                            .enumerate()
-                            .map(move |(i, st)| (s.uid.clone(), i, st.slices.len()))
-                    })
-                    .max_by_key(|(_, _, n)| *n);
+                let largest = set.largest_stack().map(|(s, i, _)| (s.uid.clone(), i));
                 self.edit(Edit::Scanned(set));
-                if let Some((uid, stack, _)) = largest {
+                if let Some((uid, stack)) = largest {
                     self.load_series(ctx, &uid, stack);
                 }
             }

@@ -65,4 +65,12 @@ impl StudySet {
     pub fn find_series(&self, uid: &str) -> Option<&Series> {
         self.series().find(|s| s.uid == uid)
     }
+
+    /// The stack Focal opens or analyses when none is named: the one with the most slices
+    /// of the whole set (the last of equals), with its series and its index there.
+    pub fn largest_stack(&self) -> Option<(&Series, usize, &Stack)> {
+        self.series()
+            .flat_map(|s| s.stacks.iter().enumerate().map(move |(i, st)| (s, i, st)))
+            .max_by_key(|(_, _, st)| st.slices.len())
+    }
 }

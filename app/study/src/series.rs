@@ -122,6 +122,14 @@ pub struct Series {
     pub non_image: Vec<Arc<InstanceHeader>>,
 }
 
+impl Series {
+    /// The stack an analysis, a thumbnail or the window uses: the one with the most slices
+    /// (the last of equals), with its index. Chosen here only.
+    pub fn largest_stack(&self) -> Option<(usize, &Stack)> {
+        self.stacks.iter().enumerate().max_by_key(|(_, st)| st.slices.len())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Study {
     pub uid: String,

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Model 3's slice network: deep grey matter as its own generative label, the gate's cost on
+# head pixels that are not brain plus the share of its mass outside the brain.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PY:-$HOME/.cache/focal/train-venv/bin/python}
+L=$HOME/.cache/focal/modeldata/ct-head-deepgm-labels.npz
+[ -f runs/m3a/training.json ] || $PY train.py --minutes 72 --max-steps 500 --out runs/m3a --seed 3511 --no-filler \
+    --deep-gm --labels "$L" --sparsity-on non-brain
+[ -f runs/m3b/training.json ] || $PY train.py --minutes 42 --out runs/m3b --init runs/m3a/model.pt --lr 1.3e-3 --ramp 0.1 --sparsity 0.3 \
+    --sparsity-on non-brain --outside-share 1.0 --seed 3512 --deep-gm --labels "$L"
+[ -f runs/m3b/brain-tissue.onnx ] || $PY export.py runs/m3b/model.pt runs/m3b/brain-tissue.onnx
+# Stage 3 (candidate 3.1 failed the deletion test: with no cost inside the brain the gate opened
+# over all of it and ranked nothing there): a cost on the whole head's mean as in 2.0, the
+# outside share kept.
+[ -f runs/m3c/training.json ] || $PY train.py --minutes 20 --out runs/m3c --init runs/m3b/model.pt --lr 6e-4 --ramp 0.1 --sparsity 0.3 \
+    --sparsity-on head --outside-share 1.0 --seed 3513 --deep-gm --labels "$L"
+$PY export.py runs/m3c/model.pt runs/m3c/brain-tissue.onnx
