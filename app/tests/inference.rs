@@ -196,6 +196,10 @@ fn candidate_model(tmp: &Path) -> PathBuf {
     for (k, v) in candidate.as_object().expect("object") {
         manifest[k] = v.clone();
     }
+    // The candidate's own network, when it names one.
+    if let Some(file) = candidate["file"].as_str() {
+        std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
     for stage in ["locate", "segment"] {
         let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
         let (from, to) = (models.join(&file), tmp.join(&file));
