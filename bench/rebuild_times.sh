@@ -7,9 +7,9 @@
 set -euo pipefail
 REPO=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$REPO"
-study=$(ls app/study/src/series.rs app/src/study/series.rs 2>/dev/null | head -1)
+study=app/study/src/series.rs
+[ -f "$study" ] || study=app/src/study/series.rs   # before the crates split
 ui=app/src/ui/overlays.rs
-[ -f "$ui" ] || ui=$(ls app/src/ui/*.rs | head -1)
 cargo build -q -p focal
 for f in "$ui" "$study"; do
   touch "$f"

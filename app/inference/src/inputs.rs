@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use super::analysis::SlotSeries;
 use super::{InferenceError, Manifest, Result};
-use crate::study::{self, Progress, Series, Stack, StudySet, Volume};
+use crate::study::{self, Progress, Stack, StudySet, Volume};
 
 /// Refuses a series whose sizes would rest on an assumed or impossible value (no position or
 /// orientation, all slices at one position, no usable pixel spacing, implausible spacing,
