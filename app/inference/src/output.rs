@@ -88,16 +88,25 @@ pub fn write_analysis_folder(
         insights: &analysis.summary.insights,
         seconds,
         files: if analysis.modality_attention.is_some() {
-            vec!["labels.nii", "attention.nii", "probabilities.nii", MODALITY_FILE]
+            vec![LABELS_FILE, ATTENTION_FILE, PROBABILITIES_FILE, MODALITY_FILE]
         } else {
-            vec!["labels.nii", "attention.nii", "probabilities.nii"]
+            vec![LABELS_FILE, ATTENTION_FILE, PROBABILITIES_FILE]
         },
         note: "Research use only, not for diagnosis. The attention map shows which pixels the model let through to its segmentation (see faithfulness for how much the labels depend on them), not a finding.",
     };
     let text = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
-    crate::outdir::write_atomic(&out.join("summary.json"), text.as_bytes())
+    crate::outdir::write_atomic(&out.join(SUMMARY_FILE), text.as_bytes())
 }
 
+// The analysis folder's file names, named here only.
+/// What the analysis found and how (JSON).
+pub const SUMMARY_FILE: &str = "summary.json";
+/// The label of every voxel, [x, y, z].
+pub const LABELS_FILE: &str = "labels.nii";
+/// The model's spatial attention, [x, y, z].
+pub const ATTENTION_FILE: &str = "attention.nii";
+/// The probability of every label, [x, y, z, label].
+pub const PROBABILITIES_FILE: &str = "probabilities.nii";
 /// The weights over modality slots, [x, y, z, slot].
 pub const MODALITY_FILE: &str = "modality_attention.nii";
 /// Evidence maps computed so far (zero on slices without one) and what each was computed for.
@@ -107,12 +116,12 @@ pub const EVIDENCE_INDEX: &str = "evidence.json";
 fn write_results(out: &Path, volume: &Volume, a: &Analysis) -> std::io::Result<()> {
     let g = volume.geometry.as_ref();
     let dims = [a.columns, a.rows, a.slices, 1];
-    nifti::write(&out.join("labels.nii"), dims, g, nifti::Data::U8(&a.labels))?;
-    nifti::write(&out.join("attention.nii"), dims, g, nifti::Data::F32(&a.attention))?;
+    nifti::write(&out.join(LABELS_FILE), dims, g, nifti::Data::U8(&a.labels))?;
+    nifti::write(&out.join(ATTENTION_FILE), dims, g, nifti::Data::F32(&a.attention))?;
     let plane = a.columns * a.rows;
     let classes = a.probabilities.len() / (plane * a.slices).max(1);
     nifti::write(
-        &out.join("probabilities.nii"),
+        &out.join(PROBABILITIES_FILE),
         [a.columns, a.rows, a.slices, classes],
         g,
         nifti::Data::F32(&by_fourth_axis(&a.probabilities, plane, a.slices, classes)),

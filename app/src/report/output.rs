@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::ExportError;
 use super::review::{REVIEWED_LABELS_FILE, Review};
 use crate::inference::nifti::{self, Voxels};
+use crate::inference::output::{ATTENTION_FILE, LABELS_FILE, SUMMARY_FILE};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModelRecord {
@@ -67,7 +68,7 @@ pub struct AnalysisOutput {
 impl AnalysisOutput {
     pub fn read(dir: &Path) -> Result<AnalysisOutput, ExportError> {
         let bad = |what: String| ExportError::Analysis(what);
-        let text = std::fs::read_to_string(dir.join("summary.json")).map_err(|e| {
+        let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).map_err(|e| {
             bad(format!(
                 "{}: summary.json could not be read ({e}); is this a `focal analyze` output folder?",
                 dir.display()
@@ -80,7 +81,7 @@ impl AnalysisOutput {
         let label_file = if reviewed.exists() {
             reviewed
         } else {
-            dir.join("labels.nii")
+            dir.join(LABELS_FILE)
         };
         let labels = match nifti::read(&label_file).map_err(|e| bad(e.to_string()))? {
             (_, Voxels::U8(v)) if v.len() == expected => v,
@@ -91,7 +92,7 @@ impl AnalysisOutput {
                 )));
             }
         };
-        let attention = match nifti::read(&dir.join("attention.nii")).map_err(|e| bad(e.to_string()))? {
+        let attention = match nifti::read(&dir.join(ATTENTION_FILE)).map_err(|e| bad(e.to_string()))? {
             (_, Voxels::F32(v)) if v.len() == expected => v,
             _ => return Err(bad("attention.nii does not match the grid in summary.json".into())),
         };

@@ -156,7 +156,7 @@ pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usi
             series: series.clone(),
             result,
         });
-        if saved.join("summary.json").exists() {
+        if saved.join(crate::inference::output::SUMMARY_FILE).exists() {
             let output = crate::report::output::AnalysisOutput::read(&saved).map_err(|e| e.to_string());
             send(LoadEvent::SavedAnalysis {
                 series,
