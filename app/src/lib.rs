@@ -5,18 +5,18 @@
 pub mod cli;
 pub mod commands;
 #[cfg(feature = "desktop")]
-pub mod render;
-#[cfg(feature = "desktop")]
 pub mod report;
 #[cfg(feature = "desktop")]
 pub mod ui;
 
 /// The layers below the window and the exports are crates of their own (`focal-study`,
-/// `focal-inference`, `focal-pacs`, `focal-util`), each importing only those below it: the
-/// one-way flow is Cargo's to enforce.
+/// `focal-inference`, `focal-pacs`, `focal-render`, `focal-util`), each importing only those
+/// below it: the one-way flow is Cargo's to enforce.
 pub use focal_study as study;
 pub use focal_inference as inference;
 pub use focal_pacs as pacs;
+#[cfg(feature = "desktop")]
+pub use focal_render as render;
 pub use focal_util::{cache_dir, outdir, uid};
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.

@@ -246,7 +246,7 @@ fn draw_and_read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::{AttentionStyle, Colormap, MaskMode, MaskStyle};
+    use crate::{AttentionStyle, Colormap, MaskMode, MaskStyle};
 
     /// A 40 × 30 ramp with a heatmap and three labelled bands.
     fn slice() -> Arc<SlicePixels> {

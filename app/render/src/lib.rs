@@ -1,7 +1,10 @@
-//! GPU drawing of slices with their overlays, shared by the window and by exports.
+//! focal-render: GPU drawing of slices with their overlays, shared by the window and by exports.
 //!
 //! This module knows textures, uniforms and WGSL (shaders/). It does not know what a study or a
 //! finding is: callers hand it pixels ([`SlicePixels`]) and numbers ([`SliceStyle`]).
+
+// The study layer's reslicing arithmetic, named as Focal names it.
+pub(crate) use focal_study as study;
 
 mod callback;
 mod colormap;
