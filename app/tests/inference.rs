@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{candidate_model, copy_model, write_json};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -135,18 +137,6 @@ fn preprocessing_of_the_sample_matches_the_golden_inputs() {
     }
 }
 
-fn copy_model(tmp: &Path) -> (PathBuf, serde_json::Value) {
-    let src = common::repo().join("models");
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("brain-tissue.json")).expect("read")).expect("json");
-    let mut files = vec!["brain-tissue.onnx".to_string()];
-    files.extend(manifest["extent"]["file"].as_str().map(String::from));
-    for f in files {
-        std::fs::copy(src.join(&f), tmp.join(&f)).expect("copy model");
-    }
-    (tmp.join("brain-tissue.json"), manifest)
-}
-
 /// From DICOM to p(brain): Focal's brain-extent input of the whole sample volume (RAS order,
 /// 3 mm, normalised, padded) equals the golden input Python made from the same files, and
 /// Focal's run of the extent model on it equals Python onnxruntime's output.
@@ -182,32 +172,6 @@ fn the_brain_extent_of_the_sample_matches_python() {
     let voxel_ml = volume.geometry.as_ref().map_or(1.0, |g| g.spacing.iter().product::<f64>()) / 1000.0;
     let ml = p.iter().filter(|&&v| v >= spec.threshold).count() as f64 * voxel_ml;
     assert!((1300.0..2300.0).contains(&ml), "the extent holds {ml:.0} mL");
-}
-
-/// The Model 3 candidate's manifest (models/candidates/tissue-em.json merged into the shipped
-/// one, as models/training/evaluate_tissue.py does) with every file it names, in `tmp`.
-fn candidate_model(tmp: &Path) -> PathBuf {
-    let (path, mut manifest) = copy_model(tmp);
-    let models = common::repo().join("models");
-    let candidate: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("read candidate"),
-    )
-    .expect("candidate json");
-    for (k, v) in candidate.as_object().expect("object") {
-        manifest[k] = v.clone();
-    }
-    // The candidate's own network, when it names one.
-    if let Some(file) = candidate["file"].as_str() {
-        std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    }
-    for stage in ["locate", "segment"] {
-        let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
-        let (from, to) = (models.join(&file), tmp.join(&file));
-        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup.sh makes it)", from.display()));
-    }
-    write_json(&path, &manifest);
-    path
 }
 
 /// From DICOM to the brain: Focal's port of deepbet (app/inference/src/extractor.rs) finds the
@@ -329,10 +293,6 @@ fn refusal(manifest: &Path) -> String {
         .err()
         .expect("refused")
         .to_string()
-}
-
-fn write_json(path: &Path, v: &serde_json::Value) {
-    std::fs::write(path, serde_json::to_string(v).expect("json")).expect("write");
 }
 
 #[test]

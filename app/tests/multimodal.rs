@@ -106,9 +106,10 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
 /// models/candidates/tissue-em.json, not yet in the shipped manifest) on the sample, through
 /// the real binary, against the classical consensus that scripts/test.sh computes in this run
 /// from the sample and ch2bet (N4, then k-means, Atropos and dipy's HMRF; their majority),
-/// inside the mask. Model 2.2 scores CSF 0.00, grey matter 0.34, white matter 0.60 there; the
-/// candidate, with deepbet's brain (scripts/setup.sh converts it into models/deepbet), scored
-/// 0.82 / 0.92 / 0.95 (it does not ship: its white matter volume is above the adult range).
+/// inside the mask. Model 2.2 scores CSF 0.00, grey matter 0.34, white matter 0.60 there;
+/// candidate 3.1, with its own network and deepbet's brain (scripts/setup.sh converts it into
+/// models/deepbet), scored 0.89 / 0.93 / 0.95 (it does not ship: its attention fails the
+/// deletion test).
 /// This holds it close to that, so that a change that breaks the extractor or the step fails
 /// here.
 #[test]
@@ -116,25 +117,9 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
     let reference = std::env::var("FOCAL_TISSUE_REF")
         .expect("FOCAL_TISSUE_REF: the sample's classical tissue consensus (scripts/test.sh computes it)");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let models = common::repo().join("models");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(models.join("brain-tissue.json")).expect("manifest")).expect("json");
-    let candidate: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("candidate")).expect("json");
-    for (k, v) in candidate.as_object().expect("object") {
-        manifest[k] = v.clone();
-    }
     let dir = tmp.path().join("model");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    for file in ["brain-tissue.onnx", "brain-extent.onnx", "deepbet/locate.onnx", "deepbet/segment.onnx"] {
-        std::fs::create_dir_all(dir.join(file).parent().expect("parent")).expect("mkdir");
-        std::fs::copy(models.join(file), dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e} (scripts/setup.sh makes it)"));
-    }
-    // The candidate's own network, when it names one.
-    if let Some(file) = candidate["file"].as_str() {
-        std::fs::copy(models.join("candidates").join(file), dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    }
-    std::fs::write(dir.join("brain-tissue.json"), serde_json::to_string_pretty(&manifest).expect("json")).expect("write");
+    let manifest = common::candidate_model(&dir);
     let out = tmp.path().join("analysis");
     let (code, stdout, stderr) = common::run_focal(&[
         "analyze",
@@ -142,7 +127,7 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
         "--device",
         "cpu",
         "--model",
-        dir.join("brain-tissue.json").to_str().expect("path"),
+        manifest.to_str().expect("path"),
         "--out",
         out.to_str().expect("path"),
     ]);

@@ -353,23 +353,19 @@ pub fn analyze_volumes(
                 if volume.channels != 1 {
                     continue;
                 }
-                let before = rim.label_as.is_some().then(|| labels.clone());
                 let (removed, class) =
                     super::postprocess::trim_fluid_rim(&mut labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm);
                 detail = class.as_ref().map(|c| c.describe());
-                match (before, rim.label_as.as_deref().and_then(|n| engine.manifest.label_named(n)), &class) {
-                    (Some(before), Some(class), Some(fluid)) => {
+                match (rim.label_as.as_deref().and_then(|n| engine.manifest.label_named(n)), &class) {
+                    (Some(class), Some(fluid)) => {
                         // Rim voxels without signal (a skull-stripped scan's zeros) are not CSF.
-                        let set: Vec<usize> = (0..labels.len())
-                            .filter(|&v| before[v] != 0 && labels[v] == 0)
-                            .filter(|&v| f64::from(volume.data[v]) >= fluid.no_signal)
-                            .collect();
+                        let (set, without_signal): (Vec<usize>, Vec<usize>) =
+                            removed.into_iter().partition(|&v| f64::from(volume.data[v]) >= fluid.no_signal);
                         labelled = Some((set.len() as f64 * voxel_ml, engine.manifest.labels[class].name.clone()));
-                        let without_signal = removed - set.len();
                         rim_as = Some((set, class));
-                        without_signal
+                        without_signal.len()
                     }
-                    _ => removed,
+                    _ => removed.len(),
                 }
             }
             "largest_component" => super::postprocess::keep_largest_component(&mut labels, [cols, rows, slices]),

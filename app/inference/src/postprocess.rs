@@ -72,9 +72,9 @@ pub fn keep_largest_component(labels: &mut [u8], [c, r, s]: [usize; 3]) -> usize
 /// from their median, so the rule needs no contrast: dark CSF on T1 or FLAIR, bright on T2.
 /// Fluid-class voxels within `depth_mm` of the labelled region's edge (Euclidean, in mm with
 /// the voxel `spacing`) are removed where they connect, through such voxels, to an unlabelled
-/// voxel: sulci and ventricles deeper inside stay. Returns how many voxels were set to
-/// background and which values counted as fluid (None when there were too few labelled
-/// voxels to tell). `dims` = [columns, rows, slices], `spacing` = [column step, row step,
+/// voxel: sulci and ventricles deeper inside stay. Returns the voxels set to background
+/// (indices, in order) and which values counted as fluid (None when there were too few
+/// labelled voxels to tell). `dims` = [columns, rows, slices], `spacing` = [column step, row step,
 /// slice step] in mm.
 pub fn trim_fluid_rim(
     labels: &mut [u8],
@@ -82,11 +82,11 @@ pub fn trim_fluid_rim(
     dims: [usize; 3],
     spacing: [f64; 3],
     depth_mm: f64,
-) -> (usize, Option<FluidClass>) {
+) -> (Vec<usize>, Option<FluidClass>) {
     let [c, r, s] = dims;
     let n = c * r * s;
     if labels.len() != n || values.len() != n || n == 0 || depth_mm.is_nan() || depth_mm <= 0.0 {
-        return (0, None);
+        return (Vec::new(), None);
     }
     let mut inside: Vec<f64> = labels
         .iter()
@@ -95,7 +95,7 @@ pub fn trim_fluid_rim(
         .map(|(_, v)| f64::from(*v))
         .collect();
     if inside.len() < 64 {
-        return (0, None);
+        return (Vec::new(), None);
     }
     inside.sort_unstable_by(f64::total_cmp);
     let classes = FluidClass::of_sorted(&inside);
@@ -133,14 +133,14 @@ pub fn trim_fluid_rim(
             }
         }
     }
-    let mut count = 0;
-    for (l, gone) in labels.iter_mut().zip(removed) {
-        if gone {
+    let mut gone = Vec::new();
+    for (v, (l, removed)) in labels.iter_mut().zip(removed).enumerate() {
+        if removed {
             *l = 0;
-            count += 1;
+            gone.push(v);
         }
     }
-    (count, Some(classes))
+    (gone, Some(classes))
 }
 
 /// Three intensity classes of a scan's labelled values and which one is fluid, so a reader can
@@ -385,7 +385,8 @@ mod tests {
             let rim = (0..labels.len())
                 .filter(|&i| before[i] != 0 && (values[i] - fluid).abs() <= 2.0 && labels[i] == 0)
                 .count();
-            assert_eq!(removed, rim, "fluid {fluid}: only fluid voxels go");
+            assert_eq!(removed.len(), rim, "fluid {fluid}: only fluid voxels go");
+            assert!(removed.iter().all(|&v| labels[v] == 0 && before[v] != 0), "fluid {fluid}: what it names went");
             // The whole outer rim went, the ventricle and every tissue voxel stayed.
             assert_eq!(labels[at(16, 16, 8)], 3, "fluid {fluid}: the ventricle stays");
             assert_eq!(labels[at(16 + 10, 16, 8)], 0, "fluid {fluid}: the rim goes");

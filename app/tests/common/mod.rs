@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: locating the real-data corpus and reading .npy.
+//! Helpers shared by the integration tests: locating the real-data corpus, reading .npy,
+//! copying the shipped and the candidate model.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -327,4 +328,48 @@ pub fn make_oblique_series(dir: &std::path::Path) -> (PathBuf, serde_json::Value
         .expect("python runs");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     (out, serde_json::from_slice(&made.stdout).expect("geometry json"))
+}
+
+/// The shipped model's manifest (parsed, to be edited) and its networks, copied into `tmp`;
+/// returns where the manifest is to be written.
+pub fn copy_model(tmp: &std::path::Path) -> (PathBuf, serde_json::Value) {
+    let src = repo().join("models");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("brain-tissue.json")).expect("read")).expect("json");
+    let mut files = vec!["brain-tissue.onnx".to_string()];
+    files.extend(manifest["extent"]["file"].as_str().map(String::from));
+    for f in files {
+        std::fs::copy(src.join(&f), tmp.join(&f)).expect("copy model");
+    }
+    (tmp.join("brain-tissue.json"), manifest)
+}
+
+/// The Model 3 candidate's manifest (models/candidates/tissue-em.json merged into the shipped
+/// one, as models/training/evaluate_tissue.py does) with every file it names, in `tmp`.
+pub fn candidate_model(tmp: &std::path::Path) -> PathBuf {
+    let (path, mut manifest) = copy_model(tmp);
+    let models = repo().join("models");
+    let candidate: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("read candidate"),
+    )
+    .expect("candidate json");
+    for (k, v) in candidate.as_object().expect("object") {
+        manifest[k] = v.clone();
+    }
+    // The candidate's own network, when it names one.
+    if let Some(file) = candidate["file"].as_str() {
+        std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    for stage in ["locate", "segment"] {
+        let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
+        let (from, to) = (models.join(&file), tmp.join(&file));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup.sh makes it)", from.display()));
+    }
+    write_json(&path, &manifest);
+    path
+}
+
+pub fn write_json(path: &std::path::Path, v: &serde_json::Value) {
+    std::fs::write(path, serde_json::to_string(v).expect("json")).expect("write");
 }
