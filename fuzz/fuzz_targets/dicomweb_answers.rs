@@ -3,7 +3,7 @@
 //! its boundary) and DICOM JSON (the whole input) turned into query rows at both levels; any
 //! bytes → parts, rows or an error, never a panic.
 use focal_pacs::dicomweb::{dicom_json, multipart_parts, qido_rows};
-use focal_pacs::scu::FindLevel;
+use focal_pacs::query::FindLevel;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,9 +3,8 @@
 //! data fragments → messages or a refusal; never a panic or growth past the limits.
 //! Input: records of [flags, length (u16 LE), bytes]; flags bit 0 = data (else command),
 //! bit 1 = last fragment.
-use focal_pacs::dimse::{Limits, Reassembly};
+use focal_pacs::dimse::{Fragment, Limits, Reassembly};
 use libfuzzer_sys::fuzz_target;
-use dicom_ul::pdu::{PDataValue, PDataValueType};
 
 fuzz_target!(|data: &[u8]| {
     // Small limits, so that the fuzzer reaches them.
@@ -15,12 +14,7 @@ fuzz_target!(|data: &[u8]| {
     while rest.len() >= 3 {
         let (flags, len) = (rest[0], usize::from(u16::from_le_bytes([rest[1], rest[2]])));
         let take = len.min(rest.len() - 3);
-        let value = PDataValue {
-            presentation_context_id: 1,
-            value_type: if flags & 1 == 1 { PDataValueType::Data } else { PDataValueType::Command },
-            is_last: flags & 2 == 2,
-            data: rest[3..3 + take].to_vec(),
-        };
+        let value = Fragment { context: 1, command: flags & 1 == 0, last: flags & 2 == 2, data: &rest[3..3 + take] };
         rest = &rest[3 + take..];
         if parts.push(value).is_err() {
             return;

@@ -148,15 +148,19 @@ class ModalityFusion(nn.Module):
         self.stem = nn.Sequential(nn.Conv2d(CONTEXT, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.score = nn.Sequential(nn.Conv2d(width + CONTEXT, 8, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(8, 1, 1))
 
-    def forward(self, x):
+    def forward(self, x, present_in=None):
+        """present_in: where to read which slots are present (default x itself; the input
+        gate's filler would otherwise make an absent slot look present)."""
         n, _, h, w = x.shape
+        src = x if present_in is None else present_in
         feats, logits, present = [], [], []
         for m in range(SLOTS):
             xm = x[:, m * CONTEXT : (m + 1) * CONTEXT]
             f = self.stem(xm)
             feats.append(f)
             logits.append(self.score(torch.cat([f, xm], 1)))
-            p = F.max_pool2d((xm.abs().amax(1, keepdim=True) > 0).to(x.dtype), 5, stride=1, padding=2)
+            sm = src[:, m * CONTEXT : (m + 1) * CONTEXT]
+            p = F.max_pool2d((sm.abs().amax(1, keepdim=True) > 0).to(x.dtype), 5, stride=1, padding=2)
             present.append(p if m else torch.ones_like(p))  # slot 0 is always the analysed series
         logits = torch.cat(logits, 1)
         present = torch.cat(present, 1)
@@ -171,16 +175,29 @@ class SpatialGate(nn.Module):
     sparsity cost, it must keep what the labels need and may drop the rest, so deleting
     highly attended pixels changes the labels and deleting unattended ones does not."""
 
-    def __init__(self, width):
+    def __init__(self, width, fine=False):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * width, 1, 3, padding=1),
-        )
+        if fine:
+            # Model 3.2: at full resolution (dilated convolutions for context), so the gate can
+            # keep a tissue edge and drop the uniform inside of a structure next to it.
+            self.fine = nn.Sequential(
+                nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+                nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.ReLU(inplace=True),
+                nn.Conv2d(width, 1, 3, padding=1),
+            )
+            nn.init.constant_(self.fine[-1].bias, 3.0)  # starts open, as the coarse gate it replaces ended
+        else:
+            self.net = nn.Sequential(
+                nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+                nn.Conv2d(2 * width, 2 * width, 3, padding=2, dilation=2), nn.ReLU(inplace=True),
+                nn.Conv2d(2 * width, 1, 3, padding=1),
+            )
 
     def forward(self, f):
+        if hasattr(self, "fine"):
+            return torch.sigmoid(self.fine(f))
         logit = F.interpolate(self.net(f), size=f.shape[-2:], mode="bilinear", align_corners=False)
         return torch.sigmoid(logit)
 
@@ -202,6 +219,19 @@ def hashed_noise(ref):
     return z.expand(n, c, h, w)
 
 
+def input_filler(x, training):
+    """What the input gate puts in place of what it does not let through: noise with each
+    channel's mean and spread over the image's non-zero pixels (random while training, a fixed
+    hashed pattern at inference), zero in channels of an absent slot."""
+    nz = (x != 0).to(x.dtype)
+    count = nz.sum((2, 3), keepdim=True).clamp(min=1)
+    mean = (x * nz).sum((2, 3), keepdim=True) / count
+    std = (((x - mean) * nz) ** 2).sum((2, 3), keepdim=True).div(count).sqrt()
+    noise = torch.randn_like(x) if training else hashed_noise(x)
+    present = (x.abs().amax((2, 3), keepdim=True) > 0).to(x.dtype)
+    return (mean + std * noise) * present
+
+
 class FocalNet(nn.Module):
     """Multi-modal 2.5D Attention U-Net: modality fusion, a spatial input gate, then a U-Net
     with three poolings (sides must be multiples of 8) and attention gates on its skips.
@@ -211,13 +241,19 @@ class FocalNet(nn.Module):
     a scale-down alone would be undone by the batch normalisation that follows, so without
     the noise a low gate would cost the segmentation nothing and mean nothing."""
 
-    def __init__(self, width=16, classes=NUM_CLASSES, noise_filler=True):
+    def __init__(self, width=16, classes=NUM_CLASSES, noise_filler=True, fine_gate=False, input_gate=False):
         super().__init__()
+        # Model 3.2: the gate acts on the input pixels (every slot and neighbour slice), so the
+        # segmentation sees nothing of a pixel but what the gate lets through, and the
+        # attention map is exactly the share of each pixel's values the labels could use.
+        self.input_gate = input_gate
+        if input_gate:  # marks the architecture in saved weights (load_model reads it)
+            self.register_buffer("input_gate_marker", torch.ones(1))
         c = [width, width * 2, width * 4, width * 8]
         # Stage 1 of the shipped model was trained without the filler (a plain multiplicative gate).
         self.noise_filler = noise_filler
         self.fusion = ModalityFusion(c[0])
-        self.gate = SpatialGate(c[0])
+        self.gate = SpatialGate(c[0], fine=fine_gate)
         self.register_buffer("feature_mean", torch.zeros(1, c[0], 1, 1))
         self.register_buffer("feature_std", torch.ones(1, c[0], 1, 1))
         self.e0, self.e1, self.e2 = conv_block(c[0], c[0]), conv_block(c[0], c[1]), conv_block(c[1], c[2])
@@ -230,18 +266,25 @@ class FocalNet(nn.Module):
     def forward(self, x):
         fused, modality = self.fusion(x)
         attention = self.gate(fused)
-        if not self.noise_filler:
-            filler = torch.zeros_like(fused)
-        elif self.training:
-            with torch.no_grad():
-                self.feature_mean.lerp_(fused.mean((0, 2, 3), keepdim=True), 0.05)
-                self.feature_std.lerp_(fused.std((0, 2, 3), keepdim=True), 0.05)
-            filler = self.feature_mean + self.feature_std * torch.randn_like(fused)
+        if self.input_gate:
+            # The gate's filler on the input: the U-Net sees each pixel only as far as the gate
+            # lets it through (and the modality weights it uses are those of what it sees).
+            gated = attention * x + (1 - attention) * input_filler(x, self.training)
+            features, modality = self.fusion(gated, present_in=x)
         else:
-            # The same noise at inference, but a fixed pattern, so results are reproducible
-            # (and the batch normalisation sees the statistics it was trained with).
-            filler = self.feature_mean + self.feature_std * hashed_noise(fused)
-        s0 = self.e0(attention * fused + (1 - attention) * filler)
+            if not self.noise_filler:
+                filler = torch.zeros_like(fused)
+            elif self.training:
+                with torch.no_grad():
+                    self.feature_mean.lerp_(fused.mean((0, 2, 3), keepdim=True), 0.05)
+                    self.feature_std.lerp_(fused.std((0, 2, 3), keepdim=True), 0.05)
+                filler = self.feature_mean + self.feature_std * torch.randn_like(fused)
+            else:
+                # The same noise at inference, but a fixed pattern, so results are reproducible
+                # (and the batch normalisation sees the statistics it was trained with).
+                filler = self.feature_mean + self.feature_std * hashed_noise(fused)
+            features = attention * fused + (1 - attention) * filler
+        s0 = self.e0(features)
         s1 = self.e1(F.max_pool2d(s0, 2))
         s2 = self.e2(F.max_pool2d(s1, 2))
         u = self.bottom(F.max_pool2d(s2, 2))
@@ -268,7 +311,9 @@ class Exported(nn.Module):
 
 def load_model(path, strict=True, noise_filler=True):
     state = torch.load(path, map_location="cpu")
-    net = FocalNet(width=state["fusion.stem.0.weight"].shape[0], noise_filler=noise_filler)
+    fine = any(k.startswith("gate.fine.") for k in state)
+    net = FocalNet(width=state["fusion.stem.0.weight"].shape[0], noise_filler=noise_filler, fine_gate=fine,
+                   input_gate="input_gate_marker" in state)
     net.load_state_dict(state, strict=strict)
     net.eval()
     return net

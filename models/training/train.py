@@ -199,6 +199,10 @@ def main():
                     help="weight of the share of the gate's mass outside the labelled brain (Model 3: attention a reader can use)")
     ap.add_argument("--deep-gm", action="store_true",
                     help="deep grey matter as its own generative label, with intensities between grey and white matter (common.load_mni_labels); use with a --labels map made by head_labels.py --deep-gm")
+    ap.add_argument("--fine-gate", action="store_true",
+                    help="the spatial gate at full resolution (Model 3.2); with --init from a model with the coarse gate, the gate starts afresh")
+    ap.add_argument("--input-gate", action="store_true",
+                    help="the spatial gate acts on the input pixels, with noise of the image's own statistics in place of what it holds back (Model 3.2)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
@@ -211,9 +215,12 @@ def main():
     ct_head = np.load(args.labels)["labels"]
     volumes = [ct_head, shelled_mni(rng, args.deep_gm), shelled_mni(rng, args.deep_gm)]
     gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes)
-    net = FocalNet(width=args.width, noise_filler=not args.no_filler)
+    net = FocalNet(width=args.width, noise_filler=not args.no_filler, fine_gate=args.fine_gate, input_gate=args.input_gate)
     if args.init:
-        missing, unexpected = net.load_state_dict(torch.load(args.init, map_location="cpu"), strict=False)
+        state = torch.load(args.init, map_location="cpu")
+        own = net.state_dict()
+        state = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        missing, unexpected = net.load_state_dict(state, strict=False)
         print(f"initialised from {args.init}; new: {missing}; dropped: {unexpected}", flush=True)
     params = sum(p.numel() for p in net.parameters())
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -257,7 +264,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm,
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate,
                    "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 

@@ -16,3 +16,12 @@ L=$HOME/.cache/focal/modeldata/ct-head-deepgm-labels.npz
 [ -f runs/m3c/training.json ] || $PY train.py --minutes 20 --out runs/m3c --init runs/m3b/model.pt --lr 6e-4 --ramp 0.1 --sparsity 0.3 \
     --sparsity-on head --outside-share 1.0 --seed 3513 --deep-gm --labels "$L"
 $PY export.py runs/m3c/model.pt runs/m3c/brain-tissue.onnx
+# Tried for 3.2 (runs/m3d, stopped at 500 steps): the spatial gate at full resolution on the
+# features, its cost on the whole head's mean. On the template at 250 and 500 steps the
+# deletion test still failed (top 0.30 / 0.36 against random blocks 0.41 / 0.46).
+# Candidate 3.2: the gate on the input pixels (their values replaced by noise of the image's
+# own statistics where it holds back), at full resolution, started afresh and open, its cost
+# on the whole head's mean: what it closes, the labels cannot use, so deleting it cannot matter.
+[ -f runs/m3e/training.json ] || $PY train.py --minutes 35 --out runs/m3e --init runs/m3b/model.pt --lr 1e-3 --ramp 0.15 --sparsity 0.3 \
+    --sparsity-on head --outside-share 1.0 --seed 3515 --deep-gm --labels "$L" --fine-gate --input-gate
+[ -f runs/m3e/brain-tissue.onnx ] || $PY export.py runs/m3e/model.pt runs/m3e/brain-tissue.onnx

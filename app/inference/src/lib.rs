@@ -3,26 +3,41 @@
 
 // Paths inside this crate name the layers below as Focal does (crate::study, crate::outdir).
 pub(crate) use focal_study as study;
+#[cfg(feature = "runtime")]
 pub(crate) use focal_util::{cache_dir, outdir};
 
+#[cfg(feature = "runtime")]
 pub mod analysis;
+#[cfg(feature = "runtime")]
 pub mod engine;
+#[cfg(feature = "runtime")]
 pub mod evidence;
+#[cfg(feature = "runtime")]
 pub mod extent;
+#[cfg(feature = "runtime")]
 pub mod extractor;
+#[cfg(feature = "runtime")]
 pub mod faithfulness;
+#[cfg(feature = "runtime")]
 pub mod inputs;
+#[cfg(feature = "runtime")]
 pub mod job;
 pub mod manifest;
 pub mod nifti;
+#[cfg(feature = "runtime")]
 pub mod output;
 pub mod postprocess;
+#[cfg(feature = "runtime")]
 pub mod preprocess;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod tissue;
 
+#[cfg(feature = "runtime")]
 pub use analysis::{Analysis, analyze_volume, analyze_volumes};
+#[cfg(feature = "runtime")]
 pub use engine::{Device, Engine, ModelOutput, Provider};
+#[cfg(feature = "runtime")]
 pub use job::{AnalysisJob, JobStatus};
 pub use manifest::Manifest;
 

@@ -8,17 +8,25 @@
 
 // Paths inside this crate name the layers below as Focal does (crate::study, crate::uid).
 pub(crate) use focal_study as study;
-pub(crate) use focal_util::{cache_dir, outdir, uid};
+pub(crate) use focal_util::{cache_dir, uid};
+#[cfg(feature = "network")]
+pub(crate) use focal_util::outdir;
 
 pub mod dicomweb;
 pub mod dimse;
 pub mod nodes;
+pub mod query;
+#[cfg(feature = "network")]
 pub mod receive;
+#[cfg(feature = "network")]
 pub mod scp;
+#[cfg(feature = "network")]
 pub mod scu;
 
 pub use nodes::{Auth, Config, Endpoint, Node, WebNode};
-pub use scu::{FindLevel, GetSummary, Query, StoreSummary, echo, find, get, move_to_focal, store};
+pub use query::{FindLevel, GetSummary, Query, StoreSummary};
+#[cfg(feature = "network")]
+pub use scu::{echo, find, get, move_to_focal, store};
 
 /// The default retrieve cache: `$FOCAL_CACHE/retrieved`, else `~/.cache/focal/retrieved`.
 pub fn default_cache() -> std::path::PathBuf {
@@ -64,6 +72,7 @@ pub enum PacsError {
 
 impl PacsError {
     /// Sorts a dicom-ul error into what it means for the user.
+    #[cfg(feature = "network")]
     pub(crate) fn from_ul(doing: &str, e: dicom_ul::association::Error) -> PacsError {
         use dicom_ul::association::Error as E;
         let chain = crate::study::error_chain(&e);
@@ -80,6 +89,7 @@ impl PacsError {
     }
 
     /// The timeout error with the bound that was used.
+    #[cfg(feature = "network")]
     pub(crate) fn with_timeout(self, seconds: u64) -> PacsError {
         match self {
             PacsError::Timeout(_) => PacsError::Timeout(seconds),
@@ -88,6 +98,7 @@ impl PacsError {
     }
 }
 
+#[cfg(feature = "network")]
 impl Endpoint {
     /// C-ECHO, or a one-study QIDO-RS query: is the node there and does it let Focal in?
     pub fn echo(&self) -> Result<std::time::Duration, PacsError> {
@@ -131,7 +142,9 @@ impl Endpoint {
             Endpoint::Web(w) => dicomweb::store(w, files),
         }
     }
+}
 
+impl Endpoint {
     /// The protocol's words for each operation (for messages).
     pub fn verbs(&self) -> [&'static str; 4] {
         match self {
@@ -141,6 +154,7 @@ impl Endpoint {
     }
 }
 
+#[cfg(feature = "network")]
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {

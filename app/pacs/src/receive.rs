@@ -3,7 +3,7 @@
 //! transfer syntaxes it accepts, each instance written whole, and the C-STORE answer.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use dicom_dictionary_std::tags;
 use dicom_object::meta::FileMetaTableBuilder;
@@ -143,4 +143,25 @@ pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, fold
     bytes.extend_from_slice(data);
     crate::outdir::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(Stored::New(bytes.len() as u64))
+}
+
+impl crate::query::GetSummary {
+    pub(super) fn from_tally(folder: PathBuf, tally: Tally, warning: Option<String>, started: std::time::Instant) -> Self {
+        Self {
+            folder,
+            received: tally.received,
+            already_had: tally.already_had,
+            failed: tally.failed,
+            warning,
+            bytes: tally.bytes,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// `study_folder`, made if it is not there yet.
+pub(crate) fn created_study_folder(cache: &Path, study_uid: &str) -> Result<PathBuf, PacsError> {
+    let folder = crate::query::study_folder(cache, study_uid);
+    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
+    Ok(folder)
 }

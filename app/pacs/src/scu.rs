@@ -16,7 +16,8 @@ use dicom_ul::pdu::PresentationContextResultReason;
 use super::dimse::{
     self, Association, EXPLICIT_VR_LE, IMPLICIT_VR_LE, NO_DATASET, Value, WITH_DATASET, field,
 };
-use super::receive::{RETRIEVE_SYNTAXES, STORAGE_CLASSES, Tally, answer_store};
+use super::query::{FindLevel, GetSummary, Query, StoreSummary, return_keys};
+use super::receive::{RETRIEVE_SYNTAXES, STORAGE_CLASSES, Tally, answer_store, created_study_folder};
 use super::{Node, PacsError};
 
 pub const VERIFICATION: &str = "1.2.840.10008.1.1";
@@ -92,64 +93,6 @@ pub fn echo(node: &Node) -> Result<Duration, PacsError> {
         return Err(PacsError::Failed(dimse::status_text(rsp.status())));
     }
     Ok(started.elapsed())
-}
-
-/// What a C-FIND asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindLevel {
-    Study,
-    Series,
-}
-
-/// Matching keys (empty: any). Dates as DICOM ranges (`20240101-20241231`, `20240101-`).
-#[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub patient_name: Option<String>,
-    pub patient_id: Option<String>,
-    pub study_date: Option<String>,
-    pub modality: Option<String>,
-    pub accession: Option<String>,
-    pub study_uid: Option<String>,
-    pub series_uid: Option<String>,
-}
-
-/// Attributes Focal asks back, per level (keyword, tag, VR).
-pub(super) fn return_keys(level: FindLevel) -> Vec<(&'static str, Tag, VR)> {
-    let mut keys = vec![
-        ("PatientName", tags::PATIENT_NAME, VR::PN),
-        ("PatientID", tags::PATIENT_ID, VR::LO),
-        ("StudyDate", tags::STUDY_DATE, VR::DA),
-        ("AccessionNumber", tags::ACCESSION_NUMBER, VR::SH),
-        ("StudyDescription", tags::STUDY_DESCRIPTION, VR::LO),
-        ("StudyInstanceUID", tags::STUDY_INSTANCE_UID, VR::UI),
-    ];
-    match level {
-        FindLevel::Study => keys.extend([
-            ("ModalitiesInStudy", tags::MODALITIES_IN_STUDY, VR::CS),
-            (
-                "NumberOfStudyRelatedSeries",
-                tags::NUMBER_OF_STUDY_RELATED_SERIES,
-                VR::IS,
-            ),
-            (
-                "NumberOfStudyRelatedInstances",
-                tags::NUMBER_OF_STUDY_RELATED_INSTANCES,
-                VR::IS,
-            ),
-        ]),
-        FindLevel::Series => keys.extend([
-            ("SeriesInstanceUID", tags::SERIES_INSTANCE_UID, VR::UI),
-            ("Modality", tags::MODALITY, VR::CS),
-            ("SeriesNumber", tags::SERIES_NUMBER, VR::IS),
-            ("SeriesDescription", tags::SERIES_DESCRIPTION, VR::LO),
-            (
-                "NumberOfSeriesRelatedInstances",
-                tags::NUMBER_OF_SERIES_RELATED_INSTANCES,
-                VR::IS,
-            ),
-        ]),
-    }
-    keys
 }
 
 fn identifier(level: FindLevel, q: &Query) -> InMemDicomObject {
@@ -248,46 +191,6 @@ pub fn find(node: &Node, level: FindLevel, query: &Query) -> Result<Vec<BTreeMap
     }
     finish(assoc);
     Ok(matches)
-}
-
-/// What a retrieve brought.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct GetSummary {
-    /// The folder the instances are in (open it as any study).
-    pub folder: PathBuf,
-    pub received: usize,
-    /// Already in the folder from an earlier, interrupted retrieve (not written again).
-    pub already_had: usize,
-    pub failed: usize,
-    pub warning: Option<String>,
-    pub bytes: u64,
-    pub seconds: f64,
-}
-
-impl GetSummary {
-    pub(super) fn from_tally(folder: PathBuf, tally: Tally, warning: Option<String>, started: Instant) -> GetSummary {
-        GetSummary {
-            folder,
-            received: tally.received,
-            already_had: tally.already_had,
-            failed: tally.failed,
-            warning,
-            bytes: tally.bytes,
-            seconds: started.elapsed().as_secs_f64(),
-        }
-    }
-}
-
-/// The folder for one study's retrieved files under the cache: named by a hash of the UID.
-pub fn study_folder(cache: &Path, study_uid: &str) -> PathBuf {
-    cache.join(crate::uid::key(study_uid))
-}
-
-/// `study_folder`, made if it is not there yet.
-pub(super) fn created_study_folder(cache: &Path, study_uid: &str) -> Result<PathBuf, PacsError> {
-    let folder = study_folder(cache, study_uid);
-    std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
-    Ok(folder)
 }
 
 /// C-GET of a study (or one series of it) into `study_folder(cache, study)`. Each instance is
@@ -472,15 +375,6 @@ pub fn move_to_focal(
     }
     let warning = warning.or_else(|| got.problems.first().cloned());
     Ok(GetSummary::from_tally(folder, got.tally, warning, started))
-}
-
-/// What a store sent.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct StoreSummary {
-    pub stored: usize,
-    /// (file, why) for each file the node did not take.
-    pub failed: Vec<(PathBuf, String)>,
-    pub seconds: f64,
 }
 
 /// C-STORE of DICOM files, each in its own encoding when the node accepts it, else converted

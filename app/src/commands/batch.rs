@@ -177,7 +177,7 @@ fn inputs(args: &[PathBuf], key: &[u8]) -> anyhow::Result<Vec<Input>> {
             let node = config.as_ref().expect("loaded").endpoint(&node)?;
             out.push(Input {
                 shown: format!("pacs:{}/study:{}", node.name(), shown_uid(&study_uid, false, key)),
-                path: crate::pacs::scu::study_folder(&super::pacs::default_cache(), &study_uid),
+                path: crate::pacs::query::study_folder(&super::pacs::default_cache(), &study_uid),
                 retrieve: Some(Retrieve {
                     node,
                     study_uid,

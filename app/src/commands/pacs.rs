@@ -161,7 +161,7 @@ fn progress(done: usize, total: Option<usize>) {
 fn resume_hint(what: &str, node: &str, cache: &std::path::Path, study: &str) -> String {
     format!(
         "{what} from {node} (what arrived is kept in {}; run the same command again to resume)",
-        pacs::scu::study_folder(cache, study).display()
+        pacs::query::study_folder(cache, study).display()
     )
 }
 

@@ -1,22 +1,21 @@
-//! DIMSE messages over a dicom-ul association: a command set (group 0000, always Implicit VR
-//! Little Endian, with its group length) and an optional data set in the presentation
-//! context's transfer syntax, each cut into P-DATA values no larger than the peer accepts.
-//! The PDUs themselves are dicom-ul's.
-
-use std::net::TcpStream;
+//! DIMSE messages: a command set (group 0000, always Implicit VR Little Endian, with its group
+//! length) and an optional data set in the presentation context's transfer syntax. This module
+//! encodes, decodes and reassembles them without I/O (so the fuzz targets need no network
+//! code); `wire` sends and receives them over a dicom-ul association, each cut into P-DATA
+//! values no larger than the peer accepts.
 
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
-use dicom_ul::association::SyncAssociation;
-use dicom_ul::association::client::ClientAssociation;
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
 
 use super::PacsError;
 
-pub type Association = ClientAssociation<TcpStream>;
+#[cfg(feature = "network")]
+mod wire;
+#[cfg(feature = "network")]
+pub use wire::{Association, receive, send};
 
 /// Command Field values (PS3.7 E.1).
 pub mod field {
@@ -39,8 +38,6 @@ pub const NO_DATASET: u16 = 0x0101;
 pub const WITH_DATASET: u16 = 0x0000;
 pub const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
 pub const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
-/// PDV header: 4 bytes of length, the context ID and the message control header.
-const PDV_HEADER: usize = 6;
 
 /// One element of a command set.
 #[derive(Clone, Copy)]
@@ -226,56 +223,6 @@ impl Message {
     }
 }
 
-/// The largest P-DATA value payload the peer accepts in one PDU.
-fn chunk_len<A: SyncAssociation<TcpStream>>(assoc: &A) -> usize {
-    match assoc.peer_max_pdu_length() {
-        0 => 1 << 20,
-        n => (n as usize).saturating_sub(PDV_HEADER).max(64),
-    }
-}
-
-/// Sends one message: the command set, then the data set (if any) in fragments.
-pub fn send<A: SyncAssociation<TcpStream>>(
-    assoc: &mut A,
-    context: u8,
-    command: &[u8],
-    data: Option<&[u8]>,
-) -> Result<(), PacsError> {
-    let chunk = chunk_len(assoc);
-    for (i, part) in command.chunks(chunk).enumerate() {
-        let last = (i + 1) * chunk >= command.len();
-        send_pdv(assoc, context, PDataValueType::Command, last, part)?;
-    }
-    if let Some(data) = data {
-        if data.is_empty() {
-            send_pdv(assoc, context, PDataValueType::Data, true, &[])?;
-        }
-        for (i, part) in data.chunks(chunk).enumerate() {
-            let last = (i + 1) * chunk >= data.len();
-            send_pdv(assoc, context, PDataValueType::Data, last, part)?;
-        }
-    }
-    Ok(())
-}
-
-fn send_pdv<A: SyncAssociation<TcpStream>>(
-    assoc: &mut A,
-    context: u8,
-    value_type: PDataValueType,
-    is_last: bool,
-    data: &[u8],
-) -> Result<(), PacsError> {
-    let pdu = Pdu::PData {
-        data: vec![PDataValue {
-            presentation_context_id: context,
-            value_type,
-            is_last,
-            data: data.to_vec(),
-        }],
-    };
-    SyncAssociation::send(assoc, &pdu).map_err(|e| PacsError::from_ul("sending to", e))
-}
-
 /// What receiving one message may cost. A node decides how many P-DATA fragments it sends and
 /// how fast; without these bounds a node that never marks a fragment "last" fills memory, and
 /// one that sends a byte every few seconds (each read within the socket's timeout) holds Focal
@@ -308,106 +255,16 @@ impl Limits {
     }
 }
 
-/// Shuts a socket down when a message takes longer than its limits allow, so that the blocked
-/// read returns; disarmed on drop.
-struct Watchdog {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Watchdog {
-    fn arm(stream: &TcpStream, seconds: u64) -> Option<Watchdog> {
-        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-        use std::time::{Duration, Instant};
-        let stream = stream.try_clone().ok()?;
-        let (stop, wait) = std::sync::mpsc::channel::<()>();
-        let fired = std::sync::Arc::new(AtomicBool::new(false));
-        let received = std::sync::Arc::new(AtomicU64::new(0));
-        let (f, r) = (fired.clone(), received.clone());
-        let start = Instant::now();
-        std::thread::spawn(move || loop {
-            let allowed = Duration::from_secs(seconds + r.load(Ordering::Relaxed) / MIN_BYTES_PER_S);
-            let left = allowed.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                f.store(true, Ordering::SeqCst);
-                let _ = stream.shutdown(std::net::Shutdown::Both);
-                return;
-            }
-            match wait.recv_timeout(left) {
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-                _ => return, // disarmed
-            }
-        });
-        Some(Watchdog {
-            stop: Some(stop),
-            fired,
-            received,
-        })
-    }
-
-    fn add(&self, bytes: usize) {
-        self.received.fetch_add(bytes as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn fired(&self) -> bool {
-        self.fired.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// Receives one whole message (its command set and, when announced, its data set) within
-/// `limits`: a longer command or data set is refused, and a message slower than allowed ends
-/// in a timeout.
-pub fn receive<A: SyncAssociation<TcpStream>>(assoc: &mut A, limits: Limits) -> Result<Message, PacsError> {
-    let watchdog = Watchdog::arm(assoc.inner_stream(), limits.seconds);
-    let result = receive_within(assoc, limits, watchdog.as_ref());
-    match (result, &watchdog) {
-        (Err(_), Some(w)) if w.fired() => Err(PacsError::Timeout(limits.seconds)),
-        (result, _) => result,
-    }
-}
-
-fn receive_within<A: SyncAssociation<TcpStream>>(
-    assoc: &mut A,
-    limits: Limits,
-    watchdog: Option<&Watchdog>,
-) -> Result<Message, PacsError> {
-    let mut parts = Reassembly::new(limits);
-    loop {
-        if let Some(message) = parts.message()? {
-            return Ok(message);
-        }
-        quick_ack(assoc);
-        match SyncAssociation::receive(assoc).map_err(|e| PacsError::from_ul("receiving from", e))? {
-            Pdu::PData { data: values } => {
-                for v in values {
-                    if let Some(w) = watchdog {
-                        w.add(v.data.len());
-                    }
-                    parts.push(v)?;
-                }
-            }
-            Pdu::AbortRQ { source } => return Err(PacsError::Aborted(format!("{source:?}"))),
-            Pdu::ReleaseRQ => {
-                let _ = SyncAssociation::send(assoc, &Pdu::ReleaseRP);
-                return Err(PacsError::Released);
-            }
-            other => {
-                return Err(PacsError::Protocol(format!(
-                    "unexpected {} from the node",
-                    other.short_description()
-                )));
-            }
-        }
-    }
+/// One P-DATA value as the reassembly needs it (what dicom-ul's `PDataValue` carries).
+#[derive(Debug, Clone, Copy)]
+pub struct Fragment<'a> {
+    /// The presentation context.
+    pub context: u8,
+    /// Part of the command set (else of the data set).
+    pub command: bool,
+    /// The last fragment of its set.
+    pub last: bool,
+    pub data: &'a [u8],
 }
 
 /// One message put back together from its P-DATA values: the command set and, when the
@@ -437,30 +294,30 @@ impl Reassembly {
     }
 
     /// Takes one P-DATA value.
-    pub fn push(&mut self, v: PDataValue) -> Result<(), PacsError> {
-        self.context = v.presentation_context_id;
-        match v.value_type {
-            PDataValueType::Command if !self.command_done => {
+    pub fn push(&mut self, v: Fragment) -> Result<(), PacsError> {
+        self.context = v.context;
+        match v.command {
+            true if !self.command_done => {
                 if self.command.len() + v.data.len() > self.limits.max_command {
                     return Err(PacsError::Protocol(format!(
                         "the node's command set grew past {} KiB without ending; refused",
                         self.limits.max_command >> 10
                     )));
                 }
-                self.command.extend_from_slice(&v.data);
-                self.command_done = v.is_last;
+                self.command.extend_from_slice(v.data);
+                self.command_done = v.last;
             }
-            PDataValueType::Data => {
+            false => {
                 if self.data.len() + v.data.len() > self.limits.max_data {
                     return Err(PacsError::Protocol(format!(
                         "the node's data set grew past {} MiB (the node's max_dataset_mb); refused",
                         self.limits.max_data >> 20
                     )));
                 }
-                self.data.extend_from_slice(&v.data);
-                self.data_done = v.is_last;
+                self.data.extend_from_slice(v.data);
+                self.data_done = v.last;
             }
-            PDataValueType::Command => {
+            true => {
                 return Err(PacsError::Protocol(
                     "a second command set arrived before the data set".into(),
                 ));
@@ -493,22 +350,6 @@ impl Reassembly {
             data: (data_type != NO_DATASET).then(|| std::mem::take(&mut self.data)),
         }))
     }
-}
-
-/// Acknowledges what arrives at once rather than after the delayed-ACK timer. A node that
-/// leaves Nagle's algorithm on (Orthanc does) holds its next small message until our ACK,
-/// which would otherwise cost ~40 ms per retrieved instance. Linux resets the flag after
-/// reads, so it is set before each one; elsewhere this does nothing.
-fn quick_ack<A: SyncAssociation<TcpStream>>(assoc: &mut A) {
-    #[cfg(target_os = "linux")]
-    {
-        let stream: &TcpStream = assoc.inner_stream();
-        if let Err(e) = socket2::SockRef::from(stream).set_tcp_quickack(true) {
-            tracing::debug!("TCP_QUICKACK: {e}");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = assoc;
 }
 
 /// Names of the DIMSE statuses a reader may meet (PS3.7 Annex C and the query/retrieve classes).
@@ -560,14 +401,10 @@ mod tests {
     #[test]
     fn reassembly_refuses_a_command_set_past_its_limit() {
         let mut parts = Reassembly::new(Limits { max_command: 16, max_data: 16, seconds: 1 });
-        let value = |last, n| PDataValue {
-            presentation_context_id: 1,
-            value_type: PDataValueType::Command,
-            is_last: last,
-            data: vec![0; n],
-        };
-        parts.push(value(false, 10)).unwrap();
+        let zeros = [0u8; 10];
+        let value = |last| Fragment { context: 1, command: true, last, data: &zeros };
+        parts.push(value(false)).unwrap();
         assert!(parts.message().unwrap().is_none());
-        assert!(parts.push(value(true, 10)).is_err());
+        assert!(parts.push(value(true)).is_err());
     }
 }

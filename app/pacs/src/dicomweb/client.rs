@@ -1,11 +1,4 @@
-//! DICOMweb against a configured server: QIDO-RS (find), WADO-RS (retrieve, one instance per
-//! request so that progress, cancel and resume work as with C-GET) and STOW-RS (store), over
-//! ureq with rustls.
-//!
-//! The client follows no redirect, uses no proxy from the environment and trusts the CA file
-//! the node names (else the Mozilla roots built into Focal): it talks to the configured URL
-//! and nothing else. Credentials go into the `Authorization` header only; no message, log line
-//! or `Debug` output holds them.
+//! The DICOMweb client: requests to one configured server and what it answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -13,14 +6,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use dicom_core::Tag;
 use serde_json::Value as Json;
 use ureq::http::Response;
 
-use super::nodes::{Auth, WebNode};
-use super::receive::Tally;
-use super::scu::{FindLevel, GetSummary, Query, StoreSummary};
-use super::PacsError;
+use super::{dicom_json, find_bytes, json_text, multipart_parts, qido_rows, tag_key};
+use crate::nodes::{Auth, WebNode};
+use crate::query::{FindLevel, GetSummary, Query, StoreSummary, return_keys};
+use crate::receive::{Tally, created_study_folder};
+use crate::PacsError;
 
 const DICOM_JSON: &str = "application/dicom+json";
 /// What Focal asks WADO-RS for: each instance as a Part 10 file in the encoding the server
@@ -198,60 +191,6 @@ impl Client {
     }
 }
 
-/// The objects of a DICOM JSON answer (an array, or one object; nothing for a blank body);
-/// None when it is not JSON of that shape. Fuzzed (fuzz/fuzz_targets/dicomweb_answers.rs).
-pub fn dicom_json(bytes: &[u8]) -> Option<Vec<Json>> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Some(Vec::new());
-    }
-    match serde_json::from_slice::<Json>(bytes) {
-        Ok(Json::Array(items)) => Some(items),
-        Ok(obj @ Json::Object(_)) => Some(vec![obj]),
-        Ok(_) | Err(_) => None,
-    }
-}
-
-/// The rows of a QIDO-RS answer at `level`: each object's return keys as text, keyed by
-/// keyword (what C-FIND's rows hold).
-pub fn qido_rows(items: &[Json], level: FindLevel) -> Vec<BTreeMap<String, String>> {
-    let returned = super::scu::return_keys(level);
-    items
-        .iter()
-        .map(|obj| {
-            returned
-                .iter()
-                .filter_map(|(keyword, tag, _)| json_text(obj, *tag).map(|v| (keyword.to_string(), v)))
-                .collect()
-        })
-        .collect()
-}
-
-/// `gggg eeee` as DICOM JSON writes a tag.
-fn tag_key(tag: Tag) -> String {
-    format!("{:04X}{:04X}", tag.group(), tag.element())
-}
-
-/// One attribute of a DICOM JSON object as text: values joined by `\`, person names by their
-/// alphabetic form; None when the attribute is absent or empty.
-fn json_text(obj: &Json, tag: Tag) -> Option<String> {
-    let values = obj.get(tag_key(tag))?.get("Value")?.as_array()?;
-    let parts: Vec<String> = values
-        .iter()
-        .map(|v| match v {
-            Json::String(s) => s.clone(),
-            Json::Number(n) => n.to_string(),
-            Json::Object(o) => o
-                .get("Alphabetic")
-                .and_then(Json::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            _ => String::new(),
-        })
-        .collect();
-    let text = parts.join("\\");
-    (!text.is_empty()).then_some(text)
-}
-
 fn path_segment(uid: &str) -> Result<&str, PacsError> {
     let ok = !uid.is_empty() && uid.len() <= 64 && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     if ok {
@@ -302,7 +241,7 @@ pub fn find(node: &WebNode, level: FindLevel, query: &Query) -> Result<Vec<BTree
     {
         params.push(("StudyInstanceUID", uid.clone()));
     }
-    let returned = super::scu::return_keys(level);
+    let returned = return_keys(level);
     for (_, tag, _) in &returned {
         params.push(("includefield", tag_key(*tag)));
     }
@@ -355,14 +294,6 @@ fn list_instances(client: &Client, study: &str, series: Option<&str>) -> Result<
     Ok(out)
 }
 
-/// Finds `needle` in `hay` from `from`.
-fn find_bytes(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    (from..=hay.len() - needle.len()).find(|&i| hay[i..].starts_with(needle))
-}
-
 /// The boundary parameter of a multipart content type.
 fn boundary(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|p| {
@@ -371,28 +302,6 @@ fn boundary(content_type: &str) -> Option<String> {
             .eq_ignore_ascii_case("boundary")
             .then(|| v.trim().trim_matches('"').to_string())
     })
-}
-
-/// The bodies of the parts of a `multipart/related` message. Fuzzed
-/// (fuzz/fuzz_targets/dicomweb_answers.rs).
-pub fn multipart_parts<'a>(body: &'a [u8], boundary: &str) -> Result<Vec<&'a [u8]>, String> {
-    let delimiter = format!("--{boundary}");
-    let delimiter = delimiter.as_bytes();
-    let mut at = find_bytes(body, delimiter, 0).ok_or("no multipart boundary in the answer")?;
-    let mut parts = Vec::new();
-    loop {
-        let after = at + delimiter.len();
-        if body[after..].starts_with(b"--") {
-            return Ok(parts);
-        }
-        let headers_end = find_bytes(body, b"\r\n\r\n", after).ok_or("a multipart part without headers")?;
-        let start = headers_end + 4;
-        let mut end_marker = b"\r\n".to_vec();
-        end_marker.extend_from_slice(delimiter);
-        let end = find_bytes(body, &end_marker, start).ok_or("a multipart part that does not end (cut off?)")?;
-        parts.push(&body[start..end]);
-        at = end + 2;
-    }
 }
 
 /// Fetches one instance with WADO-RS: its Part 10 bytes.
@@ -457,7 +366,7 @@ pub fn get(
 ) -> Result<GetSummary, PacsError> {
     let started = Instant::now();
     let client = Client::new(node)?;
-    let folder = super::scu::created_study_folder(cache, study_uid)?;
+    let folder = created_study_folder(cache, study_uid)?;
     let instances = list_instances(&client, study_uid, series_uid)?;
     if instances.is_empty() {
         return Err(PacsError::Failed("no instances of that study on the server".into()));
@@ -644,7 +553,7 @@ fn send_chunk(client: &Client, chunk: Vec<(PathBuf, String, Vec<u8>)>, summary: 
             summary.stored += 1;
         } else if let Some(reason) = failed.get(uid) {
             let code = reason.parse::<u16>().ok();
-            let why = code.map_or_else(|| "refused by the server".to_string(), super::dimse::status_text);
+            let why = code.map_or_else(|| "refused by the server".to_string(), crate::dimse::status_text);
             summary.failed.push((path.clone(), why));
         } else if (200..300).contains(&status) && items.is_empty() {
             // A server that answers success without a per-instance list took them all.
@@ -661,28 +570,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn multipart_bodies_are_split_at_their_boundary() {
-        let body = b"preamble\r\n--b1\r\nContent-Type: application/dicom\r\n\r\nAB\r\n--b1\r\n\r\n--b1x\r\n--b1--\r\n";
-        let parts = multipart_parts(body, "b1").unwrap();
-        assert_eq!(parts, vec![&b"AB"[..], &b"--b1x"[..]]);
-        assert!(multipart_parts(b"--b1\r\nX: y\r\n\r\ncut off", "b1").is_err());
+    fn multipart_boundaries_are_read_from_the_content_type() {
         assert_eq!(boundary("multipart/related; type=\"application/dicom\"; boundary=\"a b\""), Some("a b".into()));
         assert_eq!(boundary("multipart/related;boundary=xyz"), Some("xyz".into()));
-    }
-
-    #[test]
-    fn dicom_json_values_read_as_c_find_text() {
-        let obj: Json = serde_json::json!({
-            "00100010": {"vr": "PN", "Value": [{"Alphabetic": "DOE^JANE"}]},
-            "00080061": {"vr": "CS", "Value": ["MR", "SEG"]},
-            "00201208": {"vr": "IS", "Value": [89]},
-            "00081030": {"vr": "LO"}
-        });
-        use dicom_dictionary_std::tags;
-        assert_eq!(json_text(&obj, tags::PATIENT_NAME).as_deref(), Some("DOE^JANE"));
-        assert_eq!(json_text(&obj, tags::MODALITIES_IN_STUDY).as_deref(), Some("MR\\SEG"));
-        assert_eq!(json_text(&obj, tags::NUMBER_OF_STUDY_RELATED_INSTANCES).as_deref(), Some("89"));
-        assert_eq!(json_text(&obj, tags::STUDY_DESCRIPTION), None);
     }
 
     #[test]
