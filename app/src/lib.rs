@@ -5,8 +5,6 @@
 pub mod cli;
 pub mod commands;
 #[cfg(feature = "desktop")]
-pub mod report;
-#[cfg(feature = "desktop")]
 pub mod ui;
 
 /// The layers below the window and the exports are crates of their own (`focal-study`,
@@ -17,6 +15,8 @@ pub use focal_inference as inference;
 pub use focal_pacs as pacs;
 #[cfg(feature = "desktop")]
 pub use focal_render as render;
+#[cfg(feature = "desktop")]
+pub use focal_report as report;
 pub use focal_util::{cache_dir, outdir, uid};
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.

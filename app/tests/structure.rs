@@ -7,13 +7,14 @@ mod common;
 use std::process::Command;
 
 /// The layers from the bottom up, and the Focal crates each may depend on.
-const ALLOWED: [(&str, &[&str]); 6] = [
+const ALLOWED: [(&str, &[&str]); 7] = [
     ("focal-util", &[]),
     ("focal-study", &["focal-util"]),
     ("focal-inference", &["focal-study", "focal-util"]),
     ("focal-pacs", &["focal-study", "focal-util"]),
     ("focal-render", &["focal-study"]),
-    ("focal", &["focal-inference", "focal-pacs", "focal-render", "focal-study", "focal-util"]),
+    ("focal-report", &["focal-inference", "focal-render", "focal-study", "focal-util"]),
+    ("focal", &["focal-inference", "focal-pacs", "focal-render", "focal-report", "focal-study", "focal-util"]),
 ];
 
 #[test]

@@ -1,5 +1,12 @@
-//! Review and export: the reader's review, DICOM SEG / Parametric Map / Secondary Capture,
-//! the PDF report and de-identification. No UI code here.
+//! focal-report: review and export — the reader's review, DICOM SEG / Parametric Map /
+//! Secondary Capture, the PDF report and de-identification. Imports the study, inference and
+//! render layers and the utilities; no window code.
+
+// Paths inside this crate name the layers below as Focal does (crate::study, crate::render).
+pub(crate) use focal_inference as inference;
+pub(crate) use focal_render as render;
+pub(crate) use focal_study as study;
+pub(crate) use focal_util::{outdir, uid};
 
 pub mod dcm;
 pub mod deid;
