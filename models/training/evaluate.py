@@ -30,7 +30,7 @@ import onnxruntime as ort
 import pydicom
 from scipy import ndimage
 
-from common import CONTEXT, ITK, LABELS, MRICRON, SLOTS
+from anatomy import CONTEXT, ITK, LABELS, MRICRON, SLOTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HALF = CONTEXT // 2

@@ -27,7 +27,7 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from common import DATA, GEN, load_mni_labels
+from anatomy import DATA, GEN, load_mni_labels
 
 CRANIUM = os.path.join(DATA, "invesalius/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 

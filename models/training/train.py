@@ -66,8 +66,8 @@ def pad_to(vol, size):
 
 
 class Generator:
-    def __init__(self, volumes, weights, size, rng, no_brain=0.1):
-        self.size, self.rng, self.no_brain = size, rng, no_brain
+    def __init__(self, volumes, weights, size, rng, no_brain=0.1, zero_air=0.0):
+        self.size, self.rng, self.no_brain, self.zero_air = size, rng, no_brain, zero_air
         self.views = []  # (volume with the slicing axis last, canvas-padded), per axis
         for vol in volumes:
             per_axis = []
@@ -140,6 +140,8 @@ class Generator:
                 cut = int(r.integers(s // 8, s // 3))
                 img[i, :, -cut:] = 0
                 lab[i, -cut:] = 0
+            if r.random() < self.zero_air:  # exact zeros around the head (masked or averaged scans)
+                img[i, :, lab[i] == 0] = 0
         return img, TARGET_T[lab]
 
     def acquire(self, img):
@@ -201,6 +203,8 @@ def main():
                     help="deep grey matter as its own generative label, with intensities between grey and white matter (common.load_mni_labels); use with a --labels map made by head_labels.py --deep-gm")
     ap.add_argument("--fine-gate", action="store_true",
                     help="the spatial gate at full resolution (Model 3.2); with --init from a model with the coarse gate, the gate starts afresh")
+    ap.add_argument("--zero-air", type=float, default=0.0,
+                    help="share of examples whose air (outside the head) is exactly zero, as in masked or averaged scans (Model 3.2)")
     ap.add_argument("--input-gate", action="store_true",
                     help="the spatial gate acts on the input pixels, with noise of the image's own statistics in place of what it holds back (Model 3.2)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
@@ -214,7 +218,7 @@ def main():
     torch.set_num_threads(os.cpu_count() or 2)
     ct_head = np.load(args.labels)["labels"]
     volumes = [ct_head, shelled_mni(rng, args.deep_gm), shelled_mni(rng, args.deep_gm)]
-    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes)
+    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes, args.zero_air)
     net = FocalNet(width=args.width, noise_filler=not args.no_filler, fine_gate=args.fine_gate, input_gate=args.input_gate)
     if args.init:
         state = torch.load(args.init, map_location="cpu")
@@ -264,7 +268,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate,
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate, "zero_air": args.zero_air,
                    "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 

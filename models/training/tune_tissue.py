@@ -13,8 +13,12 @@ shipped manifest, its tissue_em keys overridden). The score is the voxel agreeme
 consensus inside Focal's brain and the mask, and Dice per class; the chosen setting is the one
 with the best mean agreement over the three heads.
 
-usage: tune_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [prior_weight,mrf_beta,bias_sigma_mm[,rim_label] ...]
-  (rim_label: the fluid rim's voxels take this label after the last step instead of background)
+usage: tune_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [prior_weight,mrf_beta,bias_sigma_mm[,rim_label[,deep_gm_mm]] ...]
+  (rim_label: the fluid rim's voxels take this label after the last step instead of background;
+   deep_gm_mm: FROM-TO, the depth range of the deep grey-matter component, or "none")
+Deep grey matter on these heads is the template's own (anatomy.load_mni_labels(deep_gm=True),
+the region the network is trained to call grey), not an evaluation head's atlas; the AAL
+figure is a diagnostic only.
   (PYTHON_TISSUE: a Python with antspyx, dipy and scikit-learn, default ~/.cache/focal/py-tissue)
 """
 import glob
@@ -28,8 +32,9 @@ import zipfile
 import nibabel as nib
 import numpy as np
 
+from anatomy import GEN, MNI, load_mni_labels
 from evaluate_tissue import HERE, MRICRON, TPY, candidate_model
-from tissue_reference import class_dice
+from tissue_reference import class_dice, onto_grid, series_headers
 
 AAL = MRICRON.format("aal")
 T1_IN_WHEEL = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -93,7 +98,21 @@ def heads(work):
     return out
 
 
-def score(analysis, ref_path):
+def own_deep_grey(work, series):
+    """The template's own deep grey matter on a series' grid (cached beside the series)."""
+    path = os.path.join(os.path.dirname(series), "own_deep_grey.npy")
+    if not os.path.exists(path):
+        nifti = os.path.join(work, "own_deep_grey.nii.gz")
+        if not os.path.exists(nifti):
+            deep = (load_mni_labels(deep_gm=True) == GEN["deep_gm"]).astype(np.uint8)
+            nib.save(nib.Nifti1Image(deep, nib.load(MNI.format("t1")).affine), nifti)
+        files = series_headers(series)
+        shape = (int(files[0].Columns), int(files[0].Rows), len(files))
+        np.save(path, onto_grid(nifti, files, shape) > 0)
+    return np.load(path)
+
+
+def score(analysis, ref_path, own_deep=None):
     ref = np.load(ref_path)
     labels = np.asarray(nib.load(os.path.join(analysis, "labels.nii")).dataobj)
     both = ref["mask"] & (labels > 0)
@@ -103,6 +122,13 @@ def score(analysis, ref_path):
     if "deep_grey" in ref.files:
         deep = ref["deep_grey"] & (labels > 0)
         out["deep_grey_labelled_grey"] = float((labels[deep] == 2).mean())
+    if own_deep is not None:
+        deep = own_deep & (labels > 0)
+        out["own_deep_grey_labelled_grey"] = float((labels[deep] == 2).mean())
+    summary = json.load(open(os.path.join(analysis, "summary.json")))
+    faith = summary.get("faithfulness") or {}
+    out["deletion_test"] = {k: faith.get(k) for k in ("score", "passed")}
+    out["attention_in_brain"] = summary.get("attention_in_brain")
     return out
 
 
@@ -116,18 +142,22 @@ def main():
         parts = setting.split(",")
         pw, beta, sigma = (float(x) for x in parts[:3])
         rim = {"label_as": parts[3]} if len(parts) > 3 else None  # e.g. 0.25,0.3,7,CSF
-        manifest = candidate_model(work, {"prior_weight": pw, "mrf_beta": beta, "bias_sigma_mm": sigma}, "model", rim)
+        em = {"prior_weight": pw, "mrf_beta": beta, "bias_sigma_mm": sigma}
+        if len(parts) > 4:  # e.g. 0.25,0.3,7,CSF,10-20
+            em["deep_gm_mm"] = None if parts[4] == "none" else [float(x) for x in parts[4].split("-")]
+        manifest = candidate_model(work, em, "model", rim)
         row = {}
         for name, (series, ref) in hs.items():
             analysis = os.path.join(work, name, "analysis")
             shutil.rmtree(analysis, ignore_errors=True)
             subprocess.run([focal, "analyze", series, "--device", "cpu", "--model", manifest, "--out", analysis],
                            check=True, capture_output=True)
-            row[name] = score(analysis, ref)
+            row[name] = score(analysis, ref, own_deep_grey(work, series))
         row["mean_agreement"] = float(np.mean([row[h]["agreement"] for h in hs]))
         results[setting] = row
         print(setting, " ".join(f"{h} {row[h]['agreement']:.3f}" for h in hs), f"mean {row['mean_agreement']:.3f}",
-              flush=True)
+              "own deep GM grey", " ".join(f"{row[h]['own_deep_grey_labelled_grey']:.2f}" for h in hs),
+              "deletion", " ".join(f"{row[h]['deletion_test']['score']}" for h in hs), flush=True)
         json.dump(results, open(out_json, "w"), indent=1)
     best = max(results, key=lambda s: results[s]["mean_agreement"])
     print("best mean agreement:", best, f"{results[best]['mean_agreement']:.3f}")

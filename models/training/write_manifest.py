@@ -15,7 +15,7 @@ import sys
 
 import onnx
 
-from common import CONTEXT, LABELS, SLOTS
+from anatomy import CONTEXT, LABELS, SLOTS
 
 MANIFEST_VERSION = 2
 

@@ -243,7 +243,7 @@ fn kmeans3_sorted(sorted: &[f64]) -> [f64; 3] {
 /// Squared Euclidean distance (mm²) from each labelled voxel to the nearest unlabelled one
 /// (0 for unlabelled voxels, infinite when there is none), by the separable exact transform
 /// of Felzenszwalb and Huttenlocher applied along each axis in turn.
-fn squared_depth_mm(labels: &[u8], [c, r, s]: [usize; 3], spacing: [f64; 3]) -> Vec<f64> {
+pub(crate) fn squared_depth_mm(labels: &[u8], [c, r, s]: [usize; 3], spacing: [f64; 3]) -> Vec<f64> {
     let mut d: Vec<f64> = labels.iter().map(|&l| if l == 0 { 0.0 } else { f64::INFINITY }).collect();
     let lens = [c, r, s];
     let strides = [1, c, c * r];

@@ -35,6 +35,13 @@ pub struct TissueEmSpec {
     pub bias_sigma_mm: f64,
     /// EM rounds.
     pub iterations: usize,
+    /// Deep grey matter as its own Gaussian (SAMSEG models each deep structure apart): the
+    /// depth range (mm from the brain's surface) over which the grey-matter prior moves from
+    /// the cortical component to the deep one. Deep grey matter (thalamus, basal ganglia) is
+    /// brighter than cortex on T1, between grey and white matter, and a single grey-matter
+    /// Gaussian leaves it to white matter. None: one grey-matter component.
+    #[serde(default)]
+    pub deep_gm_mm: Option<[f64; 2]>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -59,12 +66,23 @@ impl TissueEmSpec {
         if !(1..=200).contains(&self.iterations) {
             return Some(format!("iterations {} (1 to 200)", self.iterations));
         }
+        if let Some([a, b]) = self.deep_gm_mm
+            && !(a.is_finite() && b.is_finite() && 0.0 <= a && a < b && b <= 100.0)
+        {
+            return Some(format!("deep_gm_mm [{a}, {b}] (0 ≤ from < to ≤ 100 mm)"));
+        }
         None
     }
 }
 
 /// The three tissue classes, in this order everywhere in this module.
 pub const TISSUES: [&str; 3] = ["CSF", "grey matter", "white matter"];
+
+/// The mixture's components: the three tissues, then deep grey matter (used when the spec
+/// asks for it), which is grey matter.
+const COMPONENTS: usize = 4;
+const TISSUE_OF: [usize; COMPONENTS] = [0, 1, 2, 1];
+const DEEP: usize = 3;
 
 /// Where each tissue lives in the label map and in the network's probabilities.
 #[derive(Debug, Clone, Copy)]
@@ -104,8 +122,11 @@ impl TissueSlots {
 /// What the fit found on this scan, for the summary, the CLI, the window and the PDF.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TissueFit {
-    /// Mean of each tissue in the primary series' values (bias-corrected).
+    /// Mean of each tissue in the primary series' values (bias-corrected; grey matter's is
+    /// the cortical component's).
     pub means: [f64; 3],
+    /// Mean of the deep grey-matter component, when the spec has one.
+    pub deep_gm_mean: Option<f64>,
     /// Share of the brain in each tissue.
     pub shares: [f64; 3],
     /// Range of the primary series' bias field (multiplicative), 1 when none was fitted.
@@ -127,8 +148,9 @@ impl TissueFit {
         } else {
             String::new()
         };
+        let deep = self.deep_gm_mean.map(|m| format!(" (deep grey matter {m:.1})")).unwrap_or_default();
         format!(
-            "fitted to this scan{series}: CSF {a:.1}, grey matter {b:.1}, white matter {c:.1} (primary series' values; {p:.0} %, {q:.0} %, {r:.0} % of the brain), bias field ×{:.2}–{:.2}, {} rounds",
+            "fitted to this scan{series}: CSF {a:.1}, grey matter {b:.1}{deep}, white matter {c:.1} (primary series' values; {p:.0} %, {q:.0} %, {r:.0} % of the brain), bias field ×{:.2}–{:.2}, {} rounds",
             self.bias_range[0], self.bias_range[1], self.iterations
         )
     }
@@ -406,18 +428,38 @@ pub fn fit_tissue(
             primary_sorted = sorted;
         }
     }
-    // The network's tempered probabilities of each tissue (a floor keeps every class possible).
-    let prior: Vec<[f32; 3]> = brain
+    // Each voxel's share of deep grey matter in grey matter's prior: 0 above the depth range's
+    // start, 1 below its end (depth from the surface of the brain given to this step).
+    let deep: Vec<f32> = match spec.deep_gm_mm {
+        Some([from, to]) => {
+            let depth2 = super::postprocess::squared_depth_mm(labels, dims, spacing);
+            brain
+                .iter()
+                .map(|&v| ((depth2[v as usize].sqrt() - from) / (to - from)).clamp(0.0, 1.0) as f32)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let components = if deep.is_empty() { 3 } else { COMPONENTS };
+    // The network's tempered probabilities of each tissue (a floor keeps every class possible),
+    // grey matter's split between its cortical and deep components.
+    let prior: Vec<[f32; COMPONENTS]> = brain
         .par_iter()
-        .map(|&v| {
+        .enumerate()
+        .map(|(j, &v)| {
             let (k, i) = (v as usize / plane, v as usize % plane);
-            let mut p = [0f32; 3];
+            let mut p = [0f32; COMPONENTS];
             for t in 0..3 {
                 let net = probabilities[(k * slots.classes + slots.channel[t]) * plane + i];
                 p[t] = (net.max(0.0) + 0.02).powf(spec.prior_weight as f32);
             }
             let s: f32 = p.iter().sum();
-            p.map(|x| x / s)
+            let mut p = p.map(|x| x / s);
+            if let Some(&share) = deep.get(j) {
+                p[DEEP] = p[1] * share;
+                p[1] *= 1.0 - share;
+            }
+            p
         })
         .collect();
     let network_label: Vec<u8> = brain.iter().map(|&v| labels[v as usize]).collect();
@@ -429,7 +471,7 @@ pub fn fit_tissue(
     let cluster: Vec<usize> = (0..m).map(|i| classes.class_of(raw[i * d])).collect();
     let mut lean = [0f64; 3];
     for (i, &k) in cluster.iter().enumerate() {
-        lean[k] += f64::from(prior[i][1]) - f64::from(prior[i][2]);
+        lean[k] += f64::from(prior[i][1] + prior[i][DEEP]) - f64::from(prior[i][2]);
     }
     let others: Vec<usize> = (0..3).filter(|&k| k != classes.fluid).collect();
     let grey = if lean[others[0]] >= lean[others[1]] {
@@ -437,19 +479,22 @@ pub fn fit_tissue(
     } else {
         others[1]
     };
-    // `post`: each voxel's tissue probabilities (the E step's posterior), started from the
-    // k-means classes.
-    let mut post: Vec<[f32; 3]> = cluster
+    // `post`: each voxel's component probabilities (the E step's posterior), started from the
+    // k-means classes (grey matter split by depth as its prior is).
+    let mut post: Vec<[f32; COMPONENTS]> = cluster
         .iter()
-        .map(|&k| {
-            let mut r = [0f32; 3];
-            r[if k == classes.fluid {
-                0
+        .enumerate()
+        .map(|(j, &k)| {
+            let mut r = [0f32; COMPONENTS];
+            if k == classes.fluid {
+                r[0] = 1.0;
             } else if k == grey {
-                1
+                let share = deep.get(j).copied().unwrap_or(0.0);
+                r[1] = 1.0 - share;
+                r[DEEP] = share;
             } else {
-                2
-            }] = 1.0;
+                r[2] = 1.0;
+            }
             r
         })
         .collect();
@@ -501,9 +546,9 @@ pub fn fit_tissue(
         let (weight, sums) = (0..m)
             .into_par_iter()
             .fold(
-                || ([0f64; 3], vec![0f64; 3 * d]),
+                || ([0f64; COMPONENTS], vec![0f64; COMPONENTS * d]),
                 |(mut w, mut sum), i| {
-                    for t in 0..3 {
+                    for t in 0..components {
                         let r = f64::from(post[i][t]);
                         w[t] += r;
                         for c in 0..d {
@@ -514,16 +559,21 @@ pub fn fit_tissue(
                 },
             )
             .reduce(
-                || ([0f64; 3], vec![0f64; 3 * d]),
+                || ([0f64; COMPONENTS], vec![0f64; COMPONENTS * d]),
                 |(mut w, mut sum), (x, y)| {
-                    (0..3).for_each(|t| w[t] += x[t]);
+                    (0..components).for_each(|t| w[t] += x[t]);
                     sum.iter_mut().zip(y).for_each(|(a, b)| *a += b);
                     (w, sum)
                 },
             );
-        let means: Vec<Vec<f64>> = (0..3)
+        let mut means: Vec<Vec<f64>> = (0..components)
             .map(|t| (0..d).map(|c| sums[t * d + c] / weight[t].max(1e-9)).collect())
             .collect();
+        if components > DEEP && weight[DEEP] < 1.0 {
+            // No voxel is deep enough (a thin slab): the deep component waits between grey and
+            // white matter instead of sitting at zero.
+            means[DEEP] = (0..d).map(|c| 0.5 * (means[1][c] + means[2][c])).collect();
+        }
         let scatter = (0..m)
             .into_par_iter()
             .fold(
@@ -571,7 +621,7 @@ pub fn fit_tissue(
                     .into_par_iter()
                     .map(|i| {
                         let (mut w, mut e) = (0.0, 0.0);
-                        for t in 0..3 {
+                        for t in 0..components {
                             let r = f64::from(post[i][t]) * log_prec[t];
                             w += r;
                             e += r * log_mean[t];
@@ -597,19 +647,23 @@ pub fn fit_tissue(
         post = (0..m)
             .into_par_iter()
             .map(|i| {
-                let mut field = [0f64; 3];
+                let mut field = [0f64; COMPONENTS];
                 if spec.mrf_beta > 0.0 {
                     for (j, w) in neighbours(brain[i] as usize) {
                         if j != u32::MAX {
-                            for t in 0..3 {
+                            for t in 0..components {
                                 field[t] += f64::from(w) * f64::from(previous[j as usize][t]);
                             }
                         }
                     }
                 }
                 let y = &corrected[i * d..(i + 1) * d];
-                let log_p: [f64; 3] = std::array::from_fn(|t| {
-                    f64::from(prior[i][t]).max(1e-12).ln() + gaussians[t].log_density(y) + spec.mrf_beta * field[t]
+                let log_p: [f64; COMPONENTS] = std::array::from_fn(|t| {
+                    if t < components {
+                        f64::from(prior[i][t]).max(1e-12).ln() + gaussians[t].log_density(y) + spec.mrf_beta * field[t]
+                    } else {
+                        f64::NEG_INFINITY
+                    }
                 });
                 let top = log_p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 // f32 exponentials: the posterior is stored in f32 anyway.
@@ -623,7 +677,12 @@ pub fn fit_tissue(
     let mut changed = 0;
     let mut counts = [0usize; 3];
     for (i, &v) in brain.iter().enumerate() {
-        let t = (0..3).max_by(|&a, &b| post[i][a].total_cmp(&post[i][b])).unwrap_or(0);
+        // Each tissue's probability: the sum of its components'.
+        let mut tissue = [0f32; 3];
+        for (t, &p) in post[i].iter().enumerate() {
+            tissue[TISSUE_OF[t]] += p;
+        }
+        let t = (0..3).max_by(|&a, &b| tissue[a].total_cmp(&tissue[b])).unwrap_or(0);
         counts[t] += 1;
         let label = slots.label[t];
         if label != network_label[i] {
@@ -635,7 +694,7 @@ pub fn fit_tissue(
             probabilities[(k * slots.classes + c) * plane + p] = 0.0;
         }
         for t in 0..3 {
-            probabilities[(k * slots.classes + slots.channel[t]) * plane + p] = post[i][t];
+            probabilities[(k * slots.classes + slots.channel[t]) * plane + p] = tissue[t];
         }
     }
     let bias_range = if spec.bias_sigma_mm == 0.0 {
@@ -648,6 +707,7 @@ pub fn fit_tissue(
     };
     Some(TissueFit {
         means: std::array::from_fn(|t| gaussians.get(t).map_or(0.0, |g| g.mean[0])),
+        deep_gm_mean: (components > DEEP).then(|| gaussians.get(DEEP).map_or(0.0, |g| g.mean[0])),
         shares: counts.map(|c| c as f64 / m as f64),
         bias_range,
         changed,
@@ -666,6 +726,7 @@ mod tests {
             mrf_beta: 0.3,
             bias_sigma_mm: 8.0,
             iterations: 15,
+            deep_gm_mm: None,
             description: None,
         }
     }
@@ -810,6 +871,11 @@ mod tests {
         s = spec();
         s.bias_sigma_mm = 2.0;
         assert!(s.problem().expect("problem").contains("bias_sigma_mm"));
+        s = spec();
+        s.deep_gm_mm = Some([12.0, 8.0]);
+        assert!(s.problem().expect("problem").contains("deep_gm_mm"));
+        s.deep_gm_mm = Some([8.0, 12.0]);
+        assert!(s.problem().is_none());
     }
 
     #[test]
@@ -869,5 +935,53 @@ mod tests {
         let (inv, det) = invert(&m, 2);
         assert!((det - 11.0).abs() < 1e-9);
         assert!((inv[0] - 3.0 / 11.0).abs() < 1e-12 && (inv[1] + 1.0 / 11.0).abs() < 1e-12);
+    }
+
+    /// Deep grey matter brighter than cortex (between grey and white matter, as the thalamus
+    /// and basal ganglia are on T1) with a network unsure there: one grey-matter Gaussian
+    /// leaves most of it to white matter; the deep component gives it to grey matter and keeps
+    /// the cortex and white matter as they were.
+    #[test]
+    fn a_deep_component_takes_deep_grey_matter_brighter_than_cortex() {
+        let (labels, mut values, mut probs, truth) = phantom([30.0, 70.0, 110.0]);
+        let (s, plane) = (40usize, 1600usize);
+        let mut nucleus = vec![false; s * s * s];
+        let mut seed = 99u64;
+        for z in 0..s {
+            for y in 0..s {
+                for x in 0..s {
+                    let v = (z * s + y) * s + x;
+                    let (fx, fy, fz) = (x as f32 - 26.5, y as f32 - 19.5, z as f32 - 19.5);
+                    if truth[v] == 3 && (fx * fx + fy * fy + fz * fz).sqrt() < 3.5 {
+                        nucleus[v] = true;
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        let noise = ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
+                        values[v] = (92.0 + 6.0 * noise) * (0.85 + 0.3 * x as f32 / s as f32);
+                        probs[(z * 4 + 2) * plane + y * s + x] = 0.5;
+                        probs[(z * 4 + 3) * plane + y * s + x] = 0.5;
+                    }
+                }
+            }
+        }
+        let n_nucleus = nucleus.iter().filter(|&&b| b).count();
+        assert!(n_nucleus > 100, "{n_nucleus}");
+        let grey_share = |deep: Option<[f64; 2]>| {
+            let (mut l, mut p) = (labels.clone(), probs.clone());
+            let spec = TissueEmSpec { deep_gm_mm: deep, ..spec() };
+            let fit = fit_phantom(&mut l, &mut p, &[&values], &spec).expect("fitted");
+            let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
+            let rest = (0..l.len()).filter(|&v| truth[v] != 0 && !nucleus[v]);
+            let (agree, total) = rest.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == truth[v]), t + 1));
+            (grey, agree as f64 / total as f64, fit)
+        };
+        let (without, rest_without, fit) = grey_share(None);
+        assert!(fit.deep_gm_mean.is_none());
+        let (with, rest_with, fit) = grey_share(Some([5.0, 9.0]));
+        let deep_mean = fit.deep_gm_mean.expect("a deep component");
+        assert!(fit.means[1] < deep_mean && deep_mean < fit.means[2], "{:?} deep {deep_mean}", fit.means);
+        assert!(without < 0.4, "one grey-matter Gaussian: {without:.2} of the nucleus grey");
+        assert!(with > 0.8, "with the deep component: {with:.2} of the nucleus grey");
+        assert!(rest_with > rest_without - 0.02, "elsewhere {rest_with:.3} against {rest_without:.3}");
+        assert!(fit.describe().contains("deep grey matter"), "{}", fit.describe());
     }
 }
