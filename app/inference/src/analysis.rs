@@ -47,7 +47,7 @@ pub struct SlotWeight {
     pub mean_weight: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct LabelVolume {
     pub index: u8,
     pub name: String,

@@ -3,46 +3,70 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::analysis::LabelVolume;
-use super::{Analysis, Engine, Provider, nifti};
+use super::{Analysis, Engine, nifti};
 use crate::study::{self, Volume};
 
-#[derive(Serialize)]
-pub struct Summary<'a> {
-    model: ModelInfo<'a>,
-    provider: &'a Provider,
-    series_uid: &'a str,
-    study_uid: &'a str,
-    slices: usize,
-    grid: [usize; 3],
-    spacing_mm: Option<[f64; 3]>,
-    skipped_slices: &'a [study::SkippedSlice],
-    labels: &'a [LabelVolume],
-    mean_confidence: Option<f64>,
-    slice_confidence: &'a [Option<f64>],
+/// summary.json: what the analysis found and how. Written by `write_analysis_folder`, read back
+/// by `read_summary` (exports, the window); one type both ways, so the two cannot drift.
+/// Fields added after the first release default when an older folder lacks them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub model: ModelInfo,
+    pub provider: ProviderInfo,
+    pub series_uid: String,
+    #[serde(default)]
+    pub study_uid: String,
+    #[serde(default)]
+    pub slices: usize,
+    /// Columns, rows, slices of every map.
+    pub grid: [usize; 3],
+    #[serde(default)]
+    pub spacing_mm: Option<[f64; 3]>,
+    #[serde(default)]
+    pub skipped_slices: Vec<study::SkippedSlice>,
+    pub labels: Vec<LabelVolume>,
+    #[serde(default)]
+    pub mean_confidence: Option<f64>,
+    #[serde(default)]
+    pub slice_confidence: Vec<Option<f64>>,
+    /// Faithfulness, modality reliance, volume warnings, slots (absent in older folders).
     #[serde(flatten)]
-    insights: &'a super::analysis::Insights,
-    seconds: Timings,
-    files: Vec<&'a str>,
-    note: &'a str,
+    pub insights: super::analysis::Insights,
+    #[serde(default)]
+    pub seconds: Timings,
+    #[serde(default)]
+    pub files: Vec<String>,
+    #[serde(default)]
+    pub note: String,
 }
 
-#[derive(Serialize)]
-pub struct ModelInfo<'a> {
-    name: &'a str,
-    version: &'a str,
-    sha256: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    extent_sha256: Option<&'a str>,
+/// Which model made the analysis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    /// The brain-extent model's sha256 (analyses by models with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extent_sha256: Option<String>,
     /// The brain extractor's files (locate, segment), when the model has one.
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    extractor_sha256: &'a [String],
-    verified_against_manifest: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extractor_sha256: Vec<String>,
+    pub verified_against_manifest: bool,
 }
 
-#[derive(Serialize)]
+/// The execution provider that ran it (`Provider`, as written).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub fallback_reason: Option<String>,
+}
+
+/// Seconds each part took.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Timings {
     pub scan: f64,
     pub load_volume: f64,
@@ -52,6 +76,23 @@ pub struct Timings {
     /// The attention's deletion test (part of inference_total).
     pub faithfulness: f64,
     pub slices_per_second: f64,
+}
+
+impl Timings {
+    /// The analysis's own timings, with what came before it (scanning the files, decoding the
+    /// volume, loading the model; 0 where the caller did not time it).
+    pub fn of(analysis: &Analysis, scan: f64, load_volume: f64, load_model: f64) -> Timings {
+        let s = &analysis.summary;
+        Timings {
+            scan,
+            load_volume,
+            load_model,
+            inference_total: s.seconds_total,
+            model_only: s.seconds_model,
+            faithfulness: s.seconds_faithfulness,
+            slices_per_second: s.slices_per_second,
+        }
+    }
 }
 
 /// Writes the maps and summary.json into `out` (created), each file atomically.
@@ -66,36 +107,53 @@ pub fn write_analysis_folder(
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(out)?;
     write_results(out, volume, analysis)?;
+    let mut files = vec![LABELS_FILE, ATTENTION_FILE, PROBABILITIES_FILE];
+    if analysis.modality_attention.is_some() {
+        files.push(MODALITY_FILE);
+    }
     let summary = Summary {
         model: ModelInfo {
-            name: &engine.manifest.name,
-            version: &engine.manifest.version,
-            sha256: &engine.sha256,
-            extent_sha256: engine.extent_sha256.as_deref(),
-            extractor_sha256: &engine.extractor_sha256,
+            name: engine.manifest.name.clone(),
+            version: engine.manifest.version.clone(),
+            sha256: engine.sha256.clone(),
+            extent_sha256: engine.extent_sha256.clone(),
+            extractor_sha256: engine.extractor_sha256.clone(),
             verified_against_manifest: engine.verified,
         },
-        provider: &engine.provider,
-        series_uid,
-        study_uid,
+        provider: ProviderInfo {
+            name: engine.provider.name.to_string(),
+            fallback_reason: engine.provider.fallback_reason.clone(),
+        },
+        series_uid: series_uid.to_string(),
+        study_uid: study_uid.to_string(),
         slices: analysis.slices,
         grid: [analysis.columns, analysis.rows, analysis.slices],
         spacing_mm: volume.geometry.as_ref().map(|g| g.spacing),
-        skipped_slices: &volume.skipped,
-        labels: &analysis.summary.labels,
+        skipped_slices: volume.skipped.clone(),
+        labels: analysis.summary.labels.clone(),
         mean_confidence: analysis.summary.mean_confidence,
-        slice_confidence: &analysis.summary.slice_confidence,
-        insights: &analysis.summary.insights,
+        slice_confidence: analysis.summary.slice_confidence.clone(),
+        insights: analysis.summary.insights.clone(),
         seconds,
-        files: if analysis.modality_attention.is_some() {
-            vec![LABELS_FILE, ATTENTION_FILE, PROBABILITIES_FILE, MODALITY_FILE]
-        } else {
-            vec![LABELS_FILE, ATTENTION_FILE, PROBABILITIES_FILE]
-        },
-        note: "Research use only, not for diagnosis. The attention map shows which pixels the model let through to its segmentation (see faithfulness for how much the labels depend on them), not a finding.",
+        files: files.into_iter().map(String::from).collect(),
+        note: NOTE.to_string(),
     };
     let text = serde_json::to_string_pretty(&summary).map_err(std::io::Error::other)?;
     crate::outdir::write_atomic(&out.join(SUMMARY_FILE), text.as_bytes())
+}
+
+/// What every summary says of itself.
+const NOTE: &str = "Research use only, not for diagnosis. The attention map shows which pixels the model let through to its segmentation (see faithfulness for how much the labels depend on them), not a finding.";
+
+/// Reads an analysis folder's summary.json; the error says what is wrong with the folder.
+pub fn read_summary(dir: &Path) -> Result<Summary, String> {
+    let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).map_err(|e| {
+        format!(
+            "{}: {SUMMARY_FILE} could not be read ({e}); is this a `focal analyze` output folder?",
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_FILE} is not one Focal wrote: {e}"))
 }
 
 // The analysis folder's file names, named here only.
@@ -210,6 +268,49 @@ pub fn read_evidence_index(dir: &Path) -> Vec<super::evidence::EvidenceInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The summary a folder holds reads back as it was written, and a folder from before the
+    /// later fields (timings, slots, files…) still reads.
+    #[test]
+    fn summaries_read_back_as_written_and_older_ones_still_read() {
+        let summary = Summary {
+            model: ModelInfo {
+                name: "m".into(),
+                version: "1".into(),
+                sha256: "ab".into(),
+                extent_sha256: None,
+                extractor_sha256: vec!["cd".into()],
+                verified_against_manifest: true,
+            },
+            provider: ProviderInfo { name: "CPU".into(), fallback_reason: Some("no GPU".into()) },
+            series_uid: "1.2".into(),
+            study_uid: "1.3".into(),
+            slices: 2,
+            grid: [3, 4, 2],
+            spacing_mm: Some([1.0, 1.0, 2.0]),
+            skipped_slices: Vec::new(),
+            labels: vec![LabelVolume { index: 2, name: "grey matter".into(), voxels: 5, volume_ml: 0.01, mean_probability: Some(0.9) }],
+            mean_confidence: Some(0.8),
+            slice_confidence: vec![Some(0.8), None],
+            insights: Default::default(),
+            seconds: Timings { inference_total: 1.5, ..Default::default() },
+            files: vec![LABELS_FILE.into()],
+            note: NOTE.into(),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = serde_json::to_string_pretty(&summary).expect("json");
+        std::fs::write(dir.path().join(SUMMARY_FILE), &text).expect("write");
+        let back = read_summary(dir.path()).expect("read");
+        assert_eq!(serde_json::to_value(&back).expect("value"), serde_json::to_value(&summary).expect("value"));
+        let old = r#"{"model": {"name": "m", "version": "0.9", "sha256": "ab", "verified_against_manifest": false},
+            "provider": {"name": "CPU", "fallback_reason": null}, "series_uid": "1.2", "grid": [3, 4, 2],
+            "labels": [{"index": 1, "name": "CSF", "voxels": 1, "volume_ml": 0.002, "mean_probability": null}]}"#;
+        std::fs::write(dir.path().join(SUMMARY_FILE), old).expect("write");
+        let back = read_summary(dir.path()).expect("an older summary reads");
+        assert_eq!((back.grid, back.labels.len(), back.seconds.inference_total), ([3, 4, 2], 1, 0.0));
+        std::fs::write(dir.path().join(SUMMARY_FILE), "{}").expect("write");
+        assert!(read_summary(dir.path()).expect_err("refused").contains("not one Focal wrote"));
+    }
 
     #[test]
     fn fourth_axis_regrouping_round_trips() {

@@ -3,56 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-
 use super::ExportError;
 use super::review::{REVIEWED_LABELS_FILE, Review};
 use crate::inference::nifti::{self, Voxels};
-use crate::inference::output::{ATTENTION_FILE, LABELS_FILE, SUMMARY_FILE};
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ModelRecord {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    /// The brain-extent model's sha256 (analyses by models with one).
-    #[serde(default)]
-    pub extent_sha256: Option<String>,
-    /// The brain extractor's files' sha256s (locate, segment), when the model has one.
-    #[serde(default)]
-    pub extractor_sha256: Vec<String>,
-    pub verified_against_manifest: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProviderRecord {
-    pub name: String,
-    pub fallback_reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct LabelRecord {
-    pub index: u8,
-    pub name: String,
-    pub mean_probability: Option<f64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SummaryRecord {
-    pub model: ModelRecord,
-    pub provider: ProviderRecord,
-    pub series_uid: String,
-    pub grid: [usize; 3],
-    pub labels: Vec<LabelRecord>,
-    /// Faithfulness, modality reliance, volume warnings, slots (absent in older folders).
-    #[serde(flatten)]
-    pub insights: crate::inference::analysis::Insights,
-}
+use crate::inference::output::{ATTENTION_FILE, LABELS_FILE, Summary, read_summary};
 
 /// An analysis folder, loaded.
 pub struct AnalysisOutput {
     pub dir: PathBuf,
-    pub summary: SummaryRecord,
+    pub summary: Summary,
     /// The reviewed label map when the reader corrected one, else the model's.
     pub labels: Vec<u8>,
     pub attention: Vec<f32>,
@@ -68,14 +27,7 @@ pub struct AnalysisOutput {
 impl AnalysisOutput {
     pub fn read(dir: &Path) -> Result<AnalysisOutput, ExportError> {
         let bad = |what: String| ExportError::Analysis(what);
-        let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).map_err(|e| {
-            bad(format!(
-                "{}: summary.json could not be read ({e}); is this a `focal analyze` output folder?",
-                dir.display()
-            ))
-        })?;
-        let summary: SummaryRecord =
-            serde_json::from_str(&text).map_err(|e| bad(format!("summary.json is not one Focal wrote: {e}")))?;
+        let summary = read_summary(dir).map_err(bad)?;
         let expected = summary.grid.iter().product::<usize>();
         let reviewed = dir.join(REVIEWED_LABELS_FILE);
         let label_file = if reviewed.exists() {

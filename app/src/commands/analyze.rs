@@ -159,15 +159,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         .slices
         .first()
         .map_or(String::new(), |s| s.instance.study_uid.clone());
-    let timings = inference::output::Timings {
-        scan,
-        load_volume,
-        load_model,
-        inference_total: analysis.summary.seconds_total,
-        model_only: analysis.summary.seconds_model,
-        faithfulness: analysis.summary.seconds_faithfulness,
-        slices_per_second: analysis.summary.slices_per_second,
-    };
+    let timings = inference::output::Timings::of(&analysis, scan, load_volume, load_model);
     inference::output::write_analysis_folder(&args.out, volume, &analysis, &engine, &series.uid, &study_uid, timings)
         .with_context(|| format!("writing the results to {} failed", args.out.display()))?;
     for l in &analysis.summary.labels {

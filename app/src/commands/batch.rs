@@ -469,15 +469,7 @@ impl Batch<'_> {
         row.status = "ok".into();
         let partial = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);
-        let timings = inference::output::Timings {
-            scan: 0.0,
-            load_volume: row.seconds_load,
-            load_model: 0.0,
-            inference_total: s.seconds_total,
-            model_only: s.seconds_model,
-            faithfulness: s.seconds_faithfulness,
-            slices_per_second: s.slices_per_second,
-        };
+        let timings = inference::output::Timings::of(&analysis, 0.0, row.seconds_load, 0.0);
         inference::output::write_analysis_folder(
             &partial,
             &volume,

@@ -253,15 +253,7 @@ impl FocalApp {
         view.extras = insights::extras_from_analysis(&analysis, engine.slots());
         self.edit(Edit::ShowAnalysis(Box::new(view)));
         std::thread::spawn(move || {
-            let timings = crate::inference::output::Timings {
-                scan: 0.0,
-                load_volume: 0.0,
-                load_model: 0.0,
-                inference_total: analysis.summary.seconds_total,
-                model_only: analysis.summary.seconds_model,
-                faithfulness: analysis.summary.seconds_faithfulness,
-                slices_per_second: analysis.summary.slices_per_second,
-            };
+            let timings = crate::inference::output::Timings::of(&analysis, 0.0, 0.0, 0.0);
             // A new model run starts a new review: the old corrections were of other labels.
             let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEWED_LABELS_FILE));
             let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEW_FILE));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Progress;
 use super::decode::{self, FrameValues};
@@ -16,7 +16,7 @@ use super::header::{InstanceHeader, WindowLevel};
 use super::series::Stack;
 
 /// A slice that could not be decoded; the volume holds zeros in its place.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SkippedSlice {
     pub index: usize,
     pub path: PathBuf,
