@@ -1,0 +1,269 @@
+//! The tissue model's tests: phantoms with known tissues, the bias field, the deep component.
+
+use super::gaussian::invert;
+use super::*;
+
+fn spec() -> TissueEmSpec {
+    TissueEmSpec {
+        prior_weight: 0.25,
+        mrf_beta: 0.3,
+        bias_sigma_mm: 8.0,
+        iterations: 15,
+        deep_gm_mm: None,
+        description: None,
+    }
+}
+
+const SLOTS: TissueSlots = TissueSlots {
+    label: [1, 2, 3],
+    channel: [1, 2, 3],
+    classes: 4,
+};
+
+/// A 40³ "head": a ball of brain with white matter inside, folded grey matter (a
+/// wavy shell) and CSF in a central ventricle and at the surface, under a 30 % bias
+/// ramp and noise; the network's probabilities are a wrong rim prior (grey outside,
+/// white inside, no CSF), as Model 2's were.
+fn phantom(contrast: [f32; 3]) -> (Vec<u8>, Vec<f32>, Vec<f32>, Vec<u8>) {
+    let s = 40usize;
+    let n = s * s * s;
+    let (mut labels, mut values, mut probs, mut truth) =
+        (vec![0u8; n], vec![0f32; n], vec![0f32; 4 * n], vec![0u8; n]);
+    let mut seed = 12345u64;
+    let mut noise = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    for z in 0..s {
+        for y in 0..s {
+            for x in 0..s {
+                let v = (z * s + y) * s + x;
+                let (fx, fy, fz) = (x as f32 - 19.5, y as f32 - 19.5, z as f32 - 19.5);
+                let r = (fx * fx + fy * fy + fz * fz).sqrt();
+                if r > 17.0 {
+                    continue;
+                }
+                let angle = fy.atan2(fx);
+                let fold = 12.0 + 2.5 * (5.0 * angle).sin();
+                let t = if r < 3.5 || r > 15.5 {
+                    0
+                } else if r > fold {
+                    1
+                } else {
+                    2
+                };
+                truth[v] = t as u8 + 1;
+                labels[v] = 3;
+                let bias = 0.85 + 0.3 * x as f32 / s as f32;
+                values[v] = (contrast[t] + 6.0 * noise()) * bias;
+                let k = z;
+                let i = y * s + x;
+                let plane = s * s;
+                let rim = if r > 13.0 { 0.8 } else { 0.2 };
+                probs[(k * 4 + 2) * plane + i] = rim;
+                probs[(k * 4 + 3) * plane + i] = 1.0 - rim;
+            }
+        }
+    }
+    (labels, values, probs, truth)
+}
+
+/// The step on a phantom's 40³ grid of 1 mm voxels.
+fn fit_phantom(
+    labels: &mut [u8],
+    probs: &mut [f32],
+    channels: &[&[f32]],
+    spec: &TissueEmSpec,
+) -> Option<TissueFit> {
+    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec)
+}
+
+fn agreement(labels: &[u8], truth: &[u8]) -> f64 {
+    let (mut same, mut all) = (0, 0);
+    for (a, b) in labels.iter().zip(truth) {
+        if *b != 0 {
+            all += 1;
+            same += usize::from(a == b);
+        }
+    }
+    same as f64 / all as f64
+}
+
+#[test]
+fn tissues_follow_the_image_not_the_rim_prior_on_t1_and_t2_contrast() {
+    for contrast in [[30.0, 80.0, 110.0], [200.0, 110.0, 70.0]] {
+        let (mut labels, values, mut probs, truth) = phantom(contrast);
+        let before = agreement(&labels, &truth);
+        let fit = fit_phantom(&mut labels, &mut probs, &[&values], &spec()).expect("fit");
+        let after = agreement(&labels, &truth);
+        assert!(
+            after > 0.93,
+            "{contrast:?}: {after:.3} of voxels right after the fit (before {before:.3}); {fit:?}"
+        );
+        // The tissue order follows the contrast: CSF darkest on T1, brightest on T2.
+        assert!((fit.means[0] < fit.means[2]) == (contrast[0] < contrast[2]), "{fit:?}");
+        // Probabilities are the posterior: they sum to one and agree with the labels.
+        for v in 0..labels.len() {
+            if labels[v] != 0 {
+                let (k, i) = (v / 1600, v % 1600);
+                let p: Vec<f32> = (0..4).map(|c| probs[(k * 4 + c) * 1600 + i]).collect();
+                assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+                let best = (0..4).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+                assert_eq!(best as u8, labels[v]);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_bias_field_is_found_and_removed() {
+    let (mut labels, values, mut probs, truth) = phantom([30.0, 80.0, 110.0]);
+    let mut none = spec();
+    none.bias_sigma_mm = 0.0;
+    let mut flat = labels.clone();
+    let mut flat_probs = probs.clone();
+    fit_phantom(&mut flat, &mut flat_probs, &[&values], &none).expect("fit");
+    let fit = fit_phantom(&mut labels, &mut probs, &[&values], &spec()).expect("fit");
+    // The phantom's ramp spans x0.85-1.15 over the volume (x0.89-1.11 over the brain).
+    assert!(fit.bias_range[0] < 0.94 && fit.bias_range[1] > 1.06, "{fit:?}");
+    assert!(agreement(&labels, &truth) >= agreement(&flat, &truth), "{fit:?}");
+}
+
+#[test]
+fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
+    let (mut labels, values, mut probs, truth) = phantom([30.0, 80.0, 110.0]);
+    let (_, second, _, _) = phantom([200.0, 110.0, 70.0]);
+    let fit = fit_phantom(&mut labels, &mut probs, &[&values, &second], &spec()).expect("fit");
+    assert_eq!(fit.channels, 2);
+    assert!(agreement(&labels, &truth) > 0.95, "{fit:?}");
+    assert!(fit.describe().contains("(2 series)"), "{}", fit.describe());
+    let mut few = vec![0u8; 1000];
+    few[..10].fill(3);
+    let mut p = vec![0f32; 4000];
+    let v = vec![1f32; 1000];
+    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec()).is_none());
+    assert_eq!(few.iter().filter(|&&l| l == 3).count(), 10);
+}
+
+#[test]
+fn settings_out_of_range_are_named() {
+    let mut s = spec();
+    assert!(s.problem().is_none());
+    s.prior_weight = 1.5;
+    assert!(s.problem().expect("problem").contains("prior_weight"));
+    s = spec();
+    s.bias_sigma_mm = 2.0;
+    assert!(s.problem().expect("problem").contains("bias_sigma_mm"));
+    s = spec();
+    s.deep_gm_mm = Some([12.0, 8.0]);
+    assert!(s.problem().expect("problem").contains("deep_gm_mm"));
+    s.deep_gm_mm = Some([8.0, 12.0]);
+    assert!(s.problem().is_none());
+}
+
+#[test]
+fn tissues_are_found_among_the_labels_by_name_or_named_as_missing() {
+    let label = |index: u8, name: &str| super::super::manifest::Label {
+        index,
+        name: name.into(),
+        color: [0; 3],
+        expected_ml: None,
+    };
+    let labels = vec![
+        label(0, "background"),
+        label(5, "white matter"),
+        label(1, "CSF"),
+        label(2, "grey matter"),
+    ];
+    let found = TissueSlots::find(&labels, 4).expect("all three");
+    assert_eq!((found.label, found.channel, found.classes), ([1, 2, 5], [2, 3, 1], 4));
+    // A model with fewer output channels than the labels reach, and a missing tissue.
+    assert_eq!(TissueSlots::find(&labels, 3).err(), Some(vec!["grey matter"]));
+    assert_eq!(TissueSlots::find(&labels[..3], 4).err(), Some(vec!["grey matter"]));
+}
+
+#[test]
+fn the_smoothed_field_keeps_smooth_fields_and_ignores_unweighted_values() {
+    // A 60 x 60 x 40 brick of 2 x 2 x 3 mm voxels; every 7th voxel holds an outlier of
+    // weight zero, which must not count.
+    let dims = [60, 60, 40];
+    let spacing = [2.0, 2.0, 3.0];
+    let brain: Vec<u32> = (0..(60 * 60 * 40) as u32).collect();
+    let weight: Vec<f64> = brain.iter().map(|&v| if v % 7 == 0 { 0.0 } else { 1.0 }).collect();
+    let with_outliers = |f: &dyn Fn(u32) -> f64| -> Vec<f64> {
+        brain.iter().map(|&v| if v % 7 == 0 { 5.0 } else { f(v) }).collect()
+    };
+    // A constant comes back everywhere, up to the edges (normalised convolution).
+    let field = smooth_field(&brain, dims, spacing, 15.0, &with_outliers(&|_| 0.3), &weight);
+    assert!(field.iter().all(|f| (f - 0.3).abs() < 1e-9));
+    // A ramp comes back up to the edges (the trend), and a bump of 40 mm on it inside.
+    let x_mm = |v: u32| (v % 60) as f64 * 2.0 + 1.0;
+    let ramp = |v: u32| 0.1 * (x_mm(v) - 60.0) / 60.0;
+    let field = smooth_field(&brain, dims, spacing, 15.0, &with_outliers(&ramp), &weight);
+    let worst = brain
+        .iter()
+        .map(|&v| (field[v as usize] - ramp(v)).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-6, "largest error {worst}");
+    let bump = |v: u32| ramp(v) + 0.05 * (-((x_mm(v) - 60.0) / 40.0).powi(2)).exp();
+    let field = smooth_field(&brain, dims, spacing, 15.0, &with_outliers(&bump), &weight);
+    let centre = brain.iter().filter(|&&v| (58.0..=62.0).contains(&x_mm(v)));
+    let worst = centre.map(|&v| (field[v as usize] - bump(v)).abs()).fold(0.0, f64::max);
+    assert!(worst < 0.01, "largest error at the bump's peak {worst}");
+}
+
+#[test]
+fn small_matrices_are_inverted() {
+    let m = [4.0, 1.0, 1.0, 3.0];
+    let (inv, det) = invert(&m, 2);
+    assert!((det - 11.0).abs() < 1e-9);
+    assert!((inv[0] - 3.0 / 11.0).abs() < 1e-12 && (inv[1] + 1.0 / 11.0).abs() < 1e-12);
+}
+
+/// Deep grey matter brighter than cortex (between grey and white matter, as the thalamus
+/// and basal ganglia are on T1) with a network unsure there: one grey-matter Gaussian
+/// leaves most of it to white matter; the deep component gives it to grey matter and keeps
+/// the cortex and white matter as they were.
+#[test]
+fn a_deep_component_takes_deep_grey_matter_brighter_than_cortex() {
+    let (labels, mut values, mut probs, truth) = phantom([30.0, 70.0, 110.0]);
+    let (s, plane) = (40usize, 1600usize);
+    let mut nucleus = vec![false; s * s * s];
+    let mut seed = 99u64;
+    for z in 0..s {
+        for y in 0..s {
+            for x in 0..s {
+                let v = (z * s + y) * s + x;
+                let (fx, fy, fz) = (x as f32 - 26.5, y as f32 - 19.5, z as f32 - 19.5);
+                if truth[v] == 3 && (fx * fx + fy * fy + fz * fz).sqrt() < 3.5 {
+                    nucleus[v] = true;
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let noise = ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
+                    values[v] = (92.0 + 6.0 * noise) * (0.85 + 0.3 * x as f32 / s as f32);
+                    probs[(z * 4 + 2) * plane + y * s + x] = 0.5;
+                    probs[(z * 4 + 3) * plane + y * s + x] = 0.5;
+                }
+            }
+        }
+    }
+    let n_nucleus = nucleus.iter().filter(|&&b| b).count();
+    assert!(n_nucleus > 100, "{n_nucleus}");
+    let grey_share = |deep: Option<[f64; 2]>| {
+        let (mut l, mut p) = (labels.clone(), probs.clone());
+        let spec = TissueEmSpec { deep_gm_mm: deep, ..spec() };
+        let fit = fit_phantom(&mut l, &mut p, &[&values], &spec).expect("fitted");
+        let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
+        let rest = (0..l.len()).filter(|&v| truth[v] != 0 && !nucleus[v]);
+        let (agree, total) = rest.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == truth[v]), t + 1));
+        (grey, agree as f64 / total as f64, fit)
+    };
+    let (without, rest_without, fit) = grey_share(None);
+    assert!(fit.deep_gm_mean.is_none());
+    let (with, rest_with, fit) = grey_share(Some([5.0, 9.0]));
+    let deep_mean = fit.deep_gm_mean.expect("a deep component");
+    assert!(fit.means[1] < deep_mean && deep_mean < fit.means[2], "{:?} deep {deep_mean}", fit.means);
+    assert!(without < 0.4, "one grey-matter Gaussian: {without:.2} of the nucleus grey");
+    assert!(with > 0.8, "with the deep component: {with:.2} of the nucleus grey");
+    assert!(rest_with > rest_without - 0.02, "elsewhere {rest_with:.3} against {rest_without:.3}");
+    assert!(fit.describe().contains("deep grey matter"), "{}", fit.describe());
+}
