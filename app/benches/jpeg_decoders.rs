@@ -6,7 +6,7 @@
 //!
 //! Neither crate decodes 12-bit DCT JPEG (transfer syntax .51): jpeg-decoder 0.3 refuses any
 //! precision but 8 outside lossless, zune-jpeg 0.5 parses 8-bit only, so Focal keeps its own
-//! 12-bit decoder (app/study/src/jpeg12.rs).
+//! 12-bit decoder (app/study/src/codec/jpeg12.rs).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

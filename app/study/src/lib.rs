@@ -1,18 +1,17 @@
 //! focal-study: DICOM files → series → volumes. Imports nothing of Focal; no UI or model code.
 
 mod attrs;
+mod codec;
 pub mod decode;
 pub mod error;
 pub mod geometry;
 pub mod header;
-mod jpeg12;
 #[doc(hidden)] // the DIMSE data-set walk in focal shares the length rules
 pub mod lengths;
 pub mod open;
 pub mod pairing;
 pub mod reformat;
 mod palette;
-mod rle;
 pub mod scan;
 pub mod series;
 pub mod tags;
