@@ -1,0 +1,73 @@
+//! The batch's results table (results.csv): one row per series, a volume column per label.
+
+use super::Row;
+
+pub(super) fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or(String::new(), |v| v.to_string())
+}
+
+/// The table: a header naming each label's volume column, then one line per row.
+pub fn table(label_names: &[String], rows: &[Row]) -> String {
+    let mut head: Vec<String> = ["input", "study", "series", "modality", "slices", "status", "error"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    head.extend(
+        label_names
+            .iter()
+            .map(|n| format!("{}_ml", n.to_lowercase().replace([' ', '+', '/'], "_"))),
+    );
+    head.extend(
+        [
+            "mean_confidence",
+            "faithfulness_score",
+            "faithfulness_passed",
+            "warnings",
+            "provider",
+            "model_sha256",
+            "content_sha256",
+            "seconds_load",
+            "seconds_analysis",
+            "folder",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut out = head.join(",") + "\n";
+    for r in rows {
+        let mut f = vec![
+            csv_field(&r.input),
+            r.study.clone(),
+            r.series.clone(),
+            csv_field(&r.modality),
+            r.slices.to_string(),
+            r.status.clone(),
+            csv_field(&r.error),
+        ];
+        for i in 0..label_names.len() {
+            f.push(r.volumes_ml.get(i).map_or(String::new(), |v| format!("{v:.3}")));
+        }
+        f.extend([
+            opt(r.mean_confidence.map(|c| format!("{c:.4}"))),
+            opt(r.faithfulness_score.map(|c| format!("{c:.3}"))),
+            opt(r.faithfulness_passed),
+            csv_field(&r.warnings),
+            csv_field(&r.provider),
+            r.model_sha256.clone(),
+            r.content_sha256.clone(),
+            format!("{:.3}", r.seconds_load),
+            format!("{:.3}", r.seconds_analysis),
+            csv_field(&r.folder),
+        ]);
+        out += &(f.join(",") + "\n");
+    }
+    out
+}
