@@ -12,7 +12,7 @@
 
 mod bench;
 mod browser;
-mod document;
+mod state;
 mod frame;
 pub mod fusion;
 pub mod insights;
@@ -44,12 +44,12 @@ use crate::study::{Progress, Stack, Volume};
 use loader::Task;
 use settings::SETTINGS_KEY;
 
-pub use document::{Applied, Document, Edit, ReviewChange, SettingChange, ViewChange};
+pub use state::{Applied, Document, Edit, ReviewChange, SettingChange, ViewChange};
 pub use insights::Heatmap;
-pub use review::{AnalysisView, Tool};
+pub use state::{AnalysisView, Tool};
 pub use settings::{Settings, analysis_dir, default_analysis_root};
 pub use slice_input::Gesture;
-pub use slice_view::ViewState;
+pub use state::ViewState;
 pub use work::RunningAnalysis;
 
 /// Work panels ask the app to start (threads, dialogs), queued to the end of the frame. Changes

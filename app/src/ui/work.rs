@@ -180,7 +180,7 @@ impl FocalApp {
                         o.review,
                     );
                     view.extras = extras;
-                    view.made_by = Some(super::review::MadeBy {
+                    view.made_by = Some(super::state::MadeBy {
                         name: o.summary.model.name.clone(),
                         version: o.summary.model.version.clone(),
                         sha256: o.summary.model.sha256.clone(),
@@ -241,7 +241,7 @@ impl FocalApp {
                 .map_or(0.001, |g| g.spacing.iter().product::<f64>() / 1000.0),
             None,
         );
-        view.made_by = Some(super::review::MadeBy {
+        view.made_by = Some(super::state::MadeBy {
             name: engine.manifest.name.clone(),
             version: engine.manifest.version.clone(),
             sha256: engine.sha256.clone(),

@@ -1,3 +1,7 @@
+//! The window's state, on its own floor below the panels and views: the document (here), the
+//! edits that change it (`edit`), the analysis on screen with the reader's corrections
+//! (`analysis`) and how the series is looked at (`view`). No panel code.
+//!
 //! The window's document: what is open, what is on screen and what the reader has done to it
 //! (study, series and volume, analysis and review, view and overlay settings). Its fields are
 //! private to this module: panels read them through the accessors and change them only by
@@ -13,13 +17,21 @@ use super::fusion::Fusion;
 use super::insights::Heatmap;
 use super::mpr::Layout;
 use super::settings::{MAX_RECENT, Settings};
-use super::{AnalysisView, CurrentSeries, Tool, ViewState, presets};
+use super::{CurrentSeries, presets};
 use crate::inference::Device;
 use crate::inference::evidence::EvidenceInfo;
 use crate::render::{Colormap, MaskMode, SliceStyle};
 use crate::report::{Decision, KeyImage, Measurement};
 use crate::study::geometry::Vec3;
 use crate::study::{Progress, StudySet, Volume, WindowLevel};
+
+mod analysis;
+mod edit;
+mod view;
+
+pub use analysis::{AnalysisView, MadeBy, Tool};
+pub use edit::{Applied, Edit, ReviewChange, SettingChange, ViewChange};
+pub use view::ViewState;
 
 /// The document state of one window.
 pub struct Document {
@@ -42,163 +54,6 @@ pub struct Document {
     show_tags: bool,
     /// The right panel shows the review instead of overlays and model.
     review_tab: bool,
-}
-
-/// A change of the document.
-pub enum Edit {
-    /// A study is being opened from these paths: everything of the last one is closed.
-    Opened(Vec<PathBuf>),
-    /// The opened study has been read.
-    Scanned(Arc<StudySet>),
-    /// A series goes on screen (its volume loads meanwhile), showing slice `first`.
-    ShowSeries {
-        series: Box<CurrentSeries>,
-        first: usize,
-    },
-    /// A slice of the series loading, decoded ahead of the rest: (index, values, channels).
-    FirstSlice {
-        series: String,
-        slice: (usize, Vec<f32>, usize),
-    },
-    LoadProgress(Progress),
-    /// The series' volume has loaded, or could not be.
-    VolumeLoaded {
-        series: String,
-        result: Result<Arc<Volume>, String>,
-    },
-    /// An analysis (new or restored) goes on screen.
-    ShowAnalysis(Box<AnalysisView>),
-    /// The run-time line of the analysis on screen ("89 slices in 4.0 s"; snapshot tests pin it).
-    Timing(String),
-    /// An occlusion evidence map of one slice arrived.
-    Evidence {
-        series: String,
-        info: EvidenceInfo,
-        values: Arc<Vec<f32>>,
-    },
-    Fused(Box<Fusion>),
-    Unfuse,
-    /// The fused series' window, colour map and opacity.
-    FusionStyle {
-        window: WindowLevel,
-        colormap: Colormap,
-        opacity: f32,
-    },
-    CombineWith(Option<String>),
-    Heatmap(Heatmap),
-    EvidenceLabel(Option<u8>),
-    ShowTags(bool),
-    ReviewTab(bool),
-    View(ViewChange),
-    Setting(SettingChange),
-    Review(ReviewChange),
-}
-
-/// A change of how the series is looked at.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ViewChange {
-    /// Move by this many slices, inside the stack.
-    Step(i64),
-    GoTo(usize),
-    Window {
-        center: f64,
-        width: f64,
-        preset: Option<&'static str>,
-    },
-    Invert(bool),
-    /// Back to "fit to view", centred.
-    Fit,
-    /// Zoom by `factor` about a point `offset` from the view's centre (points).
-    ZoomAbout {
-        factor: f32,
-        offset: Vec2,
-    },
-    /// This zoom, centred.
-    ZoomTo(f32),
-    Pan(Vec2),
-    Playing(bool),
-    Tool(Tool),
-    BrushLabel(u8),
-    BrushMm(f32),
-    /// The crosshair point of the reformatted views (patient mm).
-    Cursor(Vec3),
-}
-
-/// A change of the overlay and layout settings the window remembers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SettingChange {
-    ShowHeatmap(bool),
-    Colormap(Colormap),
-    HeatOpacity(f32),
-    Threshold(f32),
-    /// The model's attention drawn only inside the labelled brain.
-    AttentionInsideBrain(bool),
-    ShowMask(bool),
-    MaskMode(MaskMode),
-    FillOpacity(f32),
-    OutlineWidth(u32),
-    LabelShown(u8, bool),
-    CineFps(f32),
-    Device(Device),
-    Layout(Layout),
-}
-
-/// A change of the review of the analysis on screen.
-pub enum ReviewChange {
-    Decision(usize, Decision),
-    /// A finding's note as typed (kept on `Save`).
-    Note(usize, String),
-    /// The impression as typed (kept on `Save`).
-    Impression(String),
-    /// The reader's name as typed (kept on `Save`).
-    Reader(String),
-    /// Sign (with the time) or unsign.
-    Signed(Option<String>),
-    MarkKeyImage(usize, Box<SliceStyle>),
-    UnmarkKeyImage(usize),
-    AddMeasurement(Box<Measurement>),
-    RemoveMeasurement(usize),
-    /// Paint `label` in a disc of `radius_mm` around pixel (x, y) of `slice`.
-    Paint {
-        slice: usize,
-        at: [f32; 2],
-        radius_mm: f32,
-        spacing: [f64; 2],
-        label: u8,
-    },
-    /// The brush was lifted: the stroke becomes one undo step.
-    EndStroke,
-    Undo,
-    Redo,
-    /// Measure the findings again and save the review.
-    Save,
-}
-
-impl From<ViewChange> for Edit {
-    fn from(c: ViewChange) -> Edit {
-        Edit::View(c)
-    }
-}
-
-impl From<SettingChange> for Edit {
-    fn from(c: SettingChange) -> Edit {
-        Edit::Setting(c)
-    }
-}
-
-impl From<ReviewChange> for Edit {
-    fn from(c: ReviewChange) -> Edit {
-        Edit::Review(c)
-    }
-}
-
-/// What an applied edit asks of the window's caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Applied {
-    /// The slice's pixels (image, labels or heatmap) must be rebuilt.
-    pub pixels: bool,
-    /// The tag inspector must read the series again.
-    pub tags: bool,
 }
 
 impl Document {
@@ -589,215 +444,4 @@ impl Document {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The bundled sample study, opened as the window opens it, with its series on screen.
-    fn sample() -> Document {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample-study");
-        let set = StudySet::open(
-            std::slice::from_ref(&root),
-            &|_| {},
-            &std::sync::atomic::AtomicBool::new(false),
-        )
-        .expect("sample");
-        let series = set.series().next().expect("a series");
-        let current = CurrentSeries {
-            uid: series.uid.clone(),
-            label: "sample".into(),
-            modality: series.modality.clone(),
-            stack: series.stacks[0].clone(),
-            stack_index: 0,
-            volume: None,
-            early: None,
-            progress: None,
-            error: None,
-        };
-        let mut doc = Document::new(Settings::default(), vec![(0, "background".into()), (1, "CSF".into())]);
-        doc.apply(Edit::Opened(vec![root]));
-        doc.apply(Edit::Scanned(Arc::new(set)));
-        let first = current.stack.slices.len() / 2;
-        doc.apply(Edit::ShowSeries {
-            series: Box::new(current),
-            first,
-        });
-        doc
-    }
-
-    #[test]
-    fn a_series_opens_on_its_middle_slice_and_steps_stay_inside_it() {
-        let mut doc = sample();
-        let slices = doc.current().expect("series").stack.slices.len();
-        assert!(slices > 10);
-        assert_eq!(doc.view().slice, slices / 2);
-        doc.apply(ViewChange::Step(-1).into());
-        assert_eq!(doc.view().slice, slices / 2 - 1);
-        doc.apply(ViewChange::Step(10_000).into());
-        assert_eq!(doc.view().slice, slices - 1);
-        doc.apply(ViewChange::Step(-10_000).into());
-        assert_eq!(doc.view().slice, 0);
-        // A reader's window is kept; the one from the data no longer replaces it.
-        doc.apply(
-            ViewChange::Window {
-                center: 40.0,
-                width: 0.5,
-                preset: None,
-            }
-            .into(),
-        );
-        assert_eq!(doc.view().window.width, 1.0, "a window is at least one unit wide");
-        assert!(!doc.view().window_from_volume);
-    }
-
-    #[test]
-    fn zooming_about_a_point_keeps_that_point_still() {
-        let mut doc = sample();
-        let offset = Vec2::new(120.0, -40.0);
-        doc.apply(ViewChange::Pan(Vec2::new(10.0, 5.0)).into());
-        // The image point under `offset`, in fit-to-view points from the image centre.
-        let under = |v: &ViewState| (offset - v.pan) / v.zoom;
-        let before = under(doc.view());
-        doc.apply(ViewChange::ZoomAbout { factor: 2.5, offset }.into());
-        assert_eq!(doc.view().zoom, 2.5);
-        assert!((under(doc.view()) - before).length() < 1e-4);
-        doc.apply(ViewChange::ZoomAbout { factor: 100.0, offset }.into());
-        assert_eq!(doc.view().zoom, 40.0, "zoom is bounded");
-        doc.apply(ViewChange::Fit.into());
-        assert_eq!((doc.view().zoom, doc.view().pan), (1.0, Vec2::ZERO));
-    }
-
-    #[test]
-    fn opening_again_closes_the_last_study_and_keeps_it_first_in_recent() {
-        let mut doc = sample();
-        doc.apply(Edit::Heatmap(Heatmap::Fusion));
-        let other = PathBuf::from("/elsewhere");
-        doc.apply(Edit::Opened(vec![other.clone()]));
-        assert!(doc.current().is_none() && doc.studies().is_none() && doc.analysis().is_none());
-        assert_eq!(doc.heatmap(), Heatmap::Attention, "no fused series is left to show");
-        assert_eq!(doc.settings().recent[0], other);
-        assert_eq!(doc.opened(), [other]);
-        for i in 0..20 {
-            doc.apply(Edit::Opened(vec![PathBuf::from(format!("/s{i}"))]));
-        }
-        assert_eq!(doc.settings().recent.len(), MAX_RECENT);
-    }
-
-    #[test]
-    fn a_volume_of_another_series_is_not_taken_in() {
-        let mut doc = sample();
-        let applied = doc.apply(Edit::VolumeLoaded {
-            series: "1.2.3".into(),
-            result: Err("not this one".into()),
-        });
-        assert_eq!(applied, Applied::default());
-        assert!(doc.current().expect("series").error.is_none());
-        let uid = doc.current().expect("series").uid.clone();
-        doc.apply(Edit::VolumeLoaded {
-            series: uid,
-            result: Err("unreadable".into()),
-        });
-        assert_eq!(doc.current().expect("series").error.as_deref(), Some("unreadable"));
-    }
-
-    #[test]
-    fn settings_change_one_at_a_time() {
-        let mut doc = sample();
-        doc.apply(SettingChange::LabelShown(1, false).into());
-        doc.apply(SettingChange::LabelShown(1, false).into());
-        assert_eq!(doc.settings().hidden_labels, [1]);
-        doc.apply(SettingChange::LabelShown(1, true).into());
-        assert!(doc.settings().hidden_labels.is_empty());
-        doc.apply(SettingChange::Layout(Layout::Four).into());
-        doc.apply(SettingChange::OutlineWidth(3).into());
-        assert_eq!((doc.settings().layout, doc.settings().outline_width), (Layout::Four, 3));
-        doc.set_attention_range([0.2, 0.6]);
-        assert_eq!(
-            doc.settings().attention.threshold,
-            0.2,
-            "a threshold outside the range is moved into it"
-        );
-    }
-
-    #[test]
-    fn review_changes_without_an_analysis_change_nothing() {
-        let mut doc = sample();
-        for change in [
-            ReviewChange::Reader("Dr Reader".into()),
-            ReviewChange::Undo,
-            ReviewChange::RemoveMeasurement(3),
-            ReviewChange::Save,
-        ] {
-            assert_eq!(doc.apply(change.into()), Applied::default());
-        }
-        assert!(doc.analysis().is_none());
-    }
-
-    #[test]
-    fn strokes_undo_redo_and_verdicts_change_the_analysis_on_screen() {
-        let mut doc = sample();
-        let dir = tempfile::tempdir().expect("tmp");
-        let c = doc.current().expect("series");
-        let (columns, rows, slices) = (c.stack.columns as usize, c.stack.rows as usize, c.stack.slices.len());
-        let view = AnalysisView::new(
-            c.uid.clone(),
-            dir.path().to_path_buf(),
-            [columns, rows, slices],
-            vec![0; columns * rows * slices],
-            Arc::new(vec![0.0; columns * rows * slices]),
-            ("CPU".into(), None),
-            true,
-            vec![(1, Some(0.9))],
-            0.001,
-            None,
-        );
-        doc.apply(Edit::ShowAnalysis(Box::new(view)));
-        let csf = |d: &Document| {
-            d.analysis()
-                .expect("analysis")
-                .review
-                .findings
-                .iter()
-                .find(|f| f.label == 1)
-                .map_or(0.0, |f| f.volume_ml)
-        };
-        assert_eq!(csf(&doc), 0.0);
-        let paint = ReviewChange::Paint {
-            slice: 3,
-            at: [20.0, 20.0],
-            radius_mm: 5.0,
-            spacing: [1.0, 1.0],
-            label: 1,
-        };
-        doc.apply(paint.into());
-        assert_eq!(csf(&doc), 0.0, "findings are measured when the stroke ends");
-        doc.apply(ReviewChange::EndStroke.into());
-        let painted = csf(&doc);
-        assert!(painted > 0.05, "{painted} mL");
-        assert!(doc.analysis().expect("analysis").review.edited);
-        doc.apply(ReviewChange::Undo.into());
-        assert_eq!(csf(&doc), 0.0);
-        doc.apply(ReviewChange::Redo.into());
-        assert_eq!(csf(&doc), painted);
-        let i = doc
-            .analysis()
-            .expect("analysis")
-            .review
-            .findings
-            .iter()
-            .position(|f| f.label == 1)
-            .expect("CSF");
-        doc.apply(ReviewChange::Decision(i, Decision::Rejected).into());
-        let style = SliceStyle {
-            window_center: 40.0,
-            window_width: 400.0,
-            invert: false,
-            attention: None,
-            mask: None,
-        };
-        doc.apply(ReviewChange::MarkKeyImage(3, Box::new(style.clone())).into());
-        doc.apply(ReviewChange::MarkKeyImage(3, Box::new(style)).into());
-        let r = &doc.analysis().expect("analysis").review;
-        assert_eq!(r.findings[i].decision, Decision::Rejected);
-        assert_eq!(r.key_images.len(), 1, "a slice is a key image once");
-    }
-}
+mod tests;

@@ -1,0 +1,85 @@
+//! How the current series is being looked at: slice, window, zoom and pan, the tool.
+
+use eframe::egui::Vec2;
+
+use crate::study::{Stack, WindowLevel};
+
+/// How the current series is being looked at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewState {
+    pub slice: usize,
+    pub window: WindowLevel,
+    /// Until the reader sets a window, take it from the loaded data.
+    pub window_from_volume: bool,
+    pub invert: bool,
+    /// Magnification relative to "fit to view".
+    pub zoom: f32,
+    /// Offset of the image centre from the view centre, in points.
+    pub pan: Vec2,
+    pub playing: bool,
+    pub preset: Option<&'static str>,
+    pub tool: super::analysis::Tool,
+    /// Label the brush paints.
+    pub brush_label: u8,
+    pub brush_mm: f32,
+    /// The crosshair point of the reformatted views (patient mm, LPS).
+    pub cursor: Option<crate::study::geometry::Vec3>,
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        ViewState {
+            slice: 0,
+            window: WindowLevel {
+                center: 0.5,
+                width: 1.0,
+            },
+            window_from_volume: true,
+            invert: false,
+            zoom: 1.0,
+            pan: Vec2::ZERO,
+            playing: false,
+            preset: None,
+            tool: super::analysis::Tool::Navigate,
+            brush_label: 1,
+            brush_mm: 3.0,
+            cursor: None,
+        }
+    }
+}
+
+impl ViewState {
+    /// The view a newly opened stack starts with: its middle slice, its own window if it has one.
+    pub fn for_stack(stack: &Stack, slice: usize) -> ViewState {
+        let tagged = stack.slices.get(slice).and_then(|s| s.info().window);
+        ViewState {
+            slice,
+            window: tagged.unwrap_or(WindowLevel {
+                center: 0.5,
+                width: 1.0,
+            }),
+            window_from_volume: tagged.is_none(),
+            preset: tagged.map(|_| super::presets::FROM_IMAGE),
+            ..ViewState::default()
+        }
+    }
+
+    pub fn set_window(&mut self, center: f64, width: f64, preset: Option<&'static str>) {
+        self.window = WindowLevel {
+            center,
+            width: width.max(1.0),
+        };
+        self.window_from_volume = false;
+        self.preset = preset;
+    }
+
+    pub fn reset(&mut self) {
+        self.zoom = 1.0;
+        self.pan = Vec2::ZERO;
+    }
+
+    pub(super) fn step(&mut self, by: i64, slices: usize) {
+        let last = slices.saturating_sub(1) as i64;
+        self.slice = (self.slice as i64 + by).clamp(0, last) as usize;
+    }
+}
