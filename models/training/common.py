@@ -172,17 +172,24 @@ def hashed_noise(ref):
     return z.expand(n, c, h, w)
 
 
+NO_SIGNAL_REACH = 7  # pixels
+
+
 def input_filler(x, training):
     """What the input gate puts in place of what it does not let through: noise with each
     channel's mean and spread over the image's non-zero pixels (random while training, a fixed
-    hashed pattern at inference), zero in channels of an absent slot."""
+    hashed pattern at inference). Where there is no signal at all (no non-zero value within
+    NO_SIGNAL_REACH pixels: outside the scan, a masked background, an absent slot) it stays
+    zero, as there is nothing to hide there; a zero inside the image is a value like any
+    other, hidden as the others are."""
     nz = (x != 0).to(x.dtype)
     count = nz.sum((2, 3), keepdim=True).clamp(min=1)
     mean = (x * nz).sum((2, 3), keepdim=True) / count
     std = (((x - mean) * nz) ** 2).sum((2, 3), keepdim=True).div(count).sqrt()
     noise = torch.randn_like(x) if training else hashed_noise(x)
-    present = (x.abs().amax((2, 3), keepdim=True) > 0).to(x.dtype)
-    return (mean + std * noise) * present
+    k = 2 * NO_SIGNAL_REACH + 1
+    signal = F.max_pool2d(nz, k, stride=1, padding=NO_SIGNAL_REACH)
+    return (mean + std * noise) * signal
 
 
 class FocalNet(nn.Module):
