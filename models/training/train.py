@@ -26,6 +26,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from scipy import ndimage
 
 from common import CONTEXT, DATA, GEN, NUM_CLASSES, SLOTS, TARGET, FocalNet, load_mni_labels, random_contrast
@@ -208,6 +209,8 @@ def main():
     ap.add_argument("--input-gate", action="store_true",
                     help="the spatial gate acts on the input pixels, with noise of the image's own statistics in place of what it holds back (Model 3.2)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--freeze-bn", action="store_true",
+                    help="keep every batch normalisation on its running statistics (needed after recover_checkpoint.py, whose weights have the normalisations folded in)")
     ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine decay)")
     ap.add_argument("--ramp", type=float, default=0.25, help="share of the budget over which the sparsity cost ramps up")
@@ -235,12 +238,18 @@ def main():
         elapsed = time.time() - start
         if elapsed > budget or (args.max_steps and step >= args.max_steps):
             break
-        frac = min(elapsed / budget, 1.0)
+        # The schedule runs to whichever limit comes first, so that on a busy machine a run
+        # capped by steps still ends its cosine decay and sparsity ramp.
+        frac = min(max(elapsed / budget, step / args.max_steps if args.max_steps else 0.0), 1.0)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * frac)) + 2e-5
         for g in opt.param_groups:
             g["lr"] = lr
         img, target = gen.batch(args.batch)
         net.train()
+        if args.freeze_bn:
+            for m in net.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.eval()
         logits, attention, _ = net(img)
         seg = F.cross_entropy(logits, target) + dice_loss(logits, target)
         in_head = (img[:, 1:2] > 0.02).float()  # the exported attention is zero elsewhere
@@ -265,11 +274,12 @@ def main():
             print(json.dumps(entry), flush=True)
         if step % 250 == 0:
             torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
+            torch.save(net.state_dict(), os.path.join(args.out, f"model_{step}.pt"))
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
                    "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate, "zero_air": args.zero_air,
-                   "init": args.init, "lr": args.lr, "log": log}, f, indent=1)
+                   "init": args.init, "lr": args.lr, "freeze_bn": args.freeze_bn, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 
 

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PY:-$HOME/.cache/focal/train-venv/bin/python}
 L=$HOME/.cache/focal/modeldata/ct-head-deepgm-labels.npz
+# The history (FROM_SCRATCH=1 reruns it): stages m3a, m3b (candidate 3.1), and what was tried after.
+if [ "${FROM_SCRATCH:-0}" = 1 ]; then
 [ -f runs/m3a/training.json ] || $PY train.py --minutes 72 --max-steps 500 --out runs/m3a --seed 3511 --no-filler \
     --deep-gm --labels "$L" --sparsity-on non-brain
 [ -f runs/m3b/training.json ] || $PY train.py --minutes 42 --out runs/m3b --init runs/m3a/model.pt --lr 1.3e-3 --ramp 0.1 --sparsity 0.3 \
@@ -41,3 +43,16 @@ $PY export.py runs/m3c/model.pt runs/m3c/brain-tissue.onnx
 [ -f runs/m3g/training.json ] || $PY train.py --minutes 20 --out runs/m3g --init runs/m3f/model_500.pt --lr 4e-4 --ramp 0.05 --sparsity 0.1 \
     --sparsity-on head --outside-share 0.3 --seed 3517 --deep-gm --labels "$L" --fine-gate --input-gate --zero-air 0.3
 [ -f runs/m3g/brain-tissue.onnx ] || $PY export.py runs/m3g/model.pt runs/m3g/brain-tissue.onnx
+fi
+# The runs above were never committed and were lost with their machine; from here every run's
+# weights are committed under checkpoints/ (2 MB each). Candidate 3.1's network is rebuilt from
+# its ONNX (recover_checkpoint.py: the normalisations folded into the convolutions, so fine-tune
+# with --freeze-bn), then m3e and m3f's recipe in one run: the input gate with the region filler,
+# a third of the examples with zero air, the whole head's gate mean as the cost, and a lighter
+# outside share so the gate may look just past the brain's edge at the scalp it must reject.
+[ -f checkpoints/m3b-recovered.pt ] || { mkdir -p checkpoints; $PY recover_checkpoint.py ../candidates/brain-tissue-3.onnx checkpoints/m3b-recovered.pt; }
+[ -f runs/m3h/training.json ] || $PY train.py --minutes 150 --max-steps 500 --out runs/m3h --init checkpoints/m3b-recovered.pt --freeze-bn \
+    --lr 1e-3 --ramp 0.15 --sparsity 0.2 --sparsity-on head --outside-share 0.3 --seed 3518 --deep-gm --labels "$L" \
+    --fine-gate --input-gate --zero-air 0.3
+[ -f runs/m3h/brain-tissue.onnx ] || $PY export.py runs/m3h/model.pt runs/m3h/brain-tissue.onnx
+[ -f runs/m3h/quick.json ] || $PY quick_check.py runs/m3h/brain-tissue.onnx --json runs/m3h/quick.json
