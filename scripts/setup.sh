@@ -8,9 +8,9 @@
 #           dcmtk (the PACS tests' server on loopback, and the retrieve benchmark's reference);
 #           nginx and openssl (HTTPS in front of the DICOMweb server, with a private CA: Debian's
 #           Orthanc 1.10 crashes when it serves HTTPS itself)
-#   python: a venv under the cache with pydicom, its codec plugins, onnxruntime, nibabel and onnx
+#   python: a venv under the cache with pydicom, its codec plugins, onnxruntime, nibabel, onnx and SciPy
 #           (reference values in tests, the model's golden-output and brain-mask checks, and the
-#           conversion of deepbet's brain extractor to ONNX, scripts/fetch-deepbet.sh); a
+#           conversion of deepbet's brain extractor to ONNX, scripts/fetch-deepbet.sh; SciPy for deepbet's own post-processing in deepbet_reference.py); a
 #           second venv with antspyx (N4, Atropos), dipy (HMRF) and scikit-learn (k-means): the
 #           classical tissue classifiers whose consensus the tissue labels are scored against
 #           (apart, since antspyx holds numpy below the version the first venv pins)
@@ -58,7 +58,7 @@ venv() {
     echo "$reqs" > "$dir/.focal-reqs"
   fi
 }
-venv "$CACHE/py" "reference checks" "pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0 onnx==1.23.2"
+venv "$CACHE/py" "reference checks" "pydicom==3.0.2 numpy==2.4.6 pylibjpeg==2.1.0 pylibjpeg-libjpeg==2.5.0 pylibjpeg-openjpeg==2.6.0 pylibjpeg-rle==2.2.0 python-gdcm==3.2.6 onnxruntime==1.31.1 highdicom==0.28.2 nibabel==5.4.2 ray==2.60.0 onnx==1.23.2 scipy==1.17.1"
 venv "$CACHE/py-tissue" "the classical tissue reference" "antspyx==0.6.3 dipy==1.12.1 scikit-learn==1.9.1 nibabel==5.4.2 pydicom==3.0.2"
 
 # The ONNX Runtime library Focal loads (from the PyPI wheel, into the cache).

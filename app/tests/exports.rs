@@ -378,3 +378,61 @@ fn a_non_empty_folder_is_refused_without_force_and_stale_staging_is_removed() {
     let pdf = std::fs::read(out.join("report.pdf")).expect("read");
     assert!(pdf.starts_with(b"%PDF-"), "not replaced by the report");
 }
+
+/// Real images without a patient position (pydicom-data's ultrasound, RGB, and computed
+/// radiograph, MONOCHROME1) get a picture report: a de-identified PDF of their pixels, no DICOM
+/// objects; the objects that need an analysis are refused with the reason.
+#[test]
+fn images_without_geometry_get_a_de_identified_picture_report() {
+    let corpus = common::corpus();
+    for (file, modality, name) in [
+        ("US1_UNCR.dcm", "US", "CompressedSamples^US1"),
+        ("RG3_UNCR.dcm", "CR", "CompressedSamples^RG3"),
+    ] {
+        let study = tempfile::tempdir().expect("tmp");
+        std::fs::copy(corpus.files.join("data_store/data").join(file), study.path().join(file)).expect("copy");
+        let study_arg = study.path().to_str().expect("utf8");
+        let out = tempfile::tempdir().expect("tmp");
+        let target = out.path().join("report");
+        let target_arg = target.to_str().expect("utf8");
+
+        let (code, _, stderr) = common::run_focal(&["export", study_arg, "--out", target_arg, "--seg"]);
+        assert_ne!(code, 0, "{file}: a SEG without an analysis must be refused");
+        assert!(stderr.contains("need an analysis"), "{file}: {stderr}");
+        assert!(!target.exists(), "{file}: nothing is written when refused");
+
+        let (code, stdout, stderr) = common::run_focal(&["export", study_arg, "--out", target_arg]);
+        assert_eq!(code, 0, "{file}: {stderr}");
+        assert!(stdout.contains("picture report of 1 image"), "{file}: {stdout}");
+        let names: Vec<String> = files(&target)
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["export.json", "report.pdf"], "{file}");
+        let pdf = target.join("report.pdf");
+        let text = tool("pdftotext", &[pdf.to_str().expect("utf8"), "-"]);
+        assert!(text.contains("Focal picture report"), "{file}: {text}");
+        assert!(text.contains(&format!("{modality} series, 1 image of")), "{file}: {text}");
+        assert!(text.contains("no patient position and orientation"), "{file}: {text}");
+        assert!(!text.contains("Findings") && !text.contains("Limits of the model"), "{file}: {text}");
+        for part in name.split('^') {
+            assert!(!text.contains(part), "{file}: the report names the patient ({part}): {text}");
+        }
+        // One embedded picture, of the image's aspect (square pixels: none are given).
+        let images = tool("pdfimages", &["-list", pdf.to_str().expect("utf8")]);
+        let rows: Vec<&str> = images.lines().skip(2).filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(rows.len(), 1, "{file}: {images}");
+        let cols: Vec<&str> = rows[0].split_whitespace().collect();
+        let (w, h): (f64, f64) = (cols[3].parse().expect("width"), cols[4].parse().expect("height"));
+        let expected = if modality == "US" { 640.0 / 480.0 } else { 1.0 };
+        assert!((w / h - expected).abs() < 0.01, "{file}: {w}×{h}");
+
+        // With --keep-phi the identifiers stay, and the report says so.
+        let kept = out.path().join("kept");
+        let (code, _, stderr) =
+            common::run_focal(&["export", study_arg, "--out", kept.to_str().expect("utf8"), "--keep-phi"]);
+        assert_eq!(code, 0, "{file}: {stderr}");
+        let text = tool("pdftotext", &[kept.join("report.pdf").to_str().expect("utf8"), "-"]);
+        assert!(text.contains("KEPT") && text.contains("CompressedSamples"), "{file}: {text}");
+    }
+}

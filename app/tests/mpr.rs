@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use eframe::egui;
 use egui_kittest::Harness;
 use focal::study::geometry::{Vec3, dot};
-use focal::ui::mpr::{Layout, ViewKind};
+use focal::ui::Layout;
+use focal::ui::mpr::ViewKind;
 use focal::ui::{Command, Edit, FocalApp, SettingChange, ViewChange};
 use window::{drag, harness, snapshot, step_until};
 

@@ -439,7 +439,7 @@ fn a_second_series_fuses_over_the_first() {
     h.run_steps(3);
     snapshot(&mut h, "fusion");
     // The fused series in the three planes, reformatted with the series it was resampled onto.
-    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::mpr::Layout::Three));
+    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::Layout::Three));
     h.run_steps(3);
     assert_eq!(h.state().mpr_views.len(), 3);
     snapshot(&mut h, "fusion_1x3");

@@ -8,16 +8,20 @@ pub(crate) use focal_render as render;
 pub(crate) use focal_study as study;
 pub(crate) use focal_util::{outdir, uid};
 
+pub mod content;
 pub mod dcm;
 pub mod deid;
 pub mod export;
 pub mod objects;
 pub mod output;
 pub mod pdf;
+pub mod pictures;
 pub mod review;
 pub mod source;
 
-pub use export::{ExportOptions, ExportSummary, evidence_style, export, held_entries};
+pub use content::evidence_style;
+pub use export::{ExportOptions, ExportSummary, export, held_entries};
+pub use pictures::{PictureOptions, export_pictures};
 pub use review::{Decision, Finding, KeyImage, Measurement, Review, Shape, ShapeStats, measure_shape};
 
 /// Said in every report and export.

@@ -241,12 +241,18 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         w.paragraph(l, b"F1", 10.0, [0.0, 0.0, 0.0]);
     }
     w.paragraph(&content.identity_line, b"F1", 10.0, [0.2, 0.2, 0.5]);
-    w.heading("Model");
-    for l in &content.model_lines {
-        w.paragraph(l, b"F1", 10.0, [0.0, 0.0, 0.0]);
+    // A section with nothing in it is left out: a picture report (images without an analysis,
+    // `pictures.rs`) has no model, findings, reliance or limits.
+    if !content.model_lines.is_empty() {
+        w.heading("Model");
+        for l in &content.model_lines {
+            w.paragraph(l, b"F1", 10.0, [0.0, 0.0, 0.0]);
+        }
     }
-    w.heading("Findings");
-    w.table(&content.findings);
+    if !content.findings.is_empty() {
+        w.heading("Findings");
+        w.table(&content.findings);
+    }
     for warning in &content.warnings {
         w.paragraph(&format!("WARNING: {warning}"), b"F2", 10.0, [0.75, 0.1, 0.1]);
     }
@@ -256,9 +262,11 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
             w.paragraph(&format!("• {m}"), b"F1", 10.0, [0.0, 0.0, 0.0]);
         }
     }
-    w.heading("What the model relied on");
-    for l in &content.reliance_lines {
-        w.paragraph(l, b"F1", 10.0, [0.0, 0.0, 0.0]);
+    if !content.reliance_lines.is_empty() {
+        w.heading("What the model relied on");
+        for l in &content.reliance_lines {
+            w.paragraph(l, b"F1", 10.0, [0.0, 0.0, 0.0]);
+        }
     }
     if !content.modality_table.is_empty() {
         w.y -= 4.0;
@@ -272,9 +280,11 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
     };
     w.paragraph(impression, b"F1", 10.0, [0.0, 0.0, 0.0]);
     w.paragraph(&content.sign_off, b"F2", 10.0, [0.0, 0.0, 0.0]);
-    w.heading("Limits of the model");
-    for l in &content.limits {
-        w.paragraph(&format!("• {l}"), b"F1", 9.5, [0.0, 0.0, 0.0]);
+    if !content.limits.is_empty() {
+        w.heading("Limits of the model");
+        for l in &content.limits {
+            w.paragraph(&format!("• {l}"), b"F1", 9.5, [0.0, 0.0, 0.0]);
+        }
     }
     if !content.key_images.is_empty() {
         w.new_page();

@@ -1,4 +1,5 @@
-//! `focal export`: analysis folder + study → de-identified PDF report and DICOM objects.
+//! `focal export`: analysis folder + study → de-identified PDF report and DICOM objects; without
+//! an analysis, a picture report (a PDF of the series' images) for what cannot be analysed.
 
 use std::sync::atomic::AtomicBool;
 
@@ -14,9 +15,14 @@ pub struct ExportArgs {
     /// DICOM files, folders or a DICOMDIR holding the analysed study.
     #[arg(required = true)]
     pub study: Vec<PathBuf>,
-    /// Folder `focal analyze` (or the window) wrote.
+    /// Folder `focal analyze` (or the window) wrote. Without it, a picture report: the series'
+    /// images in a PDF, no analysis (for radiographs, ultrasound and other images without a
+    /// patient position, which the model cannot analyse).
     #[arg(long)]
-    pub analysis: PathBuf,
+    pub analysis: Option<PathBuf>,
+    /// The series of a picture report (UID; default: the study's largest stack).
+    #[arg(long, conflicts_with = "analysis")]
+    pub series: Option<String>,
     /// Output folder (created; never a folder of the study's files).
     #[arg(long)]
     pub out: PathBuf,
@@ -46,7 +52,10 @@ pub struct ExportArgs {
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
     crate::outdir::ensure_outside_study(&args.out, &args.study)?;
-    let analysis = crate::outdir::absolute_resolved(&args.analysis);
+    let Some(analysis) = &args.analysis else {
+        return pictures(args);
+    };
+    let analysis = crate::outdir::absolute_resolved(analysis);
     let out = crate::outdir::absolute_resolved(&args.out);
     let manifest_path = args
         .model
@@ -75,6 +84,38 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         "{}; key images drawn by {}",
         if summary.deidentified {
             "de-identified (PS3.15 Basic Profile)"
+        } else {
+            "patient identifiers KEPT (--keep-phi)"
+        },
+        summary.renderer
+    );
+    Ok(0)
+}
+
+/// `focal export STUDY --out DIR` without `--analysis`: the picture report.
+fn pictures(args: &ExportArgs) -> anyhow::Result<i32> {
+    if args.seg || args.pmap || args.sc {
+        anyhow::bail!(
+            "--seg, --pmap and --sc need an analysis (--analysis DIR); without one only the picture report (PDF) is written"
+        );
+    }
+    let set =
+        StudySet::open(&args.study, &|_: Progress| {}, &AtomicBool::new(false)).context("scanning the study failed")?;
+    let opts = report::PictureOptions {
+        out: crate::outdir::absolute_resolved(&args.out),
+        series: args.series.clone(),
+        keep_phi: args.keep_phi,
+        force: args.force,
+    };
+    let summary = report::export_pictures(&set, &opts)?;
+    for f in &summary.files {
+        println!("wrote {}", f.display());
+    }
+    println!(
+        "picture report of {} image(s), no analysis; {}; drawn by {}",
+        summary.key_images.len(),
+        if summary.deidentified {
+            "report text de-identified"
         } else {
             "patient identifiers KEPT (--keep-phi)"
         },

@@ -12,7 +12,7 @@ pub struct ViewArgs {
     /// The window's layout: 1x1 (acquired slices), 1x3 (axial, coronal, sagittal) or 2x2
     /// (the three planes and a maximum-intensity projection).
     #[arg(long, value_parser = parse_layout)]
-    pub layout: Option<crate::ui::mpr::Layout>,
+    pub layout: Option<crate::ui::Layout>,
     /// Benchmark: time this many frames while the slice changes, then close (bench/frame_time.py).
     #[arg(long, hide = true, requires = "bench_out")]
     pub bench_frames: Option<usize>,
@@ -21,8 +21,8 @@ pub struct ViewArgs {
     pub bench_out: Option<PathBuf>,
 }
 
-fn parse_layout(s: &str) -> Result<crate::ui::mpr::Layout, String> {
-    crate::ui::mpr::Layout::parse(s).ok_or_else(|| format!("unknown layout {s:?}: use 1x1, 1x3 or 2x2"))
+fn parse_layout(s: &str) -> Result<crate::ui::Layout, String> {
+    crate::ui::Layout::parse(s).ok_or_else(|| format!("unknown layout {s:?}: use 1x1, 1x3 or 2x2"))
 }
 
 pub fn view(args: ViewArgs) -> anyhow::Result<i32> {

@@ -12,7 +12,8 @@ use std::time::Instant;
 use eframe::egui;
 
 use super::FocalApp;
-use super::mpr::{self, Layout};
+use super::Layout;
+use super::mpr;
 use crate::render::{OffscreenRenderer, ReslicePlane};
 use crate::study::reformat::Plane;
 

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 
 use eframe::egui;
+
+use super::job::Job;
 
 use crate::study::{self, Progress, Stack, StudySet, Volume, volume::percentile_window};
 
@@ -36,57 +37,19 @@ pub enum LoadEvent {
     },
 }
 
-/// A running background task; dropping it asks the task to stop.
-pub struct Task {
-    rx: Receiver<LoadEvent>,
-    cancel: Arc<AtomicBool>,
-}
+/// A scan or a series load: a job sending `LoadEvent`s.
+pub type Task = Job<LoadEvent>;
 
-impl Task {
-    fn spawn(
-        ctx: &egui::Context,
-        work: impl FnOnce(&(dyn Fn(LoadEvent) + Sync), &AtomicBool) + Send + 'static,
-    ) -> Task {
-        let (tx, rx) = channel::<LoadEvent>();
-        let tx = std::sync::Mutex::new(tx);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (ctx, flag) = (ctx.clone(), cancel.clone());
-        std::thread::spawn(move || {
-            let send = |e: LoadEvent| {
-                if let Ok(tx) = tx.lock() {
-                    let _ = Sender::send(&tx, e);
-                }
-                ctx.request_repaint();
-            };
-            work(&send, &flag);
-        });
-        Task { rx, cancel }
-    }
-
-    /// Events that arrived since the last call; `finished` is true once the task has ended.
-    pub fn poll(&self) -> (Vec<LoadEvent>, bool) {
-        let mut events = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(e) => events.push(e),
-                Err(TryRecvError::Empty) => return (events, false),
-                Err(TryRecvError::Disconnected) => return (events, true),
-            }
-        }
-    }
-}
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
+/// Runs `work` as a job that wakes the window with each event.
+fn spawn(ctx: &egui::Context, work: impl FnOnce(&(dyn Fn(LoadEvent) + Sync), &AtomicBool) + Send + 'static) -> Task {
+    Job::spawn(Some(ctx), move |r| work(&|e| r.send(e), r.cancelled()))
 }
 
 const THUMBNAIL_SIZE: usize = 72;
 
 /// Scans `paths`, then makes a thumbnail of each series' middle image.
 pub fn scan(ctx: &egui::Context, paths: Vec<PathBuf>) -> Task {
-    Task::spawn(ctx, move |send, cancel| {
+    spawn(ctx, move |send, cancel| {
         let progress = |p: Progress| send(LoadEvent::ScanProgress(p));
         let set = match StudySet::open(&paths, &progress, cancel) {
             Ok(set) => Arc::new(set),
@@ -139,7 +102,7 @@ fn thumbnail(stack: &Stack) -> Option<egui::ColorImage> {
 
 /// Decodes the slice the view opens on first, then the whole stack.
 pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usize, saved: PathBuf) -> Task {
-    Task::spawn(ctx, move |send, cancel| {
+    spawn(ctx, move |send, cancel| {
         if let Ok(frame) = study::load_slice(&stack, first) {
             send(LoadEvent::FirstSlice {
                 series: series.clone(),

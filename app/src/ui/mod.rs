@@ -1,36 +1,28 @@
 //! The window: study browser, slice view with GPU overlays, model panel, tag inspector.
 //!
-//! What the window shows is one `Document` (study, series and volume, analysis and review,
-//! view and overlay settings). Panels are functions that read it and ask for changes: an
-//! `Edit` is applied at once by `Document::apply`, the only code that changes the document;
-//! work (loading, the model, evidence, fusion, exports) is a `Command` queued to the end of the
-//! frame and started by `FocalApp::apply`. Long work runs on threads (`loader`, `AnalysisJob`),
-//! is taken in by `work` and reports back as `Edit`s. Beside the document the app keeps only
-//! work in flight, caches (slice pixels, volume layers, thumbnails, tags) and gestures in
-//! progress (`Gesture`). `settings` is what the window remembers; `pacs_panel` queries and
-//! retrieves from the configured DICOM nodes.
+//! Three floors. `state/`: what the window shows, one `Document` (study, series and volume,
+//! analysis and review, view and overlay settings) and every type it holds, changed only by
+//! `Document::apply` with an `Edit`; no egui widgets. `panels/`: functions that read the document
+//! and ask for changes (`Edit`s, applied at once by `FocalApp::edit`) or work (`Command`s,
+//! queued to the end of the frame and started by `FocalApp::apply`). `views/`: the slice view
+//! with its input and measuring tools, and the reformatted planes. Long work is a `job::Job` on
+//! its own thread (scan and load in `loader`, evidence maps, fusion, exports, the PACS window's
+//! network work; the model's run is the inference layer's `AnalysisJob`), taken in by `work`,
+//! reporting back as `Edit`s. Beside the document the app keeps only work in flight, caches
+//! (slice pixels, volume layers, thumbnails, tags) and gestures in progress (`Gesture`).
 
 mod bench;
-mod browser;
-mod state;
-mod frame;
-pub mod fusion;
-pub mod insights;
+mod job;
 mod loader;
-mod measure;
-mod model_panel;
-pub mod mpr;
-mod mpr_layers;
-mod overlays;
-mod pacs_form;
-pub mod pacs_panel;
-pub mod presets;
-pub mod review;
-mod settings;
-mod slice_input;
-mod slice_view;
-mod tags;
+mod panels;
+mod state;
+mod views;
 mod work;
+
+use panels::{browser, insights, model_panel, overlays, pacs_form, tags};
+use views::{frame, measure, mpr_layers, slice_input, slice_view};
+pub use panels::{fusion, pacs_panel, review};
+pub use views::mpr;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,14 +32,13 @@ use eframe::egui;
 
 use crate::inference::Manifest;
 use crate::render::SlicePixels;
-use crate::study::{Progress, Stack, Volume};
+use crate::study::Progress;
 use loader::Task;
-use settings::SETTINGS_KEY;
+use state::SETTINGS_KEY;
 
 pub use state::{Applied, Document, Edit, ReviewChange, SettingChange, ViewChange};
-pub use insights::Heatmap;
-pub use state::{AnalysisView, Tool};
-pub use settings::{Settings, analysis_dir, default_analysis_root};
+pub use state::presets;
+pub use state::{AnalysisView, CurrentSeries, Extras, Fusion, Heatmap, Layout, Settings, Tool, analysis_dir, default_analysis_root};
 pub use slice_input::Gesture;
 pub use state::ViewState;
 pub use work::RunningAnalysis;
@@ -70,21 +61,8 @@ pub enum Command {
     Fuse(String),
     /// Export the report and DICOM objects of the current analysis (asks for a folder).
     Export,
-}
-
-/// The series on screen.
-pub struct CurrentSeries {
-    pub uid: String,
-    pub label: String,
-    pub modality: Option<String>,
-    pub stack: Stack,
-    /// Which stack of the series (a series can hold several orientations or sizes).
-    pub stack_index: usize,
-    pub volume: Option<Arc<Volume>>,
-    /// A slice decoded ahead of the volume: (index, values, channels).
-    pub early: Option<(usize, Vec<f32>, usize)>,
-    pub progress: Option<Progress>,
-    pub error: Option<String>,
+    /// Export a picture report of the series on screen, without an analysis (asks for a folder).
+    ExportPictures,
 }
 
 /// The window: its document, and the work, caches and gestures around it.
@@ -97,7 +75,7 @@ pub struct FocalApp {
     pub running: Option<RunningAnalysis>,
     /// Where analyses and reviews made in the window are kept (one folder per series).
     pub analysis_root: PathBuf,
-    export: Option<std::sync::mpsc::Receiver<Result<crate::report::ExportSummary, String>>>,
+    export: Option<job::Job<Result<crate::report::ExportSummary, String>>>,
     pub manifest: Result<Manifest, String>,
     pub notices: Vec<String>,
     pub thumbnails: HashMap<String, egui::TextureHandle>,
@@ -139,7 +117,7 @@ struct PixelsKey {
     full_volume: bool,
     /// Edits of the analysis on screen (None: no analysis).
     analysis: Option<u64>,
-    heat: (insights::Heatmap, usize),
+    heat: (Heatmap, usize),
 }
 
 impl FocalApp {
@@ -231,6 +209,7 @@ impl FocalApp {
                 }
             }
             Command::Export => self.start_export(),
+            Command::ExportPictures => self.start_picture_export(),
             Command::ComputeEvidence => self.start_evidence(),
             Command::CancelEvidence => self.cancel_evidence(),
             Command::Fuse(series) => self.start_fusion(&series),
@@ -328,7 +307,7 @@ impl FocalApp {
                 .collect()
         });
         if !dropped.is_empty() {
-            self.commands.push(Command::Open(dropped));
+            self.push(Command::Open(dropped));
         }
 
         egui::Panel::top("toolbar").show(ui, |ui| browser::toolbar(self, ui));
@@ -365,7 +344,7 @@ impl FocalApp {
         egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             let backdrop = ui.painter().add(egui::Shape::Noop);
             self.mpr_views.clear();
-            let bare = if self.doc.settings().layout == mpr::Layout::Single || self.doc.current().is_none() {
+            let bare = if self.doc.settings().layout == Layout::Single || self.doc.current().is_none() {
                 let pixels = self.slice_pixels();
                 slice_view::slice_view(self, ui, pixels)
             } else {
@@ -417,7 +396,7 @@ impl eframe::App for FocalApp {
 #[derive(Debug, Clone, Default)]
 pub struct WindowOptions {
     pub analyze: bool,
-    pub layout: Option<mpr::Layout>,
+    pub layout: Option<Layout>,
     /// Time this many frames, write them as JSON to the path, and close (bench/frame_time.py).
     pub bench_frames: Option<(usize, PathBuf)>,
 }

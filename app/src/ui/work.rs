@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use eframe::egui;
 
+use super::job::{Job, Outcome, Reporter};
 use super::loader::{LoadEvent, Task};
-use super::settings::analysis_dir;
+use super::analysis_dir;
 use super::{AnalysisView, Edit, FocalApp, insights};
 use crate::inference::AnalysisJob;
 use crate::study::Volume;
@@ -89,19 +90,17 @@ impl FocalApp {
         for e in events {
             self.on_event(ctx, e);
         }
-        if let Some(rx) = &self.export {
-            match rx.try_recv() {
-                Ok(result) => {
+        if let Some(job) = &self.export {
+            match job.outcome() {
+                Outcome::Running => ctx.request_repaint_after(std::time::Duration::from_millis(200)),
+                Outcome::Done(result) => {
                     self.export = None;
                     match result {
                         Ok(s) => self.notice(format!("exported {} files (de-identified)", s.files.len())),
                         Err(e) => self.notice(format!("export failed: {e}")),
                     }
                 }
-                Err(std::sync::mpsc::TryRecvError::Empty) => {
-                    ctx.request_repaint_after(std::time::Duration::from_millis(200))
-                }
-                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.export = None,
+                Outcome::Ended => self.export = None,
             }
         }
         if self.running.as_ref().is_some_and(|r| r.job.is_finished()) {
@@ -274,17 +273,62 @@ impl FocalApp {
             self.notice("nothing to export: run or restore an analysis first");
             return;
         };
-        let Some(out) = rfd::FileDialog::new()
-            .set_title("Export the report into a folder")
-            .pick_folder()
-        else {
+        let analysis = a.dir.clone();
+        let Some((out, force)) = self.ask_export_folder() else {
             return;
         };
-        if let Err(e) = crate::outdir::ensure_outside_study(&out, self.doc.opened()) {
-            self.notice(format!("{e:#}"));
+        let opts = crate::report::ExportOptions {
+            analysis,
+            out,
+            pdf: true,
+            seg: true,
+            pmap: true,
+            sc: true,
+            keep_phi: false,
+            force,
+        };
+        self.export = Some(Job::spawn(None, move |r: &Reporter<_>| {
+            r.send(crate::report::export(&set, &manifest, &opts).map_err(|e| e.to_string()))
+        }));
+        self.notice("exporting…");
+    }
+
+    /// The picture report of the series on screen (no analysis: images without a patient
+    /// position, which the model cannot analyse).
+    pub(super) fn start_picture_export(&mut self) {
+        if self.export.is_some() {
             return;
         }
-        // A folder that already holds files: ask before replacing any.
+        let (Some(current), Some(set)) = (self.doc.current(), self.doc.studies().cloned()) else {
+            self.notice("nothing to export: open a series first");
+            return;
+        };
+        let series = current.uid.clone();
+        let Some((out, force)) = self.ask_export_folder() else {
+            return;
+        };
+        let opts = crate::report::PictureOptions {
+            out,
+            series: Some(series),
+            keep_phi: false,
+            force,
+        };
+        self.export = Some(Job::spawn(None, move |r: &Reporter<_>| {
+            r.send(crate::report::export_pictures(&set, &opts).map_err(|e| e.to_string()))
+        }));
+        self.notice("exporting the picture report…");
+    }
+
+    /// Asks for the export's folder: outside the study, and where it already holds files, the
+    /// reader's yes to replacing those of the same names (then `force`).
+    fn ask_export_folder(&mut self) -> Option<(std::path::PathBuf, bool)> {
+        let out = rfd::FileDialog::new()
+            .set_title("Export the report into a folder")
+            .pick_folder()?;
+        if let Err(e) = crate::outdir::ensure_outside_study(&out, self.doc.opened()) {
+            self.notice(format!("{e:#}"));
+            return None;
+        }
         let held = crate::report::held_entries(&out).len();
         let force = held > 0;
         if force
@@ -299,23 +343,8 @@ impl FocalApp {
                 .show()
                 != rfd::MessageDialogResult::Yes
         {
-            return;
+            return None;
         }
-        let opts = crate::report::ExportOptions {
-            analysis: a.dir.clone(),
-            out,
-            pdf: true,
-            seg: true,
-            pmap: true,
-            sc: true,
-            keep_phi: false,
-            force,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(crate::report::export(&set, &manifest, &opts).map_err(|e| e.to_string()));
-        });
-        self.export = Some(rx);
-        self.notice("exporting…");
+        Some((out, force))
     }
 }

@@ -30,7 +30,7 @@ pub struct AnalysisView {
     /// Bumped on every edit (redraws the overlay).
     pub edits: u64,
     /// Faithfulness, modality weights, evidence maps.
-    pub extras: crate::ui::insights::Extras,
+    pub extras: super::Extras,
     /// The model that made the analysis (a restored one may differ from the model loaded now).
     pub made_by: Option<MadeBy>,
     undo: Vec<UndoStep>,

@@ -13,25 +13,41 @@ use std::sync::Arc;
 
 use eframe::egui::Vec2;
 
-use super::fusion::Fusion;
-use super::insights::Heatmap;
-use super::mpr::Layout;
-use super::settings::{MAX_RECENT, Settings};
-use super::{CurrentSeries, presets};
 use crate::inference::Device;
 use crate::inference::evidence::EvidenceInfo;
 use crate::render::{Colormap, MaskMode, SliceStyle};
 use crate::report::{Decision, KeyImage, Measurement};
 use crate::study::geometry::Vec3;
-use crate::study::{Progress, StudySet, Volume, WindowLevel};
+use crate::study::{Progress, Stack, StudySet, Volume, WindowLevel};
 
 mod analysis;
 mod edit;
+mod layers;
+pub mod presets;
+mod settings;
 mod view;
 
 pub use analysis::{AnalysisView, MadeBy, Tool};
 pub use edit::{Applied, Edit, ReviewChange, SettingChange, ViewChange};
-pub use view::ViewState;
+pub use layers::{Extras, Fusion, Heatmap};
+pub(in crate::ui) use settings::{MAX_RECENT, SETTINGS_KEY};
+pub use settings::{Settings, analysis_dir, default_analysis_root};
+pub use view::{Layout, ViewState};
+
+/// The series on screen.
+pub struct CurrentSeries {
+    pub uid: String,
+    pub label: String,
+    pub modality: Option<String>,
+    pub stack: Stack,
+    /// Which stack of the series (a series can hold several orientations or sizes).
+    pub stack_index: usize,
+    pub volume: Option<Arc<Volume>>,
+    /// A slice decoded ahead of the volume: (index, values, channels).
+    pub early: Option<(usize, Vec<f32>, usize)>,
+    pub progress: Option<Progress>,
+    pub error: Option<String>,
+}
 
 /// The document state of one window.
 pub struct Document {

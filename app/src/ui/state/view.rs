@@ -1,6 +1,7 @@
 //! How the current series is being looked at: slice, window, zoom and pan, the tool.
 
 use eframe::egui::Vec2;
+use serde::{Deserialize, Serialize};
 
 use crate::study::{Stack, WindowLevel};
 
@@ -81,5 +82,47 @@ impl ViewState {
     pub(super) fn step(&mut self, by: i64, slices: usize) {
         let last = slices.saturating_sub(1) as i64;
         self.slice = (self.slice as i64 + by).clamp(0, last) as usize;
+    }
+}
+
+/// How the central area is divided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Layout {
+    /// The acquired slices, with every tool.
+    #[default]
+    Single,
+    /// Axial, coronal and sagittal side by side.
+    Three,
+    /// The three planes and a coronal maximum-intensity projection.
+    Four,
+}
+
+impl Layout {
+    pub const ALL: [Layout; 3] = [Layout::Single, Layout::Three, Layout::Four];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Single => "1×1",
+            Layout::Three => "1×3",
+            Layout::Four => "2×2",
+        }
+    }
+
+    /// From the command line: "1x1", "1x3" or "2x2".
+    pub fn parse(s: &str) -> Option<Layout> {
+        match s.replace('×', "x").as_str() {
+            "1x1" => Some(Layout::Single),
+            "1x3" => Some(Layout::Three),
+            "2x2" => Some(Layout::Four),
+            _ => None,
+        }
+    }
+
+    pub fn next(self) -> Layout {
+        match self {
+            Layout::Single => Layout::Three,
+            Layout::Three => Layout::Four,
+            Layout::Four => Layout::Single,
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{FocalApp, SettingChange, edited};
+use crate::ui::{FocalApp, SettingChange, edited};
 use crate::render::{Colormap, MAX_OUTLINE_WIDTH, MaskMode};
 
 pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
@@ -22,8 +22,8 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     for c in changes.drain(..) {
         app.edit(c);
     }
-    super::insights::heatmap_controls(app, ui);
-    let fused = app.doc.heatmap() == super::insights::Heatmap::Fusion;
+    crate::ui::insights::heatmap_controls(app, ui);
+    let fused = app.doc.heatmap() == crate::ui::Heatmap::Fusion;
     let s = app.doc.settings();
     // A fused series has its own window, colour map and opacity (below).
     ui.add_enabled_ui(s.show_attention && !fused, |ui| {
@@ -61,7 +61,7 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     for c in changes.drain(..) {
         app.edit(c);
     }
-    super::fusion::fusion_controls(app, ui);
+    crate::ui::fusion::fusion_controls(app, ui);
     let s = app.doc.settings();
     ui.add_space(6.0);
     if let Some(on) = edited(&s.show_mask, |v| {

@@ -39,7 +39,7 @@ pub struct NodeForm {
 }
 
 impl NodeForm {
-    pub(super) fn blank() -> NodeForm {
+    pub(in crate::ui) fn blank() -> NodeForm {
         NodeForm {
             our_ae: nodes::DEFAULT_OUR_AE.into(),
             port: "104".into(),
@@ -48,7 +48,7 @@ impl NodeForm {
         }
     }
 
-    pub(super) fn of(e: &Endpoint) -> NodeForm {
+    pub(in crate::ui) fn of(e: &Endpoint) -> NodeForm {
         match e {
             Endpoint::Dimse(n) => NodeForm {
                 kind: NodeKind::Dimse,
@@ -81,7 +81,7 @@ impl NodeForm {
     }
 
     /// Adds or replaces the node in `config`; a blank secret keeps the one already saved.
-    pub(super) fn apply(&self, config: &mut Config) -> Result<(), String> {
+    pub(in crate::ui) fn apply(&self, config: &mut Config) -> Result<(), String> {
         let name = self.name.trim().to_string();
         let timeout: u64 = self
             .timeout
@@ -160,7 +160,7 @@ pub struct QueryForm {
 }
 
 impl QueryForm {
-    pub(super) fn query(&self) -> Query {
+    pub(in crate::ui) fn query(&self) -> Query {
         let key = |s: &String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         Query {
             patient_name: key(&self.patient_name),

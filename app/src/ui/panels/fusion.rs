@@ -3,33 +3,19 @@
 //! drawn by the slice pipeline's heatmap layer with its own window, colour map and opacity
 //! (e.g. T2 over T1, PET over CT).
 
-use std::sync::mpsc;
-use std::sync::{Arc, atomic::AtomicBool};
+use std::sync::Arc;
 
 use eframe::egui;
 
-use super::{Command, Edit, FocalApp};
+use crate::ui::job::{Job, Outcome, Reporter};
+use crate::ui::{Command, Edit, FocalApp, Fusion};
 use crate::render::{AttentionStyle, Colormap};
-use crate::study::{self, Progress, Volume, WindowLevel};
-
-/// The fused series, resampled onto the grid of the series on screen.
-pub struct Fusion {
-    /// The series on screen it was resampled for.
-    pub onto: String,
-    pub series: String,
-    pub label: String,
-    pub volume: Arc<Volume>,
-    /// Share of the series on screen that the fused series covers.
-    pub coverage: f64,
-    pub window: WindowLevel,
-    pub colormap: Colormap,
-    pub opacity: f32,
-}
+use crate::study::{self, Progress};
 
 /// A fused series being loaded and resampled on its own thread.
 pub struct FusionJob {
     pub series: String,
-    rx: mpsc::Receiver<Result<Fusion, String>>,
+    job: Job<Result<Fusion, String>>,
 }
 
 /// The other series of the open study, as (UID, "#n description"), that could be combined with
@@ -73,13 +59,12 @@ impl FocalApp {
             .find(|(u, _)| u == series)
             .map_or_else(|| series.to_string(), |(_, l)| l);
         let uid = series.to_string();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let job = Job::spawn(None, move |r: &Reporter<Result<Fusion, String>>| {
             let result = (|| -> Result<Fusion, String> {
                 let s = set.find_series(&uid).ok_or("the series is no longer open")?;
                 let stack = s.largest_stack().map(|(_, st)| st).ok_or("the series has no images")?;
                 study::pairing::check_same_head(&primary_stack, stack, &uid).map_err(|e| e.to_string())?;
-                let raw = study::load_volume(stack, &|_: Progress| {}, &AtomicBool::new(false))
+                let raw = study::load_volume(stack, &|p: Progress| r.progress(p.done, Some(p.total)), r.cancelled())
                     .map_err(|e| study::error_chain(&e))?;
                 let window = raw.window;
                 let (volume, coverage) = study::pairing::resample_onto(&primary, &raw, &uid).map_err(|e| e.to_string())?;
@@ -94,29 +79,29 @@ impl FocalApp {
                     opacity: 0.5,
                 })
             })();
-            let _ = tx.send(result);
+            r.send(result);
         });
         self.fusion_job = Some(FusionJob {
             series: series.to_string(),
-            rx,
+            job,
         });
     }
 
     /// Takes in a finished fusion load; it is shown at once.
-    pub(super) fn poll_fusion(&mut self, ctx: &egui::Context) {
+    pub(in crate::ui) fn poll_fusion(&mut self, ctx: &egui::Context) {
         let Some(job) = &self.fusion_job else { return };
-        match job.rx.try_recv() {
-            Ok(Ok(f)) => {
+        match job.job.outcome() {
+            Outcome::Running => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
+            Outcome::Done(Ok(f)) => {
                 self.notice(format!("Fused {} over the series ({:.0}% covered)", f.label, f.coverage * 100.0));
                 self.fusion_job = None;
                 self.edit(Edit::Fused(Box::new(f)));
             }
-            Ok(Err(e)) => {
+            Outcome::Done(Err(e)) => {
                 self.notice(format!("Cannot fuse that series: {e}"));
                 self.fusion_job = None;
             }
-            Err(mpsc::TryRecvError::Empty) => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
-            Err(mpsc::TryRecvError::Disconnected) => self.fusion_job = None,
+            Outcome::Ended => self.fusion_job = None,
         }
     }
 }
@@ -165,7 +150,7 @@ pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
             });
         match chosen {
             Some(None) => app.edit(Edit::Unfuse),
-            Some(Some(uid)) if busy.is_none() => app.commands.push(Command::Fuse(uid)),
+            Some(Some(uid)) if busy.is_none() => app.push(Command::Fuse(uid)),
             _ => {}
         }
     })

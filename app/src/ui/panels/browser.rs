@@ -2,8 +2,8 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::presets::{Preset, presets_for};
-use super::{Command, Edit, FocalApp, SettingChange, ViewChange, edited};
+use crate::ui::presets::{Preset, presets_for};
+use crate::ui::{Command, Edit, FocalApp, SettingChange, ViewChange, edited};
 
 fn pick_folder() -> Option<Vec<std::path::PathBuf>> {
     rfd::FileDialog::new()
@@ -40,12 +40,12 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
         if ui.button("Open folder…").clicked()
             && let Some(p) = pick_folder()
         {
-            app.commands.push(Command::Open(p));
+            app.push(Command::Open(p));
         }
         if ui.button("Open files…").clicked()
             && let Some(p) = pick_files()
         {
-            app.commands.push(Command::Open(p));
+            app.push(Command::Open(p));
         }
         if ui
             .selectable_label(app.pacs.open, "PACS…")
@@ -63,7 +63,7 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
             for p in app.doc.settings().recent.clone() {
                 if ui.button(p.display().to_string()).clicked() {
-                    app.commands.push(Command::Open(vec![p]));
+                    app.push(Command::Open(vec![p]));
                     ui.close();
                 }
             }
@@ -128,17 +128,17 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             .clicked()
             && let Some(c) = app.doc.current()
         {
-            let spacing = super::frame::pixel_spacing(&c.stack)[0] as f32;
+            let spacing = crate::ui::frame::pixel_spacing(&c.stack)[0] as f32;
             let ppp = ui.ctx().pixels_per_point();
             app.edit(ViewChange::ZoomTo(1.0 / (app.gesture.fit_scale * spacing * ppp).max(1e-6)));
         }
         ui.separator();
         let mut chosen = app.doc.settings().layout;
-        for layout in super::mpr::Layout::ALL {
+        for layout in crate::ui::Layout::ALL {
             let hint = match layout {
-                super::mpr::Layout::Single => "The acquired slices (L cycles the layouts)",
-                super::mpr::Layout::Three => "Axial, coronal and sagittal planes (L)",
-                super::mpr::Layout::Four => "The three planes and a coronal maximum-intensity projection (L)",
+                crate::ui::Layout::Single => "The acquired slices (L cycles the layouts)",
+                crate::ui::Layout::Three => "Axial, coronal and sagittal planes (L)",
+                crate::ui::Layout::Four => "The three planes and a coronal maximum-intensity projection (L)",
             };
             ui.selectable_value(&mut chosen, layout, layout.name()).on_hover_text(hint);
         }
@@ -218,7 +218,7 @@ pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
                                                 stack.slices.len()
                                             );
                                             if ui.selectable_label(selected, text).clicked() {
-                                                app.commands.push(Command::LoadSeries {
+                                                app.push(Command::LoadSeries {
                                                     series: series.uid.clone(),
                                                     stack: k,
                                                 });

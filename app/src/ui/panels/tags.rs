@@ -3,7 +3,7 @@
 
 use eframe::egui;
 
-use super::{Edit, FocalApp};
+use crate::ui::{Edit, FocalApp};
 use crate::study::tags::list_tags;
 
 pub fn tag_window(app: &mut FocalApp, ctx: &egui::Context) {

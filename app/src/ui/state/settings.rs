@@ -24,7 +24,7 @@ pub struct Settings {
     pub cine_fps: f32,
     pub device: Device,
     /// 1×1 (acquired slices), 1×3 or 2×2 (reformatted planes).
-    pub layout: super::mpr::Layout,
+    pub layout: super::Layout,
 }
 
 impl Default for Settings {
@@ -49,13 +49,13 @@ impl Default for Settings {
             outline_width: 1,
             cine_fps: 10.0,
             device: Device::Auto,
-            layout: super::mpr::Layout::Single,
+            layout: super::Layout::Single,
         }
     }
 }
 
-pub(super) const SETTINGS_KEY: &str = "focal-settings";
-pub(super) const MAX_RECENT: usize = 8;
+pub(in crate::ui) const SETTINGS_KEY: &str = "focal-settings";
+pub(in crate::ui) const MAX_RECENT: usize = 8;
 
 /// `$FOCAL_DATA_DIR`, else `$XDG_DATA_HOME/focal/analyses`, else `~/.local/share/focal/analyses`.
 pub fn default_analysis_root() -> PathBuf {

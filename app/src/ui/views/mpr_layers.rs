@@ -4,14 +4,14 @@
 
 use std::sync::Arc;
 
-use super::FocalApp;
+use crate::ui::FocalApp;
 use crate::render::{VolumeLayer, VolumePixels};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LayerKey {
     series: String,
     source: usize,
-    detail: (super::Heatmap, usize, u64),
+    detail: (crate::ui::Heatmap, usize, u64),
 }
 
 /// The GPU volume of the series on screen, rebuilt layer by layer as its parts change.
@@ -22,7 +22,7 @@ pub struct MprCache {
     labels: Option<(LayerKey, Option<Arc<VolumeLayer<u8>>>)>,
     pixels: Option<([usize; 3], Arc<VolumePixels>)>,
     /// The projection's display ranges: image values and heatmap values (see `projection_ranges`).
-    pub(super) ranges: ([f32; 2], Option<[f32; 2]>),
+    pub(in crate::ui) ranges: ([f32; 2], Option<[f32; 2]>),
 }
 
 /// Value at quantile `q` of about 200,000 evenly spaced values of `data` (None when empty).
@@ -51,7 +51,7 @@ fn projection_ranges(image: &[f32], heat: Option<&[f32]>, slice_top: f32) -> ([f
 }
 
 /// Why the series on screen cannot be reformatted (None: it can).
-pub(super) fn unavailable(app: &FocalApp) -> Option<String> {
+pub(in crate::ui) fn unavailable(app: &FocalApp) -> Option<String> {
     let Some(current) = app.doc.current() else {
         return Some("Open a study to see its planes".into());
     };
@@ -73,30 +73,30 @@ pub(super) fn unavailable(app: &FocalApp) -> Option<String> {
 }
 
 /// The image, heatmap and labels of the series on screen as one GPU volume (cached).
-pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
+pub(in crate::ui) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
     let current = app.doc.current()?;
     let volume = current.volume.clone()?;
     let series = current.uid.clone();
     let n = volume.columns * volume.rows;
     let slices = volume.slices;
-    let fits = |a: &&super::AnalysisView| a.columns == volume.columns && a.rows == volume.rows && a.slices == slices;
+    let fits = |a: &&crate::ui::AnalysisView| a.columns == volume.columns && a.rows == volume.rows && a.slices == slices;
     // What the layers are made from: (attention, edits) of an analysis of this grid.
     let analysis = app.doc.current_analysis().filter(fits).map(|a| (a.attention.clone(), a.edits));
-    let heat_key = super::insights::heat_key(app);
+    let heat_key = crate::ui::insights::heat_key(app);
     let key = |source: usize, detail| LayerKey {
         series: series.clone(),
         source,
         detail,
     };
-    let image_key = key(Arc::as_ptr(&volume) as usize, (super::Heatmap::Attention, 0, 0));
+    let image_key = key(Arc::as_ptr(&volume) as usize, (crate::ui::Heatmap::Attention, 0, 0));
     let attention_ptr = analysis.as_ref().map_or(0, |(a, _)| Arc::as_ptr(a) as usize);
     let edits = analysis.as_ref().map_or(u64::MAX, |(_, e)| *e);
     // The model's attention cut to the labelled brain (the overlay panel's setting) is cut here,
     // in the volume, so that a maximum-intensity projection, which has no labels, shows what the
     // planes show; it follows the labels' edits.
-    let inside_brain = app.doc.heatmap() == super::Heatmap::Attention && app.doc.settings().attention.inside_labels;
+    let inside_brain = app.doc.heatmap() == crate::ui::Heatmap::Attention && app.doc.settings().attention.inside_labels;
     let heat = key(attention_ptr, (heat_key.0, heat_key.1, if inside_brain { edits.wrapping_add(1) } else { 0 }));
-    let labels = key(attention_ptr, (super::Heatmap::Attention, 0, edits));
+    let labels = key(attention_ptr, (crate::ui::Heatmap::Attention, 0, edits));
 
     let mut changed = false;
     if app.mpr.image.as_ref().is_none_or(|(k, _)| *k != image_key) {
@@ -105,7 +105,7 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
         changed = true;
     }
     if app.mpr.heat.as_ref().is_none_or(|(k, _)| *k != heat) {
-        let layer = if app.doc.heatmap() == super::Heatmap::Attention {
+        let layer = if app.doc.heatmap() == crate::ui::Heatmap::Attention {
             let labels = app.doc.current_analysis().filter(fits).map(|a| &a.labels);
             analysis.as_ref().map(|(a, _)| {
                 let data: crate::render::Shared<f32> = match labels.filter(|l| inside_brain && l.len() == a.len()) {
@@ -115,7 +115,7 @@ pub(super) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixels>> {
                 data
             })
         } else {
-            let planes: Vec<Option<Vec<f32>>> = (0..slices).map(|k| super::insights::heat_plane(app, k, n)).collect();
+            let planes: Vec<Option<Vec<f32>>> = (0..slices).map(|k| crate::ui::insights::heat_plane(app, k, n)).collect();
             planes.iter().any(Option::is_some).then(|| {
                 let mut all = vec![0f32; n * slices];
                 for (k, p) in planes.into_iter().enumerate() {

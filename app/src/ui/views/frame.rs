@@ -4,12 +4,12 @@
 
 use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
 
-use super::FocalApp;
+use crate::ui::FocalApp;
 use crate::render::{MaskStyle, SliceStyle};
 use crate::study::Stack;
 
 /// Where the slice lies on screen: the image rectangle, points per mm and pixel spacing.
-pub(super) struct ImageFrame {
+pub(in crate::ui) struct ImageFrame {
     pub image_rect: Rect,
     pub scale: f32,
     pub spacing: [f64; 2],
@@ -64,7 +64,7 @@ pub fn pixel_spacing(stack: &Stack) -> [f64; 2] {
 }
 
 /// Text over the image, with a dark halo.
-pub(super) fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl ToString) {
+pub(in crate::ui) fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl ToString) {
     // A dark halo keeps text legible over bright tissue.
     let font = FontId::proportional(13.0);
     for d in [Vec2::new(1.0, 1.0), Vec2::new(-1.0, -1.0)] {
@@ -95,7 +95,7 @@ pub fn slice_style(app: &FocalApp) -> SliceStyle {
         window_center: app.doc.view().window.center,
         window_width: app.doc.view().window.width,
         invert: app.doc.view().invert,
-        attention: s.show_attention.then(|| super::insights::heat_style(app).0),
+        attention: s.show_attention.then(|| crate::ui::insights::heat_style(app).0),
         mask: mask.filter(|_| s.show_mask),
     }
 }

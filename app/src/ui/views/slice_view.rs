@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
 
-use super::FocalApp;
-use super::frame::{ImageFrame, pixel_spacing, slice_style, text};
-use super::slice_input::handle_input;
+use crate::ui::FocalApp;
+use crate::ui::frame::{ImageFrame, pixel_spacing, slice_style, text};
+use crate::ui::slice_input::handle_input;
 use crate::render::{SliceCallback, SlicePixels, SliceUniforms};
 use crate::study::geometry::{Vec3, direction_letters, dot};
 
@@ -187,13 +187,13 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     );
 
     // Measurements on this slice, and the one being drawn.
-    super::measure::draw_measurements(app, &painter, &frame, modality.as_deref());
+    crate::ui::measure::draw_measurements(app, &painter, &frame, modality.as_deref());
 
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()
         && app.doc.view().tool.paints()
     {
-        let colour = if app.doc.view().tool == super::Tool::Eraser {
+        let colour = if app.doc.view().tool == crate::ui::Tool::Eraser {
             Color32::WHITE
         } else {
             Color32::YELLOW
@@ -238,15 +238,15 @@ fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pi
             lines.push(format!("Label {name}"));
         }
         if let Some(a) = px.attention.as_ref().and_then(|a| a.get(at)) {
-            let name = super::insights::heat_style(app).1;
+            let name = crate::ui::insights::heat_style(app).1;
             lines.push(format!("{}{} {a:.3}", name[..1].to_uppercase(), &name[1..]));
         }
     }
     lines.join("\n")
 }
 
-pub(super) fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
-    let (style, name) = super::insights::heat_style(app);
+pub(in crate::ui) fn colour_bar(app: &FocalApp, painter: &egui::Painter, rect: Rect) {
+    let (style, name) = crate::ui::insights::heat_style(app);
     // A long name (a fused series' description) is cut so that it stays clear of the window text.
     let name = if name.chars().count() > 22 {
         format!("{}…", name.chars().take(21).collect::<String>())

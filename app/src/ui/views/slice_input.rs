@@ -4,8 +4,8 @@
 
 use eframe::egui::{self, Rect};
 
-use super::{FocalApp, ReviewChange, ViewChange};
-use super::frame::{ImageFrame, slice_style};
+use crate::ui::{FocalApp, ReviewChange, ViewChange};
+use crate::ui::frame::{ImageFrame, slice_style};
 
 /// What the mouse and the clock are in the middle of: not the document, the way to a change
 /// of it.
@@ -57,7 +57,7 @@ impl Gesture {
     }
 }
 
-pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, slices: usize) {
+pub(in crate::ui) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rect, slices: usize) {
     let typing = ui.ctx().text_edit_focused();
     let (events, zoom, dt) = ui.input(|i| (i.events.clone(), i.zoom_delta(), i.stable_dt));
     if response.hovered() {
@@ -110,10 +110,10 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
                 changes.push(ViewChange::Playing(!view.playing));
             }
             if pressed(egui::Key::B) {
-                changes.push(ViewChange::Tool(super::Tool::Brush));
+                changes.push(ViewChange::Tool(crate::ui::Tool::Brush));
             }
             if pressed(egui::Key::E) {
-                changes.push(ViewChange::Tool(super::Tool::Eraser));
+                changes.push(ViewChange::Tool(crate::ui::Tool::Eraser));
             }
             changes
         });
@@ -143,7 +143,7 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
     if app.doc.view().tool.paints() {
         brush(app, response, rect);
     } else if app.doc.view().tool.measures() {
-        super::measure::measure_input(app, response, rect);
+        crate::ui::measure::measure_input(app, response, rect);
     }
     if app.doc.view().playing && slices > 1 {
         app.gesture.cine_clock += dt * app.doc.settings().cine_fps.max(0.5);
@@ -161,7 +161,7 @@ pub(super) fn handle_input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::R
 
 /// The window a right-button drag by `d` points sets: down raises the level, right widens the
 /// window, in steps proportional to the width.
-pub(super) fn drag_window(view: &super::ViewState, d: egui::Vec2) -> ViewChange {
+pub(in crate::ui) fn drag_window(view: &crate::ui::ViewState, d: egui::Vec2) -> ViewChange {
     let k = view.window.width.max(1.0) * 0.004;
     ViewChange::Window {
         center: view.window.center + f64::from(d.y) * k,
@@ -171,7 +171,7 @@ pub(super) fn drag_window(view: &super::ViewState, d: egui::Vec2) -> ViewChange 
 }
 
 /// The keys every layout shares: invert, fit, and the measuring tools.
-pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) {
+pub(in crate::ui) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) {
     let invert = !app.doc.view().invert;
     let (changes, navigate) = ui.input(|i| {
         let pressed = |k| i.key_pressed(k);
@@ -183,9 +183,9 @@ pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) {
             changes.push(ViewChange::Fit);
         }
         for (key, tool) in [
-            (egui::Key::M, super::Tool::Ruler),
-            (egui::Key::O, super::Tool::Ellipse),
-            (egui::Key::F, super::Tool::Freehand),
+            (egui::Key::M, crate::ui::Tool::Ruler),
+            (egui::Key::O, crate::ui::Tool::Ellipse),
+            (egui::Key::F, crate::ui::Tool::Freehand),
         ] {
             if pressed(key) {
                 changes.push(ViewChange::Tool(tool));
@@ -193,7 +193,7 @@ pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) {
         }
         let navigate = pressed(egui::Key::N) || pressed(egui::Key::Escape);
         if navigate {
-            changes.push(ViewChange::Tool(super::Tool::Navigate));
+            changes.push(ViewChange::Tool(crate::ui::Tool::Navigate));
         }
         (changes, navigate)
     });
@@ -206,13 +206,13 @@ pub(super) fn view_keys(app: &mut FocalApp, ui: &egui::Ui) {
 }
 
 /// Paints with the brush or eraser where the left button drags (one undo step per stroke).
-pub(super) fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
+pub(in crate::ui) fn brush(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
     let Some(frame) = ImageFrame::of(app, rect) else { return };
     if app.doc.current_analysis().is_none() {
         return;
     }
     let view = app.doc.view();
-    let label = if view.tool == super::Tool::Eraser { 0 } else { view.brush_label };
+    let label = if view.tool == crate::ui::Tool::Eraser { 0 } else { view.brush_label };
     let (slice, radius_mm) = (view.slice, view.brush_mm);
     let painting =
         response.dragged_by(egui::PointerButton::Primary) || response.clicked_by(egui::PointerButton::Primary);

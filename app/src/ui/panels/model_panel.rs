@@ -2,7 +2,7 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{Command, FocalApp, SettingChange, edited};
+use crate::ui::{Command, FocalApp, SettingChange, edited};
 use crate::inference::Device;
 
 /// Said wherever the model's output is shown.
@@ -49,6 +49,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     }
 
     let loaded = app.doc.current().is_some_and(|c| c.volume.is_some());
+    let mut cancel = false;
     if let Some(r) = &app.running {
         let s = r.job.status();
         ui.horizontal(|ui| {
@@ -62,7 +63,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                     .desired_width(200.0),
             );
             if ui.button("Cancel").clicked() {
-                app.commands.push(Command::CancelAnalysis);
+                cancel = true;
             }
         });
         match r.job.provider() {
@@ -74,13 +75,16 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         }
     } else {
-        super::insights::combine_picker(app, ui, &manifest);
+        crate::ui::insights::combine_picker(app, ui, &manifest);
         let button = ui.add_enabled(loaded, egui::Button::new("Analyze series"));
         if !loaded {
             button.on_disabled_hover_text("Open a series and wait for it to load");
         } else if button.clicked() {
-            app.commands.push(Command::RunAnalysis);
+            app.push(Command::RunAnalysis);
         }
+    }
+    if cancel {
+        app.push(Command::CancelAnalysis);
     }
 
     if let Some(a) = app.doc.current_analysis() {
@@ -122,7 +126,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         });
     }
-    super::insights::insights_panel(app, ui);
+    crate::ui::insights::insights_panel(app, ui);
 
     ui.add_space(8.0);
     ui.label(RichText::new(ATTENTION_DISCLAIMER).color(Color32::from_rgb(240, 200, 120)));

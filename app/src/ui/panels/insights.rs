@@ -3,52 +3,25 @@
 //! and occlusion evidence maps computed on demand for the slice on screen.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{Command, Edit, FocalApp, edited};
-use crate::inference::analysis::{Insights, Preprocessor};
-use crate::inference::evidence::{self, EvidenceInfo, EvidenceMap};
+use crate::ui::job::{Job, Outcome, Reporter};
+use crate::ui::{Command, Edit, Extras, FocalApp, Heatmap, edited};
+use crate::inference::analysis::Preprocessor;
+use crate::inference::evidence::{self, EvidenceMap};
 use crate::inference::{Engine, Manifest};
 use crate::render::AttentionStyle;
 use crate::study::{Progress, Volume};
 
 const WARN: Color32 = Color32::from_rgb(230, 120, 100);
 
-/// What the analysis on screen says beyond its labels and attention.
-#[derive(Default)]
-pub struct Extras {
-    pub insights: Insights,
-    /// Weights over the modality slots, [slice][slot][plane], and the slot count.
-    pub modality: Option<(usize, Arc<Vec<f32>>)>,
-    /// Evidence maps by slice.
-    pub evidence: BTreeMap<usize, (EvidenceInfo, Arc<Vec<f32>>)>,
-}
-
-/// Which map the heatmap overlay shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Heatmap {
-    #[default]
-    Attention,
-    /// The occlusion evidence map of the slice on screen (blank where none was computed).
-    Evidence,
-    /// The weight the model gave one modality slot.
-    Modality(usize),
-    /// Another series of the head, fused over this one (`fusion`).
-    Fusion,
-}
-
 /// An evidence map being computed on its own thread.
 pub struct EvidenceJob {
     pub series: String,
     pub slice: usize,
-    cancel: Arc<AtomicBool>,
-    done: Arc<AtomicUsize>,
-    total: Arc<AtomicUsize>,
-    rx: Receiver<Result<EvidenceMap, String>>,
+    job: Job<Result<EvidenceMap, String>>,
 }
 
 /// The heatmap's display: the reader's colour map and opacity, with the range and threshold
@@ -84,7 +57,7 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
             format!("weight of {}", slot_name(app, slot)),
         ),
         Heatmap::Fusion => match app.doc.current_fusion() {
-            Some(f) => (super::fusion::fusion_style(f), f.label.clone()),
+            Some(f) => (crate::ui::fusion::fusion_style(f), f.label.clone()),
             None => (base, "fusion".into()),
         },
     }
@@ -130,7 +103,7 @@ pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest
     if manifest.input.slots.len() < 2 || app.doc.studies().is_none() || app.doc.current().is_none() {
         return;
     }
-    let candidates = super::fusion::other_series(app);
+    let candidates = crate::ui::fusion::other_series(app);
     if app.doc.combine_with().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
         app.edit(Edit::CombineWith(None));
     }
@@ -266,8 +239,9 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
     }
     ui.add_space(4.0);
+    let mut cancel = false;
     if let Some(job) = &app.evidence {
-        let (done, total) = (job.done.load(Ordering::Relaxed), job.total.load(Ordering::Relaxed));
+        let (done, total) = job.job.progress().map_or((0, 0), |(d, t)| (d, t.unwrap_or(0)));
         ui.horizontal(|ui| {
             ui.add(
                 egui::ProgressBar::new(done as f32 / total.max(1) as f32)
@@ -275,7 +249,7 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                     .desired_width(200.0),
             );
             if ui.button("Cancel").clicked() {
-                app.commands.push(Command::CancelEvidence);
+                cancel = true;
             }
         });
     } else {
@@ -291,7 +265,7 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 .on_hover_text("Deletes one 16 mm patch at a time through the model and maps how much the labels depend on it (a few seconds on CPU)")
                 .clicked()
             {
-                app.commands.push(Command::ComputeEvidence);
+                app.push(Command::ComputeEvidence);
             }
             let chosen = egui::ComboBox::from_id_salt("evidence-label")
                 .selected_text(current)
@@ -308,6 +282,9 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         });
     }
+    if cancel {
+        app.push(Command::CancelEvidence);
+    }
     if let Some(info) = evidence_here {
         ui.label(
             RichText::new(format!(
@@ -321,7 +298,7 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
 
 impl FocalApp {
     /// Starts the occlusion evidence map of the slice on screen.
-    pub(super) fn start_evidence(&mut self) {
+    pub(in crate::ui) fn start_evidence(&mut self) {
         if self.evidence.is_some() {
             return;
         }
@@ -336,76 +313,61 @@ impl FocalApp {
         let others: Vec<String> = a.extras.insights.slots.iter().skip(1).map(|s| s.series_uid.clone()).collect();
         let (dir, slice, label, device) = (a.dir.clone(), self.doc.view().slice, self.doc.evidence_label(), self.doc.settings().device);
         let (uid, stack) = (current.uid.clone(), current.stack.clone());
-        let cancel = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicUsize::new(0));
-        let total = Arc::new(AtomicUsize::new(0));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (c, d, t) = (cancel.clone(), done.clone(), total.clone());
         let series = uid.clone();
-        std::thread::spawn(move || {
+        let job = Job::spawn(None, move |r: &Reporter<Result<EvidenceMap, String>>| {
+            let c = r.cancelled();
             let run = || -> Result<EvidenceMap, String> {
                 let fail = |e: crate::inference::InferenceError| crate::study::error_chain(&e);
                 let (volumes, _) =
-                    crate::inference::inputs::paired_volumes(&manifest, &set, &uid, &stack, volume.clone(), &others, &c)
+                    crate::inference::inputs::paired_volumes(&manifest, &set, &uid, &stack, volume.clone(), &others, c)
                         .map_err(fail)?;
                 let mut engine = Engine::open(manifest, device, false).map_err(fail)?;
                 let refs: Vec<&Volume> = volumes.iter().map(|v| v.as_ref()).collect();
                 let pre = Preprocessor::new(&engine, &refs).map_err(fail)?;
-                let progress = |p: Progress| {
-                    t.store(p.total, Ordering::Relaxed);
-                    d.store(p.done, Ordering::Relaxed);
-                };
-                let map = evidence::occlusion(&mut engine, &pre, slice, label, evidence::DEFAULT_PATCH, &progress, &c)
+                let progress = |p: Progress| r.progress(p.done, Some(p.total));
+                let map = evidence::occlusion(&mut engine, &pre, slice, label, evidence::DEFAULT_PATCH, &progress, c)
                     .map_err(fail)?;
                 if let Err(e) = crate::inference::output::write_evidence(&dir, &volume, &map) {
                     tracing::error!("the evidence map could not be saved: {e}");
                 }
                 Ok(map)
             };
-            let _ = tx.send(run());
+            r.send(run());
         });
         self.edit(Edit::Heatmap(Heatmap::Evidence));
-        self.evidence = Some(EvidenceJob {
-            series,
-            slice,
-            cancel,
-            done,
-            total,
-            rx,
-        });
+        self.evidence = Some(EvidenceJob { series, slice, job });
     }
 
-    pub(super) fn cancel_evidence(&mut self) {
+    pub(in crate::ui) fn cancel_evidence(&mut self) {
         if let Some(job) = &self.evidence {
-            job.cancel.store(true, Ordering::Relaxed);
+            job.job.cancel();
         }
     }
 
     /// Takes in a finished evidence map.
-    pub(super) fn poll_evidence(&mut self, ctx: &egui::Context) {
+    pub(in crate::ui) fn poll_evidence(&mut self, ctx: &egui::Context) {
         let Some(job) = &self.evidence else { return };
-        match job.rx.try_recv() {
-            Ok(result) => {
+        match job.job.outcome() {
+            Outcome::Running => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
+            Outcome::Done(Ok(map)) => {
                 let series = job.series.clone();
                 self.evidence = None;
-                match result {
-                    Ok(map) => {
-                        self.notice(format!(
-                            "evidence map of slice {} in {:.1} s",
-                            map.info.slice + 1,
-                            map.info.seconds
-                        ));
-                        self.edit(Edit::Evidence {
-                            series,
-                            info: map.info,
-                            values: Arc::new(map.values),
-                        });
-                    }
-                    Err(e) => self.notice(format!("evidence map: {e}")),
-                }
+                self.notice(format!(
+                    "evidence map of slice {} in {:.1} s",
+                    map.info.slice + 1,
+                    map.info.seconds
+                ));
+                self.edit(Edit::Evidence {
+                    series,
+                    info: map.info,
+                    values: Arc::new(map.values),
+                });
             }
-            Err(TryRecvError::Empty) => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
-            Err(TryRecvError::Disconnected) => self.evidence = None,
+            Outcome::Done(Err(e)) => {
+                self.evidence = None;
+                self.notice(format!("evidence map: {e}"));
+            }
+            Outcome::Ended => self.evidence = None,
         }
     }
 }

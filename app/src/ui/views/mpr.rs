@@ -5,56 +5,13 @@
 use std::sync::Arc;
 
 use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
-use serde::{Deserialize, Serialize};
 
-use super::{FocalApp, ViewChange};
-use super::frame::{ImageFrame, slice_style, text};
-use super::mpr_layers::{unavailable, volume_pixels};
+use crate::ui::{FocalApp, Layout, ViewChange};
+use crate::ui::frame::{ImageFrame, slice_style, text};
+use crate::ui::mpr_layers::{unavailable, volume_pixels};
 use crate::render::{ResliceCallback, ReslicePlane, SliceUniforms, VolumePixels};
 use crate::study::geometry::{Vec3, cross, direction_letters, dot};
 use crate::study::reformat::{Plane, Reformat, nearest, trilinear};
-
-/// How the central area is divided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Layout {
-    /// The acquired slices, with every tool.
-    #[default]
-    Single,
-    /// Axial, coronal and sagittal side by side.
-    Three,
-    /// The three planes and a coronal maximum-intensity projection.
-    Four,
-}
-
-impl Layout {
-    pub const ALL: [Layout; 3] = [Layout::Single, Layout::Three, Layout::Four];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Layout::Single => "1×1",
-            Layout::Three => "1×3",
-            Layout::Four => "2×2",
-        }
-    }
-
-    /// From the command line: "1x1", "1x3" or "2x2".
-    pub fn parse(s: &str) -> Option<Layout> {
-        match s.replace('×', "x").as_str() {
-            "1x1" => Some(Layout::Single),
-            "1x3" => Some(Layout::Three),
-            "2x2" => Some(Layout::Four),
-            _ => None,
-        }
-    }
-
-    pub fn next(self) -> Layout {
-        match self {
-            Layout::Single => Layout::Three,
-            Layout::Three => Layout::Four,
-            Layout::Four => Layout::Single,
-        }
-    }
-}
 
 /// What one view of the layout shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +108,7 @@ pub fn reformat(app: &mut FocalApp, plane: Plane) -> Option<Reformat> {
 }
 
 /// Where a reformat lies on screen in the view `rect` (zoom and pan shared by all views).
-pub(super) fn frame(app: &FocalApp, r: &Reformat, rect: Rect) -> ImageFrame {
+pub(in crate::ui) fn frame(app: &FocalApp, r: &Reformat, rect: Rect) -> ImageFrame {
     let size_mm = Vec2::new((r.columns as f64 * r.spacing) as f32, (r.rows as f64 * r.spacing) as f32);
     let fit = (rect.width() / size_mm.x).min(rect.height() / size_mm.y).max(1e-6);
     let scale = fit * app.doc.view().zoom;
@@ -164,7 +121,7 @@ pub(super) fn frame(app: &FocalApp, r: &Reformat, rect: Rect) -> ImageFrame {
 
 /// What a view draws of reformat `r`: the part inside `rect`, sampled at about one sample per
 /// screen pixel (never finer than the stack's finest spacing), and where it lands on screen.
-pub(super) fn visible_picture(r: &Reformat, frame: &ImageFrame, rect: Rect, pixels_per_point: f32) -> Option<(Reformat, Rect)> {
+pub(in crate::ui) fn visible_picture(r: &Reformat, frame: &ImageFrame, rect: Rect, pixels_per_point: f32) -> Option<(Reformat, Rect)> {
     let visible = frame.image_rect.intersect(rect);
     if !visible.is_positive() {
         return None;
@@ -222,7 +179,7 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) -> Vec<Rect> {
         app.edit(ViewChange::Cursor(c));
     }
     if !ui.ctx().text_edit_focused() {
-        super::slice_input::view_keys(app, ui);
+        crate::ui::slice_input::view_keys(app, ui);
     }
     let cells = cells(app.doc.settings().layout, rect);
     let mut bare: Vec<Rect> = cells.iter().flat_map(|(c, _)| ring(*c, GAP)).collect();
@@ -238,7 +195,7 @@ pub fn mpr_views(app: &mut FocalApp, ui: &mut egui::Ui) -> Vec<Rect> {
             bare.push(cell);
         }
         if Some(cell) == top_right && volume.heat.is_some() && app.doc.settings().show_attention {
-            super::slice_view::colour_bar(app, &ui.painter_at(cell), cell);
+            crate::ui::slice_view::colour_bar(app, &ui.painter_at(cell), cell);
         }
     }
     // The acquired slice follows the crosshair (1×1, key images and the slice readout use it).
@@ -273,7 +230,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
     input(app, ui, &response, rect, kind, measuring);
     if measuring && let Some(r) = reformat(app, plane) {
         let frame = frame(app, &r, rect);
-        super::measure::measure_on_plane(app, &response, &frame, &r, volume);
+        crate::ui::measure::measure_on_plane(app, &response, &frame, &r, volume);
     }
     let Some(r) = reformat(app, plane) else { return false };
     let Some(point) = app.doc.view().cursor else { return false };
@@ -338,7 +295,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
     let stroke = egui::Stroke::new(if response.hovered() { 2.0 } else { 1.0 }, border);
     if !projection {
         let drawing = measuring && (response.dragged() || response.drag_stopped());
-        super::measure::draw_on_plane(app, &painter, &frame, &r, drawing);
+        crate::ui::measure::draw_on_plane(app, &painter, &frame, &r, drawing);
     }
     painter.rect_stroke(rect, 0.0, stroke, egui::StrokeKind::Inside);
 
@@ -395,7 +352,7 @@ fn readout(app: &FocalApp, r: &Reformat, p: &Vec3, volume: &VolumePixels, projec
         lines.push(format!("Label {name}"));
     }
     if let Some(h) = volume.heat.as_ref().and_then(|h| trilinear((*h.data).as_ref(), dims, v)) {
-        let name = super::insights::heat_style(app).1;
+        let name = crate::ui::insights::heat_style(app).1;
         lines.push(format!("{}{} {h:.3}", name[..1].to_uppercase(), &name[1..]));
     }
     Some(lines.join("\n"))
@@ -447,7 +404,7 @@ fn input(app: &mut FocalApp, ui: &egui::Ui, response: &egui::Response, rect: Rec
         app.edit(ViewChange::Cursor(r.to_patient(x, y)));
     }
     if response.dragged_by(egui::PointerButton::Secondary) {
-        app.edit(super::slice_input::drag_window(app.doc.view(), response.drag_delta()));
+        app.edit(crate::ui::slice_input::drag_window(app.doc.view(), response.drag_delta()));
     }
     if response.dragged_by(egui::PointerButton::Middle) {
         app.edit(ViewChange::Pan(response.drag_delta()));

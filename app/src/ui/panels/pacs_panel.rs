@@ -6,13 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::AtomicBool;
 
 use eframe::egui;
 
-pub use super::pacs_form::{AuthKind, NodeForm, NodeKind, QueryForm};
-use super::{Command, FocalApp};
+pub use crate::ui::pacs_form::{AuthKind, NodeForm, NodeKind, QueryForm};
+use crate::ui::job::{Job, Outcome as JobOutcome, Reporter};
+use crate::ui::{Command, FocalApp};
 use crate::pacs::{self, Config, Endpoint, FindLevel, Query, nodes};
 
 type Row = BTreeMap<String, String>;
@@ -25,11 +25,9 @@ enum Outcome {
     Get(Result<pacs::GetSummary, String>),
 }
 
-struct Job {
+struct NetworkJob {
     what: String,
-    rx: mpsc::Receiver<Outcome>,
-    progress: Arc<Mutex<(usize, Option<usize>)>>,
-    cancel: Arc<AtomicBool>,
+    job: Job<Outcome>,
 }
 
 /// Everything the PACS window shows and remembers while Focal runs.
@@ -50,7 +48,7 @@ pub struct PacsPanel {
     pub chosen_series: Option<usize>,
     /// The last outcome, in words (errors included).
     pub status: Option<String>,
-    job: Option<Job>,
+    job: Option<NetworkJob>,
 }
 
 /// Result columns: (heading, attribute keyword).
@@ -113,7 +111,7 @@ impl PacsPanel {
 
     /// (done, total) of the retrieve running, if one is.
     pub fn progress(&self) -> Option<(usize, Option<usize>)> {
-        self.job.as_ref().map(|j| *j.progress.lock().unwrap_or_else(|e| e.into_inner()))
+        self.job.as_ref().map(|j| j.job.progress().unwrap_or((0, None)))
     }
 
     /// Saves the editor's node into the node list.
@@ -164,23 +162,12 @@ impl PacsPanel {
         if self.job.is_some() {
             return;
         }
-        let (tx, rx) = mpsc::channel();
-        let progress = Arc::new(Mutex::new((0, None)));
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (p, c) = (progress.clone(), cancel.clone());
-        std::thread::spawn(move || {
-            let report = |done: usize, total: Option<usize>| {
-                *p.lock().unwrap_or_else(|e| e.into_inner()) = (done, total);
-            };
-            let _ = tx.send(work(&report, &c));
+        // No window to wake: pacs_window repaints while a job runs.
+        let job = Job::spawn(None, move |r: &Reporter<Outcome>| {
+            r.send(work(&|done, total| r.progress(done, total), r.cancelled()))
         });
         self.status = Some(format!("{what}…"));
-        self.job = Some(Job {
-            what,
-            rx,
-            progress,
-            cancel,
-        });
+        self.job = Some(NetworkJob { what, job });
     }
 
     /// C-ECHO, or a one-study QIDO-RS query, on the selected node.
@@ -260,17 +247,16 @@ impl PacsPanel {
 
     pub fn cancel(&self) {
         if let Some(j) = &self.job {
-            j.cancel.store(true, Ordering::Relaxed);
+            j.job.cancel();
         }
     }
 
     /// Takes in a finished job; a completed retrieve asks the app to open the study.
     pub fn poll(&mut self) -> Option<Command> {
-        let outcome = self.job.as_ref()?.rx.try_recv();
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(mpsc::TryRecvError::Empty) => return None,
-            Err(mpsc::TryRecvError::Disconnected) => {
+        let outcome = match self.job.as_ref()?.job.outcome() {
+            JobOutcome::Done(o) => o,
+            JobOutcome::Running => return None,
+            JobOutcome::Ended => {
                 let what = self.job.take().map(|j| j.what).unwrap_or_default();
                 self.status = Some(format!("{what} stopped unexpectedly"));
                 return None;

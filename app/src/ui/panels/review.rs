@@ -4,7 +4,7 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::{Command, Edit, FocalApp, ReviewChange, SettingChange, Tool, ViewChange, edited};
+use crate::ui::{Command, Edit, FocalApp, ReviewChange, SettingChange, Tool, ViewChange, edited};
 use crate::report::Decision;
 
 /// Now (UTC) for a sign-off, "YYYY-MM-DD HH:MM UTC".
@@ -15,7 +15,7 @@ fn now_text() -> String {
 
 pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     ui.heading("Review");
-    let style = super::frame::slice_style(app);
+    let style = crate::ui::frame::slice_style(app);
     let view = app.doc.view();
     let (slice, tool) = (view.slice, view.tool);
     let unit = if app.doc.current().and_then(|c| c.modality.as_deref()) == Some("CT") {
@@ -24,11 +24,23 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         ""
     };
     let Some(a) = app.doc.current_analysis() else {
-        ui.label(RichText::new("Run the model to review its findings.").weak());
+        let pictures_only = app.doc.current().is_some_and(|c| c.stack.geometry.is_none());
+        if pictures_only {
+            ui.label(
+                RichText::new("These images carry no patient position, so the model cannot analyse them; their pictures can still go into a report.")
+                    .weak(),
+            );
+            if ui.button("Export picture report…").clicked() {
+                app.push(Command::ExportPictures);
+            }
+        } else {
+            ui.label(RichText::new("Run the model to review its findings.").weak());
+        }
         return;
     };
     let names = app.doc.label_names();
     let mut edits: Vec<Edit> = Vec::new();
+    let mut export = false;
 
     // Correction tools.
     ui.horizontal(|ui| {
@@ -146,8 +158,8 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                     if let Some(p) = &m.plane {
                         let [x0, y0, x1, y1] = m.shape.bounds();
                         edits.push(ViewChange::Cursor(p.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0)).into());
-                        if app.doc.settings().layout == super::mpr::Layout::Single {
-                            edits.push(SettingChange::Layout(super::mpr::Layout::Three).into());
+                        if app.doc.settings().layout == crate::ui::Layout::Single {
+                            edits.push(SettingChange::Layout(crate::ui::Layout::Three).into());
                         }
                     }
                 }
@@ -189,11 +201,14 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         }
         if ui.button("Export report…").clicked() {
-            app.commands.push(Command::Export);
+            export = true;
         }
     });
     for e in edits {
         app.edit(e);
+    }
+    if export {
+        app.push(Command::Export);
     }
 }
 

@@ -5,8 +5,8 @@
 
 use eframe::egui::{self, Align2, Color32, Pos2, Rect, Vec2};
 
-use super::frame::{ImageFrame, text};
-use super::{FocalApp, ReviewChange, Tool};
+use crate::ui::frame::{ImageFrame, text};
+use crate::ui::{FocalApp, ReviewChange, Tool};
 
 /// Follows a left-button drag on `frame` (a line, an ellipse's bounding box or a freehand
 /// outline, in picture coordinates); returns the shape when the button is released.
@@ -43,7 +43,7 @@ fn keep(app: &mut FocalApp, m: crate::report::Measurement) {
 
 /// Measures on the acquired slice where the left button drags; on release the shape is
 /// measured on the slice's values and heatmap and kept in the review.
-pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
+pub(in crate::ui) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect: Rect) {
     let Some(frame) = ImageFrame::of(app, rect) else { return };
     let Some(shape) = track_drag(app, response, &frame) else { return };
     let slice = app.doc.view().slice;
@@ -52,8 +52,8 @@ pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect:
     let n = columns * rows;
     let grey = current.volume.as_ref().filter(|v| v.channels == 1);
     let image = grey.and_then(|v| v.slice(slice)).map(<[f32]>::to_vec).unwrap_or_default();
-    let heat = super::insights::heat_plane(app, slice, n);
-    let heat_name = super::insights::heat_style(app).1;
+    let heat = crate::ui::insights::heat_plane(app, slice, n);
+    let heat_name = crate::ui::insights::heat_style(app).1;
     let stats = crate::report::measure_shape(
         &shape,
         frame.spacing,
@@ -66,7 +66,7 @@ pub(super) fn measure_input(app: &mut FocalApp, response: &egui::Response, rect:
 
 /// Measures on a reformatted plane (`r`, drawn in `frame`): the plane is resampled on the CPU
 /// as the GPU shows it, and the shape is measured on those values and that heatmap.
-pub(super) fn measure_on_plane(
+pub(in crate::ui) fn measure_on_plane(
     app: &mut FocalApp,
     response: &egui::Response,
     frame: &ImageFrame,
@@ -79,7 +79,7 @@ pub(super) fn measure_on_plane(
     };
     // Values outside the stack are not the patient's.
     let inside: Vec<f32> = pixels.image.iter().map(|&v| if v <= crate::render::OUTSIDE { f32::NAN } else { v }).collect();
-    let heat_name = super::insights::heat_style(app).1;
+    let heat_name = crate::ui::insights::heat_style(app).1;
     let stats = crate::report::measure_shape(
         &shape,
         [r.spacing, r.spacing],
@@ -177,7 +177,7 @@ fn draw_shape(painter: &egui::Painter, frame: &ImageFrame, shape: &crate::report
 }
 
 /// Draws the review's measurements on the slice on screen, and the one being drawn.
-pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, frame: &ImageFrame, modality: Option<&str>) {
+pub(in crate::ui) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, frame: &ImageFrame, modality: Option<&str>) {
     let unit = if modality == Some("CT") { " HU" } else { "" };
     if let Some(a) = app.doc.current_analysis() {
         for m in a.review.measurements.iter().filter(|m| m.slice == app.doc.view().slice && m.plane.is_none()) {
@@ -191,7 +191,7 @@ pub(super) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, frame: 
 
 /// Draws the measurements made on this plane at this depth (and the one being drawn, when
 /// `drawing`), in the view of reformat `r` laid out by `frame`.
-pub(super) fn draw_on_plane(
+pub(in crate::ui) fn draw_on_plane(
     app: &FocalApp,
     painter: &egui::Painter,
     frame: &ImageFrame,
