@@ -49,20 +49,6 @@ fn burned_in(stack: &Stack) -> Result<Option<bool>, ExportError> {
         .map(|v| v.trim().eq_ignore_ascii_case("YES")))
 }
 
-/// Pixel spacing for the picture's aspect: the geometry's, else Pixel Spacing's, else square.
-fn picture_spacing(stack: &Stack) -> [f64; 2] {
-    if let Some(g) = &stack.geometry {
-        return [g.spacing[0], g.spacing[1]];
-    }
-    stack
-        .slices
-        .first()
-        .and_then(|s| s.info().pixel_spacing)
-        .map(|ps| [ps[1], ps[0]])
-        .filter(|s| s.iter().all(|v| v.is_finite() && *v > 0.0) && s[0] / s[1] < 20.0 && s[1] / s[0] < 20.0)
-        .unwrap_or([1.0, 1.0])
-}
-
 /// Writes `report.pdf` and `export.json` for one series' pictures. The caller has checked that
 /// `opts.out` is outside the study.
 pub fn export_pictures(set: &StudySet, opts: &PictureOptions) -> Result<ExportSummary, ExportError> {
@@ -89,7 +75,7 @@ pub fn export_pictures(set: &StudySet, opts: &PictureOptions) -> Result<ExportSu
             "the images say they carry burned-in annotation (0028,0301 YES), which may name the patient; a de-identified picture report cannot remove it: pass --keep-phi to write it with identifiers, knowingly".into(),
         ));
     }
-    let spacing = picture_spacing(stack);
+    let spacing = stack.display_spacing();
     let renderer = OffscreenRenderer::new().ok();
     let renderer_name = renderer
         .as_ref()

@@ -101,6 +101,20 @@ impl Stack {
         ts
     }
 
+    /// Column and row spacing (mm) for drawing a slice at its true aspect: the geometry's, else
+    /// Pixel Spacing's where finite, positive and under 20:1, else square pixels (1 mm).
+    pub fn display_spacing(&self) -> [f64; 2] {
+        if let Some(g) = &self.geometry {
+            return [g.spacing[0], g.spacing[1]];
+        }
+        self.slices
+            .first()
+            .and_then(|s| s.info().pixel_spacing)
+            .map(|ps| [ps[1], ps[0]])
+            .filter(|s| s.iter().all(|v| v.is_finite() && *v > 0.0) && s[0] / s[1] < 20.0 && s[1] / s[0] < 20.0)
+            .unwrap_or([1.0, 1.0])
+    }
+
     /// Number of distinct files the stack's slices come from.
     pub fn file_count(&self) -> usize {
         let mut paths: Vec<_> = self.slices.iter().map(|s| &s.instance.path).collect();

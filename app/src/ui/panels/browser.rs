@@ -128,7 +128,7 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             .clicked()
             && let Some(c) = app.doc.current()
         {
-            let spacing = crate::ui::frame::pixel_spacing(&c.stack)[0] as f32;
+            let spacing = c.stack.display_spacing()[0] as f32;
             let ppp = ui.ctx().pixels_per_point();
             app.edit(ViewChange::ZoomTo(1.0 / (app.gesture.fit_scale * spacing * ppp).max(1e-6)));
         }

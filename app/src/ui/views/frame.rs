@@ -6,7 +6,6 @@ use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
 
 use crate::ui::FocalApp;
 use crate::render::{MaskStyle, SliceStyle};
-use crate::study::Stack;
 
 /// Where the slice lies on screen: the image rectangle, points per mm and pixel spacing.
 pub(in crate::ui) struct ImageFrame {
@@ -19,7 +18,7 @@ impl ImageFrame {
     /// The frame of the current series in the view `rect` (as `slice_view` lays it out).
     pub fn of(app: &FocalApp, rect: Rect) -> Option<ImageFrame> {
         let stack = &app.doc.current()?.stack;
-        let spacing = pixel_spacing(stack);
+        let spacing = stack.display_spacing();
         let size_mm = Vec2::new(
             (f64::from(stack.columns) * spacing[0]) as f32,
             (f64::from(stack.rows) * spacing[1]) as f32,
@@ -47,20 +46,6 @@ impl ImageFrame {
             self.image_rect.top() + (p[1] * self.spacing[1]) as f32 * self.scale,
         )
     }
-}
-
-/// Column and row spacing in mm (1 mm when the files do not say).
-pub fn pixel_spacing(stack: &Stack) -> [f64; 2] {
-    if let Some(g) = &stack.geometry {
-        return [g.spacing[0], g.spacing[1]];
-    }
-    stack
-        .slices
-        .first()
-        .and_then(|s| s.info().pixel_spacing)
-        .map(|ps| [ps[1], ps[0]])
-        .filter(|s| s[0] > 0.0 && s[1] > 0.0)
-        .unwrap_or([1.0, 1.0])
 }
 
 /// Text over the image, with a dark halo.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use eframe::egui::{self, Align2, Color32, FontId, Pos2, Rect, Vec2};
 
 use crate::ui::FocalApp;
-use crate::ui::frame::{ImageFrame, pixel_spacing, slice_style, text};
+use crate::ui::frame::{ImageFrame, slice_style, text};
 use crate::ui::slice_input::handle_input;
 use crate::render::{SliceCallback, SlicePixels, SliceUniforms};
 use crate::study::geometry::{Vec3, direction_letters, dot};
@@ -47,7 +47,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     };
     let slices = current.stack.slices.len();
     let (columns, rows) = (current.stack.columns as usize, current.stack.rows as usize);
-    let spacing = pixel_spacing(&current.stack);
+    let spacing = current.stack.display_spacing();
     let geometry = current.stack.geometry.clone();
     let modality = current.modality.clone();
     let label = current.label.clone();
