@@ -332,11 +332,11 @@ impl FocalApp {
                 ui.separator();
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     if self.doc.review_tab() {
-                        review::review_panel(self, ui);
+                        self.with_panel(|p| review::review_panel(p, ui));
                     } else {
-                        overlays::overlay_panel(self, ui);
+                        self.with_panel(|p| overlays::overlay_panel(p, ui));
                         ui.separator();
-                        model_panel::model_panel(self, ui);
+                        self.with_panel(|p| model_panel::model_panel(p, ui));
                     }
                 });
             });

@@ -3,6 +3,7 @@
 //! drawn by the slice pipeline's heatmap layer with its own window, colour map and opacity
 //! (e.g. T2 over T1, PET over CT).
 
+use crate::ui::panels::Panel;
 use std::sync::Arc;
 
 use eframe::egui;
@@ -120,14 +121,14 @@ pub fn fusion_style(f: &Fusion) -> AttentionStyle {
 }
 
 /// The fusion controls of the Overlays panel.
-pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
-    let candidates = other_series(app);
+pub fn fusion_controls(p: &mut Panel, ui: &mut egui::Ui) {
+    let candidates = other_series(p.app);
     if candidates.is_empty() {
         return;
     }
     ui.add_space(6.0);
-    let shown = app.doc.current_fusion().map(|f| f.series.clone());
-    let busy = app.fusion_job.as_ref().map(|j| j.series.clone());
+    let shown = p.app.doc.current_fusion().map(|f| f.series.clone());
+    let busy = p.app.fusion_job.as_ref().map(|j| j.series.clone());
     ui.horizontal(|ui| {
         ui.label("Fuse");
         let text = match (&busy, &shown) {
@@ -149,14 +150,14 @@ pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
                 }
             });
         match chosen {
-            Some(None) => app.edit(Edit::Unfuse),
-            Some(Some(uid)) if busy.is_none() => app.push(Command::Fuse(uid)),
+            Some(None) => p.edit(Edit::Unfuse),
+            Some(Some(uid)) if busy.is_none() => p.push(Command::Fuse(uid)),
             _ => {}
         }
     })
     .response
     .on_hover_text("Show another series of this head over this one (resampled in patient coordinates)");
-    let Some(f) = app.doc.fusion().filter(|f| shown.as_ref() == Some(&f.series)) else { return };
+    let Some(f) = p.app.doc.fusion().filter(|f| shown.as_ref() == Some(&f.series)) else { return };
     let (mut window, mut colormap, mut opacity) = (f.window, f.colormap, f.opacity);
     ui.horizontal(|ui| {
         let speed = window.width.max(1.0) * 0.01;
@@ -174,7 +175,7 @@ pub fn fusion_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
     });
     ui.add(egui::Slider::new(&mut opacity, 0.0..=1.0).text("Fusion opacity"));
     if (window, colormap, opacity) != (f.window, f.colormap, f.opacity) {
-        app.edit(Edit::FusionStyle {
+        p.edit(Edit::FusionStyle {
             window,
             colormap,
             opacity,

@@ -2,6 +2,7 @@
 //! attention's faithfulness score, per-label modality weights, volumes outside adult norms,
 //! and occlusion evidence maps computed on demand for the slice on screen.
 
+use crate::ui::panels::Panel;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -99,21 +100,22 @@ pub fn heat_key(app: &FocalApp) -> (Heatmap, usize) {
 }
 
 /// The other series of the open study that can be combined with the one on screen.
-pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest) {
-    if manifest.input.slots.len() < 2 || app.doc.studies().is_none() || app.doc.current().is_none() {
+pub fn combine_picker(p: &mut Panel, ui: &mut egui::Ui, manifest: &Manifest) {
+    if manifest.input.slots.len() < 2 || p.app.doc.studies().is_none() || p.app.doc.current().is_none() {
         return;
     }
-    let candidates = crate::ui::fusion::other_series(app);
-    if app.doc.combine_with().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
-        app.edit(Edit::CombineWith(None));
+    let candidates = crate::ui::fusion::other_series(p.app);
+    if p.app.doc.combine_with().is_some_and(|u| !candidates.iter().any(|(c, _)| c == u)) {
+        p.edit(Edit::CombineWith(None));
     }
     let slot = &manifest.input.slots[1];
-    let selected = app
+    let selected = p
+        .app
         .doc
         .combine_with()
         .and_then(|u| candidates.iter().find(|(c, _)| c == u))
         .map_or("none".to_string(), |(_, n)| n.clone());
-    let chosen = app.doc.combine_with().cloned();
+    let chosen = p.app.doc.combine_with().cloned();
     let mut choice = None;
     ui.horizontal(|ui| {
         ui.label("Combine with");
@@ -136,21 +138,21 @@ pub fn combine_picker(app: &mut FocalApp, ui: &mut egui::Ui, manifest: &Manifest
             ));
     });
     if let Some(series) = choice {
-        app.edit(Edit::CombineWith(series));
+        p.edit(Edit::CombineWith(series));
     }
 }
 
 /// Beside the heatmap switch in the overlay panel: which map it shows, and how faithful the
 /// attention map is on this series.
-pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
-    let fused = app.doc.current_fusion().map(|f| f.label.clone());
-    let shown = app.doc.heatmap();
-    let Some(a) = app.doc.current_analysis() else {
+pub fn heatmap_controls(p: &mut Panel, ui: &mut egui::Ui) {
+    let fused = p.app.doc.current_fusion().map(|f| f.label.clone());
+    let shown = p.app.doc.heatmap();
+    let Some(a) = p.app.doc.current_analysis() else {
         if let Some(label) = fused {
             ui.horizontal_wrapped(|ui| {
                 ui.label("Show");
                 if ui.selectable_label(shown == Heatmap::Fusion, format!("Fusion: {label}")).clicked() {
-                    app.edit(Edit::Heatmap(Heatmap::Fusion));
+                    p.edit(Edit::Heatmap(Heatmap::Fusion));
                 }
             });
         }
@@ -178,7 +180,7 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
         })
     });
     if let Some(h) = chosen.inner {
-        app.edit(Edit::Heatmap(h));
+        p.edit(Edit::Heatmap(h));
     }
     match faithfulness {
         Some(f) => {
@@ -199,12 +201,12 @@ pub fn heatmap_controls(app: &mut FocalApp, ui: &mut egui::Ui) {
 }
 
 /// Below the volumes in the model panel: warnings, per-label series weights, evidence maps.
-pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
-    let Some(a) = app.doc.current_analysis() else { return };
+pub fn insights_panel(p: &mut Panel, ui: &mut egui::Ui) {
+    let Some(a) = p.app.doc.current_analysis() else { return };
     let insights = a.extras.insights.clone();
-    let evidence_here = a.extras.evidence.get(&app.doc.view().slice).map(|(i, _)| i.clone());
+    let evidence_here = a.extras.evidence.get(&p.app.doc.view().slice).map(|(i, _)| i.clone());
     let volumes: Vec<(u8, f64)> = a.review.findings.iter().map(|f| (f.label, f.volume_ml)).collect();
-    let manifest = app.manifest.clone().ok();
+    let manifest = p.app.manifest.clone().ok();
     if let Some(m) = &manifest {
         for w in crate::inference::analysis::volume_warnings(m, &volumes) {
             ui.colored_label(WARN, format!("Warning: {w}"));
@@ -240,7 +242,7 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     }
     ui.add_space(4.0);
     let mut cancel = false;
-    if let Some(job) = &app.evidence {
+    if let Some(job) = &p.app.evidence {
         let (done, total) = job.job.progress().map_or((0, 0), |(d, t)| (d, t.unwrap_or(0)));
         ui.horizontal(|ui| {
             ui.add(
@@ -254,8 +256,9 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
     } else {
         ui.horizontal(|ui| {
-            let labels: Vec<(u8, String)> = app.doc.label_names().iter().filter(|l| l.0 > 0).cloned().collect();
-            let current = app
+            let labels: Vec<(u8, String)> = p.app.doc.label_names().iter().filter(|l| l.0 > 0).cloned().collect();
+            let current = p
+                .app
                 .doc
                 .evidence_label()
                 .and_then(|i| labels.iter().find(|l| l.0 == i))
@@ -265,12 +268,12 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 .on_hover_text("Deletes one 16 mm patch at a time through the model and maps how much the labels depend on it (a few seconds on CPU)")
                 .clicked()
             {
-                app.push(Command::ComputeEvidence);
+                p.push(Command::ComputeEvidence);
             }
             let chosen = egui::ComboBox::from_id_salt("evidence-label")
                 .selected_text(current)
                 .show_ui(ui, |ui| {
-                    edited(&app.doc.evidence_label(), |l| {
+                    edited(&p.app.doc.evidence_label(), |l| {
                         ui.selectable_value(l, None, "all labels");
                         for (i, name) in &labels {
                             ui.selectable_value(l, Some(*i), name);
@@ -278,12 +281,12 @@ pub fn insights_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                     })
                 });
             if let Some(label) = chosen.inner.flatten() {
-                app.edit(Edit::EvidenceLabel(label));
+                p.edit(Edit::EvidenceLabel(label));
             }
         });
     }
     if cancel {
-        app.push(Command::CancelEvidence);
+        p.push(Command::CancelEvidence);
     }
     if let Some(info) = evidence_here {
         ui.label(

@@ -1,8 +1,9 @@
 //! The model panel: run the analysis, watch it, read its results and its limits.
 
+use crate::ui::panels::Panel;
 use eframe::egui::{self, Color32, RichText};
 
-use crate::ui::{Command, FocalApp, SettingChange, edited};
+use crate::ui::{Command, SettingChange, edited};
 use crate::inference::Device;
 
 /// Said wherever the model's output is shown.
@@ -10,9 +11,9 @@ pub const ATTENTION_DISCLAIMER: &str = "The attention map shows which pixels the
 its faithfulness score says how much the labels depend on them, and an evidence map shows it by deleting patches. \
 Neither is a finding nor a diagnosis. Research use only; not for diagnostic use.";
 
-pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+pub fn model_panel(p: &mut Panel, ui: &mut egui::Ui) {
     ui.heading("Model");
-    let manifest = match &app.manifest {
+    let manifest = match &p.app.manifest {
         Ok(m) => m.clone(),
         Err(e) => {
             ui.colored_label(Color32::from_rgb(230, 120, 100), format!("No model: {e}"));
@@ -23,7 +24,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     let short = |sha: &str| sha[..12.min(sha.len())].to_string();
     ui.label(format!("{} {} · sha256 {}…", manifest.name, manifest.version, short(&manifest.sha256)));
     // A restored analysis may come from another model than the one loaded now: say which.
-    if let Some(m) = app.doc.current_analysis().and_then(|a| a.made_by.as_ref())
+    if let Some(m) = p.app.doc.current_analysis().and_then(|a| a.made_by.as_ref())
         && (m.sha256 != manifest.sha256 || m.version != manifest.version || m.name != manifest.name)
     {
         ui.colored_label(
@@ -38,19 +39,19 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
     }
     let device = ui.horizontal(|ui| {
         ui.label("Device");
-        edited(&app.doc.settings().device, |device| {
+        edited(&p.app.doc.settings().device, |device| {
             for (d, name) in [(Device::Auto, "Auto"), (Device::Cpu, "CPU"), (Device::Cuda, "CUDA")] {
                 ui.selectable_value(device, d, name);
             }
         })
     });
     if let Some(d) = device.inner {
-        app.edit(SettingChange::Device(d));
+        p.edit(SettingChange::Device(d));
     }
 
-    let loaded = app.doc.current().is_some_and(|c| c.volume.is_some());
+    let loaded = p.app.doc.current().is_some_and(|c| c.volume.is_some());
     let mut cancel = false;
-    if let Some(r) = &app.running {
+    if let Some(r) = &p.app.running {
         let s = r.job.status();
         ui.horizontal(|ui| {
             let eta = s
@@ -75,19 +76,19 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         }
     } else {
-        crate::ui::insights::combine_picker(app, ui, &manifest);
+        crate::ui::insights::combine_picker(p, ui, &manifest);
         let button = ui.add_enabled(loaded, egui::Button::new("Analyze series"));
         if !loaded {
             button.on_disabled_hover_text("Open a series and wait for it to load");
         } else if button.clicked() {
-            app.push(Command::RunAnalysis);
+            p.push(Command::RunAnalysis);
         }
     }
     if cancel {
-        app.push(Command::CancelAnalysis);
+        p.push(Command::CancelAnalysis);
     }
 
-    if let Some(a) = app.doc.current_analysis() {
+    if let Some(a) = p.app.doc.current_analysis() {
         ui.add_space(6.0);
         let provider = match &a.fallback_reason {
             Some(why) => format!("Ran on {} (CUDA not used: {why})", a.provider_name),
@@ -126,7 +127,7 @@ pub fn model_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
             }
         });
     }
-    crate::ui::insights::insights_panel(app, ui);
+    crate::ui::insights::insights_panel(p, ui);
 
     ui.add_space(8.0);
     ui.label(RichText::new(ATTENTION_DISCLAIMER).color(Color32::from_rgb(240, 200, 120)));

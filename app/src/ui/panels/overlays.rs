@@ -1,30 +1,31 @@
 //! Overlay settings: the heatmap (attention, evidence, weights or a fused series) and label
 //! masks.
 
+use crate::ui::panels::Panel;
 use eframe::egui::{self, Color32, RichText};
 
-use crate::ui::{FocalApp, SettingChange, edited};
+use crate::ui::{SettingChange, edited};
 use crate::render::{Colormap, MAX_OUTLINE_WIDTH, MaskMode};
 
-pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+pub fn overlay_panel(p: &mut Panel, ui: &mut egui::Ui) {
     ui.heading("Overlays");
-    let has_analysis = app.doc.current_analysis().is_some();
+    let has_analysis = p.app.doc.current_analysis().is_some();
     if !has_analysis {
         ui.label(RichText::new("Run the model to see its attention map and labels.").weak());
     }
     let mut changes = Vec::new();
-    let s = app.doc.settings();
+    let s = p.app.doc.settings();
     if let Some(on) = edited(&s.show_attention, |v| {
         ui.checkbox(v, "Heatmap");
     }) {
         changes.push(SettingChange::ShowHeatmap(on));
     }
     for c in changes.drain(..) {
-        app.edit(c);
+        p.edit(c);
     }
-    crate::ui::insights::heatmap_controls(app, ui);
-    let fused = app.doc.heatmap() == crate::ui::Heatmap::Fusion;
-    let s = app.doc.settings();
+    crate::ui::insights::heatmap_controls(p, ui);
+    let fused = p.app.doc.heatmap() == crate::ui::Heatmap::Fusion;
+    let s = p.app.doc.settings();
     // A fused series has its own window, colour map and opacity (below).
     ui.add_enabled_ui(s.show_attention && !fused, |ui| {
         let a = &s.attention;
@@ -59,10 +60,10 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
     });
     for c in changes.drain(..) {
-        app.edit(c);
+        p.edit(c);
     }
-    crate::ui::fusion::fusion_controls(app, ui);
-    let s = app.doc.settings();
+    crate::ui::fusion::fusion_controls(p, ui);
+    let s = p.app.doc.settings();
     ui.add_space(6.0);
     if let Some(on) = edited(&s.show_mask, |v| {
         ui.checkbox(v, "Label mask");
@@ -87,7 +88,7 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }) {
             changes.push(SettingChange::OutlineWidth(w));
         }
-        if let Ok(m) = &app.manifest {
+        if let Ok(m) = &p.app.manifest {
             for l in m.labels.iter().filter(|l| l.index > 0) {
                 ui.horizontal(|ui| {
                     let mut shown = !s.hidden_labels.contains(&l.index);
@@ -102,6 +103,6 @@ pub fn overlay_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
     });
     for c in changes {
-        app.edit(c);
+        p.edit(c);
     }
 }

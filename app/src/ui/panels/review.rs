@@ -2,9 +2,10 @@
 //! sign-off, and the brush and eraser. The analysis on screen and its editing (strokes, undo,
 //! saving review.json and labels-reviewed.nii) are the document's (`state/analysis.rs`).
 
+use crate::ui::panels::Panel;
 use eframe::egui::{self, Color32, RichText};
 
-use crate::ui::{Command, Edit, FocalApp, ReviewChange, SettingChange, Tool, ViewChange, edited};
+use crate::ui::{Command, Edit, ReviewChange, SettingChange, Tool, ViewChange, edited};
 use crate::report::Decision;
 
 /// Now (UTC) for a sign-off, "YYYY-MM-DD HH:MM UTC".
@@ -13,32 +14,32 @@ fn now_text() -> String {
     format!("{}-{}-{} {}:{} UTC", &d[..4], &d[4..6], &d[6..], &t[..2], &t[2..4])
 }
 
-pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
+pub fn review_panel(p: &mut Panel, ui: &mut egui::Ui) {
     ui.heading("Review");
-    let style = crate::ui::frame::slice_style(app);
-    let view = app.doc.view();
+    let style = crate::ui::frame::slice_style(p.app);
+    let view = p.app.doc.view();
     let (slice, tool) = (view.slice, view.tool);
-    let unit = if app.doc.current().and_then(|c| c.modality.as_deref()) == Some("CT") {
+    let unit = if p.app.doc.current().and_then(|c| c.modality.as_deref()) == Some("CT") {
         " HU"
     } else {
         ""
     };
-    let Some(a) = app.doc.current_analysis() else {
-        let pictures_only = app.doc.current().is_some_and(|c| c.stack.geometry.is_none());
+    let Some(a) = p.app.doc.current_analysis() else {
+        let pictures_only = p.app.doc.current().is_some_and(|c| c.stack.geometry.is_none());
         if pictures_only {
             ui.label(
                 RichText::new("These images carry no patient position, so the model cannot analyse them; their pictures can still go into a report.")
                     .weak(),
             );
             if ui.button("Export picture report…").clicked() {
-                app.push(Command::ExportPictures);
+                p.push(Command::ExportPictures);
             }
         } else {
             ui.label(RichText::new("Run the model to review its findings.").weak());
         }
         return;
     };
-    let names = app.doc.label_names();
+    let names = p.app.doc.label_names();
     let mut edits: Vec<Edit> = Vec::new();
     let mut export = false;
 
@@ -155,10 +156,10 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
                 if ui.add(line.sense(egui::Sense::click())).on_hover_text("Go to its slice").clicked() {
                     edits.push(ViewChange::GoTo(m.slice).into());
                     // One drawn on a reformatted plane: that plane, through the shape's centre.
-                    if let Some(p) = &m.plane {
+                    if let Some(plane) = &m.plane {
                         let [x0, y0, x1, y1] = m.shape.bounds();
-                        edits.push(ViewChange::Cursor(p.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0)).into());
-                        if app.doc.settings().layout == crate::ui::Layout::Single {
+                        edits.push(ViewChange::Cursor(plane.to_patient((x0 + x1) / 2.0, (y0 + y1) / 2.0)).into());
+                        if p.app.doc.settings().layout == crate::ui::Layout::Single {
                             edits.push(SettingChange::Layout(crate::ui::Layout::Three).into());
                         }
                     }
@@ -205,10 +206,10 @@ pub fn review_panel(app: &mut FocalApp, ui: &mut egui::Ui) {
         }
     });
     for e in edits {
-        app.edit(e);
+        p.edit(e);
     }
     if export {
-        app.push(Command::Export);
+        p.push(Command::Export);
     }
 }
 
