@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A candidate's first look, on training heads only (the MNI ICBM152 template: clean, with
-Rician noise of 6 % of white matter's value, and as 7 mm thick slices), before any held-out
+Rician noise of 6 % of white matter's value, as 7 mm thick slices, and as a coarse 8-bit
+acquisition of 2 x 2 x 3 mm), before any held-out
 head is scored: the deletion test as Focal computes it (evaluate.deletion_test, 14 slices), the
 attention's share inside the template's brain, the labels' Dice with the template's own brain
 and the share of the zero background that gets a label. Without the brain extent or the tissue
@@ -35,7 +36,21 @@ def heads():
     brain = axial((labels > 0).astype(np.uint8))
     t1a, noisya = axial(t1), axial(noisy.astype(np.float32))
     thick7, ks = thick(t1a, 7, 7)
-    return [("template", t1a, brain), ("noisy", noisya, brain), ("7mm", thick7, brain[ks])]
+    return [("template", t1a, brain), ("noisy", noisya, brain), ("7mm", thick7, brain[ks]),
+            ("coarse", *coarse(t1a, brain))]
+
+
+def coarse(vol, brain):
+    """A coarse 8-bit acquisition of the template: 2 x 2 mm pixels, 3 mm slices (each the mean
+    of three), values rounded to 0-255, then back on a 1 mm in-plane grid by linear
+    interpolation as Focal's preprocessing resamples it (the manifest's 1 mm pixels)."""
+    from scipy import ndimage
+
+    z, h, w = (s - s % m for s, m in zip(vol.shape, (3, 2, 2)))
+    v = vol[:z, :h, :w].reshape(z // 3, 3, h // 2, 2, w // 2, 2).mean((1, 3, 5))
+    v = np.round(v / max(float(v.max()), 1e-6) * 255.0).astype(np.float32)
+    v = ndimage.zoom(v, (1, 2, 2), order=1)
+    return v, brain[1:z:3, :h, :w]
 
 
 def main():

@@ -67,8 +67,9 @@ def pad_to(vol, size):
 
 
 class Generator:
-    def __init__(self, volumes, weights, size, rng, no_brain=0.1, zero_air=0.0):
+    def __init__(self, volumes, weights, size, rng, no_brain=0.1, zero_air=0.0, coarse=0.0):
         self.size, self.rng, self.no_brain, self.zero_air = size, rng, no_brain, zero_air
+        self.coarse = coarse
         self.views = []  # (volume with the slicing axis last, canvas-padded), per axis
         for vol in volumes:
             per_axis = []
@@ -159,6 +160,9 @@ class Generator:
                 else:
                     sx = r.uniform(1.5, 3.0)
             out[i] = ndimage.gaussian_filter(out[i], (0, sy, sx))
+            if r.random() < self.coarse:  # 2 x 2 mm pixels, resampled to 1 mm as Focal does
+                x = F.avg_pool2d(torch.from_numpy(out[i])[None], 2)
+                out[i] = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)[0].numpy()
             if r.random() < 0.15:  # ghosting / ringing along the phase-encoding direction
                 shift = int(r.integers(s // 8, s // 2))
                 ax = 1 + int(r.integers(0, 2))
@@ -173,6 +177,8 @@ class Generator:
             v = t[i][t[i] > 0]
             q = torch.quantile(v, 0.995) if v.numel() > 10 else torch.tensor(1.0)
             res[i] = (t[i] / q.clamp(min=1e-6)).clamp(0, 1)
+            if r.random() < self.coarse:  # 8-bit values
+                res[i] = torch.round(res[i] * 255.0) / 255.0
         return res
 
 
@@ -209,6 +215,8 @@ def main():
     ap.add_argument("--input-gate", action="store_true",
                     help="the spatial gate acts on the input pixels, with noise of the image's own statistics in place of what it holds back (Model 3.2)")
     ap.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
+    ap.add_argument("--coarse", type=float, default=0.0,
+                    help="share of slot images acquired coarse: 2 x 2 mm pixels resampled to 1 mm, 8-bit values")
     ap.add_argument("--freeze-bn", action="store_true",
                     help="keep every batch normalisation on its running statistics (needed after recover_checkpoint.py, whose weights have the normalisations folded in)")
     ap.add_argument("--max-steps", type=int, default=0, help="also stop after this many steps (0: no limit)")
@@ -221,7 +229,7 @@ def main():
     torch.set_num_threads(os.cpu_count() or 2)
     ct_head = np.load(args.labels)["labels"]
     volumes = [ct_head, shelled_mni(rng, args.deep_gm), shelled_mni(rng, args.deep_gm)]
-    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes, args.zero_air)
+    gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes, args.zero_air, args.coarse)
     net = FocalNet(width=args.width, noise_filler=not args.no_filler, fine_gate=args.fine_gate, input_gate=args.input_gate)
     if args.init:
         state = torch.load(args.init, map_location="cpu")
@@ -279,7 +287,7 @@ def main():
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
                    "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate, "zero_air": args.zero_air,
-                   "init": args.init, "lr": args.lr, "freeze_bn": args.freeze_bn, "log": log}, f, indent=1)
+                   "init": args.init, "lr": args.lr, "freeze_bn": args.freeze_bn, "coarse": args.coarse, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 
 
