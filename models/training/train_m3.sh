@@ -92,3 +92,13 @@ fi
     --fine-gate --input-gate --zero-air 0.3 --coarse 0.3
 [ -f runs/m3k/brain-tissue.onnx ] || $PY export.py runs/m3k/model.pt runs/m3k/brain-tissue.onnx
 [ -f runs/m3k/quick.json ] || $PY quick_check.py runs/m3k/brain-tissue.onnx --json runs/m3k/quick.json
+# m3k at step 250: top / bottom / random blocks 0.227 / 0.102 / 0.214 template (passed),
+# 0.262 / 0.139 / 0.263 noisy, 0.251 / 0.122 / 0.254 at 7 mm, 0.340 / 0.213 / 0.416 coarse
+# (failed on three): coarse images alone do not fix it and cost the others. Weights:
+# checkpoints/m3k.pt. Then from m3j: the coarse images with a stronger cost.
+[ -f checkpoints/m3k.pt ] || cp runs/m3k/model.pt checkpoints/m3k.pt
+[ -f runs/m3l/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3l --init checkpoints/m3j.pt --freeze-bn \
+    --lr 3e-4 --ramp 0.1 --sparsity 0.9 --sparsity-on head --outside-share 0.3 --seed 3522 --deep-gm --labels "$L" \
+    --fine-gate --input-gate --zero-air 0.3 --coarse 0.3
+[ -f runs/m3l/brain-tissue.onnx ] || $PY export.py runs/m3l/model.pt runs/m3l/brain-tissue.onnx
+[ -f runs/m3l/quick.json ] || $PY quick_check.py runs/m3l/brain-tissue.onnx --json runs/m3l/quick.json
