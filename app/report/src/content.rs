@@ -92,6 +92,30 @@ pub fn modality_table(insights: &Insights) -> Vec<Vec<String>> {
     rows
 }
 
+/// The patient's and the study's identifiers, as a report that keeps them (--keep-phi) shows
+/// them under "Study".
+pub(crate) fn identifier_lines(
+    p: &crate::study::PatientInfo,
+    study_date: &Option<String>,
+    study_description: &Option<String>,
+    accession: &Option<String>,
+) -> [String; 2] {
+    [
+        format!(
+            "Patient: {}, ID {}, born {}",
+            p.name.clone().unwrap_or_default(),
+            p.id.clone().unwrap_or_default(),
+            p.birth_date.clone().unwrap_or_default()
+        ),
+        format!(
+            "Study: {} {}, accession {}",
+            study_date.clone().unwrap_or_default(),
+            study_description.clone().unwrap_or_default(),
+            accession.clone().unwrap_or_default()
+        ),
+    ]
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn report_content(
     manifest: &Manifest,
@@ -115,18 +139,11 @@ pub(crate) fn report_content(
         s[2]
     )];
     let identity_line = if opts.keep_phi {
-        let p = &source.patient;
-        study_lines.push(format!(
-            "Patient: {}, ID {}, born {}",
-            p.name.clone().unwrap_or_default(),
-            p.id.clone().unwrap_or_default(),
-            p.birth_date.clone().unwrap_or_default()
-        ));
-        study_lines.push(format!(
-            "Study: {} {}, accession {}",
-            source.study_date.clone().unwrap_or_default(),
-            source.study_description.clone().unwrap_or_default(),
-            source.accession.clone().unwrap_or_default()
+        study_lines.extend(identifier_lines(
+            &source.patient,
+            &source.study_date,
+            &source.study_description,
+            &source.accession,
         ));
         "Patient identifiers are KEPT in this report and its DICOM files (--keep-phi was given).".to_string()
     } else {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use dicom_dictionary_std::tags;
 
 use super::ExportError;
+use super::content::identifier_lines;
 use super::export::{ExportSummary, render_key_image, slice_window, write_file, write_staged};
 use super::pdf::{KeyImageBlock, ReportContent, write_pdf};
 use crate::render::{OffscreenRenderer, SlicePixels, SliceStyle};
@@ -135,18 +136,11 @@ pub fn export_pictures(set: &StudySet, opts: &PictureOptions) -> Result<ExportSu
         );
     }
     let identity_line = if opts.keep_phi {
-        let p = &first.patient;
-        study_lines.push(format!(
-            "Patient: {}, ID {}, born {}",
-            p.name.clone().unwrap_or_default(),
-            p.id.clone().unwrap_or_default(),
-            p.birth_date.clone().unwrap_or_default()
-        ));
-        study_lines.push(format!(
-            "Study: {} {}, accession {}",
-            first.study_date.clone().unwrap_or_default(),
-            first.study_description.clone().unwrap_or_default(),
-            first.accession_number.clone().unwrap_or_default()
+        study_lines.extend(identifier_lines(
+            &first.patient,
+            &first.study_date,
+            &first.study_description,
+            &first.accession_number,
         ));
         "Patient identifiers are KEPT in this report (--keep-phi was given).".to_string()
     } else {
