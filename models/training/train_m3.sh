@@ -118,3 +118,15 @@ fi
 # 0.78. Too strong a cost. Weights: checkpoints/m3m.pt. Between m3l (cost 0.9) and m3m (1.2) is
 # where to look next, on all four heads.
 [ -f checkpoints/m3m.pt ] || cp runs/m3m/model.pt checkpoints/m3m.pt
+# Between the two (session of 2026-12-06, second): from m3l, cost 1.05, 40 % coarse; then from
+# m3l, cost 0.9 with half the images coarse. 3.3's network is the first to pass on all four.
+[ -f runs/m3n/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3n --init checkpoints/m3l.pt --freeze-bn \
+    --lr 3e-4 --ramp 0.1 --sparsity 1.05 --sparsity-on head --outside-share 0.3 --seed 3524 --deep-gm --labels "$L" \
+    --fine-gate --input-gate --zero-air 0.3 --coarse 0.4
+[ -f runs/m3n/brain-tissue.onnx ] || $PY export.py runs/m3n/model.pt runs/m3n/brain-tissue.onnx
+[ -f runs/m3n/quick.json ] || $PY quick_check.py runs/m3n/brain-tissue.onnx --json runs/m3n/quick.json
+[ -f runs/m3o/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3o --init checkpoints/m3l.pt --freeze-bn \
+    --lr 3e-4 --ramp 0.1 --sparsity 0.9 --sparsity-on head --outside-share 0.3 --seed 3525 --deep-gm --labels "$L" \
+    --fine-gate --input-gate --zero-air 0.3 --coarse 0.5
+[ -f runs/m3o/brain-tissue.onnx ] || $PY export.py runs/m3o/model.pt runs/m3o/brain-tissue.onnx
+[ -f runs/m3o/quick.json ] || $PY quick_check.py runs/m3o/brain-tissue.onnx --json runs/m3o/quick.json

@@ -15,7 +15,8 @@ with the best mean agreement over the three heads.
 
 usage: tune_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [prior_weight,mrf_beta,bias_sigma_mm[,rim_label[,deep_gm_mm]] ...]
   (rim_label: the fluid rim's voxels take this label after the last step instead of background;
-   deep_gm_mm: FROM-TO, the depth range of the deep grey-matter component, or "none")
+   deep_gm_mm: FROM-TO, the depth range of the deep grey-matter component, "none", or atlasW:
+   the deep grey-matter atlas of models/candidates/tissue-em.json with weight W)
 Deep grey matter on these heads is the template's own (anatomy.load_mni_labels(deep_gm=True),
 the region the network is trained to call grey), not an evaluation head's atlas; the AAL
 figure is a diagnostic only.
@@ -98,6 +99,11 @@ def heads(work):
     return out
 
 
+def candidate_atlas():
+    """The candidate's deep grey-matter atlas section (models/candidates/tissue-em.json)."""
+    return json.load(open(os.path.join(HERE, "../candidates/tissue-em.json")))["tissue_em"]["deep_gm_atlas"]
+
+
 def own_deep_grey(work, series):
     """The template's own deep grey matter on a series' grid (cached beside the series)."""
     path = os.path.join(os.path.dirname(series), "own_deep_grey.npy")
@@ -143,8 +149,13 @@ def main():
         pw, beta, sigma = (float(x) for x in parts[:3])
         rim = {"label_as": parts[3]} if len(parts) > 3 else None  # e.g. 0.25,0.3,7,CSF
         em = {"prior_weight": pw, "mrf_beta": beta, "bias_sigma_mm": sigma}
-        if len(parts) > 4:  # e.g. 0.25,0.3,7,CSF,10-20
-            em["deep_gm_mm"] = None if parts[4] == "none" else [float(x) for x in parts[4].split("-")]
+        if len(parts) > 4:  # e.g. 0.25,0.3,7,CSF,10-20 or 0.25,0.3,7,CSF,atlas0.7
+            em["deep_gm_atlas"] = None
+            if parts[4].startswith("atlas"):
+                em["deep_gm_mm"] = None
+                em["deep_gm_atlas"] = dict(candidate_atlas(), weight=float(parts[4][5:]))
+            else:
+                em["deep_gm_mm"] = None if parts[4] == "none" else [float(x) for x in parts[4].split("-")]
         manifest = candidate_model(work, em, "model", rim)
         row = {}
         for name, (series, ref) in hs.items():

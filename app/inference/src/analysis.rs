@@ -377,6 +377,17 @@ pub fn analyze_volumes(
                     continue;
                 };
                 let channels = tissue_channels(volumes, &labels);
+                // The deep grey-matter atlas, placed on this scan's brain (it needs the scan's
+                // patient axes); where it cannot be placed the step goes on without it.
+                let placed = engine.deep_gm_atlas.as_ref().map(|atlas| match volume.geometry.as_ref() {
+                    Some(g) => atlas.shares(&labels, [cols, rows, slices], g),
+                    None => Err("the series has no patient geometry".to_string()),
+                });
+                let atlas_note = match &placed {
+                    Some(Ok(_)) => "; deep grey matter placed by the atlas".to_string(),
+                    Some(Err(why)) => format!("; deep grey-matter atlas not placed: {why}"),
+                    None => String::new(),
+                };
                 let Some(fit) = super::tissue::fit_tissue(
                     &mut labels,
                     &mut probabilities,
@@ -385,11 +396,12 @@ pub fn analyze_volumes(
                     spacing,
                     slots,
                     spec,
+                    placed.as_ref().and_then(|p| p.as_deref().ok()),
                 ) else {
                     continue;
                 };
                 detail = Some(format!(
-                    "{}; {:.0} mL relabelled",
+                    "{}{atlas_note}; {:.0} mL relabelled",
                     fit.describe(),
                     fit.changed as f64 * voxel_ml
                 ));

@@ -58,6 +58,8 @@ pub struct Engine {
     extractor: Vec<Session>,
     /// sha256 of the brain extractor's files as loaded (locate, segment).
     pub extractor_sha256: Vec<String>,
+    /// The tissue model's deep grey-matter atlas (manifests whose `tissue_em` names one).
+    pub deep_gm_atlas: Option<super::tissue::atlas::DeepGmAtlas>,
     pub verified: bool,
 }
 
@@ -157,7 +159,14 @@ impl Engine {
                     .map_err(load)
             })
             .collect::<Result<Vec<_>>>()?;
+        let deep_gm_atlas = manifest
+            .tissue_em
+            .as_ref()
+            .and_then(|t| t.deep_gm_atlas.as_ref())
+            .map(|spec| super::tissue::atlas::DeepGmAtlas::load(&manifest.dir, spec, allow_unverified))
+            .transpose()?;
         let engine = Engine {
+            deep_gm_atlas,
             session,
             extent,
             extent_sha256,

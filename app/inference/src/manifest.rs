@@ -310,7 +310,12 @@ impl Manifest {
         // Model files live beside the manifest: a relative path without "..", so a manifest
         // cannot make Focal read (and print the digest of) a file elsewhere.
         let extractor_files = m.extractor.iter().flat_map(|e| [&e.locate.file, &e.segment.file]);
-        for file in std::iter::once(&m.file).chain(m.extent.as_ref().map(|e| &e.file)).chain(extractor_files) {
+        let atlas_file = m.tissue_em.as_ref().and_then(|t| t.deep_gm_atlas.as_ref()).map(|a| &a.file);
+        for file in std::iter::once(&m.file)
+            .chain(m.extent.as_ref().map(|e| &e.file))
+            .chain(extractor_files)
+            .chain(atlas_file)
+        {
             let inside = !file.is_empty()
                 && Path::new(file)
                     .components()
@@ -421,7 +426,7 @@ impl Manifest {
 /// The largest model file Focal reads (ONNX's protobuf limit is 2 GiB; Focal's models are MBs).
 const MAX_MODEL_BYTES: u64 = 2 << 30;
 
-fn file_digest(path: &Path) -> Result<String> {
+pub(crate) fn file_digest(path: &Path) -> Result<String> {
     // A regular file of a sane size, checked before reading: a device (/dev/zero) or a fifo
     // would never end.
     let meta = std::fs::metadata(path).map_err(|e| InferenceError::ModelLoad(format!("{e}: {}", path.display())))?;
@@ -440,7 +445,7 @@ fn file_digest(path: &Path) -> Result<String> {
 }
 
 /// Ok if the file's digest `actual` is `expected`, else the error that names both.
-fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
+pub(crate) fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
     if actual != expected.to_ascii_lowercase() {
         return Err(InferenceError::ModelHash {
             file: path,

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use super::postprocess::{FluidClass, NO_SIGNAL_SHARE, percentile_sorted};
 
+pub mod atlas;
 mod field;
 mod gaussian;
 
@@ -48,6 +49,11 @@ pub struct TissueEmSpec {
     /// Gaussian leaves it to white matter. None: one grey-matter component.
     #[serde(default)]
     pub deep_gm_mm: Option<[f64; 2]>,
+    /// Deep grey matter placed by an atlas instead of by depth: the deep component's share of
+    /// the grey- *and* white-matter prior is the atlas's weighted probability (the network
+    /// gives these nuclei more white than grey). Takes precedence over `deep_gm_mm`.
+    #[serde(default)]
+    pub deep_gm_atlas: Option<atlas::DeepGmAtlasSpec>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -77,7 +83,7 @@ impl TissueEmSpec {
         {
             return Some(format!("deep_gm_mm [{a}, {b}] (0 ≤ from < to ≤ 100 mm)"));
         }
-        None
+        self.deep_gm_atlas.as_ref().and_then(|a| a.problem())
     }
 }
 
@@ -166,8 +172,11 @@ impl TissueFit {
 /// each brain voxel gets the tissue of its highest posterior, and its probabilities
 /// (`[slice][class][row][column]`) become that posterior (background 0). `channels` holds
 /// each series' values on the label grid (the primary first); `dims` = [columns, rows,
-/// slices], `spacing` = [column step, row step, slice step] in mm. Returns None, changing
+/// slices], `spacing` = [column step, row step, slice step] in mm. `atlas_share`, on the label
+/// grid: the deep grey-matter atlas placed on this scan ([`atlas::DeepGmAtlas::shares`]),
+/// which then sets the deep component instead of `deep_gm_mm`. Returns None, changing
 /// nothing, when the brain is too small to fit a model to (under 1,000 voxels).
+#[allow(clippy::too_many_arguments)]
 pub fn fit_tissue(
     labels: &mut [u8],
     probabilities: &mut [f32],
@@ -176,6 +185,7 @@ pub fn fit_tissue(
     spacing: [f64; 3],
     slots: TissueSlots,
     spec: &TissueEmSpec,
+    atlas_share: Option<&[f32]>,
 ) -> Option<TissueFit> {
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
@@ -214,17 +224,20 @@ pub fn fit_tissue(
             primary_sorted = sorted;
         }
     }
-    // Each voxel's share of deep grey matter in grey matter's prior: 0 above the depth range's
-    // start, 1 below its end (depth from the surface of the brain given to this step).
-    let deep: Vec<f32> = match spec.deep_gm_mm {
-        Some([from, to]) => {
+    // Each voxel's share of deep grey matter: placed by the atlas, in grey and white matter's
+    // prior; or by depth, in grey matter's: 0 above the depth range's start, 1 below its end
+    // (depth from the surface of the brain given to this step).
+    let from_white = atlas_share.is_some_and(|a| a.len() == n);
+    let deep: Vec<f32> = match (atlas_share.filter(|a| a.len() == n), spec.deep_gm_mm) {
+        (Some(share), _) => brain.iter().map(|&v| share[v as usize].clamp(0.0, 1.0)).collect(),
+        (None, Some([from, to])) => {
             let depth2 = super::postprocess::squared_depth_mm(labels, dims, spacing);
             brain
                 .iter()
                 .map(|&v| ((depth2[v as usize].sqrt() - from) / (to - from)).clamp(0.0, 1.0) as f32)
                 .collect()
         }
-        None => Vec::new(),
+        (None, None) => Vec::new(),
     };
     let components = if deep.is_empty() { 3 } else { COMPONENTS };
     // The network's tempered probabilities of each tissue (a floor keeps every class possible),
@@ -242,8 +255,11 @@ pub fn fit_tissue(
             let s: f32 = p.iter().sum();
             let mut p = p.map(|x| x / s);
             if let Some(&share) = deep.get(j) {
-                p[DEEP] = p[1] * share;
+                p[DEEP] = (p[1] + if from_white { p[2] } else { 0.0 }) * share;
                 p[1] *= 1.0 - share;
+                if from_white {
+                    p[2] *= 1.0 - share;
+                }
             }
             p
         })
@@ -272,11 +288,14 @@ pub fn fit_tissue(
         .enumerate()
         .map(|(j, &k)| {
             let mut r = [0f32; COMPONENTS];
+            let share = deep.get(j).copied().unwrap_or(0.0);
             if k == classes.fluid {
                 r[0] = 1.0;
             } else if k == grey {
-                let share = deep.get(j).copied().unwrap_or(0.0);
                 r[1] = 1.0 - share;
+                r[DEEP] = share;
+            } else if from_white {
+                r[2] = 1.0 - share;
                 r[DEEP] = share;
             } else {
                 r[2] = 1.0;

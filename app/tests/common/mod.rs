@@ -360,6 +360,10 @@ pub fn candidate_model(tmp: &std::path::Path) -> PathBuf {
     if let Some(file) = candidate["file"].as_str() {
         std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
+    // Its deep grey-matter atlas, when it names one.
+    if let Some(file) = candidate["tissue_em"]["deep_gm_atlas"]["file"].as_str() {
+        std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
     for stage in ["locate", "segment"] {
         let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
         let (from, to) = (models.join(&file), tmp.join(&file));

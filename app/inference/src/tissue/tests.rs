@@ -10,6 +10,7 @@ fn spec() -> TissueEmSpec {
         bias_sigma_mm: 8.0,
         iterations: 15,
         deep_gm_mm: None,
+        deep_gm_atlas: None,
         description: None,
     }
 }
@@ -75,7 +76,7 @@ fn fit_phantom(
     channels: &[&[f32]],
     spec: &TissueEmSpec,
 ) -> Option<TissueFit> {
-    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec)
+    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None)
 }
 
 fn agreement(labels: &[u8], truth: &[u8]) -> f64 {
@@ -141,7 +142,7 @@ fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
     few[..10].fill(3);
     let mut p = vec![0f32; 4000];
     let v = vec![1f32; 1000];
-    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec()).is_none());
+    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None).is_none());
     assert_eq!(few.iter().filter(|&&l| l == 3).count(), 10);
 }
 
@@ -266,4 +267,50 @@ fn a_deep_component_takes_deep_grey_matter_brighter_than_cortex() {
     assert!(with > 0.8, "with the deep component: {with:.2} of the nucleus grey");
     assert!(rest_with > rest_without - 0.02, "elsewhere {rest_with:.3} against {rest_without:.3}");
     assert!(fit.describe().contains("deep grey matter"), "{}", fit.describe());
+}
+
+/// The same nucleus with a network that calls it white matter (0.9): without a deep component
+/// it stays white; with one placed by an atlas, which draws on white matter's prior too, it
+/// becomes grey, and the white matter under the atlas's soft edge stays white.
+#[test]
+fn an_atlas_places_deep_grey_matter_the_network_calls_white() {
+    let (labels, mut values, mut probs, truth) = phantom([30.0, 70.0, 110.0]);
+    let (s, plane) = (40usize, 1600usize);
+    let mut nucleus = vec![false; s * s * s];
+    let mut atlas = vec![0f32; s * s * s];
+    let mut seed = 7u64;
+    for z in 0..s {
+        for y in 0..s {
+            for x in 0..s {
+                let v = (z * s + y) * s + x;
+                let (fx, fy, fz) = (x as f32 - 26.5, y as f32 - 19.5, z as f32 - 19.5);
+                let r = (fx * fx + fy * fy + fz * fz).sqrt();
+                // The atlas: a little wider than the nucleus and soft at its edge.
+                atlas[v] = 0.8 * (1.0 - ((r - 3.0) / 2.0).clamp(0.0, 1.0));
+                if truth[v] == 3 && r < 3.5 {
+                    nucleus[v] = true;
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let noise = ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
+                    values[v] = (92.0 + 6.0 * noise) * (0.85 + 0.3 * x as f32 / s as f32);
+                    probs[(z * 4 + 2) * plane + y * s + x] = 0.1;
+                    probs[(z * 4 + 3) * plane + y * s + x] = 0.9;
+                }
+            }
+        }
+    }
+    let n_nucleus = nucleus.iter().filter(|&&b| b).count();
+    let run = |deep: Option<[f64; 2]>, share: Option<&[f32]>| {
+        let (mut l, mut p) = (labels.clone(), probs.clone());
+        let spec = TissueEmSpec { deep_gm_mm: deep, ..spec() };
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec, share).expect("fitted");
+        let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
+        let ring = (0..l.len()).filter(|&v| truth[v] == 3 && !nucleus[v] && atlas[v] > 0.0);
+        let (white, total) = ring.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == 3), t + 1));
+        (grey, white as f64 / total.max(1) as f64)
+    };
+    let (alone, _) = run(None, None);
+    let (by_atlas, ring_white) = run(None, Some(&atlas));
+    assert!(alone < 0.4, "one grey-matter Gaussian: {alone:.2} of the nucleus grey");
+    assert!(by_atlas > 0.8, "placed by the atlas: {by_atlas:.2} of the nucleus grey");
+    assert!(ring_white > 0.6, "white matter under the atlas's soft edge kept white: {ring_white:.2}");
 }
