@@ -210,6 +210,8 @@ def main():
                     help="deep grey matter as its own generative label, with intensities between grey and white matter (common.load_mni_labels); use with a --labels map made by head_labels.py --deep-gm")
     ap.add_argument("--fine-gate", action="store_true",
                     help="the spatial gate at full resolution (Model 3.2); with --init from a model with the coarse gate, the gate starts afresh")
+    ap.add_argument("--fixed-filler", action="store_true",
+                    help="the input gate's filler with fixed statistics (running averages of the training images'), not the image's own (Model 3.3)")
     ap.add_argument("--zero-air", type=float, default=0.0,
                     help="share of examples whose air (outside the head) is exactly zero, as in masked or averaged scans (Model 3.2)")
     ap.add_argument("--input-gate", action="store_true",
@@ -230,7 +232,8 @@ def main():
     ct_head = np.load(args.labels)["labels"]
     volumes = [ct_head, shelled_mni(rng, args.deep_gm), shelled_mni(rng, args.deep_gm)]
     gen = Generator(volumes, [0.6, 0.2, 0.2], args.size, rng, args.no_brain_planes, args.zero_air, args.coarse)
-    net = FocalNet(width=args.width, noise_filler=not args.no_filler, fine_gate=args.fine_gate, input_gate=args.input_gate)
+    net = FocalNet(width=args.width, noise_filler=not args.no_filler, fine_gate=args.fine_gate, input_gate=args.input_gate,
+                   fixed_filler=args.fixed_filler)
     if args.init:
         state = torch.load(args.init, map_location="cpu")
         own = net.state_dict()
@@ -286,7 +289,7 @@ def main():
     torch.save(net.state_dict(), os.path.join(args.out, "model.pt"))
     with open(os.path.join(args.out, "training.json"), "w") as f:
         json.dump({"steps": step, "minutes": round((time.time() - start) / 60, 1), "parameters": params,
-                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate, "zero_air": args.zero_air,
+                   "seed": args.seed, "crop": args.size, "batch": args.batch, "width": args.width, "no_brain_planes": args.no_brain_planes, "labels": os.path.basename(args.labels), "noise_filler": not args.no_filler, "sparsity": args.sparsity, "sparsity_on": args.sparsity_on, "outside_share": args.outside_share, "deep_gm": args.deep_gm, "fine_gate": args.fine_gate, "input_gate": args.input_gate, "fixed_filler": args.fixed_filler, "zero_air": args.zero_air,
                    "init": args.init, "lr": args.lr, "freeze_bn": args.freeze_bn, "coarse": args.coarse, "log": log}, f, indent=1)
     print(f"done: {step} steps, {params} parameters")
 

@@ -130,3 +130,19 @@ fi
     --fine-gate --input-gate --zero-air 0.3 --coarse 0.5
 [ -f runs/m3o/brain-tissue.onnx ] || $PY export.py runs/m3o/model.pt runs/m3o/brain-tissue.onnx
 [ -f runs/m3o/quick.json ] || $PY quick_check.py runs/m3o/brain-tissue.onnx --json runs/m3o/quick.json
+# m3n at step 200: 0.071 / 0.091 / 0.048 template, 0.070 / 0.123 / 0.047 noisy (the least
+# attended matter more than the most), 0.148 / 0.140 / 0.128 at 7 mm (passed), 0.238 / 0.181 /
+# 0.266 coarse: failed on three, as m3m. m3o at step 200: 0.252 / 0.199 / 0.239 template
+# (passed), 0.190 / 0.198 / 0.213 noisy, 0.121 / 0.153 / 0.146 at 7 mm, 0.169 / 0.154 / 0.221
+# coarse: failed on three, brain Dice down to 0.72. Neither is a candidate; weights in
+# checkpoints/ (m3n.pt, m3o.pt). Cost and coarse share alone do not get all four heads.
+[ -f checkpoints/m3n.pt ] || cp runs/m3n/model.pt checkpoints/m3n.pt
+[ -f checkpoints/m3o.pt ] || cp runs/m3o/model.pt checkpoints/m3o.pt
+# Why the strong costs fail: the input gate's filler takes the image's own mean and spread, so
+# deleting pixels (zeros) moves the filler everywhere. Deleting the least-attended fifth of m3n
+# (gate 0.000 there, before and after) still changed 8 % of the other labels on the template
+# and 17 % on the coarse head. m3p: m3j's weights, untrained further, with the filler's
+# statistics fixed (fix_filler.py: the template's slab means, slot 1 as slot 0).
+[ -f checkpoints/m3p.pt ] || $PY fix_filler.py checkpoints/m3j.pt checkpoints/m3p.pt
+[ -f ../candidates/brain-tissue-3.3.onnx ] || $PY export.py checkpoints/m3p.pt ../candidates/brain-tissue-3.3.onnx
+[ -f checkpoints/m3p-quick.json ] || $PY quick_check.py ../candidates/brain-tissue-3.3.onnx --json checkpoints/m3p-quick.json
