@@ -26,12 +26,21 @@ fn key_file(out: &Path) -> std::path::PathBuf {
     out.parent().expect("parent").join("pseudonym.key")
 }
 
-/// `focal batch INPUTS… --out OUT --device cpu --pseudonym-key KEY` as arguments.
+/// `focal batch INPUTS… --out OUT --device cpu --pseudonym-key KEY --model MODEL` as
+/// arguments. MODEL, beside OUT, is the shipped network without its whole-volume steps: these
+/// tests are of the batch around the model, not of the model.
 fn batch_args(inputs: &[String], out: &Path) -> Vec<String> {
+    let model_dir = out.parent().expect("parent").join("model");
+    let model = model_dir.join("brain-tissue.json");
+    if !model.exists() {
+        std::fs::create_dir_all(&model_dir).expect("mkdir");
+        common::network_only_model(&model_dir);
+    }
     let mut args = vec!["batch".to_string()];
     args.extend(inputs.iter().cloned());
     args.extend(["--out".into(), out.display().to_string(), "--device".into(), "cpu".into()]);
     args.extend(["--pseudonym-key".into(), key_file(out).display().to_string()]);
+    args.extend(["--model".into(), model.display().to_string()]);
     args
 }
 

@@ -142,9 +142,13 @@ fn preprocessing_of_the_sample_matches_the_golden_inputs() {
 /// Focal's run of the extent model on it equals Python onnxruntime's output.
 #[test]
 fn the_brain_extent_of_the_sample_matches_python() {
-    let manifest = Manifest::load(&manifest_path()).expect("manifest");
-    assert!(manifest.uses_extent(), "the shipped model has no brain-extent step");
-    let spec = manifest.extent.clone().expect("extent");
+    let mut manifest = Manifest::load(&manifest_path()).expect("manifest");
+    // Model 3 keeps model 2's brain extent (section and file) without its step, so that
+    // manifests can still use it: the step is put back here to test it.
+    if !manifest.uses_extent() {
+        manifest.postprocess.insert(0, "brain_extent".into());
+    }
+    let spec = manifest.extent.clone().expect("the shipped manifest keeps the brain extent's section");
     let dir = common::repo().join("models/golden");
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("index")).expect("json");
@@ -228,6 +232,12 @@ fn a_missing_brain_extractor_is_refused_naming_the_fix() {
 #[test]
 fn a_wrong_brain_extent_model_is_refused_naming_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
+    // Model 2's steps: the brain extent first (Model 3 keeps its section without the step).
+    let copy_model = |dir: &Path| {
+        let (path, mut m) = copy_model(dir);
+        m["postprocess"] = serde_json::json!(["brain_extent", "fluid_rim", "largest_component"]);
+        (path, m)
+    };
     let (path, mut m) = copy_model(tmp.path());
     m["extent"]["sha256"] = serde_json::json!("f".repeat(64));
     write_json(&path, &m);
@@ -265,6 +275,7 @@ fn a_wrong_brain_extent_model_is_refused_naming_it() {
     // The scan's own tissue model without its settings, or with a prior weight out of range.
     let (path, mut m) = copy_model(tmp.path());
     m["postprocess"] = serde_json::json!(["brain_extent", "fluid_rim", "largest_component", "tissue_em"]);
+    m.as_object_mut().expect("object").remove("tissue_em");
     write_json(&path, &m);
     let err = Manifest::load(&path).err().expect("refused").to_string();
     assert!(err.contains("tissue_em") && err.contains("section"), "{err}");
@@ -423,8 +434,9 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(summary["provider"]["name"], "CPU");
     assert_eq!(summary["slices"], 89);
     assert_eq!(summary["model"]["verified_against_manifest"], true);
-    let extent_sha = summary["model"]["extent_sha256"].as_str().expect("the brain extent's sha256 is recorded");
-    assert_eq!(extent_sha.len(), 64);
+    assert_eq!(summary["model"]["version"], "3.3.0");
+    // Model 3 keeps model 2's brain-extent section without its step: neither loaded nor recorded.
+    assert!(summary["model"]["extent_sha256"].is_null(), "{}", summary["model"]);
     let labels = summary["labels"].as_array().expect("labels");
     let ml = |name: &str| {
         labels
@@ -453,16 +465,22 @@ fn analyze_the_sample_study_end_to_end() {
         std::fs::metadata(out.join("probabilities.nii")).expect("probs").len(),
         352 + 16 * voxels as u64
     );
-    // The brain extent removed the false brain of the skull base and face, and says so.
+    // deepbet's brain removed the false brain of the skull base and face, and says so.
     let steps = summary["postprocess"].as_array().expect("post-processing steps");
-    assert_eq!(steps[0]["step"], "brain_extent", "{steps:?}");
+    assert_eq!(steps[0]["step"], "brain_extractor", "{steps:?}");
     assert!(steps[0]["removed_ml"].as_f64().expect("removed") > 100.0, "{steps:?}");
-    assert!(stdout.contains("post-processing: brain extent"), "{stdout}");
-    // Then the fluid rim (extra-axial CSF and dura at the brain's surface) goes, and says so.
+    assert!(steps[0]["detail"].as_str().is_some_and(|d| d.starts_with("deepbet 1.0.2")), "{steps:?}");
+    // Then the fluid rim (extra-axial CSF at the brain's surface) is set apart and labelled CSF.
     assert_eq!(steps[1]["step"], "fluid_rim", "{steps:?}");
-    let rim = steps[1]["removed_ml"].as_f64().expect("removed");
-    assert!((20.0..400.0).contains(&rim), "fluid rim removed {rim:.0} mL: {steps:?}");
+    let rim = steps[1]["labelled"][0].as_f64().expect("the rim's volume, labelled");
+    assert_eq!(steps[1]["labelled"][1], "CSF", "{steps:?}");
+    assert!((20.0..400.0).contains(&rim), "fluid rim {rim:.0} mL: {steps:?}");
     assert!(stdout.contains("fluid rim:"), "{stdout}");
+    // The scan's own tissue model decided the classes, with the deep grey matter placed.
+    let em = steps.iter().find(|s| s["step"] == "tissue_em").expect("tissue_em step");
+    let detail = em["detail"].as_str().expect("detail");
+    assert!(detail.contains("fitted to this scan") && detail.contains("deep grey matter placed by the atlas"), "{detail}");
+    assert!((150.0..600.0).contains(&ml("CSF")), "CSF {} mL (classical consensus 192)", ml("CSF"));
     // It says which values it took for fluid: on this T1 head, the darkest class.
     let detail = steps[1]["detail"].as_str().expect("fluid class");
     assert!(detail.starts_with("values below") && detail.contains("the darkest of three classes"), "{detail}");

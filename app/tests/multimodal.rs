@@ -78,39 +78,37 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
         m["dice_brain"].as_f64().expect("dice"),
         m["outside_mask_ml"].as_f64().expect("ml"),
     );
-    assert!(dice >= 0.93, "brain Dice {dice:.3} against ch2bet (model 2.2: 0.932, 2.0: 0.791)");
-    assert!(outside <= 150.0, "{outside:.0} mL labelled outside the brain mask (model 2.2: 128, 2.0: 907)");
+    // Model 3 labels the extra-axial CSF, which ch2bet leaves out: about 200 mL lie outside it
+    // (3.3: Dice 0.937, 225 mL; 2.2, which set that fluid to background: 0.932, 128 mL; 2.0:
+    // 907 mL). Against the majority of three real-data brain extractors 3.3's brain scores 0.98.
+    assert!(dice >= 0.93, "brain Dice {dice:.3} against ch2bet (3.3: 0.937, 2.2: 0.932, 2.0: 0.791)");
+    assert!(outside <= 280.0, "{outside:.0} mL labelled outside the brain mask (3.3: 225, 2.2: 128, 2.0: 907)");
     let ratio = m["labelled_ml"].as_f64().expect("ml") / m["mask_ml"].as_f64().expect("ml");
-    assert!((0.9..=1.1).contains(&ratio), "labelled volume ×{ratio:.3} of the mask's");
+    assert!((0.9..=1.18).contains(&ratio), "labelled volume ×{ratio:.3} of the mask's (3.3 with the rim's CSF: ×1.12)");
     let s = summary(&out);
     let f = &s["faithfulness"];
     assert!(f["passed"].as_bool().expect("faithfulness measured"), "deletion test failed: {f}");
     assert!(f["top_attention"]["mean"].as_f64() > f["random_blocks"]["mean"].as_f64());
     assert!(f["top_attention"]["mean"].as_f64() > f["bottom_attention"]["mean"].as_f64());
     assert!(stdout.contains("attention faithfulness") && stdout.contains("passed"), "{stdout}");
-    // Where the attention lies is measured and said (Model 2.2: about a third inside the brain).
+    // Where the attention lies is measured and said: inside the brain (Model 2.2: about a third).
     let in_brain = s["attention_in_brain"].as_f64().expect("attention_in_brain");
-    assert!((0.05..0.95).contains(&in_brain), "{in_brain}");
+    assert!(in_brain >= 0.8, "{in_brain}");
     assert!(stdout.contains("attention placement:") && stdout.contains("inside the labelled brain"), "{stdout}");
-    // The whole brain is now plausible, its split is not: the model over-calls white matter
-    // (about 1,400 mL, twice an adult's) and never predicts CSF; both are flagged, not hidden,
-    // and the plausible total is not.
+    // Model 3's split of this healthy adult head is plausible (2.2 over-called white matter at
+    // 1,400 mL and never predicted CSF, and both were flagged): no volume is flagged.
     let warnings: Vec<&str> = s["volume_warnings"].as_array().expect("warnings").iter().filter_map(|w| w.as_str()).collect();
-    assert!(warnings.iter().any(|w| w.starts_with("white matter volume")), "{warnings:?}");
-    assert!(warnings.iter().any(|w| w.starts_with("CSF volume")), "{warnings:?}");
-    assert!(!warnings.iter().any(|w| w.contains("labelled brain volume")), "{warnings:?}");
-    assert!(stdout.contains("WARNING: white matter volume"), "{stdout}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(!stdout.contains("WARNING:"), "{stdout}");
 }
 
-/// The scan's own tissue model (the `tissue_em` step, Model 3's candidate in
-/// models/candidates/tissue-em.json, not yet in the shipped manifest) on the sample, through
+/// The scan's own tissue model (the `tissue_em` step of Model 3.3, shipped; the candidate
+/// manifest models/candidates/tissue-em.json holds the same settings) on the sample, through
 /// the real binary, against the classical consensus that scripts/test.sh computes in this run
 /// from the sample and ch2bet (N4, then k-means, Atropos and dipy's HMRF; their majority),
-/// inside the mask. Model 2.2 scores CSF 0.00, grey matter 0.34, white matter 0.60 there;
-/// candidate 3.1, with its own network and deepbet's brain (scripts/setup.sh converts it into
-/// models/deepbet), scored 0.89 / 0.93 / 0.95, and candidate 3.2 (the network with the input
-/// gate) 0.88 / 0.93 / 0.95 (neither ships: their attention fails the deletion test on a
-/// held-out head; MODEL_CARD.md).
+/// inside the mask. Model 2.2 scored CSF 0.00, grey matter 0.34, white matter 0.60 there; 3.3
+/// measured 0.86 / 0.91 / 0.94 (its deep grey matter placed by the atlas costs 0.01-0.02 of
+/// grey and white matter against a consensus that calls most deep nuclei white; MODEL_CARD.md).
 /// This holds it close to that, so that a change that breaks the extractor or the step fails
 /// here.
 #[test]
@@ -149,9 +147,13 @@ fn the_scan_s_own_tissue_model_follows_the_classical_consensus_on_the_sample() {
     let class = |name: &str| t["focal_vs_consensus"][name].as_f64().expect("dice");
     let (csf, gm, wm) = (class("CSF"), class("grey matter"), class("white matter"));
     assert!(
-        csf >= 0.85 && gm >= 0.90 && wm >= 0.93,
-        "CSF {csf:.3}, GM {gm:.3}, WM {wm:.3} (model 2.2: 0.00, 0.34, 0.60; candidates 3.1 and 3.2 measured 0.89 / 0.88, 0.93, 0.95)"
+        csf >= 0.83 && gm >= 0.89 && wm >= 0.92,
+        "CSF {csf:.3}, GM {gm:.3}, WM {wm:.3} (model 2.2: 0.00, 0.34, 0.60; 3.3 measured 0.86, 0.91, 0.94)"
     );
+    // AAL's caudate, putamen, pallidum and thalamus labelled grey (Model 3's bar 60 %; 3.3
+    // measured 0.61, Atropos 0.35, 2.2 0.03).
+    let deep = t["deep_grey_labelled_grey"].as_f64().expect("deep grey matter scored (the reference has AAL)");
+    assert!(deep >= 0.55, "deep grey matter labelled grey: {deep:.2}");
     // deepbet's brain with the fluid rim labelled CSF: 0.937 against ch2bet, which leaves most
     // of the extra-axial CSF out (0.98 against the extractors' majority; 2.2's extent: 0.93).
     assert!(t["brain_dice"].as_f64() > Some(0.92), "{t}");
@@ -225,8 +227,10 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
     let index: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("evidence.json")).expect("evidence index")).expect("json");
     assert_eq!(index[0]["slice"], 44);
+    // The largest mean drop of the region's probability when one 16 px patch is deleted: 2.2's
+    // was above 0.01; 3.3's gate lets less of each patch through (0.0056).
     let max = index[0]["max"].as_f64().expect("max");
-    assert!(max > 0.01, "evidence max {max}");
+    assert!(max > 0.003, "evidence max {max}");
     let ev = read_f32_nifti(&out.join("evidence.nii"));
     let plane = 181 * 217;
     assert!(ev[..44 * plane].iter().all(|&v| v == 0.0), "evidence outside slice 45");

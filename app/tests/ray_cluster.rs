@@ -50,6 +50,10 @@ fn the_ray_job_tables_what_focal_batch_does_survives_a_killed_worker_and_redoes_
     let tmp = tempfile::tempdir().expect("tempdir");
     let archive = common::batch_corpus(tmp.path(), COPIES, Some(SLICES));
     let list = archive.join("studies.csv").display().to_string();
+    // The network alone: this tests the job around the model, not the model.
+    let model_dir = tmp.path().join("model");
+    std::fs::create_dir_all(&model_dir).expect("mkdir");
+    let model = common::network_only_model(&model_dir);
 
     // The reference: focal batch on this machine.
     let local = tmp.path().join("local");
@@ -60,6 +64,8 @@ fn the_ray_job_tables_what_focal_batch_does_survives_a_killed_worker_and_redoes_
         &local.display().to_string(),
         "--device",
         "cpu",
+        "--model",
+        &model.display().to_string(),
     ]);
     assert_eq!(code, 1, "one study is unreadable\n{stdout}\n{stderr}");
     let (header, rows) = common::csv_table(&local.join("results.csv"));
@@ -70,7 +76,7 @@ fn the_ray_job_tables_what_focal_batch_does_survives_a_killed_worker_and_redoes_
     std::fs::create_dir_all(&scenario).expect("mkdir");
     let report = common::run_scenario(
         "cluster/tests/ray_scenario.py",
-        &[std::ffi::OsStr::new(&list), scenario.as_os_str()],
+        &[std::ffi::OsStr::new(&list), scenario.as_os_str(), model.as_os_str()],
         &[],
     );
     let first = &report["first"];

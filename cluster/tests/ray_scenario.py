@@ -25,10 +25,12 @@ sys.path.insert(0, os.path.dirname(HERE))
 from focal_ray import loopback  # noqa: E402
 
 
-def job(focal, corpus, out, kill):
+def job(focal, corpus, out, kill, model=None):
     """Runs `python -m focal_ray`; with kill, SIGKILLs one busy task worker once 1 s into its study."""
     cmd = [sys.executable, "-m", "focal_ray", corpus, "--out", out, "--focal", focal,
            "--address", "127.0.0.1:6390", "--device", "cpu", "--max-retries", "3"]
+    if model:
+        cmd += ["--model", model]
     env = dict(os.environ, PYTHONPATH=os.path.dirname(HERE))
     started = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -53,6 +55,7 @@ def job(focal, corpus, out, kill):
 
 def main():
     focal, corpus, out = (os.path.abspath(a) for a in sys.argv[1:4])
+    model = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None  # a manifest for focal batch
     if loopback.interfaces() != ["lo"]:
         sys.exit(loopback.in_private_network([os.path.abspath(__file__)] + sys.argv[1:]))
     report = {}
@@ -60,11 +63,11 @@ def main():
     os.makedirs(tmp, exist_ok=True)
     with loopback.LoopbackCluster(tmp, workers=1, cpus=1):
         report["listening"] = loopback.listening_addresses()
-        report["first"] = job(focal, corpus, os.path.join(out, "job"), kill=True)
+        report["first"] = job(focal, corpus, os.path.join(out, "job"), kill=True, model=model)
         if os.path.isfile(os.path.join(out, "job", "results.csv")):
             shutil.copy(os.path.join(out, "job", "results.csv"), os.path.join(out, "first.csv"))
         report["listening"] += loopback.listening_addresses()
-        report["second"] = job(focal, corpus, os.path.join(out, "job"), kill=False)
+        report["second"] = job(focal, corpus, os.path.join(out, "job"), kill=False, model=model)
     report["after_stop"] = loopback.listening_addresses()
     report["non_loopback"] = sorted({a for a in report["listening"] if not loopback.is_loopback(a)})
     shutil.rmtree(tmp, ignore_errors=True)

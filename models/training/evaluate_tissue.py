@@ -73,7 +73,8 @@ def candidate_model(work, tissue_em=None, name="candidate-model", fluid_rim=None
         shutil.copy(os.path.join(REPO, "models/candidates", manifest["file"]), out)  # the candidate's own network
     atlas = (manifest["tissue_em"] or {}).get("deep_gm_atlas")
     if atlas:  # the deep grey-matter atlas (make_deep_gm_atlas.py)
-        shutil.copy(os.path.join(REPO, "models/candidates", atlas["file"]), out)
+        src = os.path.join(REPO, "models/candidates", atlas["file"])
+        shutil.copy(src if os.path.exists(src) else os.path.join(REPO, "models", atlas["file"]), out)
     if "extractor" in manifest:  # made by scripts/fetch-deepbet.sh
         shutil.copytree(os.path.join(REPO, "models/deepbet"), os.path.join(out, "deepbet"), dirs_exist_ok=True)
     json.dump(manifest, open(os.path.join(out, "brain-tissue.json"), "w"), indent=1)

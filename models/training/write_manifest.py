@@ -7,12 +7,16 @@ usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/eval
           EVALUATION_JSON is evaluate.py's output with the extent)
        write_manifest.py --fluid-rim ../brain-tissue.json EVALUATION_JSON
          (model 2.2: adds the fluid-rim step between the extent and the largest component)
+       write_manifest.py --model3 ../brain-tissue.json ../brain-tissue.onnx ../candidates/tissue-em.json \
+           EVALUATION_JSON tissue_evaluation_3_3.json
+         (model 3.3: the input-gate network, deepbet's brain, the scan's own tissue model)
 """
 import hashlib
 import json
 import os
 import sys
 
+import numpy as np
 import onnx
 
 from anatomy import CONTEXT, LABELS, SLOTS
@@ -133,7 +137,65 @@ def add_fluid_rim(manifest_path, evaluation_path):
     save_with(manifest, manifest_path, ev, "The fluid rim", rim_limit)
 
 
+def model3(manifest_path, onnx_path, candidate_path, evaluation_path, tissue_path):
+    """Version 3.3: the input-gate network (brain-tissue.onnx, from candidates/) with deepbet's
+    brain, the fluid rim as CSF and the scan's own tissue model with the deep grey-matter atlas
+    (CANDIDATE_JSON: models/candidates/tissue-em.json; EVALUATION_JSON: evaluate.py's output for
+    the network; TISSUE_JSON: evaluate_tissue.py's held-out table through focal analyze)."""
+    manifest = json.load(open(manifest_path))
+    candidate = json.load(open(candidate_path))
+    ev = json.load(open(evaluation_path))
+    tissue = json.load(open(tissue_path))
+    for k in ("postprocess", "fluid_rim", "tissue_em", "extractor"):
+        manifest[k] = candidate[k]
+    manifest["version"] = "3.3.0"
+    # With the extra-axial CSF labelled, the labelled total is the intracranial volume (adults
+    # about 1,100-2,000 mL); and 2.x's white-matter range sat below the sample's own classical
+    # consensus (775 mL on Colin27, a healthy adult). Wide on purpose, as before.
+    manifest["expected_total_ml"] = [1000, 2100]
+    for label in manifest["labels"]:
+        if label["name"] == "white matter":
+            label["expected_ml"] = [300, 850]
+    manifest["file"] = os.path.basename(onnx_path)
+    manifest["sha256"] = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
+    graph = onnx.load(onnx_path)
+    manifest["parameters"] = int(sum(int(np.prod(t.dims)) for t in graph.graph.initializer))
+    manifest["architecture"] = (
+        "multi-modal 2.5D Attention U-Net: each modality slot (a slice and its two neighbours) encoded with shared "
+        "weights and fused by a per-pixel softmax over the slots present (modality_attention); a spatial gate at "
+        "full resolution on the input pixels (attention): where it holds back, each channel's values are replaced "
+        "by noise of fixed mean and spread, so the segmentation sees nothing of a pixel the gate closes; a U-Net "
+        "with additive attention gates on its skips (Oktay et al. 2018); then deepbet's brain extractor (two 3D "
+        "LinkNets trained on real T1 scans); the fluid rim at the brain's surface labelled CSF; the largest "
+        "component; then the scan's own tissue model: one Gaussian per class fitted to this scan by EM with the "
+        "network's probabilities as a tempered prior, a bias field, a Potts MRF, and deep grey matter placed by "
+        "an atlas of the MNI template")
+    manifest["training"] = dict(manifest.get("training", {}), **{
+        "model3": "fine-tuned from candidate 3.1's network (rebuilt from its ONNX, batch normalisation frozen) "
+                  "with the input gate, its cost on the whole head and the share outside the brain, a third of "
+                  "the examples with exact zeros around the head (models/training/train_m3.sh: runs m3h, m3i, "
+                  "m3j); the filler's statistics then fixed (fix_filler.py, m3p). Weights: "
+                  "models/training/checkpoints/m3p.pt",
+    })
+    manifest.pop("golden_note", None)
+    ev["held_out_tissue_through_focal_analyze"] = {
+        head: {"focal_vs_consensus": r["candidate"].get("focal_vs_consensus"),
+               "focal_vs_tissue_map": r["candidate"].get("focal_vs_tissue_map"),
+               "brain_dice": r["candidate"].get("brain_dice"),
+               "volumes_ml": r["candidate"].get("volumes_ml"),
+               "deep_grey_labelled_grey": r["candidate"].get("deep_grey_labelled_grey"),
+               "attention_in_brain": r["candidate"].get("attention_in_brain"),
+               "deletion_test": r["candidate"].get("deletion_test")}
+        for head, r in tissue.items() if "candidate" in r and "error" not in r["candidate"]}
+    atlas_limit = ("Deep grey matter is placed by an atlas of the MNI template aligned by the brain's centre and "
+                   "spread along each patient axis, without rotation: a strongly tilted head, large ventricles or a "
+                   "mass that moves the deep nuclei place it wrongly.")
+    save_with(manifest, manifest_path, ev, "Deep grey matter is placed", atlas_limit)
+
+
 def main():
+    if sys.argv[1] == "--model3":
+        return model3(*sys.argv[2:7])
     if sys.argv[1] == "--extent":
         return add_extent(*sys.argv[2:6])
     if sys.argv[1] == "--fluid-rim":

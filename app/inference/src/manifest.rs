@@ -353,8 +353,10 @@ impl Manifest {
     }
 
     /// The brain-extent model's file, when the manifest has one.
+    /// The brain-extent model's file, when the labels go through it (a manifest may keep the
+    /// section without the step: it is then neither read nor loaded).
     pub fn extent_path(&self) -> Option<PathBuf> {
-        self.extent.as_ref().map(|e| self.dir.join(&e.file))
+        self.extent.as_ref().filter(|_| self.uses_extent()).map(|e| self.dir.join(&e.file))
     }
 
     /// The brain extractor's two files and their sha256s (locate, segment), when it has one.

@@ -338,10 +338,29 @@ pub fn copy_model(tmp: &std::path::Path) -> (PathBuf, serde_json::Value) {
         serde_json::from_str(&std::fs::read_to_string(src.join("brain-tissue.json")).expect("read")).expect("json");
     let mut files = vec!["brain-tissue.onnx".to_string()];
     files.extend(manifest["extent"]["file"].as_str().map(String::from));
+    files.extend(manifest["tissue_em"]["deep_gm_atlas"]["file"].as_str().map(String::from));
+    for stage in ["locate", "segment"] {
+        files.extend(manifest["extractor"][stage]["file"].as_str().map(String::from));
+    }
     for f in files {
-        std::fs::copy(src.join(&f), tmp.join(&f)).expect("copy model");
+        let to = tmp.join(&f);
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(src.join(&f), &to).unwrap_or_else(|e| panic!("{f}: {e} (scripts/setup.sh makes models/deepbet)"));
     }
     (tmp.join("brain-tissue.json"), manifest)
+}
+
+/// The shipped network without its whole-volume steps (deepbet's brain, the scan's tissue
+/// model): its labels alone, seconds per study instead of tens in a debug build. For tests of
+/// what is around the model (batch tables, resuming, Ray), not of the model.
+pub fn network_only_model(tmp: &std::path::Path) -> PathBuf {
+    let (path, mut manifest) = copy_model(tmp);
+    manifest["postprocess"] = serde_json::json!(["largest_component"]);
+    let m = manifest.as_object_mut().expect("object");
+    m.remove("extractor");
+    m.remove("tissue_em");
+    write_json(&path, &manifest);
+    path
 }
 
 /// The Model 3 candidate's manifest (models/candidates/tissue-em.json merged into the shipped
@@ -362,7 +381,9 @@ pub fn candidate_model(tmp: &std::path::Path) -> PathBuf {
     }
     // Its deep grey-matter atlas, when it names one.
     if let Some(file) = candidate["tissue_em"]["deep_gm_atlas"]["file"].as_str() {
-        std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let from = [models.join("candidates").join(file), models.join(file)].into_iter().find(|p| p.is_file());
+        std::fs::copy(from.unwrap_or_else(|| panic!("{file} is in neither models/ nor models/candidates/")), tmp.join(file))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     for stage in ["locate", "segment"] {
         let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
