@@ -7,11 +7,10 @@ would otherwise run on it, in one run, as a ratio of wall times.
 The head: Colin27 at 1 mm (181 axial slices, Debian's mricron-data, which scripts/setup.sh
 puts in the cache), written as a DICOM series by models/training/make_sample_study.py.
 
-- Focal: `focal analyze SERIES --model M` with the Model 3 candidate's tissue step
-  (models/candidates/tissue-em.json merged into a copy of the shipped manifest): DICOM
-  decoding, the network on every slice, the brain extractor (deepbet's networks), the scan's
-  own tissue model, the
-  attention's deletion test, and writing the maps; one process, wall time.
+- Focal: `focal analyze SERIES` with the shipped model (3.3): DICOM decoding, the network on
+  every slice, the brain extractor (deepbet's networks), the scan's own tissue model with the
+  deep grey-matter atlas, the attention's deletion test, and writing the maps; one process,
+  wall time.
 - Classical: deepbet's brain extraction on the head's NIfTI (models/training/deepbet_reference.py,
   deepbet 1.0.2's networks through ONNX Runtime, its own process, as a user would run it;
   PyTorch, deepbet's own runtime, is not installed here), then reading the DICOM series
@@ -34,7 +33,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "models", "training"))
-from evaluate_tissue import candidate_model  # noqa: E402
 from tissue_reference import onto_grid, read_series  # noqa: E402
 
 from focal_build import release_focal  # noqa: E402
@@ -73,7 +71,7 @@ def main():
                         os.path.join(TEMPLATES, "ch2.nii.gz"), series, "--step", "1"],
                        check=True, stdout=subprocess.DEVNULL)
         slices = len(os.listdir(series))
-        manifest = candidate_model(tmp, name="model")
+        manifest = os.path.join(ROOT, "models", "brain-tissue.json")
         focal_times, classical_times, peak_mib = [], [], 0.0
         for r in range(args.repeat):
             out = os.path.join(tmp, f"run{r}")
