@@ -31,6 +31,8 @@ pub mod postprocess;
 pub mod preprocess;
 #[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "runtime")]
+mod steps;
 pub mod tissue;
 
 #[cfg(feature = "runtime")]
