@@ -51,93 +51,65 @@ fi
 # a third of the examples with zero air, the whole head's gate mean as the cost, and a lighter
 # outside share so the gate may look just past the brain's edge at the scalp it must reject.
 [ -f checkpoints/m3b-recovered.pt ] || { mkdir -p checkpoints; $PY recover_checkpoint.py ../candidates/brain-tissue-3.onnx checkpoints/m3b-recovered.pt; }
-[ -f runs/m3h/training.json ] || $PY train.py --minutes 150 --max-steps 500 --out runs/m3h --init checkpoints/m3b-recovered.pt --freeze-bn \
-    --lr 1e-3 --ramp 0.15 --sparsity 0.2 --sparsity-on head --outside-share 0.3 --seed 3518 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3
-[ -f runs/m3h/brain-tissue.onnx ] || $PY export.py runs/m3h/model.pt runs/m3h/brain-tissue.onnx
-[ -f runs/m3h/quick.json ] || $PY quick_check.py runs/m3h/brain-tissue.onnx --json runs/m3h/quick.json
+# One fine-tuning run from m3h on: RUN INIT [train.py arguments that vary]. The arguments all of
+# them share are here; then its ONNX, its first look on the training heads (quick_check.py),
+# and its weights committed under checkpoints/.
+fine_tune() {
+    local run=$1 init=$2
+    shift 2
+    [ -f "runs/$run/training.json" ] || $PY train.py --minutes 150 --out "runs/$run" --init "$init" --freeze-bn \
+        --sparsity-on head --outside-share 0.3 --deep-gm --labels "$L" --fine-gate --input-gate --zero-air 0.3 "$@"
+    [ -f "runs/$run/brain-tissue.onnx" ] || $PY export.py "runs/$run/model.pt" "runs/$run/brain-tissue.onnx"
+    [ -f "runs/$run/quick.json" ] || $PY quick_check.py "runs/$run/brain-tissue.onnx" --json "runs/$run/quick.json"
+    [ -f "checkpoints/$run.pt" ] || cp "runs/$run/model.pt" "checkpoints/$run.pt"
+}
+fine_tune m3h checkpoints/m3b-recovered.pt --max-steps 500 --lr 1e-3 --ramp 0.15 --sparsity 0.2 --seed 3518
 # m3h at step 500 (quick_check.py, training heads): the gate closed to a mean of 0.18 over the
 # head with 10 % of its mass outside the brain; deletion test top / bottom / random blocks
 # 0.273 / 0.073 / 0.344 on the template, 0.240 / 0.061 / 0.308 noisy, 0.546 / 0.178 / 0.491 at
 # 7 mm: the least attended now matter least, but random 8x8 blocks still beat the top fifth
 # on the 2 mm heads; brain Dice 0.914 (3.1's network alone 0.861). Weights: checkpoints/m3h.pt.
 # Then: a stronger cost, so that what stays open is the thin context the labels rest on.
-[ -f checkpoints/m3h.pt ] || cp runs/m3h/model.pt checkpoints/m3h.pt
-[ -f runs/m3i/training.json ] || $PY train.py --minutes 150 --max-steps 250 --out runs/m3i --init checkpoints/m3h.pt --freeze-bn \
-    --lr 5e-4 --ramp 0.1 --sparsity 0.5 --sparsity-on head --outside-share 0.3 --seed 3519 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3
-[ -f runs/m3i/brain-tissue.onnx ] || $PY export.py runs/m3i/model.pt runs/m3i/brain-tissue.onnx
-[ -f runs/m3i/quick.json ] || $PY quick_check.py runs/m3i/brain-tissue.onnx --json runs/m3i/quick.json
+fine_tune m3i checkpoints/m3h.pt --max-steps 250 --lr 5e-4 --ramp 0.1 --sparsity 0.5 --seed 3519
 # m3i at step 250: deletion test top / bottom / random blocks 0.313 / 0.080 / 0.215 on the
 # template (passed), 0.376 / 0.114 / 0.311 noisy (passed), 0.362 / 0.100 / 0.366 at 7 mm
 # (failed by 0.004); brain Dice 0.946 / 0.941 / 0.917; zero background labelled 1.9 % (3.1:
 # 8.1 %). Weights: checkpoints/m3i.pt. Then 250 more steps, a little more cost, a lower rate.
-[ -f checkpoints/m3i.pt ] || cp runs/m3i/model.pt checkpoints/m3i.pt
-[ -f runs/m3j/training.json ] || $PY train.py --minutes 150 --max-steps 250 --out runs/m3j --init checkpoints/m3i.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 0.6 --sparsity-on head --outside-share 0.3 --seed 3520 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3
-[ -f runs/m3j/brain-tissue.onnx ] || $PY export.py runs/m3j/model.pt runs/m3j/brain-tissue.onnx
-[ -f runs/m3j/quick.json ] || $PY quick_check.py runs/m3j/brain-tissue.onnx --json runs/m3j/quick.json
+fine_tune m3j checkpoints/m3i.pt --max-steps 250 --lr 3e-4 --ramp 0.1 --sparsity 0.6 --seed 3520
 # m3j at step 250: deletion test top / bottom / random blocks 0.180 / 0.070 / 0.139 on the
 # template, 0.223 / 0.096 / 0.186 noisy, 0.276 / 0.115 / 0.265 at 7 mm: passed on all three,
 # so by the card's rule it is candidate 3.2's network (models/candidates/brain-tissue-3.2.onnx);
 # its own brain Dice fell to 0.849 (the extractor sets the brain in the candidate's pipeline).
-[ -f checkpoints/m3j.pt ] || cp runs/m3j/model.pt checkpoints/m3j.pt
 # Held out, m3j failed the deletion test on the ITK head (2 x 2 x 3 mm, 8-bit; MODEL_CARD.md).
 # quick_check.py now has a training head like it, the template acquired coarse (2 x 2 x 3 mm,
 # 8-bit): m3j fails there too (top 0.440 / bottom 0.236 / random 0.516). Then: a third of the
 # slot images acquired coarse in training (--coarse 0.3).
-[ -f runs/m3k/training.json ] || $PY train.py --minutes 150 --max-steps 250 --out runs/m3k --init checkpoints/m3j.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 0.6 --sparsity-on head --outside-share 0.3 --seed 3521 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3 --coarse 0.3
-[ -f runs/m3k/brain-tissue.onnx ] || $PY export.py runs/m3k/model.pt runs/m3k/brain-tissue.onnx
-[ -f runs/m3k/quick.json ] || $PY quick_check.py runs/m3k/brain-tissue.onnx --json runs/m3k/quick.json
+fine_tune m3k checkpoints/m3j.pt --max-steps 250 --lr 3e-4 --ramp 0.1 --sparsity 0.6 --seed 3521 --coarse 0.3
 # m3k at step 250: top / bottom / random blocks 0.227 / 0.102 / 0.214 template (passed),
 # 0.262 / 0.139 / 0.263 noisy, 0.251 / 0.122 / 0.254 at 7 mm, 0.340 / 0.213 / 0.416 coarse
 # (failed on three): coarse images alone do not fix it and cost the others. Weights:
 # checkpoints/m3k.pt. Then from m3j: the coarse images with a stronger cost.
-[ -f checkpoints/m3k.pt ] || cp runs/m3k/model.pt checkpoints/m3k.pt
-[ -f runs/m3l/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3l --init checkpoints/m3j.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 0.9 --sparsity-on head --outside-share 0.3 --seed 3522 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3 --coarse 0.3
-[ -f runs/m3l/brain-tissue.onnx ] || $PY export.py runs/m3l/model.pt runs/m3l/brain-tissue.onnx
-[ -f runs/m3l/quick.json ] || $PY quick_check.py runs/m3l/brain-tissue.onnx --json runs/m3l/quick.json
+fine_tune m3l checkpoints/m3j.pt --max-steps 200 --lr 3e-4 --ramp 0.1 --sparsity 0.9 --seed 3522 --coarse 0.3
 # m3l at step 200: 0.097 / 0.053 / 0.075 template, 0.100 / 0.070 / 0.076 noisy, 0.178 / 0.092 /
 # 0.159 at 7 mm (passed), 0.369 / 0.195 / 0.391 coarse (failed, closer: 0.94 of random). The
 # stronger cost makes every deletion matter less. Weights: checkpoints/m3l.pt. Then: more so,
 # and half the slot images coarse.
-[ -f checkpoints/m3l.pt ] || cp runs/m3l/model.pt checkpoints/m3l.pt
-[ -f runs/m3m/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3m --init checkpoints/m3l.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 1.2 --sparsity-on head --outside-share 0.3 --seed 3523 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3 --coarse 0.5
-[ -f runs/m3m/brain-tissue.onnx ] || $PY export.py runs/m3m/model.pt runs/m3m/brain-tissue.onnx
-[ -f runs/m3m/quick.json ] || $PY quick_check.py runs/m3m/brain-tissue.onnx --json runs/m3m/quick.json
+fine_tune m3m checkpoints/m3l.pt --max-steps 200 --lr 3e-4 --ramp 0.1 --sparsity 1.2 --seed 3523 --coarse 0.5
 # m3m at step 200: 0.059 / 0.076 / 0.029 template and 0.046 / 0.095 / 0.028 noisy (failed: the
 # least attended now matter more than the most), 0.141 / 0.124 / 0.076 at 7 mm and 0.222 /
 # 0.148 / 0.183 coarse (passed); the gate's mean touched 0 in training and the brain Dice fell to
 # 0.78. Too strong a cost. Weights: checkpoints/m3m.pt. Between m3l (cost 0.9) and m3m (1.2) is
 # where to look next, on all four heads.
-[ -f checkpoints/m3m.pt ] || cp runs/m3m/model.pt checkpoints/m3m.pt
 # Between the two (session of 2026-12-06, second): from m3l, cost 1.05, 40 % coarse; then from
 # m3l, cost 0.9 with half the images coarse. 3.3's network is the first to pass on all four.
-[ -f runs/m3n/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3n --init checkpoints/m3l.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 1.05 --sparsity-on head --outside-share 0.3 --seed 3524 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3 --coarse 0.4
-[ -f runs/m3n/brain-tissue.onnx ] || $PY export.py runs/m3n/model.pt runs/m3n/brain-tissue.onnx
-[ -f runs/m3n/quick.json ] || $PY quick_check.py runs/m3n/brain-tissue.onnx --json runs/m3n/quick.json
-[ -f runs/m3o/training.json ] || $PY train.py --minutes 150 --max-steps 200 --out runs/m3o --init checkpoints/m3l.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 0.9 --sparsity-on head --outside-share 0.3 --seed 3525 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3 --coarse 0.5
-[ -f runs/m3o/brain-tissue.onnx ] || $PY export.py runs/m3o/model.pt runs/m3o/brain-tissue.onnx
-[ -f runs/m3o/quick.json ] || $PY quick_check.py runs/m3o/brain-tissue.onnx --json runs/m3o/quick.json
+fine_tune m3n checkpoints/m3l.pt --max-steps 200 --lr 3e-4 --ramp 0.1 --sparsity 1.05 --seed 3524 --coarse 0.4
+fine_tune m3o checkpoints/m3l.pt --max-steps 200 --lr 3e-4 --ramp 0.1 --sparsity 0.9 --seed 3525 --coarse 0.5
 # m3n at step 200: 0.071 / 0.091 / 0.048 template, 0.070 / 0.123 / 0.047 noisy (the least
 # attended matter more than the most), 0.148 / 0.140 / 0.128 at 7 mm (passed), 0.238 / 0.181 /
 # 0.266 coarse: failed on three, as m3m. m3o at step 200: 0.252 / 0.199 / 0.239 template
 # (passed), 0.190 / 0.198 / 0.213 noisy, 0.121 / 0.153 / 0.146 at 7 mm, 0.169 / 0.154 / 0.221
 # coarse: failed on three, brain Dice down to 0.72. Neither is a candidate; weights in
 # checkpoints/ (m3n.pt, m3o.pt). Cost and coarse share alone do not get all four heads.
-[ -f checkpoints/m3n.pt ] || cp runs/m3n/model.pt checkpoints/m3n.pt
-[ -f checkpoints/m3o.pt ] || cp runs/m3o/model.pt checkpoints/m3o.pt
 # Why the strong costs fail: the input gate's filler takes the image's own mean and spread, so
 # deleting pixels (zeros) moves the filler everywhere. Deleting the least-attended fifth of m3n
 # (gate 0.000 there, before and after) still changed 8 % of the other labels on the template
@@ -153,12 +125,7 @@ fi
 # with scalp and skull. In 3.3 deepbet sets the brain and the tissue model the classes. m3q:
 # m3p fine-tuned with the fixed filler (its statistics become running averages of the training
 # images'), as m3j was trained.
-[ -f runs/m3q/training.json ] || $PY train.py --minutes 150 --max-steps 250 --out runs/m3q --init checkpoints/m3p.pt --freeze-bn \
-    --lr 3e-4 --ramp 0.1 --sparsity 0.6 --sparsity-on head --outside-share 0.3 --seed 3526 --deep-gm --labels "$L" \
-    --fine-gate --input-gate --zero-air 0.3 --coarse 0.3 --fixed-filler
-[ -f runs/m3q/brain-tissue.onnx ] || $PY export.py runs/m3q/model.pt runs/m3q/brain-tissue.onnx
-[ -f runs/m3q/quick.json ] || $PY quick_check.py runs/m3q/brain-tissue.onnx --json runs/m3q/quick.json
+fine_tune m3q checkpoints/m3p.pt --max-steps 250 --lr 3e-4 --ramp 0.1 --sparsity 0.6 --seed 3526 --coarse 0.3 --fixed-filler
 # m3q at step 250: 0.168 / 0.085 / 0.146 template, 0.150 / 0.083 / 0.137 noisy, 0.117 / 0.093 /
 # 0.116 coarse (passed), 0.078 / 0.082 / 0.070 at 7 mm (failed: bottom over top by 0.004);
 # brain Dice on the template 0.79 (m3p 0.84). Not a candidate. Weights: checkpoints/m3q.pt.
-[ -f checkpoints/m3q.pt ] || cp runs/m3q/model.pt checkpoints/m3q.pt
