@@ -251,10 +251,14 @@ class FocalNet(nn.Module):
                 if self.training:
                     with torch.no_grad():
                         m, sd = image_statistics(x)
+                        # Each channel's average over the images that hold it; a channel no
+                        # image of the batch holds (an absent second slot) keeps its value.
                         present = (x != 0).flatten(2).any(2).to(x.dtype)[..., None, None]  # [N, C, 1, 1]
-                        k = present.sum(0, keepdim=True).clamp(min=1)
-                        self.filler_mean.lerp_(torch.where(k > 0, (m * present).sum(0, keepdim=True) / k, self.filler_mean), 0.05)
-                        self.filler_std.lerp_(torch.where(k > 0, (sd * present).sum(0, keepdim=True) / k, self.filler_std), 0.05)
+                        count = present.sum(0, keepdim=True)
+                        held = count > 0
+                        for buffer, value in ((self.filler_mean, m), (self.filler_std, sd)):
+                            average = (value * present).sum(0, keepdim=True) / count.clamp(min=1)
+                            buffer.lerp_(torch.where(held, average, buffer), 0.05)
                 stats = (self.filler_mean, self.filler_std)
             gated = attention * x + (1 - attention) * input_filler(x, self.training, stats)
             features, modality = self.fusion(gated, present_in=x)
@@ -296,11 +300,14 @@ class Exported(nn.Module):
         return torch.softmax(logits, dim=1), attention * head, modality
 
 
-def load_model(path, strict=True, noise_filler=True):
+def load_model(path, strict=True, noise_filler=True, fixed_filler=None):
+    """The network of a saved state, its architecture read from the state (fixed_filler: give
+    it a fixed filler whether or not the state has one; its buffers then keep their start)."""
     state = torch.load(path, map_location="cpu")
     fine = any(k.startswith("gate.fine.") for k in state)
+    fixed = "filler_mean" in state if fixed_filler is None else fixed_filler
     net = FocalNet(width=state["fusion.stem.0.weight"].shape[0], noise_filler=noise_filler, fine_gate=fine,
-                   input_gate="input_gate_marker" in state, fixed_filler="filler_mean" in state)
+                   input_gate="input_gate_marker" in state, fixed_filler=fixed)
     net.load_state_dict(state, strict=strict)
     net.eval()
     return net

@@ -11,25 +11,34 @@ and spread, slot 1 (a second series, normalised the same way) given slot 0's.
 
 usage: fix_filler.py IN.pt OUT.pt
 """
-import sys, torch, numpy as np
-sys.path.insert(0, '.')
-from common import FocalNet, image_statistics
-from quick_check import heads
+import sys
+
+import nibabel as nib
+import numpy as np
+import torch
+
+from anatomy import MNI
+from common import image_statistics, load_model
 from evaluate import slab_input
-src, dst = sys.argv[1:3]
-state = torch.load(src, map_location='cpu')
-net = FocalNet(width=state["fusion.stem.0.weight"].shape[0], fine_gate=True, input_gate=True, fixed_filler=True)
-missing, unexpected = net.load_state_dict(state, strict=False)
-print('missing', missing, 'unexpected', unexpected)
-name, vol, brain = heads()[0]
-ms, ss = [], []
-for k in range(20, len(vol) - 20, 4):
-    x = torch.from_numpy(slab_input([vol], k)[None].astype(np.float32))
-    m, s = image_statistics(x)
-    ms.append(m); ss.append(s)
-m = torch.stack(ms).mean(0); s = torch.stack(ss).mean(0)
-print('mean', m.flatten().tolist(), 'std', s.flatten().tolist())
-m[:, 3:] = m[:, :3]; s[:, 3:] = s[:, :3]  # slot 1 (a second series, normalised the same way) as slot 0
-net.filler_mean.copy_(m); net.filler_std.copy_(s)
-print('set', net.filler_mean.flatten().tolist(), net.filler_std.flatten().tolist())
-torch.save(net.state_dict(), dst)
+from quick_check import axial
+
+
+def main():
+    src, dst = sys.argv[1:3]
+    net = load_model(src, strict=False, fixed_filler=True)
+    template = axial(nib.load(MNI.format("t1")).get_fdata().astype(np.float32))
+    stats = [image_statistics(torch.from_numpy(slab_input([template], k)[None].astype(np.float32)))
+             for k in range(20, len(template) - 20, 4)]
+    mean = torch.stack([m for m, _ in stats]).mean(0)
+    std = torch.stack([s for _, s in stats]).mean(0)
+    # Slot 1 (a second series, normalised the same way) as slot 0: the template has one series.
+    half = mean.shape[1] // 2
+    mean[:, half:], std[:, half:] = mean[:, :half], std[:, :half]
+    net.filler_mean.copy_(mean)
+    net.filler_std.copy_(std)
+    print("filler mean", [round(v, 4) for v in mean.flatten().tolist()], "std", [round(v, 4) for v in std.flatten().tolist()])
+    torch.save(net.state_dict(), dst)
+
+
+if __name__ == "__main__":
+    main()
