@@ -160,9 +160,7 @@ impl Engine {
             })
             .collect::<Result<Vec<_>>>()?;
         let deep_gm_atlas = manifest
-            .tissue_em
-            .as_ref()
-            .and_then(|t| t.deep_gm_atlas.as_ref())
+            .deep_gm_atlas()
             .map(|spec| super::tissue::atlas::DeepGmAtlas::load(&manifest.dir, spec, allow_unverified))
             .transpose()?;
         let engine = Engine {

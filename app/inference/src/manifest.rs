@@ -364,6 +364,15 @@ impl Manifest {
         self.extractor.iter().flat_map(|e| [&e.locate, &e.segment]).map(|f| (self.dir.join(&f.file), f.sha256.as_str())).collect()
     }
 
+    /// The tissue model's deep grey-matter atlas, when the labels go through the tissue model
+    /// and its section names one (as for the extent, a section without its step is not loaded).
+    pub fn deep_gm_atlas(&self) -> Option<&super::tissue::atlas::DeepGmAtlasSpec> {
+        self.tissue_em
+            .as_ref()
+            .filter(|_| self.postprocess.iter().any(|p| p == "tissue_em"))
+            .and_then(|t| t.deep_gm_atlas.as_ref())
+    }
+
     /// Whether the labels go through the brain extractor.
     pub fn uses_extractor(&self) -> bool {
         self.postprocess.iter().any(|p| p == "brain_extractor")
