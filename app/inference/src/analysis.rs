@@ -190,7 +190,7 @@ pub fn analyze_volumes(
     // The brain extractor runs first, while little else is held in memory (its 256³ pass is
     // the analysis's largest); its step below applies the mask.
     let t = Instant::now();
-    let mut extracted = if engine.manifest.uses_extractor() {
+    let extracted = if engine.manifest.uses_extractor() {
         super::extractor::brain_mask(engine, volumes[0])?
     } else {
         None
@@ -250,7 +250,7 @@ pub fn analyze_volumes(
     let (postprocess, step_seconds) = super::steps::run(
         engine,
         volumes,
-        extracted.take(),
+        extracted,
         &mut labels,
         &mut probabilities,
         [cols, rows, slices],

@@ -227,8 +227,9 @@ pub fn fit_tissue(
     // Each voxel's share of deep grey matter: placed by the atlas, in grey and white matter's
     // prior; or by depth, in grey matter's: 0 above the depth range's start, 1 below its end
     // (depth from the surface of the brain given to this step).
-    let from_white = atlas_share.is_some_and(|a| a.len() == n);
-    let deep: Vec<f32> = match (atlas_share.filter(|a| a.len() == n), spec.deep_gm_mm) {
+    let atlas_share = atlas_share.filter(|a| a.len() == n);
+    let from_white = atlas_share.is_some();
+    let deep: Vec<f32> = match (atlas_share, spec.deep_gm_mm) {
         (Some(share), _) => brain.iter().map(|&v| share[v as usize].clamp(0.0, 1.0)).collect(),
         (None, Some([from, to])) => {
             let depth2 = super::postprocess::squared_depth_mm(labels, dims, spacing);

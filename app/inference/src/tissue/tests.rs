@@ -221,6 +221,29 @@ fn small_matrices_are_inverted() {
     assert!((inv[0] - 3.0 / 11.0).abs() < 1e-12 && (inv[1] + 1.0 / 11.0).abs() < 1e-12);
 }
 
+/// Distance of voxel `v` of the 40³ phantom from the deep nucleus's centre (in its white matter).
+fn from_nucleus_centre(v: usize) -> f32 {
+    let (x, y, z) = ((v % 40) as f32, ((v / 40) % 40) as f32, (v / 1600) as f32);
+    ((x - 26.5).powi(2) + (y - 19.5).powi(2) + (z - 19.5).powi(2)).sqrt()
+}
+
+/// Puts a deep nucleus of radius 3.5 into the phantom's white matter: values between grey and
+/// white matter (92 ± 3 under the phantom's bias ramp, noise from `seed`), and the network's
+/// grey- and white-matter probabilities there `[grey, white]`. Returns where it lies.
+fn add_nucleus(values: &mut [f32], probs: &mut [f32], truth: &[u8], mut seed: u64, [grey, white]: [f32; 2]) -> Vec<bool> {
+    let (s, plane) = (40usize, 1600usize);
+    let nucleus: Vec<bool> = (0..truth.len()).map(|v| truth[v] == 3 && from_nucleus_centre(v) < 3.5).collect();
+    for v in (0..truth.len()).filter(|&v| nucleus[v]) {
+        let (x, i, z) = (v % s, v % plane, v / plane);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let noise = ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
+        values[v] = (92.0 + 6.0 * noise) * (0.85 + 0.3 * x as f32 / s as f32);
+        probs[(z * 4 + 2) * plane + i] = grey;
+        probs[(z * 4 + 3) * plane + i] = white;
+    }
+    nucleus
+}
+
 /// Deep grey matter brighter than cortex (between grey and white matter, as the thalamus
 /// and basal ganglia are on T1) with a network unsure there: one grey-matter Gaussian
 /// leaves most of it to white matter; the deep component gives it to grey matter and keeps
@@ -228,25 +251,7 @@ fn small_matrices_are_inverted() {
 #[test]
 fn a_deep_component_takes_deep_grey_matter_brighter_than_cortex() {
     let (labels, mut values, mut probs, truth) = phantom([30.0, 70.0, 110.0]);
-    let (s, plane) = (40usize, 1600usize);
-    let mut nucleus = vec![false; s * s * s];
-    let mut seed = 99u64;
-    for z in 0..s {
-        for y in 0..s {
-            for x in 0..s {
-                let v = (z * s + y) * s + x;
-                let (fx, fy, fz) = (x as f32 - 26.5, y as f32 - 19.5, z as f32 - 19.5);
-                if truth[v] == 3 && (fx * fx + fy * fy + fz * fz).sqrt() < 3.5 {
-                    nucleus[v] = true;
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let noise = ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
-                    values[v] = (92.0 + 6.0 * noise) * (0.85 + 0.3 * x as f32 / s as f32);
-                    probs[(z * 4 + 2) * plane + y * s + x] = 0.5;
-                    probs[(z * 4 + 3) * plane + y * s + x] = 0.5;
-                }
-            }
-        }
-    }
+    let nucleus = add_nucleus(&mut values, &mut probs, &truth, 99, [0.5, 0.5]);
     let n_nucleus = nucleus.iter().filter(|&&b| b).count();
     assert!(n_nucleus > 100, "{n_nucleus}");
     let grey_share = |deep: Option<[f64; 2]>| {
@@ -275,41 +280,21 @@ fn a_deep_component_takes_deep_grey_matter_brighter_than_cortex() {
 #[test]
 fn an_atlas_places_deep_grey_matter_the_network_calls_white() {
     let (labels, mut values, mut probs, truth) = phantom([30.0, 70.0, 110.0]);
-    let (s, plane) = (40usize, 1600usize);
-    let mut nucleus = vec![false; s * s * s];
-    let mut atlas = vec![0f32; s * s * s];
-    let mut seed = 7u64;
-    for z in 0..s {
-        for y in 0..s {
-            for x in 0..s {
-                let v = (z * s + y) * s + x;
-                let (fx, fy, fz) = (x as f32 - 26.5, y as f32 - 19.5, z as f32 - 19.5);
-                let r = (fx * fx + fy * fy + fz * fz).sqrt();
-                // The atlas: a little wider than the nucleus and soft at its edge.
-                atlas[v] = 0.8 * (1.0 - ((r - 3.0) / 2.0).clamp(0.0, 1.0));
-                if truth[v] == 3 && r < 3.5 {
-                    nucleus[v] = true;
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                    let noise = ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5;
-                    values[v] = (92.0 + 6.0 * noise) * (0.85 + 0.3 * x as f32 / s as f32);
-                    probs[(z * 4 + 2) * plane + y * s + x] = 0.1;
-                    probs[(z * 4 + 3) * plane + y * s + x] = 0.9;
-                }
-            }
-        }
-    }
+    let nucleus = add_nucleus(&mut values, &mut probs, &truth, 7, [0.1, 0.9]);
+    // The atlas: a little wider than the nucleus and soft at its edge.
+    let atlas: Vec<f32> =
+        (0..truth.len()).map(|v| 0.8 * (1.0 - ((from_nucleus_centre(v) - 3.0) / 2.0).clamp(0.0, 1.0))).collect();
     let n_nucleus = nucleus.iter().filter(|&&b| b).count();
-    let run = |deep: Option<[f64; 2]>, share: Option<&[f32]>| {
+    let run = |share: Option<&[f32]>| {
         let (mut l, mut p) = (labels.clone(), probs.clone());
-        let spec = TissueEmSpec { deep_gm_mm: deep, ..spec() };
-        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec, share).expect("fitted");
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share).expect("fitted");
         let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
         let ring = (0..l.len()).filter(|&v| truth[v] == 3 && !nucleus[v] && atlas[v] > 0.0);
         let (white, total) = ring.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == 3), t + 1));
         (grey, white as f64 / total.max(1) as f64)
     };
-    let (alone, _) = run(None, None);
-    let (by_atlas, ring_white) = run(None, Some(&atlas));
+    let (alone, _) = run(None);
+    let (by_atlas, ring_white) = run(Some(&atlas));
     assert!(alone < 0.4, "one grey-matter Gaussian: {alone:.2} of the nucleus grey");
     assert!(by_atlas > 0.8, "placed by the atlas: {by_atlas:.2} of the nucleus grey");
     assert!(ring_white > 0.6, "white matter under the atlas's soft edge kept white: {ring_white:.2}");
