@@ -336,18 +336,31 @@ pub fn copy_model(tmp: &std::path::Path) -> (PathBuf, serde_json::Value) {
     let src = repo().join("models");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("brain-tissue.json")).expect("read")).expect("json");
-    let mut files = vec!["brain-tissue.onnx".to_string()];
-    files.extend(manifest["extent"]["file"].as_str().map(String::from));
-    files.extend(manifest["tissue_em"]["deep_gm_atlas"]["file"].as_str().map(String::from));
+    copy_files(&manifest, &[], tmp);
+    (tmp.join("brain-tissue.json"), manifest)
+}
+
+/// Every file a manifest names (its network, the brain extent's, the tissue model's atlas,
+/// the brain extractor's), copied into `tmp` from the first of `first` that holds it, else
+/// from models/ (skipped when already copied from there).
+fn copy_files(manifest: &serde_json::Value, first: &[PathBuf], tmp: &std::path::Path) {
+    let models = repo().join("models");
+    let mut files: Vec<&str> = manifest["file"].as_str().into_iter().collect();
+    files.extend(manifest["extent"]["file"].as_str());
+    files.extend(manifest["tissue_em"]["deep_gm_atlas"]["file"].as_str());
     for stage in ["locate", "segment"] {
-        files.extend(manifest["extractor"][stage]["file"].as_str().map(String::from));
+        files.extend(manifest["extractor"][stage]["file"].as_str());
     }
     for f in files {
-        let to = tmp.join(&f);
+        let to = tmp.join(f);
+        let from = match first.iter().map(|d| d.join(f)).find(|p| p.is_file()) {
+            Some(from) => from,
+            None if to.exists() => continue,
+            None => models.join(f),
+        };
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(src.join(&f), &to).unwrap_or_else(|e| panic!("{f}: {e} (scripts/setup.sh makes models/deepbet)"));
+        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup.sh makes models/deepbet)", from.display()));
     }
-    (tmp.join("brain-tissue.json"), manifest)
 }
 
 /// The shipped network without its whole-volume steps (deepbet's brain, the scan's tissue
@@ -375,22 +388,8 @@ pub fn candidate_model(tmp: &std::path::Path) -> PathBuf {
     for (k, v) in candidate.as_object().expect("object") {
         manifest[k] = v.clone();
     }
-    // The candidate's own network, when it names one.
-    if let Some(file) = candidate["file"].as_str() {
-        std::fs::copy(models.join("candidates").join(file), tmp.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    }
-    // Its deep grey-matter atlas, when it names one.
-    if let Some(file) = candidate["tissue_em"]["deep_gm_atlas"]["file"].as_str() {
-        let from = [models.join("candidates").join(file), models.join(file)].into_iter().find(|p| p.is_file());
-        std::fs::copy(from.unwrap_or_else(|| panic!("{file} is in neither models/ nor models/candidates/")), tmp.join(file))
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-    }
-    for stage in ["locate", "segment"] {
-        let file = manifest["extractor"][stage]["file"].as_str().expect("extractor file").to_string();
-        let (from, to) = (models.join(&file), tmp.join(&file));
-        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        std::fs::copy(&from, &to).unwrap_or_else(|e| panic!("{}: {e} (scripts/setup.sh makes it)", from.display()));
-    }
+    // The candidate's own files (its network, its atlas) from models/candidates/.
+    copy_files(&manifest, &[models.join("candidates")], tmp);
     write_json(&path, &manifest);
     path
 }
