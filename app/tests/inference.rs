@@ -323,6 +323,15 @@ fn a_sha256_mismatch_is_refused_unless_overridden() {
     );
     let engine = Engine::open(Manifest::load(&path).expect("manifest"), Device::Cpu, true).expect("override works");
     assert!(!engine.verified);
+    // The tissue model's deep grey-matter atlas is checked with the model files: refused,
+    // named, and under the override used but not called verified.
+    let (path, mut m) = copy_model(tmp.path());
+    m["tissue_em"]["deep_gm_atlas"]["sha256"] = serde_json::json!("a".repeat(64));
+    write_json(&path, &m);
+    let err = refusal(&path);
+    assert!(err.contains("deep-gm-atlas.nii") && err.contains(&"a".repeat(64)), "{err}");
+    let engine = Engine::open(Manifest::load(&path).expect("manifest"), Device::Cpu, true).expect("override works");
+    assert!(!engine.verified && engine.deep_gm_atlas.is_some());
 }
 
 #[test]

@@ -84,7 +84,12 @@ impl Engine {
     ) -> Result<Engine> {
         let (sha256, extent_sha256) = manifest.digests()?;
         let extractor_sha256 = manifest.extractor_digests()?;
-        let verified = match manifest.check_digests(&sha256, extent_sha256.as_deref(), &extractor_sha256) {
+        let deep_gm_atlas = manifest
+            .deep_gm_atlas()
+            .map(|spec| super::tissue::atlas::DeepGmAtlas::load(&manifest.dir, spec))
+            .transpose()?;
+        let atlas_sha256 = deep_gm_atlas.as_ref().map(|a| a.sha256.as_str());
+        let verified = match manifest.check_digests(&sha256, extent_sha256.as_deref(), &extractor_sha256, atlas_sha256) {
             Ok(()) => true,
             Err(InferenceError::ModelHash { file, .. }) if allow_unverified => {
                 tracing::warn!(
@@ -159,10 +164,6 @@ impl Engine {
                     .map_err(load)
             })
             .collect::<Result<Vec<_>>>()?;
-        let deep_gm_atlas = manifest
-            .deep_gm_atlas()
-            .map(|spec| super::tissue::atlas::DeepGmAtlas::load(&manifest.dir, spec, allow_unverified))
-            .transpose()?;
         let engine = Engine {
             deep_gm_atlas,
             session,

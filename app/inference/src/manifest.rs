@@ -421,9 +421,13 @@ impl Manifest {
             .collect()
     }
 
-    /// Checks `digests()` and `extractor_digests()` against the manifest's sha256s (the
-    /// extractor's and the extent model's first); the error names the file that differs.
-    pub fn check_digests(&self, model: &str, extent: Option<&str>, extractor: &[String]) -> Result<()> {
+    /// Checks `digests()`, `extractor_digests()` and the deep grey-matter atlas's (`atlas`, when
+    /// the manifest uses one) against the manifest's sha256s (the model's last); the error names
+    /// the file that differs.
+    pub fn check_digests(&self, model: &str, extent: Option<&str>, extractor: &[String], atlas: Option<&str>) -> Result<()> {
+        if let (Some(spec), Some(actual)) = (self.deep_gm_atlas(), atlas) {
+            check_digest(self.dir.join(&spec.file), actual, &spec.sha256)?;
+        }
         for ((path, expected), actual) in self.extractor_files().into_iter().zip(extractor) {
             check_digest(path, actual, expected)?;
         }
@@ -456,7 +460,7 @@ pub(crate) fn file_digest(path: &Path) -> Result<String> {
 }
 
 /// Ok if the file's digest `actual` is `expected`, else the error that names both.
-pub(crate) fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
+fn check_digest(path: PathBuf, actual: &str, expected: &str) -> Result<()> {
     if actual != expected.to_ascii_lowercase() {
         return Err(InferenceError::ModelHash {
             file: path,

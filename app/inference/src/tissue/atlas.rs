@@ -66,17 +66,11 @@ pub struct DeepGmAtlas {
 const SPREAD_RATIO: [f64; 2] = [0.6, 1.6];
 
 impl DeepGmAtlas {
-    /// Reads the atlas file beside the manifest (`dir`) and checks its sha256; a mismatch is an
-    /// error unless `allow_unverified`, as for the model files.
-    pub fn load(dir: &Path, spec: &DeepGmAtlasSpec, allow_unverified: bool) -> Result<DeepGmAtlas> {
+    /// Reads the atlas file beside the manifest (`dir`) with its sha256, which the engine checks
+    /// against the manifest with the model files (`Manifest::check_digests`).
+    pub fn load(dir: &Path, spec: &DeepGmAtlasSpec) -> Result<DeepGmAtlas> {
         let path = dir.join(&spec.file);
         let sha256 = crate::manifest::file_digest(&path)?;
-        if let Err(e) = crate::manifest::check_digest(path.clone(), &sha256, &spec.sha256) {
-            if !allow_unverified {
-                return Err(e);
-            }
-            tracing::warn!(file = %path.display(), "deep grey-matter atlas sha256 does not match its manifest; used because --allow-unverified-model was given");
-        }
         let bad = |why: String| InferenceError::ModelLoad(format!("deep grey-matter atlas {}: {why}", path.display()));
         let (dims, voxels) = crate::nifti::read(&path).map_err(|e| bad(e.to_string()))?;
         let crate::nifti::Voxels::U8(values) = voxels else {
