@@ -7,7 +7,10 @@ shows the model on a scan it has never seen. The identifiers are made up but rea
 privacy tests have known values to look for.
 
 usage: make_sample_study.py CH2_NIFTI OUT_DIR [--step 2] [--thick] [--scale 1]
-(--thick and --scale are for the held-out evaluation's thick-slice and template series)
+                            [--series-number 3 --description TEXT]
+(--thick and --scale are for the held-out evaluation's thick-slice and template series;
+--series-number and --description make a further series of the same study and frame of
+reference, e.g. the key-region check's T2-like series)
 """
 import argparse
 import datetime
@@ -34,7 +37,11 @@ def main():
     ap.add_argument("--thick", action="store_true",
                     help="each kept slice is the mean of the `step` slices it stands for (thick slices)")
     ap.add_argument("--scale", type=float, default=1.0, help="multiply values (templates stored as small floats)")
+    ap.add_argument("--series-number", type=int, default=3, help="another number: another series of the study")
+    ap.add_argument("--description", default="T1 3D (Colin27 average), axial")
     args = ap.parse_args()
+    # The sample's own series keeps its UIDs; another series number gets its own.
+    tag = "" if args.series_number == 3 else f"-{args.series_number}"
 
     img = nib.as_closest_canonical(nib.load(args.nifti))  # RAS+
     vol = np.asarray(img.get_fdata(), dtype=np.float64) * args.scale
@@ -45,7 +52,7 @@ def main():
     ks = np.nonzero(signal)[0]
     ks = list(range(ks.min(), ks.max() + 1, args.step))
 
-    study_uid, series_uid, frame_uid = uid("study"), uid("series"), uid("frame")
+    study_uid, series_uid, frame_uid = uid("study"), uid("series" + tag), uid("frame")
     os.makedirs(args.out, exist_ok=True)
     for n, k in enumerate(ks):
         # DICOM axial: columns run to patient left (+x LPS), rows to posterior (+y LPS).
@@ -59,7 +66,7 @@ def main():
 
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = uid(f"image{n}")
+        meta.MediaStorageSOPInstanceUID = uid(f"image{n}{tag}")
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
         ds.SOPClassUID = MRImageStorage
@@ -74,7 +81,7 @@ def main():
         ds.InstitutionName = "Focal Sample Institution"
         ds.ReferringPhysicianName = "Referrer^Sample"
         ds.StudyDescription = "Brain MRI (sample)"
-        ds.SeriesDescription = "T1 3D (Colin27 average), axial"
+        ds.SeriesDescription = args.description
         ds.PatientName = "Sample^Colin"
         ds.PatientID = "FOCAL-SAMPLE-0001"
         ds.PatientBirthDate = "19700101"
@@ -90,7 +97,7 @@ def main():
         ds.SeriesInstanceUID = series_uid
         ds.FrameOfReferenceUID = frame_uid
         ds.StudyID = "1"
-        ds.SeriesNumber = 3
+        ds.SeriesNumber = args.series_number
         ds.InstanceNumber = n + 1
         ds.ImagePositionPatient = [f"{v:.4f}" for v in lps]
         ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]

@@ -29,6 +29,8 @@ pub struct Analysis {
     pub probabilities: Vec<f32>,
     /// Weight of each modality slot per voxel, [slice][slot][row][column] (models with slots).
     pub modality_attention: Option<Vec<f32>>,
+    /// The key regions' score and region map (manifests with `key_regions`).
+    pub key_regions: Option<super::key_regions::KeyRegions>,
     pub summary: AnalysisSummary,
 }
 
@@ -95,6 +97,20 @@ pub struct Insights {
     /// Where the attention lies: the share of its mass inside the labelled brain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_in_brain: Option<f64>,
+    /// Where the scan departs from its own model of healthy tissue (None: not looked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_regions: Option<Vec<super::key_regions::KeyRegion>>,
+}
+
+impl Insights {
+    /// A slot's series as a reader knows it: "T1 (series "T1 3D axial")", or the slot's name
+    /// when the analysis does not say which series it held.
+    pub fn series_name(&self, slot: &str) -> String {
+        match self.slots.iter().find(|s| s.slot == slot) {
+            Some(SlotSeries { description: Some(d), .. }) => format!("{slot} (series \"{d}\")"),
+            _ => slot.to_string(),
+        }
+    }
 }
 
 /// The share of the attention map's mass on labelled voxels (the brain, after
@@ -247,7 +263,7 @@ pub fn analyze_volumes(
             total: slices,
         });
     }
-    let (postprocess, step_seconds) = super::steps::run(
+    let (postprocess, step_seconds, key_regions) = super::steps::run(
         engine,
         volumes,
         extracted,
@@ -278,6 +294,7 @@ pub fn analyze_volumes(
         .map(|m| reliance(engine, &labels, m, plane, slices, slots, &pre.present()))
         .unwrap_or_default();
     let in_brain = attention_in_brain(&attention, &labels);
+    let regions = key_regions.as_ref().map(|k| k.regions.clone());
     let seconds_total = start.elapsed().as_secs_f64();
     Ok(Analysis {
         columns: cols,
@@ -287,6 +304,7 @@ pub fn analyze_volumes(
         attention,
         probabilities,
         modality_attention: modality,
+        key_regions,
         summary: AnalysisSummary {
             seconds_total,
             seconds_model: model_seconds,
@@ -297,6 +315,7 @@ pub fn analyze_volumes(
                 modality_reliance,
                 postprocess,
                 attention_in_brain: in_brain,
+                key_regions: regions,
                 ..summary.insights
             },
             ..summary

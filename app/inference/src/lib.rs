@@ -22,6 +22,7 @@ pub mod faithfulness;
 pub mod inputs;
 #[cfg(feature = "runtime")]
 pub mod job;
+pub mod key_regions;
 pub mod manifest;
 pub mod nifti;
 #[cfg(feature = "runtime")]

@@ -54,6 +54,10 @@ pub struct Manifest {
     /// The "tissue_em" step's settings (the scan's own tissue model).
     #[serde(default)]
     pub tissue_em: Option<super::tissue::TissueEmSpec>,
+    /// Key regions (where the scan departs from its own tissue model), found with the
+    /// "tissue_em" step when this section is present.
+    #[serde(default)]
+    pub key_regions: Option<super::key_regions::KeyRegionSpec>,
     /// Folder the manifest was read from (model paths are relative to it).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -257,6 +261,14 @@ impl Manifest {
                 return Err(bad(format!(
                     "post-processing step \"tissue_em\" needs labels named {missing:?}"
                 )));
+            }
+        }
+        if let Some(k) = &m.key_regions {
+            if !m.postprocess.iter().any(|p| p == "tissue_em") {
+                return Err(bad("\"key_regions\" needs the \"tissue_em\" post-processing step (its score is the tissue model's)".into()));
+            }
+            if let Some(problem) = k.problem() {
+                return Err(bad(format!("key_regions: {problem}")));
             }
         }
         if m.uses_extent() && m.extent.is_none() {

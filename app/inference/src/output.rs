@@ -75,6 +75,9 @@ pub struct Timings {
     pub model_only: f64,
     /// The attention's deletion test (part of inference_total).
     pub faithfulness: f64,
+    /// The key regions' score and regions (part of inference_total).
+    #[serde(default)]
+    pub key_regions: f64,
     pub slices_per_second: f64,
 }
 
@@ -90,6 +93,7 @@ impl Timings {
             inference_total: s.seconds_total,
             model_only: s.seconds_model,
             faithfulness: s.seconds_faithfulness,
+            key_regions: analysis.key_regions.as_ref().map_or(0.0, |k| k.seconds),
             slices_per_second: s.slices_per_second,
         }
     }
@@ -110,6 +114,9 @@ pub fn write_analysis_folder(
     let mut files = vec![LABELS_FILE, ATTENTION_FILE, PROBABILITIES_FILE];
     if analysis.modality_attention.is_some() {
         files.push(MODALITY_FILE);
+    }
+    if analysis.key_regions.is_some() {
+        files.extend([KEY_REGIONS_FILE, KEY_REGION_IDS_FILE]);
     }
     let summary = Summary {
         model: ModelInfo {
@@ -167,6 +174,10 @@ pub const ATTENTION_FILE: &str = "attention.nii";
 pub const PROBABILITIES_FILE: &str = "probabilities.nii";
 /// The weights over modality slots, [x, y, z, slot].
 pub const MODALITY_FILE: &str = "modality_attention.nii";
+/// The key regions' score: each brain voxel's departure from healthy tissue, [x, y, z].
+pub const KEY_REGIONS_FILE: &str = "key_regions.nii";
+/// The key region each voxel belongs to (0: none; the summary's `key_regions` ids), [x, y, z].
+pub const KEY_REGION_IDS_FILE: &str = "key_region_ids.nii";
 /// Evidence maps computed so far (zero on slices without one) and what each was computed for.
 pub const EVIDENCE_FILE: &str = "evidence.nii";
 pub const EVIDENCE_INDEX: &str = "evidence.json";
@@ -199,6 +210,16 @@ fn write_results(out: &Path, volume: &Volume, a: &Analysis) -> std::io::Result<(
         }
         None => {
             let _ = std::fs::remove_file(out.join(MODALITY_FILE));
+        }
+    }
+    match &a.key_regions {
+        Some(k) => {
+            nifti::write(&out.join(KEY_REGIONS_FILE), dims, g, nifti::Data::F32(&k.score))?;
+            nifti::write(&out.join(KEY_REGION_IDS_FILE), dims, g, nifti::Data::U8(&k.ids))?;
+        }
+        None => {
+            let _ = std::fs::remove_file(out.join(KEY_REGIONS_FILE));
+            let _ = std::fs::remove_file(out.join(KEY_REGION_IDS_FILE));
         }
     }
     Ok(())

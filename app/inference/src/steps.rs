@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::engine::Engine;
+use super::key_regions::KeyRegions;
 use super::{InferenceError, Result};
 use crate::study::Volume;
 
@@ -65,7 +66,8 @@ impl PostprocessStep {
 
 /// Runs the manifest's post-processing steps. `extracted`: the brain extractor's mask, run
 /// before the network (its step applies it). `dims` = [columns, rows, slices], `spacing` in mm.
-/// Returns the steps' reports and the seconds spent in models (the brain extent's).
+/// Returns the steps' reports, the seconds spent in models (the brain extent's) and the key
+/// regions (with the tissue model, when the manifest asks for them).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     engine: &mut Engine,
@@ -76,8 +78,9 @@ pub(crate) fn run(
     [cols, rows, slices]: [usize; 3],
     spacing: [f64; 3],
     cancel: &AtomicBool,
-) -> Result<(Vec<PostprocessStep>, f64)> {
+) -> Result<(Vec<PostprocessStep>, f64, Option<KeyRegions>)> {
     let volume = volumes[0];
+    let mut key_regions = None;
     let classes = engine.classes();
     let plane = rows * cols;
     let mut model_seconds = 0.0;
@@ -146,7 +149,7 @@ pub(crate) fn run(
                 let Ok(slots) = super::tissue::TissueSlots::find(&engine.manifest.labels, classes) else {
                     continue;
                 };
-                let channels = tissue_channels(volumes, labels);
+                let (channels, slot_of): (Vec<&[f32]>, Vec<usize>) = tissue_channels(volumes, labels).into_iter().unzip();
                 // The deep grey-matter atlas, placed on this scan's brain (it needs the scan's
                 // patient axes); where it cannot be placed the step goes on without it.
                 let placed = engine.deep_gm_atlas.as_ref().map(|atlas| match volume.geometry.as_ref() {
@@ -158,7 +161,7 @@ pub(crate) fn run(
                     Some(Err(why)) => format!("; deep grey-matter atlas not placed: {why}"),
                     None => String::new(),
                 };
-                let Some(fit) = super::tissue::fit_tissue(
+                let Some((fit, departure)) = super::tissue::fit_tissue(
                     labels,
                     probabilities,
                     &channels,
@@ -175,6 +178,26 @@ pub(crate) fn run(
                     fit.describe(),
                     fit.changed as f64 * voxel_ml
                 ));
+                if let Some(spec) = engine.manifest.key_regions.as_ref() {
+                    let t = Instant::now();
+                    let manifest = &engine.manifest;
+                    let name = |index: u8| {
+                        manifest.labels.iter().find(|l| l.index == index).map_or_else(|| format!("label {index}"), |l| l.name.clone())
+                    };
+                    let slots: Vec<String> = slot_of.iter().map(|&i| manifest.slot_name(i)).collect();
+                    let found = super::key_regions::find(
+                        &departure,
+                        labels,
+                        [cols, rows, slices],
+                        spacing,
+                        volume.geometry.as_ref(),
+                        &name,
+                        &slots,
+                        spec,
+                    );
+                    tracing::debug!(regions = found.regions.len(), seconds = t.elapsed().as_secs_f64(), "key regions");
+                    key_regions = Some(found);
+                }
                 0
             }
             _ => continue,
@@ -190,7 +213,7 @@ pub(crate) fn run(
     if let Some((set, class)) = rim_as {
         label_rim(labels, probabilities, &set, class, engine.manifest.labels[class].index, classes, plane);
     }
-    Ok((postprocess, model_seconds))
+    Ok((postprocess, model_seconds, key_regions))
 }
 
 /// Gives the fluid rim's voxels (`set`, indices into the volume) the label `index`, class
@@ -206,10 +229,10 @@ fn label_rim(labels: &mut [u8], probabilities: &mut [f32], set: &[usize], class:
     }
 }
 
-/// The series the scan's tissue model fits: the analysed one, and each further series that
-/// covers (finite, non-zero) at least 98 % of the labelled brain; one covering less would leave
-/// part of the brain modelled on a missing value.
-fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8]) -> Vec<&'a [f32]> {
+/// The series the scan's tissue model fits, each with its slot: the analysed one, and each
+/// further series that covers (finite, non-zero) at least 98 % of the labelled brain; one
+/// covering less would leave part of the brain modelled on a missing value.
+fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8]) -> Vec<(&'a [f32], usize)> {
     let brain = labels.iter().filter(|&&l| l != 0).count().max(1);
     volumes
         .iter()
@@ -224,7 +247,7 @@ fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8]) -> Vec<&'a [f32]> 
                         .count() as f64
                         >= 0.98 * brain as f64
         })
-        .map(|(_, v)| v.data.as_slice())
+        .map(|(i, v)| (v.data.as_slice(), i))
         .collect()
 }
 

