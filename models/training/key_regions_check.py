@@ -87,14 +87,19 @@ def tissue_means(t1, mask):
 
 
 def t2_like(t1, means, rng, noise):
-    """A T2-like image of the head: CSF brightest, white matter darkest, background dark."""
+    """A T2-like image of the head: CSF brightest, white matter darkest. A voxel's value on any
+    sequence is the mix of its tissues' values, so the T2-like value is linear in T1 along each
+    mixture: on the CSF-grey line below grey matter (pure fluid, darker on T1 than the CSF
+    class's partial-volume-laden mean, continues that line and is brighter still), on the
+    grey-white line above it, and on beyond white matter. (The first held-out run used a map
+    that stayed flat for fluid purer than the CSF mean, which no mixture gives: it put
+    Colin27's ventricles off the healthy curve; see the model card.)"""
     c, g, w = means
-    r = w - c
-    # Pure fluid (darker than the CSF class's mean on T1, which partial volume raises) stays
-    # the brightest; only air and bone (near 0 on T1) are dark.
-    xs = [0.0, 0.15 * c, c, g, w, w + r, w + 3 * r]
-    ys = [0.05, 1.03, 1.0, 0.62, 0.42, 0.3, 0.2]
-    out = np.interp(t1, xs, ys) * w
+    c2, g2, w2 = 1.0, 0.62, 0.42
+    below = g2 + (t1 - g) * (c2 - g2) / (c - g)
+    above = g2 + (t1 - g) * (w2 - g2) / (w - g)
+    out = np.clip(np.where(t1 < g, below, above), 0.15, None) * w
+    out[t1 < 0.05 * g] = 0.05 * w  # air and background: no signal on either
     return out * (1 + noise * rng.standard_normal(t1.shape))
 
 

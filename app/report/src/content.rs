@@ -11,6 +11,9 @@ use crate::inference::analysis::Insights;
 use crate::inference::evidence::EvidenceInfo;
 use crate::render::{AttentionStyle, Colormap, RgbaImage, SliceStyle};
 
+/// A key region's key image: the region, the slice it is drawn on, how, and the picture.
+pub(crate) type RegionImage = (crate::inference::key_regions::KeyRegion, usize, SliceStyle, RgbaImage);
+
 /// How an evidence map is drawn: its own colour map, from 0 to its largest value.
 pub fn evidence_style(max: f32) -> AttentionStyle {
     AttentionStyle {
@@ -20,6 +23,51 @@ pub fn evidence_style(max: f32) -> AttentionStyle {
         range: [0.0, max.max(1e-6)],
         inside_labels: false,
     }
+}
+
+/// How the key regions' score is drawn, in the window and the report: from 3 spreads from
+/// healthy tissue (where regions grow; less is not shown) to 12.
+pub fn key_region_style() -> AttentionStyle {
+    AttentionStyle {
+        colormap: Colormap::Turbo,
+        opacity: 0.6,
+        threshold: 3.0,
+        range: [3.0, 12.0],
+        inside_labels: false,
+    }
+}
+
+/// Colour of the key regions' outlines in key images.
+pub const KEY_REGION_OUTLINE: [u8; 3] = [255, 255, 255];
+
+/// The key regions as a table (the first row is the header), each with the reader's verdict;
+/// None when the analysis did not look for them.
+pub fn key_region_table(insights: &Insights, review: &Review) -> Option<Vec<Vec<String>>> {
+    let regions = insights.key_regions.as_ref()?;
+    let mut rows = vec![
+        ["Region", "Volume (mL)", "Slices", "Centre LPS (mm)", "Peak / mean", "Series (share, direction)", "Where"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for r in regions {
+        let verdict = review.region(r.id);
+        let note = if verdict.note.trim().is_empty() { String::new() } else { format!(": {}", verdict.note.trim()) };
+        rows.push(vec![
+            format!("Region {} ({}{note})", r.id, verdict.decision.name()),
+            format!("{:.2}", r.volume_ml),
+            format!("{}–{}", r.slices[0], r.slices[1]),
+            r.centre_lps_mm.map_or("–".into(), |c| format!("{:.0}, {:.0}, {:.0}", c[0], c[1], c[2])),
+            format!("{:.1} / {:.1}", r.peak_score, r.mean_score),
+            r.series_weights
+                .iter()
+                .map(|w| format!("{} {:.0} % {}", w.slot, w.weight * 100.0, w.direction))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.location.clone(),
+        ]);
+    }
+    Some(rows)
 }
 
 /// The report's lines on what the model relied on: the deletion test of its attention,
@@ -125,6 +173,7 @@ pub(crate) fn report_content(
     review: &Review,
     rendered: &[(usize, SliceStyle, RgbaImage)],
     evidence: &[(EvidenceInfo, SliceStyle, RgbaImage)],
+    regions: &[RegionImage],
     renderer_name: &str,
 ) -> ReportContent {
     let s = source.geometry.spacing;
@@ -286,6 +335,19 @@ pub(crate) fn report_content(
             heatmap: "evidence".into(),
             legend: Vec::new(),
         }))
+        .chain(regions.iter().map(|(r, k, style, image)| KeyImageBlock {
+            image: image.clone(),
+            caption: format!(
+                "Key region {} on slice {} of {} (outlined): {}. The colours are each voxel's departure from this scan's healthy tissue, in spreads.",
+                r.id,
+                k + 1,
+                source.slices.len(),
+                r.describe()
+            ),
+            colour_bar: style.attention.map(|a| (a.colormap, a.range, a.threshold)),
+            heatmap: "departure".into(),
+            legend: Vec::new(),
+        }))
         .collect();
     let volumes: Vec<(u8, f64)> = review
         .findings
@@ -306,6 +368,7 @@ pub(crate) fn report_content(
         },
         reliance_lines: reliance_lines(&output.summary.insights, &output.evidence, !opts.keep_phi),
         modality_table: modality_table(&output.summary.insights),
+        key_regions: key_region_table(&output.summary.insights, review),
         impression: review.impression.clone(),
         sign_off,
         limits,

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::dcm::UidSource;
-use super::objects::ExportContext;
+use super::objects::{ATTENTION_MAP, ExportContext, KEY_REGION_MAP, KEY_REGION_SEG, LABEL_SEG};
 use super::output::AnalysisOutput;
 use super::pdf::write_pdf;
 use super::review::{KeyImage, Review, measure};
 use super::source::SourceSeries;
-use super::content::{evidence_style, report_content};
+use super::content::{KEY_REGION_OUTLINE, RegionImage, evidence_style, key_region_style, report_content};
 use super::{ExportError, NOT_FOR_DIAGNOSIS};
 use crate::inference::Manifest;
 use crate::inference::evidence::EvidenceInfo;
@@ -34,6 +34,9 @@ pub struct ExportOptions {
     pub keep_phi: bool,
     /// Write into a folder that already holds files (replacing those of the same names).
     pub force: bool,
+    /// Key regions accepted here (by id) in addition to the reader's review: they go into the
+    /// key-region SEG and the report says so.
+    pub accept_regions: Vec<u32>,
 }
 
 /// The prefix of an export's staging folder inside the output folder:
@@ -235,6 +238,28 @@ fn burn_measurements(
     }
 }
 
+/// Key regions drawn in a report, the largest first.
+const MAX_REGION_IMAGES: usize = 6;
+
+/// Outlines region `id` of a slice's region map (`ids`, one per pixel) on its key image: each
+/// region pixel with a 4-neighbour outside the region is marked.
+fn burn_region_outline(image: &mut RgbaImage, ids: &[u8], id: u8, [columns, rows]: [usize; 2]) {
+    let (sx, sy) = (
+        f64::from(image.width) / columns.max(1) as f64,
+        f64::from(image.height) / rows.max(1) as f64,
+    );
+    let at = |x: i64, y: i64| x >= 0 && y >= 0 && (x as usize) < columns && (y as usize) < rows && ids[y as usize * columns + x as usize] == id;
+    let mut points = Vec::new();
+    for y in 0..rows as i64 {
+        for x in 0..columns as i64 {
+            if at(x, y) && [(-1, 0), (1, 0), (0, -1), (0, 1)].iter().any(|(dx, dy)| !at(x + dx, y + dy)) {
+                points.push([(x as f64 + 0.5) * sx, (y as f64 + 0.5) * sy]);
+            }
+        }
+    }
+    image.dots(&points, 0.6 * sx.min(sy).max(1.0), KEY_REGION_OUTLINE);
+}
+
 pub(crate) fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, ExportError> {
     let path = dir.join(name);
     std::fs::write(&path, bytes).map_err(|e| ExportError::Write(format!("{}: {e}", path.display())))?;
@@ -307,6 +332,18 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
             .and_then(|l| l.mean_probability)
     };
     review.update_findings(measure(&output.labels, n, voxel_ml, &names, &confidence));
+    for &id in &opts.accept_regions {
+        if !output.summary.insights.key_regions.iter().flatten().any(|r| r.id == id) {
+            return Err(ExportError::Analysis(format!(
+                "--accept-region {id}: the analysis has no key region {id} (it has {})",
+                match output.summary.insights.key_regions.as_deref() {
+                    None | Some([]) => "none".to_string(),
+                    Some(rs) => rs.iter().map(|r| r.id.to_string()).collect::<Vec<_>>().join(", "),
+                }
+            )));
+        }
+        review.set_region(id, Some(super::Decision::Accepted), None);
+    }
     if review.key_images.is_empty() {
         // The middle of the labelled voxels (their median slice): the centre of what the model
         // found, rather than an edge slice where false positives can pile up.
@@ -370,6 +407,24 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
         }
     }
 
+    // Each key region on the slice where it is largest, its score shown and its edge outlined.
+    let mut region_images = Vec::new();
+    if let (true, Some((score, ids))) = (opts.pdf, &output.key_regions) {
+        for r in output.summary.insights.key_regions.iter().flatten().take(MAX_REGION_IMAGES) {
+            let id = u8::try_from(r.id).unwrap_or(0);
+            let count = |k: usize| ids[k * n..(k + 1) * n].iter().filter(|&&v| v == id).count();
+            let Some(k) = (0..source.slices.len()).max_by_key(|&k| count(k)).filter(|&k| count(k) > 0) else {
+                continue;
+            };
+            let mut style = default_style(manifest, slice_window(stack, k)?);
+            style.attention = Some(key_region_style());
+            style.mask = None;
+            let mut image = draw_slice(k, score, &style)?;
+            burn_region_outline(&mut image, &ids[k * n..(k + 1) * n], id, [source.columns, source.rows]);
+            region_images.push((r.clone(), k, style, image));
+        }
+    }
+
     let files = write_staged(&opts.out, opts.force, |staging| {
         write_all(
             staging,
@@ -380,6 +435,7 @@ pub fn export(set: &StudySet, manifest: &Manifest, opts: &ExportOptions) -> Resu
             &review,
             &rendered,
             &evidence_images,
+            &region_images,
             &renderer_name,
             now_dicom(),
         )
@@ -402,6 +458,7 @@ fn write_all(
     review: &Review,
     rendered: &[(usize, SliceStyle, RgbaImage)],
     evidence: &[(EvidenceInfo, SliceStyle, RgbaImage)],
+    regions: &[RegionImage],
     renderer_name: &str,
     (date, time): (String, String),
 ) -> Result<Vec<String>, ExportError> {
@@ -418,14 +475,45 @@ fn write_all(
     };
     let mut names = Vec::new();
     if opts.seg {
-        let obj = ctx.segmentation(&output.labels, &manifest.labels)?;
+        let obj = ctx.segmentation(&output.labels, &manifest.labels, &LABEL_SEG)?;
         write_dicom(dir, "segmentation.dcm", &obj)?;
         names.push("segmentation.dcm".to_string());
+        // The key regions the reader accepted, each a segment of their own SEG.
+        let accepted: Vec<u32> = output
+            .summary
+            .insights
+            .key_regions
+            .iter()
+            .flatten()
+            .map(|r| r.id)
+            .filter(|&id| review.region(id).decision == super::Decision::Accepted)
+            .collect();
+        if let (Some((_, ids)), false) = (&output.key_regions, accepted.is_empty()) {
+            let keep: Vec<u8> = ids.iter().map(|&v| if accepted.contains(&u32::from(v)) { v } else { 0 }).collect();
+            let segments: Vec<crate::inference::manifest::Label> = accepted
+                .iter()
+                .filter_map(|&id| u8::try_from(id).ok())
+                .map(|id| crate::inference::manifest::Label {
+                    index: id,
+                    name: format!("Key region {id}"),
+                    color: [255, 210, 0],
+                    expected_ml: None,
+                })
+                .collect();
+            let obj = ctx.segmentation(&keep, &segments, &KEY_REGION_SEG)?;
+            write_dicom(dir, "key-regions-seg.dcm", &obj)?;
+            names.push("key-regions-seg.dcm".to_string());
+        }
     }
     if opts.pmap {
-        let obj = ctx.parametric_map(&output.attention)?;
+        let obj = ctx.parametric_map(&output.attention, &ATTENTION_MAP)?;
         write_dicom(dir, "attention-map.dcm", &obj)?;
         names.push("attention-map.dcm".to_string());
+        if let Some((score, _)) = &output.key_regions {
+            let obj = ctx.parametric_map(score, &KEY_REGION_MAP)?;
+            write_dicom(dir, "key-region-score.dcm", &obj)?;
+            names.push("key-region-score.dcm".to_string());
+        }
     }
     if opts.sc {
         for (i, (k, _, image)) in rendered.iter().enumerate() {
@@ -436,7 +524,7 @@ fn write_all(
         }
     }
     if opts.pdf {
-        let content = report_content(manifest, opts, output, source, review, rendered, evidence, renderer_name);
+        let content = report_content(manifest, opts, output, source, review, rendered, evidence, regions, renderer_name);
         let pdf = write_pdf(content);
         write_file(dir, "report.pdf", &pdf)?;
         names.push("report.pdf".to_string());

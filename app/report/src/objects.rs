@@ -37,6 +37,71 @@ const ENCAPSULATED_PDF_CLASS: &str = "1.2.840.10008.5.1.4.1.1.104.1";
 
 /// SNOMED CT codes for the labels Focal's models produce (CID 7153 CNS Segmentation Types);
 /// anything else gets a code in Focal's private scheme.
+/// The series an export object goes in, and what its content is called.
+pub struct SeriesKind {
+    /// Which of the export's series (its UID is derived from this key).
+    pub key: &'static str,
+    pub number: i64,
+    pub description: &'static str,
+    pub content_label: &'static str,
+    pub content_description: &'static str,
+}
+
+/// What a Parametric Map's values are.
+pub struct MapKind {
+    pub series: SeriesKind,
+    pub lut_explanation: &'static str,
+    pub lut_label: &'static str,
+    /// The range its display window and value mapping cover at least.
+    pub range: [f64; 2],
+}
+
+/// The tissue labels' SEG.
+pub const LABEL_SEG: SeriesKind = SeriesKind {
+    key: "seg-series",
+    number: 901,
+    description: "Focal segmentation",
+    content_label: "FOCAL_SEG",
+    content_description: "Tissue labels from the model, as reviewed",
+};
+
+/// The SEG of the key regions the reader accepted.
+pub const KEY_REGION_SEG: SeriesKind = SeriesKind {
+    key: "key-region-seg-series",
+    number: 903,
+    description: "Focal key regions (accepted)",
+    content_label: "FOCAL_REGIONS",
+    content_description: "Departures from healthy tissue a reader accepted; not a diagnosis",
+};
+
+/// The attention's Parametric Map.
+pub const ATTENTION_MAP: MapKind = MapKind {
+    series: SeriesKind {
+        key: "pmap-series",
+        number: 902,
+        description: "Focal attention map",
+        content_label: "FOCAL_ATTENTION",
+        content_description: "Where the model looked; not a finding",
+    },
+    lut_explanation: "Attention coefficient of the model's finest gate",
+    lut_label: "ATTENTION",
+    range: [0.0, 1.0],
+};
+
+/// The key regions' score as a Parametric Map.
+pub const KEY_REGION_MAP: MapKind = MapKind {
+    series: SeriesKind {
+        key: "key-region-pmap-series",
+        number: 904,
+        description: "Focal key-region score",
+        content_label: "FOCAL_DEPARTURE",
+        content_description: "Departure from this scan's healthy tissue; not a diagnosis",
+    },
+    lut_explanation: "Mahalanobis distance from healthy tissue, in spreads",
+    lut_label: "DEPARTURE",
+    range: [0.0, 12.0],
+};
+
 fn label_codes(label: &Label) -> ((&'static str, &'static str, &'static str), (String, String, String)) {
     let anatomical = ("91723000", "SCT", "Anatomical Structure");
     let substance = ("91720002", "SCT", "Body Substance");
@@ -48,6 +113,10 @@ fn label_codes(label: &Label) -> ((&'static str, &'static str, &'static str), (S
         (anatomical, typed("389081007", "Gray Matter"))
     } else if name.contains("white matter") {
         (anatomical, typed("389080008", "White Matter"))
+    } else if name.starts_with("key region") {
+        // A departure from healthy tissue, not a named lesion.
+        let abnormal = ("49755003", "SCT", "Morphologically Abnormal Structure");
+        (abnormal, (format!("FOCALKR{}", label.index), "99FOCAL".to_string(), label.name.clone()))
     } else {
         let value = format!("FOCAL{}", label.index);
         (anatomical, (value, "99FOCAL".to_string(), label.name.clone()))
@@ -155,6 +224,7 @@ impl ExportContext<'_> {
         &self,
         labels: &[u8],
         segments: &[Label],
+        kind: &SeriesKind,
     ) -> Result<FileDicomObject<InMemDicomObject>, ExportError> {
         let src = self.source;
         let n = src.columns * src.rows;
@@ -239,8 +309,8 @@ impl ExportContext<'_> {
             })
             .collect();
 
-        let mut d = self.base(SEGMENTATION_CLASS, "SEG", "seg-series", 901, "Focal segmentation");
-        self.content(&mut d, "FOCAL_SEG", "Tissue labels from the model, as reviewed");
+        let mut d = self.base(SEGMENTATION_CLASS, "SEG", kind.key, kind.number, kind.description);
+        self.content(&mut d, kind.content_label, kind.content_description);
         d.str(tags::SEGMENTATION_TYPE, VR::CS, "BINARY")
             .us(tags::SAMPLES_PER_PIXEL, 1)
             .str(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2")
@@ -277,9 +347,10 @@ impl ExportContext<'_> {
         self.finish(d, SEGMENTATION_CLASS)
     }
 
-    /// Parametric Map of the attention values (32-bit float, one frame per source slice), with a
-    /// Real World Value Mapping that says they are unitless attention coefficients.
-    pub fn parametric_map(&self, attention: &[f32]) -> Result<FileDicomObject<InMemDicomObject>, ExportError> {
+    /// Parametric Map of a map's values (32-bit float, one frame per source slice), with a
+    /// Real World Value Mapping that says what they are (`kind`: the attention's unitless
+    /// coefficients, or the key regions' departure from healthy tissue).
+    pub fn parametric_map(&self, attention: &[f32], kind: &MapKind) -> Result<FileDicomObject<InMemDicomObject>, ExportError> {
         let src = self.source;
         let n = src.columns * src.rows;
         let slices = src.slices.len();
@@ -310,18 +381,14 @@ impl ExportContext<'_> {
         let shared = self.shared_groups(|s| {
             let mut mapping = Ds::new();
             mapping
-                .str(
-                    tags::LUT_EXPLANATION,
-                    VR::LO,
-                    "Attention coefficient of the model's finest gate",
-                )
-                .str(tags::LUT_LABEL, VR::SH, "ATTENTION")
+                .str(tags::LUT_EXPLANATION, VR::LO, kind.lut_explanation)
+                .str(tags::LUT_LABEL, VR::SH, kind.lut_label)
                 .seq(
                     tags::MEASUREMENT_UNITS_CODE_SEQUENCE,
                     vec![code("1", "UCUM", "no units")],
                 )
-                .fd(tags::DOUBLE_FLOAT_REAL_WORLD_VALUE_FIRST_VALUE_MAPPED, &[lo.min(0.0)])
-                .fd(tags::DOUBLE_FLOAT_REAL_WORLD_VALUE_LAST_VALUE_MAPPED, &[hi.max(1.0)])
+                .fd(tags::DOUBLE_FLOAT_REAL_WORLD_VALUE_FIRST_VALUE_MAPPED, &[lo.min(kind.range[0])])
+                .fd(tags::DOUBLE_FLOAT_REAL_WORLD_VALUE_LAST_VALUE_MAPPED, &[hi.max(kind.range[1])])
                 .fd(tags::REAL_WORLD_VALUE_INTERCEPT, &[0.0])
                 .fd(tags::REAL_WORLD_VALUE_SLOPE, &[1.0]);
             let mut frame_type = Ds::new();
@@ -336,8 +403,8 @@ impl ExportContext<'_> {
                 .seq(tags::ANATOMIC_REGION_SEQUENCE, vec![code("12738006", "SCT", "Brain")])
                 .str(tags::FRAME_LATERALITY, VR::CS, "U");
             let mut voi = Ds::new();
-            voi.decimals(tags::WINDOW_CENTER, &[0.5])
-                .decimals(tags::WINDOW_WIDTH, &[1.0]);
+            voi.decimals(tags::WINDOW_CENTER, &[0.5 * (kind.range[0] + kind.range[1])])
+                .decimals(tags::WINDOW_WIDTH, &[kind.range[1] - kind.range[0]]);
             s.seq(tags::REAL_WORLD_VALUE_MAPPING_SEQUENCE, vec![mapping])
                 .seq(tags::PARAMETRIC_MAP_FRAME_TYPE_SEQUENCE, vec![frame_type])
                 .seq(tags::FRAME_ANATOMY_SEQUENCE, vec![anatomy])
@@ -345,8 +412,8 @@ impl ExportContext<'_> {
                 .seq(tags::PIXEL_VALUE_TRANSFORMATION_SEQUENCE, vec![identity]);
         });
 
-        let mut d = self.base(PARAMETRIC_MAP_CLASS, "OT", "pmap-series", 902, "Focal attention map");
-        self.content(&mut d, "FOCAL_ATTENTION", "Where the model looked; not a finding");
+        let mut d = self.base(PARAMETRIC_MAP_CLASS, "OT", kind.series.key, kind.series.number, kind.series.description);
+        self.content(&mut d, kind.series.content_label, kind.series.content_description);
         d.str(tags::IMAGE_TYPE, VR::CS, "DERIVED\\PRIMARY\\VOLUME\\RESAMPLED")
             .str(tags::RECOGNIZABLE_VISUAL_FEATURES, VR::CS, "NO");
         d.us(tags::SAMPLES_PER_PIXEL, 1)

@@ -22,6 +22,8 @@ pub struct AnalysisOutput {
     pub evidence_values: Option<Vec<f32>>,
     /// Weights over the model's modality slots, [slice][slot][row][column], and their count.
     pub modality: Option<(usize, Vec<f32>)>,
+    /// The key regions' score and region map (analyses whose model looks for them).
+    pub key_regions: Option<(Vec<f32>, Vec<u8>)>,
 }
 
 impl AnalysisOutput {
@@ -67,6 +69,15 @@ impl AnalysisOutput {
             }
             _ => None,
         };
+        let key_regions = match (
+            nifti::read(&dir.join(crate::inference::output::KEY_REGIONS_FILE)),
+            nifti::read(&dir.join(crate::inference::output::KEY_REGION_IDS_FILE)),
+        ) {
+            (Ok((_, Voxels::F32(score))), Ok((_, Voxels::U8(ids)))) if score.len() == expected && ids.len() == expected => {
+                Some((score, ids))
+            }
+            _ => None,
+        };
         Ok(AnalysisOutput {
             dir: dir.to_path_buf(),
             summary,
@@ -76,6 +87,7 @@ impl AnalysisOutput {
             evidence,
             evidence_values,
             modality,
+            key_regions,
         })
     }
 }

@@ -34,6 +34,8 @@ pub struct ReportContent {
     pub reliance_lines: Vec<String>,
     /// Mean weight of each series per label (the first row is the header); empty for one series.
     pub modality_table: Vec<Vec<String>>,
+    /// Key regions (the first row is the header); None when the analysis did not look for them.
+    pub key_regions: Option<Vec<Vec<String>>>,
     pub impression: String,
     pub sign_off: String,
     pub limits: Vec<String>,
@@ -138,6 +140,7 @@ impl Writer {
         let columns = rows.first().map_or(0, Vec::len).max(1);
         let widths: Vec<f32> = match columns {
             6 => vec![85.0, 60.0, 55.0, 70.0, 75.0, 150.0],
+            7 => vec![50.0, 45.0, 42.0, 62.0, 52.0, 122.0, 122.0],
             n => vec![(PAGE.0 - 2.0 * MARGIN) / n as f32; n],
         };
         for (r, row) in rows.iter().enumerate() {
@@ -255,6 +258,23 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
     }
     for warning in &content.warnings {
         w.paragraph(&format!("WARNING: {warning}"), b"F2", 10.0, [0.75, 0.1, 0.1]);
+    }
+    if let Some(rows) = &content.key_regions {
+        w.heading("Key regions");
+        w.paragraph(
+            &format!(
+                "{} Each is a connected set of voxels at least 3 spreads from every tissue and two-tissue mixture of the model fitted to this scan; the series column says how much each series contributed and whether the region is brighter or darker there.",
+                crate::inference::key_regions::MEANING
+            ),
+            b"F1",
+            9.5,
+            [0.0, 0.0, 0.0],
+        );
+        if rows.len() > 1 {
+            w.table(rows);
+        } else {
+            w.paragraph("None found: no region departs from this scan's healthy tissue.", b"F1", 10.0, [0.0, 0.0, 0.0]);
+        }
     }
     if !content.measurements.is_empty() {
         w.heading("Measurements");

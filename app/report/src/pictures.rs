@@ -157,6 +157,7 @@ pub fn export_pictures(set: &StudySet, opts: &PictureOptions) -> Result<ExportSu
         measurements: Vec::new(),
         reliance_lines: Vec::new(),
         modality_table: Vec::new(),
+        key_regions: None,
         impression: String::new(),
         sign_off: "No model analysis and no reader's review are part of this report.".into(),
         limits: Vec::new(),

@@ -64,6 +64,41 @@ pub struct Review {
     /// Distances and regions the reader measured (older reviews have none).
     #[serde(default)]
     pub measurements: Vec<Measurement>,
+    /// The reader's verdict on key regions, by region id (none until the reader gives one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionVerdict>,
+}
+
+/// The reader's verdict on one key region.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegionVerdict {
+    pub id: u32,
+    pub decision: Decision,
+    pub note: String,
+}
+
+impl Review {
+    /// The verdict on key region `id` (not reviewed, no note, when none was given).
+    pub fn region(&self, id: u32) -> RegionVerdict {
+        self.regions.iter().find(|r| r.id == id).cloned().unwrap_or(RegionVerdict { id, ..RegionVerdict::default() })
+    }
+
+    /// Sets the verdict on key region `id`, keeping its note, or its note.
+    pub fn set_region(&mut self, id: u32, decision: Option<Decision>, note: Option<String>) {
+        let i = match self.regions.iter().position(|r| r.id == id) {
+            Some(i) => i,
+            None => {
+                self.regions.push(RegionVerdict { id, ..RegionVerdict::default() });
+                self.regions.len() - 1
+            }
+        };
+        if let Some(d) = decision {
+            self.regions[i].decision = d;
+        }
+        if let Some(n) = note {
+            self.regions[i].note = n;
+        }
+    }
 }
 
 /// What the reader drew, in pixel coordinates of its slice (x along columns, y along rows;

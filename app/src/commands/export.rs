@@ -48,6 +48,10 @@ pub struct ExportArgs {
     /// Model manifest (default: the bundled models/brain-tissue.json).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// Accept key region N (repeatable), as a reader would in the Review tab: accepted regions
+    /// go into their own DICOM SEG (key-regions-seg.dcm) and the report marks them.
+    #[arg(long = "accept-region", value_name = "N")]
+    pub accept_regions: Vec<u32>,
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
@@ -75,6 +79,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         sc: args.sc || all,
         keep_phi: args.keep_phi,
         force: args.force,
+        accept_regions: args.accept_regions.clone(),
     };
     let summary = report::export(&set, &manifest, &opts)?;
     for f in &summary.files {

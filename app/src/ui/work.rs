@@ -286,6 +286,7 @@ impl FocalApp {
             sc: true,
             keep_phi: false,
             force,
+            accept_regions: Vec::new(),
         };
         self.export = Some(Job::spawn(None, move |r: &Reporter<_>| {
             r.send(crate::report::export(&set, &manifest, &opts).map_err(|e| e.to_string()))

@@ -61,6 +61,13 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
             Some(f) => (crate::ui::fusion::fusion_style(f), f.label.clone()),
             None => (base, "fusion".into()),
         },
+        Heatmap::KeyRegions => (
+            AttentionStyle {
+                opacity: base.opacity.max(0.5),
+                ..crate::report::key_region_style()
+            },
+            "departure from healthy tissue (spreads)".into(),
+        ),
     }
 }
 
@@ -86,6 +93,7 @@ pub fn heat_plane(app: &FocalApp, slice: usize, n: usize) -> Option<Vec<f32>> {
             let at = (slice * slots + slot) * n;
             m.get(at..at + n).map(<[f32]>::to_vec)
         }
+        Heatmap::KeyRegions => a.extras.key_regions.as_ref()?.0.get(slice * n..(slice + 1) * n).map(<[f32]>::to_vec),
     }
 }
 
@@ -160,6 +168,7 @@ pub fn heatmap_controls(p: &mut Panel, ui: &mut egui::Ui) {
     };
     let slots: Vec<String> = a.extras.insights.slots.iter().map(|s| s.slot.clone()).collect();
     let has_modality = a.extras.modality.is_some() && slots.len() > 1;
+    let has_key_regions = a.extras.key_regions.is_some();
     let faithfulness = a.extras.insights.faithfulness.clone();
     let in_brain = a.extras.insights.attention_in_brain;
     let chosen = ui.horizontal_wrapped(|ui| {
@@ -173,6 +182,11 @@ pub fn heatmap_controls(p: &mut Panel, ui: &mut egui::Ui) {
                     ui.selectable_value(h, Heatmap::Modality(slot), format!("{name} weight"))
                         .on_hover_text("How much the model relied on this series at each pixel (0-1)");
                 }
+            }
+            if has_key_regions {
+                ui.selectable_value(h, Heatmap::KeyRegions, "Key regions").on_hover_text(
+                    "Each voxel's departure from this scan's own model of healthy tissue, in spreads (3 and above shown); not a diagnosis",
+                );
             }
             if let Some(label) = &fused {
                 ui.selectable_value(h, Heatmap::Fusion, format!("Fusion: {label}"));
@@ -214,6 +228,9 @@ pub fn insights_panel(p: &mut Panel, ui: &mut egui::Ui) {
     }
     for p in &insights.postprocess {
         ui.label(RichText::new(format!("Post-processing: {}", p.describe())).weak());
+    }
+    if let Some(regions) = &insights.key_regions {
+        key_regions_list(p, ui, regions, &insights);
     }
     for (s, w) in insights.slots.iter().flat_map(|s| s.warnings.iter().map(move |w| (s, w))) {
         ui.colored_label(WARN, format!("Series warning ({}): {w}", s.slot));
@@ -375,6 +392,54 @@ impl FocalApp {
     }
 }
 
+/// The key regions of the analysis on screen: one row each; a click shows the region (its
+/// centre slice, the crosshair on its centre in the reformatted views, the score as heatmap).
+fn key_regions_list(
+    p: &mut Panel,
+    ui: &mut egui::Ui,
+    regions: &[crate::inference::key_regions::KeyRegion],
+    insights: &crate::inference::analysis::Insights,
+) {
+    ui.add_space(4.0);
+    ui.label(RichText::new(format!("Key regions ({})", regions.len())).strong())
+        .on_hover_text(crate::inference::key_regions::MEANING);
+    if regions.is_empty() {
+        ui.label(RichText::new("None: no region departs from this scan's healthy tissue.").weak());
+        return;
+    }
+    let mut chosen = None;
+    egui::Grid::new("key-regions").striped(true).show(ui, |ui| {
+        for h in ["", "mL", "slices", "peak", "series"] {
+            ui.strong(h);
+        }
+        ui.end_row();
+        for r in regions {
+            if ui
+                .button(format!("Region {}", r.id))
+                .on_hover_text(r.describe_named(&|slot| insights.series_name(slot)))
+                .clicked()
+            {
+                chosen = Some(r.clone());
+            }
+            ui.label(format!("{:.1}", r.volume_ml));
+            ui.label(format!("{}–{}", r.slices[0], r.slices[1]));
+            ui.label(format!("{:.1}", r.peak_score));
+            let series: Vec<String> =
+                r.series_weights.iter().map(|w| format!("{} {:.0} % {}", w.slot, w.weight * 100.0, w.direction)).collect();
+            ui.label(series.join(", "));
+            ui.end_row();
+        }
+    });
+    ui.label(RichText::new(crate::inference::key_regions::MEANING).weak().small());
+    if let Some(r) = chosen {
+        p.edit(Edit::Heatmap(Heatmap::KeyRegions));
+        p.edit(crate::ui::ViewChange::GoTo((r.slices[0] + r.slices[1]) / 2 - 1));
+        if let Some(c) = r.centre_lps_mm {
+            p.edit(crate::ui::ViewChange::Cursor(c));
+        }
+    }
+}
+
 /// Builds the window's extras from a saved analysis folder.
 pub fn extras_from_output(o: &mut crate::report::output::AnalysisOutput) -> Extras {
     let plane = o.summary.grid[0] * o.summary.grid[1];
@@ -395,6 +460,7 @@ pub fn extras_from_output(o: &mut crate::report::output::AnalysisOutput) -> Extr
         insights: o.summary.insights.clone(),
         modality: o.modality.take().map(|(n, v)| (n, Arc::new(v))),
         evidence,
+        key_regions: o.key_regions.take().map(|(s, i)| (Arc::new(s), Arc::new(i))),
     }
 }
 
@@ -407,5 +473,6 @@ pub fn extras_from_analysis(analysis: &crate::inference::Analysis, slots: usize)
             .as_ref()
             .map(|m| (slots, Arc::new(m.clone()))),
         evidence: BTreeMap::new(),
+        key_regions: analysis.key_regions.as_ref().map(|k| (Arc::new(k.score.clone()), Arc::new(k.ids.clone()))),
     }
 }

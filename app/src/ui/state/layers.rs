@@ -18,6 +18,8 @@ pub struct Extras {
     pub modality: Option<(usize, Arc<Vec<f32>>)>,
     /// Evidence maps by slice.
     pub evidence: BTreeMap<usize, (EvidenceInfo, Arc<Vec<f32>>)>,
+    /// The key regions' score and region ids, slice-major (analyses whose model looks for them).
+    pub key_regions: Option<(Arc<Vec<f32>>, Arc<Vec<u8>>)>,
 }
 
 /// Which map the heatmap overlay shows.
@@ -31,6 +33,8 @@ pub enum Heatmap {
     Modality(usize),
     /// Another series of the head, fused over this one (`fusion`).
     Fusion,
+    /// The key regions' score: each voxel's departure from the scan's healthy tissue.
+    KeyRegions,
 }
 
 /// The fused series, resampled onto the grid of the series on screen.

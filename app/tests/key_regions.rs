@@ -1,0 +1,132 @@
+//! Key regions end to end, through the real binary and the real ONNX Runtime: a synthetic
+//! lesion pasted into the sample head (app/tests/reference/make_lesion_study.py) is found as a
+//! key region where it is, with its size, on T1 alone and on T1 + a T2-like series (each
+//! series' share named in the CLI, summary.json and the PDF); the maps are written in the
+//! series' geometry.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The sample with a lesion (and, with `t2`, a T2-like series), and the lesion's truth.
+fn lesion_study(dir: &Path, t2: bool) -> (PathBuf, serde_json::Value) {
+    let out = dir.join("lesion-study");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: a Python with pydicom (scripts/test.sh sets it)");
+    let mut cmd = Command::new(python);
+    cmd.arg(common::repo().join("app/tests/reference/make_lesion_study.py"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&out);
+    if t2 {
+        cmd.arg("--t2");
+    }
+    let run = cmd.output().expect("python runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let truth = serde_json::from_slice(&run.stdout).expect("the lesion's truth as JSON");
+    (out, truth)
+}
+
+/// The study's series UIDs by series number.
+fn series_by_number(dir: &Path) -> Vec<String> {
+    let set = focal::study::StudySet::open(
+        &[dir.to_path_buf()],
+        &|_: focal::study::Progress| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("scan");
+    let mut series: Vec<(i64, String)> = set.series().map(|s| (s.number.unwrap_or(0), s.uid.clone())).collect();
+    series.sort();
+    series.into_iter().map(|(_, uid)| uid).collect()
+}
+
+fn analyze(study: &Path, series: &[String], out: &Path) -> (String, serde_json::Value) {
+    let mut args = vec!["analyze", study.to_str().expect("path"), "--device", "cpu", "--out", out.to_str().expect("path")];
+    for s in series {
+        args.extend(["--series", s.as_str()]);
+    }
+    let (code, stdout, stderr) = common::run_focal(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let summary = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    (stdout, summary)
+}
+
+/// The key region at the lesion: its centre within 6 mm of the lesion's, its volume within
+/// 30 % of the lesion's, on the lesion's slices; at most one other region (the sample's own).
+fn region_at_lesion<'a>(summary: &'a serde_json::Value, truth: &serde_json::Value) -> &'a serde_json::Value {
+    let regions = summary["key_regions"].as_array().expect("key_regions in summary.json");
+    let centre: Vec<f64> = truth["centre_lps_mm"].as_array().expect("centre").iter().map(|v| v.as_f64().expect("mm")).collect();
+    let near = |r: &serde_json::Value| {
+        let c: Vec<f64> = r["centre_lps_mm"].as_array().expect("centre").iter().map(|v| v.as_f64().expect("mm")).collect();
+        c.iter().zip(&centre).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt() < 6.0
+    };
+    let found: Vec<&serde_json::Value> = regions.iter().filter(|r| near(r)).collect();
+    assert_eq!(found.len(), 1, "one region at the lesion {centre:?}: {regions:?}");
+    assert!(regions.len() <= 2, "{regions:?}");
+    let r = found[0];
+    let (ml, truth_ml) = (r["volume_ml"].as_f64().expect("mL"), truth["volume_ml"].as_f64().expect("mL"));
+    assert!((ml / truth_ml - 1.0).abs() < 0.3, "region {ml} mL, lesion {truth_ml} mL");
+    let (first, last) = (r["slices"][0].as_u64().expect("slice"), r["slices"][1].as_u64().expect("slice"));
+    let (t0, t1) = (truth["slices"][0].as_u64().expect("slice"), truth["slices"][1].as_u64().expect("slice"));
+    assert!(first <= t0 + 1 && last + 1 >= t1 && first + 1 >= t0 && last <= t1 + 1, "{first}-{last} vs {t0}-{t1}");
+    assert!(r["peak_score"].as_f64().expect("peak") >= 5.0, "{r}");
+    r
+}
+
+fn nifti_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len()
+}
+
+#[test]
+fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (study, truth) = lesion_study(tmp.path(), true);
+    let uids = series_by_number(&study);
+    assert_eq!(uids.len(), 2, "T1 and T2-like series");
+
+    // T1 alone: the lesion is brighter than white matter there.
+    let out = tmp.path().join("t1");
+    let (stdout, summary) = analyze(&study, &uids[..1], &out);
+    let r = region_at_lesion(&summary, &truth);
+    let weights = r["series_weights"].as_array().expect("weights");
+    assert_eq!(weights.len(), 1, "{r}");
+    assert_eq!((weights[0]["slot"].as_str(), weights[0]["direction"].as_str()), (Some("primary"), Some("brighter")));
+    assert!(stdout.contains("key regions: ") && stdout.contains("not a diagnosis"), "{stdout}");
+    assert!(stdout.contains(&format!("region {}: ", r["id"])), "{stdout}");
+    // The score and the region map, in the series' geometry (352-byte header).
+    let voxels = 181 * 217 * 89u64;
+    assert_eq!(nifti_len(&out.join("key_regions.nii")), 352 + 4 * voxels);
+    assert_eq!(nifti_len(&out.join("key_region_ids.nii")), 352 + voxels);
+    let ids = std::fs::read(out.join("key_region_ids.nii")).expect("ids");
+    let id = r["id"].as_u64().expect("id") as u8;
+    let marked = ids[352..].iter().filter(|&&v| v == id).count() as f64 * 2.0 / 1000.0;
+    assert!((marked - r["volume_ml"].as_f64().expect("mL")).abs() < 1e-6, "{marked} mL marked");
+
+    // T1 + T2-like: both series see it, each named with its share and direction.
+    let out2 = tmp.path().join("t1-t2");
+    let (stdout, summary) = analyze(&study, &uids, &out2);
+    let r = region_at_lesion(&summary, &truth);
+    let weights = r["series_weights"].as_array().expect("weights");
+    assert_eq!(weights.len(), 2, "{r}");
+    let second = weights[1]["weight"].as_f64().expect("weight");
+    assert!(second > 0.1 && weights[0]["weight"].as_f64().expect("weight") > 0.1, "{r}");
+    assert_eq!(weights[1]["direction"], "brighter", "{r}");
+    assert!(stdout.contains("second (series \"T2-like with a synthetic lesion (test copy)\")"), "{stdout}");
+
+    // The PDF lists the regions with each series' share, and says what they are.
+    let report = tmp.path().join("report");
+    let (code, _, stderr) = common::run_focal(&[
+        "export",
+        study.to_str().expect("path"),
+        "--analysis",
+        out2.to_str().expect("path"),
+        "--out",
+        report.to_str().expect("path"),
+        "--pdf",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = Command::new("pdftotext").args(["-layout"]).arg(report.join("report.pdf")).arg("-").output().expect("pdftotext");
+    let text = String::from_utf8_lossy(&text.stdout).replace('\n', " ");
+    for needle in ["Key regions", &format!("Region {}", r["id"]), "not a diagnosis", "second", "brighter"] {
+        assert!(text.contains(needle), "{needle:?} not in the report: {text}");
+    }
+}
