@@ -129,4 +129,54 @@ fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() 
     for needle in ["Key regions", &format!("Region {}", r["id"]), "not a diagnosis", "second", "brighter"] {
         assert!(text.contains(needle), "{needle:?} not in the report: {text}");
     }
+    assert!(text.contains(&format!("Key region {} on slice", r["id"])), "the region's key image: {text}");
+
+    // A region accepted (here from the CLI, as a reader would in the Review tab) goes out as a
+    // segment of its own SEG, the score as a Parametric Map; dciodvfy finds no error in them.
+    let id = r["id"].as_u64().expect("id").to_string();
+    let dicom = tmp.path().join("dicom");
+    let (code, _, stderr) = common::run_focal(&[
+        "export",
+        study.to_str().expect("path"),
+        "--analysis",
+        out2.to_str().expect("path"),
+        "--out",
+        dicom.to_str().expect("path"),
+        "--seg",
+        "--pmap",
+        "--accept-region",
+        &id,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    for name in ["key-regions-seg.dcm", "key-region-score.dcm"] {
+        let path = dicom.join(name);
+        let report = Command::new("dciodvfy").arg(&path).output().expect("dciodvfy (scripts/setup.sh installs it)");
+        let report = format!("{}{}", String::from_utf8_lossy(&report.stdout), String::from_utf8_lossy(&report.stderr));
+        let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+        assert!(errors.is_empty(), "dciodvfy on {name}: {errors:#?}");
+    }
+    let seg = dicom_object::open_file(dicom.join("key-regions-seg.dcm")).expect("SEG");
+    let segments = seg.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).expect("segments").items().expect("items").len();
+    assert_eq!(segments, 1, "one accepted region, one segment");
+    let label = seg.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).expect("segments").items().expect("items")[0]
+        .element(dicom_dictionary_std::tags::SEGMENT_LABEL)
+        .expect("label")
+        .to_str()
+        .expect("text")
+        .to_string();
+    assert_eq!(label.trim(), format!("Key region {id}"));
+    // A region the analysis does not have is refused, naming the ones it has.
+    let (code, _, stderr) = common::run_focal(&[
+        "export",
+        study.to_str().expect("path"),
+        "--analysis",
+        out2.to_str().expect("path"),
+        "--out",
+        tmp.path().join("refused").to_str().expect("path"),
+        "--seg",
+        "--accept-region",
+        "99",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no key region 99"), "{stderr}");
 }

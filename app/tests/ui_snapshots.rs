@@ -475,3 +475,80 @@ fn a_restored_analysis_names_the_model_that_made_it() {
         "the model panel does not name the analysis' model"
     );
 }
+
+/// Key regions in the window: the sample with a synthetic lesion and a T2-like series,
+/// analysed on both (CLI, saved where the window looks for it); the list in the Analysis tab
+/// names each series' share; a click shows the region (its slice, the score as heatmap) in
+/// 1×1 and in the three planes; in the Review tab the reader accepts it with a note.
+#[test]
+fn key_regions_are_listed_shown_and_reviewed() {
+    let data = tempfile::tempdir().expect("tmp");
+    let study = data.path().join("lesion-study");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let run = std::process::Command::new(python)
+        .arg(common::repo().join("app/tests/reference/make_lesion_study.py"))
+        .arg(common::repo().join("assets/sample-study"))
+        .arg(&study)
+        .arg("--t2")
+        .output()
+        .expect("python runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let set = focal::study::StudySet::open(
+        &[study.clone()],
+        &|_: focal::study::Progress| {},
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .expect("scan");
+    let uid = |number: i64| set.series().find(|s| s.number == Some(number)).expect("series").uid.clone();
+    let (t1, t2) = (uid(9), uid(10));
+    let dir = data.path().join(focal::uid::key(&t1));
+    let (code, _, err) = common::run_focal(&[
+        "analyze",
+        study.to_str().expect("utf8"),
+        "--series",
+        &t1,
+        "--series",
+        &t2,
+        "--device",
+        "cpu",
+        "--out",
+        dir.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+
+    let mut h = harness(data.path());
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(&ctx, Command::Open(vec![study.clone()]));
+    step_until(&mut h, "the study to load", |app| app.scan.is_none() && app.doc.current().is_some());
+    h.state_mut().apply(&ctx, Command::LoadSeries { series: t1.clone(), stack: 0 });
+    step_until(&mut h, "the T1 series and its saved analysis", |app| {
+        app.doc.current().is_some_and(|c| c.uid == t1 && c.volume.is_some()) && app.doc.analysis().is_some()
+    });
+    let regions = h.state().doc.analysis().expect("analysis").extras.insights.key_regions.clone().expect("key regions");
+    let region = regions.iter().find(|r| r.volume_ml > 1.0).expect("the lesion's region").clone();
+    assert_eq!(region.series_weights.len(), 2, "{region:?}");
+    pin_timings(h.state_mut());
+    h.run_steps(2);
+    h.get_by_label(&format!("Region {}", region.id)).click();
+    h.run_steps(3);
+    let middle = (region.slices[0] + region.slices[1]) / 2 - 1;
+    assert_eq!(h.state().doc.view().slice, middle, "the click goes to the region's slice");
+    assert_eq!(h.state().doc.heatmap(), focal::ui::Heatmap::KeyRegions);
+    assert!(h.query_by_label_contains("second ").is_some(), "the list names the second series' share");
+    snapshot(&mut h, "key_regions");
+    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::Layout::Three));
+    h.run_steps(3);
+    snapshot(&mut h, "key_regions_1x3");
+
+    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::Layout::Single));
+    h.state_mut().edit(Edit::ReviewTab(true));
+    h.state_mut().edit(ReviewChange::RegionDecision(region.id, focal::report::Decision::Accepted));
+    h.state_mut().edit(ReviewChange::RegionNote(region.id, "bright on both".into()));
+    h.state_mut().edit(ReviewChange::Save);
+    h.run_steps(3);
+    snapshot(&mut h, "key_regions_review");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("review.json")).expect("review.json")).expect("json");
+    let verdict = saved["regions"].as_array().expect("regions").iter().find(|r| r["id"] == region.id).expect("verdict").clone();
+    assert_eq!((verdict["decision"].as_str(), verdict["note"].as_str()), (Some("Accepted"), Some("bright on both")));
+}

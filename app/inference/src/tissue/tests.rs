@@ -146,6 +146,43 @@ fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
     assert_eq!(few.iter().filter(|&&l| l == 3).count(), 10);
 }
 
+/// A bright blob in the phantom's white matter departs from healthy tissue by many spreads,
+/// is left out of the tissue statistics (white matter's mean stays), and the phantom's own
+/// tissues and boundaries (partial volume, the bias ramp) do not depart.
+#[test]
+fn a_bright_blob_departs_and_healthy_tissue_and_its_boundaries_do_not() {
+    let (mut labels, mut values, mut probs, _) = phantom([30.0, 70.0, 100.0]);
+    let s = 40usize;
+    let blob = |v: usize| {
+        let (x, y, z) = ((v % s) as f32 - 19.5, ((v / s) % s) as f32 - 19.5, (v / (s * s)) as f32 - 19.5);
+        ((x - 7.0).powi(2) + y * y + z * z).sqrt() <= 3.0
+    };
+    let healthy_fit = fit_phantom(&mut labels.clone(), &mut probs.clone(), &[&values], &spec()).expect("fitted");
+    for (v, x) in values.iter_mut().enumerate() {
+        if blob(v) {
+            *x = 150.0 * (0.85 + 0.3 * (v % s) as f32 / s as f32);
+        }
+    }
+    let (fit, departure) =
+        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None).expect("fitted");
+    let (mut inside, mut outside): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
+    for (&v, &score) in departure.voxels.iter().zip(&departure.score) {
+        if blob(v as usize) { inside.push(score) } else { outside.push(score) }
+    }
+    inside.sort_by(f32::total_cmp);
+    outside.sort_by(f32::total_cmp);
+    let median = inside[inside.len() / 2];
+    let healthy_top = outside[outside.len() * 999 / 1000];
+    assert!(median > 5.0, "the blob's median departure {median}");
+    assert!(healthy_top < 3.0, "99.9 % of healthy voxels under 3 spreads, not {healthy_top}");
+    assert!(
+        (fit.means[2] - healthy_fit.means[2]).abs() < 1.5,
+        "white matter's mean moved from {} to {}",
+        healthy_fit.means[2],
+        fit.means[2]
+    );
+}
+
 #[test]
 fn settings_out_of_range_are_named() {
     let mut s = spec();

@@ -124,6 +124,43 @@ pub fn review_panel(p: &mut Panel, ui: &mut egui::Ui) {
         }
     });
 
+    // Key regions: each a finding of its own, accepted or rejected with a note.
+    if let Some(regions) = a.extras.insights.key_regions.as_ref().filter(|r| !r.is_empty()) {
+        ui.add_space(4.0);
+        ui.label(RichText::new("Key regions").strong()).on_hover_text(crate::inference::key_regions::MEANING);
+        egui::Grid::new("region-verdicts").striped(true).num_columns(3).show(ui, |ui| {
+            for region in regions {
+                let verdict = a.review.region(region.id);
+                if ui
+                    .link(format!("Region {}", region.id))
+                    .on_hover_text(region.describe_named(&|slot| a.extras.insights.series_name(slot)))
+                    .clicked()
+                {
+                    edits.push(ViewChange::GoTo((region.slices[0] + region.slices[1]) / 2 - 1).into());
+                    if let Some(c) = region.centre_lps_mm {
+                        edits.push(ViewChange::Cursor(c).into());
+                    }
+                }
+                ui.label(format!("{:.1} mL", region.volume_ml));
+                ui.horizontal(|ui| {
+                    for d in [Decision::Accepted, Decision::Rejected] {
+                        let label = if d == Decision::Accepted { "Accept" } else { "Reject" };
+                        if ui.selectable_label(verdict.decision == d, label).clicked() && verdict.decision != d {
+                            edits.push(ReviewChange::RegionDecision(region.id, d).into());
+                        }
+                    }
+                });
+                ui.end_row();
+                ui.label("");
+                let mut note = verdict.note.clone();
+                let r = ui.add(egui::TextEdit::singleline(&mut note).hint_text("note").desired_width(150.0));
+                typed(&mut edits, &r, note != verdict.note, ReviewChange::RegionNote(region.id, note));
+                ui.label(format!("slices {}–{}", region.slices[0], region.slices[1]));
+                ui.end_row();
+            }
+        });
+    }
+
     // Key images.
     ui.horizontal(|ui| {
         if ui.button("Mark key image").on_hover_text("K").clicked() {

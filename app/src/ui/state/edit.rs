@@ -107,6 +107,10 @@ pub enum ReviewChange {
     Decision(usize, Decision),
     /// A finding's note as typed (kept on `Save`).
     Note(usize, String),
+    /// The verdict on key region `id`.
+    RegionDecision(u32, Decision),
+    /// A key region's note as typed (kept on `Save`).
+    RegionNote(u32, String),
     /// The impression as typed (kept on `Save`).
     Impression(String),
     /// The reader's name as typed (kept on `Save`).

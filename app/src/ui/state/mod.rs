@@ -411,6 +411,14 @@ impl Document {
                 }
                 changed = false;
             }
+            ReviewChange::RegionDecision(id, d) => {
+                r.set_region(id, Some(d), None);
+                remeasure = false;
+            }
+            ReviewChange::RegionNote(id, note) => {
+                r.set_region(id, None, Some(note));
+                changed = false;
+            }
             ReviewChange::Impression(text) => {
                 r.impression = text;
                 changed = false;

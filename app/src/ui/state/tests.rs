@@ -204,7 +204,14 @@ fn strokes_undo_redo_and_verdicts_change_the_analysis_on_screen() {
     };
     doc.apply(ReviewChange::MarkKeyImage(3, Box::new(style.clone())).into());
     doc.apply(ReviewChange::MarkKeyImage(3, Box::new(style)).into());
+    doc.apply(ReviewChange::RegionDecision(2, Decision::Accepted).into());
+    doc.apply(ReviewChange::RegionNote(2, "enhancing rim".into()).into());
+    doc.apply(ReviewChange::RegionDecision(2, Decision::Rejected).into());
     let r = &doc.analysis().expect("analysis").review;
     assert_eq!(r.findings[i].decision, Decision::Rejected);
     assert_eq!(r.key_images.len(), 1, "a slice is a key image once");
+    let region = r.region(2);
+    assert_eq!((region.decision, region.note.as_str()), (Decision::Rejected, "enhancing rim"), "the note stays with a new verdict");
+    assert_eq!(r.regions.len(), 1);
+    assert_eq!(r.region(5).decision, Decision::Pending, "a region without a verdict is not reviewed");
 }
