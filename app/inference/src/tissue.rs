@@ -91,9 +91,6 @@ impl TissueEmSpec {
 /// Departure (in the shared spread) beyond which a voxel is left out of the fit's statistics.
 const OUTLIER_SPREADS: f64 = 3.0;
 
-/// Voxels inside a tissue needed to measure healthy tissue's own spread (fewer: the fit's
-/// shared spread is used).
-const MIN_INTERIOR_VOXELS: usize = 500;
 
 /// The three tissue classes, in this order everywhere in this module.
 pub const TISSUES: [&str; 3] = ["CSF", "grey matter", "white matter"];
@@ -559,38 +556,11 @@ pub fn fit_tissue(
         .map(|p| (0..components).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0) as u8)
         .collect();
     let pooled = departure::distances(&corrected, d, &gaussians);
-    let (count, scatter) = (0..m)
-        .into_par_iter()
-        .filter(|&i| {
-            f64::from(pooled[i]) <= OUTLIER_SPREADS
-                && (0..d).all(|c| raw[i * d + c] >= no_signal[c])
-                && neighbours(brain[i] as usize).iter().all(|&(j, _)| j != u32::MAX && hard[j as usize] == hard[i])
-        })
-        .fold(
-            || (0usize, vec![0f64; d * d]),
-            |(n, mut acc), i| {
-                let mean = &gaussians[usize::from(hard[i])].mean;
-                for a in 0..d {
-                    for b in 0..d {
-                        acc[a * d + b] += (corrected[i * d + a] - mean[a]) * (corrected[i * d + b] - mean[b]);
-                    }
-                }
-                (n + 1, acc)
-            },
-        )
-        .reduce(
-            || (0usize, vec![0f64; d * d]),
-            |(n, mut a), (k, b)| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                (n + k, a)
-            },
-        );
-    let healthy: Vec<Gaussian> = if count >= MIN_INTERIOR_VOXELS {
-        let cov: Vec<f64> = scatter.iter().map(|x| x / count as f64).collect();
-        gaussians.iter().map(|g| Gaussian::new(g.mean.clone(), cov.clone(), &variance_floor)).collect()
-    } else {
-        gaussians.clone()
-    };
+    let healthy = departure::with_own_spread(&corrected, d, &gaussians, &hard, &variance_floor, |i| {
+        f64::from(pooled[i]) <= OUTLIER_SPREADS
+            && (0..d).all(|c| raw[i * d + c] >= no_signal[c])
+            && neighbours(brain[i] as usize).iter().all(|&(j, _)| j != u32::MAX && hard[j as usize] == hard[i])
+    });
     let (mut score, mut shares) = departure::measure(&corrected, d, &healthy);
     // A voxel without signal on a series (a skull-stripped scan's zeros, a masked area)
     // says nothing of its tissue there: no departure.

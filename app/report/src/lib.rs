@@ -19,7 +19,7 @@ pub mod pictures;
 pub mod review;
 pub mod source;
 
-pub use content::{evidence_style, key_region_style};
+pub use content::{KEY_REGION_OUTLINE, evidence_style, key_region_style};
 pub use export::{ExportOptions, ExportSummary, export, held_entries};
 pub use pictures::{PictureOptions, export_pictures};
 pub use review::{Decision, Finding, KeyImage, Measurement, Review, Shape, ShapeStats, measure_shape};

@@ -105,6 +105,50 @@ pub(super) fn distances(values: &[f64], d: usize, gaussians: &[Gaussian]) -> Vec
     }
 }
 
+/// Voxels inside a tissue needed to measure healthy tissue's own spread (fewer: the fit's
+/// shared spread is used).
+const MIN_INTERIOR_VOXELS: usize = 500;
+
+/// The tissues (`gaussians`, their means kept) with healthy tissue's own spread: the scatter
+/// of the voxels `inside` says are inside one tissue (`hard`: each voxel's component) about
+/// that tissue's mean; the fit's own shared spread when too few are.
+pub(super) fn with_own_spread(
+    values: &[f64],
+    d: usize,
+    gaussians: &[Gaussian],
+    hard: &[u8],
+    floor: &[f64],
+    inside: impl Fn(usize) -> bool + Sync,
+) -> Vec<Gaussian> {
+    let (count, scatter) = (0..hard.len())
+        .into_par_iter()
+        .filter(|&i| inside(i))
+        .fold(
+            || (0usize, vec![0f64; d * d]),
+            |(n, mut acc), i| {
+                let mean = &gaussians[usize::from(hard[i])].mean;
+                for a in 0..d {
+                    for b in 0..d {
+                        acc[a * d + b] += (values[i * d + a] - mean[a]) * (values[i * d + b] - mean[b]);
+                    }
+                }
+                (n + 1, acc)
+            },
+        )
+        .reduce(
+            || (0usize, vec![0f64; d * d]),
+            |(n, mut a), (k, b)| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                (n + k, a)
+            },
+        );
+    if count < MIN_INTERIOR_VOXELS {
+        return gaussians.to_vec();
+    }
+    let cov: Vec<f64> = scatter.iter().map(|x| x / count as f64).collect();
+    gaussians.iter().map(|g| Gaussian::new(g.mean.clone(), cov.clone(), floor)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

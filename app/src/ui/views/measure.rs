@@ -189,6 +189,46 @@ pub(in crate::ui) fn draw_measurements(app: &FocalApp, painter: &egui::Painter, 
     }
 }
 
+/// Outlines the key regions on the slice on screen (when their score is the heatmap shown),
+/// each numbered as in the lists: the edges between a region's pixels and the pixels outside it.
+pub(in crate::ui) fn draw_key_regions(app: &FocalApp, painter: &egui::Painter, frame: &ImageFrame) {
+    if app.doc.heatmap() != crate::ui::Heatmap::KeyRegions {
+        return;
+    }
+    let Some(a) = app.doc.current_analysis() else { return };
+    let Some((_, ids)) = &a.extras.key_regions else { return };
+    let (c, r) = (a.columns, a.rows);
+    let k = app.doc.view().slice;
+    let Some(plane) = ids.get(k * c * r..(k + 1) * c * r) else { return };
+    let [red, green, blue] = crate::report::KEY_REGION_OUTLINE;
+    let stroke = egui::Stroke::new(1.5, Color32::from_rgb(red, green, blue));
+    let id_at = |x: i64, y: i64| if x < 0 || y < 0 || x >= c as i64 || y >= r as i64 { 0 } else { plane[y as usize * c + x as usize] };
+    let mut first: std::collections::BTreeMap<u8, [f64; 2]> = std::collections::BTreeMap::new();
+    for y in 0..r as i64 {
+        for x in 0..c as i64 {
+            let id = id_at(x, y);
+            if id == 0 {
+                continue;
+            }
+            first.entry(id).or_insert([x as f64, y as f64]);
+            let (fx, fy) = (x as f64, y as f64);
+            for (dx, dy, a, b) in [
+                (-1, 0, [fx, fy], [fx, fy + 1.0]),
+                (1, 0, [fx + 1.0, fy], [fx + 1.0, fy + 1.0]),
+                (0, -1, [fx, fy], [fx + 1.0, fy]),
+                (0, 1, [fx, fy + 1.0], [fx + 1.0, fy + 1.0]),
+            ] {
+                if id_at(x + dx, y + dy) != id {
+                    painter.line_segment([frame.to_screen(a), frame.to_screen(b)], stroke);
+                }
+            }
+        }
+    }
+    for (id, [x, y]) in first {
+        text(painter, frame.to_screen([x, y]) - Vec2::new(2.0, 4.0), Align2::RIGHT_BOTTOM, id);
+    }
+}
+
 /// Draws the measurements made on this plane at this depth (and the one being drawn, when
 /// `drawing`), in the view of reformat `r` laid out by `frame`.
 pub(in crate::ui) fn draw_on_plane(

@@ -188,6 +188,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
 
     // Measurements on this slice, and the one being drawn.
     crate::ui::measure::draw_measurements(app, &painter, &frame, modality.as_deref());
+    crate::ui::measure::draw_key_regions(app, &painter, &frame);
 
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()
