@@ -477,7 +477,7 @@ fn a_restored_analysis_names_the_model_that_made_it() {
 }
 
 /// Key regions in the window: the sample with a synthetic lesion and a T2-like series,
-/// analysed on both (CLI, saved where the window looks for it); the list in the Analysis tab
+/// analysed on both with the key-region candidate (CLI, saved where the window looks for it); the list in the Analysis tab
 /// names each series' share; a click shows the region (its slice, the score as heatmap) in
 /// 1×1 and in the three planes; in the Review tab the reader accepts it with a note.
 #[test]
@@ -502,8 +502,14 @@ fn key_regions_are_listed_shown_and_reviewed() {
     let uid = |number: i64| set.series().find(|s| s.number == Some(number)).expect("series").uid.clone();
     let (t1, t2) = (uid(9), uid(10));
     let dir = data.path().join(focal::uid::key(&t1));
+    // The key-region candidate (not shipped); the window shows what its analysis found.
+    let model_dir = data.path().join("model");
+    std::fs::create_dir_all(&model_dir).expect("model dir");
+    let model = common::key_regions_model(&model_dir);
     let (code, _, err) = common::run_focal(&[
         "analyze",
+        "--model",
+        model.to_str().expect("utf8"),
         study.to_str().expect("utf8"),
         "--series",
         &t1,

@@ -267,7 +267,7 @@ def main():
     ap.add_argument("--tuning", action="store_true", help="the tuning (training) heads instead of the held-out ones")
     ap.add_argument("--seeds", type=int, default=2, help="lesion sets per head")
     ap.add_argument("heads", nargs="*")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
     heads = TUNING if args.tuning else HELD_OUT
     names = args.heads or list(heads)
     py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))

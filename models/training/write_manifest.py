@@ -10,8 +10,6 @@ usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/eval
        write_manifest.py --model3 ../brain-tissue.json ../brain-tissue.onnx ../candidates/tissue-em.json \
            EVALUATION_JSON tissue_evaluation_3_3.json
          (model 3.3: the input-gate network, deepbet's brain, the scan's own tissue model)
-       write_manifest.py --key-regions ../brain-tissue.json key_regions_evaluation.json
-         (model 3.4: adds key regions, after 3.3)
 """
 import hashlib
 import json
@@ -195,33 +193,7 @@ def model3(manifest_path, onnx_path, candidate_path, evaluation_path, tissue_pat
     save_with(manifest, manifest_path, ev, "Deep grey matter is placed", atlas_limit)
 
 
-def key_regions(manifest_path, check_path):
-    """Version 3.4: 3.3 with key regions (where the scan departs from its own tissue model) and
-    the tissue fit's robust statistics (far outliers left out of its means, spread and bias
-    field); CHECK_JSON: key_regions_check.py's held-out table."""
-    manifest = json.load(open(manifest_path))
-    check = json.load(open(check_path))
-    manifest["version"] = "3.4.0"
-    manifest["key_regions"] = {
-        "seed": 8.0, "grow": 3.0, "min_ml": 0.1, "surface_mm": 4.0, "opening_mm": 1.0,
-        "description": "regions of voxels at least 3 spreads (healthy tissue's own spread) from every tissue and "
-                       "two-tissue mixture of this scan's own tissue model, holding a voxel at 8 or more at least "
-                       "4 mm inside the brain, after an in-plane opening of 1 mm; chosen on the MNI152 tuning heads "
-                       "(key_regions_tuning.json)",
-    }
-    ev = dict(manifest.get("metrics", {}))
-    ev["key_regions_held_out"] = {"summary": check.get("summary"),
-                                  "healthy": {h: r["healthy"] for h, r in check["heads"].items()}}
-    limit = ("Key regions are where the scan departs from its own model of healthy tissue, not a diagnosis; they "
-             "were validated with synthetic lesions pasted into real heads, not on real lesions. On T1 alone a "
-             "lesion whose value lies between grey matter and CSF is not seen (partial volume gives the same "
-             "value); enhancing dura, thick vessels and choroid plexus on contrast scans were not tested.")
-    save_with(manifest, manifest_path, ev, "Key regions are where", limit)
-
-
 def main():
-    if sys.argv[1] == "--key-regions":
-        return key_regions(*sys.argv[2:4])
     if sys.argv[1] == "--model3":
         return model3(*sys.argv[2:7])
     if sys.argv[1] == "--extent":

@@ -170,6 +170,7 @@ pub(crate) fn run(
                     slots,
                     spec,
                     placed.as_ref().and_then(|p| p.as_deref().ok()),
+                    engine.manifest.key_regions.is_some(),
                 ) else {
                     continue;
                 };
@@ -178,7 +179,7 @@ pub(crate) fn run(
                     fit.describe(),
                     fit.changed as f64 * voxel_ml
                 ));
-                if let Some(spec) = engine.manifest.key_regions.as_ref() {
+                if let (Some(spec), Some(departure)) = (engine.manifest.key_regions.as_ref(), departure) {
                     let t = Instant::now();
                     let manifest = &engine.manifest;
                     let name = |index: u8| {

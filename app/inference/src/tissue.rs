@@ -55,6 +55,12 @@ pub struct TissueEmSpec {
     /// gives these nuclei more white than grey). Takes precedence over `deep_gm_mm`.
     #[serde(default)]
     pub deep_gm_atlas: Option<atlas::DeepGmAtlasSpec>,
+    /// Voxels this many spreads (the fit's shared spread) from every tissue and two-tissue
+    /// mixture are left out of the tissues' statistics and the bias field from the third round
+    /// on: a lesion then neither moves the tissues' means nor is taken for a bias. None: every
+    /// voxel counts (3.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_outliers: Option<f64>,
     #[serde(default)]
     pub description: Option<String>,
 }
@@ -84,11 +90,17 @@ impl TissueEmSpec {
         {
             return Some(format!("deep_gm_mm [{a}, {b}] (0 ≤ from < to ≤ 100 mm)"));
         }
+        if let Some(x) = self.exclude_outliers
+            && !(x.is_finite() && (1.0..=20.0).contains(&x))
+        {
+            return Some(format!("exclude_outliers {x} (1 to 20 spreads)"));
+        }
         self.deep_gm_atlas.as_ref().and_then(|a| a.problem())
     }
 }
 
-/// Departure (in the shared spread) beyond which a voxel is left out of the fit's statistics.
+/// Departure (in the fit's shared spread) beyond which a voxel is left out of the estimate of
+/// healthy tissue's own spread.
 const OUTLIER_SPREADS: f64 = 3.0;
 
 
@@ -186,7 +198,7 @@ pub struct Departure {
     pub shares: Vec<f32>,
     /// Series modelled: the analysed one first.
     pub channels: usize,
-    /// Seconds its measurement took.
+    /// Seconds spent on departures in the fit: leaving its outliers out, and the departure.
     pub seconds: f64,
 }
 
@@ -197,8 +209,8 @@ pub struct Departure {
 /// slices], `spacing` = [column step, row step, slice step] in mm. `atlas_share`, on the label
 /// grid: the deep grey-matter atlas placed on this scan ([`atlas::DeepGmAtlas::shares`]),
 /// which then sets the deep component instead of `deep_gm_mm`. Returns None, changing
-/// nothing, when the brain is too small to fit a model to (under 1,000 voxels). With the fit:
-/// where the scan departs from it.
+/// nothing, when the brain is too small to fit a model to (under 1,000 voxels). With the fit,
+/// when `departure` asks: where the scan departs from it.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_tissue(
     labels: &mut [u8],
@@ -209,7 +221,8 @@ pub fn fit_tissue(
     slots: TissueSlots,
     spec: &TissueEmSpec,
     atlas_share: Option<&[f32]>,
-) -> Option<(TissueFit, Departure)> {
+    departure: bool,
+) -> Option<(TissueFit, Option<Departure>)> {
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
     let plane = nc * nr;
@@ -363,19 +376,24 @@ pub fn fit_tissue(
         let var = (0..m).map(|i| (raw[i * d + c] - mean).powi(2)).sum::<f64>() / m as f64;
         variance_floor[c] = (var * 1e-4).max(1e-12);
     }
+    // Time spent on departures (the outliers left out of the fit, the departure itself): what
+    // key regions add to the tissue model.
+    let mut outlier_seconds = 0.0;
     for round in 0..spec.iterations {
-        // Voxels far from every tissue and mixture under the last round's model (a lesion,
-        // say) are left out of the tissues' statistics and the bias field, once the classes
-        // have settled: a bright lesion would otherwise pull white matter's mean and widen
-        // the shared spread, and be taken for a bias and corrected away.
-        let inlier: Vec<f32> = if round >= 2 && !gaussians.is_empty() {
+        // With `exclude_outliers`: voxels far from every tissue and mixture under the last
+        // round's model (a lesion, say) are left out of the tissues' statistics and the bias
+        // field, once the classes have settled: a bright lesion would otherwise pull white
+        // matter's mean and widen the shared spread, and be taken for a bias and corrected away.
+        let t = std::time::Instant::now();
+        let inlier: Vec<f32> = if let (Some(limit), true) = (spec.exclude_outliers, round >= 2 && !gaussians.is_empty()) {
             departure::distances(&corrected, d, &gaussians)
                 .into_iter()
-                .map(|s| if f64::from(s) <= OUTLIER_SPREADS { 1.0 } else { 0.0 })
+                .map(|s| if f64::from(s) <= limit { 1.0 } else { 0.0 })
                 .collect()
         } else {
             vec![1.0; m]
         };
+        outlier_seconds += t.elapsed().as_secs_f64();
         // M step: each tissue's mean from its responsibilities, and one covariance shared by
         // the three (their pooled scatter): a class's own spread on a real scan is mostly
         // partial volume and smoothing, which lets a broad grey-matter Gaussian swallow the
@@ -546,31 +564,33 @@ pub fn fit_tissue(
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
         [lo.exp(), hi.exp()]
     };
-    let t = std::time::Instant::now();
     // Departures are measured in the spread of healthy tissue itself: the scatter about their
     // tissue's mean of voxels inside a tissue (all six neighbours of the same component), the
     // fit's outliers left out. The fit's shared spread also holds partial volume, which the
     // healthy set already allows for as mixtures; measured in it, a lesion looks nearer.
-    let hard: Vec<u8> = post
-        .iter()
-        .map(|p| (0..components).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0) as u8)
-        .collect();
-    let pooled = departure::distances(&corrected, d, &gaussians);
-    let healthy = departure::with_own_spread(&corrected, d, &gaussians, &hard, &variance_floor, |i| {
-        f64::from(pooled[i]) <= OUTLIER_SPREADS
-            && (0..d).all(|c| raw[i * d + c] >= no_signal[c])
-            && neighbours(brain[i] as usize).iter().all(|&(j, _)| j != u32::MAX && hard[j as usize] == hard[i])
-    });
-    let (mut score, mut shares) = departure::measure(&corrected, d, &healthy);
-    // A voxel without signal on a series (a skull-stripped scan's zeros, a masked area)
-    // says nothing of its tissue there: no departure.
-    for i in 0..m {
-        if (0..d).any(|c| raw[i * d + c] < no_signal[c]) {
-            score[i] = 0.0;
-            shares[i * d..(i + 1) * d].iter_mut().for_each(|x| *x = 0.0);
+    let measured = departure.then(|| {
+        let t = std::time::Instant::now();
+        let hard: Vec<u8> = post
+            .iter()
+            .map(|p| (0..components).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0) as u8)
+            .collect();
+        let pooled = departure::distances(&corrected, d, &gaussians);
+        let healthy = departure::with_own_spread(&corrected, d, &gaussians, &hard, &variance_floor, |i| {
+            f64::from(pooled[i]) <= OUTLIER_SPREADS
+                && (0..d).all(|c| raw[i * d + c] >= no_signal[c])
+                && neighbours(brain[i] as usize).iter().all(|&(j, _)| j != u32::MAX && hard[j as usize] == hard[i])
+        });
+        let (mut score, mut shares) = departure::measure(&corrected, d, &healthy);
+        // A voxel without signal on a series (a skull-stripped scan's zeros, a masked area)
+        // says nothing of its tissue there: no departure.
+        for i in 0..m {
+            if (0..d).any(|c| raw[i * d + c] < no_signal[c]) {
+                score[i] = 0.0;
+                shares[i * d..(i + 1) * d].iter_mut().for_each(|x| *x = 0.0);
+            }
         }
-    }
-    let seconds = t.elapsed().as_secs_f64();
+        (score, shares, outlier_seconds + t.elapsed().as_secs_f64())
+    });
     let fit = TissueFit {
         means: std::array::from_fn(|t| gaussians.get(t).map_or(0.0, |g| g.mean[0])),
         deep_gm_mean: (components > DEEP).then(|| gaussians.get(DEEP).map_or(0.0, |g| g.mean[0])),
@@ -580,16 +600,14 @@ pub fn fit_tissue(
         iterations: spec.iterations,
         channels: d,
     };
-    Some((
-        fit,
-        Departure {
-            voxels: brain,
-            score,
-            shares,
-            channels: d,
-            seconds,
-        },
-    ))
+    let departure = measured.map(|(score, shares, seconds)| Departure {
+        voxels: brain,
+        score,
+        shares,
+        channels: d,
+        seconds,
+    });
+    Some((fit, departure))
 }
 
 #[cfg(test)]

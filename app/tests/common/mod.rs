@@ -378,11 +378,25 @@ pub fn network_only_model(tmp: &std::path::Path) -> PathBuf {
 
 /// The Model 3 candidate's manifest (models/candidates/tissue-em.json merged into the shipped
 /// one, as models/training/evaluate_tissue.py does) with every file it names, in `tmp`.
+#[allow(dead_code)]
 pub fn candidate_model(tmp: &std::path::Path) -> PathBuf {
+    candidate_from(tmp, "tissue-em.json")
+}
+
+/// The key-region candidate's manifest (models/candidates/key-regions.json merged into the
+/// shipped one: the tissue model leaving outliers out, and the key regions' settings), in `tmp`.
+#[allow(dead_code)]
+pub fn key_regions_model(tmp: &std::path::Path) -> PathBuf {
+    candidate_from(tmp, "key-regions.json")
+}
+
+/// The shipped manifest with a candidate's top-level sections (models/candidates/`file`) in
+/// place of its own, and every file it names, in `tmp`.
+fn candidate_from(tmp: &std::path::Path, file: &str) -> PathBuf {
     let (path, mut manifest) = copy_model(tmp);
     let models = repo().join("models");
     let candidate: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(models.join("candidates/tissue-em.json")).expect("read candidate"),
+        &std::fs::read_to_string(models.join("candidates").join(file)).expect("read candidate"),
     )
     .expect("candidate json");
     for (k, v) in candidate.as_object().expect("object") {

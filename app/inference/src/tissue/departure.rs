@@ -14,61 +14,87 @@ use rayon::prelude::*;
 
 use super::gaussian::Gaussian;
 
+/// Series the departure can be measured over (the model's slots are fewer), and tissues (the
+/// fit's components).
+const MAX_SERIES: usize = 4;
+const MAX_TISSUES: usize = 4;
+
 /// The healthy set in the series' values: each tissue and each mixture of two as a segment
 /// between their means. Fluid (the first tissue, CSF) is open beyond its mean: a voxel purer
 /// than the CSF class's mean (which partial volume pulls towards the other tissues) is still
 /// fluid, on any contrast.
 struct Healthy {
     d: usize,
-    inv: Vec<f64>,
-    /// Start, direction e, inv·e, e·inv·e, and whether the segment runs on beyond its start.
-    segments: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, f64, bool)>,
+    inv: [[f64; MAX_SERIES]; MAX_SERIES],
+    means: Vec<[f64; MAX_SERIES]>,
+    /// Start (a tissue), direction e, inv·e, e·inv·e, and whether it runs on beyond its start.
+    segments: Vec<(usize, [f64; MAX_SERIES], [f64; MAX_SERIES], f64, bool)>,
 }
 
 impl Healthy {
+    /// None without tissues, or over more than `MAX_SERIES` series or `MAX_TISSUES` tissues.
     fn new(d: usize, gaussians: &[Gaussian]) -> Option<Healthy> {
-        let inv = gaussians.first()?.inv.clone();
-        let mut h = Healthy {
-            d,
-            inv,
-            segments: Vec::new(),
-        };
-        for (i, a) in gaussians.iter().enumerate() {
-            for (j, b) in gaussians.iter().enumerate().skip(i) {
-                let e: Vec<f64> = (0..d).map(|c| b.mean[c] - a.mean[c]).collect();
+        if d > MAX_SERIES || gaussians.len() > MAX_TISSUES {
+            return None;
+        }
+        let first = gaussians.first()?;
+        let mut inv = [[0f64; MAX_SERIES]; MAX_SERIES];
+        for (a, row) in inv.iter_mut().enumerate().take(d) {
+            for (b, x) in row.iter_mut().enumerate().take(d) {
+                *x = first.inv[a * d + b];
+            }
+        }
+        let means: Vec<[f64; MAX_SERIES]> =
+            gaussians.iter().map(|g| std::array::from_fn(|c| if c < d { g.mean[c] } else { 0.0 })).collect();
+        let mut h = Healthy { d, inv, means, segments: Vec::new() };
+        for i in 0..h.means.len() {
+            for j in i..h.means.len() {
+                let e: [f64; MAX_SERIES] = std::array::from_fn(|c| h.means[j][c] - h.means[i][c]);
                 let me = h.times(&e);
-                let ee: f64 = e.iter().zip(&me).map(|(x, y)| x * y).sum();
-                h.segments.push((a.mean.clone(), e, me, ee, i == 0 && j > 0));
+                h.segments.push((i, e, me, dot(&e, &me), i == 0 && j > 0));
             }
         }
         Some(h)
     }
 
-    fn times(&self, v: &[f64]) -> Vec<f64> {
-        let d = self.d;
-        (0..d).map(|a| (0..d).map(|b| self.inv[a * d + b] * v[b]).sum()).collect()
+    fn times(&self, v: &[f64; MAX_SERIES]) -> [f64; MAX_SERIES] {
+        std::array::from_fn(|a| (0..self.d).map(|b| self.inv[a][b] * v[b]).sum())
     }
 
     /// The squared distance from `y` to the nearest healthy point, and `y` minus that point.
-    fn nearest(&self, y: &[f64]) -> (f64, Vec<f64>) {
+    fn nearest(&self, y: &[f64]) -> (f64, [f64; MAX_SERIES]) {
         let d = self.d;
-        let mut best = (f64::INFINITY, vec![0f64; d]);
-        for (a, e, me, ee, open) in &self.segments {
-            let u: Vec<f64> = (0..d).map(|c| y[c] - a[c]).collect();
+        // From each tissue's mean: y − mean, and its squared length.
+        let mut from = [([0f64; MAX_SERIES], 0f64); MAX_TISSUES];
+        for (f, m) in from.iter_mut().zip(&self.means) {
+            let u: [f64; MAX_SERIES] = std::array::from_fn(|c| if c < d { y[c] - m[c] } else { 0.0 });
+            *f = (u, dot(&u, &self.times(&u)));
+        }
+        let mut best = (f64::INFINITY, 0usize, 0f64);
+        for (k, (a, _, me, ee, open)) in self.segments.iter().enumerate() {
+            let (u, uu) = &from[*a];
+            let ue = dot(u, me);
             let t = if *ee > 0.0 {
-                let t = u.iter().zip(me).map(|(x, m)| x * m).sum::<f64>() / ee;
+                let t = ue / ee;
                 if *open { t.min(1.0) } else { t.clamp(0.0, 1.0) }
             } else {
                 0.0
             };
-            let delta: Vec<f64> = (0..d).map(|c| u[c] - t * e[c]).collect();
-            let q: f64 = delta.iter().zip(self.times(&delta)).map(|(x, m)| x * m).sum();
+            // |u − t e|² = u·u − 2t u·e + t² e·e (in the metric inv).
+            let q = uu - 2.0 * t * ue + t * t * ee;
             if q < best.0 {
-                best = (q.max(0.0), delta);
+                best = (q, k, t);
             }
         }
-        best
+        let (q, k, t) = best;
+        let (a, e, ..) = &self.segments[k];
+        let delta = std::array::from_fn(|c| from[*a].0[c] - t * e[c]);
+        (q.max(0.0), delta)
     }
+}
+
+fn dot(a: &[f64; MAX_SERIES], b: &[f64; MAX_SERIES]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Each voxel's departure (`values`: `d` bias-corrected values per voxel) from the tissues
@@ -77,7 +103,8 @@ impl Healthy {
 /// magnitudes sum to 1, all 0 at distance 0).
 pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian]) -> (Vec<f32>, Vec<f32>) {
     let Some(healthy) = Healthy::new(d, gaussians) else {
-        return (Vec::new(), Vec::new());
+        // Nothing to measure against: no departure anywhere.
+        return (vec![0.0; values.len() / d.max(1)], vec![0.0; values.len()]);
     };
     let (score, shares): (Vec<f32>, Vec<Vec<f32>>) = values
         .par_chunks(d)
