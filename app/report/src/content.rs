@@ -37,8 +37,9 @@ pub fn key_region_style() -> AttentionStyle {
     }
 }
 
-/// Colour of the key regions' outlines in key images.
-pub const KEY_REGION_OUTLINE: [u8; 3] = [255, 255, 255];
+/// Colour of the key regions' outlines, in the window and in key images (green: no label's
+/// colour, nor the colour maps' ends).
+pub const KEY_REGION_OUTLINE: [u8; 3] = [60, 255, 60];
 
 /// The key regions as a table (the first row is the header), each with the reader's verdict;
 /// None when the analysis did not look for them.

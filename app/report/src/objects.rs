@@ -71,7 +71,7 @@ pub const KEY_REGION_SEG: SeriesKind = SeriesKind {
     number: 903,
     description: "Focal key regions (accepted)",
     content_label: "FOCAL_REGIONS",
-    content_description: "Departures from healthy tissue a reader accepted; not a diagnosis",
+    content_description: "Departures from healthy tissue accepted by a reader",
 };
 
 /// The attention's Parametric Map.

@@ -334,6 +334,10 @@ impl FocalApp {
                     if self.doc.review_tab() {
                         self.with_panel(|p| review::review_panel(p, ui));
                     } else {
+                        // What the analysis says to look at comes first.
+                        if self.with_panel(|p| insights::key_regions_section(p, ui)) {
+                            ui.separator();
+                        }
                         self.with_panel(|p| overlays::overlay_panel(p, ui));
                         ui.separator();
                         self.with_panel(|p| model_panel::model_panel(p, ui));

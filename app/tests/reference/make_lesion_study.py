@@ -7,7 +7,8 @@ Same study, new series and instance UIDs (a reader must never mistake it for the
 With --t2, also a T2-like series of the same head (series 10): each value mapped from T1
 linearly along the tissue mixtures (the sample's CSF, grey and white matter means on T1, about
 48, 84 and 109, to 1.0, 0.62 and 0.42 of white matter's T1; pure fluid continues the CSF-grey
-line), with 2 % noise of its own, and the lesion halfway between grey matter and CSF on it.
+line), with 5 % noise of its own (about what a separate acquisition has), and the lesion halfway
+between grey matter and CSF on it.
 Prints the lesion's volume in mL, the 1-based slices it spans and its centre, as JSON.
 
 usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2]
@@ -88,8 +89,8 @@ def main():
         ds.save_as(os.path.join(out, f"lesion{n:03d}.dcm"), enforce_file_format=True)
         if with_t2:
             c, g, w = MEANS
-            lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w * (1 + 0.02 * rng.standard_normal(px.shape))
-            t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) * (1 + 0.02 * rng.standard_normal(px.shape))
+            lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w * (1 + 0.05 * rng.standard_normal(px.shape))
+            t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) * (1 + 0.05 * rng.standard_normal(px.shape))
             ds.PixelData = np.clip(np.round(t2), 0, 65535).astype(np.uint16).tobytes()
             ds.SeriesInstanceUID = t2_uid
             ds.SOPInstanceUID = generate_uid(entropy_srcs=["focal-test-lesion-t2", str(n)])

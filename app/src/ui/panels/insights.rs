@@ -63,6 +63,7 @@ pub fn heat_style(app: &FocalApp) -> (AttentionStyle, String) {
         },
         Heatmap::KeyRegions => (
             AttentionStyle {
+                colormap: base.colormap,
                 opacity: base.opacity.max(0.5),
                 ..crate::report::key_region_style()
             },
@@ -229,9 +230,6 @@ pub fn insights_panel(p: &mut Panel, ui: &mut egui::Ui) {
     for p in &insights.postprocess {
         ui.label(RichText::new(format!("Post-processing: {}", p.describe())).weak());
     }
-    if let Some(regions) = &insights.key_regions {
-        key_regions_list(p, ui, regions, &insights);
-    }
     for (s, w) in insights.slots.iter().flat_map(|s| s.warnings.iter().map(move |w| (s, w))) {
         ui.colored_label(WARN, format!("Series warning ({}): {w}", s.slot));
     }
@@ -392,6 +390,16 @@ impl FocalApp {
     }
 }
 
+/// At the top of the Analysis tab, when the analysis looked for key regions: their list.
+/// Whether it showed anything.
+pub fn key_regions_section(p: &mut Panel, ui: &mut egui::Ui) -> bool {
+    let Some(a) = p.app.doc.current_analysis() else { return false };
+    let insights = a.extras.insights.clone();
+    let Some(regions) = &insights.key_regions else { return false };
+    key_regions_list(p, ui, regions, &insights);
+    true
+}
+
 /// The key regions of the analysis on screen: one row each; a click shows the region (its
 /// centre slice, the crosshair on its centre in the reformatted views, the score as heatmap).
 fn key_regions_list(
@@ -400,8 +408,7 @@ fn key_regions_list(
     regions: &[crate::inference::key_regions::KeyRegion],
     insights: &crate::inference::analysis::Insights,
 ) {
-    ui.add_space(4.0);
-    ui.label(RichText::new(format!("Key regions ({})", regions.len())).strong())
+    ui.heading(format!("Key regions ({})", regions.len()))
         .on_hover_text(crate::inference::key_regions::MEANING);
     if regions.is_empty() {
         ui.label(RichText::new("None: no region departs from this scan's healthy tissue.").weak());
