@@ -292,7 +292,7 @@ fn a_wrong_brain_extent_model_is_refused_naming_it() {
     assert!(err.contains("prior_weight 2"), "{err}");
     // Key regions: the candidate's settings are accepted; without the tissue model (their
     // score is its departure), or with settings out of range, refused by name.
-    let (path, mut m) = copy_model(tmp.path());
+    let (path, mut m) = common::copy_model(tmp.path());
     let candidate: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(common::repo().join("models/candidates/key-regions.json")).expect("candidate"),
     )
