@@ -290,30 +290,6 @@ fn a_wrong_brain_extent_model_is_refused_naming_it() {
     write_json(&path, &m);
     let err = Manifest::load(&path).err().expect("refused").to_string();
     assert!(err.contains("prior_weight 2"), "{err}");
-    // Key regions: the candidate's settings are accepted; without the tissue model (their
-    // score is its departure), or with settings out of range, refused by name.
-    let (path, mut m) = common::copy_model(tmp.path());
-    let candidate: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(common::repo().join("models/candidates/key-regions.json")).expect("candidate"),
-    )
-    .expect("json");
-    m["key_regions"] = candidate["key_regions"].clone();
-    m["tissue_em"] = candidate["tissue_em"].clone();
-    write_json(&path, &m);
-    Manifest::load(&path).expect("the key-region candidate's settings are accepted");
-    m["key_regions"]["seed"] = serde_json::json!(2.0);
-    write_json(&path, &m);
-    let err = Manifest::load(&path).err().expect("refused").to_string();
-    assert!(err.contains("key_regions: seed 2"), "{err}");
-    m["tissue_em"]["exclude_outliers"] = serde_json::json!(0.5);
-    m["key_regions"] = candidate["key_regions"].clone();
-    write_json(&path, &m);
-    let err = Manifest::load(&path).err().expect("refused").to_string();
-    assert!(err.contains("exclude_outliers 0.5"), "{err}");
-    m["postprocess"] = serde_json::json!(["brain_extractor", "fluid_rim", "largest_component"]);
-    write_json(&path, &m);
-    let err = Manifest::load(&path).err().expect("refused").to_string();
-    assert!(err.contains("\"key_regions\" needs the \"tissue_em\""), "{err}");
     // A step this build does not know is named.
     let (path, mut m) = copy_model(tmp.path());
     m["postprocess"] = serde_json::json!(["brain_extent", "skull_strip"]);

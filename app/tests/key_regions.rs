@@ -11,6 +11,38 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The key-region candidate's settings are accepted; without the tissue model (their score is
+/// its departure), or with settings out of range, they are refused by name.
+#[test]
+fn key_region_settings_are_checked_when_the_model_is_loaded() {
+    use focal::inference::Manifest;
+    // Key regions: the candidate's settings are accepted; without the tissue model (their
+    // score is its departure), or with settings out of range, refused by name.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (path, mut m) = common::copy_model(tmp.path());
+    let candidate: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(common::repo().join("models/candidates/key-regions.json")).expect("candidate"),
+    )
+    .expect("json");
+    m["key_regions"] = candidate["key_regions"].clone();
+    m["tissue_em"] = candidate["tissue_em"].clone();
+    common::write_json(&path, &m);
+    Manifest::load(&path).expect("the key-region candidate's settings are accepted");
+    m["key_regions"]["seed"] = serde_json::json!(2.0);
+    common::write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("key_regions: seed 2"), "{err}");
+    m["tissue_em"]["exclude_outliers"] = serde_json::json!(0.5);
+    m["key_regions"] = candidate["key_regions"].clone();
+    common::write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("exclude_outliers 0.5"), "{err}");
+    m["postprocess"] = serde_json::json!(["brain_extractor", "fluid_rim", "largest_component"]);
+    common::write_json(&path, &m);
+    let err = Manifest::load(&path).err().expect("refused").to_string();
+    assert!(err.contains("\"key_regions\" needs the \"tissue_em\""), "{err}");
+}
+
 /// The sample with a lesion (and, with `t2`, a T2-like series), and the lesion's truth.
 fn lesion_study(dir: &Path, t2: bool) -> (PathBuf, serde_json::Value) {
     let out = dir.join("lesion-study");
