@@ -562,5 +562,6 @@ mod tests {
         assert!(
             text.starts_with("input,study,series,modality,slices,status,error,csf_ml,grey_matter_ml,mean_confidence")
         );
+        assert!(text.contains(",faithfulness_passed,key_regions,key_regions_ml,warnings,"), "{text}");
     }
 }
