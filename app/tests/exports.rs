@@ -107,7 +107,7 @@ fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
 
     // dciodvfy: no errors on any object.
     for dcm in written.iter().filter(|p| p.extension().is_some_and(|e| e == "dcm")) {
-        let report = tool("dciodvfy", &[dcm.to_str().expect("utf8")]);
+        let report = common::dciodvfy(dcm);
         let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
         let warnings: Vec<&str> = report
             .lines()

@@ -163,19 +163,25 @@ fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() 
     assert_eq!(weights[1]["direction"], "brighter", "{r}");
     assert!(stdout.contains("second (series \"T2-like with a synthetic lesion (test copy)\")"), "{stdout}");
 
+    // `focal export` of the two-series analysis into `out` with the candidate model.
+    let export = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "export",
+            study.to_str().expect("path"),
+            "--analysis",
+            out2.to_str().expect("path"),
+            "--out",
+            out.to_str().expect("path"),
+            "--model",
+            model.to_str().expect("path"),
+        ];
+        args.extend_from_slice(extra);
+        common::run_focal(&args)
+    };
+
     // The PDF lists the regions with each series' share, and says what they are.
     let report = tmp.path().join("report");
-    let (code, _, stderr) = common::run_focal(&[
-        "export",
-        study.to_str().expect("path"),
-        "--analysis",
-        out2.to_str().expect("path"),
-        "--out",
-        report.to_str().expect("path"),
-        "--pdf",
-        "--model",
-        model.to_str().expect("path"),
-    ]);
+    let (code, _, stderr) = export(&report, &["--pdf"]);
     assert_eq!(code, 0, "{stderr}");
     let text = Command::new("pdftotext").args(["-layout"]).arg(report.join("report.pdf")).arg("-").output().expect("pdftotext");
     let text = String::from_utf8_lossy(&text.stdout).replace('\n', " ");
@@ -188,32 +194,17 @@ fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() 
     // segment of its own SEG, the score as a Parametric Map; dciodvfy finds no error in them.
     let id = r["id"].as_u64().expect("id").to_string();
     let dicom = tmp.path().join("dicom");
-    let (code, _, stderr) = common::run_focal(&[
-        "export",
-        study.to_str().expect("path"),
-        "--analysis",
-        out2.to_str().expect("path"),
-        "--out",
-        dicom.to_str().expect("path"),
-        "--seg",
-        "--pmap",
-        "--accept-region",
-        &id,
-        "--model",
-        model.to_str().expect("path"),
-    ]);
+    let (code, _, stderr) = export(&dicom, &["--seg", "--pmap", "--accept-region", &id]);
     assert_eq!(code, 0, "{stderr}");
     for name in ["key-regions-seg.dcm", "key-region-score.dcm"] {
-        let path = dicom.join(name);
-        let report = Command::new("dciodvfy").arg(&path).output().expect("dciodvfy (scripts/setup.sh installs it)");
-        let report = format!("{}{}", String::from_utf8_lossy(&report.stdout), String::from_utf8_lossy(&report.stderr));
+        let report = common::dciodvfy(&dicom.join(name));
         let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
         assert!(errors.is_empty(), "dciodvfy on {name}: {errors:#?}");
     }
     let seg = dicom_object::open_file(dicom.join("key-regions-seg.dcm")).expect("SEG");
-    let segments = seg.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).expect("segments").items().expect("items").len();
-    assert_eq!(segments, 1, "one accepted region, one segment");
-    let label = seg.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).expect("segments").items().expect("items")[0]
+    let segments = seg.element(dicom_dictionary_std::tags::SEGMENT_SEQUENCE).expect("segments").items().expect("items");
+    assert_eq!(segments.len(), 1, "one accepted region, one segment");
+    let label = segments[0]
         .element(dicom_dictionary_std::tags::SEGMENT_LABEL)
         .expect("label")
         .to_str()
@@ -221,19 +212,7 @@ fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() 
         .to_string();
     assert_eq!(label.trim(), format!("Key region {id}"));
     // A region the analysis does not have is refused, naming the ones it has.
-    let (code, _, stderr) = common::run_focal(&[
-        "export",
-        study.to_str().expect("path"),
-        "--analysis",
-        out2.to_str().expect("path"),
-        "--out",
-        tmp.path().join("refused").to_str().expect("path"),
-        "--seg",
-        "--accept-region",
-        "99",
-        "--model",
-        model.to_str().expect("path"),
-    ]);
+    let (code, _, stderr) = export(&tmp.path().join("refused"), &["--seg", "--accept-region", "99"]);
     assert_ne!(code, 0);
     assert!(stderr.contains("no key region 99"), "{stderr}");
 }

@@ -541,8 +541,7 @@ fn key_regions_are_listed_shown_and_reviewed() {
     h.run_steps(2);
     h.get_by_label(&format!("Region {}", region.id)).click();
     h.run_steps(3);
-    let middle = (region.slices[0] + region.slices[1]) / 2 - 1;
-    assert_eq!(h.state().doc.view().slice, middle, "the click goes to the region's slice: {region:?}");
+    assert_eq!(h.state().doc.view().slice, (region.slices[0] + region.slices[1]) / 2 - 1, "the click goes to the region's slice: {region:?}");
     assert_eq!(h.state().doc.heatmap(), focal::ui::Heatmap::KeyRegions);
     assert!(h.query_all_by_label_contains("second ").next().is_some(), "the list names the second series' share");
     snapshot(&mut h, "key_regions");

@@ -78,7 +78,24 @@ pub struct SeriesWeight {
     pub direction: String,
 }
 
+impl SeriesWeight {
+    /// "primary 55 % brighter", for lists and tables.
+    pub fn describe(&self) -> String {
+        format!("{} {:.0} % {}", self.slot, self.weight * 100.0, self.direction)
+    }
+}
+
 impl KeyRegion {
+    /// The slice in the middle of the region's range (0-based), where the window goes to show it.
+    pub fn middle_slice(&self) -> usize {
+        ((self.slices[0] + self.slices[1]) / 2).saturating_sub(1)
+    }
+
+    /// Each series' share, "primary 55 % brighter, second 45 % brighter".
+    pub fn series_summary(&self) -> String {
+        self.series_weights.iter().map(SeriesWeight::describe).collect::<Vec<_>>().join(", ")
+    }
+
     /// "region 1: 2.4 mL, slices 40–52, left, 31 mm from the midline, 14 mm deep, mostly white
     /// matter; peak 9.1, mean 5.2 spreads from healthy tissue; T1 100 % (brighter)".
     pub fn describe(&self) -> String {

@@ -60,11 +60,7 @@ pub fn key_region_table(insights: &Insights, review: &Review) -> Option<Vec<Vec<
             format!("{}–{}", r.slices[0], r.slices[1]),
             r.centre_lps_mm.map_or("–".into(), |c| format!("{:.0}, {:.0}, {:.0}", c[0], c[1], c[2])),
             format!("{:.1} / {:.1}", r.peak_score, r.mean_score),
-            r.series_weights
-                .iter()
-                .map(|w| format!("{} {:.0} % {}", w.slot, w.weight * 100.0, w.direction))
-                .collect::<Vec<_>>()
-                .join(", "),
+            r.series_summary(),
             r.location.clone(),
         ]);
     }

@@ -408,6 +408,17 @@ fn candidate_from(tmp: &std::path::Path, file: &str) -> PathBuf {
     path
 }
 
+/// dicom3tools' dciodvfy on one DICOM object: its report (stdout, then stderr), whose lines
+/// starting "Error" are what the IOD's rules refuse.
+#[allow(dead_code)]
+pub fn dciodvfy(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("dciodvfy")
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("dciodvfy is needed (scripts/setup.sh installs it): {e}"));
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 pub fn write_json(path: &std::path::Path, v: &serde_json::Value) {
     std::fs::write(path, serde_json::to_string(v).expect("json")).expect("write");
 }

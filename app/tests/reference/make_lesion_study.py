@@ -36,6 +36,18 @@ def t2_like(t1):
     return out
 
 
+def save(ds, values, series_uid, entropy, description, number, path):
+    """Writes `ds` with `values` as its pixels, as an instance of series `series_uid` (its own
+    UID made from `entropy`)."""
+    ds.PixelData = np.clip(np.round(values), 0, 65535).astype(np.uint16).tobytes()
+    ds.SeriesInstanceUID = series_uid
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=entropy)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.SeriesDescription = description
+    ds.SeriesNumber = number
+    ds.save_as(path, enforce_file_format=True)
+
+
 def main():
     sample, out = sys.argv[1], sys.argv[2]
     with_t2 = "--t2" in sys.argv[3:]
@@ -80,24 +92,14 @@ def main():
             inside += count
             if count:
                 slices.append(n + 1)
-        ds.PixelData = np.clip(np.round(px), 0, 65535).astype(np.uint16).tobytes()
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = generate_uid(entropy_srcs=["focal-test-lesion", str(n)])
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.SeriesDescription = "T1 with a synthetic lesion (test copy)"
-        ds.SeriesNumber = 9
-        ds.save_as(os.path.join(out, f"lesion{n:03d}.dcm"), enforce_file_format=True)
+        save(ds, px, series_uid, ["focal-test-lesion", str(n)], "T1 with a synthetic lesion (test copy)", 9,
+             os.path.join(out, f"lesion{n:03d}.dcm"))
         if with_t2:
-            c, g, w = MEANS
+            w = MEANS[2]
             lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w * (1 + 0.05 * rng.standard_normal(px.shape))
             t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) * (1 + 0.05 * rng.standard_normal(px.shape))
-            ds.PixelData = np.clip(np.round(t2), 0, 65535).astype(np.uint16).tobytes()
-            ds.SeriesInstanceUID = t2_uid
-            ds.SOPInstanceUID = generate_uid(entropy_srcs=["focal-test-lesion-t2", str(n)])
-            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-            ds.SeriesDescription = "T2-like with a synthetic lesion (test copy)"
-            ds.SeriesNumber = 10
-            ds.save_as(os.path.join(out, f"t2-{n:03d}.dcm"), enforce_file_format=True)
+            save(ds, t2, t2_uid, ["focal-test-lesion-t2", str(n)], "T2-like with a synthetic lesion (test copy)", 10,
+                 os.path.join(out, f"t2-{n:03d}.dcm"))
     print(json.dumps({"volume_ml": inside * voxel_ml, "slices": [min(slices), max(slices)],
                       "centre_lps_mm": CENTRE.tolist()}))
 

@@ -106,20 +106,24 @@ pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian]) -> (Vec<
         // Nothing to measure against: no departure anywhere.
         return (vec![0.0; values.len() / d.max(1)], vec![0.0; values.len()]);
     };
-    let (score, shares): (Vec<f32>, Vec<Vec<f32>>) = values
+    let mut shares = vec![0f32; values.len()];
+    let score = values
         .par_chunks(d)
-        .map(|y| {
+        .zip(shares.par_chunks_mut(d))
+        .map(|(y, share)| {
             let (q, delta) = healthy.nearest(y);
             let weighted = healthy.times(&delta);
-            let parts: Vec<f64> = (0..d).map(|c| (delta[c] * weighted[c]).max(0.0)).collect();
+            let parts: [f64; MAX_SERIES] = std::array::from_fn(|c| (delta[c] * weighted[c]).max(0.0));
             let sum: f64 = parts.iter().sum();
-            let shares = (0..d)
-                .map(|c| if sum > 0.0 { (parts[c] / sum * delta[c].signum()) as f32 } else { 0.0 })
-                .collect();
-            (q.sqrt() as f32, shares)
+            if sum > 0.0 {
+                for (c, x) in share.iter_mut().enumerate() {
+                    *x = (parts[c] / sum * delta[c].signum()) as f32;
+                }
+            }
+            q.sqrt() as f32
         })
-        .unzip();
-    (score, shares.concat())
+        .collect();
+    (score, shares)
 }
 
 /// Only the departure of each voxel (see `measure`): what the fit leaves out of its tissue

@@ -431,20 +431,25 @@ fn key_regions_list(
             ui.label(format!("{:.1}", r.volume_ml));
             ui.label(format!("{}–{}", r.slices[0], r.slices[1]));
             ui.label(format!("{:.1}", r.peak_score));
-            let series: Vec<String> =
-                r.series_weights.iter().map(|w| format!("{} {:.0} % {}", w.slot, w.weight * 100.0, w.direction)).collect();
-            ui.label(series.join(", "));
+            ui.label(r.series_summary());
             ui.end_row();
         }
     });
     ui.label(RichText::new(crate::inference::key_regions::MEANING).weak().small());
     if let Some(r) = chosen {
         p.edit(Edit::Heatmap(Heatmap::KeyRegions));
-        p.edit(crate::ui::ViewChange::GoTo((r.slices[0] + r.slices[1]) / 2 - 1));
-        if let Some(c) = r.centre_lps_mm {
-            p.edit(crate::ui::ViewChange::Cursor(c));
+        for e in show_region(&r) {
+            p.edit(e);
         }
     }
+}
+
+/// What showing a key region takes: its middle slice, and the reformatted views' crosshair on
+/// its centre (from the Analysis tab's list and the Review tab's).
+pub fn show_region(r: &crate::inference::key_regions::KeyRegion) -> Vec<Edit> {
+    let mut edits = vec![crate::ui::ViewChange::GoTo(r.middle_slice()).into()];
+    edits.extend(r.centre_lps_mm.map(|c| crate::ui::ViewChange::Cursor(c).into()));
+    edits
 }
 
 /// Builds the window's extras from a saved analysis folder.

@@ -136,10 +136,7 @@ pub fn review_panel(p: &mut Panel, ui: &mut egui::Ui) {
                     .on_hover_text(region.describe_named(&|slot| a.extras.insights.series_name(slot)))
                     .clicked()
                 {
-                    edits.push(ViewChange::GoTo((region.slices[0] + region.slices[1]) / 2 - 1).into());
-                    if let Some(c) = region.centre_lps_mm {
-                        edits.push(ViewChange::Cursor(c).into());
-                    }
+                    edits.extend(crate::ui::insights::show_region(region));
                 }
                 ui.label(format!("{:.1} mL", region.volume_ml));
                 ui.horizontal(|ui| {
