@@ -9,7 +9,8 @@ REPO=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$REPO"
 study=app/study/src/series.rs
 [ -f "$study" ] || study=app/src/study/series.rs   # before the crates split
-ui=app/src/ui/overlays.rs
+ui=app/src/ui/panels/overlays.rs
+[ -f "$ui" ] || ui=app/src/ui/overlays.rs           # before the window's three floors
 cargo build -q -p focal
 for f in "$ui" "$study"; do
   touch "$f"

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "focal",
     version,
-    about = "Review DICOM studies with an attention segmentation model"
+    about = "Review DICOM studies with an attention segmentation model",
+    long_about = "Review DICOM studies with an attention segmentation model.\n\n`focal` with no command (or `focal view [PATHS]`) opens the viewer window; the commands below do the same work without it.",
+    after_help = crate::exit::HELP
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). Logs never hold patient identifiers.

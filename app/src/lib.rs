@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod exit;
 #[cfg(feature = "desktop")]
 pub mod ui;
 
@@ -41,5 +42,7 @@ pub fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: a log redirected to a file stays plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -65,6 +65,6 @@ fn nothing_readable_exits_non_zero_and_missing_paths_are_errors() {
     assert_eq!(code, 1);
     assert!(stdout.contains("1 non-DICOM file(s) skipped"), "{stdout}");
     let (code, _, stderr) = focal(&["info", "/no/such/folder"]);
-    assert_eq!(code, 2);
+    assert_eq!(code, focal::exit::INPUT);
     assert!(stderr.contains("not found"), "{stderr}");
 }

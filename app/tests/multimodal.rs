@@ -302,7 +302,7 @@ fn series_that_are_not_of_the_same_head_are_refused() {
             "--out",
             out.to_str().expect("path"),
         ]);
-        assert_eq!(code, 2, "{variant}: {stderr}");
+        assert_eq!(code, focal::exit::INPUT, "{variant}: {stderr}");
         assert!(stderr.contains(needle), "{variant}: {stderr}");
         assert!(!out.join("summary.json").exists(), "{variant}: results were written");
         for secret in common::SAMPLE_PHI.iter().chain(&["SOMEONE-ELSE-0002", "Other^Person"]) {

@@ -268,14 +268,7 @@ fn corrections_update_volumes_undo_and_survive_reopening() {
 /// make_second_series.py; returns its folder.
 fn make_second_series(dir: &std::path::Path) -> std::path::PathBuf {
     let second = dir.join("second");
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
-    let made = std::process::Command::new(python)
-        .arg(common::repo().join("app/tests/reference/make_second_series.py"))
-        .arg(common::repo().join("assets/sample-study"))
-        .arg(&second)
-        .output()
-        .expect("python runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    common::from_sample("make_second_series.py", &second, &[]);
     second
 }
 

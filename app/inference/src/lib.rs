@@ -78,6 +78,8 @@ pub enum InferenceError {
     Input(String),
     #[error("cancelled")]
     Cancelled,
+    #[error("{}: {reason}", path.display())]
+    AnalysisFolder { path: PathBuf, reason: String },
     #[error("cannot write results: {0}")]
     Io(#[from] std::io::Error),
 }

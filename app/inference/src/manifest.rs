@@ -71,6 +71,10 @@ pub struct InputSpec {
     pub size_multiple: usize,
     pub pixel_spacing_mm: [f64; 2],
     pub normalisation: Normalisation,
+    /// The DICOM Modality codes of the series the model takes (`MR`); empty: any. Series of
+    /// another modality are passed over when none is named, and warned of when one is.
+    #[serde(default)]
+    pub modalities: Vec<String>,
     /// What each modality slot takes; one slot (the analysed series) when absent.
     #[serde(default = "one_slot")]
     pub slots: Vec<SlotSpec>,

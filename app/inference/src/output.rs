@@ -19,6 +19,9 @@ pub struct Summary {
     pub series_uid: String,
     #[serde(default)]
     pub study_uid: String,
+    /// The analysed series as a person names it, and how it was chosen (absent in older folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<SeriesRecord>,
     #[serde(default)]
     pub slices: usize,
     /// Columns, rows, slices of every map.
@@ -41,6 +44,46 @@ pub struct Summary {
     pub files: Vec<String>,
     #[serde(default)]
     pub note: String,
+}
+
+/// The analysed series: number, modality, description, and how it was chosen.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRecord {
+    pub number: Option<i64>,
+    pub modality: Option<String>,
+    pub description: Option<String>,
+    /// "the largest greyscale MR stack", "named by \"T2\""…
+    pub chosen: String,
+}
+
+/// What was analysed: the series and study UIDs summary.json records, and the series as a
+/// person names it.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub series_uid: String,
+    pub study_uid: String,
+    pub series: SeriesRecord,
+}
+
+impl Source {
+    /// The source of an analysis of `stack` of `series`, chosen as `chosen` says.
+    pub fn of(series: &study::Series, stack: &study::Stack, chosen: &str) -> Source {
+        Source {
+            series_uid: series.uid.clone(),
+            study_uid: stack.slices.first().map_or(String::new(), |s| s.instance.study_uid.clone()),
+            series: SeriesRecord {
+                number: series.number,
+                modality: series.modality.clone(),
+                description: series.description.clone(),
+                chosen: chosen.to_string(),
+            },
+        }
+    }
+
+    /// The source of the series a choice made.
+    pub fn chosen(choice: &study::Choice) -> Source {
+        Source::of(choice.series, choice.stack, &choice.how)
+    }
 }
 
 /// Which model made the analysis.
@@ -105,8 +148,7 @@ pub fn write_analysis_folder(
     volume: &Volume,
     analysis: &Analysis,
     engine: &Engine,
-    series_uid: &str,
-    study_uid: &str,
+    source: &Source,
     seconds: Timings,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(out)?;
@@ -131,8 +173,9 @@ pub fn write_analysis_folder(
             name: engine.provider.name.to_string(),
             fallback_reason: engine.provider.fallback_reason.clone(),
         },
-        series_uid: series_uid.to_string(),
-        study_uid: study_uid.to_string(),
+        series_uid: source.series_uid.clone(),
+        study_uid: source.study_uid.clone(),
+        series: Some(source.series.clone()),
         slices: analysis.slices,
         grid: [analysis.columns, analysis.rows, analysis.slices],
         spacing_mm: volume.geometry.as_ref().map(|g| g.spacing),
@@ -153,14 +196,17 @@ pub fn write_analysis_folder(
 const NOTE: &str = "Research use only, not for diagnosis. The attention map shows which pixels the model let through to its segmentation (see faithfulness for how much the labels depend on them), not a finding.";
 
 /// Reads an analysis folder's summary.json; the error says what is wrong with the folder.
-pub fn read_summary(dir: &Path) -> Result<Summary, String> {
+pub fn read_summary(dir: &Path) -> Result<Summary, crate::InferenceError> {
+    let bad = |reason: String| crate::InferenceError::AnalysisFolder {
+        path: dir.to_path_buf(),
+        reason,
+    };
     let text = std::fs::read_to_string(dir.join(SUMMARY_FILE)).map_err(|e| {
-        format!(
-            "{}: {SUMMARY_FILE} could not be read ({e}); is this a `focal analyze` output folder?",
-            dir.display()
-        )
+        bad(format!(
+            "{SUMMARY_FILE} could not be read ({e}); is this a `focal analyze` output folder?"
+        ))
     })?;
-    serde_json::from_str(&text).map_err(|e| format!("{SUMMARY_FILE} is not one Focal wrote: {e}"))
+    serde_json::from_str(&text).map_err(|e| bad(format!("{SUMMARY_FILE} is not one Focal wrote: {e}")))
 }
 
 // The analysis folder's file names, named here only.
@@ -306,6 +352,12 @@ mod tests {
             provider: ProviderInfo { name: "CPU".into(), fallback_reason: Some("no GPU".into()) },
             series_uid: "1.2".into(),
             study_uid: "1.3".into(),
+            series: Some(SeriesRecord {
+                number: Some(3),
+                modality: Some("MR".into()),
+                description: Some("T1 MPRAGE".into()),
+                chosen: "the largest greyscale MR stack".into(),
+            }),
             slices: 2,
             grid: [3, 4, 2],
             spacing_mm: Some([1.0, 1.0, 2.0]),
@@ -329,8 +381,11 @@ mod tests {
         std::fs::write(dir.path().join(SUMMARY_FILE), old).expect("write");
         let back = read_summary(dir.path()).expect("an older summary reads");
         assert_eq!((back.grid, back.labels.len(), back.seconds.inference_total), ([3, 4, 2], 1, 0.0));
+        assert_eq!(back.series, None, "an older folder does not say how its series was chosen");
         std::fs::write(dir.path().join(SUMMARY_FILE), "{}").expect("write");
-        assert!(read_summary(dir.path()).expect_err("refused").contains("not one Focal wrote"));
+        let why = read_summary(dir.path()).expect_err("refused");
+        assert!(matches!(why, crate::InferenceError::AnalysisFolder { .. }), "{why}");
+        assert!(why.to_string().contains("not one Focal wrote"), "{why}");
     }
 
     #[test]

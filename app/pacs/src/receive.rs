@@ -59,6 +59,7 @@ pub(super) const RETRIEVE_SYNTAXES: &[&str] = &[
 ];
 
 /// Whether a received instance was new or already in the folder.
+#[derive(Debug)]
 pub(super) enum Stored {
     New(u64),
     Had,
@@ -95,7 +96,7 @@ pub(super) fn answer_store<A: dicom_ul::association::SyncAssociation<std::net::T
         Err(e) => {
             tracing::warn!("a retrieved instance was not kept: {e}");
             tally.failed += 1;
-            0xA700
+            e.status()
         }
     };
     let class = msg.text(tags::AFFECTED_SOP_CLASS_UID).unwrap_or_default();
@@ -115,17 +116,38 @@ pub(super) fn answer_store<A: dicom_ul::association::SyncAssociation<std::net::T
 }
 
 /// Writes one received instance as a DICOM file (preamble, file meta, the data set as sent).
-pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, folder: &Path) -> Result<Stored, String> {
+/// Why a C-STORE's instance was not kept; the kind decides the status the node is sent.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NotKept {
+    /// The request itself is incomplete: the node sent something Focal cannot understand.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// The instance could not be written here (disk full, permissions).
+    #[error("{0}")]
+    Write(String),
+}
+
+impl NotKept {
+    /// The C-STORE status: "cannot understand" (0xC000) or "out of resources" (0xA700).
+    pub(super) fn status(&self) -> u16 {
+        match self {
+            NotKept::Malformed(_) => 0xC000,
+            NotKept::Write(_) => 0xA700,
+        }
+    }
+}
+
+pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, folder: &Path) -> Result<Stored, NotKept> {
     let class = msg
         .text(tags::AFFECTED_SOP_CLASS_UID)
-        .ok_or("no SOP class in the C-STORE request")?;
+        .ok_or(NotKept::Malformed("no SOP class in the C-STORE request"))?;
     let instance = msg
         .text(tags::AFFECTED_SOP_INSTANCE_UID)
-        .ok_or("no SOP instance in the C-STORE request")?;
+        .ok_or(NotKept::Malformed("no SOP instance in the C-STORE request"))?;
     let ts = syntaxes
         .get(&msg.context)
-        .ok_or("C-STORE on an unknown presentation context")?;
-    let data = msg.data.as_deref().ok_or("C-STORE without a data set")?;
+        .ok_or(NotKept::Malformed("C-STORE on an unknown presentation context"))?;
+    let data = msg.data.as_deref().ok_or(NotKept::Malformed("C-STORE without a data set"))?;
     let path = folder.join(format!("{}.dcm", crate::uid::key(&instance)));
     if path.exists() {
         return Ok(Stored::Had);
@@ -136,12 +158,12 @@ pub(super) fn store_received(msg: &Message, syntaxes: &HashMap<u8, String>, fold
         .transfer_syntax(ts.as_str())
         .implementation_class_uid(crate::uid::implementation_class_uid())
         .build()
-        .map_err(|e| format!("file meta: {e}"))?;
+        .map_err(|e| NotKept::Write(format!("file meta: {e}")))?;
     let mut bytes = vec![0u8; 128];
     bytes.extend_from_slice(b"DICM");
-    meta.write(&mut bytes).map_err(|e| format!("file meta: {e}"))?;
+    meta.write(&mut bytes).map_err(|e| NotKept::Write(format!("file meta: {e}")))?;
     bytes.extend_from_slice(data);
-    crate::outdir::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::outdir::write_atomic(&path, &bytes).map_err(|e| NotKept::Write(format!("{}: {e}", path.display())))?;
     Ok(Stored::New(bytes.len() as u64))
 }
 
@@ -164,4 +186,42 @@ pub(crate) fn created_study_folder(cache: &Path, study_uid: &str) -> Result<Path
     let folder = crate::query::study_folder(cache, study_uid);
     std::fs::create_dir_all(&folder).map_err(|e| PacsError::Io(format!("cannot create {}: {e}", folder.display())))?;
     Ok(folder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_request(data: Option<Vec<u8>>) -> Message {
+        let command = dimse::command(&[
+            (tags::AFFECTED_SOP_CLASS_UID, Value::Ui(STORAGE_CLASSES[0])),
+            (tags::AFFECTED_SOP_INSTANCE_UID, Value::Ui("1.2.3.4")),
+        ])
+        .expect("a command");
+        Message {
+            context: 1,
+            command: dimse::decode(&command, IMPLICIT_VR_LE).expect("decodes"),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_store_not_kept_answers_by_why() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let syntaxes = HashMap::from([(1u8, EXPLICIT_VR_LE.to_string())]);
+        // No data set: the node's request is incomplete.
+        let why = store_received(&store_request(None), &syntaxes, dir.path()).expect_err("no data");
+        assert_eq!(why.status(), 0xC000, "{why}");
+        // An unknown presentation context: also the node's fault.
+        let why = store_received(&store_request(Some(vec![])), &HashMap::new(), dir.path()).expect_err("no context");
+        assert_eq!(why.status(), 0xC000, "{why}");
+        // A folder that cannot be written: Focal's side, out of resources.
+        let missing = dir.path().join("not-there");
+        let why = store_received(&store_request(Some(vec![])), &syntaxes, &missing).expect_err("no folder");
+        assert!(matches!(why, NotKept::Write(_)), "{why}");
+        assert_eq!(why.status(), 0xA700);
+        // And a well-formed request is kept, then recognised.
+        assert!(matches!(store_received(&store_request(Some(vec![])), &syntaxes, dir.path()), Ok(Stored::New(_))));
+        assert!(matches!(store_received(&store_request(Some(vec![])), &syntaxes, dir.path()), Ok(Stored::Had)));
+    }
 }

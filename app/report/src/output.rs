@@ -29,7 +29,7 @@ pub struct AnalysisOutput {
 impl AnalysisOutput {
     pub fn read(dir: &Path) -> Result<AnalysisOutput, ExportError> {
         let bad = |what: String| ExportError::Analysis(what);
-        let summary = read_summary(dir).map_err(bad)?;
+        let summary = read_summary(dir).map_err(|e| bad(e.to_string()))?;
         let expected = summary.grid.iter().product::<usize>();
         let reviewed = dir.join(REVIEWED_LABELS_FILE);
         let label_file = if reviewed.exists() {

@@ -14,9 +14,11 @@ pub struct AnalyzeArgs {
     /// DICOM files, folders or a DICOMDIR holding the study.
     #[arg(required = true)]
     pub study: Vec<PathBuf>,
-    /// SeriesInstanceUID to analyse (default: the series with the largest image stack). Give it
-    /// again for further series of the same head (other contrasts): they are resampled onto the
-    /// first one's grid and fill the model's further modality slots.
+    /// Series to analyse: its UID, a UID prefix (6+ characters), its series number or (part of)
+    /// its description; default: the largest stack of greyscale images of a modality the model
+    /// takes, never a SEG, RTSTRUCT, SR, presentation state, secondary capture or derived
+    /// series. Give it again for further series of the same head (other contrasts): they are
+    /// resampled onto the first one's grid and fill the model's further modality slots.
     #[arg(long)]
     pub series: Vec<String>,
     /// Also compute the occlusion evidence map of this slice (1 = first; may be repeated).
@@ -39,10 +41,7 @@ pub struct AnalyzeArgs {
     pub allow_unverified_model: bool,
 }
 
-/// Exit code when CUDA was demanded and cannot run.
-pub const EXIT_CUDA_UNAVAILABLE: i32 = 3;
-/// Exit code when the model or its runtime is unusable.
-pub const EXIT_MODEL: i32 = 4;
+use crate::exit::{CUDA_UNAVAILABLE as EXIT_CUDA_UNAVAILABLE, MODEL as EXIT_MODEL};
 
 /// Loads the manifest (default: the bundled one) and opens its model; on failure prints why
 /// and returns the exit code.
@@ -66,34 +65,46 @@ pub fn open_engine(
     })
 }
 
+/// Says which series runs and why, and what the rule passed over.
+fn print_choice(choice: &study::Choice) {
+    println!(
+        "series: {} {} ({}, {} images)",
+        choice.series.title(),
+        choice.series.uid,
+        choice.how,
+        choice.stack.slices.len()
+    );
+    if let Some(w) = &choice.warning {
+        println!("WARNING: the series {w}; analysed because it was named");
+    }
+    for (title, why) in &choice.passed_over {
+        println!("  passed over: {title}: it {why}");
+    }
+}
+
 pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     crate::outdir::ensure_outside_study(&args.out, &args.study)?;
     let cancel = AtomicBool::new(false);
     let t = Instant::now();
     let set = StudySet::open(&args.study, &|_: Progress| {}, &cancel).context("scanning the study failed")?;
     let scan = t.elapsed().as_secs_f64();
-    let (series, stack) = match args.series.first() {
-        Some(uid) => {
-            let s = set
-                .find_series(uid)
-                .with_context(|| format!("no series {uid} in the study"))?;
-            let (_, st) = s.largest_stack().with_context(|| format!("series {uid} has no images"))?;
-            (s, st)
-        }
-        None => set
-            .largest_stack()
-            .map(|(s, _, st)| (s, st))
-            .context("the study has no image series")?,
-    };
     let t = Instant::now();
     let engine = match open_engine(args.model.clone(), args.device, args.allow_unverified_model, None) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
     let load_model = t.elapsed().as_secs_f64();
+    let choice = set.choose_series(args.series.first().map(String::as_str), &engine.manifest.input.modalities)?;
+    let (series, stack) = (choice.series, choice.stack);
+    print_choice(&choice);
+    let others = args
+        .series
+        .iter()
+        .skip(1)
+        .map(|s| set.select_series(s).map(|x| x.uid.clone()))
+        .collect::<Result<Vec<String>, _>>()?;
     let t = Instant::now();
     let volume = study::load_volume(stack, &|_: Progress| {}, &cancel).context("decoding the series failed")?;
-    let others: Vec<String> = args.series.iter().skip(1).cloned().collect();
     let (volumes, slots) = inference::inputs::paired_volumes(
         &engine.manifest,
         &set,
@@ -155,14 +166,12 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     let mut engine = engine.context("the analysis thread failed")?;
     let volume = &volumes[0];
 
-    let study_uid = stack
-        .slices
-        .first()
-        .map_or(String::new(), |s| s.instance.study_uid.clone());
     let timings = inference::output::Timings::of(&analysis, scan, load_volume, load_model);
-    inference::output::write_analysis_folder(&args.out, volume, &analysis, &engine, &series.uid, &study_uid, timings)
+    let source = inference::output::Source::chosen(&choice);
+    inference::output::write_analysis_folder(&args.out, volume, &analysis, &engine, &source, timings)
         .with_context(|| format!("writing the results to {} failed", args.out.display()))?;
-    for l in &analysis.summary.labels {
+    // The model's labels only: what lies outside them (background) is not a finding.
+    for l in analysis.summary.labels.iter().filter(|l| l.index != 0) {
         println!("{:>14}: {:>9.2} mL", l.name, l.volume_ml);
     }
     let insights = &analysis.summary.insights;

@@ -57,6 +57,11 @@ struct SeriesReport {
     description: Option<String>,
     stacks: Vec<StackReport>,
     non_image_objects: usize,
+    /// Whether `focal analyze` with no --series runs on this series.
+    analysed_by_default: bool,
+    /// Why `analyze` and `batch` pass it over (what the series is), where they do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_analysed: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -135,6 +140,11 @@ fn stack_report(stack: &Stack, decode: bool) -> StackReport {
 }
 
 fn build_report(set: &StudySet, args: &InfoArgs, scan_seconds: f64) -> InfoReport {
+    // The bundled model's modalities decide what an analysis would take (any, if it is missing).
+    let modalities = crate::inference::Manifest::load(&crate::inference::manifest::default_manifest_path())
+        .map(|m| m.input.modalities)
+        .unwrap_or_default();
+    let default = set.choose_series(None, &modalities).ok().map(|c| c.series.uid.clone());
     InfoReport {
         patients: set
             .patients
@@ -160,6 +170,11 @@ fn build_report(set: &StudySet, args: &InfoArgs, scan_seconds: f64) -> InfoRepor
                                 description: se.description.clone(),
                                 stacks: se.stacks.iter().map(|st| stack_report(st, args.decode)).collect(),
                                 non_image_objects: se.non_image.len(),
+                                analysed_by_default: default.as_deref() == Some(se.uid.as_str()),
+                                not_analysed: se.unsuitable(&modalities).map(|w| {
+                                    let when = if w.can_be_named() { "not analysed unless named" } else { "never analysed" };
+                                    format!("{when}: it {w}")
+                                }),
                             })
                             .collect(),
                     })
@@ -214,16 +229,21 @@ fn print_table(report: &InfoReport) {
         }
         for s in &p.studies {
             println!("  study {} {} [{}]", or_dash(&s.date), or_dash(&s.description), s.uid);
+            if s.series.iter().any(|se| se.analysed_by_default) {
+                println!("    (* the series `focal analyze` takes when none is named)");
+            }
             println!(
-                "    {:>5}  {:<4} {:<28} {:>6}  {:<11} {:<30} {:<28} warnings",
+                "    {:>6}  {:<4} {:<28} {:>6}  {:<11} {:<30} {:<28} warnings",
                 "#", "mod", "description", "images", "size", "spacing mm (plane)", "transfer syntax"
             );
             for se in &s.series {
-                let number = se.number.map_or("-".to_string(), |n| n.to_string());
+                // `*`: the series `focal analyze` takes when none is named.
+                let mark = if se.analysed_by_default { "*" } else { "" };
+                let number = format!("{mark}{}", se.number.map_or("-".to_string(), |n| n.to_string()));
                 let description: String = or_dash(&se.description).chars().take(28).collect();
                 if se.stacks.is_empty() {
                     println!(
-                        "    {number:>5}  {:<4} {description:<28} {:>6}  (no images: {} object(s))",
+                        "    {number:>6}  {:<4} {description:<28} {:>6}  (no images: {} object(s))",
                         or_dash(&se.modality),
                         0,
                         se.non_image_objects
@@ -260,10 +280,14 @@ fn print_table(report: &InfoReport) {
                         };
                     }
                     println!(
-                        "    {label:>5}  {:<4} {description:<28} {:>6}  {size:<11} {spacing:<30} {ts:<28} {warnings}",
+                        "    {label:>6}  {:<4} {description:<28} {:>6}  {size:<11} {spacing:<30} {ts:<28} {warnings}",
                         or_dash(&se.modality),
                         st.images
                     );
+                }
+                println!("            uid {}", se.uid);
+                if let Some(why) = &se.not_analysed {
+                    println!("            {why}");
                 }
             }
         }

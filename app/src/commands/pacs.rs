@@ -373,7 +373,7 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             let flag = cancel.clone();
             let _ = ctrlc::set_handler(move || {
                 if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    std::process::exit(130);
+                    std::process::exit(crate::exit::INTERRUPTED);
                 }
             });
             let result = e.get(study, series.as_deref(), &cache, &progress, &cancel);

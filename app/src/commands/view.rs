@@ -38,11 +38,16 @@ pub fn view(args: ViewArgs) -> anyhow::Result<i32> {
             anyhow::bail!("{} does not exist", p.display());
         }
     }
+    if cfg!(target_os = "linux") && std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
+        anyhow::bail!(
+            "there is no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set): run Focal in a desktop session or under Xvfb (`xvfb-run focal`), or use the commands that need no window (`focal --help`)"
+        );
+    }
     let options = crate::ui::WindowOptions {
         analyze,
         layout,
         bench_frames: bench_frames.zip(bench_out),
     };
-    crate::ui::run(paths, options)?;
+    crate::ui::run(paths, options).map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))?;
     Ok(0)
 }

@@ -63,6 +63,8 @@ pub enum Command {
     Export,
     /// Export a picture report of the series on screen, without an analysis (asks for a folder).
     ExportPictures,
+    /// Open (and re-read the nodes) or close the PACS window.
+    PacsWindow(bool),
 }
 
 /// The window: its document, and the work, caches and gestures around it.
@@ -81,8 +83,7 @@ pub struct FocalApp {
     pub thumbnails: HashMap<String, egui::TextureHandle>,
     /// Start the analysis once the next series has loaded (`focal view --analyze`).
     pub analyze_when_loaded: bool,
-    tag_cache: Option<(PathBuf, Result<Vec<crate::study::tags::TagRow>, String>)>,
-    tag_filter: String,
+    tags: tags::TagInspector,
     pixels: Option<(PixelsKey, Arc<SlicePixels>)>,
     commands: Vec<Command>,
     evidence: Option<insights::EvidenceJob>,
@@ -145,8 +146,7 @@ impl FocalApp {
             notices: Vec::new(),
             thumbnails: HashMap::new(),
             analyze_when_loaded: false,
-            tag_cache: None,
-            tag_filter: String::new(),
+            tags: tags::TagInspector::default(),
             pixels: None,
             commands: Vec::new(),
             evidence: None,
@@ -185,7 +185,7 @@ impl FocalApp {
             self.pixels = None;
         }
         if applied.tags {
-            self.tag_cache = None;
+            self.tags = tags::TagInspector::default();
         }
     }
 
@@ -203,6 +203,13 @@ impl FocalApp {
             }
             Command::LoadSeries { series, stack } => self.load_series(ctx, &series, stack),
             Command::RunAnalysis => self.run_analysis(),
+            Command::PacsWindow(open) => {
+                self.pacs.open = open;
+                if open {
+                    self.pacs.reload();
+                }
+                ctx.request_repaint();
+            }
             Command::CancelAnalysis => {
                 if let Some(r) = &self.running {
                     r.job.cancel();
@@ -310,12 +317,12 @@ impl FocalApp {
             self.push(Command::Open(dropped));
         }
 
-        egui::Panel::top("toolbar").show(ui, |ui| browser::toolbar(self, ui));
+        egui::Panel::top("toolbar").show(ui, |ui| self.with_panel(|p| browser::toolbar(p, ui)));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("browser")
             .default_size(260.0)
             .resizable(true)
-            .show(ui, |ui| browser::browser(self, ui));
+            .show(ui, |ui| self.with_panel(|p| browser::browser(p, ui)));
         egui::Panel::right("model")
             .default_size(300.0)
             .resizable(true)
@@ -358,9 +365,13 @@ impl FocalApp {
             ui.painter().set(backdrop, egui::Shape::Vec(fills.collect()));
         });
         if self.doc.show_tags() {
-            tags::tag_window(self, &ctx);
+            let mut inspector = std::mem::take(&mut self.tags);
+            self.with_panel(|p| tags::tag_window(p, &mut inspector, &ctx));
+            self.tags = inspector;
         }
-        pacs_panel::pacs_window(self, &ctx);
+        if let Some(command) = pacs_panel::pacs_window(&mut self.pacs, &ctx) {
+            self.push(command);
+        }
         for command in std::mem::take(&mut self.commands) {
             self.apply(&ctx, command);
         }

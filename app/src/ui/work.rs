@@ -14,7 +14,8 @@ use crate::study::Volume;
 
 pub struct RunningAnalysis {
     pub series: String,
-    pub study_uid: String,
+    /// What summary.json will say was analysed.
+    pub source: crate::inference::output::Source,
     /// The volume being analysed (the reader may open another series meanwhile).
     pub volume: Arc<Volume>,
     pub job: AnalysisJob,
@@ -48,12 +49,11 @@ impl FocalApp {
                 return;
             }
         };
-        let study_uid = current
-            .stack
-            .slices
-            .first()
-            .map_or(String::new(), |s| s.instance.study_uid.clone());
         let Some(set) = self.doc.studies().cloned() else { return };
+        let source = match set.find_series(&current.uid) {
+            Some(series) => crate::inference::output::Source::of(series, &current.stack, "shown in the window"),
+            None => return,
+        };
         let others: Vec<String> = self.doc.combine_with().into_iter().cloned().collect();
         let (uid, stack, primary, m) = (
             current.uid.clone(),
@@ -75,7 +75,7 @@ impl FocalApp {
         });
         self.running = Some(RunningAnalysis {
             series: current.uid.clone(),
-            study_uid,
+            source,
             volume,
             job,
         });
@@ -112,7 +112,7 @@ impl FocalApp {
                             "analysis finished in {:.1} s on {}",
                             analysis.summary.seconds_total, engine.provider.name
                         ));
-                        self.adopt_analysis(r.series, r.study_uid, r.volume, analysis, engine);
+                        self.adopt_analysis(r.series, r.source, r.volume, analysis, engine);
                     }
                     (_, Err(e)) => self.notice(format!("analysis failed: {}", crate::study::error_chain(&e))),
                     (None, Ok(_)) => {}
@@ -134,10 +134,15 @@ impl FocalApp {
                     set.series().count(),
                     set.unreadable.len()
                 ));
-                // Open the largest stack, as a reader would first look at the main series.
-                let largest = set.largest_stack().map(|(s, i, _)| (s.uid.clone(), i));
+                // Open the series an analysis would run on (the largest stack of greyscale
+                // images the model takes), else the largest stack: the main series.
+                let modalities = self.manifest.as_ref().map(|m| m.input.modalities.clone()).unwrap_or_default();
+                let first = match set.choose_series(None, &modalities) {
+                    Ok(c) => Some((c.series.uid.clone(), c.stack_index)),
+                    Err(_) => set.largest_stack().map(|(s, i, _)| (s.uid.clone(), i)),
+                };
                 self.edit(Edit::Scanned(set));
-                if let Some((uid, stack)) = largest {
+                if let Some((uid, stack)) = first {
                     self.load_series(ctx, &uid, stack);
                 }
             }
@@ -215,7 +220,7 @@ impl FocalApp {
     fn adopt_analysis(
         &mut self,
         series: String,
-        study_uid: String,
+        source: crate::inference::output::Source,
         volume: Arc<Volume>,
         analysis: crate::inference::Analysis,
         engine: crate::inference::Engine,
@@ -257,7 +262,7 @@ impl FocalApp {
             let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEWED_LABELS_FILE));
             let _ = std::fs::remove_file(dir.join(crate::report::review::REVIEW_FILE));
             if let Err(e) = crate::inference::output::write_analysis_folder(
-                &dir, &volume, &analysis, &engine, &series, &study_uid, timings,
+                &dir, &volume, &analysis, &engine, &source, timings,
             ) {
                 tracing::error!("the analysis could not be saved: {e}");
             }

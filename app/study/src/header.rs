@@ -146,6 +146,8 @@ pub struct InstanceHeader {
     pub series_number: Option<i64>,
     pub series_description: Option<String>,
     pub modality: Option<String>,
+    /// Image Type as written (`ORIGINAL\PRIMARY\M`, `DERIVED\SECONDARY`…).
+    pub image_type: Option<String>,
     pub instance_number: Option<i64>,
     pub body_part: Option<String>,
     pub gantry_tilt: Option<f64>,
@@ -187,6 +189,7 @@ impl InstanceHeader {
             series_number: attrs::int(obj, tags::SERIES_NUMBER),
             series_description: s(tags::SERIES_DESCRIPTION),
             modality: s(tags::MODALITY),
+            image_type: s(tags::IMAGE_TYPE),
             instance_number: attrs::int(obj, tags::INSTANCE_NUMBER),
             body_part: s(tags::BODY_PART_EXAMINED),
             gantry_tilt: attrs::float(obj, tags::GANTRY_DETECTOR_TILT),

@@ -1,6 +1,7 @@
 //! focal-study: DICOM files → series → volumes. Imports nothing of Focal; no UI or model code.
 
 mod attrs;
+pub mod choice;
 mod codec;
 pub mod decode;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod series;
 pub mod tags;
 pub mod volume;
 
+pub use choice::{Choice, ChoiceError, Unsuitable};
 pub use error::{Result, StudyError};
 pub use focal_util::error_chain;
 pub use header::{FrameInfo, InstanceHeader, ModalityLut, PatientInfo, PixelLayout, Rescale, WindowLevel};

@@ -315,19 +315,27 @@ pub fn assert_results_joined_study(report: &serde_json::Value, store: &str) {
     assert_eq!(report["orthanc_studies_after_store"], 1, "the results joined the study");
 }
 
+/// Runs a script of `app/tests/reference` on the sample study, writing into `out` (with any
+/// further arguments); returns what it printed. Fails the test if the script fails.
+pub fn from_sample(script: &str, out: &std::path::Path, more: &[&str]) -> Vec<u8> {
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let made = std::process::Command::new(python)
+        .arg(repo().join("app/tests/reference").join(script))
+        .arg(repo().join("assets/sample-study"))
+        .arg(out)
+        .args(more)
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "{script}: {}", String::from_utf8_lossy(&made.stderr));
+    made.stdout
+}
+
 /// An oblique copy of the sample head under `dir` (reference/make_oblique_series.py): its
 /// folder, and the geometry the script wrote into its files, as the script computed it.
 pub fn make_oblique_series(dir: &std::path::Path) -> (PathBuf, serde_json::Value) {
     let out = dir.join("oblique");
-    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
-    let made = std::process::Command::new(python)
-        .arg(repo().join("app/tests/reference/make_oblique_series.py"))
-        .arg(repo().join("assets/sample-study"))
-        .arg(&out)
-        .output()
-        .expect("python runs");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    (out, serde_json::from_slice(&made.stdout).expect("geometry json"))
+    let printed = from_sample("make_oblique_series.py", &out, &[]);
+    (out, serde_json::from_slice(&printed).expect("geometry json"))
 }
 
 /// The shipped model's manifest (parsed, to be edited) and its networks, copied into `tmp`;

@@ -56,7 +56,7 @@ pub struct BatchArgs {
 }
 
 /// Exit code when Ctrl-C stopped the batch (what was finished is kept).
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub use crate::exit::INTERRUPTED as EXIT_INTERRUPTED;
 /// The results table, rewritten whole (atomically) as series finish.
 pub const RESULTS: &str = "results.csv";
 /// Beside each finished series' analysis: what it was computed from, and its table row.
@@ -135,9 +135,9 @@ fn content_hash(stack: &Stack, model_sha256: &str) -> std::io::Result<String> {
 }
 
 /// Why a stack is not analysed, if it is not.
-fn not_analysable(stack: &Stack, min_slices: usize) -> Option<String> {
-    if stack.samples_per_pixel != 1 {
-        return Some("colour images (the model reads greyscale series)".into());
+fn not_analysable(series: &crate::study::Series, stack: &Stack, min_slices: usize, modalities: &[String]) -> Option<String> {
+    if let Some(why) = series.unsuitable(modalities) {
+        return Some(format!("the series {why}"));
     }
     if stack.slices.len() < min_slices {
         return Some(format!(
@@ -179,8 +179,7 @@ fn failed(row: &mut Row, e: &anyhow::Error, out: &Path) {
 /// A series put off because another batch held it, taken up again at the end.
 struct Deferred {
     stack: Stack,
-    series_uid: String,
-    study_uid: String,
+    source: inference::output::Source,
     row: usize,
 }
 
@@ -236,14 +235,13 @@ impl Batch<'_> {
         &mut self,
         row: &mut Row,
         stack: &Stack,
-        series_uid: &str,
-        study_uid: &str,
+        source: &inference::output::Source,
         wait: bool,
     ) -> anyhow::Result<()> {
         let key = format!(
             "{}-{}",
-            shown_uid(study_uid, false, &self.key),
-            shown_uid(series_uid, false, &self.key)
+            shown_uid(&source.study_uid, false, &self.key),
+            shown_uid(&source.series_uid, false, &self.key)
         );
         let dir = self.args.out.join("series").join(&key);
         row.folder = format!("series/{key}");
@@ -295,15 +293,7 @@ impl Batch<'_> {
         let partial = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&partial);
         let timings = inference::output::Timings::of(&analysis, 0.0, row.seconds_load, 0.0);
-        inference::output::write_analysis_folder(
-            &partial,
-            &volume,
-            &analysis,
-            &self.engine,
-            series_uid,
-            study_uid,
-            timings,
-        )
+        inference::output::write_analysis_folder(&partial, &volume, &analysis, &self.engine, source, timings)
         .context("writing the analysis folder failed")?;
         let done = Done {
             content_sha256: row.content_sha256.clone(),
@@ -414,10 +404,8 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             let Some((_, stack)) = series.largest_stack() else {
                 continue;
             };
-            let study_uid = stack
-                .slices
-                .first()
-                .map_or(String::new(), |s| s.instance.study_uid.clone());
+            let source = inference::output::Source::of(series, stack, "every series of the input (batch)");
+            let study_uid = source.study_uid.clone();
             found += 1;
             let mut row = b.blank_row(input);
             row.study = shown_uid(&study_uid, args.keep_uids, &b.key);
@@ -430,21 +418,20 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                 b.rows.push(row);
                 continue;
             }
-            if let Some(why) = not_analysable(stack, args.min_slices) {
+            if let Some(why) = not_analysable(series, stack, args.min_slices, &b.engine.manifest.input.modalities) {
                 row.status = "skipped".into();
                 row.error = why;
                 b.rows.push(row);
                 continue;
             }
             let t = Instant::now();
-            match b.run_series(&mut row, stack, &series.uid, &study_uid, false) {
+            match b.run_series(&mut row, stack, &source, false) {
                 Err(e) if e.is::<Busy>() => {
                     row.status = "pending".into();
                     row.error = e.to_string();
                     deferred.push(Deferred {
                         stack: stack.clone(),
-                        series_uid: series.uid.clone(),
-                        study_uid: study_uid.clone(),
+                        source: source.clone(),
                         row: b.rows.len(),
                     });
                     b.rows.push(row);
@@ -499,7 +486,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             break;
         }
         let mut row = b.rows[d.row].clone();
-        if let Err(e) = b.run_series(&mut row, &d.stack, &d.series_uid, &d.study_uid, true) {
+        if let Err(e) = b.run_series(&mut row, &d.stack, &d.source, true) {
             failed(&mut row, &e, &args.out);
         }
         if row.status == "ok" {

@@ -3,6 +3,7 @@
 use eframe::egui::{self, Color32, RichText};
 
 use crate::ui::presets::{Preset, presets_for};
+use crate::ui::panels::Panel;
 use crate::ui::{Command, Edit, FocalApp, SettingChange, ViewChange, edited};
 
 fn pick_folder() -> Option<Vec<std::path::PathBuf>> {
@@ -34,7 +35,7 @@ pub fn current_presets(app: &FocalApp) -> Vec<Preset> {
     presets_for(c.modality.as_deref(), tagged, auto)
 }
 
-pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
+pub fn toolbar(app: &mut Panel, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.strong("Focal");
         if ui.button("Open folder…").clicked()
@@ -48,20 +49,17 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             app.push(Command::Open(p));
         }
         if ui
-            .selectable_label(app.pacs.open, "PACS…")
+            .selectable_label(app.app.pacs.open, "PACS…")
             .on_hover_text("Query and retrieve from the configured DICOM nodes")
             .clicked()
         {
-            app.pacs.open = !app.pacs.open;
-            if app.pacs.open {
-                app.pacs.reload();
-            }
+            app.push(Command::PacsWindow(!app.app.pacs.open));
         }
         ui.menu_button("Recent", |ui| {
-            if app.doc.settings().recent.is_empty() {
+            if app.doc().settings().recent.is_empty() {
                 ui.label("No recent studies");
             }
-            for p in app.doc.settings().recent.clone() {
+            for p in app.doc().settings().recent.clone() {
                 if ui.button(p.display().to_string()).clicked() {
                     app.push(Command::Open(vec![p]));
                     ui.close();
@@ -70,8 +68,8 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
         });
         ui.separator();
 
-        let presets = current_presets(app);
-        let chosen = app.doc.view().preset.unwrap_or("Custom");
+        let presets = current_presets(app.app);
+        let chosen = app.doc().view().preset.unwrap_or("Custom");
         let wl = ui.label("W/L");
         let mut window = None;
         egui::ComboBox::from_id_salt("preset")
@@ -80,7 +78,7 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
                 for p in &presets {
                     let key = p.key.map(|k| format!("  [{k}]")).unwrap_or_default();
                     if ui
-                        .selectable_label(app.doc.view().preset == Some(p.name), format!("{}{key}", p.name))
+                        .selectable_label(app.doc().view().preset == Some(p.name), format!("{}{key}", p.name))
                         .clicked()
                     {
                         window = Some(p);
@@ -114,7 +112,7 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
                 preset: Some(p.name),
             });
         }
-        if let Some(on) = edited(&app.doc.view().invert, |v| {
+        if let Some(on) = edited(&app.doc().view().invert, |v| {
             ui.toggle_value(v, "Invert").on_hover_text("I");
         }) {
             app.edit(ViewChange::Invert(on));
@@ -126,14 +124,14 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
             .button("1:1")
             .on_hover_text("One image pixel per screen pixel")
             .clicked()
-            && let Some(c) = app.doc.current()
+            && let Some(c) = app.doc().current()
         {
             let spacing = c.stack.display_spacing()[0] as f32;
             let ppp = ui.ctx().pixels_per_point();
-            app.edit(ViewChange::ZoomTo(1.0 / (app.gesture.fit_scale * spacing * ppp).max(1e-6)));
+            app.edit(ViewChange::ZoomTo(1.0 / (app.app.gesture.fit_scale * spacing * ppp).max(1e-6)));
         }
         ui.separator();
-        let mut chosen = app.doc.settings().layout;
+        let mut chosen = app.doc().settings().layout;
         for layout in crate::ui::Layout::ALL {
             let hint = match layout {
                 crate::ui::Layout::Single => "The acquired slices (L cycles the layouts)",
@@ -145,21 +143,21 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
         if !ui.ctx().text_edit_focused() && ui.input(|i| i.key_pressed(egui::Key::L) && !i.modifiers.command) {
             chosen = chosen.next();
         }
-        if chosen != app.doc.settings().layout {
+        if chosen != app.doc().settings().layout {
             app.edit(SettingChange::Layout(chosen));
         }
         ui.separator();
-        let play = if app.doc.view().playing { "Pause" } else { "Play cine" };
+        let play = if app.doc().view().playing { "Pause" } else { "Play cine" };
         if ui.button(play).on_hover_text("Space").clicked() {
-            app.edit(ViewChange::Playing(!app.doc.view().playing));
+            app.edit(ViewChange::Playing(!app.doc().view().playing));
         }
-        if let Some(fps) = edited(&app.doc.settings().cine_fps, |v| {
+        if let Some(fps) = edited(&app.doc().settings().cine_fps, |v| {
             ui.add(egui::Slider::new(v, 1.0..=60.0).text("fps").integer());
         }) {
             app.edit(SettingChange::CineFps(fps));
         }
         ui.separator();
-        if let Some(shown) = edited(&app.doc.show_tags(), |v| {
+        if let Some(shown) = edited(&app.doc().show_tags(), |v| {
             ui.toggle_value(v, "Tags");
         }) {
             app.edit(Edit::ShowTags(shown));
@@ -167,17 +165,17 @@ pub fn toolbar(app: &mut FocalApp, ui: &mut egui::Ui) {
     });
 }
 
-pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
+pub fn browser(app: &mut Panel, ui: &mut egui::Ui) {
     ui.heading("Studies");
-    let Some(set) = app.doc.studies().cloned() else {
-        ui.label(if app.scan.is_some() {
+    let Some(set) = app.doc().studies().cloned() else {
+        ui.label(if app.app.scan.is_some() {
             "Reading…"
         } else {
             "No study open"
         });
         return;
     };
-    let current = app.doc.current().map(|c| (c.uid.clone(), c.stack_index));
+    let current = app.doc().current().map(|c| (c.uid.clone(), c.stack_index));
     egui::ScrollArea::vertical().show(ui, |ui| {
         for patient in &set.patients {
             // Patient identifiers are shown in the window only, never logged.
@@ -198,7 +196,7 @@ pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
                                     let selected =
                                         current.as_ref().is_some_and(|(uid, i)| uid == &series.uid && *i == k);
                                     ui.horizontal(|ui| {
-                                        if let Some(t) = app.thumbnails.get(&series.uid) {
+                                        if let Some(t) = app.app.thumbnails.get(&series.uid) {
                                             ui.add(egui::Image::new(t).fit_to_exact_size(egui::vec2(48.0, 48.0)));
                                         } else {
                                             ui.add_space(52.0);
@@ -249,7 +247,7 @@ pub fn browser(app: &mut FocalApp, ui: &mut egui::Ui) {
             });
         }
         if let Some(v) = app
-            .doc
+            .doc()
             .current()
             .and_then(|c| c.volume.as_ref())
             .filter(|v| !v.skipped.is_empty())

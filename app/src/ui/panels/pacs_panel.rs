@@ -12,7 +12,7 @@ use eframe::egui;
 
 pub use crate::ui::pacs_form::{AuthKind, NodeForm, NodeKind, QueryForm};
 use crate::ui::job::{Job, Outcome as JobOutcome, Reporter};
-use crate::ui::{Command, FocalApp};
+use crate::ui::Command;
 use crate::pacs::{self, Config, Endpoint, FindLevel, Query, nodes};
 
 type Row = BTreeMap<String, String>;
@@ -513,15 +513,14 @@ const SERIES_COLUMNS: [(&str, &str); 4] = [
     ("Description", "SeriesDescription"),
 ];
 
-/// The PACS window, when open.
-pub fn pacs_window(app: &mut FocalApp, ctx: &egui::Context) {
-    if let Some(command) = app.pacs.poll() {
-        app.push(command);
-    }
-    if app.pacs.busy() {
+/// The PACS window, when open; its own state only. Returns the work it asks of the window
+/// (opening what a retrieve brought in).
+pub fn pacs_window(pacs: &mut PacsPanel, ctx: &egui::Context) -> Option<Command> {
+    let command = pacs.poll();
+    if pacs.busy() {
         ctx.request_repaint_after(std::time::Duration::from_millis(100));
     }
-    let mut open = app.pacs.open;
+    let mut open = pacs.open;
     egui::Window::new("PACS")
         .open(&mut open)
         .default_size([820.0, 520.0])
@@ -531,13 +530,14 @@ pub fn pacs_window(app: &mut FocalApp, ctx: &egui::Context) {
             ui.horizontal_top(|ui| {
                 ui.vertical(|ui| {
                     ui.set_width(300.0);
-                    node_list(&mut app.pacs, ui);
+                    node_list(pacs, ui);
                     ui.separator();
-                    node_editor(&mut app.pacs, ui);
+                    node_editor(pacs, ui);
                 });
                 ui.separator();
-                ui.vertical(|ui| query_and_results(&mut app.pacs, ui));
+                ui.vertical(|ui| query_and_results(pacs, ui));
             });
         });
-    app.pacs.open = open;
+    pacs.open = open;
+    command
 }

@@ -3,33 +3,44 @@
 
 use eframe::egui;
 
-use crate::ui::{Edit, FocalApp};
-use crate::study::tags::list_tags;
+use std::path::PathBuf;
 
-pub fn tag_window(app: &mut FocalApp, ctx: &egui::Context) {
+use crate::study::tags::{TagRow, list_tags};
+use crate::ui::Edit;
+use crate::ui::panels::Panel;
+
+/// The inspector's own state: the file last read (with its tags or why they could not be read)
+/// and the filter typed.
+#[derive(Default)]
+pub struct TagInspector {
+    cache: Option<(PathBuf, Result<Vec<TagRow>, String>)>,
+    filter: String,
+}
+
+pub fn tag_window(app: &mut Panel, inspector: &mut TagInspector, ctx: &egui::Context) {
     let path = app
-        .doc
+        .doc()
         .current()
-        .and_then(|c| c.stack.slices.get(app.doc.view().slice))
+        .and_then(|c| c.stack.slices.get(app.doc().view().slice))
         .map(|s| s.instance.path.clone());
     if let Some(p) = &path
-        && app.tag_cache.as_ref().is_none_or(|(cached, _)| cached != p)
+        && inspector.cache.as_ref().is_none_or(|(cached, _)| cached != p)
     {
-        app.tag_cache = Some((p.clone(), list_tags(p).map_err(|e| crate::study::error_chain(&e))));
+        inspector.cache = Some((p.clone(), list_tags(p).map_err(|e| crate::study::error_chain(&e))));
     }
-    let mut open = app.doc.show_tags();
+    let mut open = app.doc().show_tags();
     egui::Window::new("Tags")
         .open(&mut open)
         .default_size([560.0, 500.0])
         .show(ctx, |ui| {
-            let Some((p, rows)) = &app.tag_cache else {
+            let Some((p, rows)) = &inspector.cache else {
                 ui.label("No image on screen");
                 return;
             };
             ui.label(egui::RichText::new(p.display().to_string()).small());
             ui.horizontal(|ui| {
                 ui.label("Filter");
-                ui.text_edit_singleline(&mut app.tag_filter);
+                ui.text_edit_singleline(&mut inspector.filter);
             });
             let rows = match rows {
                 Ok(r) => r,
@@ -38,7 +49,7 @@ pub fn tag_window(app: &mut FocalApp, ctx: &egui::Context) {
                     return;
                 }
             };
-            let filter = app.tag_filter.to_lowercase();
+            let filter = inspector.filter.to_lowercase();
             egui::ScrollArea::both().show(ui, |ui| {
                 egui::Grid::new("tags").striped(true).num_columns(4).show(ui, |ui| {
                     for r in rows.iter().filter(|r| {
@@ -56,7 +67,7 @@ pub fn tag_window(app: &mut FocalApp, ctx: &egui::Context) {
                 });
             });
         });
-    if open != app.doc.show_tags() {
+    if open != app.doc().show_tags() {
         app.edit(Edit::ShowTags(open));
     }
 }
