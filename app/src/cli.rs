@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Review DICOM studies with an attention segmentation model",
     long_about = "Review DICOM studies with an attention segmentation model.\n\n`focal` with no command (or `focal view [PATHS]`) opens the viewer window; the commands below do the same work without it.",
-    after_help = crate::exit::HELP
+    after_help = after_help()
 )]
 pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace). Logs never hold patient identifiers.
@@ -36,6 +36,11 @@ pub enum Command {
     Batch(crate::commands::batch::BatchArgs),
     /// Query, retrieve from and store to the DICOM nodes (PACS) you configured.
     Pacs(crate::commands::pacs::PacsArgs),
+}
+
+/// The end of `focal --help`: exit codes and environment variables.
+fn after_help() -> String {
+    format!("{}\n\n{}", crate::exit::HELP, crate::places::VARIABLES)
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<i32> {

@@ -18,7 +18,7 @@ pub use focal_pacs as pacs;
 pub use focal_render as render;
 #[cfg(feature = "desktop")]
 pub use focal_report as report;
-pub use focal_util::{cache_dir, outdir, uid};
+pub use focal_util::{cache_dir, outdir, places, uid};
 
 /// Sends log records to stderr. `RUST_LOG` overrides the verbosity flag.
 /// No module logs patient identifiers, at any level.

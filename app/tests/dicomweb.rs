@@ -122,7 +122,7 @@ fn window_queries_and_retrieves_inside_the_scenario() {
     );
     let data = tempfile::tempdir().expect("tmp");
     let mut h = window::harness(data.path());
-    h.state_mut().pacs = PacsPanel::new(config.into(), cache.clone().into());
+    h.state_mut().pacs = PacsPanel::new(Ok(config.into()), Ok(cache.clone().into()));
     h.state_mut().pacs.open = true;
     h.run_steps(2);
     h.get_by_label("web  (DICOMweb)").click();

@@ -158,6 +158,33 @@ fn exit_codes_say_what_went_wrong() {
     let (code, help, _) = common::run_focal(&["--help"]);
     assert_eq!(code, 0);
     assert!(help.contains("opens the viewer window") && help.contains(focal::exit::HELP), "{help}");
+    assert!(help.contains(focal::places::VARIABLES), "{help}");
+
+    // Where the node list (credentials) goes: FOCAL_CONFIG_DIR, else XDG_CONFIG_HOME/focal,
+    // with HOME unset too (then the home folder comes from the user database); never the
+    // temporary folder.
+    let before: Vec<_> = std::fs::read_dir(std::env::temp_dir()).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let add = |env: &[(&str, &Path)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_focal"));
+        command
+            .args(["pacs", "add", "hospital", "--host", "127.0.0.1", "--port", "11112", "--ae", "PACS"])
+            .env_remove("HOME")
+            .env_remove("FOCAL_CONFIG_DIR")
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(std::process::Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let out = command.output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (focal_dir, xdg) = (tmp.path().join("focal-config"), tmp.path().join("xdg"));
+    add(&[("FOCAL_CONFIG_DIR", &focal_dir), ("XDG_CONFIG_HOME", &xdg)]);
+    assert!(focal_dir.join("pacs.json").exists() && !xdg.exists());
+    add(&[("XDG_CONFIG_HOME", &xdg)]);
+    assert!(xdg.join("focal").join("pacs.json").exists());
+    let after: Vec<_> = std::fs::read_dir(std::env::temp_dir()).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(after.iter().all(|f| before.contains(f) || !f.to_string_lossy().contains("focal")), "{after:?}");
 
     // No display: one sentence, no winit internals.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_focal"))

@@ -338,7 +338,7 @@ fn pacs_window_saves_nodes_and_says_why_a_node_is_unreachable() {
     let data = tempfile::tempdir().expect("tmp");
     let config = data.path().join("config").join("pacs.json");
     let mut h = harness(data.path());
-    h.state_mut().pacs = PacsPanel::new(config.clone(), data.path().join("cache"));
+    h.state_mut().pacs = PacsPanel::new(Ok(config.clone()), Ok(data.path().join("cache")));
     h.state_mut().pacs.open = true;
     h.run_steps(2);
 

@@ -49,8 +49,8 @@ def expand_inputs(paths):
         if not (os.path.isfile(p) and p.lower().endswith(".csv")):
             out.append((p, os.path.abspath(p)))
             continue
-        with open(p, newline="") as fh:
-            rows = [r for r in csv.reader(fh) if any(f.strip() for f in r)]
+        rows = [r for r in csv.reader(io.StringIO(list_text(p)), delimiter=delimiter(list_text(p)))
+                if any(f.strip() for f in r)]
         if not rows:
             raise SystemExit(f"error: {p}: empty")
         header = [h.strip().lower() for h in rows[0]]
@@ -65,6 +65,28 @@ def expand_inputs(paths):
             shown = os.path.join(base, v) if base else v
             out.append((shown, os.path.abspath(shown)))
     return out
+
+
+def list_text(path):
+    """A list as a spreadsheet saves it, read as `focal batch` reads it: UTF-8 with or without a
+    byte-order mark, else the Windows code page (Latin-1 for these bytes)."""
+    data = open(path, "rb").read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def delimiter(text):
+    """The separator the header line uses most outside quotes: `,`, `;` or tab (ties: `,`)."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts, quoted = {",": 0, ";": 0, "\t": 0}, False
+    for c in header:
+        if c == '"':
+            quoted = not quoted
+        elif c in counts and not quoted:
+            counts[c] += 1
+    return max(counts, key=lambda c: (counts[c], -list(counts).index(c)))
 
 
 def shard_name(absolute):

@@ -19,7 +19,7 @@ pub fn candidates() -> Vec<PathBuf> {
     if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(PathBuf::from)) {
         out.push(dir.join(LIBRARY));
     }
-    if let Some(c) = crate::cache_dir() {
+    if let Ok(c) = crate::cache_dir() {
         out.push(c.join("onnxruntime").join(LIBRARY));
     }
     out

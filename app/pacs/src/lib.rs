@@ -8,7 +8,7 @@
 
 // Paths inside this crate name the layers below as Focal does (crate::study, crate::uid).
 pub(crate) use focal_study as study;
-pub(crate) use focal_util::{cache_dir, uid};
+pub(crate) use focal_util::{cache_dir, places, uid};
 #[cfg(feature = "network")]
 pub(crate) use focal_util::outdir;
 
@@ -28,9 +28,10 @@ pub use query::{FindLevel, GetSummary, Query, StoreSummary};
 #[cfg(feature = "network")]
 pub use scu::{echo, find, get, move_to_focal, store};
 
-/// The default retrieve cache: `$FOCAL_CACHE/retrieved`, else `~/.cache/focal/retrieved`.
-pub fn default_cache() -> std::path::PathBuf {
-    crate::cache_dir().unwrap_or_else(std::env::temp_dir).join("retrieved")
+/// The default retrieve cache: `$FOCAL_CACHE/retrieved`, else `~/.cache/focal/retrieved`;
+/// an error without either (retrieved studies are patients' data: never the temporary folder).
+pub fn default_cache() -> Result<std::path::PathBuf, PacsError> {
+    Ok(crate::cache_dir().map_err(|e| PacsError::Config(e.to_string()))?.join("retrieved"))
 }
 
 /// Log levels the DICOMweb client may not go beyond: its trace level writes requests as sent,

@@ -240,15 +240,10 @@ pub struct Config {
 }
 
 /// Where `pacs.json` lives.
-pub fn config_path() -> PathBuf {
-    if let Some(d) = std::env::var_os("FOCAL_CONFIG_DIR") {
-        return PathBuf::from(d).join("pacs.json");
-    }
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("focal").join("pacs.json")
+/// An error without a home folder or `FOCAL_CONFIG_DIR`: the file holds credentials, and is
+/// never put in the temporary folder.
+pub fn config_path() -> Result<PathBuf, PacsError> {
+    Ok(crate::places::config_dir().map_err(|e| PacsError::Config(e.to_string()))?.join("pacs.json"))
 }
 
 impl Config {

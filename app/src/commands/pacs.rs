@@ -200,7 +200,10 @@ fn secret_from_stdin(what: &str) -> anyhow::Result<String> {
 }
 
 pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
-    let path = args.config.clone().unwrap_or_else(nodes::config_path);
+    let path = match &args.config {
+        Some(p) => p.clone(),
+        None => nodes::config_path()?,
+    };
     let mut config = Config::load(&path)?;
     let node = |name: &str| -> anyhow::Result<Node> { Ok(config.node(name)?.clone()) };
     let endpoint = |name: &str| -> anyhow::Result<Endpoint> { Ok(config.endpoint(name)?) };
@@ -367,7 +370,10 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             json,
         } => {
             let e = endpoint(name)?;
-            let cache = out.clone().unwrap_or_else(default_cache);
+            let cache = match out {
+                Some(o) => o.clone(),
+                None => default_cache()?,
+            };
             // Ctrl-C asks the node to stop (C-CANCEL); what arrived stays for a later resume.
             let cancel = std::sync::Arc::new(AtomicBool::new(false));
             let flag = cancel.clone();
@@ -390,7 +396,10 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
             json,
         } => {
             let n = node(name)?;
-            let cache = out.clone().unwrap_or_else(default_cache);
+            let cache = match out {
+                Some(o) => o.clone(),
+                None => default_cache()?,
+            };
             let result = pacs::move_to_focal(&n, study, series.as_deref(), &cache, listen, &progress);
             eprintln!();
             let s = result.with_context(|| resume_hint("C-MOVE", &on(&n), &cache, study))?;

@@ -101,7 +101,8 @@ fn thumbnail(stack: &Stack) -> Option<egui::ColorImage> {
 }
 
 /// Decodes the slice the view opens on first, then the whole stack.
-pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usize, saved: PathBuf) -> Task {
+/// `saved`: the series' analysis folder, where analyses are kept.
+pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usize, saved: Option<PathBuf>) -> Task {
     spawn(ctx, move |send, cancel| {
         if let Ok(frame) = study::load_slice(&stack, first) {
             send(LoadEvent::FirstSlice {
@@ -119,7 +120,7 @@ pub fn load_series(ctx: &egui::Context, series: String, stack: Stack, first: usi
             series: series.clone(),
             result,
         });
-        if saved.join(crate::inference::output::SUMMARY_FILE).exists() {
+        if let Some(saved) = saved.filter(|s| s.join(crate::inference::output::SUMMARY_FILE).exists()) {
             let output = crate::report::output::AnalysisOutput::read(&saved).map_err(|e| e.to_string());
             send(LoadEvent::SavedAnalysis {
                 series,

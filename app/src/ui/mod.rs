@@ -38,7 +38,7 @@ use state::SETTINGS_KEY;
 
 pub use state::{Applied, Document, Edit, ReviewChange, SettingChange, ViewChange};
 pub use state::presets;
-pub use state::{AnalysisView, CurrentSeries, Extras, Fusion, Heatmap, Layout, Settings, Tool, analysis_dir, default_analysis_root};
+pub use state::{AnalysisView, CurrentSeries, Extras, Fusion, Heatmap, Layout, Settings, Tool, analysis_dir};
 pub use slice_input::Gesture;
 pub use state::ViewState;
 pub use work::RunningAnalysis;
@@ -76,7 +76,9 @@ pub struct FocalApp {
     pub load: Option<Task>,
     pub running: Option<RunningAnalysis>,
     /// Where analyses and reviews made in the window are kept (one folder per series).
-    pub analysis_root: PathBuf,
+    /// Without one (no home folder, no FOCAL_DATA_DIR), the window does not run the model:
+    /// there is nowhere to keep what it makes but the temporary folder.
+    pub analysis_root: Result<PathBuf, crate::places::NoPlace>,
     export: Option<job::Job<Result<crate::report::ExportSummary, String>>>,
     pub manifest: Result<Manifest, String>,
     pub notices: Vec<String>,
@@ -140,7 +142,7 @@ impl FocalApp {
             scan_progress: None,
             load: None,
             running: None,
-            analysis_root: default_analysis_root(),
+            analysis_root: crate::places::analyses_dir(),
             export: None,
             manifest,
             notices: Vec::new(),
@@ -150,7 +152,10 @@ impl FocalApp {
             pixels: None,
             commands: Vec::new(),
             evidence: None,
-            pacs: pacs_panel::PacsPanel::new(crate::pacs::nodes::config_path(), crate::pacs::default_cache()),
+            pacs: pacs_panel::PacsPanel::new(
+                crate::pacs::nodes::config_path().map_err(|e| e.to_string()),
+                crate::pacs::default_cache().map_err(|e| e.to_string()),
+            ),
             fusion_job: None,
             mpr: mpr_layers::MprCache::default(),
             mpr_views: Vec::new(),
@@ -237,7 +242,7 @@ impl FocalApp {
             series.description.clone().unwrap_or_else(|| "(no description)".into())
         );
         let modality = series.modality.clone();
-        let saved = analysis_dir(&self.analysis_root, uid);
+        let saved = self.analysis_root.as_ref().ok().map(|root| analysis_dir(root, uid));
         self.load = Some(loader::load_series(ctx, uid.to_string(), stack.clone(), first, saved));
         let series = Box::new(CurrentSeries {
             uid: uid.to_string(),

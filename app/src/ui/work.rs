@@ -36,6 +36,11 @@ impl FocalApp {
         if self.running.is_some() {
             return;
         }
+        if let Err(e) = &self.analysis_root {
+            let e = e.clone();
+            self.notice(format!("the model does not run: {e} (to keep its results and the review)"));
+            return;
+        }
         let Some(current) = self.doc.current() else { return };
         let Some(volume) = current.volume.clone() else {
             self.notice("the series is still loading; analysis starts once it has loaded");
@@ -225,7 +230,8 @@ impl FocalApp {
         analysis: crate::inference::Analysis,
         engine: crate::inference::Engine,
     ) {
-        let dir = analysis_dir(&self.analysis_root, &series);
+        let Ok(root) = &self.analysis_root else { return };
+        let dir = analysis_dir(root, &series);
         let s = &analysis.summary;
         let mut view = AnalysisView::new(
             series.clone(),

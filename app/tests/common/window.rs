@@ -18,7 +18,7 @@ pub fn harness(data: &std::path::Path) -> Harness<'static, FocalApp> {
     focal::render::register(&render_state);
     let renderer = egui_kittest::wgpu::WgpuTestRenderer::from_render_state(render_state);
     let mut app = FocalApp::new(&egui::Context::default(), Settings::default(), Vec::new());
-    app.analysis_root = data.to_path_buf();
+    app.analysis_root = Ok(data.to_path_buf());
     Harness::builder()
         .with_size([1200.0, 760.0])
         .renderer(renderer)

@@ -56,11 +56,13 @@ def main():
         with open(f, "r+b") as fh:  # pixel data cut short: the header still reads
             fh.truncate(size - 20000)
     studies.append(partly)
-    with open(os.path.join(out, "studies.csv"), "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path"])
-        for s in studies:
-            w.writerow([os.path.relpath(s, out)])
+    # As a spreadsheet in a European locale saves "CSV UTF-8": a byte-order mark, `;` between
+    # fields, CRLF line ends, quotes where a field holds the separator.
+    with open(os.path.join(out, "studies.csv"), "w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.writer(fh, delimiter=";")
+        w.writerow(["note", "path"])
+        for n, s in enumerate(studies):
+            w.writerow([f"study {n + 1}; from the archive", os.path.relpath(s, out)])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 //! focal-util: what every layer of Focal uses and nothing of Focal: atomic writes and output
-//! folders, UIDs and pseudonyms, an error's chain on one line, the cache folder.
+//! folders, UIDs and pseudonyms, an error's chain on one line, where Focal keeps things.
 
 pub mod outdir;
+pub mod places;
 pub mod uid;
 
 /// Lower-case hexadecimal of bytes (how digests are written everywhere in Focal).
@@ -9,13 +10,7 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Focal's cache folder: `$FOCAL_CACHE`, else `~/.cache/focal` (the ONNX Runtime library,
-/// retrieved studies).
-pub fn cache_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("FOCAL_CACHE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/focal")))
-}
+pub use places::cache_dir;
 
 /// An error and its causes on one line ("a: b: c").
 pub fn error_chain(e: &dyn std::error::Error) -> String {

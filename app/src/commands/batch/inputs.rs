@@ -47,9 +47,7 @@ pub(super) fn inputs(args: &[PathBuf], key: &[u8]) -> anyhow::Result<Vec<Input>>
             });
             continue;
         }
-        let text = std::fs::read_to_string(a).with_context(|| format!("reading {}", a.display()))?;
-        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-        let header = split_csv_line(lines.next().unwrap_or_default());
+        let (header, rows) = read_list(a)?;
         let (col, node_col, study_col, series_col) = (
             column(&header, "path"),
             column(&header, "pacs"),
@@ -68,8 +66,7 @@ pub(super) fn inputs(args: &[PathBuf], key: &[u8]) -> anyhow::Result<Vec<Input>>
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
         };
-        for (i, line) in lines.enumerate() {
-            let fields = split_csv_line(line);
+        for (line, fields) in rows {
             if let Some(p) = field(&fields, col) {
                 let path = base.join(p);
                 out.push(Input {
@@ -81,18 +78,17 @@ pub(super) fn inputs(args: &[PathBuf], key: &[u8]) -> anyhow::Result<Vec<Input>>
             }
             let (Some(node), Some(study_uid)) = (field(&fields, node_col), field(&fields, study_col)) else {
                 bail!(
-                    "{} row {}: neither a path nor a pacs node and study_uid",
-                    a.display(),
-                    i + 2
+                    "{} line {line}: neither a path nor a pacs node and study_uid",
+                    a.display()
                 );
             };
             if config.is_none() {
-                config = Some(crate::pacs::Config::load(&crate::pacs::nodes::config_path())?);
+                config = Some(crate::pacs::Config::load(&crate::pacs::nodes::config_path()?)?);
             }
             let node = config.as_ref().expect("loaded").endpoint(&node)?;
             out.push(Input {
                 shown: format!("pacs:{}/study:{}", node.name(), super::shown_uid(&study_uid, false, key)),
-                path: crate::pacs::query::study_folder(&super::super::pacs::default_cache(), &study_uid),
+                path: crate::pacs::query::study_folder(&super::super::pacs::default_cache()?, &study_uid),
                 retrieve: Some(Retrieve {
                     node,
                     study_uid,
@@ -104,26 +100,65 @@ pub(super) fn inputs(args: &[PathBuf], key: &[u8]) -> anyhow::Result<Vec<Input>>
     Ok(out)
 }
 
-pub(super) fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
+/// A CSV list as a spreadsheet saves it: UTF-8 with or without a byte-order mark ("CSV
+/// UTF-8"), or a single-byte Windows code page; fields separated by `,`, `;` or tabs, whichever
+/// the header line uses most outside quotes; quoted fields; blank lines skipped. Returns the
+/// header and each row with its line number.
+pub(super) fn read_list(path: &Path) -> anyhow::Result<(Vec<String>, Vec<(u64, Vec<String>)>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t.to_string(),
+        // Not UTF-8: a spreadsheet's "CSV" in the Windows code page (Latin-1 for these bytes).
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter(text.lines().find(|l| !l.trim().is_empty()).unwrap_or("")))
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .with_context(|| format!("{}: the header line cannot be read", path.display()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{}: a row cannot be read", path.display()))?;
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        // The line a spreadsheet shows it on (the reader's own count skips blank lines).
+        let line = record.position().map_or(0, |p| {
+            let bytes = text.as_bytes();
+            let mut start = usize::try_from(p.byte()).unwrap_or(usize::MAX).min(bytes.len());
+            // The record's position is where the blank lines before it begin.
+            while bytes.get(start).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+                start += 1;
+            }
+            1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64
+        });
+        rows.push((line, record.iter().map(str::to_string).collect()));
+    }
+    Ok((header, rows))
+}
+
+/// The separator a header line uses: the most frequent of `,` `;` and tab outside quotes.
+fn delimiter(header: &str) -> u8 {
     let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
+    let mut counts = [0usize; 3];
+    for c in header.chars() {
         match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                chars.next();
-                fields.last_mut().map(|f| f.push('"'));
-            }
             '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(String::new()),
-            c => {
-                if let Some(f) = fields.last_mut() {
-                    f.push(c);
-                }
-            }
+            ',' if !quoted => counts[0] += 1,
+            ';' if !quoted => counts[1] += 1,
+            '\t' if !quoted => counts[2] += 1,
+            _ => {}
         }
     }
-    fields
+    let best = (0..3).max_by_key(|&i| (counts[i], std::cmp::Reverse(i))).unwrap_or(0);
+    [b',', b';', b'\t'][best]
 }
 
 /// Retrieves a row's study from its node unless an earlier batch already did.
@@ -135,7 +170,7 @@ pub(super) fn retrieve(r: &Retrieve, folder: &Path, cancel: &AtomicBool) -> anyh
     let s = r.node.get(
         &r.study_uid,
         r.series_uid.as_deref(),
-        &super::super::pacs::default_cache(),
+        &super::super::pacs::default_cache()?,
         &|_, _| {},
         cancel,
     )?;

@@ -63,7 +63,7 @@ pub const RESULTS: &str = "results.csv";
 const DONE: &str = "batch.json";
 
 /// One row of the results table.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Row {
     /// Where the study was found (the input as given).
     pub input: String,
@@ -110,10 +110,10 @@ fn shown_uid(uid: &str, keep: bool, key: &[u8]) -> String {
 /// The key of the batch's pseudonyms: --pseudonym-key, else pseudonym.key beside the PACS
 /// node list (made on first use).
 fn pseudonym_key(args: &BatchArgs) -> anyhow::Result<Vec<u8>> {
-    let path = args
-        .pseudonym_key
-        .clone()
-        .unwrap_or_else(|| crate::pacs::nodes::config_path().with_file_name("pseudonym.key"));
+    let path = match &args.pseudonym_key {
+        Some(p) => p.clone(),
+        None => crate::pacs::nodes::config_path()?.with_file_name("pseudonym.key"),
+    };
     crate::uid::load_or_create_key(&path).with_context(|| format!("the pseudonym key {}", path.display()))
 }
 
@@ -199,7 +199,7 @@ impl Batch<'_> {
         self.last_table = Instant::now();
         crate::outdir::write_atomic(
             &self.args.out.join(RESULTS),
-            table(&self.label_names, &self.rows).as_bytes(),
+            table(&self.label_names, &self.rows)?.as_bytes(),
         )
     }
 
@@ -521,15 +521,44 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::inputs::split_csv_line;
-    use super::table::csv_field;
+    use super::inputs::read_list;
     use super::*;
 
+    /// Lists as spreadsheets save them read alike: comma or semicolon separated, with a
+    /// byte-order mark ("CSV UTF-8"), in the Windows code page, quoted fields with separators,
+    /// quotes and line breaks, blank lines; and the results table reads back field for field.
     #[test]
-    fn csv_fields_round_trip_through_the_splitter() {
-        let fields = ["plain", "with,comma", "with \"quotes\"", ""];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        assert_eq!(split_csv_line(&line.join(",")), fields);
+    fn lists_read_as_spreadsheets_save_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let read = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).expect("write");
+            read_list(&path).expect("reads")
+        };
+        let expected_header = vec!["path".to_string(), "note".to_string()];
+        let comma = read("comma.csv", b"path,note\nstudies/a,first\n\n\"studies/b, c\",\"said \"\"hi\"\"\"\n");
+        assert_eq!(comma.0, expected_header);
+        assert_eq!(comma.1.iter().map(|(_, f)| f[0].as_str()).collect::<Vec<_>>(), ["studies/a", "studies/b, c"]);
+        assert_eq!(comma.1[1].1[1], "said \"hi\"");
+        assert_eq!(comma.1[1].0, 4, "line numbers count the blank line");
+        let excel = read("excel.csv", b"\xEF\xBB\xBFpath;note\r\nstudies/a;x,y\r\nstudies/\xC3\xA9t\xC3\xA9;\r\n");
+        assert_eq!(excel.0, expected_header, "the byte-order mark is not part of the first column");
+        assert_eq!(excel.1[0].1, ["studies/a", "x,y"]);
+        assert_eq!(excel.1[1].1[0], "studies/\u{e9}t\u{e9}");
+        let cp1252 = read("latin.csv", b"path;note\nstudies/\xE9t\xE9;\n");
+        assert_eq!(cp1252.1[0].1[0], "studies/\u{e9}t\u{e9}");
+        let tabs = read("tabs.csv", b"path\tnote\nstudies/a\tb;c\n");
+        assert_eq!(tabs.1[0].1, ["studies/a", "b;c"]);
+
+        let row = Row {
+            input: "in, \"quoted\"\nfolder".into(),
+            error: "a; b".into(),
+            ..Row::default()
+        };
+        let text = table(&["CSF".to_string()], std::slice::from_ref(&row)).expect("table");
+        let back = read("results.csv", text.as_bytes());
+        assert_eq!(back.1[0].1[0], row.input);
+        assert_eq!(back.1[0].1[6], row.error);
     }
 
     #[test]
@@ -545,7 +574,7 @@ mod tests {
     #[test]
     fn the_table_has_one_volume_column_per_label() {
         let names = vec!["CSF".to_string(), "grey matter".to_string()];
-        let text = table(&names, &[]);
+        let text = table(&names, &[]).expect("table");
         assert!(
             text.starts_with("input,study,series,modality,slices,status,error,csf_ml,grey_matter_ml,mean_confidence")
         );

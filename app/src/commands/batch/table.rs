@@ -2,20 +2,12 @@
 
 use super::Row;
 
-pub(super) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or(String::new(), |v| v.to_string())
 }
 
 /// The table: a header naming each label's volume column, then one line per row.
-pub fn table(label_names: &[String], rows: &[Row]) -> String {
+pub fn table(label_names: &[String], rows: &[Row]) -> std::io::Result<String> {
     let mut head: Vec<String> = ["input", "study", "series", "modality", "slices", "status", "error"]
         .iter()
         .map(|s| s.to_string())
@@ -43,16 +35,19 @@ pub fn table(label_names: &[String], rows: &[Row]) -> String {
         .iter()
         .map(|s| s.to_string()),
     );
-    let mut out = head.join(",") + "\n";
+    // Fields are quoted where they hold a separator, a quote or a line break (RFC 4180).
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut write = |fields: &[String]| out.write_record(fields).map_err(std::io::Error::other);
+    write(&head)?;
     for r in rows {
         let mut f = vec![
-            csv_field(&r.input),
+            r.input.clone(),
             r.study.clone(),
             r.series.clone(),
-            csv_field(&r.modality),
+            r.modality.clone(),
             r.slices.to_string(),
             r.status.clone(),
-            csv_field(&r.error),
+            r.error.clone(),
         ];
         for i in 0..label_names.len() {
             f.push(r.volumes_ml.get(i).map_or(String::new(), |v| format!("{v:.3}")));
@@ -63,15 +58,16 @@ pub fn table(label_names: &[String], rows: &[Row]) -> String {
             opt(r.faithfulness_passed),
             opt(r.key_regions),
             opt(r.key_regions_ml.map(|v| format!("{v:.3}"))),
-            csv_field(&r.warnings),
-            csv_field(&r.provider),
+            r.warnings.clone(),
+            r.provider.clone(),
             r.model_sha256.clone(),
             r.content_sha256.clone(),
             format!("{:.3}", r.seconds_load),
             format!("{:.3}", r.seconds_analysis),
-            csv_field(&r.folder),
+            r.folder.clone(),
         ]);
-        out += &(f.join(",") + "\n");
+        write(&f)?;
     }
-    out
+    let bytes = out.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    String::from_utf8(bytes).map_err(std::io::Error::other)
 }

@@ -33,9 +33,10 @@ struct NetworkJob {
 /// Everything the PACS window shows and remembers while Focal runs.
 pub struct PacsPanel {
     pub open: bool,
-    pub config_path: PathBuf,
+    /// The node list's file, or why there is none (no home folder: never the temporary folder).
+    pub config_path: Result<PathBuf, String>,
     /// Where retrieved studies go (one folder per study).
-    pub cache: PathBuf,
+    pub cache: Result<PathBuf, String>,
     pub config: Config,
     pub selected: Option<String>,
     pub form: NodeForm,
@@ -63,7 +64,7 @@ const COLUMNS: [(&str, &str); 6] = [
 
 impl PacsPanel {
     /// The panel over the node list at `config_path`.
-    pub fn new(config_path: PathBuf, cache: PathBuf) -> PacsPanel {
+    pub fn new(config_path: Result<PathBuf, String>, cache: Result<PathBuf, String>) -> PacsPanel {
         let mut panel = PacsPanel {
             open: false,
             config_path,
@@ -85,7 +86,7 @@ impl PacsPanel {
 
     /// Reads the node list again (another Focal, or `focal pacs add`, may have changed it).
     pub fn reload(&mut self) {
-        match Config::load(&self.config_path) {
+        match self.config_path.clone().and_then(|p| Config::load(&p).map_err(|e| e.to_string())) {
             Ok(c) => {
                 self.config = c;
                 if self.selected.as_ref().is_none_or(|s| self.config.endpoint(s).is_err()) {
@@ -93,7 +94,7 @@ impl PacsPanel {
                 }
                 self.edit_selected();
             }
-            Err(e) => self.status = Some(e.to_string()),
+            Err(e) => self.status = Some(e),
         }
     }
 
@@ -118,7 +119,7 @@ impl PacsPanel {
     pub fn save_form(&mut self) {
         let mut config = self.config.clone();
         let saved = self.form.apply(&mut config).and_then(|()| {
-            config.save(&self.config_path).map_err(|e| e.to_string())
+            self.config_path.clone().and_then(|p| config.save(&p).map_err(|e| e.to_string()))
         });
         match saved {
             Ok(()) => {
@@ -135,7 +136,7 @@ impl PacsPanel {
         let Some(name) = self.selected.clone() else { return };
         let mut config = self.config.clone();
         match config.remove(&name).map_err(|e| e.to_string()).and_then(|()| {
-            config.save(&self.config_path).map_err(|e| e.to_string())
+            self.config_path.clone().and_then(|p| config.save(&p).map_err(|e| e.to_string()))
         }) {
             Ok(()) => {
                 self.config = config;
@@ -233,7 +234,13 @@ impl PacsPanel {
             .and_then(|i| self.series.get(i))
             .and_then(|r| r.get("SeriesInstanceUID").cloned());
         let Some(e) = self.endpoint() else { return };
-        let cache = self.cache.clone();
+        let cache = match &self.cache {
+            Ok(c) => c.clone(),
+            Err(why) => {
+                self.status = Some(format!("nothing is retrieved: {why}"));
+                return;
+            }
+        };
         let what = format!(
             "{} of the {} from {}",
             e.verbs()[2],

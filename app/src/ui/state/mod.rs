@@ -31,7 +31,7 @@ pub use analysis::{AnalysisView, MadeBy, Tool};
 pub use edit::{Applied, Edit, ReviewChange, SettingChange, ViewChange};
 pub use layers::{Extras, Fusion, Heatmap};
 pub(in crate::ui) use settings::{MAX_RECENT, SETTINGS_KEY};
-pub use settings::{Settings, analysis_dir, default_analysis_root};
+pub use settings::{Settings, analysis_dir};
 pub use view::{Layout, ViewState};
 
 /// The series on screen.

@@ -57,18 +57,6 @@ impl Default for Settings {
 pub(in crate::ui) const SETTINGS_KEY: &str = "focal-settings";
 pub(in crate::ui) const MAX_RECENT: usize = 8;
 
-/// `$FOCAL_DATA_DIR`, else `$XDG_DATA_HOME/focal/analyses`, else `~/.local/share/focal/analyses`.
-pub fn default_analysis_root() -> PathBuf {
-    if let Some(d) = std::env::var_os("FOCAL_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("focal").join("analyses")
-}
-
 /// The folder for one series' analysis: named by a hash of its UID (no identifiers in paths).
 pub fn analysis_dir(root: &std::path::Path, series_uid: &str) -> PathBuf {
     root.join(crate::uid::key(series_uid))
