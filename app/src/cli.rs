@@ -31,6 +31,9 @@ pub enum Command {
     Export(crate::commands::export::ExportArgs),
     /// Run the segmentation model on a series and write label map, attention map and summary.
     Analyze(crate::commands::analyze::AnalyzeArgs),
+    /// List the analyses the window kept (newest first), with the ids `focal export --analysis` takes.
+    #[cfg(feature = "desktop")]
+    Analyses(crate::commands::analyses::AnalysesArgs),
     /// Analyse every series under many studies: one analysis folder each and results.csv
     /// (resumable: unchanged finished series are not run again).
     Batch(crate::commands::batch::BatchArgs),
@@ -49,6 +52,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Analyze(args)) => crate::commands::analyze::analyze(&args),
         Some(Command::Batch(args)) => crate::commands::batch::batch(&args),
         Some(Command::Pacs(args)) => crate::commands::pacs::pacs(&args),
+        #[cfg(feature = "desktop")]
+        Some(Command::Analyses(args)) => crate::commands::analyses::analyses(&args),
         #[cfg(feature = "desktop")]
         Some(Command::Export(args)) => crate::commands::export::export(&args),
         #[cfg(feature = "desktop")]

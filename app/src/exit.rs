@@ -42,7 +42,7 @@ pub fn of(error: &anyhow::Error) -> i32 {
                 _ => MODEL,
             };
         }
-        if cause.is::<ChoiceError>() || cause.is::<crate::study::pairing::PairingError>() {
+        if cause.is::<ChoiceError>() || cause.is::<crate::study::pairing::PairingError>() || cause.is::<crate::places::NoPlace>() {
             return INPUT;
         }
         if let Some(e) = cause.downcast_ref::<StudyError>() {

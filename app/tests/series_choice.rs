@@ -102,8 +102,11 @@ fn info_marks_the_default_and_analyze_runs_on_it() {
     assert!(stderr.contains("cannot be analysed: it is a segmentation (SEG)"), "{stderr}");
     assert!(!out.join("summary.json").exists());
 
-    // Unnamed: the MR series, said and recorded; the objects passed over are listed.
-    let out = tmp.path().join("analysis");
+    // Unnamed: the MR series, said and recorded; the objects passed over are listed. The
+    // analysis goes where the window keeps its analyses (FOCAL_DATA_DIR, a folder per series
+    // named by a hash of its UID), for `focal analyses` and `export --latest` below.
+    let data = tmp.path().join("kept");
+    let out = data.join(focal::uid::key(&sample));
     let (code, stdout, stderr) = common::run_focal(&["analyze", s, "--device", "cpu", "--out", out.to_str().expect("path")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -120,6 +123,38 @@ fn info_marks_the_default_and_analyze_runs_on_it() {
     assert_eq!(summary["series_uid"], sample.as_str());
     assert_eq!(summary["series"]["number"], 3);
     assert_eq!(summary["series"]["chosen"], "the largest greyscale MR stack");
+
+    // The kept analyses, listed; exported by id and as the study's latest.
+    let with_data = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_focal"))
+            .args(args)
+            .env("FOCAL_DATA_DIR", &data)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let id = focal::uid::key(&sample);
+    let (code, stdout, stderr) = with_data(&["analyses"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let row = stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{id} not listed:\n{stdout}"));
+    assert!(row.contains("#3 MR T1 3D") && row.contains("brain-tissue") && row.contains("not reviewed"), "{row}");
+    let (_, json, _) = with_data(&["analyses", s, "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(listed[0]["id"], id.as_str());
+    let (_, json, _) = with_data(&["analyses", common::repo().join("app/tests/fuzz-regressions").to_str().expect("path"), "--json"]);
+    assert_eq!(json.trim(), "[]", "an analysis listed for a study without its series");
+    for (how, args) in [("id", vec!["--analysis", &id[..6]]), ("latest", vec!["--latest"])] {
+        let export = tmp.path().join(format!("export-{how}"));
+        let mut all = vec!["export", s, "--pdf", "--out", export.to_str().expect("path")];
+        all.extend(args);
+        let (code, _, stderr) = with_data(&all);
+        assert_eq!(code, Some(0), "{how}: {stderr}");
+        assert!(export.join("report.pdf").exists(), "{how}");
+    }
+    let (code, _, stderr) = with_data(&["export", s, "--analysis", "abcdef99", "--out", tmp.path().join("x").to_str().expect("path")]);
+    assert_eq!(code, Some(focal::exit::INPUT), "{stderr}");
+    assert!(stderr.contains("no kept analysis has the id abcdef99"), "{stderr}");
 }
 
 #[test]

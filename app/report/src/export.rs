@@ -109,7 +109,18 @@ const KEY_IMAGE_SIZE: f64 = 512.0;
 
 /// Today's date and time (UTC) as DICOM DA and TM.
 pub fn now_dicom() -> (String, String) {
-    let secs = std::time::SystemTime::now()
+    dicom_date_time(std::time::SystemTime::now())
+}
+
+/// A moment as a person reads it: "YYYY-MM-DD HH:MM UTC".
+pub fn utc_text(t: std::time::SystemTime) -> String {
+    let (d, t) = dicom_date_time(t);
+    format!("{}-{}-{} {}:{} UTC", &d[..4], &d[4..6], &d[6..], &t[..2], &t[2..4])
+}
+
+/// A moment (UTC) as DICOM DA and TM.
+pub fn dicom_date_time(t: std::time::SystemTime) -> (String, String) {
+    let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);

@@ -17,6 +17,7 @@ pub mod output;
 pub mod pdf;
 pub mod pictures;
 pub mod review;
+pub mod saved;
 pub mod source;
 
 pub use content::{KEY_REGION_OUTLINE, evidence_style, key_region_style};

@@ -15,13 +15,17 @@ pub struct ExportArgs {
     /// DICOM files, folders or a DICOMDIR holding the analysed study.
     #[arg(required = true)]
     pub study: Vec<PathBuf>,
-    /// Folder `focal analyze` (or the window) wrote. Without it, a picture report: the series'
-    /// images in a PDF, no analysis (for radiographs, ultrasound and other images without a
-    /// patient position, which the model cannot analyse).
+    /// The analysis: a folder `focal analyze` wrote, or the id of one the window kept (`focal
+    /// analyses` lists them; 4 or more of its hex digits). Without it (and without --latest), a
+    /// picture report: the series' images in a PDF, no analysis (for radiographs, ultrasound and
+    /// other images without a patient position, which the model cannot analyse).
     #[arg(long)]
     pub analysis: Option<PathBuf>,
-    /// The series of a picture report (UID; default: the study's largest stack).
+    /// The analysis the window kept most recently of a series of this study.
     #[arg(long, conflicts_with = "analysis")]
+    pub latest: bool,
+    /// The series of a picture report (UID; default: the study's largest stack).
+    #[arg(long, conflicts_with_all = ["analysis", "latest"])]
     pub series: Option<String>,
     /// Output folder (created; never a folder of the study's files).
     #[arg(long)]
@@ -54,20 +58,42 @@ pub struct ExportArgs {
     pub accept_regions: Vec<u32>,
 }
 
+/// The analysis folder an export reads: the folder given, a kept analysis by id, or the latest
+/// kept analysis of the study's series; `None` for a picture report.
+fn analysis_folder(args: &ExportArgs, set: &StudySet) -> anyhow::Result<Option<PathBuf>> {
+    match &args.analysis {
+        Some(dir) if dir.is_dir() => return Ok(Some(dir.clone())),
+        Some(id) => {
+            let root = crate::places::analyses_dir()?;
+            return Ok(Some(report::saved::find(&root, &id.to_string_lossy())?.dir));
+        }
+        None if !args.latest => return Ok(None),
+        None => {}
+    }
+    let root = crate::places::analyses_dir()?;
+    let (kept, _) = report::saved::list(&root);
+    let latest = kept
+        .into_iter()
+        .find(|k| set.find_series(&k.summary.series_uid).is_some())
+        .ok_or_else(|| report::ExportError::Analysis(format!("no kept analysis of a series of this study in {}", root.display())))?;
+    println!("analysis {} ({}, {})", latest.id, report::export::utc_text(latest.modified), latest.review_state());
+    Ok(Some(latest.dir))
+}
+
 pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
     crate::outdir::ensure_outside_study(&args.out, &args.study)?;
-    let Some(analysis) = &args.analysis else {
-        return pictures(args);
+    let set =
+        StudySet::open(&args.study, &|_: Progress| {}, &AtomicBool::new(false)).context("scanning the study failed")?;
+    let Some(analysis) = analysis_folder(args, &set)? else {
+        return pictures(args, &set);
     };
-    let analysis = crate::outdir::absolute_resolved(analysis);
+    let analysis = crate::outdir::absolute_resolved(&analysis);
     let out = crate::outdir::absolute_resolved(&args.out);
     let manifest_path = args
         .model
         .clone()
         .unwrap_or_else(crate::inference::manifest::default_manifest_path);
     let manifest = Manifest::load(&manifest_path).context("the model manifest could not be read")?;
-    let set =
-        StudySet::open(&args.study, &|_: Progress| {}, &AtomicBool::new(false)).context("scanning the study failed")?;
     // No format flag: everything.
     let all = !(args.pdf || args.seg || args.pmap || args.sc);
     let opts = ExportOptions {
@@ -98,21 +124,19 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
 }
 
 /// `focal export STUDY --out DIR` without `--analysis`: the picture report.
-fn pictures(args: &ExportArgs) -> anyhow::Result<i32> {
+fn pictures(args: &ExportArgs, set: &StudySet) -> anyhow::Result<i32> {
     if args.seg || args.pmap || args.sc {
         anyhow::bail!(
             "--seg, --pmap and --sc need an analysis (--analysis DIR); without one only the picture report (PDF) is written"
         );
     }
-    let set =
-        StudySet::open(&args.study, &|_: Progress| {}, &AtomicBool::new(false)).context("scanning the study failed")?;
     let opts = report::PictureOptions {
         out: crate::outdir::absolute_resolved(&args.out),
         series: args.series.clone(),
         keep_phi: args.keep_phi,
         force: args.force,
     };
-    let summary = report::export_pictures(&set, &opts)?;
+    let summary = report::export_pictures(set, &opts)?;
     for f in &summary.files {
         println!("wrote {}", f.display());
     }

@@ -1,6 +1,8 @@
 //! The CLI's subcommands, one module each with its arguments; `cli` parses and dispatches to
 //! them, and none of them imports `cli`.
 
+#[cfg(feature = "desktop")]
+pub mod analyses;
 pub mod analyze;
 pub mod batch;
 #[cfg(feature = "desktop")]

@@ -10,8 +10,7 @@ use crate::report::Decision;
 
 /// Now (UTC) for a sign-off, "YYYY-MM-DD HH:MM UTC".
 fn now_text() -> String {
-    let (d, t) = crate::report::export::now_dicom();
-    format!("{}-{}-{} {}:{} UTC", &d[..4], &d[4..6], &d[6..], &t[..2], &t[2..4])
+    crate::report::export::utc_text(std::time::SystemTime::now())
 }
 
 pub fn review_panel(p: &mut Panel, ui: &mut egui::Ui) {
