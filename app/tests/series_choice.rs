@@ -249,3 +249,44 @@ fn a_reader_that_stops_reading_ends_focal_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// `focal analyze` shows a bar with the time left to a person at a terminal (a pseudo-terminal
+/// made by util-linux's `script`), and nothing of it when its stderr goes to a pipe or a file.
+#[test]
+fn progress_shows_at_a_terminal_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let model = common::network_only_model(tmp.path());
+    let sample = common::repo().join("assets/sample-study");
+    let args = |out: &str| {
+        vec![
+            "analyze".to_string(),
+            sample.display().to_string(),
+            "--device".into(),
+            "cpu".into(),
+            "--model".into(),
+            model.display().to_string(),
+            "--out".into(),
+            tmp.path().join(out).display().to_string(),
+        ]
+    };
+    let piped = args("piped");
+    let (code, _, stderr) = common::run_focal(&piped.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains('\r') && !stderr.contains('\u{1b}') && !stderr.contains("ETA"), "{stderr:?}");
+
+    let command = std::iter::once(env!("CARGO_BIN_EXE_focal").to_string())
+        .chain(args("terminal"))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qefc", &command, "/dev/null"])
+        .env("COLUMNS", "120")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("slices") && shown.contains("ETA") && shown.contains("/89"), "{shown:?}");
+}

@@ -147,12 +147,15 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     };
     // The analysis runs on its own thread; this one reports progress until it ends.
     let job = inference::AnalysisJob::spawn_multi(engine, volumes.clone(), slots);
+    let bar = crate::commands::progress::Bar::new("slices", None);
+    bar.note("analysing");
     let mut reported = 0;
     while !job.is_finished() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         let s = job.status();
         if s.done != reported {
             reported = s.done;
+            bar.set(s.done as u64, Some(s.total as u64));
             tracing::info!(
                 done = s.done,
                 total = s.total,
@@ -161,6 +164,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    bar.done();
     let (engine, analysis) = job.join();
     let analysis = analysis?;
     let mut engine = engine.context("the analysis thread failed")?;

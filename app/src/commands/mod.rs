@@ -9,5 +9,6 @@ pub mod batch;
 pub mod export;
 pub mod info;
 pub mod pacs;
+pub mod progress;
 #[cfg(feature = "desktop")]
 pub mod view;

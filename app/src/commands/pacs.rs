@@ -151,11 +151,11 @@ fn dicom_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn progress(done: usize, total: Option<usize>) {
-    match total {
-        Some(t) => eprint!("\rretrieving {done}/{t}"),
-        None => eprint!("\rretrieving {done}"),
-    }
+/// The retrieve's bar (instances received, out of the node's count once it says).
+fn retrieve_bar() -> (crate::commands::progress::Bar, impl Fn(usize, Option<usize>) + Sync) {
+    let bar = crate::commands::progress::Bar::new("instances", None);
+    let shown = bar.clone();
+    (bar, move |done: usize, total: Option<usize>| shown.set(done as u64, total.map(|t| t as u64)))
 }
 
 fn resume_hint(what: &str, node: &str, cache: &std::path::Path, study: &str) -> String {
@@ -382,8 +382,9 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                     std::process::exit(crate::exit::INTERRUPTED);
                 }
             });
+            let (bar, progress) = retrieve_bar();
             let result = e.get(study, series.as_deref(), &cache, &progress, &cancel);
-            eprintln!();
+            bar.done();
             let s = result.with_context(|| resume_hint(e.verbs()[2], &e.describe(), &cache, study))?;
             report(&s, *json)
         }
@@ -400,8 +401,9 @@ pub fn pacs(args: &PacsArgs) -> anyhow::Result<i32> {
                 Some(o) => o.clone(),
                 None => default_cache()?,
             };
+            let (bar, progress) = retrieve_bar();
             let result = pacs::move_to_focal(&n, study, series.as_deref(), &cache, listen, &progress);
-            eprintln!();
+            bar.done();
             let s = result.with_context(|| resume_hint("C-MOVE", &on(&n), &cache, study))?;
             report(&s, *json)
         }

@@ -372,10 +372,13 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
         key,
     };
     let started = Instant::now();
+    // Over the inputs, with the time left; the per-series lines print above it.
+    let bar = crate::commands::progress::Bar::new("inputs", Some(inputs.len() as u64));
     let mut seen = std::collections::HashSet::new();
     let mut deferred: Vec<Deferred> = Vec::new();
     let (mut slices_done, mut slices_seen) = (0usize, 0usize);
     for (n, input) in inputs.iter().enumerate() {
+        bar.set(n as u64, None);
         if b.cancel.load(Ordering::SeqCst) {
             break;
         }
@@ -384,7 +387,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
         {
             let mut row = b.blank_row(input);
             row.error = format!("retrieve from node {} failed: {e:#}", r.node.name());
-            eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
+            bar.line(&format!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error));
             b.rows.push(row);
             continue;
         }
@@ -394,7 +397,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             Err(e) => {
                 let mut row = b.blank_row(input);
                 row.error = format!("scanning failed: {e}");
-                eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
+                bar.line(&format!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error));
                 b.rows.push(row);
                 continue;
             }
@@ -449,7 +452,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             }
             let per_input = started.elapsed().as_secs_f64() / (n as f64 + 1.0);
             let eta = per_input * (inputs.len() - n - 1) as f64;
-            eprintln!(
+            bar.line(&format!(
                 "[input {}/{}] {:<7} series {} ({} slices) {:.1} s{}  ETA {}",
                 n + 1,
                 inputs.len(),
@@ -463,7 +466,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                     format!(": {}", row.error)
                 },
                 duration(eta)
-            );
+            ));
             b.rows.push(row);
             if b.last_table.elapsed().as_secs_f64() > 2.0 {
                 b.write_table().context("writing the results table failed")?;
@@ -475,10 +478,11 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
                 0 => "no image series found".into(),
                 k => format!("no image series found ({k} unreadable file(s))"),
             };
-            eprintln!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error);
+            bar.line(&format!("[input {}/{}] error: {}", n + 1, inputs.len(), row.error));
             b.rows.push(row);
         }
     }
+    bar.done();
     // The series another batch held: by now usually finished (their result is read), else
     // waited for.
     for d in deferred {
