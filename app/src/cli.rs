@@ -39,6 +39,14 @@ pub enum Command {
     Batch(crate::commands::batch::BatchArgs),
     /// Query, retrieve from and store to the DICOM nodes (PACS) you configured.
     Pacs(crate::commands::pacs::PacsArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or powershell
+    /// (e.g. `focal completions bash > ~/.local/share/bash-completion/completions/focal`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `focal man | man -l -`).
+    Man,
 }
 
 /// The end of `focal --help`: exit codes and environment variables.
@@ -52,6 +60,16 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Analyze(args)) => crate::commands::analyze::analyze(&args),
         Some(Command::Batch(args)) => crate::commands::batch::batch(&args),
         Some(Command::Pacs(args)) => crate::commands::pacs::pacs(&args),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "focal", &mut std::io::stdout());
+            Ok(crate::exit::OK)
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(crate::exit::OK)
+        }
         #[cfg(feature = "desktop")]
         Some(Command::Analyses(args)) => crate::commands::analyses::analyses(&args),
         #[cfg(feature = "desktop")]

@@ -214,6 +214,7 @@ impl Manifest {
             path: path.to_path_buf(),
             reason,
         };
+        tracing::info!(path = %path.display(), "reading the model manifest");
         let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
         let mut m: Manifest = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if !SUPPORTED_VERSIONS.contains(&m.manifest_version) {

@@ -52,6 +52,7 @@ pub fn environment() -> Result<(&'static Environment, &'static PathBuf)> {
         return Err(InferenceError::RuntimeMissing { tried });
     };
     let loaded = RUNTIME.get_or_init(|| {
+        tracing::info!(path = %path.display(), "loading the ONNX Runtime library");
         disable_telemetry();
         let env = ort::init_from(&path)
             .map_err(|e| e.to_string())
