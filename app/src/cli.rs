@@ -49,6 +49,17 @@ pub enum Command {
     Man,
 }
 
+impl Cli {
+    /// Whether the command opens the window (which also logs to a file of its own).
+    pub fn opens_window(&self) -> bool {
+        #[cfg(feature = "desktop")]
+        if matches!(self.command, None | Some(Command::View(_))) {
+            return true;
+        }
+        false
+    }
+}
+
 /// The end of `focal --help`: exit codes and environment variables.
 fn after_help() -> String {
     format!("{}\n\n{}", crate::exit::HELP, crate::places::VARIABLES)

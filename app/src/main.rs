@@ -18,7 +18,7 @@ fn main() {
     focal::inference::runtime::disable_telemetry();
     focal::render::quiet_headless_graphics();
     let cli = focal::cli::Cli::parse();
-    focal::init_logging(cli.verbose);
+    focal::init_logging(cli.verbose, cli.opens_window());
     match focal::cli::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {

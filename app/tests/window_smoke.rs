@@ -68,6 +68,7 @@ impl Xvfb {
             .env("HOME", home)
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_STATE_HOME", home.join("state"))
             .env("WAYLAND_DISPLAY", "")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -191,6 +192,20 @@ fn window_shows_the_sample_with_overlays_under_xvfb() {
             !log.contains(phi),
             "the window's trace log holds a patient identifier ({phi})"
         );
+    }
+    // The window's own log file (rotated daily under XDG_STATE_HOME/focal/logs): plain text,
+    // what the session did, no identifiers.
+    let logs = home.path().join("state/focal/logs");
+    let files: Vec<PathBuf> = std::fs::read_dir(&logs)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(files.len(), 1, "one log file of today in {}: {files:?}", logs.display());
+    let name = files[0].file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    assert!(name.starts_with("focal.") && name.ends_with(".log"), "{name}");
+    let kept = std::fs::read_to_string(&files[0]).expect("the window's log file");
+    assert!(kept.contains("loading the ONNX Runtime library") && !kept.contains('\u{1b}'), "{kept}");
+    for phi in common::SAMPLE_PHI {
+        assert!(!kept.contains(phi), "the window's log file holds a patient identifier ({phi})");
     }
 }
 

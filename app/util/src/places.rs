@@ -44,7 +44,18 @@ pub fn cache_dir() -> Result<PathBuf, NoPlace> {
     place("FOCAL_CACHE", "cache", |b| b.cache_dir().to_path_buf(), &["focal"])
 }
 
+/// The window's log files: `$FOCAL_LOG_DIR`, else `$XDG_STATE_HOME/focal/logs`
+/// (`~/.local/state/focal/logs`).
+pub fn logs_dir() -> Result<PathBuf, NoPlace> {
+    place(
+        "FOCAL_LOG_DIR",
+        "log",
+        |b| b.state_dir().unwrap_or_else(|| b.data_local_dir()).to_path_buf(),
+        &["focal", "logs"],
+    )
+}
+
 /// The environment variables Focal reads, with what each does (for `focal --help`).
 pub const VARIABLES: &str = "\
-Environment: FOCAL_CONFIG_DIR (settings: the DICOM node list, the pseudonym key; default $XDG_CONFIG_HOME/focal, ~/.config/focal), FOCAL_DATA_DIR (analyses made in the window; default $XDG_DATA_HOME/focal/analyses), FOCAL_CACHE (the ONNX Runtime library, retrieved studies; default $XDG_CACHE_HOME/focal), FOCAL_ORT_LIB (the ONNX Runtime library file), RUST_LOG (log filter; logs never hold patient identifiers). Without a home folder and these variables, Focal refuses to store settings or studies rather than use the temporary folder.";
+Environment: FOCAL_CONFIG_DIR (settings: the DICOM node list, the pseudonym key; default $XDG_CONFIG_HOME/focal, ~/.config/focal), FOCAL_DATA_DIR (analyses made in the window; default $XDG_DATA_HOME/focal/analyses), FOCAL_CACHE (the ONNX Runtime library, retrieved studies; default $XDG_CACHE_HOME/focal), FOCAL_LOG_DIR (the window's log files, rotated daily, a week kept; default $XDG_STATE_HOME/focal/logs), FOCAL_ORT_LIB (the ONNX Runtime library file), RUST_LOG (log filter; logs never hold patient identifiers). Without a home folder and these variables, Focal refuses to store settings or studies rather than use the temporary folder.";
 
