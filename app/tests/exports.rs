@@ -436,3 +436,76 @@ fn images_without_geometry_get_a_de_identified_picture_report() {
         assert!(text.contains("KEPT") && text.contains("CompressedSamples"), "{file}: {text}");
     }
 }
+
+/// A patient named in Chinese, a study described in Cyrillic, a reader who writes in Greek:
+/// the PDF prints every script (embedded subset fonts with a ToUnicode map: pdftotext reads
+/// the text back, pdffonts lists the fonts as embedded subsets); de-identified, the name is
+/// gone and the reader's text stays.
+#[test]
+fn the_report_prints_names_and_notes_in_any_script() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // The sample with UTF-8 identifiers (same UIDs, so the sample's analysis applies).
+    let study = tmp.path().join("study");
+    std::fs::create_dir_all(&study).expect("mkdir");
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let script = r#"
+import glob, os, sys
+import pydicom
+src, out = sys.argv[1], sys.argv[2]
+for f in glob.glob(os.path.join(src, "*.dcm")):
+    ds = pydicom.dcmread(f)
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "王^小明"
+    ds.StudyDescription = "Исследование головного мозга"
+    ds.save_as(os.path.join(out, os.path.basename(f)), enforce_file_format=True)
+"#;
+    let made = Command::new(python)
+        .args(["-c", script, sample().to_str().expect("utf8"), study.to_str().expect("utf8")])
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let reviewed = tmp.path().join("analysis");
+    std::fs::create_dir_all(&reviewed).expect("mkdir");
+    for f in files(&analysis().join("analysis")) {
+        std::fs::copy(&f, reviewed.join(f.file_name().expect("name"))).expect("copy");
+    }
+    let review = serde_json::json!({
+        "findings": [], "key_images": [], "edited": false,
+        "impression": "Αθηνά: χωρίς ευρήματα. Врач: норма. 印象：未见异常。",
+        "reader": "Αθηνά Παππά", "signed_at": "2026-12-06 10:00 UTC"
+    });
+    common::write_json(&reviewed.join("review.json"), &review);
+
+    let pdf_text = |keep_phi: bool| {
+        let out = tmp.path().join(format!("out-{keep_phi}"));
+        let mut args = vec![
+            "export",
+            study.to_str().expect("utf8"),
+            "--analysis",
+            reviewed.to_str().expect("utf8"),
+            "--pdf",
+            "--out",
+            out.to_str().expect("utf8"),
+        ];
+        if keep_phi {
+            args.push("--keep-phi");
+        }
+        let (code, _, err) = common::run_focal(&args);
+        assert_eq!(code, 0, "{err}");
+        let pdf = out.join("report.pdf");
+        let fonts = tool("pdffonts", &[pdf.to_str().expect("utf8")]);
+        for face in ["DejaVuSans", "DroidSansFallback"] {
+            let line = fonts.lines().find(|l| l.contains(face)).unwrap_or_else(|| panic!("{face} not in the PDF:\n{fonts}"));
+            assert!(line.contains("CID TrueType") && line.contains("yes yes yes"), "not an embedded subset with a ToUnicode map: {line}");
+        }
+        tool("pdftotext", &[pdf.to_str().expect("utf8"), "-"])
+    };
+    let kept = pdf_text(true);
+    for expected in ["王^小明", "Исследование головного мозга", "Αθηνά Παππά", "χωρίς ευρήματα", "норма", "未见异常"] {
+        assert!(kept.contains(expected), "{expected:?} not in the report's text:\n{kept}");
+    }
+    assert!(!kept.contains('?'), "a character printed as '?':\n{kept}");
+    let plain = pdf_text(false);
+    assert!(!plain.contains("王") && !plain.contains("小明"), "the patient's name in a de-identified report:\n{plain}");
+    assert!(plain.contains("Αθηνά Παππά") && plain.contains("未见异常"), "{plain}");
+}

@@ -70,7 +70,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: The Focal authors <focal@localhost>
 Installed-Size: $SIZE
-Depends: libc6, libgcc-s1, libstdc++6, libgtk-3-0, libvulkan1, libxkbcommon-x11-0, mesa-vulkan-drivers | vulkan-icd
+Depends: libc6, libgcc-s1, libstdc++6, libgtk-3-0, libvulkan1, libxkbcommon-x11-0, mesa-vulkan-drivers | vulkan-icd, fonts-dejavu-core, fonts-droid-fallback
 Section: science
 Priority: optional
 Homepage: https://localhost/focal

@@ -15,6 +15,7 @@ pub mod export;
 pub mod objects;
 pub mod output;
 pub mod pdf;
+pub mod pdf_text;
 pub mod pictures;
 pub mod review;
 pub mod saved;

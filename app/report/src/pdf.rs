@@ -1,8 +1,9 @@
-//! The PDF report: real text (standard Helvetica, WinAnsi), key images embedded as rendered,
-//! colour bars drawn as vector rectangles.
+//! The PDF report: real text in any script (embedded subset fonts, `pdf_text`), key images
+//! embedded as rendered, colour bars drawn as vector rectangles.
 
 use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str};
 
+use crate::pdf_text::Fonts;
 use crate::render::{Colormap, RgbaImage};
 
 /// A key image page entry.
@@ -45,39 +46,29 @@ pub struct ReportContent {
 const PAGE: (f32, f32) = (595.0, 842.0); // A4 in points
 const MARGIN: f32 = 50.0;
 
-/// Text in WinAnsi (what Helvetica without embedding can show); other characters become '?'.
-fn winansi(text: &str) -> Vec<u8> {
-    text.chars()
-        .map(|c| match c {
-            ' '..='~' => c as u8,
-            '\u{a0}'..='\u{ff}' => c as u32 as u8,
-            '–' => 0x96,
-            '—' => 0x97,
-            '…' => 0x85,
-            '‘' => 0x91,
-            '’' => 0x92,
-            '“' => 0x93,
-            '”' => 0x94,
-            '•' => 0x95,
-            _ => b'?',
-        })
-        .collect()
-}
-
-/// Lines of at most about `width` points of `size`-point Helvetica.
-fn wrap(text: &str, size: f32, width: f32) -> Vec<String> {
-    let max = ((width / (size * 0.5)) as usize).max(10);
+/// Lines of at most `width` points of `size`-point text: broken between words, and inside a
+/// word longer than a line (CJK text has no spaces).
+fn wrap(fonts: &Fonts, text: &str, bold: bool, size: f32, width: f32) -> Vec<String> {
+    let fits = |s: &str| fonts.width(s, bold, size) <= width;
     let mut lines = Vec::new();
     for paragraph in text.split('\n') {
         let mut line = String::new();
         for word in paragraph.split_whitespace() {
-            if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > max {
-                lines.push(std::mem::take(&mut line));
+            let joined = if line.is_empty() { word.to_string() } else { format!("{line} {word}") };
+            if fits(&joined) {
+                line = joined;
+                continue;
             }
             if !line.is_empty() {
-                line.push(' ');
+                lines.push(std::mem::take(&mut line));
             }
-            line.push_str(word);
+            for c in word.chars() {
+                line.push(c);
+                if !fits(&line) && line.chars().count() > 1 {
+                    line.pop();
+                    lines.push(std::mem::replace(&mut line, c.to_string()));
+                }
+            }
         }
         lines.push(line);
     }
@@ -85,6 +76,7 @@ fn wrap(text: &str, size: f32, width: f32) -> Vec<String> {
 }
 
 struct Writer {
+    fonts: Fonts,
     pages: Vec<Content>,
     y: f32,
     images: Vec<(usize, RgbaImage)>,
@@ -110,18 +102,23 @@ impl Writer {
         }
     }
 
+    /// `font`: b"F1" regular, b"F2" bold (the weight; the font of each character is chosen by
+    /// `Fonts`).
     fn text_at(&mut self, x: f32, y: f32, font: &[u8], size: f32, colour: [f32; 3], text: &str) {
+        let runs = self.fonts.runs(text, font == b"F2");
         let c = self.page();
         c.set_fill_rgb(colour[0], colour[1], colour[2]);
         c.begin_text();
-        c.set_font(Name(font), size);
         c.next_line(x, y);
-        c.show(Str(&winansi(text)));
+        for run in &runs {
+            c.set_font(Name(run.font), size);
+            c.show(Str(&run.bytes));
+        }
         c.end_text();
     }
 
     fn paragraph(&mut self, text: &str, font: &[u8], size: f32, colour: [f32; 3]) {
-        for line in wrap(text, size, PAGE.0 - 2.0 * MARGIN) {
+        for line in wrap(&self.fonts, text, font == b"F2", size, PAGE.0 - 2.0 * MARGIN) {
             self.need(size * 1.35);
             self.y -= size * 1.35;
             let y = self.y;
@@ -145,7 +142,8 @@ impl Writer {
         };
         for (r, row) in rows.iter().enumerate() {
             // Wrap each cell to its column; the row is as tall as its tallest cell.
-            let cells: Vec<Vec<String>> = row.iter().zip(&widths).map(|(t, w)| wrap(t, 9.0, w - 6.0)).collect();
+            let cells: Vec<Vec<String>> =
+                row.iter().zip(&widths).map(|(t, w)| wrap(&self.fonts, t, r == 0, 9.0, w - 6.0)).collect();
             let height = cells.iter().map(Vec::len).max().unwrap_or(1) as f32 * 11.0 + 4.0;
             self.need(height);
             let top = self.y;
@@ -222,7 +220,7 @@ impl Writer {
             c.rect(legend_x, ly, 8.0, 8.0);
             c.fill_nonzero_and_stroke();
             self.text_at(legend_x + 11.0, ly + 1.0, b"F1", 8.0, [0.0, 0.0, 0.0], name);
-            legend_x += 20.0 + name.len() as f32 * 4.5;
+            legend_x += 20.0 + self.fonts.width(name, false, 8.0);
         }
         self.paragraph(&block.caption, b"F1", 9.0, [0.15, 0.15, 0.15]);
         self.y -= 8.0;
@@ -232,6 +230,7 @@ impl Writer {
 /// Lays the report out on A4 pages.
 pub fn write_pdf(content: ReportContent) -> Vec<u8> {
     let mut w = Writer {
+        fonts: Fonts::load(),
         pages: Vec::new(),
         y: 0.0,
         images: Vec::new(),
@@ -315,17 +314,22 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
     }
     // Footer on every page.
     let count = w.pages.len();
-    for (i, page) in w.pages.iter_mut().enumerate() {
-        page.set_fill_rgb(0.4, 0.4, 0.4);
-        page.begin_text();
-        page.set_font(Name(b"F1"), 8.0);
-        page.next_line(MARGIN, 28.0);
-        page.show(Str(&winansi(&format!(
+    for i in 0..count {
+        let footer = format!(
             "Focal {} - {} - page {} of {count}",
             env!("CARGO_PKG_VERSION"),
             super::NOT_FOR_DIAGNOSIS,
             i + 1
-        ))));
+        );
+        let runs = w.fonts.runs(&footer, false);
+        let page = &mut w.pages[i];
+        page.set_fill_rgb(0.4, 0.4, 0.4);
+        page.begin_text();
+        page.next_line(MARGIN, 28.0);
+        for run in &runs {
+            page.set_font(Name(run.font), 8.0);
+            page.show(Str(&run.bytes));
+        }
         page.end_text();
     }
 
@@ -336,26 +340,25 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         next += 1;
         r
     };
-    let (catalog, tree, regular, bold) = (alloc(), alloc(), alloc(), alloc());
+    let (catalog, tree) = (alloc(), alloc());
     let page_ids: Vec<(Ref, Ref)> = (0..w.pages.len()).map(|_| (alloc(), alloc())).collect();
     let image_ids: Vec<Ref> = (0..w.images.len()).map(|_| alloc()).collect();
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree)
         .kids(page_ids.iter().map(|p| p.0))
         .count(page_ids.len() as i32);
-    pdf.type1_font(regular)
-        .base_font(Name(b"Helvetica"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
-    pdf.type1_font(bold)
-        .base_font(Name(b"Helvetica-Bold"))
-        .encoding_predefined(Name(b"WinAnsiEncoding"));
+    let fonts = std::mem::replace(&mut w.fonts, Fonts { faces: Vec::new() }).write(&mut pdf, &mut alloc);
     for (i, (content, (page_id, content_id))) in w.pages.into_iter().zip(&page_ids).enumerate() {
         let mut page = pdf.page(*page_id);
         page.media_box(Rect::new(0.0, 0.0, PAGE.0, PAGE.1));
         page.parent(tree);
         page.contents(*content_id);
         let mut resources = page.resources();
-        resources.fonts().pair(Name(b"F1"), regular).pair(Name(b"F2"), bold);
+        let mut font_dict = resources.fonts();
+        for (name, id) in &fonts {
+            font_dict.pair(Name(name), *id);
+        }
+        font_dict.finish();
         let mut xobjects = resources.x_objects();
         for (k, (p, _)) in w.images.iter().enumerate() {
             if *p == i {
@@ -387,9 +390,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_outside_winansi_is_replaced_not_dropped() {
-        assert_eq!(winansi("a–b µ ≥"), vec![b'a', 0x96, b'b', b' ', 0xb5, b' ', b'?']);
-        let lines = wrap("one two three four five six seven eight nine ten eleven", 10.0, 100.0);
-        assert!(lines.len() > 1 && lines.iter().all(|l| l.len() <= 25));
+    fn text_outside_winansi_is_replaced_not_dropped_without_the_fonts() {
+        assert_eq!(crate::pdf_text::winansi("a–b µ ≥"), vec![b'a', 0x96, b'b', b' ', 0xb5, b' ', b'?']);
+    }
+
+    #[test]
+    fn lines_wrap_between_words_and_inside_long_ones() {
+        let fonts = Fonts::load();
+        let lines = wrap(&fonts, "one two three four five six seven eight nine ten eleven", false, 10.0, 100.0);
+        assert!(lines.len() > 1 && lines.iter().all(|l| fonts.width(l, false, 10.0) <= 100.0), "{lines:?}");
+        let cjk = "患者姓名王小明检查日期二零二六年十二月六日脑部磁共振成像";
+        let lines = wrap(&fonts, cjk, false, 10.0, 60.0);
+        assert!(lines.len() > 1, "{lines:?}");
+        assert_eq!(lines.concat(), cjk, "nothing lost in the breaking");
     }
 }
