@@ -25,7 +25,7 @@ command -v python3 >/dev/null || need_apt+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 for pkg in libgtk-3-dev xvfb xauth mesa-vulkan-drivers libvulkan1 libgl1-mesa-dri libxkbcommon-x11-0 imagemagick \
   dicom3tools poppler-utils strace time orthanc orthanc-dicomweb dcmtk nginx-light openssl \
-  desktop-file-utils libxml2-utils shared-mime-info groff-base fonts-dejavu-core fonts-droid-fallback; do
+  desktop-file-utils libxml2-utils shared-mime-info groff-base fonts-dejavu-core fonts-droid-fallback weston; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -57,6 +57,7 @@ pub fn init_logging(verbose: u8, window: bool) {
     let file = window
         .then(places::logs_dir)
         .and_then(Result::ok)
+        .filter(|dir| std::fs::create_dir_all(dir).is_ok())
         .and_then(|dir| {
             tracing_appender::rolling::Builder::new()
                 .rotation(tracing_appender::rolling::Rotation::DAILY)

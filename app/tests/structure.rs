@@ -95,6 +95,29 @@ fn the_fuzz_build_leaves_the_window_exports_runtime_and_network_out() {
     }
 }
 
+/// The window is built for the desktops people use: X11 and Wayland (tests/wayland.rs runs it
+/// under Weston), and AccessKit, which hands its widgets to screen readers.
+#[test]
+fn the_window_is_built_for_x11_wayland_and_screen_readers() {
+    let metadata = metadata();
+    let focal = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "focal")
+        .expect("the focal crate");
+    let eframe = focal["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .find(|d| d["name"] == "eframe")
+        .expect("eframe");
+    let features: Vec<&str> = eframe["features"].as_array().expect("features").iter().filter_map(|f| f.as_str()).collect();
+    for wanted in ["x11", "wayland", "accesskit"] {
+        assert!(features.contains(&wanted), "eframe without {wanted}: {features:?}");
+    }
+}
+
 /// The workspace's own crates as `cargo metadata` sees them (no registry access).
 fn metadata() -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
