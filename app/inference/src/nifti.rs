@@ -1,4 +1,5 @@
-//! Minimal NIfTI-1 writer (single .nii file), so researchers can open results in any tool.
+//! NIfTI-1: Focal's writer (single .nii file with the patient geometry), so researchers can
+//! open results in any tool, and the reader, through the `nifti` crate (`.nii` and `.nii.gz`).
 
 use std::io::Write;
 use std::path::Path;
@@ -88,40 +89,37 @@ pub enum Voxels {
     F32(Vec<f32>),
 }
 
-/// Reads a single-file NIfTI-1 image of u8 or f32 voxels (little-endian), such as
-/// `focal analyze` writes. Returns the dimensions (x, y, z, t) and the voxels.
+/// Reads a NIfTI-1 image of u8 or f32 voxels (`.nii` or `.nii.gz`, either byte order) through
+/// the `nifti` crate, such as `focal analyze` writes. Returns the dimensions (x, y, z, t) and
+/// the voxels; an image of another type, or with fewer voxels than its header says, is refused
+/// naming why.
 pub fn read(path: &Path) -> std::io::Result<([usize; 4], Voxels)> {
-    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-    if bytes.len() < 352 || i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) != 348 {
-        return Err(bad("not a little-endian NIfTI-1 file"));
-    }
-    let i16_at = |at: usize| i16::from_le_bytes([bytes[at], bytes[at + 1]]);
-    let ndim = i16_at(40).clamp(0, 7) as usize;
+    use ::nifti::{NiftiError, NiftiObject, NiftiType};
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let object = ::nifti::ReaderOptions::new().read_file(path).map_err(|e| match e {
+        NiftiError::Io(io) => std::io::Error::new(io.kind(), format!("{}: {io}", path.display())),
+        other => bad(format!("not a NIfTI-1 image Focal can read ({other})")),
+    })?;
+    let header = object.header();
+    let ndim = usize::from(header.dim[0]).min(7);
     let mut dims = [1usize; 4];
     for (i, d) in dims.iter_mut().enumerate().take(ndim.min(4)) {
-        *d = usize::try_from(i16_at(42 + 2 * i)).map_err(|_| bad("negative dimension"))?;
+        *d = usize::from(header.dim[i + 1]);
     }
-    let offset = f32::from_le_bytes([bytes[108], bytes[109], bytes[110], bytes[111]]) as usize;
-    let count = dims.iter().product::<usize>();
-    let data = bytes
-        .get(offset.max(352)..)
-        .ok_or_else(|| bad("voxel offset past the end"))?;
-    let voxels = match (i16_at(70), i16_at(72)) {
-        (2, 8) => Voxels::U8(
-            data.get(..count)
-                .ok_or_else(|| bad("fewer voxels than the header says"))?
-                .to_vec(),
-        ),
-        (16, 32) => Voxels::F32(
-            data.get(..count * 4)
-                .ok_or_else(|| bad("fewer voxels than the header says"))?
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        (code, bits) => return Err(bad(&format!("datatype {code} ({bits} bits) is not one Focal writes"))),
+    let kind = header.data_type().map_err(|e| bad(e.to_string()))?;
+    let volume = object.into_volume();
+    let voxels = match kind {
+        NiftiType::Uint8 => Voxels::U8(volume.into_nifti_typed_data::<u8>().map_err(|e| bad(e.to_string()))?),
+        NiftiType::Float32 => Voxels::F32(volume.into_nifti_typed_data::<f32>().map_err(|e| bad(e.to_string()))?),
+        other => return Err(bad(format!("datatype {other:?} is not one Focal writes"))),
     };
+    let count = match &voxels {
+        Voxels::U8(v) => v.len(),
+        Voxels::F32(v) => v.len(),
+    };
+    if count < dims.iter().product::<usize>() {
+        return Err(bad("fewer voxels than the header says".into()));
+    }
     Ok((dims, voxels))
 }
 
@@ -138,6 +136,18 @@ mod tests {
         assert_eq!(read(&p).expect("read"), ([2, 3, 4, 1], Voxels::U8(labels)));
         let att: Vec<f32> = (0..24).map(|i| i as f32 / 7.0).collect();
         write(&p, [2, 3, 4, 1], None, Data::F32(&att)).expect("write");
-        assert_eq!(read(&p).expect("read"), ([2, 3, 4, 1], Voxels::F32(att)));
+        assert_eq!(read(&p).expect("read"), ([2, 3, 4, 1], Voxels::F32(att.clone())));
+        // Compressed, as other tools write it.
+        let gz = dir.path().join("a.nii.gz");
+        let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).expect("create"), flate2::Compression::fast());
+        std::io::Write::write_all(&mut e, &std::fs::read(&p).expect("read")).expect("gzip");
+        e.finish().expect("gzip");
+        assert_eq!(read(&gz).expect("read .nii.gz"), ([2, 3, 4, 1], Voxels::F32(att)));
+        // Cut short: refused, saying why.
+        let bytes = std::fs::read(&p).expect("read");
+        std::fs::write(&p, &bytes[..bytes.len() - 8]).expect("write");
+        assert!(read(&p).is_err());
+        std::fs::write(&p, b"not an image").expect("write");
+        assert!(read(&p).expect_err("refused").to_string().contains("a.nii"));
     }
 }
