@@ -72,3 +72,9 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "0.13.2"; then
   echo "setup: installing cargo-fuzz 0.13.2"
   cargo install -q cargo-fuzz --locked --version 0.13.2
 fi
+# cargo-deb, from crates.io: app/packaging/linux/build-deb.sh makes the Debian package with it
+# (the tests build one from their own binary and run the model from it).
+if ! cargo deb --version 2>/dev/null | grep -q "3.8.0"; then
+  echo "setup: installing cargo-deb 3.8.0"
+  cargo install -q cargo-deb --locked --version 3.8.0
+fi

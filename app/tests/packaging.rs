@@ -1,7 +1,7 @@
 //! Focal as a desktop program: the desktop entry, icon and DICOM file type pass their
 //! validators (desktop-file-validate, xmllint, update-mime-database), the manual page renders
 //! without groff warnings, the completion scripts parse, and the Debian package built by
-//! app/packaging/linux/build-deb.sh (dpkg-deb) unpacks onto a clean root where its `focal` runs
+//! app/packaging/linux/build-deb.sh (cargo-deb) unpacks onto a clean root where its `focal` runs
 //! the model with the runtime and model it carries.
 
 mod common;
@@ -79,14 +79,16 @@ fn manual_page_and_completions_come_from_the_command_line() {
 #[test]
 fn the_debian_package_unpacks_and_runs_the_model_it_carries() {
     let tmp = tempfile::tempdir().expect("tempdir");
+    // The test's own binary: the dev profile, in the target folder it was built in.
+    let target = Path::new(env!("CARGO_BIN_EXE_focal")).parent().and_then(Path::parent).expect("target folder");
     let out = Command::new(common::repo().join("app/packaging/linux/build-deb.sh"))
-        .arg(env!("CARGO_BIN_EXE_focal"))
-        .arg(tmp.path().join("deb"))
-        .env("FOCAL_DEB_COMPRESSION", "gzip")
+        .args(["dev", tmp.path().join("deb").to_str().expect("path")])
+        .env("CARGO_TARGET_DIR", target)
+        .env("FOCAL_DEB_FAST", "1")
         .output()
         .expect("build-deb.sh runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let deb = String::from_utf8_lossy(&out.stdout).trim().lines().last().unwrap_or_default().to_string();
     let (ok, info, err) = run("dpkg-deb", &["--field", &deb, "Package", "Version", "Depends"]);
     assert!(ok, "{err}");
     assert!(info.contains("Package: focal") && info.contains(&format!("Version: {}", env!("CARGO_PKG_VERSION"))), "{info}");
