@@ -37,6 +37,9 @@ pub enum Command {
     /// Analyse every series under many studies: one analysis folder each and results.csv
     /// (resumable: unchanged finished series are not run again).
     Batch(crate::commands::batch::BatchArgs),
+    /// Compare two label maps of one series (analysis folders or NIfTI files): Dice, volumes
+    /// and the 95th percentile Hausdorff distance, label by label.
+    Compare(crate::commands::compare::CompareArgs),
     /// Query, retrieve from and store to the DICOM nodes (PACS) you configured.
     Pacs(crate::commands::pacs::PacsArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
@@ -71,6 +74,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Analyze(args)) => crate::commands::analyze::analyze(&args),
         Some(Command::Batch(args)) => crate::commands::batch::batch(&args),
         Some(Command::Pacs(args)) => crate::commands::pacs::pacs(&args),
+        Some(Command::Compare(args)) => crate::commands::compare::compare(&args),
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "focal", &mut std::io::stdout());

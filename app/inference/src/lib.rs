@@ -8,6 +8,7 @@ pub(crate) use focal_util::{cache_dir, outdir};
 
 #[cfg(feature = "runtime")]
 pub mod analysis;
+pub mod compare;
 #[cfg(feature = "runtime")]
 pub mod engine;
 #[cfg(feature = "runtime")]

@@ -94,6 +94,15 @@ pub enum Voxels {
 /// the voxels; an image of another type, or with fewer voxels than its header says, is refused
 /// naming why.
 pub fn read(path: &Path) -> std::io::Result<([usize; 4], Voxels)> {
+    read_placed(path).map(|(dims, voxels, _)| (dims, voxels))
+}
+
+/// Voxel (i, j, k) → RAS mm, three rows of four: the sform where the file has one, else the
+/// voxel sizes alone.
+pub type Affine = [[f64; 4]; 3];
+
+/// As `read`, with where the voxels lie (`Affine`).
+pub fn read_placed(path: &Path) -> std::io::Result<([usize; 4], Voxels, Affine)> {
     use ::nifti::{NiftiError, NiftiObject, NiftiType};
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
     let object = ::nifti::ReaderOptions::new().read_file(path).map_err(|e| match e {
@@ -101,11 +110,7 @@ pub fn read(path: &Path) -> std::io::Result<([usize; 4], Voxels)> {
         other => bad(format!("not a NIfTI-1 image Focal can read ({other})")),
     })?;
     let header = object.header();
-    let ndim = usize::from(header.dim[0]).min(7);
-    let mut dims = [1usize; 4];
-    for (i, d) in dims.iter_mut().enumerate().take(ndim.min(4)) {
-        *d = usize::from(header.dim[i + 1]);
-    }
+    let (dims, affine) = placement(header);
     let kind = header.data_type().map_err(|e| bad(e.to_string()))?;
     let volume = object.into_volume();
     let voxels = match kind {
@@ -120,7 +125,59 @@ pub fn read(path: &Path) -> std::io::Result<([usize; 4], Voxels)> {
     if count < dims.iter().product::<usize>() {
         return Err(bad("fewer voxels than the header says".into()));
     }
-    Ok((dims, voxels))
+    Ok((dims, voxels, affine))
+}
+
+/// A label map of any integer (or integral float) type, as other tools write them (ITK-SNAP,
+/// SynthSeg, TotalSegmentator): dimensions, a label per voxel (negatives and NaN as 0), and
+/// where the voxels lie. A 4D map is refused.
+pub fn read_labels(path: &Path) -> std::io::Result<([usize; 3], Vec<u32>, Affine)> {
+    use ::nifti::{NiftiObject, NiftiType};
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let object = ::nifti::ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| bad(format!("not a NIfTI-1 image Focal can read ({e})")))?;
+    let (dims4, affine) = placement(object.header());
+    if dims4[3] > 1 {
+        return Err(bad(format!("{} volumes: a label map has one", dims4[3])));
+    }
+    let kind = object.header().data_type().map_err(|e| bad(e.to_string()))?;
+    let v = object.into_volume();
+    let err = |e: ::nifti::NiftiError| bad(e.to_string());
+    let clamp = |x: f64| if x.is_finite() && x > 0.0 { x.round().min(f64::from(u32::MAX)) as u32 } else { 0 };
+    let labels: Vec<u32> = match kind {
+        NiftiType::Uint8 => v.into_nifti_typed_data::<u8>().map_err(err)?.into_iter().map(u32::from).collect(),
+        NiftiType::Int8 => v.into_nifti_typed_data::<i8>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
+        NiftiType::Uint16 => v.into_nifti_typed_data::<u16>().map_err(err)?.into_iter().map(u32::from).collect(),
+        NiftiType::Int16 => v.into_nifti_typed_data::<i16>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
+        NiftiType::Uint32 => v.into_nifti_typed_data::<u32>().map_err(err)?,
+        NiftiType::Int32 => v.into_nifti_typed_data::<i32>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
+        NiftiType::Float32 => v.into_nifti_typed_data::<f32>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
+        NiftiType::Float64 => v.into_nifti_typed_data::<f64>().map_err(err)?.into_iter().map(clamp).collect(),
+        other => return Err(bad(format!("datatype {other:?} is not a label map"))),
+    };
+    let dims = [dims4[0], dims4[1], dims4[2]];
+    if labels.len() < dims.iter().product::<usize>() {
+        return Err(bad("fewer voxels than the header says".into()));
+    }
+    Ok((dims, labels, affine))
+}
+
+/// Dimensions (x, y, z, t) and placement of a header: the sform where the file has one, else
+/// the voxel sizes alone.
+fn placement(header: &::nifti::NiftiHeader) -> ([usize; 4], Affine) {
+    let ndim = usize::from(header.dim[0]).min(7);
+    let mut dims = [1usize; 4];
+    for (i, d) in dims.iter_mut().enumerate().take(ndim.min(4)) {
+        *d = usize::from(header.dim[i + 1]);
+    }
+    let affine: Affine = if header.sform_code > 0 {
+        [header.srow_x, header.srow_y, header.srow_z].map(|r| r.map(f64::from))
+    } else {
+        let d = |i: usize| f64::from(header.pixdim[i]).abs().max(1e-6);
+        [[d(1), 0.0, 0.0, 0.0], [0.0, d(2), 0.0, 0.0], [0.0, 0.0, d(3), 0.0]]
+    };
+    (dims, affine)
 }
 
 #[cfg(test)]

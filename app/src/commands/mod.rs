@@ -5,6 +5,7 @@
 pub mod analyses;
 pub mod analyze;
 pub mod batch;
+pub mod compare;
 #[cfg(feature = "desktop")]
 pub mod export;
 pub mod info;
