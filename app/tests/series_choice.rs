@@ -89,11 +89,17 @@ fn info_marks_the_default_and_analyze_runs_on_it() {
     let seg = line("90  SEG");
     assert!(stdout.lines().nth(seg + 2).is_some_and(|l| l.contains("never analysed: it is a segmentation (SEG)")), "{stdout}");
     assert!(stdout.contains("not analysed unless named: it is CT; the model takes MR"), "{stdout}");
+    // The SEG says which series it was made over; the screenshot (made from one of its images)
+    // too; acquired series say nothing.
+    assert!(stdout.lines().nth(seg + 3).is_some_and(|l| l.contains("made over series #3 MR \"T1 3D")), "{stdout}");
+    assert_eq!(stdout.matches("made over series").count(), 1, "{stdout}");
     let (_, json, _) = common::run_focal(&["info", s, "--json"]);
     let report: serde_json::Value = serde_json::from_str(&json).expect("json");
     let series = report["patients"][0]["studies"][0]["series"].as_array().expect("series").clone();
     let defaults: Vec<&str> = series.iter().filter(|x| x["analysed_by_default"] == true).filter_map(|x| x["uid"].as_str()).collect();
     assert_eq!(defaults, [sample.as_str()]);
+    let seg_json = series.iter().find(|x| x["modality"] == "SEG").expect("the SEG");
+    assert_eq!(seg_json["refers_to"], serde_json::json!([sample]));
 
     // Naming the SEG is refused before the model runs, as an input error (exit 5).
     let out = tmp.path().join("seg-analysis");

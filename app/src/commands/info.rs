@@ -62,6 +62,13 @@ struct SeriesReport {
     /// Why `analyze` and `batch` pass it over (what the series is), where they do.
     #[serde(skip_serializing_if = "Option::is_none")]
     not_analysed: Option<String>,
+    /// The series this one's objects were made over (a SEG's, an SR's…), by UID.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    refers_to: Vec<String>,
+    /// The same, as a person reads them (number, modality, description, or the UID when the
+    /// series is not in what was scanned).
+    #[serde(skip)]
+    refers_to_titles: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -171,6 +178,12 @@ fn build_report(set: &StudySet, args: &InfoArgs, scan_seconds: f64) -> InfoRepor
                                 stacks: se.stacks.iter().map(|st| stack_report(st, args.decode)).collect(),
                                 non_image_objects: se.non_image.len(),
                                 analysed_by_default: default.as_deref() == Some(se.uid.as_str()),
+                                refers_to: se.referenced_series(),
+                                refers_to_titles: se
+                                    .referenced_series()
+                                    .iter()
+                                    .map(|uid| set.find_series(uid).map_or_else(|| format!("{uid} (not here)"), |r| r.title()))
+                                    .collect(),
                                 not_analysed: se.unsuitable(&modalities).map(|w| {
                                     let when = if w.can_be_named() { "not analysed unless named" } else { "never analysed" };
                                     format!("{when}: it {w}")
@@ -288,6 +301,9 @@ fn print_table(report: &InfoReport) {
                 println!("            uid {}", se.uid);
                 if let Some(why) = &se.not_analysed {
                     println!("            {why}");
+                }
+                if !se.refers_to_titles.is_empty() {
+                    println!("            made over series {}", se.refers_to_titles.join(", "));
                 }
             }
         }

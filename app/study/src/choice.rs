@@ -110,6 +110,19 @@ impl Series {
         None
     }
 
+    /// The series this one's objects were made over (a SEG's source images, an SR's evidence…),
+    /// in first-seen order; empty for acquired images.
+    pub fn referenced_series(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let headers = self.stacks.iter().flat_map(|st| st.slices.iter().map(|s| &s.instance)).chain(&self.non_image);
+        for uid in headers.flat_map(|h| h.referenced_series.iter()) {
+            if *uid != self.uid && !out.contains(uid) {
+                out.push(uid.clone());
+            }
+        }
+        out
+    }
+
     /// How the series is named to a person: number, modality and description.
     pub fn title(&self) -> String {
         let mut parts = Vec::new();

@@ -148,6 +148,10 @@ pub struct InstanceHeader {
     pub modality: Option<String>,
     /// Image Type as written (`ORIGINAL\PRIMARY\M`, `DERIVED\SECONDARY`…).
     pub image_type: Option<String>,
+    /// The series an object written over images refers to (a SEG's, Parametric Map's or
+    /// presentation state's Referenced Series, an SR's or KO's evidence, an RTSTRUCT's
+    /// referenced series), in first-seen order.
+    pub referenced_series: Vec<String>,
     pub instance_number: Option<i64>,
     pub body_part: Option<String>,
     pub gantry_tilt: Option<f64>,
@@ -190,6 +194,7 @@ impl InstanceHeader {
             series_description: s(tags::SERIES_DESCRIPTION),
             modality: s(tags::MODALITY),
             image_type: s(tags::IMAGE_TYPE),
+            referenced_series: referenced_series(obj),
             instance_number: attrs::int(obj, tags::INSTANCE_NUMBER),
             body_part: s(tags::BODY_PART_EXAMINED),
             gantry_tilt: attrs::float(obj, tags::GANTRY_DETECTOR_TILT),
@@ -201,6 +206,38 @@ impl InstanceHeader {
     pub fn is_dicomdir(&self) -> bool {
         self.sop_class_uid == uids::MEDIA_STORAGE_DIRECTORY_STORAGE
     }
+}
+
+/// Every SeriesInstanceUID under the sequences through which objects name the series they were
+/// made over (at most four levels deep: RTSTRUCT's frame of reference → study → series).
+fn referenced_series(obj: &Object) -> Vec<String> {
+    fn walk(items: &[Object], depth: u32, out: &mut Vec<String>) {
+        for item in items {
+            if let Some(uid) = attrs::string(item, tags::SERIES_INSTANCE_UID)
+                && !out.contains(&uid)
+            {
+                out.push(uid);
+            }
+            if depth < 4 {
+                for tag in [
+                    tags::REFERENCED_SERIES_SEQUENCE,
+                    tags::RT_REFERENCED_STUDY_SEQUENCE,
+                    tags::RT_REFERENCED_SERIES_SEQUENCE,
+                ] {
+                    walk(attrs::items(item, tag), depth + 1, out);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for tag in [
+        tags::REFERENCED_SERIES_SEQUENCE,
+        tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE,
+        tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE,
+    ] {
+        walk(attrs::items(obj, tag), 1, &mut out);
+    }
+    out
 }
 
 fn pixel_layout(obj: &Object) -> Option<PixelLayout> {
