@@ -214,6 +214,15 @@ pub fn read_summary(dir: &Path) -> Result<Summary, crate::InferenceError> {
 pub const SUMMARY_FILE: &str = "summary.json";
 /// The label of every voxel, [x, y, z].
 pub const LABELS_FILE: &str = "labels.nii";
+/// The label map after a reader's corrections (the model's own stays in `LABELS_FILE`).
+pub const REVIEWED_LABELS_FILE: &str = "labels-reviewed.nii";
+
+/// The labels an analysis folder stands for: the reader's corrected map where there is one,
+/// else the model's.
+pub fn current_labels_file(dir: &Path) -> std::path::PathBuf {
+    let reviewed = dir.join(REVIEWED_LABELS_FILE);
+    if reviewed.exists() { reviewed } else { dir.join(LABELS_FILE) }
+}
 /// The model's spatial attention, [x, y, z].
 pub const ATTENTION_FILE: &str = "attention.nii";
 /// The probability of every label, [x, y, z, label].

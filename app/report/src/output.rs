@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::ExportError;
-use super::review::{REVIEWED_LABELS_FILE, Review};
+use super::review::Review;
 use crate::inference::nifti::{self, Voxels};
-use crate::inference::output::{ATTENTION_FILE, LABELS_FILE, Summary, read_summary};
+use crate::inference::output::{ATTENTION_FILE, Summary, current_labels_file, read_summary};
 
 /// An analysis folder, loaded.
 pub struct AnalysisOutput {
@@ -31,12 +31,7 @@ impl AnalysisOutput {
         let bad = |what: String| ExportError::Analysis(what);
         let summary = read_summary(dir).map_err(|e| bad(e.to_string()))?;
         let expected = summary.grid.iter().product::<usize>();
-        let reviewed = dir.join(REVIEWED_LABELS_FILE);
-        let label_file = if reviewed.exists() {
-            reviewed
-        } else {
-            dir.join(LABELS_FILE)
-        };
+        let label_file = current_labels_file(dir);
         let labels = match nifti::read(&label_file).map_err(|e| bad(e.to_string()))? {
             (_, Voxels::U8(v)) if v.len() == expected => v,
             _ => {

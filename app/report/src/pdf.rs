@@ -333,6 +333,7 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         page.end_text();
     }
 
+    let Writer { fonts, pages, images, .. } = w;
     let mut pdf = Pdf::new();
     let mut next = 1;
     let mut alloc = || {
@@ -341,14 +342,14 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         r
     };
     let (catalog, tree) = (alloc(), alloc());
-    let page_ids: Vec<(Ref, Ref)> = (0..w.pages.len()).map(|_| (alloc(), alloc())).collect();
-    let image_ids: Vec<Ref> = (0..w.images.len()).map(|_| alloc()).collect();
+    let page_ids: Vec<(Ref, Ref)> = (0..pages.len()).map(|_| (alloc(), alloc())).collect();
+    let image_ids: Vec<Ref> = (0..images.len()).map(|_| alloc()).collect();
     pdf.catalog(catalog).pages(tree);
     pdf.pages(tree)
         .kids(page_ids.iter().map(|p| p.0))
         .count(page_ids.len() as i32);
-    let fonts = std::mem::replace(&mut w.fonts, Fonts { faces: Vec::new() }).write(&mut pdf, &mut alloc);
-    for (i, (content, (page_id, content_id))) in w.pages.into_iter().zip(&page_ids).enumerate() {
+    let fonts = fonts.write(&mut pdf, &mut alloc);
+    for (i, (content, (page_id, content_id))) in pages.into_iter().zip(&page_ids).enumerate() {
         let mut page = pdf.page(*page_id);
         page.media_box(Rect::new(0.0, 0.0, PAGE.0, PAGE.1));
         page.parent(tree);
@@ -360,7 +361,7 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         }
         font_dict.finish();
         let mut xobjects = resources.x_objects();
-        for (k, (p, _)) in w.images.iter().enumerate() {
+        for (k, (p, _)) in images.iter().enumerate() {
             if *p == i {
                 xobjects.pair(Name(format!("Im{k}").as_bytes()), image_ids[k]);
             }
@@ -371,7 +372,7 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         let bytes = content.finish();
         pdf.stream(*content_id, &bytes);
     }
-    for ((_, image), id) in w.images.iter().zip(&image_ids) {
+    for ((_, image), id) in images.iter().zip(&image_ids) {
         let rgb: Vec<u8> = image.data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
         let compressed = miniz_oxide::deflate::compress_to_vec_zlib(&rgb, 6);
         let mut x = pdf.image_xobject(*id, &compressed);

@@ -32,7 +32,7 @@ fn font_path(folder: &str, file: &str) -> Option<PathBuf> {
 
 /// One embedded face: its file, the glyphs used so far (renumbered for the subset) and the
 /// character each glyph shows.
-pub(crate) struct Face {
+struct Face {
     resource: &'static [u8],
     postscript: &'static str,
     data: Vec<u8>,
@@ -69,7 +69,7 @@ impl Face {
 /// The fonts of one report.
 pub struct Fonts {
     /// Regular, bold, fallback; empty when the files are missing (standard Helvetica then).
-    pub(crate) faces: Vec<Face>,
+    faces: Vec<Face>,
 }
 
 /// A run of text in one font: its resource name and the bytes of a `Tj` string.

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::render::SliceStyle;
 
 pub const REVIEW_FILE: &str = "review.json";
-/// Label map after the reader's corrections (the model's own stays in labels.nii).
-pub const REVIEWED_LABELS_FILE: &str = "labels-reviewed.nii";
+pub use crate::inference::output::REVIEWED_LABELS_FILE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Decision {

@@ -41,28 +41,16 @@ pub struct AnalyzeArgs {
     pub allow_unverified_model: bool,
 }
 
-use crate::exit::{CUDA_UNAVAILABLE as EXIT_CUDA_UNAVAILABLE, MODEL as EXIT_MODEL};
-
-/// Loads the manifest (default: the bundled one) and opens its model; on failure prints why
-/// and returns the exit code.
+/// Loads the manifest (default: the bundled one) and opens its model. Its errors leave the
+/// command with the exit code of their kind (`focal::exit::of`: CUDA unavailable 3, else 4).
 pub fn open_engine(
     model: Option<PathBuf>,
     device: Device,
     allow_unverified: bool,
     threads: Option<usize>,
-) -> Result<Engine, i32> {
+) -> Result<Engine, InferenceError> {
     let path = model.unwrap_or_else(inference::manifest::default_manifest_path);
-    let manifest = Manifest::load(&path).map_err(|e| {
-        eprintln!("error: {e}");
-        EXIT_MODEL
-    })?;
-    Engine::open_with_threads(manifest, device, allow_unverified, threads).map_err(|e| {
-        eprintln!("error: {e}");
-        match e {
-            InferenceError::CudaUnavailable(_) => EXIT_CUDA_UNAVAILABLE,
-            _ => EXIT_MODEL,
-        }
-    })
+    Engine::open_with_threads(Manifest::load(&path)?, device, allow_unverified, threads)
 }
 
 /// Says which series runs and why, and what the rule passed over.
@@ -89,10 +77,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
     let set = StudySet::open(&args.study, &|_: Progress| {}, &cancel).context("scanning the study failed")?;
     let scan = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let engine = match open_engine(args.model.clone(), args.device, args.allow_unverified_model, None) {
-        Ok(e) => e,
-        Err(code) => return Ok(code),
-    };
+    let engine = open_engine(args.model.clone(), args.device, args.allow_unverified_model, None)?;
     let load_model = t.elapsed().as_secs_f64();
     let choice = set.choose_series(args.series.first().map(String::as_str), &engine.manifest.input.modalities)?;
     let (series, stack) = (choice.series, choice.stack);

@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::inference::compare::{self, LabelMap};
 use crate::inference::nifti;
-use crate::inference::output::{LABELS_FILE, read_summary};
+use crate::inference::output::{current_labels_file, read_summary};
 
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
@@ -27,9 +27,7 @@ pub struct CompareArgs {
 fn open(path: &Path) -> anyhow::Result<(LabelMap, Vec<(u32, String)>)> {
     let (file, names) = if path.is_dir() {
         let summary = read_summary(path)?;
-        let reviewed = path.join("labels-reviewed.nii");
-        let file = if reviewed.is_file() { reviewed } else { path.join(LABELS_FILE) };
-        (file, summary.labels.iter().map(|l| (l.index as u32, l.name.clone())).collect())
+        (current_labels_file(path), summary.labels.iter().map(|l| (l.index as u32, l.name.clone())).collect())
     } else {
         (path.to_path_buf(), Vec::new())
     };

@@ -170,7 +170,9 @@ fn build_report(set: &StudySet, args: &InfoArgs, scan_seconds: f64) -> InfoRepor
                         series: s
                             .series
                             .iter()
-                            .map(|se| SeriesReport {
+                            .map(|se| {
+                                let refers_to = se.referenced_series();
+                                SeriesReport {
                                 uid: se.uid.clone(),
                                 number: se.number,
                                 modality: se.modality.clone(),
@@ -178,16 +180,16 @@ fn build_report(set: &StudySet, args: &InfoArgs, scan_seconds: f64) -> InfoRepor
                                 stacks: se.stacks.iter().map(|st| stack_report(st, args.decode)).collect(),
                                 non_image_objects: se.non_image.len(),
                                 analysed_by_default: default.as_deref() == Some(se.uid.as_str()),
-                                refers_to: se.referenced_series(),
-                                refers_to_titles: se
-                                    .referenced_series()
+                                refers_to_titles: refers_to
                                     .iter()
                                     .map(|uid| set.find_series(uid).map_or_else(|| format!("{uid} (not here)"), |r| r.title()))
                                     .collect(),
+                                refers_to,
                                 not_analysed: se.unsuitable(&modalities).map(|w| {
                                     let when = if w.can_be_named() { "not analysed unless named" } else { "never analysed" };
                                     format!("{when}: it {w}")
                                 }),
+                            }
                             })
                             .collect(),
                     })

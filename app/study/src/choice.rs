@@ -174,27 +174,27 @@ impl StudySet {
     pub fn select_series<'a>(&'a self, selector: &str) -> Result<&'a Series, ChoiceError> {
         let wanted = selector.trim();
         let all: Vec<&Series> = self.series().collect();
-        let unique = |found: Vec<&'a Series>| unique(selector, found);
         if let Some(s) = all.iter().find(|s| s.uid == wanted) {
             return Ok(s);
         }
         if let Ok(n) = wanted.trim_start_matches('#').parse::<i64>()
-            && let Some(r) = unique(all.iter().copied().filter(|s| s.number == Some(n)).collect())
+            && let Some(r) = unique(selector, all.iter().copied().filter(|s| s.number == Some(n)).collect())
         {
             return r;
         }
         if wanted.len() >= 6
-            && let Some(r) = unique(all.iter().copied().filter(|s| s.uid.starts_with(wanted)).collect())
+            && let Some(r) = unique(selector, all.iter().copied().filter(|s| s.uid.starts_with(wanted)).collect())
         {
             return r;
         }
         let lower = wanted.to_lowercase();
         let description = |s: &Series| s.description.as_deref().map(|d| d.trim().to_lowercase());
         if !lower.is_empty() {
-            if let Some(r) = unique(all.iter().copied().filter(|s| description(s).as_deref() == Some(&lower)).collect()) {
+            if let Some(r) = unique(selector, all.iter().copied().filter(|s| description(s).as_deref() == Some(&lower)).collect()) {
                 return r;
             }
             if let Some(r) = unique(
+                selector,
                 all.iter()
                     .copied()
                     .filter(|s| description(s).is_some_and(|d| d.contains(&lower)))

@@ -338,11 +338,7 @@ pub fn batch(args: &BatchArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let engine =
-        match super::analyze::open_engine(args.model.clone(), args.device, false, args.threads.map(usize::from)) {
-            Ok(e) => e,
-            Err(code) => return Ok(code),
-        };
+    let engine = super::analyze::open_engine(args.model.clone(), args.device, false, args.threads.map(usize::from))?;
     eprintln!("execution provider: {}", engine.provider.describe());
     let cancel = Arc::new(AtomicBool::new(false));
     {
