@@ -15,7 +15,7 @@ struct Params {
     // outline width in texels, labels present (0/1)
     mask: vec4<f32>,
     // rgb colour and visibility (0/1) of labels 0..15
-    labels: array<vec4<f32>, 16>,
+    labels: array<vec4<f32>, 256>,
 };
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -80,7 +80,7 @@ fn label_at(t: vec2<i32>) -> u32 {
 }
 
 fn visible(label: u32) -> bool {
-    return label > 0u && label < 16u && params.labels[label].w > 0.5;
+    return label > 0u && label < 256u && params.labels[label].w > 0.5;
 }
 
 @fragment

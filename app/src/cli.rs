@@ -1,5 +1,5 @@
 //! Command line: parses the arguments and dispatches to `commands` (`focal` / `focal view`,
-//! `info`, `analyze`, `batch`, `export`, `pacs`).
+//! `info`, `analyze`, `batch`, `export`, `snapshot`, `compare`, `pacs`).
 
 use clap::{Parser, Subcommand};
 
@@ -37,9 +37,13 @@ pub enum Command {
     /// Analyse every series under many studies: one analysis folder each and results.csv
     /// (resumable: unchanged finished series are not run again).
     Batch(crate::commands::batch::BatchArgs),
-    /// Compare two label maps of one series (analysis folders or NIfTI files): Dice, volumes
+    /// Compare two label maps of one series (analysis folders, NIfTI files or a DICOM SEG): Dice, volumes
     /// and the 95th percentile Hausdorff distance, label by label.
     Compare(crate::commands::compare::CompareArgs),
+    /// Draw one view of a series as the window would (labels, attention, SEG, Parametric Map,
+    /// NIfTI overlays) into a PNG.
+    #[cfg(feature = "desktop")]
+    Snapshot(crate::commands::snapshot::SnapshotArgs),
     /// Query, retrieve from and store to the DICOM nodes (PACS) you configured.
     Pacs(crate::commands::pacs::PacsArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell
@@ -88,6 +92,8 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         #[cfg(feature = "desktop")]
         Some(Command::Analyses(args)) => crate::commands::analyses::analyses(&args),
         #[cfg(feature = "desktop")]
+        Some(Command::Snapshot(args)) => crate::commands::snapshot::snapshot(&args),
+        #[cfg(feature = "desktop")]
         Some(Command::Export(args)) => crate::commands::export::export(&args),
         #[cfg(feature = "desktop")]
         Some(Command::View(args)) => crate::commands::view::view(args),
@@ -96,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             paths: Vec::new(),
             analyze: false,
             layout: None,
+            overlays: Vec::new(),
             bench_frames: None,
             bench_out: None,
         }),

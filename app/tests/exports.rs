@@ -578,3 +578,135 @@ print(json.dumps(ref))
     let grey = labels.iter().find(|l| l["name"] == "grey matter").expect("grey matter");
     assert!(grey["dice"].as_f64().expect("dice") < 0.99, "the shift changed nothing: {grey}");
 }
+
+/// The round trip: the SEG Focal exports, read back by Focal over the series, is the
+/// analysis's labels voxel for voxel (every label's Dice 1 and volumes equal), and the
+/// snapshot of the export folder's SEG over the study draws it.
+#[test]
+fn the_exported_seg_reads_back_as_the_analysis_labels() {
+    let out = tempfile::tempdir().expect("tmp");
+    let (code, _, stderr) = export(out.path(), &["--seg"]);
+    assert_eq!(code, 0, "{stderr}");
+    let seg = out.path().join("segmentation.dcm");
+    let analysis = analysis().join("analysis");
+    let (code, stdout, stderr) =
+        common::run_focal(&["compare", analysis.to_str().expect("utf8"), seg.to_str().expect("utf8"), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let labels = result["labels"].as_array().expect("labels");
+    assert!(labels.len() >= 3, "{stdout}");
+    for l in labels {
+        assert_eq!(l["dice"].as_f64(), Some(1.0), "{l}");
+        assert_eq!(l["volume_a_ml"], l["volume_b_ml"], "{l}");
+    }
+}
+
+/// The measurement report as DICOM SR (TID 1500): a reader's line, ellipse and freehand
+/// region and the label volumes with their verdicts, exported with the SEG; dciodvfy finds
+/// no error in it, and highdicom reads back the same values, the regions on the slices they
+/// were drawn on, and each volume's reference to its segment of the SEG beside it.
+#[test]
+fn the_measurement_report_sr_reads_back_in_highdicom() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let reviewed = tmp.path().join("analysis");
+    std::fs::create_dir_all(&reviewed).expect("mkdir");
+    for f in files(&analysis().join("analysis")) {
+        std::fs::copy(&f, reviewed.join(f.file_name().expect("name"))).expect("copy");
+    }
+    let review = serde_json::json!({
+        "findings": [], "key_images": [], "edited": false, "impression": "", "reader": "", "signed_at": null,
+        "measurements": [
+            {"slice": 80, "shape": {"Line": {"from": [60.5, 100.5], "to": [180.5, 100.5]}},
+             "stats": {"length_mm": 123.4, "area_mm2": null, "pixels": 0, "mean": null, "sd": null, "heat_mean": null, "heat_sd": null}},
+            {"slice": 81, "shape": {"Ellipse": {"center": [120.0, 110.0], "radii": [20.0, 12.0]}},
+             "stats": {"length_mm": null, "area_mm2": 754.0, "pixels": 748, "mean": 312.5, "sd": 40.25, "heat_mean": null, "heat_sd": null}},
+            {"slice": 82, "shape": {"Polygon": {"points": [[100.0, 100.0], [140.0, 100.0], [120.0, 140.0]]}},
+             "stats": {"length_mm": null, "area_mm2": 800.0, "pixels": 790, "mean": 250.0, "sd": 10.0, "heat_mean": null, "heat_sd": null}}
+        ]
+    });
+    common::write_json(&reviewed.join("review.json"), &review);
+    let out = tmp.path().join("out");
+    let (code, stdout, err) = common::run_focal(&[
+        "export", sample().to_str().expect("utf8"), "--analysis", reviewed.to_str().expect("utf8"),
+        "--seg", "--sr", "--out", out.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let sr = out.join("measurements-sr.dcm");
+    assert!(stdout.contains("measurements-sr.dcm"), "{stdout}");
+    let report = common::dciodvfy(&sr);
+    let errors: Vec<&str> = report.lines().filter(|l| l.starts_with("Error")).collect();
+    assert!(errors.is_empty(), "dciodvfy:\n{report}");
+
+    let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON (scripts/test.sh sets it)");
+    let script = r#"
+import json, sys
+import highdicom as hd
+import pydicom
+sr = hd.sr.srread(sys.argv[1])
+seg = pydicom.dcmread(sys.argv[2])
+report = sr.content
+assert report.name.value == "126000", report.name
+doc = hd.sr.MeasurementReport.from_sequence([report])
+planar = []
+for g in doc.get_planar_roi_measurement_groups():
+    region = g.roi
+    planar.append({
+        "id": g.tracking_identifier,
+        "graphic_type": region.graphic_type.value,
+        "points": region.value.tolist(),
+        "image": region.ReferencedSOPSequence[0].ReferencedSOPInstanceUID if hasattr(region, "ReferencedSOPSequence") else region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID,
+        "values": {m.name.meaning: [m.value, m.unit.value] for m in g.get_measurements()},
+    })
+volumes = []
+for g in doc.get_volumetric_roi_measurement_groups():
+    seg_ref = g.referenced_segment
+    volumes.append({
+        "id": g.tracking_identifier,
+        "finding": g.finding_type.meaning if g.finding_type else None,
+        "segment": int(seg_ref.referenced_segment_number) if seg_ref else None,
+        "seg": seg_ref.referenced_sop_instance_uid if seg_ref else None,
+        "values": {m.name.meaning: [m.value, m.unit.value] for m in g.get_measurements()},
+        "verdict": [e.value.meaning for e in g.get_qualitative_evaluations()],
+    })
+segments = {int(s.SegmentNumber): s.SegmentLabel for s in seg.SegmentSequence}
+print(json.dumps({"planar": planar, "volumes": volumes, "seg_uid": seg.SOPInstanceUID, "segments": segments}))
+"#;
+    let made = Command::new(python)
+        .args(["-c", script, sr.to_str().expect("utf8"), out.join("segmentation.dcm").to_str().expect("utf8")])
+        .output()
+        .expect("python runs");
+    assert!(made.status.success(), "highdicom could not read the SR: {}", String::from_utf8_lossy(&made.stderr));
+    let back: serde_json::Value = serde_json::from_slice(&made.stdout).expect("json");
+    let planar = back["planar"].as_array().expect("planar");
+    assert_eq!(planar.len(), 3, "{back}");
+    assert_eq!(planar[0]["graphic_type"], "POLYLINE");
+    assert_eq!(planar[0]["points"], serde_json::json!([[60.5, 100.5], [180.5, 100.5]]));
+    assert_eq!(planar[0]["values"]["Length"], serde_json::json!([123.4, "mm"]));
+    assert_eq!(planar[1]["graphic_type"], "ELLIPSE");
+    assert_eq!(planar[1]["values"]["Area"], serde_json::json!([754.0, "mm2"]));
+    assert_eq!(planar[1]["values"]["Mean"][0], 312.5);
+    assert_eq!(planar[1]["values"]["Standard Deviation"][0], 40.25);
+    // The freehand region is closed.
+    let points = planar[2]["points"].as_array().expect("points");
+    assert_eq!(points.first(), points.last());
+    // Each region on the slice it was drawn on (the de-identified UIDs differ from the
+    // source's, but three slices give three images).
+    let images: std::collections::BTreeSet<String> = planar.iter().map(|p| p["image"].as_str().expect("uid").to_string()).collect();
+    assert_eq!(images.len(), 3, "{back}");
+
+    let analysis_summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reviewed.join("summary.json")).expect("summary")).expect("json");
+    let volumes = back["volumes"].as_array().expect("volumes");
+    assert!(volumes.len() >= 3, "{back}");
+    for v in volumes {
+        let name = v["id"].as_str().expect("name");
+        let label = analysis_summary["labels"].as_array().expect("labels").iter().find(|l| l["name"] == name).expect("label in summary");
+        let ml = v["values"]["Volume"][0].as_f64().expect("volume");
+        assert!((ml - label["volume_ml"].as_f64().expect("ml")).abs() < 0.01, "{name}: {ml} mL against {label}");
+        assert_eq!(v["values"]["Volume"][1], "ml");
+        assert_eq!(v["seg"], back["seg_uid"], "the volume refers to the SEG beside it");
+        let segment = v["segment"].as_u64().expect("segment").to_string();
+        assert_eq!(back["segments"][&segment], *name, "segment {segment} of the SEG is another label");
+        assert_eq!(v["verdict"], serde_json::json!(["Not reviewed"]));
+    }
+}

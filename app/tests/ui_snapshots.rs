@@ -554,3 +554,70 @@ fn key_regions_are_listed_shown_and_reviewed() {
     let verdict = saved["regions"].as_array().expect("regions").iter().find(|r| r["id"] == region.id).expect("verdict").clone();
     assert_eq!((verdict["decision"].as_str(), verdict["note"].as_str()), (Some("Accepted"), Some("bright on both")));
 }
+
+/// Objects other tools wrote, in the window: the SEG of a folder opened beside the study is
+/// listed under its series and drawn over it (its CIELab colours, each segment's volume, a
+/// segment switched off), in 1×1 and 1×3; a Parametric Map shows as a heatmap with its units;
+/// a NIfTI label map opened as a file lands on the same voxels as the SEG.
+#[test]
+fn objects_other_tools_wrote_show_over_the_series() {
+    let data = tempfile::tempdir().expect("tmp");
+    let objects = data.path().join("objects");
+    let printed = common::from_sample("make_overlays.py", &objects, &[]);
+    let facts: serde_json::Value = serde_json::from_slice(&printed).expect("facts");
+    let mut h = harness(&data.path().join("analyses"));
+    let ctx = h.ctx.clone();
+    h.state_mut().apply(
+        &ctx,
+        Command::Open(vec![common::repo().join("assets/sample-study"), objects.join("seg3"), objects.join("pmap")]),
+    );
+    step_until(&mut h, "the study to load", |app| {
+        app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
+    });
+    let (seg, pmap) = {
+        let set = h.state().doc.studies().cloned().expect("studies");
+        let find = |n: i64| set.series().find(|s| s.number == Some(n)).expect("object series").uid.clone();
+        (find(300), find(302))
+    };
+    // The sample is on screen, not an object series.
+    assert_eq!(h.state().doc.current().expect("current").stack.slices.len(), 158);
+    h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::Series(seg)));
+    step_until(&mut h, "the SEG", |app| app.doc.objects().count() == 1);
+    h.run_steps(2);
+    let counts = |app: &FocalApp| {
+        let c = app.object_composite().expect("drawn map");
+        (1..=3u8).map(|v| c.labels.iter().filter(|&&l| l == v).count() as u64).collect::<Vec<_>>()
+    };
+    let expected: Vec<u64> = (0..3).map(|i| facts["seg3_voxels"][i].as_u64().expect("count")).collect();
+    assert_eq!(counts(h.state()), expected);
+    h.state_mut().notices.clear();
+    h.state_mut().edit(focal::ui::SettingChange::MaskMode(MaskMode::Fill));
+    h.run_steps(3);
+    snapshot(&mut h, "seg_1x1");
+    // A segment switched off in the panel is not drawn.
+    h.get_by_label_contains("middle").click();
+    h.run_steps(2);
+    assert_eq!(counts(h.state())[1], 0);
+    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::Layout::Three));
+    h.run_steps(3);
+    assert_eq!(h.state().mpr_views.len(), 3);
+    snapshot(&mut h, "seg_1x3");
+
+    h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::Series(pmap)));
+    step_until(&mut h, "the parametric map", |app| app.doc.current_fusion().is_some());
+    let label = h.state().doc.current_fusion().expect("map").label.clone();
+    assert!(label.contains("Intensity ratio ({ratio})"), "{label}");
+    h.state_mut().notices.clear();
+    h.run_steps(3);
+    snapshot(&mut h, "pmap_1x3");
+    h.state_mut().edit(focal::ui::SettingChange::Layout(focal::ui::Layout::Single));
+    h.run_steps(3);
+    snapshot(&mut h, "pmap_1x1");
+
+    // The NIfTI truth, opened as a file, replaces nothing and covers the SEG's voxels.
+    h.state_mut().edit(Edit::ObjectClosed(0));
+    h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::File(objects.join("seg3-truth.nii.gz"))));
+    step_until(&mut h, "the NIfTI map", |app| app.doc.objects().count() == 1);
+    h.run_steps(2);
+    assert_eq!(counts(h.state()), expected);
+}

@@ -59,21 +59,39 @@ pub fn spacing(a: &Affine) -> [f64; 3] {
 /// outside `b`). Returns the share of `a`'s voxels that `b` covers, or an error when `b`'s
 /// placement cannot be inverted.
 pub fn onto_grid(a: &LabelMap, b: &LabelMap) -> Result<(Vec<u32>, f64), String> {
-    if a.dims == b.dims && a.affine.iter().flatten().zip(b.affine.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-3) {
-        return Ok((b.labels.clone(), 1.0));
+    nearest_onto(a.dims, &a.affine, b.dims, &b.affine, &b.labels, 0)
+}
+
+/// Values `b` (of `b_dims`, placed by `b_affine`) on the grid `a_dims` placed by `a_affine`:
+/// each voxel takes the value of `b`'s voxel nearest its centre, `outside` where none. Returns
+/// the share of the grid that `b` covers.
+pub fn nearest_onto<T: Copy>(
+    a_dims: [usize; 3],
+    a_affine: &Affine,
+    b_dims: [usize; 3],
+    b_affine: &Affine,
+    b: &[T],
+    outside: T,
+) -> Result<(Vec<T>, f64), String> {
+    let same = a_dims == b_dims && a_affine.iter().flatten().zip(b_affine.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-3);
+    if same && b.len() >= a_dims.iter().product::<usize>() {
+        return Ok((b[..a_dims.iter().product::<usize>()].to_vec(), 1.0));
     }
-    let to_b = invert(&b.affine).ok_or("the second map's placement (sform) cannot be inverted")?;
-    let [nx, ny, nz] = a.dims;
-    let mut out = vec![0u32; nx * ny * nz];
+    if b.len() < b_dims.iter().product::<usize>() {
+        return Err("fewer voxels than its dimensions say".into());
+    }
+    let to_b = invert(b_affine).ok_or("its placement (sform) cannot be inverted")?;
+    let [nx, ny, nz] = a_dims;
+    let mut out = vec![outside; nx * ny * nz];
     let mut inside = 0usize;
     for k in 0..nz {
         for j in 0..ny {
             for i in 0..nx {
-                let w = apply(&a.affine, [i as f64, j as f64, k as f64]);
+                let w = apply(a_affine, [i as f64, j as f64, k as f64]);
                 let v = apply(&to_b, w).map(f64::round);
-                if v.iter().zip(b.dims).all(|(x, n)| *x >= 0.0 && *x < n as f64) {
+                if v.iter().zip(b_dims).all(|(x, n)| *x >= 0.0 && *x < n as f64) {
                     let [bi, bj, bk] = v.map(|x| x as usize);
-                    out[i + nx * (j + ny * k)] = b.labels[bi + b.dims[0] * (bj + b.dims[1] * bk)];
+                    out[i + nx * (j + ny * k)] = b[bi + b_dims[0] * (bj + b_dims[1] * bk)];
                     inside += 1;
                 }
             }

@@ -26,6 +26,7 @@ pub mod job;
 pub mod key_regions;
 pub mod manifest;
 pub mod nifti;
+pub mod overlays;
 #[cfg(feature = "runtime")]
 pub mod output;
 pub mod postprocess;

@@ -45,21 +45,14 @@ pub fn write(path: &Path, dims: [usize; 4], geometry: Option<&StackGeometry>, da
     h[123] = 2 | 8; // xyzt_units: mm, s
     put_i16(&mut h, 254, 1); // sform_code: scanner
     // sform rows map voxel (i = column, j = row, k = slice) to RAS mm.
-    let g = geometry.cloned().unwrap_or(StackGeometry {
+    let unit = StackGeometry {
         origin: [0.0; 3],
         row_direction: [1.0, 0.0, 0.0],
         column_direction: [0.0, 1.0, 0.0],
         slice_direction: [0.0, 0.0, 1.0],
         spacing: [1.0; 3],
-    });
-    for r in 0..3 {
-        let flip = if r < 2 { -1.0 } else { 1.0 }; // LPS → RAS
-        let row = [
-            flip * g.row_direction[r] * g.spacing[0],
-            flip * g.column_direction[r] * g.spacing[1],
-            flip * g.slice_direction[r] * g.spacing[2],
-            flip * g.origin[r],
-        ];
+    };
+    for (r, row) in affine_of(geometry.unwrap_or(&unit)).iter().enumerate() {
         for (c, v) in row.iter().enumerate() {
             put_f32(&mut h, 280 + 16 * r + 4 * c, *v as f32);
         }
@@ -100,6 +93,37 @@ pub fn read(path: &Path) -> std::io::Result<([usize; 4], Voxels)> {
 /// Voxel (i, j, k) → RAS mm, three rows of four: the sform where the file has one, else the
 /// voxel sizes alone.
 pub type Affine = [[f64; 4]; 3];
+
+/// Where a stack's voxels (column, row, slice) lie in RAS mm (its geometry is LPS).
+pub fn affine_of(g: &StackGeometry) -> Affine {
+    std::array::from_fn(|r| {
+        let flip = if r < 2 { -1.0 } else { 1.0 };
+        [
+            flip * g.row_direction[r] * g.spacing[0],
+            flip * g.column_direction[r] * g.spacing[1],
+            flip * g.slice_direction[r] * g.spacing[2],
+            flip * g.origin[r],
+        ]
+    })
+}
+
+/// The stack geometry (LPS) an affine (RAS) places voxels by; `affine_of` undone.
+pub fn geometry_of(a: &Affine) -> StackGeometry {
+    let flip = [-1.0, -1.0, 1.0];
+    let column = |c: usize| -> ([f64; 3], f64) {
+        let v: [f64; 3] = std::array::from_fn(|r| flip[r] * a[r][c]);
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(1e-12);
+        (v.map(|x| x / n), n)
+    };
+    let ((row, sx), (col, sy), (slice, sz)) = (column(0), column(1), column(2));
+    StackGeometry {
+        origin: std::array::from_fn(|r| flip[r] * a[r][3]),
+        row_direction: row,
+        column_direction: col,
+        slice_direction: slice,
+        spacing: [sx, sy, sz],
+    }
+}
 
 /// As `read`, with where the voxels lie (`Affine`).
 pub fn read_placed(path: &Path) -> std::io::Result<([usize; 4], Voxels, Affine)> {
@@ -163,6 +187,26 @@ pub fn read_labels(path: &Path) -> std::io::Result<([usize; 3], Vec<u32>, Affine
     Ok((dims, labels, affine))
 }
 
+/// A 3D image of any numeric type as 32-bit floats (its scaling applied), with its dimensions
+/// and where the voxels lie: what another tool's probability or label map is shown from.
+pub fn read_values(path: &Path) -> std::io::Result<([usize; 3], Vec<f32>, Affine)> {
+    use ::nifti::NiftiObject;
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let object = ::nifti::ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| bad(format!("not a NIfTI-1 image Focal can read ({e})")))?;
+    let (dims4, affine) = placement(object.header());
+    if dims4[3] > 1 {
+        return Err(bad(format!("{} volumes: Focal shows a single 3D map", dims4[3])));
+    }
+    let values = object.into_volume().into_nifti_typed_data::<f32>().map_err(|e| bad(e.to_string()))?;
+    let dims = [dims4[0], dims4[1], dims4[2]];
+    if values.len() < dims.iter().product::<usize>() {
+        return Err(bad("fewer voxels than the header says".into()));
+    }
+    Ok((dims, values, affine))
+}
+
 /// Dimensions (x, y, z, t) and placement of a header: the sform where the file has one, else
 /// the voxel sizes alone.
 fn placement(header: &::nifti::NiftiHeader) -> ([usize; 4], Affine) {
@@ -183,6 +227,25 @@ fn placement(header: &::nifti::NiftiHeader) -> ([usize; 4], Affine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_geometry_survives_its_affine() {
+        let g = StackGeometry {
+            origin: [10.0, -20.0, 30.0],
+            row_direction: [0.0, 1.0, 0.0],
+            column_direction: [0.0, 0.0, -1.0],
+            slice_direction: [-1.0, 0.0, 0.0],
+            spacing: [0.5, 0.75, 2.0],
+        };
+        let back = geometry_of(&affine_of(&g));
+        for (x, y) in [back.origin, back.row_direction, back.column_direction, back.slice_direction, back.spacing]
+            .iter()
+            .flatten()
+            .zip([g.origin, g.row_direction, g.column_direction, g.slice_direction, g.spacing].iter().flatten())
+        {
+            assert!((x - y).abs() < 1e-12, "{back:?}");
+        }
+    }
 
     #[test]
     fn written_images_read_back() {

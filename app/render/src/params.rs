@@ -23,7 +23,7 @@ impl MaskMode {
 }
 
 /// Most labels a mask overlay can colour (label values 0..MAX_LABELS-1; 0 is background).
-pub const MAX_LABELS: usize = 16;
+pub const MAX_LABELS: usize = 256;
 
 /// Widest outline the shader draws, in image texels.
 pub const MAX_OUTLINE_WIDTH: u32 = 4;
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn uniform_block_matches_the_shader_layout() {
-        // 5 vec4 + 16 vec4 in WGSL's uniform layout, no padding.
+        // 5 vec4 + MAX_LABELS vec4 in WGSL's uniform layout, no padding.
         assert_eq!(std::mem::size_of::<SliceUniforms>(), (5 + MAX_LABELS) * 16);
         let wgsl = include_str!("../../../shaders/slice.wgsl");
         assert!(wgsl.contains(&format!("labels: array<vec4<f32>, {MAX_LABELS}>")));

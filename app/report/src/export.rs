@@ -31,6 +31,8 @@ pub struct ExportOptions {
     pub seg: bool,
     pub pmap: bool,
     pub sc: bool,
+    /// The measurement report as DICOM SR (TID 1500).
+    pub sr: bool,
     pub keep_phi: bool,
     /// Write into a folder that already holds files (replacing those of the same names).
     pub force: bool,
@@ -515,6 +517,19 @@ fn write_all(
             write_dicom(dir, "key-regions-seg.dcm", &obj)?;
             names.push("key-regions-seg.dcm".to_string());
         }
+    }
+    if opts.sr {
+        // Volumes refer to their segments in the SEG written beside it (if it is).
+        let segments: Vec<(u8, u16)> =
+            manifest.labels.iter().filter(|l| l.index > 0).enumerate().map(|(i, l)| (l.index, i as u16 + 1)).collect();
+        let seg = opts.seg.then(|| super::sr::SegReference {
+            series_uid: ctx.uids.uid(LABEL_SEG.key),
+            instance_uid: ctx.uids.uid(&format!("{} instance", LABEL_SEG.key)),
+            segments,
+        });
+        let obj = ctx.measurement_report(review, &manifest.labels, seg.as_ref())?;
+        write_dicom(dir, "measurements-sr.dcm", &obj)?;
+        names.push("measurements-sr.dcm".to_string());
     }
     if opts.pmap {
         let obj = ctx.parametric_map(&output.attention, &ATTENTION_MAP)?;

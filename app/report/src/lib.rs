@@ -19,7 +19,9 @@ pub mod pdf_text;
 pub mod pictures;
 pub mod review;
 pub mod saved;
+pub mod snapshot;
 pub mod source;
+pub mod sr;
 
 pub use content::{KEY_REGION_OUTLINE, evidence_style, key_region_style};
 pub use export::{ExportOptions, ExportSummary, export, held_entries};

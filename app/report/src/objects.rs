@@ -123,9 +123,14 @@ fn label_codes(label: &Label) -> ((&'static str, &'static str, &'static str), (S
     }
 }
 
+/// The SNOMED CT (or Focal) code of what a label is, as its SEG segment and SR finding say.
+pub(crate) fn label_type_code(label: &Label) -> (String, String, String) {
+    label_codes(label).1
+}
+
 impl ExportContext<'_> {
     /// Modules every export shares: patient, study, series, equipment, SOP common.
-    fn base(&self, class: &str, modality: &str, series_key: &str, series_number: i64, description: &str) -> Ds {
+    pub(crate) fn base(&self, class: &str, modality: &str, series_key: &str, series_number: i64, description: &str) -> Ds {
         let mut d = Ds::new();
         self.source.put_patient_and_study(&mut d);
         d.str(tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192")
@@ -198,7 +203,7 @@ impl ExportContext<'_> {
     }
 
     /// De-identifies when asked and adds the file meta group.
-    fn finish(&self, d: Ds, class: &str) -> Result<FileDicomObject<InMemDicomObject>, ExportError> {
+    pub(crate) fn finish(&self, d: Ds, class: &str) -> Result<FileDicomObject<InMemDicomObject>, ExportError> {
         let mut obj = d.0;
         if self.deidentify {
             deidentify(&mut obj, &self.uids);

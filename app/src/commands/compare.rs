@@ -15,7 +15,8 @@ use crate::inference::output::{current_labels_file, read_summary};
 pub struct CompareArgs {
     /// The reference: an analysis folder or a NIfTI label map (.nii, .nii.gz).
     pub a: PathBuf,
-    /// The one compared with it, the same kinds; taken onto A's grid.
+    /// The one compared with it: those kinds or a DICOM Segmentation (its segment numbers as
+    /// the labels); taken onto A's grid.
     pub b: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -35,9 +36,34 @@ fn open(path: &Path) -> anyhow::Result<(LabelMap, Vec<(u32, String)>)> {
     Ok((LabelMap { dims, labels, affine }, names))
 }
 
+/// A DICOM Segmentation placed on `onto`'s grid, a voxel taking the number of the segment
+/// drawn there, with the segments' labels as names.
+fn open_segmentation(path: &Path, onto: &LabelMap) -> anyhow::Result<(LabelMap, Vec<(u32, String)>)> {
+    let header = crate::study::read_header(path)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::study::error_chain(&e)))?
+        .ok_or_else(|| anyhow::anyhow!("{}: neither an analysis folder, NIfTI nor DICOM", path.display()))?;
+    if header.sop_class_uid != crate::study::objects::SEGMENTATION_STORAGE {
+        anyhow::bail!("{}: a {} object, not a segmentation", path.display(), header.modality.as_deref().unwrap_or("DICOM"));
+    }
+    let geometry = nifti::geometry_of(&onto.affine);
+    let grid = crate::study::objects::Grid { geometry: &geometry, dims: onto.dims };
+    let seg = crate::study::objects::read_segmentation(&header, &grid).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    for note in &seg.notes {
+        eprintln!("{}: {note}", path.display());
+    }
+    let numbers: Vec<u32> = seg.segments.iter().map(|s| u32::from(s.number)).collect();
+    let labels = seg.labels.iter().map(|&v| if v == 0 { 0 } else { numbers[usize::from(v) - 1] }).collect();
+    let names = seg.segments.iter().map(|s| (u32::from(s.number), s.label.clone())).collect();
+    Ok((LabelMap { dims: onto.dims, labels, affine: onto.affine }, names))
+}
+
 pub fn compare(args: &CompareArgs) -> anyhow::Result<i32> {
     let (a, names_a) = open(&args.a)?;
-    let (b, names_b) = open(&args.b)?;
+    let (b, names_b) = if args.b.is_dir() || crate::inference::overlays::is_nifti(&args.b) {
+        open(&args.b)?
+    } else {
+        open_segmentation(&args.b, &a)?
+    };
     let (b_on_a, covered) = compare::onto_grid(&a, &b).map_err(|e| anyhow::anyhow!("{}: {e}", args.b.display()))?;
     let spacing = compare::spacing(&a.affine);
     let rows = compare::compare(&a.labels, &b_on_a, a.dims, spacing);

@@ -42,6 +42,10 @@ pub struct ExportArgs {
     /// DICOM Secondary Capture of each key image.
     #[arg(long)]
     pub sc: bool,
+    /// The measurement report as DICOM SR (TID 1500): the reader's measurements, the label
+    /// volumes (referencing the SEG's segments) and the verdicts.
+    #[arg(long)]
+    pub sr: bool,
     /// Keep patient identifiers (exports are de-identified by default).
     #[arg(long)]
     pub keep_phi: bool,
@@ -95,7 +99,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         .unwrap_or_else(crate::inference::manifest::default_manifest_path);
     let manifest = Manifest::load(&manifest_path).context("the model manifest could not be read")?;
     // No format flag: everything.
-    let all = !(args.pdf || args.seg || args.pmap || args.sc);
+    let all = !(args.pdf || args.seg || args.pmap || args.sc || args.sr);
     let opts = ExportOptions {
         analysis,
         out,
@@ -103,6 +107,7 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
         seg: args.seg || all,
         pmap: args.pmap || all,
         sc: args.sc || all,
+        sr: args.sr || all,
         keep_phi: args.keep_phi,
         force: args.force,
         accept_regions: args.accept_regions.clone(),
@@ -125,9 +130,9 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<i32> {
 
 /// `focal export STUDY --out DIR` without `--analysis`: the picture report.
 fn pictures(args: &ExportArgs, set: &StudySet) -> anyhow::Result<i32> {
-    if args.seg || args.pmap || args.sc {
+    if args.seg || args.pmap || args.sc || args.sr {
         anyhow::bail!(
-            "--seg, --pmap and --sc need an analysis (--analysis DIR); without one only the picture report (PDF) is written"
+            "--seg, --pmap, --sc and --sr need an analysis (--analysis DIR); without one only the picture report (PDF) is written"
         );
     }
     let opts = report::PictureOptions {

@@ -12,4 +12,6 @@ pub mod info;
 pub mod pacs;
 pub mod progress;
 #[cfg(feature = "desktop")]
+pub mod snapshot;
+#[cfg(feature = "desktop")]
 pub mod view;

@@ -13,6 +13,10 @@ pub struct ViewArgs {
     /// (the three planes and a maximum-intensity projection).
     #[arg(long, value_parser = parse_layout)]
     pub layout: Option<crate::ui::Layout>,
+    /// Segmentations, parametric maps (DICOM) or NIfTI label / probability maps to show over
+    /// the series once it has loaded, placed by patient coordinates.
+    #[arg(long = "overlay", value_name = "FILE")]
+    pub overlays: Vec<PathBuf>,
     /// Benchmark: time this many frames while the slice changes, then close (bench/frame_time.py).
     #[arg(long, hide = true, requires = "bench_out")]
     pub bench_frames: Option<usize>,
@@ -30,9 +34,15 @@ pub fn view(args: ViewArgs) -> anyhow::Result<i32> {
         paths,
         analyze,
         layout,
+        overlays,
         bench_frames,
         bench_out,
     } = args;
+    for p in &overlays {
+        if !p.is_file() {
+            anyhow::bail!("{} is not a file", p.display());
+        }
+    }
     for p in &paths {
         if !p.exists() {
             anyhow::bail!("{} does not exist", p.display());
@@ -47,6 +57,7 @@ pub fn view(args: ViewArgs) -> anyhow::Result<i32> {
         analyze,
         layout,
         bench_frames: bench_frames.zip(bench_out),
+        overlays,
     };
     crate::ui::run(paths, options).map_err(|e| anyhow::anyhow!("the window could not be opened: {e}"))?;
     Ok(0)

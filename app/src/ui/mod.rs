@@ -21,7 +21,7 @@ mod work;
 
 use panels::{browser, insights, model_panel, overlays, pacs_form, tags};
 use views::{frame, measure, mpr_layers, slice_input, slice_view};
-pub use panels::{fusion, pacs_panel, review};
+pub use panels::{fusion, objects, pacs_panel, review};
 pub use views::mpr;
 
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ use state::SETTINGS_KEY;
 
 pub use state::{Applied, Document, Edit, ReviewChange, SettingChange, ViewChange};
 pub use state::presets;
-pub use state::{AnalysisView, CurrentSeries, Extras, Fusion, Heatmap, Layout, Settings, Tool, analysis_dir};
+pub use state::{AnalysisView, CurrentSeries, Extras, Fusion, Heatmap, Layout, Settings, ShownObject, Tool, analysis_dir};
 pub use slice_input::Gesture;
 pub use state::ViewState;
 pub use work::RunningAnalysis;
@@ -59,6 +59,9 @@ pub enum Command {
     CancelEvidence,
     /// Load another series of the study and fuse it over the one on screen.
     Fuse(String),
+    /// Read an object another tool wrote (a segmentation, parametric or NIfTI map) and show it
+    /// over the series it was made over (an object series) or the one on screen (a file).
+    ShowObject(objects::ObjectSource),
     /// Export the report and DICOM objects of the current analysis (asks for a folder).
     Export,
     /// Export a picture report of the series on screen, without an analysis (asks for a folder).
@@ -85,6 +88,8 @@ pub struct FocalApp {
     pub thumbnails: HashMap<String, egui::TextureHandle>,
     /// Start the analysis once the next series has loaded (`focal view --analyze`).
     pub analyze_when_loaded: bool,
+    /// Files to show over the series once it has loaded (`focal view --overlay`).
+    pub overlays_when_loaded: Vec<PathBuf>,
     tags: tags::TagInspector,
     pixels: Option<(PixelsKey, Arc<SlicePixels>)>,
     commands: Vec<Command>,
@@ -93,6 +98,12 @@ pub struct FocalApp {
     pub pacs: pacs_panel::PacsPanel,
     /// A series being loaded to fuse over the one on screen.
     fusion_job: Option<fusion::FusionJob>,
+    /// An object another tool wrote being read and placed onto the series on screen.
+    object_jobs: Vec<objects::ObjectJob>,
+    /// An object series to show once the series it was made over is on screen.
+    pending_object: Option<objects::ObjectSource>,
+    /// The analysis's labels and the shown objects' segments as one drawn map.
+    object_labels: Option<objects::ObjectLabels>,
     /// The series on screen as GPU volume layers, for the reformatted views.
     mpr: mpr_layers::MprCache,
     /// Where the last frame drew each reformatted view (empty in 1×1).
@@ -121,6 +132,8 @@ struct PixelsKey {
     /// Edits of the analysis on screen (None: no analysis).
     analysis: Option<u64>,
     heat: (Heatmap, usize),
+    /// What the objects shown over the series last changed.
+    objects: u64,
 }
 
 impl FocalApp {
@@ -157,6 +170,10 @@ impl FocalApp {
                 crate::pacs::default_cache().map_err(|e| e.to_string()),
             ),
             fusion_job: None,
+            object_jobs: Vec::new(),
+            overlays_when_loaded: Vec::new(),
+            pending_object: None,
+            object_labels: None,
             mpr: mpr_layers::MprCache::default(),
             mpr_views: Vec::new(),
             gesture: Gesture::default(),
@@ -225,6 +242,7 @@ impl FocalApp {
             Command::ComputeEvidence => self.start_evidence(),
             Command::CancelEvidence => self.cancel_evidence(),
             Command::Fuse(series) => self.start_fusion(&series),
+            Command::ShowObject(source) => self.start_object(source, true),
         }
         ctx.request_repaint();
     }
@@ -277,6 +295,7 @@ impl FocalApp {
             full_volume: current.volume.is_some(),
             analysis: analysis.map(|a| a.edits),
             heat: insights::heat_key(self),
+            objects: self.doc.objects_generation(),
         };
         if let Some((k, p)) = &self.pixels
             && *k == key
@@ -298,6 +317,11 @@ impl FocalApp {
             // A fused series shows without an analysis.
             _ if self.doc.heatmap() == Heatmap::Fusion => (insights::heat_plane(self, slice, n), None),
             _ => (None, None),
+        };
+        // Objects shown over the series are drawn with the analysis's labels, as one map.
+        let labels = match self.object_composite() {
+            Some(c) => c.labels.get(slice * n..(slice + 1) * n).map(<[u8]>::to_vec),
+            None => labels,
         };
         let pixels = Arc::new(SlicePixels::new(columns, rows, channels, image, attention, labels)?);
         self.pixels = Some((key, pixels.clone()));
@@ -356,6 +380,7 @@ impl FocalApp {
                     }
                 });
             });
+        self.refresh_object_labels();
         // Black where the views leave it bare (their pictures paint the rest; see slice_view).
         egui::CentralPanel::default().frame(egui::Frame::NONE).show(ui, |ui| {
             let backdrop = ui.painter().add(egui::Shape::Noop);
@@ -419,6 +444,8 @@ pub struct WindowOptions {
     pub layout: Option<Layout>,
     /// Time this many frames, write them as JSON to the path, and close (bench/frame_time.py).
     pub bench_frames: Option<(usize, PathBuf)>,
+    /// Segmentations and maps to show over the series once it has loaded.
+    pub overlays: Vec<PathBuf>,
 }
 
 pub fn run(paths: Vec<PathBuf>, opts: WindowOptions) -> anyhow::Result<()> {
@@ -453,6 +480,7 @@ pub fn run(paths: Vec<PathBuf>, opts: WindowOptions) -> anyhow::Result<()> {
             }
             let mut app = FocalApp::new(&cc.egui_ctx, settings, paths);
             app.analyze_when_loaded = opts.analyze;
+            app.overlays_when_loaded = opts.overlays;
             app.frame_bench = opts.bench_frames.map(|(n, out)| bench::FrameBench::new(n, out));
             Ok(Box::new(app))
         }),

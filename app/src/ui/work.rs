@@ -90,6 +90,7 @@ impl FocalApp {
     pub(super) fn poll_tasks(&mut self, ctx: &egui::Context) {
         self.poll_evidence(ctx);
         self.poll_fusion(ctx);
+        self.poll_object(ctx);
         let mut events = drain(&mut self.scan);
         events.extend(drain(&mut self.load));
         for e in events {
@@ -214,6 +215,11 @@ impl FocalApp {
                 }
                 let loaded = result.is_ok();
                 self.edit(Edit::VolumeLoaded { series, result });
+                if loaded {
+                    for path in std::mem::take(&mut self.overlays_when_loaded) {
+                        self.start_object(crate::ui::objects::ObjectSource::File(path), false);
+                    }
+                }
                 if loaded && std::mem::take(&mut self.analyze_when_loaded) {
                     self.run_analysis();
                 }
@@ -295,6 +301,7 @@ impl FocalApp {
             seg: true,
             pmap: true,
             sc: true,
+            sr: true,
             keep_phi: false,
             force,
             accept_regions: Vec::new(),

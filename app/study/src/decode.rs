@@ -102,31 +102,41 @@ pub fn check_plausible(header: &InstanceHeader) -> Result<&PixelLayout> {
     Ok(layout)
 }
 
+/// The layout, when the file's is plausible and holds every frame asked for.
+fn check_frames<'a>(header: &'a InstanceHeader, frames: &[u32]) -> Result<&'a PixelLayout> {
+    let layout = check_plausible(header)?;
+    match frames.iter().find(|&&f| f >= layout.frames) {
+        Some(bad) => Err(StudyError::Decode(format!("frame {bad} requested of {}", layout.frames))),
+        None => Ok(layout),
+    }
+}
+
 /// Decodes the given frames of a file to modality values.
 pub fn decode_frames(header: &InstanceHeader, frames: &[u32]) -> Result<Vec<FrameValues>> {
-    let layout = check_plausible(header)?;
-    if let Some(&bad) = frames.iter().find(|&&f| f >= layout.frames) {
-        return Err(StudyError::Decode(format!(
-            "frame {bad} requested of {}",
-            layout.frames
-        )));
-    }
+    check_frames(header, frames)?;
     let obj =
         open_object(&header.path, Extent::WithPixels)?.ok_or_else(|| StudyError::Parse("not a DICOM file".into()))?;
-    let source = PixelSource::new(&obj, header, layout)?;
+    decode_frames_of(&obj, header, frames)
+}
+
+/// As `decode_frames`, from the file already opened with its pixel data (objects whose frames
+/// are read a group at a time, such as a segmentation's segments, open it once).
+pub fn decode_frames_of(obj: &DefaultDicomObject, header: &InstanceHeader, frames: &[u32]) -> Result<Vec<FrameValues>> {
+    let layout = check_frames(header, frames)?;
+    let source = PixelSource::new(obj, header, layout)?;
     // The palette is the same for every frame: read it once per file.
     let palette = match layout.photometric.as_str() {
-        "PALETTE COLOR" if layout.samples_per_pixel == 1 => Some(super::palette::Palette::read(&obj)?),
+        "PALETTE COLOR" if layout.samples_per_pixel == 1 => Some(super::palette::Palette::read(obj)?),
         _ => None,
     };
     let grey = matches!(source, PixelSource::Encapsulated) && is_grey(layout);
     let one = |&frame: &u32| {
         if grey {
             let mut values = vec![0f32; layout.rows as usize * layout.columns as usize];
-            grey_frame_into(&obj, header, layout, frame, &mut values)?;
+            grey_frame_into(obj, header, layout, frame, &mut values)?;
             return Ok(FrameValues { channels: 1, values });
         }
-        let raw = source.frame(&obj, layout, frame)?;
+        let raw = source.frame(obj, layout, frame)?;
         to_values(&raw, palette.as_ref(), header, layout, frame)
     };
     // Compressed frames of one file (enhanced multi-frame objects) decompress in parallel;

@@ -9,6 +9,7 @@ pub mod geometry;
 pub mod header;
 #[doc(hidden)] // the DIMSE data-set walk in focal shares the length rules
 pub mod lengths;
+pub mod objects;
 pub mod open;
 pub mod pairing;
 pub mod reformat;

@@ -192,6 +192,22 @@ pub fn browser(app: &mut Panel, ui: &mut egui::Ui) {
                         );
                         egui::CollapsingHeader::new(title).default_open(true).show(ui, |ui| {
                             for series in &study.series {
+                                // Objects other tools wrote are listed under the series they
+                                // were made over, and shown over it when clicked.
+                                if crate::ui::objects::is_object_series(series) {
+                                    let over = series.referenced_series();
+                                    if over.iter().any(|r| set.find_series(r).is_some_and(|s| !crate::ui::objects::is_object_series(s))) {
+                                        continue;
+                                    }
+                                    ui.label(
+                                        RichText::new(format!(
+                                            "{}: made over a series that is not open, so it cannot be placed",
+                                            series.title()
+                                        ))
+                                        .color(Color32::from_rgb(230, 160, 60)),
+                                    );
+                                    continue;
+                                }
                                 for (k, stack) in series.stacks.iter().enumerate() {
                                     let selected =
                                         current.as_ref().is_some_and(|(uid, i)| uid == &series.uid && *i == k);
@@ -228,6 +244,20 @@ pub fn browser(app: &mut Panel, ui: &mut egui::Ui) {
                                                 );
                                             }
                                         });
+                                    });
+                                }
+                                for object in crate::ui::objects::objects_over(&set, &series.uid) {
+                                    ui.horizontal(|ui| {
+                                        ui.add_space(52.0);
+                                        if ui
+                                            .selectable_label(false, format!("↳ {}", object.title()))
+                                            .on_hover_text("Show it over this series")
+                                            .clicked()
+                                        {
+                                            app.push(Command::ShowObject(crate::ui::objects::ObjectSource::Series(
+                                                object.uid.clone(),
+                                            )));
+                                        }
                                     });
                                 }
                             }

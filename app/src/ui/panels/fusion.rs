@@ -123,7 +123,9 @@ pub fn fusion_style(f: &Fusion) -> AttentionStyle {
 /// The fusion controls of the Overlays panel.
 pub fn fusion_controls(p: &mut Panel, ui: &mut egui::Ui) {
     let candidates = other_series(p.app);
-    if candidates.is_empty() {
+    // A map another tool wrote (a Parametric Map) is fused too, without a series to choose.
+    let map = p.app.doc.current_fusion().filter(|f| !candidates.iter().any(|(u, _)| *u == f.series)).map(|f| f.label.clone());
+    if candidates.is_empty() && map.is_none() {
         return;
     }
     ui.add_space(6.0);
@@ -133,7 +135,7 @@ pub fn fusion_controls(p: &mut Panel, ui: &mut egui::Ui) {
         ui.label("Fuse");
         let text = match (&busy, &shown) {
             (Some(_), _) => "loading…".to_string(),
-            (None, Some(uid)) => candidates.iter().find(|(u, _)| u == uid).map_or("?".into(), |c| c.1.clone()),
+            (None, Some(uid)) => candidates.iter().find(|(u, _)| u == uid).map_or_else(|| map.clone().unwrap_or_else(|| "?".into()), |c| c.1.clone()),
             (None, None) => "none".to_string(),
         };
         let mut chosen = None;

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod fusion;
 pub mod insights;
 pub mod model_panel;
+pub mod objects;
 pub mod overlays;
 pub mod pacs_form;
 pub mod pacs_panel;

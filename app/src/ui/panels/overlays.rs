@@ -63,6 +63,7 @@ pub fn overlay_panel(p: &mut Panel, ui: &mut egui::Ui) {
         p.edit(c);
     }
     crate::ui::fusion::fusion_controls(p, ui);
+    crate::ui::objects::object_controls(p, ui);
     let s = p.app.doc.settings();
     ui.add_space(6.0);
     if let Some(on) = edited(&s.show_mask, |v| {

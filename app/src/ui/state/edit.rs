@@ -37,6 +37,13 @@ pub enum Edit {
     },
     Fused(Box<Fusion>),
     Unfuse,
+    /// An object another tool wrote was placed onto the series on screen.
+    ObjectLoaded(Box<super::layers::ShownObject>),
+    /// An object (by its place in the list) shown or hidden.
+    ObjectShown(usize, bool),
+    /// One segment of an object shown or hidden.
+    SegmentShown { object: usize, segment: usize, shown: bool },
+    ObjectClosed(usize),
     /// The fused series' window, colour map and opacity.
     FusionStyle {
         window: WindowLevel,

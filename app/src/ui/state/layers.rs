@@ -50,3 +50,14 @@ pub struct Fusion {
     pub colormap: Colormap,
     pub opacity: f32,
 }
+
+/// An object another tool wrote (a segmentation, a NIfTI label map) shown over the series on
+/// screen: its labels drawn with the analysis's, each segment on or off.
+pub struct ShownObject {
+    /// The series on screen it was placed onto.
+    pub onto: String,
+    pub overlay: Arc<crate::inference::overlays::Overlay>,
+    pub shown: bool,
+    /// Per segment, whether it is drawn.
+    pub segments: Vec<bool>,
+}

@@ -29,7 +29,7 @@ mod view;
 
 pub use analysis::{AnalysisView, MadeBy, Tool};
 pub use edit::{Applied, Edit, ReviewChange, SettingChange, ViewChange};
-pub use layers::{Extras, Fusion, Heatmap};
+pub use layers::{Extras, Fusion, Heatmap, ShownObject};
 pub(in crate::ui) use settings::{MAX_RECENT, SETTINGS_KEY};
 pub use settings::{Settings, analysis_dir};
 pub use view::{Layout, ViewState};
@@ -67,6 +67,10 @@ pub struct Document {
     evidence_label: Option<u8>,
     /// A second series shown over the one on screen.
     fusion: Option<Fusion>,
+    /// Objects other tools wrote, shown over the series on screen.
+    objects: Vec<ShownObject>,
+    /// Changes whenever `objects` or what they show does (for the caches drawn from them).
+    objects_generation: u64,
     show_tags: bool,
     /// The right panel shows the review instead of overlays and model.
     review_tab: bool,
@@ -86,6 +90,8 @@ impl Document {
             heatmap: Heatmap::default(),
             evidence_label: None,
             fusion: None,
+            objects: Vec::new(),
+            objects_generation: 0,
             show_tags: false,
             review_tab: false,
         }
@@ -149,6 +155,16 @@ impl Document {
         self.fusion.as_ref().filter(|f| f.onto == *uid)
     }
 
+    /// The objects placed onto the series on screen.
+    pub fn objects(&self) -> impl Iterator<Item = (usize, &ShownObject)> {
+        let uid = self.current.as_ref().map(|c| c.uid.clone());
+        self.objects.iter().enumerate().filter(move |(_, o)| Some(&o.onto) == uid.as_ref())
+    }
+
+    pub fn objects_generation(&self) -> u64 {
+        self.objects_generation
+    }
+
     pub fn show_tags(&self) -> bool {
         self.show_tags
     }
@@ -179,6 +195,8 @@ impl Document {
                 self.current = None;
                 self.analysis = None;
                 self.unfuse();
+                self.objects.clear();
+                self.objects_generation += 1;
                 PIXELS
             }
             Edit::Scanned(set) => {
@@ -194,6 +212,9 @@ impl Document {
                 if self.fusion.as_ref().is_some_and(|f| f.onto != series.uid) {
                     self.unfuse();
                 }
+                // So do the objects placed onto it.
+                self.objects.retain(|o| o.onto == series.uid);
+                self.objects_generation += 1;
                 self.current = Some(*series);
                 Applied {
                     pixels: true,
@@ -257,6 +278,35 @@ impl Document {
             }
             Edit::Unfuse => {
                 self.unfuse();
+                PIXELS
+            }
+            Edit::ObjectLoaded(o) => {
+                // The same file placed again replaces the first.
+                self.objects.retain(|x| x.overlay.source != o.overlay.source || x.onto != o.onto);
+                self.objects.push(*o);
+                self.settings.show_mask = true;
+                self.objects_generation += 1;
+                PIXELS
+            }
+            Edit::ObjectShown(i, shown) => {
+                if let Some(o) = self.objects.get_mut(i) {
+                    o.shown = shown;
+                }
+                self.objects_generation += 1;
+                PIXELS
+            }
+            Edit::SegmentShown { object, segment, shown } => {
+                if let Some(s) = self.objects.get_mut(object).and_then(|o| o.segments.get_mut(segment)) {
+                    *s = shown;
+                }
+                self.objects_generation += 1;
+                PIXELS
+            }
+            Edit::ObjectClosed(i) => {
+                if i < self.objects.len() {
+                    self.objects.remove(i);
+                }
+                self.objects_generation += 1;
                 PIXELS
             }
             Edit::FusionStyle {

@@ -48,6 +48,18 @@ impl ImageFrame {
     }
 }
 
+/// The name of a label value as drawn: the shown objects' map's where objects are shown, else
+/// the model's.
+pub(in crate::ui) fn label_name(app: &FocalApp, value: u8) -> String {
+    if let Some(c) = app.object_composite() {
+        return c.table.get(usize::from(value)).map_or_else(|| "?".into(), |(n, _, _)| n.clone());
+    }
+    match &app.manifest {
+        Ok(m) => m.labels.iter().find(|x| x.index == value).map_or_else(|| "?".into(), |x| x.name.clone()),
+        Err(_) => "?".into(),
+    }
+}
+
 /// Text over the image, with a dark halo.
 pub(in crate::ui) fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s: impl ToString) {
     // A dark halo keeps text legible over bright tissue.
@@ -60,7 +72,15 @@ pub(in crate::ui) fn text(painter: &egui::Painter, pos: Pos2, anchor: Align2, s:
 
 pub fn slice_style(app: &FocalApp) -> SliceStyle {
     let s = &app.doc.settings();
-    let mask = app.manifest.as_ref().ok().map(|m| {
+    // With objects shown, their map's own table (the analysis's labels first, as set here).
+    let objects = app.object_composite().map(|c| MaskStyle {
+        mode: s.mask_mode,
+        fill_opacity: s.fill_opacity,
+        outline_width: s.outline_width,
+        colors: c.table.iter().map(|(_, c, _)| *c).collect(),
+        visible: c.table.iter().enumerate().map(|(i, (_, _, v))| i > 0 && *v).collect(),
+    });
+    let mask = objects.or_else(|| app.manifest.as_ref().ok().map(|m| {
         let count = m.labels.iter().map(|l| usize::from(l.index) + 1).max().unwrap_or(0);
         let mut colors = vec![[255, 255, 255]; count];
         let mut visible = vec![false; count];
@@ -75,7 +95,7 @@ pub fn slice_style(app: &FocalApp) -> SliceStyle {
             colors,
             visible,
         }
-    });
+    }));
     SliceStyle {
         window_center: app.doc.view().window.center,
         window_width: app.doc.view().window.width,

@@ -346,10 +346,8 @@ fn readout(app: &FocalApp, r: &Reformat, p: &Vec3, volume: &VolumePixels, projec
     let modality = app.doc.current().and_then(|c| c.modality.as_deref());
     let unit = if modality == Some("CT") { " HU" } else { "" };
     lines.push(format!("Voxel ({:.0}, {:.0}, {:.0})  Value {value:.1}{unit}", v[0], v[1], v[2]));
-    if let (Some(labels), Ok(m), Some(at)) = (&volume.labels, &app.manifest, nearest(dims, v)) {
-        let l = (*labels.data).as_ref()[at];
-        let name = m.labels.iter().find(|x| x.index == l).map_or("?", |x| x.name.as_str());
-        lines.push(format!("Label {name}"));
+    if let (Some(labels), Some(at)) = (&volume.labels, nearest(dims, v)) {
+        lines.push(format!("Label {}", crate::ui::views::frame::label_name(app, (*labels.data).as_ref()[at])));
     }
     if let Some(h) = volume.heat.as_ref().and_then(|h| trilinear((*h.data).as_ref(), dims, v)) {
         let name = crate::ui::insights::heat_style(app).1;

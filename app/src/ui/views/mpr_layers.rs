@@ -96,7 +96,11 @@ pub(in crate::ui) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixel
     // planes show; it follows the labels' edits.
     let inside_brain = app.doc.heatmap() == crate::ui::Heatmap::Attention && app.doc.settings().attention.inside_labels;
     let heat = key(attention_ptr, (heat_key.0, heat_key.1, if inside_brain { edits.wrapping_add(1) } else { 0 }));
-    let labels = key(attention_ptr, (crate::ui::Heatmap::Attention, 0, edits));
+    let composite = app.object_composite().cloned();
+    let labels = match &composite {
+        Some(c) => key(Arc::as_ptr(c) as usize, (crate::ui::Heatmap::Attention, 1, 0)),
+        None => key(attention_ptr, (crate::ui::Heatmap::Attention, 0, edits)),
+    };
 
     let mut changed = false;
     if app.mpr.image.as_ref().is_none_or(|(k, _)| *k != image_key) {
@@ -132,10 +136,16 @@ pub(in crate::ui) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixel
         changed = true;
     }
     if app.mpr.labels.as_ref().is_none_or(|(k, _)| *k != labels) {
-        let layer = app.doc.current_analysis().filter(fits).map(|a| {
-            let data: crate::render::Shared<u8> = Arc::new(a.labels.clone());
-            Arc::new(VolumeLayer::new(data))
-        });
+        let layer = match &composite {
+            Some(c) => {
+                let data: crate::render::Shared<u8> = Arc::new(c.labels.clone());
+                Some(Arc::new(VolumeLayer::new(data)))
+            }
+            None => app.doc.current_analysis().filter(fits).map(|a| {
+                let data: crate::render::Shared<u8> = Arc::new(a.labels.clone());
+                Arc::new(VolumeLayer::new(data))
+            }),
+        };
         app.mpr.labels = Some((labels, layer));
         changed = true;
     }

@@ -233,10 +233,8 @@ fn cursor_readout(app: &FocalApp, i: usize, j: usize, modality: Option<&str>, pi
         } else if let Some(v) = px.image.get(at) {
             lines.push(format!("Value {v:.1}{unit}"));
         }
-        if let (Some(labels), Ok(m)) = (&px.labels, &app.manifest) {
-            let l = labels[at];
-            let name = m.labels.iter().find(|x| x.index == l).map_or("?", |x| x.name.as_str());
-            lines.push(format!("Label {name}"));
+        if let Some(labels) = &px.labels {
+            lines.push(format!("Label {}", crate::ui::views::frame::label_name(app, labels[at])));
         }
         if let Some(a) = px.attention.as_ref().and_then(|a| a.get(at)) {
             let name = crate::ui::insights::heat_style(app).1;

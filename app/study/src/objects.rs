@@ -1,0 +1,482 @@
+//! Objects other tools write over a series' images — DICOM Segmentations and Parametric Maps —
+//! read and placed onto that series' grid by patient coordinates: each voxel of the series
+//! takes the nearest pixel of the nearest frame (of its segment) lying within half a frame
+//! spacing of it, never a frame's place in the file. Memory stays bounded by one segment's
+//! frames and the series' grid, whatever the object claims.
+
+use dicom_dictionary_std::tags;
+
+use super::attrs::{self, Object};
+use super::geometry::{Vec3, dot, normal, sub};
+use super::header::InstanceHeader;
+use super::open::{Extent, open_object};
+use super::series::Stack;
+
+/// Most segments a segmentation draws (display values 1..=255 of an 8-bit label map); the
+/// rest are listed and left out.
+pub const MAX_SEGMENTS: usize = 255;
+
+/// SOP classes read here.
+pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
+pub const PARAMETRIC_MAP_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.30";
+
+/// One segment as the object describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub number: u16,
+    pub label: String,
+    /// What it is (Segmented Property Type's code meaning), e.g. "Grey matter".
+    pub property: Option<String>,
+    /// Recommended display colour, converted from CIELab to sRGB.
+    pub color: Option<[u8; 3]>,
+    /// Voxels of the series it covers (overlaps included).
+    pub voxels: usize,
+}
+
+/// A segmentation on a series' grid.
+#[derive(Debug, Clone)]
+pub struct PlacedSegmentation {
+    /// "BINARY", "FRACTIONAL" (drawn where its value is at least half the maximum) or "LABELMAP".
+    pub kind: String,
+    /// Per voxel of the series: 1 + the index into `segments` of the segment drawn there, 0 none.
+    /// Where segments overlap, the later one is drawn.
+    pub labels: Vec<u8>,
+    pub segments: Vec<Segment>,
+    /// Voxels covered by more than one segment.
+    pub overlap_voxels: usize,
+    /// What was left out and why, for the reader.
+    pub notes: Vec<String>,
+}
+
+/// A parametric map on a series' grid.
+#[derive(Debug, Clone)]
+pub struct PlacedMap {
+    /// Real-world values per voxel of the series (NaN outside the map).
+    pub values: Vec<f32>,
+    /// What the values are and their units, e.g. "ADC (um2/s)".
+    pub quantity: String,
+    pub units: String,
+    /// Share of the series' voxels the map covers.
+    pub coverage: f64,
+    pub notes: Vec<String>,
+}
+
+/// Where one frame lies: the centre of its first pixel, its row and column directions (unit)
+/// and pixel spacing (between columns, between rows), in patient mm.
+#[derive(Debug, Clone, Copy)]
+struct Plane {
+    position: Vec3,
+    row: Vec3,
+    column: Vec3,
+    spacing: [f64; 2],
+}
+
+/// The grid a series' volume has: its geometry and size (columns, rows, slices).
+pub struct Grid<'a> {
+    pub geometry: &'a super::geometry::StackGeometry,
+    pub dims: [usize; 3],
+}
+
+impl<'a> Grid<'a> {
+    /// The grid of `stack` (one without a geometry has none).
+    pub fn of(stack: &'a Stack) -> Option<Grid<'a>> {
+        Some(Grid {
+            geometry: stack.geometry.as_ref()?,
+            dims: [stack.columns as usize, stack.rows as usize, stack.slices.len()],
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.dims.iter().product()
+    }
+}
+
+fn plane_of(header: &InstanceHeader, frame: usize) -> Result<Plane, String> {
+    let info = header.frames.get(frame).ok_or_else(|| format!("frame {} has no functional groups", frame + 1))?;
+    let (Some(position), Some(o), Some(s)) = (info.position, info.orientation, info.pixel_spacing) else {
+        return Err(format!("frame {} has no plane position, orientation or pixel spacing", frame + 1));
+    };
+    if !position.iter().chain(&o).chain(&s).all(|v| v.is_finite()) || s[0] <= 0.0 || s[1] <= 0.0 {
+        return Err(format!("frame {} has an unusable position, orientation or spacing", frame + 1));
+    }
+    // PixelSpacing is (between rows, between columns).
+    Ok(Plane {
+        position,
+        row: [o[0], o[1], o[2]],
+        column: [o[3], o[4], o[5]],
+        spacing: [s[1], s[0]],
+    })
+}
+
+/// Frames of one object that share an orientation, sorted along their normal, with the
+/// tolerance within which a voxel belongs to a frame.
+struct Frames {
+    normal: Vec3,
+    planes: Vec<Plane>,
+    half_thickness: f64,
+    columns: usize,
+    rows: usize,
+}
+
+impl Frames {
+    /// The planes of `frames` of `header`; refused when they do not share one orientation.
+    fn new(header: &InstanceHeader, all: &[usize], grid: &Grid) -> Result<Frames, String> {
+        let layout = header.pixels.as_ref().ok_or("it has no pixel data")?;
+        let planes: Vec<Plane> = all.iter().map(|&f| plane_of(header, f)).collect::<Result<_, _>>()?;
+        let first = planes.first().ok_or("it has no frames")?;
+        let n = normal(&[first.row[0], first.row[1], first.row[2], first.column[0], first.column[1], first.column[2]]);
+        if planes.iter().any(|p| dot(&p.row, &first.row) < 0.9999 || dot(&p.column, &first.column) < 0.9999) {
+            return Err("its frames do not share one orientation".into());
+        }
+        let mut ds: Vec<f64> = planes.iter().map(|p| dot(&p.position, &n)).collect();
+        ds.sort_by(f64::total_cmp);
+        ds.dedup_by(|a, b| (*a - *b).abs() < 1e-3);
+        let gaps: Vec<f64> = ds.windows(2).map(|w| w[1] - w[0]).collect();
+        let thickness = header.frames.first().and_then(|f| f.slice_thickness).filter(|t| *t > 0.0);
+        let spacing = if gaps.is_empty() {
+            thickness.unwrap_or(grid.geometry.spacing[2])
+        } else {
+            let mut g = gaps.clone();
+            g.sort_by(f64::total_cmp);
+            g[g.len() / 2]
+        };
+        Ok(Frames {
+            normal: n,
+            planes,
+            half_thickness: spacing / 2.0 + 1e-3,
+            columns: layout.columns as usize,
+            rows: layout.rows as usize,
+        })
+    }
+
+    /// Calls `visit(voxel, frame, pixel)` for each voxel of `grid` that a frame among `group`
+    /// (indices into the planes) covers: the nearest such frame along the normal, the nearest
+    /// pixel in it. Marks in `hit` the frames that covered a voxel.
+    fn sample(&self, grid: &Grid, group: &[usize], hit: &mut [bool], mut visit: impl FnMut(usize, usize, usize)) {
+        let mut along: Vec<(f64, usize)> = group.iter().map(|&f| (dot(&self.planes[f].position, &self.normal), f)).collect();
+        along.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if along.is_empty() {
+            return;
+        }
+        let g = grid.geometry;
+        let [nx, ny, nz] = grid.dims;
+        let step: Vec3 = std::array::from_fn(|a| g.row_direction[a] * g.spacing[0]);
+        let d_step = dot(&step, &self.normal);
+        let nearest = |d: f64| -> Option<usize> {
+            let at = along.partition_point(|(x, _)| *x < d);
+            let mut best: Option<(f64, usize)> = None;
+            for c in [at.wrapping_sub(1), at] {
+                if let Some(&(x, f)) = along.get(c) {
+                    let off = (x - d).abs();
+                    if off <= self.half_thickness && best.is_none_or(|(b, _)| off < b) {
+                        best = Some((off, f));
+                    }
+                }
+            }
+            best.map(|(_, f)| f)
+        };
+        for k in 0..nz {
+            for j in 0..ny {
+                let p0 = g.voxel_to_patient(0.0, j as f64, k as f64);
+                let d0 = dot(&p0, &self.normal);
+                // In the common case the series' rows lie in the frames' planes: one frame a row.
+                let row_frame = (d_step.abs() < 1e-6).then(|| nearest(d0));
+                if row_frame == Some(None) {
+                    continue;
+                }
+                for i in 0..nx {
+                    let f = match row_frame {
+                        Some(f) => f,
+                        None => nearest(d0 + d_step * i as f64),
+                    };
+                    let Some(f) = f else { continue };
+                    let plane = &self.planes[f];
+                    let p: Vec3 = std::array::from_fn(|a| p0[a] + step[a] * i as f64);
+                    let rel = sub(&p, &plane.position);
+                    let u = (dot(&rel, &plane.row) / plane.spacing[0]).round();
+                    let v = (dot(&rel, &plane.column) / plane.spacing[1]).round();
+                    if u >= 0.0 && v >= 0.0 && (u as usize) < self.columns && (v as usize) < self.rows {
+                        hit[f] = true;
+                        visit(i + nx * (j + ny * k), f, u as usize + self.columns * v as usize);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// DICOM's scaled CIELab (PS3.3 C.10.7.1.1: L 0..100, a and b −128..127, each over 0..65535)
+/// to sRGB, D65 white.
+pub fn cielab_to_srgb(lab: [u16; 3]) -> [u8; 3] {
+    let l = f64::from(lab[0]) * 100.0 / 65535.0;
+    let a = f64::from(lab[1]) * 255.0 / 65535.0 - 128.0;
+    let b = f64::from(lab[2]) * 255.0 / 65535.0 - 128.0;
+    let fy = (l + 16.0) / 116.0;
+    let (fx, fz) = (fy + a / 500.0, fy - b / 200.0);
+    let delta: f64 = 6.0 / 29.0;
+    let inv = |t: f64| if t > delta { t * t * t } else { 3.0 * delta * delta * (t - 4.0 / 29.0) };
+    let (x, y, z) = (0.950_456 * inv(fx), inv(fy), 1.088_754 * inv(fz));
+    let linear = [
+        3.240_454_2 * x - 1.537_138_5 * y - 0.498_531_4 * z,
+        -0.969_266_0 * x + 1.876_010_8 * y + 0.041_556_0 * z,
+        0.055_643_4 * x - 0.204_025_9 * y + 1.057_225_2 * z,
+    ];
+    linear.map(|c| {
+        let c = c.clamp(0.0, 1.0);
+        let s = if c <= 0.003_130_8 { 12.92 * c } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 };
+        (s * 255.0).round() as u8
+    })
+}
+
+fn code_meaning(obj: &Object, sequence: dicom_core::Tag) -> Option<String> {
+    attrs::item(obj, sequence).and_then(|c| attrs::string(c, tags::CODE_MEANING))
+}
+
+/// The segment each frame belongs to (Segment Identification in its functional groups).
+fn frame_segments(obj: &Object, frames: usize) -> Vec<Option<u16>> {
+    let shared = attrs::item(obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE)
+        .and_then(|g| attrs::item(g, tags::SEGMENT_IDENTIFICATION_SEQUENCE))
+        .and_then(|s| attrs::u16(s, tags::REFERENCED_SEGMENT_NUMBER));
+    let per_frame = attrs::items(obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
+    (0..frames)
+        .map(|i| {
+            per_frame
+                .get(i)
+                .and_then(|g| attrs::item(g, tags::SEGMENT_IDENTIFICATION_SEQUENCE))
+                .and_then(|s| attrs::u16(s, tags::REFERENCED_SEGMENT_NUMBER))
+                .or(shared)
+        })
+        .collect()
+}
+
+fn opened(header: &InstanceHeader) -> Result<dicom_object::DefaultDicomObject, String> {
+    open_object(&header.path, Extent::WithPixels)
+        .map_err(|e| super::error_chain(&e))?
+        .ok_or_else(|| "not a DICOM file".to_string())
+}
+
+/// Checks what the header says of its frames against the pixel data before anything is
+/// allocated for them (a lying NumberOfFrames is named).
+fn checked_frames(header: &InstanceHeader) -> Result<usize, String> {
+    let layout = header.pixels.as_ref().ok_or("it has no pixel data")?;
+    super::decode::check_plausible(header).map_err(|e| format!("it says it holds {} frames: {e}", layout.frames))?;
+    Ok(layout.frames as usize)
+}
+
+/// Reads a DICOM Segmentation and places it onto `grid`.
+pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedSegmentation, String> {
+    let frames = checked_frames(header)?;
+    let obj = opened(header)?;
+    let kind = attrs::string(&obj, tags::SEGMENTATION_TYPE).unwrap_or_else(|| "BINARY".into()).to_uppercase();
+    let max = match kind.as_str() {
+        "FRACTIONAL" => attrs::float(&obj, tags::MAXIMUM_FRACTIONAL_VALUE).filter(|m| *m > 0.0).unwrap_or(255.0),
+        "BINARY" | "LABELMAP" => 1.0,
+        other => return Err(format!("segmentation type {other} is not one Focal reads")),
+    };
+    let mut notes = Vec::new();
+    let mut segments: Vec<Segment> = Vec::new();
+    let listed = attrs::items(&obj, tags::SEGMENT_SEQUENCE);
+    for item in listed {
+        let Some(number) = attrs::u16(item, tags::SEGMENT_NUMBER) else {
+            notes.push("a segment without a number was left out".into());
+            continue;
+        };
+        if segments.len() == MAX_SEGMENTS {
+            notes.push(format!(
+                "{} segments: the first {MAX_SEGMENTS} are drawn, the rest left out",
+                listed.len()
+            ));
+            break;
+        }
+        let color = attrs::floats(item, tags::RECOMMENDED_DISPLAY_CIE_LAB_VALUE)
+            .filter(|v| v.len() == 3)
+            .map(|v| cielab_to_srgb([0, 1, 2].map(|i| v[i].clamp(0.0, 65535.0) as u16)));
+        segments.push(Segment {
+            number,
+            label: attrs::string(item, tags::SEGMENT_LABEL).unwrap_or_else(|| format!("Segment {number}")),
+            property: code_meaning(item, tags::SEGMENTED_PROPERTY_TYPE_CODE_SEQUENCE),
+            color,
+            voxels: 0,
+        });
+    }
+    if segments.is_empty() {
+        return Err("it lists no segments".into());
+    }
+    let of_frame = frame_segments(&obj, frames);
+    let all: Vec<usize> = (0..frames).collect();
+    let planes = Frames::new(header, &all, grid)?;
+    let mut labels = vec![0u8; grid.len()];
+    let mut hit = vec![false; frames];
+    let mut overlap_voxels = 0usize;
+    let unknown = if kind == "LABELMAP" { 0 } else { of_frame.iter().filter(|s| s.is_none_or(|n| !segments.iter().any(|x| x.number == n))).count() };
+    if unknown > 0 {
+        notes.push(format!("{unknown} frame(s) name no listed segment and were left out"));
+    }
+    let pixels = planes.columns * planes.rows;
+    if kind == "LABELMAP" {
+        // One set of frames whose pixel values are segment numbers.
+        let index_of: std::collections::HashMap<u16, u8> =
+            segments.iter().enumerate().map(|(i, s)| (s.number, (i + 1) as u8)).collect();
+        let mut stored = Vec::with_capacity(frames * pixels);
+        for chunk in all.chunks(64) {
+            let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
+            for frame in super::decode::decode_frames_of(&obj, header, &wanted).map_err(|e| e.to_string())? {
+                stored.extend(frame.values.iter().take(pixels).map(|&v| index_of.get(&(v.max(0.0) as u16)).copied().unwrap_or(0)));
+            }
+        }
+        let mut counts = vec![0usize; segments.len() + 1];
+        planes.sample(grid, &all, &mut hit, |voxel, frame, pixel| {
+            let v = stored[frame * pixels + pixel];
+            labels[voxel] = v;
+            counts[usize::from(v)] += 1;
+        });
+        for (i, s) in segments.iter_mut().enumerate() {
+            s.voxels = counts[i + 1];
+        }
+    }
+    for (index, segment) in segments.iter_mut().enumerate().filter(|_| kind != "LABELMAP") {
+        let group: Vec<usize> = (0..frames).filter(|&f| of_frame[f] == Some(segment.number)).collect();
+        if group.is_empty() {
+            continue;
+        }
+        // One segment's frames at a time, a bit a pixel, so memory stays bounded.
+        let mut bits = vec![false; group.len() * pixels];
+        let slot: std::collections::HashMap<usize, usize> = group.iter().enumerate().map(|(s, &f)| (f, s)).collect();
+        for (chunk_index, chunk) in group.chunks(64).enumerate() {
+            let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
+            let values = super::decode::decode_frames_of(&obj, header, &wanted)
+                .map_err(|e| format!("segment {} ({}): {e}", segment.number, segment.label))?;
+            for (c, frame) in values.iter().enumerate() {
+                let base = (chunk_index * 64 + c) * pixels;
+                for (p, v) in frame.values.iter().take(pixels).enumerate() {
+                    bits[base + p] = f64::from(*v) >= max * 0.5;
+                }
+            }
+        }
+        let value = (index + 1) as u8;
+        let mut voxels = 0usize;
+        planes.sample(grid, &group, &mut hit, |voxel, frame, pixel| {
+            if bits[slot[&frame] * pixels + pixel] {
+                voxels += 1;
+                if labels[voxel] != 0 && labels[voxel] != value {
+                    overlap_voxels += 1;
+                }
+                labels[voxel] = value;
+            }
+        });
+        segment.voxels = voxels;
+    }
+    let outside = (0..frames).filter(|&f| !hit[f] && (kind == "LABELMAP" || of_frame[f].is_some())).count();
+    if outside > 0 {
+        notes.push(format!("{outside} frame(s) lie outside the series and are not shown"));
+    }
+    if overlap_voxels > 0 {
+        notes.push(format!("segments overlap in {overlap_voxels} voxel(s); the later segment is drawn there"));
+    }
+    Ok(PlacedSegmentation {
+        kind,
+        labels,
+        segments,
+        overlap_voxels,
+        notes,
+    })
+}
+
+/// Reads a Parametric Map (float or integer pixels, through its Real World Value Mapping) and
+/// places it onto `grid`.
+pub fn read_parametric_map(header: &InstanceHeader, grid: &Grid) -> Result<PlacedMap, String> {
+    let frames = checked_frames(header)?;
+    let obj = opened(header)?;
+    let mapping_of = |group: &Object| {
+        attrs::item(group, tags::REAL_WORLD_VALUE_MAPPING_SEQUENCE).map(|m| {
+            let slope = attrs::float(m, tags::REAL_WORLD_VALUE_SLOPE).unwrap_or(1.0);
+            let intercept = attrs::float(m, tags::REAL_WORLD_VALUE_INTERCEPT).unwrap_or(0.0);
+            let units = attrs::item(m, tags::MEASUREMENT_UNITS_CODE_SEQUENCE)
+                .and_then(|c| attrs::string(c, tags::CODE_VALUE).or_else(|| attrs::string(c, tags::CODE_MEANING)))
+                .unwrap_or_default();
+            let label = attrs::string(m, tags::LUT_EXPLANATION).or_else(|| attrs::string(m, tags::LUT_LABEL));
+            (slope, intercept, units, label)
+        })
+    };
+    let shared = attrs::item(&obj, tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE).and_then(|g| mapping_of(g));
+    let per_frame = attrs::items(&obj, tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE);
+    let mappings: Vec<_> = (0..frames)
+        .map(|i| per_frame.get(i).and_then(|g| mapping_of(g)).or_else(|| shared.clone()))
+        .collect();
+    let first = mappings.iter().flatten().next().cloned();
+    let (units, quantity) = match &first {
+        Some((_, _, u, l)) => (u.clone(), l.clone()),
+        None => (String::new(), None),
+    };
+    let quantity = quantity
+        .or_else(|| attrs::string(&obj, tags::SERIES_DESCRIPTION))
+        .unwrap_or_else(|| "Parametric map".into());
+    let mut notes = Vec::new();
+    if first.is_none() {
+        notes.push("it has no Real World Value Mapping; stored values are shown".into());
+    }
+    let all: Vec<usize> = (0..frames).collect();
+    let planes = Frames::new(header, &all, grid)?;
+    let pixels = planes.columns * planes.rows;
+    let mut values = vec![f32::NAN; grid.len()];
+    let mut hit = vec![false; frames];
+    let mut stored = Vec::with_capacity(frames * pixels);
+    for chunk in all.chunks(64) {
+        let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
+        for (c, frame) in super::decode::decode_frames_of(&obj, header, &wanted)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .enumerate()
+        {
+            let (slope, intercept) = mappings[chunk[c]].as_ref().map_or((1.0, 0.0), |(s, i, _, _)| (*s, *i));
+            stored.extend(frame.values.iter().take(pixels).map(|&v| (f64::from(v) * slope + intercept) as f32));
+        }
+    }
+    let mut covered = 0usize;
+    planes.sample(grid, &all, &mut hit, |voxel, frame, pixel| {
+        values[voxel] = stored[frame * pixels + pixel];
+        covered += 1;
+    });
+    let outside = hit.iter().filter(|h| !**h).count();
+    if outside > 0 {
+        notes.push(format!("{outside} frame(s) lie outside the series and are not shown"));
+    }
+    Ok(PlacedMap {
+        values,
+        quantity,
+        units,
+        coverage: covered as f64 / grid.len().max(1) as f64,
+        notes,
+    })
+}
+
+/// Refuses an object made in another frame of reference than the series (its patient
+/// coordinates would mean another place).
+pub fn check_frame_of_reference(object: &InstanceHeader, series: &Stack) -> Result<(), String> {
+    let theirs = series.slices.first().and_then(|s| s.instance.frame_of_reference_uid.as_deref());
+    match (object.frame_of_reference_uid.as_deref(), theirs) {
+        (Some(a), Some(b)) if a != b => Err("it lies in another frame of reference than the series".into()),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cielab_colours_become_srgb() {
+        // sRGB red is L* 53.24, a* 80.09, b* 67.20 under D65; white is L* 100, a* = b* = 0.
+        let scale = |l: f64, a: f64, b: f64| {
+            [
+                (l / 100.0 * 65535.0).round() as u16,
+                ((a + 128.0) / 255.0 * 65535.0).round() as u16,
+                ((b + 128.0) / 255.0 * 65535.0).round() as u16,
+            ]
+        };
+        let red = cielab_to_srgb(scale(53.24, 80.09, 67.20));
+        assert!(red[0] >= 253 && red[1] <= 3 && red[2] <= 3, "{red:?}");
+        assert_eq!(cielab_to_srgb(scale(100.0, 0.0, 0.0)), [255, 255, 255]);
+        assert_eq!(cielab_to_srgb(scale(0.0, 0.0, 0.0)), [0, 0, 0]);
+    }
+}
