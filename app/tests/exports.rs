@@ -98,6 +98,7 @@ fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
             "attention-map.dcm",
             "export.json",
             "key-image-1.dcm",
+            "measurements-sr.dcm",
             "report-pdf.dcm",
             "report.pdf",
             "segmentation.dcm"
@@ -644,9 +645,8 @@ import highdicom as hd
 import pydicom
 sr = hd.sr.srread(sys.argv[1])
 seg = pydicom.dcmread(sys.argv[2])
-report = sr.content
-assert report.name.value == "126000", report.name
-doc = hd.sr.MeasurementReport.from_sequence([report])
+doc = sr.content
+assert isinstance(doc, hd.sr.MeasurementReport), type(doc)
 planar = []
 for g in doc.get_planar_roi_measurement_groups():
     region = g.roi
@@ -654,7 +654,7 @@ for g in doc.get_planar_roi_measurement_groups():
         "id": g.tracking_identifier,
         "graphic_type": region.graphic_type.value,
         "points": region.value.tolist(),
-        "image": region.ReferencedSOPSequence[0].ReferencedSOPInstanceUID if hasattr(region, "ReferencedSOPSequence") else region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID,
+        "image": region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID,
         "values": {m.name.meaning: [m.value, m.unit.value] for m in g.get_measurements()},
     })
 volumes = []
@@ -663,7 +663,7 @@ for g in doc.get_volumetric_roi_measurement_groups():
     volumes.append({
         "id": g.tracking_identifier,
         "finding": g.finding_type.meaning if g.finding_type else None,
-        "segment": int(seg_ref.referenced_segment_number) if seg_ref else None,
+        "segment": int(seg_ref.referenced_segment_numbers[0]) if seg_ref else None,
         "seg": seg_ref.referenced_sop_instance_uid if seg_ref else None,
         "values": {m.name.meaning: [m.value, m.unit.value] for m in g.get_measurements()},
         "verdict": [e.value.meaning for e in g.get_qualitative_evaluations()],

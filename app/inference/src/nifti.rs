@@ -190,7 +190,7 @@ pub fn read_labels(path: &Path) -> std::io::Result<([usize; 3], Vec<u32>, Affine
 /// A 3D image of any numeric type as 32-bit floats (its scaling applied), with its dimensions
 /// and where the voxels lie: what another tool's probability or label map is shown from.
 pub fn read_values(path: &Path) -> std::io::Result<([usize; 3], Vec<f32>, Affine)> {
-    use ::nifti::NiftiObject;
+    use ::nifti::{NiftiObject, NiftiType};
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
     let object = ::nifti::ReaderOptions::new()
         .read_file(path)
@@ -199,7 +199,29 @@ pub fn read_values(path: &Path) -> std::io::Result<([usize; 3], Vec<f32>, Affine
     if dims4[3] > 1 {
         return Err(bad(format!("{} volumes: Focal shows a single 3D map", dims4[3])));
     }
-    let values = object.into_volume().into_nifti_typed_data::<f32>().map_err(|e| bad(e.to_string()))?;
+    let header = object.header().clone();
+    let kind = header.data_type().map_err(|e| bad(e.to_string()))?;
+    let v = object.into_volume();
+    let err = |e: ::nifti::NiftiError| bad(e.to_string());
+    // Each stored type read as itself, then as f32 (the crate converts only between some).
+    let raw: Vec<f32> = match kind {
+        NiftiType::Uint8 => v.into_nifti_typed_data::<u8>().map_err(err)?.into_iter().map(f32::from).collect(),
+        NiftiType::Int8 => v.into_nifti_typed_data::<i8>().map_err(err)?.into_iter().map(f32::from).collect(),
+        NiftiType::Uint16 => v.into_nifti_typed_data::<u16>().map_err(err)?.into_iter().map(f32::from).collect(),
+        NiftiType::Int16 => v.into_nifti_typed_data::<i16>().map_err(err)?.into_iter().map(f32::from).collect(),
+        NiftiType::Uint32 => v.into_nifti_typed_data::<u32>().map_err(err)?.into_iter().map(|x| x as f32).collect(),
+        NiftiType::Int32 => v.into_nifti_typed_data::<i32>().map_err(err)?.into_iter().map(|x| x as f32).collect(),
+        NiftiType::Float32 => v.into_nifti_typed_data::<f32>().map_err(err)?,
+        NiftiType::Float64 => v.into_nifti_typed_data::<f64>().map_err(err)?.into_iter().map(|x| x as f32).collect(),
+        other => return Err(bad(format!("datatype {other:?} is not a map Focal reads"))),
+    };
+    // scl_slope 0 means unscaled (NIfTI-1).
+    let (slope, inter) = (header.scl_slope, header.scl_inter);
+    let values = if slope != 0.0 && (slope != 1.0 || inter != 0.0) {
+        raw.into_iter().map(|x| x * slope + inter).collect()
+    } else {
+        raw
+    };
     let dims = [dims4[0], dims4[1], dims4[2]];
     if values.len() < dims.iter().product::<usize>() {
         return Err(bad("fewer voxels than the header says".into()));

@@ -328,6 +328,13 @@ impl ExportContext<'_> {
         if seg.is_some() || !images.is_empty() {
             d.seq(tags::CURRENT_REQUESTED_PROCEDURE_EVIDENCE_SEQUENCE, vec![study]);
         }
+        // Focal's private codes (verdicts, labels without a SNOMED CT code) name their scheme.
+        let mut scheme = Ds::new();
+        scheme
+            .str(tags::CODING_SCHEME_DESIGNATOR, VR::SH, "99FOCAL")
+            .str(tags::CODING_SCHEME_NAME, VR::ST, "Focal codes")
+            .str(tags::CODING_SCHEME_RESPONSIBLE_ORGANIZATION, VR::ST, "Focal");
+        d.seq(tags::CODING_SCHEME_IDENTIFICATION_SEQUENCE, vec![scheme]);
         let root = container(None, ("126000", "DCM", "Imaging Measurement Report"), Some("1500"), root_children);
         for e in root.0.into_iter() {
             d.0.put(e);

@@ -16,7 +16,7 @@ pub enum StudyError {
     #[error("pixel data is {actual} bytes but the header claims {expected} (truncated or lying file)")]
     PixelDataTooShort { expected: u64, actual: u64 },
     #[error(
-        "the header claims {rows}×{columns}×{frames} pixels of {bits} bits ({bytes} bytes), which cannot be real for a {file_size}-byte file; refusing to allocate"
+        "the header claims {frames} frame(s) of {rows}×{columns} pixels of {bits} bits ({bytes} bytes), which cannot be real for a {file_size}-byte file; refusing to allocate"
     )]
     ImplausibleSize {
         rows: u32,

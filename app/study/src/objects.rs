@@ -391,8 +391,10 @@ pub fn read_parametric_map(header: &InstanceHeader, grid: &Grid) -> Result<Place
         attrs::item(group, tags::REAL_WORLD_VALUE_MAPPING_SEQUENCE).map(|m| {
             let slope = attrs::float(m, tags::REAL_WORLD_VALUE_SLOPE).unwrap_or(1.0);
             let intercept = attrs::float(m, tags::REAL_WORLD_VALUE_INTERCEPT).unwrap_or(0.0);
+            // UCUM's code is the unit as written ("mm2/s"); "1" is no unit at all.
             let units = attrs::item(m, tags::MEASUREMENT_UNITS_CODE_SEQUENCE)
                 .and_then(|c| attrs::string(c, tags::CODE_VALUE).or_else(|| attrs::string(c, tags::CODE_MEANING)))
+                .filter(|u| u != "1")
                 .unwrap_or_default();
             let label = attrs::string(m, tags::LUT_EXPLANATION).or_else(|| attrs::string(m, tags::LUT_LABEL));
             (slope, intercept, units, label)

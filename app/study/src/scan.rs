@@ -50,7 +50,8 @@ pub fn read_header(path: &Path) -> Result<Option<InstanceHeader>> {
                 bits,
                 bytes: (u64::from(rows) * u64::from(columns))
                     .saturating_mul(claimed)
-                    .saturating_mul(u64::from(bits) / 8),
+                    .saturating_mul(u64::from(bits))
+                    .div_ceil(8),
                 file_size,
             });
         }

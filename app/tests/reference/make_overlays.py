@@ -184,6 +184,7 @@ def main():
     lying.SeriesInstanceUID, lying.SOPInstanceUID = uid("lying"), uid("lying", "1")
     lying.file_meta.MediaStorageSOPInstanceUID = lying.SOPInstanceUID
     save(lying, out, "lying")
+    facts["lying_frames"] = int(lying.NumberOfFrames)
 
     elsewhere = copy.deepcopy(seg3)
     elsewhere.FrameOfReferenceUID = uid("another frame of reference")
@@ -195,9 +196,11 @@ def main():
     moved = 0
     for i, group in enumerate(outside.PerFrameFunctionalGroupsSequence):
         if i % 3 == 0:
-            position = group.PlanePositionSequence[0]
-            p = [float(v) for v in position.ImagePositionPatient]
+            # A new item: highdicom shares one position item among the frames of a plane.
+            p = [float(v) for v in group.PlanePositionSequence[0].ImagePositionPatient]
+            position = pydicom.Dataset()
             position.ImagePositionPatient = [p[0], p[1], p[2] + 1000.0]
+            group.PlanePositionSequence = [position]
             moved += 1
     outside.SeriesInstanceUID, outside.SOPInstanceUID = uid("outside"), uid("outside", "1")
     outside.file_meta.MediaStorageSOPInstanceUID = outside.SOPInstanceUID

@@ -250,7 +250,7 @@ pub fn browser(app: &mut Panel, ui: &mut egui::Ui) {
                                     ui.horizontal(|ui| {
                                         ui.add_space(52.0);
                                         if ui
-                                            .selectable_label(false, format!("↳ {}", object.title()))
+                                            .selectable_label(false, format!("over it: {}", object.title()))
                                             .on_hover_text("Show it over this series")
                                             .clicked()
                                         {

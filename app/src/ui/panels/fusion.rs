@@ -162,9 +162,10 @@ pub fn fusion_controls(p: &mut Panel, ui: &mut egui::Ui) {
     let Some(f) = p.app.doc.fusion().filter(|f| shown.as_ref() == Some(&f.series)) else { return };
     let (mut window, mut colormap, mut opacity) = (f.window, f.colormap, f.opacity);
     ui.horizontal(|ui| {
-        let speed = window.width.max(1.0) * 0.01;
+        // Maps other tools wrote may span a fraction of a unit (mm²/s, ratios).
+        let speed = window.width.max(1e-6) * 0.01;
         ui.label("W");
-        ui.add(egui::DragValue::new(&mut window.width).speed(speed).range(1.0..=f64::MAX));
+        ui.add(egui::DragValue::new(&mut window.width).speed(speed).range(1e-6..=f64::MAX));
         ui.label("L");
         ui.add(egui::DragValue::new(&mut window.center).speed(speed));
         egui::ComboBox::from_id_salt("fuse_colormap")

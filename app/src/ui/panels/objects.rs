@@ -221,7 +221,12 @@ pub fn object_controls(p: &mut Panel, ui: &mut egui::Ui) {
     let available: Vec<(String, String)> = match (p.doc().studies(), p.doc().current()) {
         (Some(set), Some(c)) => objects_over(set, &c.uid)
             .into_iter()
-            .filter(|s| !shown.iter().any(|(_, o, _, _)| o.source == s.stacks[0].slices[0].instance.path))
+            .filter(|s| {
+                let path = &s.stacks[0].slices[0].instance.path;
+                // Not those shown already: as labels, or as the map fused over the series.
+                !shown.iter().any(|(_, o, _, _)| o.source == *path)
+                    && p.doc().current_fusion().is_none_or(|f| f.series != path.display().to_string())
+            })
             .map(|s| (s.uid.clone(), s.title()))
             .collect(),
         _ => Vec::new(),
@@ -257,7 +262,7 @@ pub fn object_controls(p: &mut Panel, ui: &mut egui::Ui) {
             if ui.checkbox(&mut v, &overlay.name).on_hover_text(format!("{} segmentation", kind.to_lowercase())).changed() {
                 p.edit(Edit::ObjectShown(i, v));
             }
-            if ui.small_button("✕").on_hover_text("Close it").clicked() {
+            if ui.small_button("Close").on_hover_text("Close it").clicked() {
                 p.edit(Edit::ObjectClosed(i));
             }
         });

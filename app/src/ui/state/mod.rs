@@ -317,7 +317,7 @@ impl Document {
                 if let Some(f) = self.fusion.as_mut() {
                     f.window = WindowLevel {
                         center: window.center,
-                        width: window.width.max(1.0),
+                        width: window.width.max(1e-6),
                     };
                     f.colormap = colormap;
                     f.opacity = opacity.clamp(0.0, 1.0);
