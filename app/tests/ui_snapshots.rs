@@ -603,6 +603,10 @@ fn objects_other_tools_wrote_show_over_the_series() {
     assert_eq!(h.state().mpr_views.len(), 3);
     snapshot(&mut h, "seg_1x3");
 
+    // The SEG switched off, so the map shows alone.
+    h.state_mut().edit(Edit::ObjectShown(0, false));
+    h.run_steps(1);
+    assert!(h.state().object_composite().is_none());
     h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::Series(pmap)));
     step_until(&mut h, "the parametric map", |app| app.doc.current_fusion().is_some());
     let label = h.state().doc.current_fusion().expect("map").label.clone();

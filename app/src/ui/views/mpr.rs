@@ -272,7 +272,7 @@ fn view(app: &mut FocalApp, ui: &mut egui::Ui, rect: Rect, kind: ViewKind, volum
             viewport: kind.viewport(),
             volume: volume.clone(),
             plane: resliced,
-            colormap: app.doc.settings().attention.colormap,
+            colormap: style.colormap(),
             uniforms,
         }
         .into_paint_callback(rect),

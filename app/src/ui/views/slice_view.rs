@@ -80,7 +80,7 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
             let callback = SliceCallback {
                 viewport: 0,
                 pixels: pixels.clone(),
-                colormap: app.doc.settings().attention.colormap,
+                colormap: style.colormap(),
                 uniforms,
             };
             painter.add(callback.into_paint_callback(rect));
