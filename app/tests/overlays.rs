@@ -161,3 +161,46 @@ fn bad_objects_are_named_and_the_rest_still_shows() {
     let moved = facts["outside_frames"].as_u64().expect("moved");
     assert!(out.contains(&format!("{moved} frame(s) lie outside the series")), "{out}");
 }
+
+/// An RT Structure Set (pydicom): its closed planar contours rasterised onto the series — a
+/// sphere, and a ring whose inner contour is a hole — match the writer's rasterisation voxel
+/// for voxel; the contour with a NaN point is named and left out, the other ROIs drawn in
+/// their display colours.
+#[test]
+fn structure_set_contours_are_rasterised_and_a_broken_contour_is_named() {
+    let o = objects();
+    assert_identical(&compare(&o.join("rtstruct-truth.nii.gz"), &o.join("rtstruct/rtstruct.dcm")), 2);
+    let rtstruct = o.join("rtstruct/rtstruct.dcm");
+    let (code, out, err, png) =
+        snapshot("rtstruct", &["--overlay", s(&rtstruct), "--plane", "axial", "--labels", "outline"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rtstruct segments: sphere, ring, broken"), "{out}");
+    assert!(out.contains("1 contour(s) with missing or non-finite points left out"), "{out}");
+    // The sphere's outline, in its red, through the middle of the head.
+    assert!(dominant(&rgb(&png))[0] > 50, "no red outline: {png:?}");
+}
+
+/// Yellow pixels (red and green high, blue low): the colour report regions are drawn in.
+fn yellow(img: &image::RgbImage) -> usize {
+    img.pixels().filter(|p| p.0[0] > 200 && p.0[1] > 180 && p.0[2] < 80).count()
+}
+
+/// A TID 1500 measurement report (highdicom) lists its groups with their values and the slice
+/// each was measured on, and its regions are drawn there; a Key Object Selection lists the
+/// slices it names.
+#[test]
+fn reports_list_their_measurements_and_draw_their_regions() {
+    let o = objects();
+    let k = made().1["sr_slice"].as_u64().expect("slice").to_string();
+    let (code, out, err, png) = snapshot("sr", &["--overlay", s(&o.join("sr/sr.dcm")), "--slice", &k]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Imaging Measurement Report, 2 group(s)"), "{out}");
+    assert!(out.contains(&format!("lesion: Area 706.9 mm2 (slice {k})")), "{out}");
+    assert!(out.contains(&format!("width: Length 100 mm (slice {k})")), "{out}");
+    let (_, _, _, plain) = snapshot("sr_plain", &["--slice", &k]);
+    assert!(yellow(&rgb(&png)) > 100 && yellow(&rgb(&plain)) < 10, "regions not drawn");
+
+    let (code, out, err, _) = snapshot("ko", &["--overlay", s(&o.join("ko/ko.dcm"))]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(slice 11, 21)"), "{out}");
+}

@@ -569,15 +569,21 @@ fn objects_other_tools_wrote_show_over_the_series() {
     let ctx = h.ctx.clone();
     h.state_mut().apply(
         &ctx,
-        Command::Open(vec![common::repo().join("assets/sample-study"), objects.join("seg3"), objects.join("pmap")]),
+        Command::Open(vec![
+            common::repo().join("assets/sample-study"),
+            objects.join("seg3"),
+            objects.join("pmap"),
+            objects.join("rtstruct"),
+            objects.join("sr"),
+        ]),
     );
     step_until(&mut h, "the study to load", |app| {
         app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some())
     });
-    let (seg, pmap) = {
+    let (seg, pmap, rtstruct, sr) = {
         let set = h.state().doc.studies().cloned().expect("studies");
         let find = |n: i64| set.series().find(|s| s.number == Some(n)).expect("object series").uid.clone();
-        (find(300), find(302))
+        (find(300), find(302), find(305), find(306))
     };
     // The sample is on screen, not an object series.
     assert_eq!(h.state().doc.current().expect("current").modality.as_deref(), Some("MR"));
@@ -624,4 +630,91 @@ fn objects_other_tools_wrote_show_over_the_series() {
     step_until(&mut h, "the NIfTI map", |app| app.doc.objects().count() == 1);
     h.run_steps(2);
     assert_eq!(counts(h.state()), expected);
+
+    // A structure set's ROIs as outlines, and a measurement report's regions on their slice.
+    h.state_mut().edit(Edit::ObjectClosed(0));
+    h.state_mut().edit(Edit::Unfuse);
+    h.state_mut().edit(focal::ui::SettingChange::MaskMode(MaskMode::Outline));
+    h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::Series(rtstruct)));
+    h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::Series(sr)));
+    step_until(&mut h, "the structure set and the report", |app| app.doc.objects().count() == 2);
+    let k = facts["sr_slice"].as_u64().expect("slice") as usize - 1;
+    h.state_mut().edit(focal::ui::ViewChange::GoTo(k));
+    assert_eq!(focal::ui::objects::report_outlines(h.state(), k).len(), 2);
+    h.state_mut().notices.clear();
+    h.run_steps(3);
+    snapshot(&mut h, "rtstruct_and_sr");
+}
+
+/// The round trip in the window: the SEG Focal exports of an analysis, opened beside the
+/// study, is listed under the series, drawn over it equal to the analysis's labels voxel for
+/// voxel, and compared with the analysis in the panel gives Dice 1 for every label.
+#[test]
+fn the_exported_seg_opened_beside_the_study_equals_the_analysis() {
+    let data = tempfile::tempdir().expect("tmp");
+    let mut h = harness(&data.path().join("analyses"));
+    let ctx = h.ctx.clone();
+    open_sample(&mut h);
+    h.state_mut().apply(&ctx, Command::RunAnalysis);
+    step_until(&mut h, "the analysis", |app| app.running.is_none() && app.doc.analysis().is_some());
+    let (dir, labels) = {
+        let a = h.state().doc.analysis().expect("analysis");
+        (a.dir.clone(), a.labels.clone())
+    };
+    let exported = data.path().join("export");
+    let set = h.state().doc.studies().cloned().expect("studies");
+    let manifest = h.state().manifest.clone().expect("manifest");
+    let opts = focal::report::ExportOptions {
+        analysis: dir,
+        out: exported.clone(),
+        pdf: false,
+        seg: true,
+        pmap: false,
+        sc: false,
+        sr: false,
+        // Identifiers (and UIDs) kept: a de-identified copy is in another frame of reference.
+        keep_phi: true,
+        force: false,
+        accept_regions: Vec::new(),
+    };
+    focal::report::export(&set, &manifest, &opts).expect("export");
+    h.state_mut().apply(&ctx, Command::Open(vec![common::repo().join("assets/sample-study"), exported]));
+    step_until(&mut h, "the study and the restored analysis", |app| {
+        app.scan.is_none() && app.doc.current().is_some_and(|c| c.volume.is_some()) && app.doc.current_analysis().is_some()
+    });
+    let seg = {
+        let set = h.state().doc.studies().cloned().expect("studies");
+        set.series().find(|s| s.modality.as_deref() == Some("SEG")).expect("the exported SEG").uid.clone()
+    };
+    h.state_mut().apply(&ctx, Command::ShowObject(focal::ui::objects::ObjectSource::Series(seg)));
+    step_until(&mut h, "the SEG", |app| app.doc.objects().count() == 1);
+    h.run_steps(2);
+    // The drawn map holds the analysis's values (1..=3) and, drawn over them, the SEG's
+    // segments (past them). Only the SEG's part read back by segment name must be the
+    // analysis's map again: every labelled voxel covered by the segment of its label.
+    let composite = h.state().object_composite().cloned().expect("drawn map");
+    let names: Vec<String> = composite.table.iter().map(|(n, _, _)| n.clone()).collect();
+    let label_names = h.state().doc.label_names().to_vec();
+    let own = label_names.iter().map(|(l, _)| *l).max().unwrap_or(0);
+    let back: Vec<u8> = composite
+        .labels
+        .iter()
+        .map(|&v| if v <= own { 0 } else { labels_index(&names, &label_names, v) })
+        .collect();
+    assert_eq!(back, labels, "the SEG drawn over the series differs from the analysis");
+    h.state_mut().apply(&ctx, Command::CompareObject(0));
+    step_until(&mut h, "the comparison", |app| app.object_comparison.is_some());
+    let (_, result) = h.state().object_comparison.as_ref().expect("comparison");
+    let rows = result.as_ref().expect("compared");
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    for (name, r) in rows {
+        assert_eq!(r.dice, Some(1.0), "{name}: {r:?}");
+    }
+}
+
+/// The analysis's label index a drawn value stands for: its name in the drawn table, looked up
+/// among the analysis's labels.
+fn labels_index(table: &[String], labels: &[(u8, String)], value: u8) -> u8 {
+    let name = &table[usize::from(value)];
+    labels.iter().find(|(_, n)| n == name).map_or(255, |(l, _)| *l)
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::study::geometry::StackGeometry;
-use crate::study::objects::{self, Grid, PARAMETRIC_MAP_STORAGE, SEGMENTATION_STORAGE, Segment};
+use crate::study::objects::{self, Grid, PARAMETRIC_MAP_STORAGE, RT_STRUCTURE_SET_STORAGE, SEGMENTATION_STORAGE, Segment};
 use crate::study::{InstanceHeader, Stack};
 
 /// One object shown over a series.
@@ -25,6 +25,9 @@ pub struct Overlay {
 pub enum Content {
     /// Per voxel 1 + the index of its segment in `segments`, 0 none.
     Labels { kind: String, labels: Arc<Vec<u8>>, segments: Vec<Segment> },
+    /// A structured report or key object selection: its groups of values and the image
+    /// regions they were measured on.
+    Report(objects::Report),
     /// Per voxel a value (NaN outside the map), with the range of its finite values.
     Map { values: Arc<Vec<f32>>, quantity: String, units: String, range: [f32; 2], coverage: f64 },
 }
@@ -55,7 +58,7 @@ impl Overlay {
             Content::Labels { segments, .. } => {
                 segments.iter().enumerate().map(|(i, s)| s.color.unwrap_or_else(|| default_color(i))).collect()
             }
-            Content::Map { .. } => Vec::new(),
+            Content::Map { .. } | Content::Report(_) => Vec::new(),
         }
     }
 }
@@ -74,9 +77,11 @@ pub fn is_nifti(path: &Path) -> bool {
     name.ends_with(".nii") || name.ends_with(".nii.gz")
 }
 
-/// Whether a DICOM object is one Focal shows over a series (a Segmentation or Parametric Map).
+/// Whether a DICOM object is one Focal shows over a series (a Segmentation, Parametric Map or
+/// RT Structure Set).
 pub fn is_overlay_object(header: &InstanceHeader) -> bool {
-    [SEGMENTATION_STORAGE, PARAMETRIC_MAP_STORAGE].contains(&header.sop_class_uid.as_str())
+    [SEGMENTATION_STORAGE, PARAMETRIC_MAP_STORAGE, RT_STRUCTURE_SET_STORAGE].contains(&header.sop_class_uid.as_str())
+        || objects::REPORT_CLASSES.contains(&header.sop_class_uid.as_str())
 }
 
 /// A DICOM Segmentation or Parametric Map over `stack`, placed on its grid.
@@ -93,8 +98,12 @@ pub fn from_dicom(header: &InstanceHeader, stack: &Stack) -> Result<Overlay, Str
     .collect::<Vec<_>>()
     .join(" ");
     let (content, notes) = match header.sop_class_uid.as_str() {
-        SEGMENTATION_STORAGE => {
-            let s = objects::read_segmentation(header, &grid)?;
+        SEGMENTATION_STORAGE | RT_STRUCTURE_SET_STORAGE => {
+            let s = if header.sop_class_uid == SEGMENTATION_STORAGE {
+                objects::read_segmentation(header, &grid)?
+            } else {
+                objects::read_structure_set(header, &grid)?
+            };
             (
                 Content::Labels {
                     kind: s.kind,
@@ -118,7 +127,12 @@ pub fn from_dicom(header: &InstanceHeader, stack: &Stack) -> Result<Overlay, Str
                 m.notes,
             )
         }
-        other => return Err(format!("SOP class {other} is not a segmentation or parametric map")),
+        class if objects::REPORT_CLASSES.contains(&class) => {
+            let r = objects::read_report(header)?;
+            let notes = r.notes.clone();
+            (Content::Report(r), notes)
+        }
+        other => return Err(format!("SOP class {other} is not a segmentation, parametric map, structure set or report")),
     };
     Ok(Overlay {
         name,
@@ -209,7 +223,7 @@ pub fn load(path: &Path, stack: &Stack) -> Result<Overlay, String> {
         .ok_or("neither NIfTI (.nii, .nii.gz) nor DICOM")?;
     if !is_overlay_object(&header) {
         return Err(format!(
-            "a {} object, not a segmentation or parametric map",
+            "a {} object, not a segmentation, parametric map, structure set or report",
             header.modality.as_deref().unwrap_or("DICOM")
         ));
     }

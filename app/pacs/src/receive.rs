@@ -36,7 +36,12 @@ pub(super) const STORAGE_CLASSES: &[&str] = &[
     "1.2.840.10008.5.1.4.1.1.66.4",   // Segmentation
     "1.2.840.10008.5.1.4.1.1.30",     // Parametric Map
     "1.2.840.10008.5.1.4.1.1.104.1",  // Encapsulated PDF
+    "1.2.840.10008.5.1.4.1.1.88.11",  // Basic Text SR
     "1.2.840.10008.5.1.4.1.1.88.22",  // Enhanced SR
+    "1.2.840.10008.5.1.4.1.1.88.33",  // Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.34",  // Comprehensive 3D SR (measurement reports, Focal's too)
+    "1.2.840.10008.5.1.4.1.1.88.59",  // Key Object Selection
+    "1.2.840.10008.5.1.4.1.1.481.3",  // RT Structure Set
     "1.2.840.10008.5.1.4.1.1.11.1",   // Greyscale softcopy presentation state
     "1.2.840.10008.5.1.4.1.1.77.1.4", // VL photographic
 ];

@@ -74,6 +74,28 @@ fn label_sources<'a>(analysis: Option<&'a AnalysisOutput>, manifest: Option<&Man
     sources
 }
 
+/// Colour of the regions reports measured, in the window and in snapshots.
+pub const REPORT_COLOUR: [u8; 3] = [255, 220, 0];
+
+/// The slice (0-based) of `stack` a report's region lies on: the image it names (and frame).
+pub fn slice_of(stack: &Stack, region: &crate::study::objects::ReportRegion) -> Option<usize> {
+    stack.slices.iter().position(|s| {
+        s.instance.sop_instance_uid == region.image && region.frame.is_none_or(|f| s.frame + 1 == f)
+    })
+}
+
+/// The regions the reports among `overlays` measured on slice `k` of `stack`.
+pub fn report_regions<'a>(overlays: &'a [Overlay], stack: &'a Stack, k: usize) -> impl Iterator<Item = &'a crate::study::objects::ReportRegion> {
+    overlays
+        .iter()
+        .filter_map(|o| match &o.content {
+            Content::Report(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.groups.iter().flat_map(|g| g.regions.iter()))
+        .filter(move |region| !region.points.is_empty() && slice_of(stack, region) == Some(k))
+}
+
 /// Draws the snapshot of `stack` (loaded as `volume`) and writes it to `opts.out` atomically.
 pub fn snapshot(
     stack: &Stack,
@@ -104,7 +126,7 @@ pub fn snapshot(
     // The heatmap: the analysis's attention, else the first map among the overlays.
     let map = overlays.iter().find_map(|o| match &o.content {
         Content::Map { values, range, .. } => Some((values.clone(), *range)),
-        Content::Labels { .. } => None,
+        Content::Labels { .. } | Content::Report(_) => None,
     });
     let (heat, attention): (Option<Arc<Vec<f32>>>, Option<AttentionStyle>) = match (analysis, manifest, map) {
         (Some(a), Some(m), _) if a.attention.len() == len => (
@@ -169,7 +191,14 @@ pub fn snapshot(
             .ok_or_else(|| ExportError::Build("the layers do not agree in size".into()))?;
             let spacing = stack.display_spacing();
             let (w, h) = fit(volume.columns as f64 * spacing[0], volume.rows as f64 * spacing[1]);
-            (draw_slice(&renderer, &Arc::new(pixels), &style, w, h)?, format!("slice {} of {}", k + 1, volume.slices))
+            let mut picture = draw_slice(&renderer, &Arc::new(pixels), &style, w, h)?;
+            // Regions reports measured on this slice, in the picture's pixels.
+            let (sx, sy) = (f64::from(w) / volume.columns as f64, f64::from(h) / volume.rows as f64);
+            for region in report_regions(overlays, stack, k) {
+                let points: Vec<[f64; 2]> = region.outline(0.5).iter().map(|p| [p[0] * sx, p[1] * sy]).collect();
+                picture.dots(&points, 1.0, REPORT_COLOUR);
+            }
+            (picture, format!("slice {} of {}", k + 1, volume.slices))
         }
         View::Plane(plane, at) => {
             let g = volume.geometry.as_ref().ok_or_else(|| ExportError::Source("the series has no geometry to reformat".into()))?;

@@ -15,8 +15,8 @@ use crate::inference::output::{current_labels_file, read_summary};
 pub struct CompareArgs {
     /// The reference: an analysis folder or a NIfTI label map (.nii, .nii.gz).
     pub a: PathBuf,
-    /// The one compared with it: those kinds or a DICOM Segmentation (its segment numbers as
-    /// the labels); taken onto A's grid.
+    /// The one compared with it: those kinds, a DICOM Segmentation (its segment numbers as the
+    /// labels) or an RT Structure Set (its ROI numbers); taken onto A's grid.
     pub b: PathBuf,
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -36,18 +36,25 @@ fn open(path: &Path) -> anyhow::Result<(LabelMap, Vec<(u32, String)>)> {
     Ok((LabelMap { dims, labels, affine }, names))
 }
 
-/// A DICOM Segmentation placed on `onto`'s grid, a voxel taking the number of the segment
-/// drawn there, with the segments' labels as names.
+/// A DICOM Segmentation or RT Structure Set placed on `onto`'s grid, a voxel taking the number
+/// of the segment (ROI) drawn there, with the segments' labels as names.
 fn open_segmentation(path: &Path, onto: &LabelMap) -> anyhow::Result<(LabelMap, Vec<(u32, String)>)> {
     let header = crate::study::read_header(path)
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), crate::study::error_chain(&e)))?
         .ok_or_else(|| anyhow::anyhow!("{}: neither an analysis folder, NIfTI nor DICOM", path.display()))?;
-    if header.sop_class_uid != crate::study::objects::SEGMENTATION_STORAGE {
-        anyhow::bail!("{}: a {} object, not a segmentation", path.display(), header.modality.as_deref().unwrap_or("DICOM"));
-    }
+    use crate::study::objects::{self, Grid, RT_STRUCTURE_SET_STORAGE, SEGMENTATION_STORAGE};
     let geometry = nifti::geometry_of(&onto.affine);
-    let grid = crate::study::objects::Grid { geometry: &geometry, dims: onto.dims };
-    let seg = crate::study::objects::read_segmentation(&header, &grid).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let grid = Grid { geometry: &geometry, dims: onto.dims };
+    let seg = match header.sop_class_uid.as_str() {
+        SEGMENTATION_STORAGE => objects::read_segmentation(&header, &grid),
+        RT_STRUCTURE_SET_STORAGE => objects::read_structure_set(&header, &grid),
+        _ => anyhow::bail!(
+            "{}: a {} object, not a segmentation or structure set",
+            path.display(),
+            header.modality.as_deref().unwrap_or("DICOM")
+        ),
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     for note in &seg.notes {
         eprintln!("{}: {note}", path.display());
     }

@@ -106,6 +106,18 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<i32> {
         match crate::inference::overlays::load(path, stack) {
             Ok(o) => {
                 println!("overlay: {} ({})", o.name, describe(&o));
+                if let crate::inference::overlays::Content::Report(r) = &o.content {
+                    for g in &r.groups {
+                        let slices: Vec<String> = g
+                            .regions
+                            .iter()
+                            .filter_map(|region| crate::report::snapshot::slice_of(stack, region))
+                            .map(|k| (k + 1).to_string())
+                            .collect();
+                        let on = if slices.is_empty() { String::new() } else { format!(" (slice {})", slices.join(", ")) };
+                        println!("  {}: {}{on}", g.title, g.values.join("; "));
+                    }
+                }
                 overlays.push(o);
             }
             Err(e) => println!("WARNING: {} is not drawn: {e}", path.display()),
@@ -160,6 +172,7 @@ pub fn describe(o: &crate::inference::overlays::Overlay) -> String {
             if segments.len() == 1 { "segment" } else { "segments" },
             segments.iter().map(|s| s.label.as_str()).collect::<Vec<_>>().join(", ")
         ),
+        Content::Report(r) => format!("{}, {} group(s)", r.title, r.groups.len()),
         Content::Map { quantity, units, range, coverage, .. } => format!(
             "{quantity}{}, {:.4} to {:.4}, covering {:.0}% of the series",
             if units.is_empty() { String::new() } else { format!(" ({units})") },

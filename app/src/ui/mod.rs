@@ -62,6 +62,8 @@ pub enum Command {
     /// Read an object another tool wrote (a segmentation, parametric or NIfTI map) and show it
     /// over the series it was made over (an object series) or the one on screen (a file).
     ShowObject(objects::ObjectSource),
+    /// Compare an object shown over the series (by its place in the list) with the analysis.
+    CompareObject(usize),
     /// Export the report and DICOM objects of the current analysis (asks for a folder).
     Export,
     /// Export a picture report of the series on screen, without an analysis (asks for a folder).
@@ -104,6 +106,9 @@ pub struct FocalApp {
     pending_object: Option<objects::ObjectSource>,
     /// The analysis's labels and the shown objects' segments as one drawn map.
     object_labels: Option<objects::ObjectLabels>,
+    /// An object being compared with the analysis, and the last comparison (by the object's file).
+    compare_job: Option<objects::CompareJob>,
+    pub object_comparison: Option<(PathBuf, objects::Comparison)>,
     /// The series on screen as GPU volume layers, for the reformatted views.
     mpr: mpr_layers::MprCache,
     /// Where the last frame drew each reformatted view (empty in 1×1).
@@ -174,6 +179,8 @@ impl FocalApp {
             overlays_when_loaded: Vec::new(),
             pending_object: None,
             object_labels: None,
+            compare_job: None,
+            object_comparison: None,
             mpr: mpr_layers::MprCache::default(),
             mpr_views: Vec::new(),
             gesture: Gesture::default(),
@@ -243,6 +250,7 @@ impl FocalApp {
             Command::CancelEvidence => self.cancel_evidence(),
             Command::Fuse(series) => self.start_fusion(&series),
             Command::ShowObject(source) => self.start_object(source, true),
+            Command::CompareObject(i) => self.start_comparison(i),
         }
         ctx.request_repaint();
     }

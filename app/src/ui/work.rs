@@ -91,6 +91,7 @@ impl FocalApp {
         self.poll_evidence(ctx);
         self.poll_fusion(ctx);
         self.poll_object(ctx);
+        self.poll_comparison(ctx);
         let mut events = drain(&mut self.scan);
         events.extend(drain(&mut self.load));
         for e in events {

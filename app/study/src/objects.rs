@@ -19,6 +19,16 @@ pub const MAX_SEGMENTS: usize = 255;
 /// SOP classes read here.
 pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 pub const PARAMETRIC_MAP_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.30";
+pub const RT_STRUCTURE_SET_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.481.3";
+/// Structured reports (Basic Text, Enhanced, Comprehensive, Comprehensive 3D) and Key Object
+/// Selection documents.
+pub const REPORT_CLASSES: [&str; 5] = [
+    "1.2.840.10008.5.1.4.1.1.88.11",
+    "1.2.840.10008.5.1.4.1.1.88.22",
+    "1.2.840.10008.5.1.4.1.1.88.33",
+    "1.2.840.10008.5.1.4.1.1.88.34",
+    "1.2.840.10008.5.1.4.1.1.88.59",
+];
 
 /// One segment as the object describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -452,12 +462,343 @@ pub fn read_parametric_map(header: &InstanceHeader, grid: &Grid) -> Result<Place
     })
 }
 
+/// Whether a point lies inside a closed polygon (even-odd rule), in the polygon's plane.
+fn inside_polygon(points: &[[f64; 2]], x: f64, y: f64) -> bool {
+    let mut inside = false;
+    for (k, a) in points.iter().enumerate() {
+        let b = points[(k + 1) % points.len()];
+        if (a[1] > y) != (b[1] > y) && x < a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]) {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
+/// Reads an RT Structure Set and rasterises its ROIs' closed planar contours onto `grid`: each
+/// contour lies on the slice nearest its points, and a voxel is inside when its centre is
+/// (contours of one ROI on one slice combine by the even-odd rule, so an inner contour is a
+/// hole). Each ROI becomes a segment, in its display colour.
+pub fn read_structure_set(header: &InstanceHeader, grid: &Grid) -> Result<PlacedSegmentation, String> {
+    let obj = open_object(&header.path, Extent::Header)
+        .map_err(|e| super::error_chain(&e))?
+        .ok_or_else(|| "not a DICOM file".to_string())?;
+    let to_voxel = super::reformat::PatientToVoxel::new(grid.geometry).ok_or("the series' geometry cannot be inverted")?;
+    let [nx, ny, nz] = grid.dims;
+    let mut notes = Vec::new();
+    let rois = attrs::items(&obj, tags::STRUCTURE_SET_ROI_SEQUENCE);
+    let contours = attrs::items(&obj, tags::ROI_CONTOUR_SEQUENCE);
+    if rois.is_empty() {
+        return Err("it lists no ROIs".into());
+    }
+    let mut segments = Vec::new();
+    let mut labels = vec![0u8; grid.len()];
+    let mut overlap_voxels = 0usize;
+    let (mut bad_points, mut off_plane, mut outside, mut not_closed) = (0usize, 0usize, 0usize, 0usize);
+    for roi in rois {
+        let Some(number) = attrs::int(roi, tags::ROI_NUMBER) else {
+            notes.push("an ROI without a number was left out".into());
+            continue;
+        };
+        if segments.len() == MAX_SEGMENTS {
+            notes.push(format!("{} ROIs: the first {MAX_SEGMENTS} are drawn, the rest left out", rois.len()));
+            break;
+        }
+        let name = attrs::string(roi, tags::ROI_NAME).unwrap_or_else(|| format!("ROI {number}"));
+        let mine = contours.iter().find(|c| attrs::int(c, tags::REFERENCED_ROI_NUMBER) == Some(number));
+        let color = mine
+            .and_then(|c| attrs::floats(c, tags::ROI_DISPLAY_COLOR))
+            .filter(|v| v.len() == 3)
+            .map(|v| [0, 1, 2].map(|i| v[i].clamp(0.0, 255.0) as u8));
+        let value = (segments.len() + 1) as u8;
+        // Per slice, the ROI's inside by the even-odd rule over all its contours there.
+        let mut mask: std::collections::HashMap<usize, Vec<bool>> = std::collections::HashMap::new();
+        for c in mine.map(|c| attrs::items(c, tags::CONTOUR_SEQUENCE)).unwrap_or(&[]) {
+            let kind = attrs::string(c, tags::CONTOUR_GEOMETRIC_TYPE).unwrap_or_default();
+            if kind != "CLOSED_PLANAR" {
+                not_closed += 1;
+                continue;
+            }
+            // Non-finite coordinates make the whole list unreadable (attrs refuses them).
+            let Some(data) = attrs::floats(c, tags::CONTOUR_DATA).filter(|d| d.len() >= 9 && d.len() % 3 == 0) else {
+                bad_points += 1;
+                continue;
+            };
+            let voxels: Vec<Vec3> = data.chunks(3).map(|p| to_voxel.apply(&[p[0], p[1], p[2]])).collect();
+            let mean_k = voxels.iter().map(|v| v[2]).sum::<f64>() / voxels.len() as f64;
+            if voxels.iter().any(|v| (v[2] - mean_k).abs() > 0.5) {
+                off_plane += 1;
+            }
+            let k = mean_k.round();
+            if k < 0.0 || k >= nz as f64 {
+                outside += 1;
+                continue;
+            }
+            let polygon: Vec<[f64; 2]> = voxels.iter().map(|v| [v[0], v[1]]).collect();
+            let (lo_x, hi_x) = polygon.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p[0]), b.max(p[0])));
+            let (lo_y, hi_y) = polygon.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p[1]), b.max(p[1])));
+            let plane = mask.entry(k as usize).or_insert_with(|| vec![false; nx * ny]);
+            let (i0, i1) = (lo_x.ceil().max(0.0) as usize, (hi_x.floor().min(nx as f64 - 1.0)).max(-1.0));
+            let (j0, j1) = (lo_y.ceil().max(0.0) as usize, (hi_y.floor().min(ny as f64 - 1.0)).max(-1.0));
+            if i1 < 0.0 || j1 < 0.0 {
+                continue;
+            }
+            for j in j0..=j1 as usize {
+                for i in i0..=i1 as usize {
+                    if inside_polygon(&polygon, i as f64, j as f64) {
+                        plane[i + nx * j] ^= true;
+                    }
+                }
+            }
+        }
+        let mut voxels = 0usize;
+        for (k, plane) in mask {
+            for (p, _) in plane.iter().enumerate().filter(|(_, inside)| **inside) {
+                let at = k * nx * ny + p;
+                if labels[at] != 0 {
+                    overlap_voxels += 1;
+                }
+                labels[at] = value;
+                voxels += 1;
+            }
+        }
+        segments.push(Segment {
+            number: u16::try_from(number).unwrap_or(u16::MAX),
+            label: name,
+            property: None,
+            color,
+            voxels,
+        });
+    }
+    if bad_points > 0 {
+        notes.push(format!("{bad_points} contour(s) with missing or non-finite points left out"));
+    }
+    if not_closed > 0 {
+        notes.push(format!("{not_closed} contour(s) not closed and planar (points, open lines) not drawn"));
+    }
+    if outside > 0 {
+        notes.push(format!("{outside} contour(s) lie outside the series and are not shown"));
+    }
+    if off_plane > 0 {
+        notes.push(format!("{off_plane} contour(s) do not lie in the series' slices; each is drawn on its nearest slice"));
+    }
+    if overlap_voxels > 0 {
+        notes.push(format!("ROIs overlap in {overlap_voxels} voxel(s); the later ROI is drawn there"));
+    }
+    Ok(PlacedSegmentation {
+        kind: "RTSTRUCT".into(),
+        labels,
+        segments,
+        overlap_voxels,
+        notes,
+    })
+}
+
+/// A region of an image a report points at: the image (SOP instance, frame) and the SCOORD
+/// graphic there, in its pixel coordinates (top left corner of the first pixel at 0, 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRegion {
+    pub image: String,
+    pub frame: Option<u32>,
+    pub graphic_type: String,
+    pub points: Vec<[f64; 2]>,
+}
+
+impl ReportRegion {
+    /// Points along what the region draws, at most `step` pixels apart: a polyline's segments,
+    /// an ellipse's or circle's outline, a point or points as themselves.
+    pub fn outline(&self, step: f64) -> Vec<[f64; 2]> {
+        let step = step.max(0.05);
+        let p = &self.points;
+        let along = |a: [f64; 2], b: [f64; 2], out: &mut Vec<[f64; 2]>| {
+            let n = ((b[0] - a[0]).hypot(b[1] - a[1]) / step).ceil().clamp(1.0, 100_000.0) as usize;
+            out.extend((0..=n).map(|i| {
+                let t = i as f64 / n as f64;
+                [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t]
+            }));
+        };
+        let round = |c: [f64; 2], u: [f64; 2], v: [f64; 2]| -> Vec<[f64; 2]> {
+            // u and v are the semi-axes as vectors.
+            let perimeter = 2.0 * std::f64::consts::PI * u[0].hypot(u[1]).max(v[0].hypot(v[1]));
+            let n = (perimeter / step).ceil().clamp(8.0, 100_000.0) as usize;
+            (0..=n)
+                .map(|i| {
+                    let t = i as f64 / n as f64 * std::f64::consts::TAU;
+                    [c[0] + u[0] * t.cos() + v[0] * t.sin(), c[1] + u[1] * t.cos() + v[1] * t.sin()]
+                })
+                .collect()
+        };
+        match self.graphic_type.as_str() {
+            "POLYLINE" | "POLYGON" => {
+                let mut out = Vec::new();
+                for w in p.windows(2) {
+                    along(w[0], w[1], &mut out);
+                }
+                if self.graphic_type == "POLYGON" && p.len() > 2 {
+                    along(p[p.len() - 1], p[0], &mut out);
+                }
+                out
+            }
+            "ELLIPSE" if p.len() == 4 => {
+                let c = [(p[0][0] + p[1][0]) / 2.0, (p[0][1] + p[1][1]) / 2.0];
+                let u = [(p[1][0] - p[0][0]) / 2.0, (p[1][1] - p[0][1]) / 2.0];
+                let v = [(p[3][0] - p[2][0]) / 2.0, (p[3][1] - p[2][1]) / 2.0];
+                round(c, u, v)
+            }
+            "CIRCLE" if p.len() == 2 => {
+                let r = (p[1][0] - p[0][0]).hypot(p[1][1] - p[0][1]);
+                round(p[0], [r, 0.0], [0.0, r])
+            }
+            _ => p.clone(),
+        }
+    }
+}
+
+/// One group of a report: a measurement group's tracking identifier (or what it is), its
+/// values as text ("Area 754 mm2", "Finding: Gray Matter"), and the image region it was
+/// measured on, where it gives one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportGroup {
+    pub title: String,
+    pub values: Vec<String>,
+    pub regions: Vec<ReportRegion>,
+}
+
+/// A structured report or key object selection, as a reader lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    /// The document's title (its root concept), e.g. "Imaging Measurement Report".
+    pub title: String,
+    pub groups: Vec<ReportGroup>,
+    pub notes: Vec<String>,
+}
+
+/// Most content items read from one report, whatever it holds.
+const MAX_REPORT_ITEMS: usize = 100_000;
+
+fn concept(item: &Object) -> String {
+    code_meaning(item, tags::CONCEPT_NAME_CODE_SEQUENCE).unwrap_or_else(|| "(unnamed)".into())
+}
+
+/// One content item's value as text, when it has one worth listing.
+fn item_text(item: &Object) -> Option<String> {
+    let name = concept(item);
+    match attrs::string(item, tags::VALUE_TYPE)?.as_str() {
+        "NUM" => {
+            let measured = attrs::item(item, tags::MEASURED_VALUE_SEQUENCE)?;
+            let value = attrs::float(measured, tags::NUMERIC_VALUE)
+                .or_else(|| attrs::float(measured, tags::FLOATING_POINT_VALUE))?;
+            let unit = attrs::item(measured, tags::MEASUREMENT_UNITS_CODE_SEQUENCE)
+                .and_then(|c| attrs::string(c, tags::CODE_VALUE))
+                .filter(|u| u != "1")
+                .unwrap_or_default();
+            Some(format!("{name} {} {unit}", short(value)).trim_end().to_string())
+        }
+        "CODE" => Some(format!("{name}: {}", code_meaning(item, tags::CONCEPT_CODE_SEQUENCE)?)),
+        "TEXT" => Some(format!("{name}: {}", attrs::string(item, tags::TEXT_VALUE)?)),
+        _ => None,
+    }
+}
+
+/// A number as a reader reads it: at most 4 significant decimals, no trailing zeros.
+fn short(v: f64) -> String {
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn region_of(item: &Object, notes: &mut Vec<String>) -> Option<ReportRegion> {
+    let graphic_type = attrs::string(item, tags::GRAPHIC_TYPE)?;
+    let Some(data) = attrs::floats(item, tags::GRAPHIC_DATA).filter(|d| d.len() >= 2 && d.len() % 2 == 0) else {
+        notes.push(format!("a {graphic_type} region with missing or non-finite points is not drawn"));
+        return None;
+    };
+    let image = attrs::items(item, tags::CONTENT_SEQUENCE)
+        .iter()
+        .filter_map(|c| attrs::item(c, tags::REFERENCED_SOP_SEQUENCE))
+        .next()?;
+    Some(ReportRegion {
+        image: attrs::string(image, tags::REFERENCED_SOP_INSTANCE_UID)?,
+        frame: attrs::int(image, tags::REFERENCED_FRAME_NUMBER).and_then(|f| u32::try_from(f).ok()),
+        graphic_type,
+        points: data.chunks(2).map(|p| [p[0], p[1]]).collect(),
+    })
+}
+
+/// Reads a structured report: each measurement group (TID 1500's, or any container holding
+/// values) with its values and image regions; a Key Object Selection as the images it names.
+pub fn read_report(header: &InstanceHeader) -> Result<Report, String> {
+    let obj = open_object(&header.path, Extent::Header)
+        .map_err(|e| super::error_chain(&e))?
+        .ok_or_else(|| "not a DICOM file".to_string())?;
+    let title = concept(&obj);
+    let mut notes = Vec::new();
+    let mut groups = Vec::new();
+    let mut seen = 0usize;
+    // Depth-first over containers; a container's own values (not its sub-containers') are one
+    // group.
+    fn walk(container: &Object, depth: usize, seen: &mut usize, groups: &mut Vec<ReportGroup>, notes: &mut Vec<String>) {
+        let items = attrs::items(container, tags::CONTENT_SEQUENCE);
+        let mut group = ReportGroup { title: String::new(), values: Vec::new(), regions: Vec::new() };
+        for item in items {
+            *seen += 1;
+            if *seen > MAX_REPORT_ITEMS {
+                return;
+            }
+            match attrs::string(item, tags::VALUE_TYPE).as_deref() {
+                Some("CONTAINER") if depth < 8 => walk(item, depth + 1, seen, groups, notes),
+                Some("SCOORD") => group.regions.extend(region_of(item, notes)),
+                Some("SCOORD3D") => notes.push("a region in patient coordinates (SCOORD3D) is listed, not drawn".into()),
+                // An image named whole (a key image, a referenced segment's SEG): a region
+                // without points.
+                Some("IMAGE") => {
+                    if let Some(r) = attrs::item(item, tags::REFERENCED_SOP_SEQUENCE)
+                        && let Some(image) = attrs::string(r, tags::REFERENCED_SOP_INSTANCE_UID)
+                    {
+                        group.regions.push(ReportRegion {
+                            image,
+                            frame: attrs::int(r, tags::REFERENCED_FRAME_NUMBER).and_then(|f| u32::try_from(f).ok()),
+                            graphic_type: "IMAGE".into(),
+                            points: Vec::new(),
+                        });
+                    }
+                }
+                Some(_) => {
+                    let relationship = attrs::string(item, tags::RELATIONSHIP_TYPE).unwrap_or_default();
+                    if concept(item) == "Tracking Identifier" {
+                        group.title = attrs::string(item, tags::TEXT_VALUE).unwrap_or_default();
+                    } else if relationship == "CONTAINS"
+                        && let Some(text) = item_text(item)
+                    {
+                        // What the document says, not its context (language, observer).
+                        group.values.push(text);
+                    }
+                }
+                None => {}
+            }
+        }
+        if !group.values.is_empty() || !group.regions.is_empty() {
+            if group.title.is_empty() {
+                group.title = concept(container);
+            }
+            groups.push(group);
+        }
+    }
+    walk(&obj, 0, &mut seen, &mut groups, &mut notes);
+    if seen > MAX_REPORT_ITEMS {
+        notes.push(format!("more than {MAX_REPORT_ITEMS} content items: the rest are not listed"));
+    }
+    notes.sort();
+    notes.dedup();
+    Ok(Report { title, groups, notes })
+}
+
 /// Refuses an object made in another frame of reference than the series (its patient
 /// coordinates would mean another place).
 pub fn check_frame_of_reference(object: &InstanceHeader, series: &Stack) -> Result<(), String> {
     let theirs = series.slices.first().and_then(|s| s.instance.frame_of_reference_uid.as_deref());
     match (object.frame_of_reference_uid.as_deref(), theirs) {
-        (Some(a), Some(b)) if a != b => Err("it lies in another frame of reference than the series".into()),
+        (Some(a), Some(b)) if a != b => Err(
+            "it lies in another frame of reference than the series (a de-identified copy has new UIDs: export with identifiers kept to show it over the original)".into(),
+        ),
         _ => Ok(()),
     }
 }

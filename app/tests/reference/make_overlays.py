@@ -11,6 +11,10 @@ leave over a series, with the truth Focal must find in them:
 - bad input: overlap/ (two segments sharing voxels), many/ (10,000 listed segments),
   lying/ (NumberOfFrames larger than the pixel data), elsewhere/ (another frame of
   reference), outside/ (a third of the frames moved 1 m away);
+- rtstruct/rtstruct.dcm: an RT Structure Set by pydicom (a sphere, a ring with a hole, and a
+  contour with a NaN point); rtstruct-truth.nii.gz its ROIs rasterised by the same rule;
+- sr/sr.dcm: a TID 1500 measurement report by highdicom (an ellipse's area and a line's
+  length on the middle slice); ko/ko.dcm: a Key Object Selection of slices 11 and 21;
 - with OBLIQUE_DIR: oblique-seg/seg.dcm over that series and oblique-truth.nii.gz.
 Prints one JSON line of the counts and ranges the objects hold.
 
@@ -126,6 +130,171 @@ def shuffle_frames(ds, seed):
     return ds
 
 
+def inside(polygon, xs, ys):
+    """Even-odd rule: which points (xs, ys) lie inside the closed polygon."""
+    result = np.zeros(xs.shape, bool)
+    n = len(polygon)
+    for k in range(n):
+        (ax, ay), (bx, by) = polygon[k], polygon[(k + 1) % n]
+        crosses = (ay > ys) != (by > ys)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = ax + (ys - ay) / (by - ay) * (bx - ax)
+        result ^= crosses & (xs < x_at)
+    return result
+
+
+def structure_set(files, out):
+    """rtstruct/rtstruct.dcm (pydicom): a sphere of 30 mm radius, a ring (a disc with a hole,
+    two contours per slice) and a contour with non-finite points, over the sample; the
+    truth rasterised by the same rule (voxel centres inside, even-odd) beside it."""
+    first = files[0]
+    shape = (len(files), int(first.Rows), int(first.Columns))
+    to_voxel = np.linalg.inv(np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine(files))  # LPS mm -> voxel
+    centre = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine(files) @ np.array([shape[2] / 2, shape[1] / 2, shape[0] / 2, 1.0])
+    truth_labels = np.zeros(shape, np.uint8)
+    jj, ii = np.mgrid[0:shape[1], 0:shape[2]]
+
+    def contour(radius, z, n=48):
+        t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        return np.stack([centre[0] + radius * np.cos(t), centre[1] + radius * np.sin(t), np.full(n, z)], axis=1)
+
+    def rasterise(points, value, hole=False):
+        v = (to_voxel @ np.c_[points, np.ones(len(points))].T).T[:, :3]
+        k = int(round(v[:, 2].mean()))
+        if not 0 <= k < shape[0]:
+            return
+        mask = inside(v[:, :2], ii.astype(float), jj.astype(float))
+        plane = truth_labels[k]
+        if hole:
+            plane[mask & (plane == value)] = 0
+        else:
+            plane[mask] = value
+
+    items = []
+    step = abs(float(files[1].ImagePositionPatient[2]) - float(files[0].ImagePositionPatient[2]))
+    sphere = []
+    for k in range(shape[0]):
+        z = float(files[k].ImagePositionPatient[2])
+        dz = z - centre[2]
+        if abs(dz) < 30:
+            pts = contour(np.sqrt(30 ** 2 - dz ** 2), z)
+            sphere.append(pts)
+            rasterise(pts, 1)
+    ring = []
+    for k in range(shape[0]):
+        z = float(files[k].ImagePositionPatient[2])
+        if 40 <= z - centre[2] < 40 + 5 * step:
+            outer, inner = contour(20, z), contour(10, z)
+            ring += [outer, inner]
+            rasterise(outer, 2)
+            rasterise(inner, 2, hole=True)
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = uid("rtstruct", "1")
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+                    "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName"):
+        setattr(ds, keyword, getattr(first, keyword, ""))
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID = uid("rtstruct")
+    ds.SeriesNumber = 305
+    ds.SeriesDescription = "structures (test)"
+    ds.StructureSetLabel = "test"
+    ds.StructureSetDate, ds.StructureSetTime = "20261206", "120000"
+    ds.Manufacturer = "Focal tests"
+    series_ref = pydicom.Dataset()
+    series_ref.SeriesInstanceUID = first.SeriesInstanceUID
+    series_ref.ContourImageSequence = [pydicom.Dataset() for _ in files]
+    for item, f in zip(series_ref.ContourImageSequence, files):
+        item.ReferencedSOPClassUID, item.ReferencedSOPInstanceUID = f.SOPClassUID, f.SOPInstanceUID
+    study_ref = pydicom.Dataset()
+    study_ref.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+    study_ref.ReferencedSOPInstanceUID = first.StudyInstanceUID
+    study_ref.RTReferencedSeriesSequence = [series_ref]
+    frame = pydicom.Dataset()
+    frame.FrameOfReferenceUID = first.FrameOfReferenceUID
+    frame.RTReferencedStudySequence = [study_ref]
+    ds.ReferencedFrameOfReferenceSequence = [frame]
+    rois, roi_contours, observations = [], [], []
+    nan_contour = contour(15, float(files[shape[0] // 2].ImagePositionPatient[2]))
+    for number, name, colour, contours in [(1, "sphere", [255, 0, 0], sphere), (2, "ring", [0, 255, 0], ring),
+                                           (3, "broken", [0, 0, 255], [nan_contour])]:
+        roi = pydicom.Dataset()
+        roi.ROINumber, roi.ROIName, roi.ROIGenerationAlgorithm = number, name, "MANUAL"
+        roi.ReferencedFrameOfReferenceUID = first.FrameOfReferenceUID
+        rois.append(roi)
+        rc = pydicom.Dataset()
+        rc.ReferencedROINumber, rc.ROIDisplayColor = number, colour
+        rc.ContourSequence = []
+        for pts in contours:
+            c = pydicom.Dataset()
+            c.ContourGeometricType = "CLOSED_PLANAR"
+            c.NumberOfContourPoints = len(pts)
+            values = [f"{v:.4f}" for v in pts.ravel()]
+            if name == "broken":
+                values[4] = "nan"
+            c.ContourData = values
+            rc.ContourSequence.append(c)
+        roi_contours.append(rc)
+        obs = pydicom.Dataset()
+        obs.ObservationNumber, obs.ReferencedROINumber, obs.RTROIInterpretedType, obs.ROIInterpreter = number, number, "ORGAN", ""
+        observations.append(obs)
+    ds.StructureSetROISequence, ds.ROIContourSequence, ds.RTROIObservationsSequence = rois, roi_contours, observations
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+    os.makedirs(os.path.join(out, "rtstruct"), exist_ok=True)
+    ds.save_as(os.path.join(out, "rtstruct", "rtstruct.dcm"), enforce_file_format=True)
+    truth(truth_labels, files, os.path.join(out, "rtstruct-truth.nii.gz"))
+    return {"rtstruct_voxels": [int((truth_labels == k).sum()) for k in (1, 2)]}
+
+
+def reports(files, out):
+    """sr/sr.dcm (highdicom, TID 1500): an ellipse with its area and a line with its length
+    on one slice; ko/ko.dcm: a Key Object Selection of two slices."""
+    k = len(files) // 2
+    image = files[k]
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.DCM.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(uid=uid("device")))
+    source = hd.sr.SourceImageForRegion.from_source_image(image)
+    ellipse = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.ELLIPSE,
+                                graphic_data=np.array([[80.0, 100.0], [140.0, 100.0], [110.0, 85.0], [110.0, 115.0]]),
+                                source_image=source)
+    line = hd.sr.ImageRegion(graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+                             graphic_data=np.array([[60.0, 150.0], [160.0, 150.0]]), source_image=source)
+    groups = [
+        hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=uid("sr", "ellipse"), identifier="lesion"),
+            referenced_region=ellipse,
+            measurements=[hd.sr.Measurement(name=codes.SCT.Area, value=706.9, unit=codes.UCUM.SquareMillimeter)]),
+        hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=uid("sr", "line"), identifier="width"),
+            referenced_region=line,
+            measurements=[hd.sr.Measurement(name=codes.SCT.Length, value=100.0, unit=codes.UCUM.Millimeter)]),
+    ]
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.LN.CTUnspecifiedBodyRegion, imaging_measurements=groups)
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=[image], content=report[0], series_number=306, series_instance_uid=uid("sr"),
+        sop_instance_uid=uid("sr", "1"), instance_number=1, manufacturer="Focal tests",
+        series_description="measurements (test)")
+    save(sr, out, "sr", "sr.dcm")
+    keys = [files[10], files[20]]
+    ko = hd.ko.KeyObjectSelectionDocument(
+        evidence=keys, content=hd.ko.KeyObjectSelection(
+            document_title=codes.DCM.OfInterest, referenced_objects=keys,
+            observer_person_context=hd.sr.ObserverContext(
+                observer_type=codes.DCM.Person,
+                observer_identifying_attributes=hd.sr.PersonObserverIdentifyingAttributes(name="Reader^Test"))),
+        series_instance_uid=uid("ko"), series_number=307, sop_instance_uid=uid("ko", "1"),
+        instance_number=1, manufacturer="Focal tests")
+    save(ko, out, "ko", "ko.dcm")
+    return {"sr_slice": k + 1, "ko_slices": [11, 21]}
+
+
 def main():
     sample, out = sys.argv[1], sys.argv[2]
     files = series(sample)
@@ -206,6 +375,9 @@ def main():
     outside.file_meta.MediaStorageSOPInstanceUID = outside.SOPInstanceUID
     save(outside, out, "outside")
     facts["outside_frames"] = moved
+
+    facts.update(structure_set(files, out))
+    facts.update(reports(files, out))
 
     if len(sys.argv) > 3:
         oblique = series(sys.argv[3])

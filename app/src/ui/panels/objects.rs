@@ -26,6 +26,32 @@ pub struct ObjectJob {
     job: Job<Result<(String, Overlay), String>>,
 }
 
+/// An object's segments compared with the analysis's labels, per matched pair (by name, else
+/// by number): (label name, agreement).
+pub type Comparison = Result<Vec<(String, crate::inference::compare::Agreement)>, String>;
+
+/// A comparison being computed on its own thread, for the object at `object` in the list.
+pub struct CompareJob {
+    pub object: usize,
+    source: PathBuf,
+    job: Job<Comparison>,
+}
+
+/// Matches an object's segments to the analysis's labels: the label of the same name
+/// (case-insensitive), else of the same number. Returns (segment value in the object's map,
+/// label index, name).
+fn matched(segments: &[crate::study::objects::Segment], labels: &[(u8, String)]) -> Vec<(u8, u8, String)> {
+    segments
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let by_name = labels.iter().find(|(_, n)| n.eq_ignore_ascii_case(s.label.trim()));
+            let by_number = labels.iter().find(|(l, _)| u16::from(*l) == s.number);
+            by_name.or(by_number).map(|(l, n)| ((i + 1) as u8, *l, n.clone()))
+        })
+        .collect()
+}
+
 /// The label map drawn over the series on screen when objects are shown: the analysis's labels
 /// and the shown objects' segments as one map, with each value's name, colour and visibility.
 pub struct ObjectLabels {
@@ -38,10 +64,19 @@ pub fn objects_over<'a>(set: &'a crate::study::StudySet, series: &str) -> Vec<&'
     set.series().filter(|s| is_object_series(s) && s.referenced_series().iter().any(|r| r == series)).collect()
 }
 
-/// Whether a series holds a segmentation or parametric map (shown over another, never opened
-/// as images).
+/// The object a series holds that Focal shows over another series (a segmentation, parametric
+/// map or structure set), if it holds one.
+pub fn object_of(s: &crate::study::Series) -> Option<&Arc<crate::study::InstanceHeader>> {
+    s.stacks
+        .iter()
+        .flat_map(|st| st.slices.first().map(|sl| &sl.instance))
+        .chain(&s.non_image)
+        .find(|h| overlays::is_overlay_object(h))
+}
+
+/// Whether a series holds such an object (never opened as images).
 pub fn is_object_series(s: &crate::study::Series) -> bool {
-    s.stacks.iter().flat_map(|st| st.slices.first()).any(|sl| overlays::is_overlay_object(&sl.instance))
+    object_of(s).is_some()
 }
 
 impl FocalApp {
@@ -75,9 +110,9 @@ impl FocalApp {
             let result = match source {
                 ObjectSource::Series(uid) => set
                     .find_series(&uid)
-                    .and_then(|s| s.stacks.iter().flat_map(|st| st.slices.first()).next())
+                    .and_then(object_of)
                     .ok_or_else(|| "the object is no longer open".to_string())
-                    .and_then(|sl| overlays::from_dicom(&sl.instance, &stack)),
+                    .and_then(|h| overlays::from_dicom(h, &stack)),
                 ObjectSource::File(path) => overlays::load(&path, &stack),
             };
             r.send(result.map(|o| (onto, o)));
@@ -119,9 +154,17 @@ impl FocalApp {
 
     fn take_object(&mut self, onto: String, overlay: Overlay) {
         match &overlay.content {
-            Content::Labels { segments, .. } => {
-                self.notice(format!("Showing {} ({} segments)", overlay.name, segments.len()));
-                let segments = vec![true; segments.len()];
+            Content::Labels { .. } | Content::Report(_) => {
+                let segments = match &overlay.content {
+                    Content::Labels { segments, .. } => {
+                        self.notice(format!("Showing {} ({} segments)", overlay.name, segments.len()));
+                        vec![true; segments.len()]
+                    }
+                    _ => {
+                        self.notice(format!("Showing {}", overlay.name));
+                        Vec::new()
+                    }
+                };
                 self.edit(Edit::ObjectLoaded(Box::new(ShownObject {
                     onto,
                     overlay: Arc::new(overlay),
@@ -156,6 +199,65 @@ impl FocalApp {
                     opacity: 0.6,
                 })));
             }
+        }
+    }
+
+    /// Compares object `index` (shown over the series) with the analysis on screen, on a thread.
+    pub fn start_comparison(&mut self, index: usize) {
+        let Some(a) = self.doc.current_analysis() else {
+            self.notice("Run or restore an analysis of this series to compare with");
+            return;
+        };
+        let Some((_, o)) = self.doc.objects().find(|(i, _)| *i == index) else { return };
+        let Content::Labels { labels: theirs, segments, .. } = &o.overlay.content else { return };
+        let pairs = matched(segments, self.doc.label_names());
+        if pairs.is_empty() {
+            self.notice(format!("No segment of {} matches a label of the analysis by name or number", o.overlay.name));
+            return;
+        }
+        let (ours, theirs, source) = (a.labels.clone(), theirs.clone(), o.overlay.source.clone());
+        let dims = [a.columns, a.rows, a.slices];
+        let spacing = self.doc.current().and_then(|c| c.stack.geometry.as_ref()).map_or([1.0; 3], |g| g.spacing);
+        let job = Job::spawn(None, move |r: &Reporter<Comparison>| {
+            if ours.len() != theirs.len() {
+                r.send(Err("the analysis and the object are on different grids".into()));
+                return;
+            }
+            // Both maps in the analysis's label numbers, only the matched labels.
+            let a: Vec<u32> = ours
+                .iter()
+                .map(|&l| if pairs.iter().any(|(_, x, _)| *x == l) { u32::from(l) } else { 0 })
+                .collect();
+            let mut to_label = [0u32; 256];
+            for (v, l, _) in &pairs {
+                to_label[usize::from(*v)] = u32::from(*l);
+            }
+            let b: Vec<u32> = theirs.iter().map(|&v| to_label[usize::from(v)]).collect();
+            let rows = crate::inference::compare::compare(&a, &b, dims, spacing);
+            let named = rows
+                .into_iter()
+                .map(|row| {
+                    let name = pairs.iter().find(|(_, l, _)| u32::from(*l) == row.label).map_or_else(String::new, |p| p.2.clone());
+                    (name, row)
+                })
+                .collect();
+            r.send(Ok(named));
+        });
+        self.object_comparison = None;
+        self.compare_job = Some(CompareJob { object: index, source, job });
+    }
+
+    /// Takes in a finished comparison.
+    pub(in crate::ui) fn poll_comparison(&mut self, ctx: &egui::Context) {
+        let Some(job) = &self.compare_job else { return };
+        match job.job.outcome() {
+            Outcome::Running => ctx.request_repaint_after(std::time::Duration::from_millis(100)),
+            Outcome::Done(result) => {
+                let source = job.source.clone();
+                self.compare_job = None;
+                self.object_comparison = Some((source, result));
+            }
+            Outcome::Ended => self.compare_job = None,
         }
     }
 
@@ -221,13 +323,14 @@ pub fn object_controls(p: &mut Panel, ui: &mut egui::Ui) {
     let available: Vec<(String, String)> = match (p.doc().studies(), p.doc().current()) {
         (Some(set), Some(c)) => objects_over(set, &c.uid)
             .into_iter()
-            .filter(|s| {
-                let path = &s.stacks[0].slices[0].instance.path;
+            .filter_map(|s| object_of(s).map(|h| (s, h)))
+            .filter(|(_, h)| {
+                let path = &h.path;
                 // Not those shown already: as labels, or as the map fused over the series.
                 !shown.iter().any(|(_, o, _, _)| o.source == *path)
                     && p.doc().current_fusion().is_none_or(|f| f.series != path.display().to_string())
             })
-            .map(|s| (s.uid.clone(), s.title()))
+            .map(|(s, _)| (s.uid.clone(), s.title()))
             .collect(),
         _ => Vec::new(),
     };
@@ -255,6 +358,10 @@ pub fn object_controls(p: &mut Panel, ui: &mut egui::Ui) {
         }
     }
     for (i, overlay, on, segments_on) in shown {
+        if let Content::Report(r) = &overlay.content {
+            report_controls(p, ui, i, &overlay, on, r);
+            continue;
+        }
         let Content::Labels { kind, segments, .. } = &overlay.content else { continue };
         let colors = overlay.colors();
         ui.horizontal(|ui| {
@@ -285,5 +392,101 @@ pub fn object_controls(p: &mut Panel, ui: &mut egui::Ui) {
         for n in &overlay.notes {
             ui.label(RichText::new(n).color(Color32::from_rgb(230, 160, 60)));
         }
+        comparison_controls(p, ui, i, &overlay);
     }
+}
+
+/// The object's agreement with the analysis: a button, then Dice, volumes and HD95 per label.
+fn comparison_controls(p: &mut Panel, ui: &mut egui::Ui, i: usize, overlay: &Overlay) {
+    if p.doc().current_analysis().is_none() {
+        return;
+    }
+    let busy = p.app.compare_job.as_ref().is_some_and(|j| j.object == i);
+    ui.horizontal(|ui| {
+        ui.add_space(12.0);
+        if busy {
+            ui.label("Comparing…");
+        } else if ui
+            .small_button("Compare with the analysis")
+            .on_hover_text("Dice, volumes and the 95th percentile Hausdorff distance of each segment against the analysis's label of the same name (or number)")
+            .clicked()
+        {
+            p.push(crate::ui::Command::CompareObject(i));
+        }
+    });
+    let Some((source, result)) = &p.app.object_comparison else { return };
+    if *source != overlay.source {
+        return;
+    }
+    match result {
+        Err(e) => {
+            ui.label(RichText::new(e).color(Color32::from_rgb(230, 120, 100)));
+        }
+        Ok(rows) => {
+            egui::Grid::new(("compare", i)).striped(true).show(ui, |ui| {
+                for h in ["label", "analysis mL", "object mL", "Dice", "HD95 mm"] {
+                    ui.label(RichText::new(h).strong());
+                }
+                ui.end_row();
+                let opt = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |x| format!("{x:.d$}"));
+                for (name, r) in rows {
+                    ui.label(name);
+                    ui.label(format!("{:.2}", r.volume_a_ml));
+                    ui.label(format!("{:.2}", r.volume_b_ml));
+                    ui.label(opt(r.dice, 3));
+                    ui.label(opt(r.hausdorff95_mm, 2));
+                    ui.end_row();
+                }
+            });
+        }
+    }
+}
+
+/// A report's groups with their values and the slices they were measured on (a click goes
+/// there); its regions are drawn on those slices while it is shown.
+fn report_controls(p: &mut Panel, ui: &mut egui::Ui, i: usize, overlay: &Overlay, on: bool, r: &crate::study::objects::Report) {
+    ui.horizontal(|ui| {
+        let mut v = on;
+        if ui.checkbox(&mut v, &overlay.name).on_hover_text(r.title.clone()).changed() {
+            p.edit(Edit::ObjectShown(i, v));
+        }
+        if ui.small_button("Close").on_hover_text("Close it").clicked() {
+            p.edit(Edit::ObjectClosed(i));
+        }
+    });
+    let Some(stack) = p.doc().current().map(|c| c.stack.clone()) else { return };
+    for g in &r.groups {
+        ui.horizontal_wrapped(|ui| {
+            ui.add_space(12.0);
+            ui.label(RichText::new(&g.title).strong());
+            ui.label(g.values.join("; "));
+            let mut slices: Vec<usize> = g.regions.iter().filter_map(|region| crate::report::snapshot::slice_of(&stack, region)).collect();
+            slices.dedup();
+            for k in slices {
+                if ui.small_button(format!("slice {}", k + 1)).on_hover_text("Go to the slice it was measured on").clicked() {
+                    p.edit(crate::ui::ViewChange::GoTo(k));
+                }
+            }
+        });
+    }
+    for n in &r.notes {
+        ui.label(RichText::new(n).color(Color32::from_rgb(230, 160, 60)));
+    }
+}
+
+/// The regions the shown reports measured on slice `k` of the series on screen, as outlines
+/// in its pixel coordinates.
+pub fn report_outlines(app: &FocalApp, k: usize) -> Vec<Vec<[f64; 2]>> {
+    let Some(current) = app.doc.current() else { return Vec::new() };
+    app.doc
+        .objects()
+        .filter(|(_, o)| o.shown)
+        .filter_map(|(_, o)| match &o.overlay.content {
+            Content::Report(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.groups.iter().flat_map(|g| g.regions.iter()))
+        .filter(|region| !region.points.is_empty() && crate::report::snapshot::slice_of(&current.stack, region) == Some(k))
+        .map(|region| region.outline(0.5))
+        .collect()
 }

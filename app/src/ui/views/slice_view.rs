@@ -189,6 +189,12 @@ pub fn slice_view(app: &mut FocalApp, ui: &mut egui::Ui, pixels: Option<Arc<Slic
     // Measurements on this slice, and the one being drawn.
     crate::ui::measure::draw_measurements(app, &painter, &frame, modality.as_deref());
     crate::ui::measure::draw_key_regions(app, &painter, &frame);
+    // Regions that shown reports (DICOM SR) measured on this slice.
+    let [r, g, b] = crate::report::snapshot::REPORT_COLOUR;
+    for outline in crate::ui::objects::report_outlines(app, app.doc.view().slice) {
+        let points: Vec<egui::Pos2> = outline.iter().map(|p| frame.to_screen(*p)).collect();
+        painter.add(egui::Shape::line(points, egui::Stroke::new(1.5, egui::Color32::from_rgb(r, g, b))));
+    }
 
     // Cursor readout (and the brush outline).
     if let Some(pos) = response.hover_pos()
