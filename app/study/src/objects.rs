@@ -194,12 +194,31 @@ impl Frames {
                 if row_frame == Some(None) {
                     continue;
                 }
+                if let Some(Some(f)) = row_frame {
+                    // One frame for the whole row: its pixel coordinates change by a fixed
+                    // step along the row.
+                    let plane = &self.planes[f];
+                    let rel = sub(&p0, &plane.position);
+                    let (u0, v0) = (dot(&rel, &plane.row) / plane.spacing[0], dot(&rel, &plane.column) / plane.spacing[1]);
+                    let (du, dv) = (dot(&step, &plane.row) / plane.spacing[0], dot(&step, &plane.column) / plane.spacing[1]);
+                    let base = nx * (j + ny * k);
+                    // Nearest pixel: + 0.5 then truncation (a call to round() per voxel costs
+                    // as much as the rest of the loop).
+                    let (u0, v0) = (u0 + 0.5, v0 + 0.5);
+                    for i in 0..nx {
+                        let (u, v) = (u0 + du * i as f64, v0 + dv * i as f64);
+                        if u >= 0.0 && v >= 0.0 {
+                            let (u, v) = (u as usize, v as usize);
+                            if u < self.columns && v < self.rows {
+                                hit[f] = true;
+                                visit(base + i, f, u + self.columns * v);
+                            }
+                        }
+                    }
+                    continue;
+                }
                 for i in 0..nx {
-                    let f = match row_frame {
-                        Some(f) => f,
-                        None => nearest(d0 + d_step * i as f64),
-                    };
-                    let Some(f) = f else { continue };
+                    let Some(f) = nearest(d0 + d_step * i as f64) else { continue };
                     let plane = &self.planes[f];
                     let p: Vec3 = std::array::from_fn(|a| p0[a] + step[a] * i as f64);
                     let rel = sub(&p, &plane.position);
@@ -351,7 +370,11 @@ pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedS
         }
         // One segment's frames at a time, a bit a pixel, so memory stays bounded.
         let mut bits = vec![false; group.len() * pixels];
-        let slot: std::collections::HashMap<usize, usize> = group.iter().enumerate().map(|(s, &f)| (f, s)).collect();
+        // Each frame's place among the segment's (usize::MAX: not the segment's).
+        let mut slot = vec![usize::MAX; frames];
+        for (s, &f) in group.iter().enumerate() {
+            slot[f] = s;
+        }
         for (chunk_index, chunk) in group.chunks(64).enumerate() {
             let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
             let values = super::decode::decode_frames_of(&obj, header, &wanted)
@@ -366,7 +389,7 @@ pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedS
         let value = (index + 1) as u8;
         let mut voxels = 0usize;
         planes.sample(grid, &group, &mut hit, |voxel, frame, pixel| {
-            if bits[slot[&frame] * pixels + pixel] {
+            if bits[slot[frame] * pixels + pixel] {
                 voxels += 1;
                 if labels[voxel] != 0 && labels[voxel] != value {
                     overlap_voxels += 1;
