@@ -709,4 +709,17 @@ print(json.dumps({"planar": planar, "volumes": volumes, "seg_uid": seg.SOPInstan
         assert_eq!(back["segments"][&segment], *name, "segment {segment} of the SEG is another label");
         assert_eq!(v["verdict"], serde_json::json!(["Not reviewed"]));
     }
+
+    // `focal snapshot` of the analysis draws the reader's ellipse on its slice (slice 82 from
+    // 1), in the measurement colour, over the labels and attention.
+    let png = tmp.path().join("snapshot.png");
+    let (code, _, err) = common::run_focal(&[
+        "snapshot", sample().to_str().expect("utf8"), "--analysis", reviewed.to_str().expect("utf8"),
+        "--slice", "82", "--out", png.to_str().expect("utf8"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let img = image::open(&png).expect("png").to_rgb8();
+    let [r, g, b] = focal::report::export::MEASUREMENT_COLOUR;
+    let marked = img.pixels().filter(|p| p.0 == [r, g, b]).count();
+    assert!(marked > 50, "the measurement is not drawn ({marked} pixels)");
 }

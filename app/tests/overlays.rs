@@ -204,3 +204,21 @@ fn reports_list_their_measurements_and_draw_their_regions() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("(slice 11, 21)"), "{out}");
 }
+
+/// A presentation state (highdicom): its layer's text listed, its square drawn on the slice it
+/// names, its window used, and the rotation Focal does not apply named.
+#[test]
+fn a_presentation_state_draws_its_annotations_in_its_window() {
+    let o = objects();
+    let k = made().1["sr_slice"].as_u64().expect("slice").to_string();
+    let (code, out, err, png) = snapshot("gsps", &["--overlay", s(&o.join("gsps/gsps.dcm")), "--slice", &k]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("READING, 1 group(s)"), "{out}");
+    assert!(out.contains(&format!("FINDINGS: look here (slice {k})")), "{out}");
+    assert!(out.contains("it rotates the images by 90°, which Focal's views do not"), "{out}");
+    assert!(yellow(&rgb(&png)) > 100, "the square is not drawn");
+    // Window 40/80 instead of the series' own: a brighter picture.
+    let (_, _, _, plain) = snapshot("gsps_plain", &["--slice", &k]);
+    let mean = |img: &image::RgbImage| img.pixels().map(|p| f64::from(p.0[1])).sum::<f64>() / f64::from(img.width() * img.height());
+    assert!(mean(&rgb(&png)) > mean(&rgb(&plain)) + 10.0, "the state's window is not used");
+}

@@ -82,6 +82,7 @@ pub fn is_nifti(path: &Path) -> bool {
 pub fn is_overlay_object(header: &InstanceHeader) -> bool {
     [SEGMENTATION_STORAGE, PARAMETRIC_MAP_STORAGE, RT_STRUCTURE_SET_STORAGE].contains(&header.sop_class_uid.as_str())
         || objects::REPORT_CLASSES.contains(&header.sop_class_uid.as_str())
+        || header.sop_class_uid == objects::GRAYSCALE_PRESENTATION_STATE
 }
 
 /// A DICOM Segmentation or Parametric Map over `stack`, placed on its grid.
@@ -127,8 +128,12 @@ pub fn from_dicom(header: &InstanceHeader, stack: &Stack) -> Result<Overlay, Str
                 m.notes,
             )
         }
-        class if objects::REPORT_CLASSES.contains(&class) => {
-            let r = objects::read_report(header)?;
+        class if objects::REPORT_CLASSES.contains(&class) || class == objects::GRAYSCALE_PRESENTATION_STATE => {
+            let r = if class == objects::GRAYSCALE_PRESENTATION_STATE {
+                objects::read_presentation_state(header)?
+            } else {
+                objects::read_report(header)?
+            };
             let notes = r.notes.clone();
             (Content::Report(r), notes)
         }

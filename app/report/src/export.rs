@@ -233,7 +233,7 @@ pub const MEASUREMENT_COLOUR: [u8; 3] = [120, 230, 255];
 /// Draws the outlines of the reader's measurements on slice `k` into its key image (which
 /// `render_key_image` fills edge to edge with the slice); their values are listed in the
 /// report's text.
-fn burn_measurements(
+pub(crate) fn burn_measurements(
     image: &mut RgbaImage,
     measurements: &[super::Measurement],
     k: usize,

@@ -151,9 +151,15 @@ pub fn snapshot(
         ),
         _ => (None, None),
     };
+    // The window asked for, else a presentation state's, else the series' own.
+    let state_window = overlays.iter().find_map(|o| match &o.content {
+        Content::Report(r) => r.window.map(|[center, width]| WindowLevel { center, width }),
+        _ => None,
+    });
+    let window = opts.window.or(state_window).unwrap_or(volume.window);
     let style = SliceStyle {
-        window_center: opts.window.unwrap_or(volume.window).center,
-        window_width: opts.window.unwrap_or(volume.window).width,
+        window_center: window.center,
+        window_width: window.width,
         invert: volume.inverted,
         attention,
         mask: has_labels.then(|| MaskStyle {
@@ -197,6 +203,10 @@ pub fn snapshot(
             for region in report_regions(overlays, stack, k) {
                 let points: Vec<[f64; 2]> = region.outline(0.5).iter().map(|p| [p[0] * sx, p[1] * sy]).collect();
                 picture.dots(&points, 1.0, REPORT_COLOUR);
+            }
+            // The reader's measurements of the analysis, as the report's key images show them.
+            if let Some(review) = analysis.and_then(|a| a.review.as_ref()) {
+                super::export::burn_measurements(&mut picture, &review.measurements, k, [volume.columns, volume.rows]);
             }
             (picture, format!("slice {} of {}", k + 1, volume.slices))
         }

@@ -20,6 +20,7 @@ pub const MAX_SEGMENTS: usize = 255;
 pub const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 pub const PARAMETRIC_MAP_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.30";
 pub const RT_STRUCTURE_SET_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.481.3";
+pub const GRAYSCALE_PRESENTATION_STATE: &str = "1.2.840.10008.5.1.4.1.1.11.1";
 /// Structured reports (Basic Text, Enhanced, Comprehensive, Comprehensive 3D) and Key Object
 /// Selection documents.
 pub const REPORT_CLASSES: [&str; 5] = [
@@ -693,6 +694,8 @@ pub struct Report {
     pub title: String,
     pub groups: Vec<ReportGroup>,
     pub notes: Vec<String>,
+    /// The display window it asks for (a presentation state's VOI), centre and width.
+    pub window: Option<[f64; 2]>,
 }
 
 /// Most content items read from one report, whatever it holds.
@@ -811,7 +814,81 @@ pub fn read_report(header: &InstanceHeader) -> Result<Report, String> {
     }
     notes.sort();
     notes.dedup();
-    Ok(Report { title, groups, notes })
+    Ok(Report { title, groups, notes, window: None })
+}
+
+/// Reads a Grayscale Softcopy Presentation State: its graphic annotations by layer (graphics in
+/// image pixels as regions on the images they name, text as values), the window it sets; what
+/// Focal's views do not apply (rotation, flip, a displayed area, display-relative annotations)
+/// is named.
+pub fn read_presentation_state(header: &InstanceHeader) -> Result<Report, String> {
+    let obj = open_object(&header.path, Extent::Header)
+        .map_err(|e| super::error_chain(&e))?
+        .ok_or_else(|| "not a DICOM file".to_string())?;
+    let mut notes = Vec::new();
+    let mut groups: Vec<ReportGroup> = Vec::new();
+    let images_of = |item: &Object| -> Vec<(String, Option<u32>)> {
+        attrs::items(item, tags::REFERENCED_IMAGE_SEQUENCE)
+            .iter()
+            .filter_map(|r| {
+                let uid = attrs::string(r, tags::REFERENCED_SOP_INSTANCE_UID)?;
+                Some((uid, attrs::int(r, tags::REFERENCED_FRAME_NUMBER).and_then(|f| u32::try_from(f).ok())))
+            })
+            .collect()
+    };
+    let (mut display_units, mut bad) = (0usize, 0usize);
+    for annotation in attrs::items(&obj, tags::GRAPHIC_ANNOTATION_SEQUENCE).iter().take(MAX_REPORT_ITEMS) {
+        let layer = attrs::string(annotation, tags::GRAPHIC_LAYER).unwrap_or_else(|| "annotations".into());
+        let images = images_of(annotation);
+        let at = match groups.iter().position(|g| g.title == layer) {
+            Some(i) => i,
+            None => {
+                groups.push(ReportGroup { title: layer.clone(), values: Vec::new(), regions: Vec::new() });
+                groups.len() - 1
+            }
+        };
+        for g in attrs::items(annotation, tags::GRAPHIC_OBJECT_SEQUENCE) {
+            if attrs::string(g, tags::GRAPHIC_ANNOTATION_UNITS).as_deref() != Some("PIXEL") {
+                display_units += 1;
+                continue;
+            }
+            let Some(data) = attrs::floats(g, tags::GRAPHIC_DATA).filter(|d| d.len() >= 2 && d.len() % 2 == 0) else {
+                bad += 1;
+                continue;
+            };
+            let graphic_type = attrs::string(g, tags::GRAPHIC_TYPE).unwrap_or_else(|| "POLYLINE".into());
+            for (image, frame) in &images {
+                groups[at].regions.push(ReportRegion {
+                    image: image.clone(),
+                    frame: *frame,
+                    graphic_type: graphic_type.clone(),
+                    points: data.chunks(2).map(|p| [p[0], p[1]]).collect(),
+                });
+            }
+        }
+        for t in attrs::items(annotation, tags::TEXT_OBJECT_SEQUENCE) {
+            if let Some(text) = attrs::string(t, tags::UNFORMATTED_TEXT_VALUE) {
+                groups[at].values.push(text);
+            }
+        }
+    }
+    if display_units > 0 {
+        notes.push(format!("{display_units} graphic(s) placed relative to the display, not the image, are not drawn"));
+    }
+    if bad > 0 {
+        notes.push(format!("{bad} graphic(s) with missing or non-finite points are not drawn"));
+    }
+    if attrs::string(&obj, tags::IMAGE_ROTATION).is_some_and(|r| r != "0") {
+        notes.push(format!("it rotates the images by {}°, which Focal's views do not", attrs::string(&obj, tags::IMAGE_ROTATION).unwrap_or_default()));
+    }
+    if attrs::string(&obj, tags::IMAGE_HORIZONTAL_FLIP).as_deref() == Some("Y") {
+        notes.push("it flips the images left to right, which Focal's views do not".into());
+    }
+    let voi = attrs::item(&obj, tags::SOFTCOPY_VOILUT_SEQUENCE);
+    let window = voi.and_then(|v| Some([attrs::float(v, tags::WINDOW_CENTER)?, attrs::float(v, tags::WINDOW_WIDTH)?]));
+    let title = attrs::string(&obj, tags::CONTENT_LABEL).unwrap_or_else(|| "Presentation state".into());
+    groups.retain(|g| !g.values.is_empty() || !g.regions.is_empty());
+    Ok(Report { title, groups, notes, window })
 }
 
 /// Refuses an object made in another frame of reference than the series (its patient

@@ -15,6 +15,8 @@ leave over a series, with the truth Focal must find in them:
   contour with a NaN point); rtstruct-truth.nii.gz its ROIs rasterised by the same rule;
 - sr/sr.dcm: a TID 1500 measurement report by highdicom (an ellipse's area and a line's
   length on the middle slice); ko/ko.dcm: a Key Object Selection of slices 11 and 21;
+  gsps/gsps.dcm: a presentation state (a square and a text on the middle slice, window 40/80,
+  rotation 90°);
 - with OBLIQUE_DIR: oblique-seg/seg.dcm over that series and oblique-truth.nii.gz.
 Prints one JSON line of the counts and ranges the objects hold.
 
@@ -292,6 +294,23 @@ def reports(files, out):
         series_instance_uid=uid("ko"), series_number=307, sop_instance_uid=uid("ko", "1"),
         instance_number=1, manufacturer="Focal tests")
     save(ko, out, "ko", "ko.dcm")
+
+    layer = hd.pr.GraphicLayer(layer_name="FINDINGS", order=1, description="findings")
+    square = np.array([[70.0, 70.0], [130.0, 70.0], [130.0, 130.0], [70.0, 130.0], [70.0, 70.0]])
+    annotation = hd.pr.GraphicAnnotation(
+        referenced_images=[image], graphic_layer=layer,
+        graphic_objects=[hd.pr.GraphicObject(graphic_type=hd.pr.GraphicTypeValues.POLYLINE, graphic_data=square,
+                                             units=hd.pr.AnnotationUnitsValues.PIXEL)],
+        text_objects=[hd.pr.TextObject(text_value="look here", units=hd.pr.AnnotationUnitsValues.PIXEL,
+                                       anchor_point=(100.0, 60.0))])
+    gsps = hd.pr.GrayscaleSoftcopyPresentationState(
+        referenced_images=[image], series_instance_uid=uid("gsps"), series_number=308,
+        sop_instance_uid=uid("gsps", "1"), instance_number=1, manufacturer="Focal tests",
+        manufacturer_model_name="tests", software_versions="1", device_serial_number="1",
+        content_label="READING", graphic_layers=[layer], graphic_annotations=[annotation],
+        voi_lut_transformations=[hd.pr.SoftcopyVOILUTTransformation(window_center=40.0, window_width=80.0)])
+    gsps.ImageRotation = 90
+    save(gsps, out, "gsps", "gsps.dcm")
     return {"sr_slice": k + 1, "ko_slices": [11, 21]}
 
 

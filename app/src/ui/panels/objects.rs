@@ -160,10 +160,15 @@ impl FocalApp {
                         self.notice(format!("Showing {} ({} segments)", overlay.name, segments.len()));
                         vec![true; segments.len()]
                     }
-                    _ => {
+                    Content::Report(r) => {
                         self.notice(format!("Showing {}", overlay.name));
+                        // A presentation state's window is how its author looked at the images.
+                        if let Some([center, width]) = r.window {
+                            self.edit(crate::ui::ViewChange::Window { center, width, preset: None });
+                        }
                         Vec::new()
                     }
+                    Content::Map { .. } => Vec::new(),
                 };
                 self.edit(Edit::ObjectLoaded(Box::new(ShownObject {
                     onto,
