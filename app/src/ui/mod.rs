@@ -193,9 +193,22 @@ impl FocalApp {
         app
     }
 
+    /// A notice naming files or series descriptions (which may hold patient names): shown in
+    /// the window, logged only at debug level.
+    fn notice_named(&mut self, text: impl Into<String>) {
+        let text = text.into();
+        tracing::debug!("{text}");
+        self.keep_notice(text);
+    }
+
     fn notice(&mut self, text: impl Into<String>) {
         let text = text.into();
         tracing::info!("{text}");
+        self.keep_notice(text);
+    }
+
+    /// The last 20 notices are shown.
+    fn keep_notice(&mut self, text: String) {
         self.notices.push(text);
         if self.notices.len() > 20 {
             self.notices.remove(0);

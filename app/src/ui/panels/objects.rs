@@ -142,11 +142,11 @@ impl FocalApp {
             match result {
                 Some(Ok((onto, overlay))) => {
                     for n in &overlay.notes {
-                        self.notice(format!("{}: {n}", overlay.name));
+                        self.notice_named(format!("{}: {n}", overlay.name));
                     }
                     self.take_object(onto, overlay);
                 }
-                Some(Err(e)) => self.notice(format!("Cannot show {}: {e}", job.name)),
+                Some(Err(e)) => self.notice_named(format!("Cannot show {}: {e}", job.name)),
                 None => {}
             }
         }
@@ -157,11 +157,11 @@ impl FocalApp {
             Content::Labels { .. } | Content::Report(_) => {
                 let segments = match &overlay.content {
                     Content::Labels { segments, .. } => {
-                        self.notice(format!("Showing {} ({} segments)", overlay.name, segments.len()));
+                        self.notice_named(format!("Showing {} ({} segments)", overlay.name, segments.len()));
                         vec![true; segments.len()]
                     }
                     Content::Report(r) => {
-                        self.notice(format!("Showing {}", overlay.name));
+                        self.notice_named(format!("Showing {}", overlay.name));
                         // A presentation state's window is how its author looked at the images.
                         if let Some([center, width]) = r.window {
                             self.edit(crate::ui::ViewChange::Window { center, width, preset: None });
@@ -192,7 +192,7 @@ impl FocalApp {
                 };
                 let center = f64::from(range[0] + range[1]) / 2.0;
                 let width = f64::from(range[1] - range[0]).max(1e-6);
-                self.notice(format!("Showing {label}"));
+                self.notice_named(format!("Showing {label}"));
                 self.edit(Edit::Fused(Box::new(Fusion {
                     onto,
                     series: overlay.source.display().to_string(),
@@ -217,7 +217,7 @@ impl FocalApp {
         let Content::Labels { labels: theirs, segments, .. } = &o.overlay.content else { return };
         let pairs = matched(segments, self.doc.label_names());
         if pairs.is_empty() {
-            self.notice(format!("No segment of {} matches a label of the analysis by name or number", o.overlay.name));
+            self.notice_named(format!("No segment of {} matches a label of the analysis by name or number", o.overlay.name));
             return;
         }
         let (ours, theirs, source) = (a.labels.clone(), theirs.clone(), o.overlay.source.clone());
