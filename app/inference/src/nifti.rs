@@ -156,65 +156,16 @@ pub fn read_placed(path: &Path) -> std::io::Result<([usize; 4], Voxels, Affine)>
 /// SynthSeg, TotalSegmentator): dimensions, a label per voxel (negatives and NaN as 0), and
 /// where the voxels lie. A 4D map is refused.
 pub fn read_labels(path: &Path) -> std::io::Result<([usize; 3], Vec<u32>, Affine)> {
-    use ::nifti::{NiftiObject, NiftiType};
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
-    let object = ::nifti::ReaderOptions::new()
-        .read_file(path)
-        .map_err(|e| bad(format!("not a NIfTI-1 image Focal can read ({e})")))?;
-    let (dims4, affine) = placement(object.header());
-    if dims4[3] > 1 {
-        return Err(bad(format!("{} volumes: a label map has one", dims4[3])));
-    }
-    let kind = object.header().data_type().map_err(|e| bad(e.to_string()))?;
-    let v = object.into_volume();
-    let err = |e: ::nifti::NiftiError| bad(e.to_string());
     let clamp = |x: f64| if x.is_finite() && x > 0.0 { x.round().min(f64::from(u32::MAX)) as u32 } else { 0 };
-    let labels: Vec<u32> = match kind {
-        NiftiType::Uint8 => v.into_nifti_typed_data::<u8>().map_err(err)?.into_iter().map(u32::from).collect(),
-        NiftiType::Int8 => v.into_nifti_typed_data::<i8>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
-        NiftiType::Uint16 => v.into_nifti_typed_data::<u16>().map_err(err)?.into_iter().map(u32::from).collect(),
-        NiftiType::Int16 => v.into_nifti_typed_data::<i16>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
-        NiftiType::Uint32 => v.into_nifti_typed_data::<u32>().map_err(err)?,
-        NiftiType::Int32 => v.into_nifti_typed_data::<i32>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
-        NiftiType::Float32 => v.into_nifti_typed_data::<f32>().map_err(err)?.into_iter().map(|x| clamp(f64::from(x))).collect(),
-        NiftiType::Float64 => v.into_nifti_typed_data::<f64>().map_err(err)?.into_iter().map(clamp).collect(),
-        other => return Err(bad(format!("datatype {other:?} is not a label map"))),
-    };
-    let dims = [dims4[0], dims4[1], dims4[2]];
-    if labels.len() < dims.iter().product::<usize>() {
-        return Err(bad("fewer voxels than the header says".into()));
-    }
+    let (dims, labels, affine, _) = read_3d(path, "a label map has one", "is not a label map", clamp)?;
     Ok((dims, labels, affine))
 }
 
 /// A 3D image of any numeric type as 32-bit floats (its scaling applied), with its dimensions
 /// and where the voxels lie: what another tool's probability or label map is shown from.
 pub fn read_values(path: &Path) -> std::io::Result<([usize; 3], Vec<f32>, Affine)> {
-    use ::nifti::{NiftiObject, NiftiType};
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
-    let object = ::nifti::ReaderOptions::new()
-        .read_file(path)
-        .map_err(|e| bad(format!("not a NIfTI-1 image Focal can read ({e})")))?;
-    let (dims4, affine) = placement(object.header());
-    if dims4[3] > 1 {
-        return Err(bad(format!("{} volumes: Focal shows a single 3D map", dims4[3])));
-    }
-    let header = object.header().clone();
-    let kind = header.data_type().map_err(|e| bad(e.to_string()))?;
-    let v = object.into_volume();
-    let err = |e: ::nifti::NiftiError| bad(e.to_string());
-    // Each stored type read as itself, then as f32 (the crate converts only between some).
-    let raw: Vec<f32> = match kind {
-        NiftiType::Uint8 => v.into_nifti_typed_data::<u8>().map_err(err)?.into_iter().map(f32::from).collect(),
-        NiftiType::Int8 => v.into_nifti_typed_data::<i8>().map_err(err)?.into_iter().map(f32::from).collect(),
-        NiftiType::Uint16 => v.into_nifti_typed_data::<u16>().map_err(err)?.into_iter().map(f32::from).collect(),
-        NiftiType::Int16 => v.into_nifti_typed_data::<i16>().map_err(err)?.into_iter().map(f32::from).collect(),
-        NiftiType::Uint32 => v.into_nifti_typed_data::<u32>().map_err(err)?.into_iter().map(|x| x as f32).collect(),
-        NiftiType::Int32 => v.into_nifti_typed_data::<i32>().map_err(err)?.into_iter().map(|x| x as f32).collect(),
-        NiftiType::Float32 => v.into_nifti_typed_data::<f32>().map_err(err)?,
-        NiftiType::Float64 => v.into_nifti_typed_data::<f64>().map_err(err)?.into_iter().map(|x| x as f32).collect(),
-        other => return Err(bad(format!("datatype {other:?} is not a map Focal reads"))),
-    };
+    let (dims, raw, affine, header) =
+        read_3d(path, "Focal shows a single 3D map", "is not a map Focal reads", |x| x as f32)?;
     // scl_slope 0 means unscaled (NIfTI-1).
     let (slope, inter) = (header.scl_slope, header.scl_inter);
     let values = if slope != 0.0 && (slope != 1.0 || inter != 0.0) {
@@ -222,11 +173,48 @@ pub fn read_values(path: &Path) -> std::io::Result<([usize; 3], Vec<f32>, Affine
     } else {
         raw
     };
+    Ok((dims, values, affine))
+}
+
+/// A 3D image of any numeric type, each stored value (read as its own type, exact in f64)
+/// made a `T` by `convert`, with its dimensions, placement and header. A 4D image is refused
+/// saying `one_volume`, another data type saying `other_type`.
+fn read_3d<T>(
+    path: &Path,
+    one_volume: &str,
+    other_type: &str,
+    convert: impl Fn(f64) -> T,
+) -> std::io::Result<([usize; 3], Vec<T>, Affine, ::nifti::NiftiHeader)> {
+    use ::nifti::{NiftiObject, NiftiType};
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {what}", path.display()));
+    let object = ::nifti::ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| bad(format!("not a NIfTI-1 image Focal can read ({e})")))?;
+    let (dims4, affine) = placement(object.header());
+    if dims4[3] > 1 {
+        return Err(bad(format!("{} volumes: {one_volume}", dims4[3])));
+    }
+    let header = object.header().clone();
+    let kind = header.data_type().map_err(|e| bad(e.to_string()))?;
+    let v = object.into_volume();
+    let err = |e: ::nifti::NiftiError| bad(e.to_string());
+    // Each stored type read as itself (the crate converts only between some).
+    let values: Vec<T> = match kind {
+        NiftiType::Uint8 => v.into_nifti_typed_data::<u8>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Int8 => v.into_nifti_typed_data::<i8>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Uint16 => v.into_nifti_typed_data::<u16>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Int16 => v.into_nifti_typed_data::<i16>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Uint32 => v.into_nifti_typed_data::<u32>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Int32 => v.into_nifti_typed_data::<i32>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Float32 => v.into_nifti_typed_data::<f32>().map_err(err)?.into_iter().map(|x| convert(f64::from(x))).collect(),
+        NiftiType::Float64 => v.into_nifti_typed_data::<f64>().map_err(err)?.into_iter().map(convert).collect(),
+        other => return Err(bad(format!("datatype {other:?} {other_type}"))),
+    };
     let dims = [dims4[0], dims4[1], dims4[2]];
     if values.len() < dims.iter().product::<usize>() {
         return Err(bad("fewer voxels than the header says".into()));
     }
-    Ok((dims, values, affine))
+    Ok((dims, values, affine, header))
 }
 
 /// Dimensions (x, y, z, t) and placement of a header: the sform where the file has one, else

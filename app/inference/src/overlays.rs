@@ -71,6 +71,30 @@ fn range_of(values: &[f32]) -> [f32; 2] {
     if lo.is_finite() { [lo, if hi > lo { hi } else { lo + 1.0 }] } else { [0.0, 1.0] }
 }
 
+/// The slice (0-based) of `stack` a report's region lies on: the image it names (and frame).
+pub fn slice_of(stack: &Stack, region: &objects::ReportRegion) -> Option<usize> {
+    stack.slices.iter().position(|s| {
+        s.instance.sop_instance_uid == region.image && region.frame.is_none_or(|f| s.frame + 1 == f)
+    })
+}
+
+/// The regions with points that the reports among `overlays` measured on slice `k` of `stack`
+/// (what the window and snapshots draw there).
+pub fn report_regions<'a>(
+    overlays: impl IntoIterator<Item = &'a Overlay>,
+    stack: &'a Stack,
+    k: usize,
+) -> impl Iterator<Item = &'a objects::ReportRegion> {
+    overlays
+        .into_iter()
+        .filter_map(|o| match &o.content {
+            Content::Report(r) => Some(r),
+            _ => None,
+        })
+        .flat_map(|r| r.groups.iter().flat_map(|g| g.regions.iter()))
+        .filter(move |region| !region.points.is_empty() && slice_of(stack, region) == Some(k))
+}
+
 /// Whether a file is a NIfTI image (by its name).
 pub fn is_nifti(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
@@ -242,6 +266,26 @@ pub struct LabelSource<'a> {
     pub entries: Vec<LabelEntry>,
 }
 
+impl<'a> LabelSource<'a> {
+    /// A model's label map, its labels named and coloured as its manifest says; those in
+    /// `hidden` are not drawn.
+    pub fn of_model(labels: &'a [u8], model: &[crate::manifest::Label], hidden: &[u8]) -> LabelSource<'a> {
+        LabelSource {
+            labels,
+            entries: model
+                .iter()
+                .filter(|l| l.index > 0)
+                .map(|l| LabelEntry {
+                    value: l.index,
+                    name: l.name.clone(),
+                    color: l.color,
+                    shown: !hidden.contains(&l.index),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A label value of a source as drawn.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelEntry {
@@ -258,6 +302,13 @@ pub struct Composite {
     pub labels: Vec<u8>,
     /// Per value: (name, colour, shown); value 0 is background.
     pub table: Vec<(String, [u8; 3], bool)>,
+}
+
+/// The labels, for sharing the drawn map without a copy (the GPU upload of reformatting).
+impl AsRef<[u8]> for Composite {
+    fn as_ref(&self) -> &[u8] {
+        &self.labels
+    }
 }
 
 impl Overlay {

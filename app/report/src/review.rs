@@ -122,17 +122,7 @@ impl Shape {
                 let v = (y - center[1]) / radii[1];
                 radii[0] > 0.0 && radii[1] > 0.0 && u * u + v * v <= 1.0
             }
-            Shape::Polygon { points } => {
-                // Even-odd rule: count edges crossed by a ray towards +x.
-                let mut inside = false;
-                for (k, a) in points.iter().enumerate() {
-                    let b = points[(k + 1) % points.len()];
-                    if (a[1] > y) != (b[1] > y) && x < a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]) {
-                        inside = !inside;
-                    }
-                }
-                inside
-            }
+            Shape::Polygon { points } => crate::study::geometry::inside_polygon(points, x, y),
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::ExportError;
 use super::output::AnalysisOutput;
 use crate::inference::manifest::Manifest;
-use crate::inference::overlays::{self, Content, LabelEntry, LabelSource, Overlay};
+use crate::inference::overlays::{self, Content, LabelSource, Overlay};
 use crate::render::{
     AttentionStyle, Colormap, MaskMode, MaskStyle, OffscreenRenderer, ReslicePlane, RgbaImage, SlicePixels, SliceStyle,
     SliceUniforms, VolumeLayer, VolumePixels, render_reference, reslice_reference,
@@ -55,20 +55,7 @@ pub struct SnapshotSummary {
 fn label_sources<'a>(analysis: Option<&'a AnalysisOutput>, manifest: Option<&Manifest>, overlays: &'a [Overlay]) -> Vec<LabelSource<'a>> {
     let mut sources = Vec::new();
     if let (Some(a), Some(m)) = (analysis, manifest) {
-        sources.push(LabelSource {
-            labels: &a.labels,
-            entries: m
-                .labels
-                .iter()
-                .filter(|l| l.index > 0)
-                .map(|l| LabelEntry {
-                    value: l.index,
-                    name: l.name.clone(),
-                    color: l.color,
-                    shown: true,
-                })
-                .collect(),
-        });
+        sources.push(LabelSource::of_model(&a.labels, &m.labels, &[]));
     }
     sources.extend(overlays.iter().filter_map(|o| o.label_source(&[])));
     sources
@@ -76,25 +63,6 @@ fn label_sources<'a>(analysis: Option<&'a AnalysisOutput>, manifest: Option<&Man
 
 /// Colour of the regions reports measured, in the window and in snapshots.
 pub const REPORT_COLOUR: [u8; 3] = [255, 220, 0];
-
-/// The slice (0-based) of `stack` a report's region lies on: the image it names (and frame).
-pub fn slice_of(stack: &Stack, region: &crate::study::objects::ReportRegion) -> Option<usize> {
-    stack.slices.iter().position(|s| {
-        s.instance.sop_instance_uid == region.image && region.frame.is_none_or(|f| s.frame + 1 == f)
-    })
-}
-
-/// The regions the reports among `overlays` measured on slice `k` of `stack`.
-pub fn report_regions<'a>(overlays: &'a [Overlay], stack: &'a Stack, k: usize) -> impl Iterator<Item = &'a crate::study::objects::ReportRegion> {
-    overlays
-        .iter()
-        .filter_map(|o| match &o.content {
-            Content::Report(r) => Some(r),
-            _ => None,
-        })
-        .flat_map(|r| r.groups.iter().flat_map(|g| g.regions.iter()))
-        .filter(move |region| !region.points.is_empty() && slice_of(stack, region) == Some(k))
-}
 
 /// Draws the snapshot of `stack` (loaded as `volume`) and writes it to `opts.out` atomically.
 pub fn snapshot(
@@ -200,7 +168,7 @@ pub fn snapshot(
             let mut picture = draw_slice(&renderer, &Arc::new(pixels), &style, w, h)?;
             // Regions reports measured on this slice, in the picture's pixels.
             let (sx, sy) = (f64::from(w) / volume.columns as f64, f64::from(h) / volume.rows as f64);
-            for region in report_regions(overlays, stack, k) {
+            for region in overlays::report_regions(overlays, stack, k) {
                 let points: Vec<[f64; 2]> = region.outline(0.5).iter().map(|p| [p[0] * sx, p[1] * sy]).collect();
                 picture.dots(&points, 1.0, REPORT_COLOUR);
             }

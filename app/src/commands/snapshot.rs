@@ -111,7 +111,7 @@ pub fn snapshot(args: &SnapshotArgs) -> anyhow::Result<i32> {
                         let slices: Vec<String> = g
                             .regions
                             .iter()
-                            .filter_map(|region| crate::report::snapshot::slice_of(stack, region))
+                            .filter_map(|region| crate::inference::overlays::slice_of(stack, region))
                             .map(|k| (k + 1).to_string())
                             .collect();
                         let on = if slices.is_empty() { String::new() } else { format!(" (slice {})", slices.join(", ")) };

@@ -67,6 +67,19 @@ pub fn direction_letters(d: &Vec3) -> String {
         .collect()
 }
 
+/// Whether the point (x, y) lies inside the closed polygon through `points` (even-odd rule:
+/// edges crossed by a ray towards +x), in the polygon's own plane.
+pub fn inside_polygon(points: &[[f64; 2]], x: f64, y: f64) -> bool {
+    let mut inside = false;
+    for (k, a) in points.iter().enumerate() {
+        let b = points[(k + 1) % points.len()];
+        if (a[1] > y) != (b[1] > y) && x < a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]) {
+            inside = !inside;
+        }
+    }
+    inside
+}
+
 /// Orientation and placement of a sorted stack of slices in patient space (LPS, mm).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StackGeometry {

@@ -293,6 +293,29 @@ fn checked_frames(header: &InstanceHeader) -> Result<usize, String> {
     Ok(layout.frames as usize)
 }
 
+/// The values of `frames` (in that order, `pixels` each) made `T` by `convert(frame, value)`,
+/// decoded 64 frames at a time so that only the converted values are kept.
+fn frames_as<T: Clone>(
+    obj: &dicom_object::DefaultDicomObject,
+    header: &InstanceHeader,
+    frames: &[usize],
+    pixels: usize,
+    convert: impl Fn(usize, f32) -> T,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::with_capacity(frames.len() * pixels);
+    for chunk in frames.chunks(64) {
+        let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
+        let decoded = super::decode::decode_frames_of(obj, header, &wanted).map_err(|e| e.to_string())?;
+        for (&f, frame) in chunk.iter().zip(decoded) {
+            let before = out.len();
+            out.extend(frame.values.iter().take(pixels).map(|&v| convert(f, v)));
+            // A short frame keeps the others in their places.
+            out.resize(before + pixels, convert(f, 0.0));
+        }
+    }
+    Ok(out)
+}
+
 /// Reads a DICOM Segmentation and places it onto `grid`.
 pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedSegmentation, String> {
     let frames = checked_frames(header)?;
@@ -347,13 +370,7 @@ pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedS
         // One set of frames whose pixel values are segment numbers.
         let index_of: std::collections::HashMap<u16, u8> =
             segments.iter().enumerate().map(|(i, s)| (s.number, (i + 1) as u8)).collect();
-        let mut stored = Vec::with_capacity(frames * pixels);
-        for chunk in all.chunks(64) {
-            let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
-            for frame in super::decode::decode_frames_of(&obj, header, &wanted).map_err(|e| e.to_string())? {
-                stored.extend(frame.values.iter().take(pixels).map(|&v| index_of.get(&(v.max(0.0) as u16)).copied().unwrap_or(0)));
-            }
-        }
+        let stored = frames_as(&obj, header, &all, pixels, |_, v| index_of.get(&(v.max(0.0) as u16)).copied().unwrap_or(0))?;
         let mut counts = vec![0usize; segments.len() + 1];
         planes.sample(grid, &all, &mut hit, |voxel, frame, pixel| {
             let v = stored[frame * pixels + pixel];
@@ -370,23 +387,14 @@ pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedS
             continue;
         }
         // One segment's frames at a time, a bit a pixel, so memory stays bounded.
-        let mut bits = vec![false; group.len() * pixels];
+        let bits = frames_as(&obj, header, &group, pixels, |_, v| f64::from(v) >= max * 0.5)
+            .map_err(|e| format!("segment {} ({}): {e}", segment.number, segment.label))?;
         // Each frame's place among the segment's (usize::MAX: not the segment's).
         let mut slot = vec![usize::MAX; frames];
         for (s, &f) in group.iter().enumerate() {
             slot[f] = s;
         }
-        for (chunk_index, chunk) in group.chunks(64).enumerate() {
-            let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
-            let values = super::decode::decode_frames_of(&obj, header, &wanted)
-                .map_err(|e| format!("segment {} ({}): {e}", segment.number, segment.label))?;
-            for (c, frame) in values.iter().enumerate() {
-                let base = (chunk_index * 64 + c) * pixels;
-                for (p, v) in frame.values.iter().take(pixels).enumerate() {
-                    bits[base + p] = f64::from(*v) >= max * 0.5;
-                }
-            }
-        }
+
         let value = (index + 1) as u8;
         let mut voxels = 0usize;
         planes.sample(grid, &group, &mut hit, |voxel, frame, pixel| {
@@ -456,18 +464,10 @@ pub fn read_parametric_map(header: &InstanceHeader, grid: &Grid) -> Result<Place
     let pixels = planes.columns * planes.rows;
     let mut values = vec![f32::NAN; grid.len()];
     let mut hit = vec![false; frames];
-    let mut stored = Vec::with_capacity(frames * pixels);
-    for chunk in all.chunks(64) {
-        let wanted: Vec<u32> = chunk.iter().map(|&f| f as u32).collect();
-        for (c, frame) in super::decode::decode_frames_of(&obj, header, &wanted)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .enumerate()
-        {
-            let (slope, intercept) = mappings[chunk[c]].as_ref().map_or((1.0, 0.0), |(s, i, _, _)| (*s, *i));
-            stored.extend(frame.values.iter().take(pixels).map(|&v| (f64::from(v) * slope + intercept) as f32));
-        }
-    }
+    let stored = frames_as(&obj, header, &all, pixels, |f, v| {
+        let (slope, intercept) = mappings[f].as_ref().map_or((1.0, 0.0), |(s, i, _, _)| (*s, *i));
+        (f64::from(v) * slope + intercept) as f32
+    })?;
     let mut covered = 0usize;
     planes.sample(grid, &all, &mut hit, |voxel, frame, pixel| {
         values[voxel] = stored[frame * pixels + pixel];
@@ -484,18 +484,6 @@ pub fn read_parametric_map(header: &InstanceHeader, grid: &Grid) -> Result<Place
         coverage: covered as f64 / grid.len().max(1) as f64,
         notes,
     })
-}
-
-/// Whether a point lies inside a closed polygon (even-odd rule), in the polygon's plane.
-fn inside_polygon(points: &[[f64; 2]], x: f64, y: f64) -> bool {
-    let mut inside = false;
-    for (k, a) in points.iter().enumerate() {
-        let b = points[(k + 1) % points.len()];
-        if (a[1] > y) != (b[1] > y) && x < a[0] + (y - a[1]) / (b[1] - a[1]) * (b[0] - a[0]) {
-            inside = !inside;
-        }
-    }
-    inside
 }
 
 /// Reads an RT Structure Set and rasterises its ROIs' closed planar contours onto `grid`: each
@@ -568,7 +556,7 @@ pub fn read_structure_set(header: &InstanceHeader, grid: &Grid) -> Result<Placed
             }
             for j in j0..=j1 as usize {
                 for i in i0..=i1 as usize {
-                    if inside_polygon(&polygon, i as f64, j as f64) {
+                    if super::geometry::inside_polygon(&polygon, i as f64, j as f64) {
                         plane[i + nx * j] ^= true;
                     }
                 }

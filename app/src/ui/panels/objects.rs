@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use eframe::egui::{self, Color32, RichText};
 
-use crate::inference::overlays::{self, Composite, Content, LabelEntry, LabelSource, Overlay};
+use crate::inference::overlays::{self, Composite, Content, LabelSource, Overlay};
 use crate::ui::job::{Job, Outcome, Reporter};
 use crate::ui::panels::Panel;
 use crate::ui::{Edit, FocalApp, Fusion, ShownObject};
@@ -283,21 +283,7 @@ impl FocalApp {
         let composite = (!shown.is_empty()).then(|| {
             let mut sources = Vec::new();
             if let (Some(a), Ok(m)) = (analysis, &self.manifest) {
-                let hidden = &self.doc.settings().hidden_labels;
-                sources.push(LabelSource {
-                    labels: &a.labels,
-                    entries: m
-                        .labels
-                        .iter()
-                        .filter(|l| l.index > 0)
-                        .map(|l| LabelEntry {
-                            value: l.index,
-                            name: l.name.clone(),
-                            color: l.color,
-                            shown: !hidden.contains(&l.index),
-                        })
-                        .collect(),
-                });
+                sources.push(LabelSource::of_model(&a.labels, &m.labels, &self.doc.settings().hidden_labels));
             }
             sources.extend(shown.iter().filter_map(|o| o.overlay.label_source(&o.segments)));
             let (composite, left_out) = overlays::compose(len, &sources);
@@ -465,7 +451,7 @@ fn report_controls(p: &mut Panel, ui: &mut egui::Ui, i: usize, overlay: &Overlay
             ui.add_space(12.0);
             ui.label(RichText::new(&g.title).strong());
             ui.label(g.values.join("; "));
-            let mut slices: Vec<usize> = g.regions.iter().filter_map(|region| crate::report::snapshot::slice_of(&stack, region)).collect();
+            let mut slices: Vec<usize> = g.regions.iter().filter_map(|region| overlays::slice_of(&stack, region)).collect();
             slices.dedup();
             for k in slices {
                 if ui.small_button(format!("slice {}", k + 1)).on_hover_text("Go to the slice it was measured on").clicked() {
@@ -483,15 +469,6 @@ fn report_controls(p: &mut Panel, ui: &mut egui::Ui, i: usize, overlay: &Overlay
 /// in its pixel coordinates.
 pub fn report_outlines(app: &FocalApp, k: usize) -> Vec<Vec<[f64; 2]>> {
     let Some(current) = app.doc.current() else { return Vec::new() };
-    app.doc
-        .objects()
-        .filter(|(_, o)| o.shown)
-        .filter_map(|(_, o)| match &o.overlay.content {
-            Content::Report(r) => Some(r),
-            _ => None,
-        })
-        .flat_map(|r| r.groups.iter().flat_map(|g| g.regions.iter()))
-        .filter(|region| !region.points.is_empty() && crate::report::snapshot::slice_of(&current.stack, region) == Some(k))
-        .map(|region| region.outline(0.5))
-        .collect()
+    let shown = app.doc.objects().filter(|(_, o)| o.shown).map(|(_, o)| o.overlay.as_ref());
+    overlays::report_regions(shown, &current.stack, k).map(|region| region.outline(0.5)).collect()
 }

@@ -138,7 +138,7 @@ pub(in crate::ui) fn volume_pixels(app: &mut FocalApp) -> Option<Arc<VolumePixel
     if app.mpr.labels.as_ref().is_none_or(|(k, _)| *k != labels) {
         let layer = match &composite {
             Some(c) => {
-                let data: crate::render::Shared<u8> = Arc::new(c.labels.clone());
+                let data: crate::render::Shared<u8> = c.clone();
                 Some(Arc::new(VolumeLayer::new(data)))
             }
             None => app.doc.current_analysis().filter(fits).map(|a| {
