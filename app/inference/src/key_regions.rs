@@ -16,9 +16,10 @@ use crate::study::geometry::StackGeometry;
 /// Settings (the manifest's `key_regions` section).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct KeyRegionSpec {
-    /// A region holds at least one voxel this far from healthy tissue (spreads)...
+    /// A region holds at least one voxel this far from healthy tissue (spreads; for one
+    /// series, × √d over d series)...
     pub seed: f64,
-    /// ...and every voxel connected to it at least this far.
+    /// ...and every voxel connected to it at least this far (as `seed`, × √d).
     pub grow: f64,
     /// Smallest region reported (mL).
     pub min_ml: f64,
@@ -26,11 +27,25 @@ pub struct KeyRegionSpec {
     pub surface_mm: f64,
     /// Radius of the in-plane opening that removes thin structures (mm).
     pub opening_mm: f64,
+    /// The score is the distance of the mean residual (each voxel's values minus the nearest
+    /// healthy point's) over a box this many mm to each side (per axis, at least the voxel
+    /// itself): noise averages out, a lesion's departure does not. 0: each voxel alone.
+    #[serde(default)]
+    pub smooth_mm: f64,
+    /// A mixture of tissues is healthy partial volume only where each of them borders the
+    /// voxel (false: any mixture anywhere).
+    #[serde(default)]
+    pub bordering_mixtures: bool,
     #[serde(default)]
     pub description: Option<String>,
 }
 
 impl KeyRegionSpec {
+    /// How the tissue model measures the departure these regions are found in.
+    pub fn departure(&self) -> crate::tissue::DepartureSpec {
+        crate::tissue::DepartureSpec { bordering: self.bordering_mixtures }
+    }
+
     /// Why these settings cannot be used, if they cannot.
     pub fn problem(&self) -> Option<String> {
         let ok = |x: f64, lo: f64, hi: f64| x.is_finite() && (lo..=hi).contains(&x);
@@ -39,6 +54,9 @@ impl KeyRegionSpec {
         }
         if !ok(self.min_ml, 0.0, 100.0) {
             return Some(format!("min_ml {} (0 to 100)", self.min_ml));
+        }
+        if !ok(self.smooth_mm, 0.0, 10.0) {
+            return Some(format!("smooth_mm {} (0 to 10)", self.smooth_mm));
         }
         if !ok(self.surface_mm, 0.0, 30.0) || !ok(self.opening_mm, 0.0, 10.0) {
             return Some(format!(
@@ -155,8 +173,13 @@ pub fn find(
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
     let plane = nc * nr;
+    let smoothed = (spec.smooth_mm > 0.0).then(|| smooth(departure, dims, spacing, spec.smooth_mm)).flatten();
+    let (voxel_score, voxel_shares) = match &smoothed {
+        Some((score, shares)) => (score.as_slice(), shares.as_slice()),
+        None => (departure.score.as_slice(), departure.shares.as_slice()),
+    };
     let mut score = vec![0f32; n];
-    for (&v, &s) in departure.voxels.iter().zip(&departure.score) {
+    for (&v, &s) in departure.voxels.iter().zip(voxel_score) {
         if let Some(x) = score.get_mut(v as usize) {
             *x = s;
         }
@@ -164,7 +187,11 @@ pub fn find(
     if labels.len() != n {
         return KeyRegions { score, ..KeyRegions::default() };
     }
-    let above: Vec<bool> = score.iter().map(|&s| f64::from(s) >= spec.grow).collect();
+    // The thresholds are for one series: over d series healthy tissue's distance (noise in d
+    // directions) is about √d times larger, and so are they.
+    let scale = (departure.channels.max(1) as f64).sqrt();
+    let (grow, seed) = (spec.grow * scale, spec.seed * scale);
+    let above: Vec<bool> = score.iter().map(|&s| f64::from(s) >= grow).collect();
     let opened = open_in_plane(&above, dims, spacing, spec.opening_mm);
     let depth2 = crate::postprocess::squared_depth_mm(labels, dims, spacing);
     let surface2 = spec.surface_mm * spec.surface_mm;
@@ -201,7 +228,7 @@ pub fn find(
         let (mut members, mut seeded) = (Vec::new(), false);
         while let Some(v) = stack.pop() {
             members.push(v);
-            seeded |= f64::from(score[v]) >= spec.seed && depth2[v] >= surface2;
+            seeded |= f64::from(score[v]) >= seed && depth2[v] >= surface2;
             let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
             for (ok, u) in [
                 (x > 0, v.wrapping_sub(1)),
@@ -257,7 +284,7 @@ pub fn find(
                 *tissue.entry(labels[v]).or_default() += 1;
                 if let Some(&i) = at.get(v).filter(|&&i| i != u32::MAX) {
                     for ch in 0..d {
-                        let share = f64::from(departure.shares.get(i as usize * d + ch).copied().unwrap_or(0.0));
+                        let share = f64::from(voxel_shares.get(i as usize * d + ch).copied().unwrap_or(0.0));
                         // Weighted by the voxel's squared departure: the series that made it stand out.
                         weights[ch] += share.abs() * s * s;
                         if share > 0.0 {
@@ -318,6 +345,37 @@ pub fn find(
         regions,
         seconds: departure.seconds + start.elapsed().as_secs_f64(),
     }
+}
+
+/// Each modelled voxel's score and shares (as in `Departure`) from the mean residual over a
+/// box of `radius_mm` to each side of it (modelled voxels only): None when the departure has
+/// no residuals.
+fn smooth(departure: &crate::tissue::Departure, dims: [usize; 3], spacing: [f64; 3], radius_mm: f64) -> Option<(Vec<f32>, Vec<f32>)> {
+    let d = departure.channels.max(1);
+    let m = departure.voxels.len();
+    if departure.residual.len() != m * d || departure.metric.len() != d * d {
+        return None;
+    }
+    let half: [usize; 3] = std::array::from_fn(|a| (radius_mm / spacing[a].max(1e-6)).round() as usize);
+    // Per voxel: the residual's sums over the box, then how many modelled voxels it holds.
+    let sums = crate::tissue::departure::box_sums(&departure.voxels, dims, half, d + 1, |i, out| {
+        out[..d].copy_from_slice(&departure.residual[i * d..(i + 1) * d]);
+        out[d] = 1.0;
+    });
+    let mut score = vec![0f32; m];
+    let mut shares = vec![0f32; m * d];
+    let mut mean = vec![0f64; d];
+    for i in 0..m {
+        let b = &sums[i * (d + 1)..(i + 1) * (d + 1)];
+        if b[d] <= 0.0 {
+            continue;
+        }
+        for (c, x) in mean.iter_mut().enumerate() {
+            *x = f64::from(b[c]) / f64::from(b[d]);
+        }
+        score[i] = crate::tissue::departure::of_residual(&mean, &departure.metric, &mut shares[i * d..(i + 1) * d]);
+    }
+    Some((score, shares))
 }
 
 /// Adds to a region (`members`, voxel indices) the brain voxels it encloses in each slice: a
@@ -416,6 +474,8 @@ mod tests {
             min_ml: 0.1,
             surface_mm: 3.0,
             opening_mm: 1.0,
+            smooth_mm: 0.0,
+            bordering_mixtures: false,
             description: None,
         }
     }
@@ -465,6 +525,40 @@ mod tests {
         assert!(r.location.contains("white matter"), "{}", r.location);
         let marked = found.ids.iter().filter(|&&i| i == 1).count() as f64 / 1000.0;
         assert_eq!(marked, r.volume_ml);
+    }
+
+    #[test]
+    fn smoothing_averages_noise_away_and_keeps_a_blob_s_departure() {
+        // Residuals on one series: a ball of radius 6 mm 2.5 spreads brighter, elsewhere noise
+        // of one spread about healthy tissue (a fixed pseudo-random sequence).
+        let mut state = 12345u64;
+        let mut noise = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 3.46 // uniform, variance 1
+        };
+        let (mut dep, labels) = brain(|_, _, _| 0.0);
+        dep.channels = 1;
+        dep.metric = vec![1.0];
+        dep.score.clear();
+        dep.shares.clear();
+        for &v in &dep.voxels {
+            let v = v as usize;
+            let (x, y, z) = ((v % 40) as f64 - 19.5, ((v / 40) % 40) as f64 - 19.5, (v / 1600) as f64 - 19.5);
+            let r = noise() + if ((x - 5.0).powi(2) + y * y + z * z).sqrt() <= 6.0 { 2.5 } else { 0.0 };
+            dep.residual.push(r as f32);
+            dep.score.push(r.abs() as f32);
+            dep.shares.push(r.signum() as f32);
+        }
+        let spec = KeyRegionSpec { seed: 2.0, grow: 1.2, smooth_mm: 1.0, opening_mm: 0.0, ..spec() };
+        let names = |_: u8| "white matter".to_string();
+        let found = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &spec);
+        assert_eq!(found.regions.len(), 1, "{:?}", found.regions);
+        let truth = 4.0 / 3.0 * std::f64::consts::PI * 216.0 / 1000.0;
+        assert!((found.regions[0].volume_ml - truth).abs() / truth < 0.25, "{} vs {truth}", found.regions[0].volume_ml);
+        assert_eq!(found.regions[0].series_weights[0].direction, "brighter");
+        // Without smoothing the noise alone crosses the same thresholds in many places.
+        let raw = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &KeyRegionSpec { smooth_mm: 0.0, ..spec });
+        assert!(raw.regions.len() != 1 || raw.regions[0].volume_ml > 2.0 * truth, "{:?}", raw.regions);
     }
 
     #[test]

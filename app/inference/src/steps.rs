@@ -170,7 +170,7 @@ pub(crate) fn run(
                     slots,
                     spec,
                     placed.as_ref().and_then(|p| p.as_deref().ok()),
-                    engine.manifest.key_regions.is_some(),
+                    engine.manifest.key_regions.as_ref().map(|k| k.departure()),
                 ) else {
                     continue;
                 };

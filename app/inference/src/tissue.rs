@@ -25,7 +25,7 @@ use rayon::prelude::*;
 use super::postprocess::{FluidClass, NO_SIGNAL_SHARE, percentile_sorted};
 
 pub mod atlas;
-mod departure;
+pub(crate) mod departure;
 mod field;
 mod spec;
 mod gaussian;
@@ -120,6 +120,14 @@ impl TissueFit {
     }
 }
 
+/// How the departure is measured (the key regions' settings).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DepartureSpec {
+    /// A mixture of tissues is healthy only where each of them borders the voxel (is its own
+    /// or a 6-neighbour's tissue); else anywhere.
+    pub bordering: bool,
+}
+
 /// Where this scan departs from its own model of healthy tissue: each modelled voxel's
 /// distance from the tissues and their mixtures, in the model's spreads (see `departure`).
 #[derive(Debug, Clone, Default)]
@@ -131,6 +139,11 @@ pub struct Departure {
     /// Per voxel and series (`channels` values per voxel): the series' signed share of the
     /// squared distance, + where the voxel is brighter there than healthy tissue, − darker.
     pub shares: Vec<f32>,
+    /// Per voxel and series (`channels` values per voxel): its values minus the nearest
+    /// healthy point's, after bias correction.
+    pub residual: Vec<f32>,
+    /// The metric the distances are measured in (`channels` × `channels`).
+    pub metric: Vec<f64>,
     /// Series modelled: the analysed one first.
     pub channels: usize,
     /// Seconds spent on departures in the fit: leaving its outliers out, and the departure.
@@ -145,7 +158,7 @@ pub struct Departure {
 /// grid: the deep grey-matter atlas placed on this scan ([`atlas::DeepGmAtlas::shares`]),
 /// which then sets the deep component instead of `deep_gm_mm`. Returns None, changing
 /// nothing, when the brain is too small to fit a model to (under 1,000 voxels). With the fit,
-/// when `departure` asks: where the scan departs from it.
+/// when `departure` asks: where the scan departs from it, measured as it says.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_tissue(
     labels: &mut [u8],
@@ -156,7 +169,7 @@ pub fn fit_tissue(
     slots: TissueSlots,
     spec: &TissueEmSpec,
     atlas_share: Option<&[f32]>,
-    departure: bool,
+    departure: Option<DepartureSpec>,
 ) -> Option<(TissueFit, Option<Departure>)> {
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
@@ -503,7 +516,7 @@ pub fn fit_tissue(
     // tissue's mean of voxels inside a tissue (all six neighbours of the same component), the
     // fit's outliers left out. The fit's shared spread also holds partial volume, which the
     // healthy set already allows for as mixtures; measured in it, a lesion looks nearer.
-    let measured = departure.then(|| {
+    let measured = departure.map(|how| {
         let t = std::time::Instant::now();
         let hard: Vec<u8> = post
             .iter()
@@ -515,16 +528,29 @@ pub fn fit_tissue(
                 && (0..d).all(|c| raw[i * d + c] >= no_signal[c])
                 && neighbours(brain[i] as usize).iter().all(|&(j, _)| j != u32::MAX && hard[j as usize] == hard[i])
         });
-        let (mut score, mut shares) = departure::measure(&corrected, d, &healthy);
+        // The tissues bordering each voxel: its own and its six neighbours'.
+        let present: Option<Vec<u8>> = how.bordering.then(|| {
+            (0..m)
+                .into_par_iter()
+                .map(|i| {
+                    neighbours(brain[i] as usize)
+                        .iter()
+                        .filter(|&&(j, _)| j != u32::MAX)
+                        .fold(1u8 << hard[i].min(7), |bits, &(j, _)| bits | 1u8 << hard[j as usize].min(7))
+                })
+                .collect()
+        });
+        let mut measured = departure::measure(&corrected, d, &healthy, present.as_deref());
         // A voxel without signal on a series (a skull-stripped scan's zeros, a masked area)
         // says nothing of its tissue there: no departure.
         for i in 0..m {
             if (0..d).any(|c| raw[i * d + c] < no_signal[c]) {
-                score[i] = 0.0;
-                shares[i * d..(i + 1) * d].iter_mut().for_each(|x| *x = 0.0);
+                measured.score[i] = 0.0;
+                measured.shares[i * d..(i + 1) * d].iter_mut().for_each(|x| *x = 0.0);
+                measured.residual[i * d..(i + 1) * d].iter_mut().for_each(|x| *x = 0.0);
             }
         }
-        (score, shares, outlier_seconds + t.elapsed().as_secs_f64())
+        (measured, outlier_seconds + t.elapsed().as_secs_f64())
     });
     let fit = TissueFit {
         means: std::array::from_fn(|t| gaussians.get(t).map_or(0.0, |g| g.mean[0])),
@@ -535,10 +561,12 @@ pub fn fit_tissue(
         iterations: spec.iterations,
         channels: d,
     };
-    let departure = measured.map(|(score, shares, seconds)| Departure {
+    let departure = measured.map(|(measured, seconds)| Departure {
         voxels: brain,
-        score,
-        shares,
+        score: measured.score,
+        shares: measured.shares,
+        residual: measured.residual,
+        metric: measured.metric,
         channels: d,
         seconds,
     });

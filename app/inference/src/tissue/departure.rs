@@ -27,8 +27,24 @@ struct Healthy {
     d: usize,
     inv: [[f64; MAX_SERIES]; MAX_SERIES],
     means: Vec<[f64; MAX_SERIES]>,
-    /// Start (a tissue), direction e, inv·e, e·inv·e, and whether it runs on beyond its start.
-    segments: Vec<(usize, [f64; MAX_SERIES], [f64; MAX_SERIES], f64, bool)>,
+    /// Each point's tissue as a bit of `present`.
+    bits: Vec<u8>,
+    /// Start and end (tissues), direction e, inv·e, e·inv·e, and whether it runs on beyond its
+    /// start.
+    segments: Vec<(usize, usize, [f64; MAX_SERIES], [f64; MAX_SERIES], f64, bool)>,
+    /// Triangles of three points (mixtures of three tissues).
+    faces: Vec<Face>,
+}
+
+/// A triangle of healthy points: corners[0] + a e[0] + b e[1], a, b ≥ 0, a + b ≤ 1.
+struct Face {
+    corners: [usize; 3],
+    e: [[f64; MAX_SERIES]; 2],
+    /// inv·e for each edge.
+    m: [[f64; MAX_SERIES]; 2],
+    /// The edges' Gram matrix in the metric (e0·e0, e0·e1, e1·e1) and its determinant.
+    g: [f64; 3],
+    det: f64,
 }
 
 impl Healthy {
@@ -44,14 +60,32 @@ impl Healthy {
                 *x = first.inv[a * d + b];
             }
         }
-        let means: Vec<[f64; MAX_SERIES]> =
-            gaussians.iter().map(|g| std::array::from_fn(|c| if c < d { g.mean[c] } else { 0.0 })).collect();
-        let mut h = Healthy { d, inv, means, segments: Vec::new() };
+        let point = |m: &[f64]| -> [f64; MAX_SERIES] { std::array::from_fn(|c| if c < d { m.get(c).copied().unwrap_or(0.0) } else { 0.0 }) };
+        let means: Vec<[f64; MAX_SERIES]> = gaussians.iter().map(|g| point(&g.mean)).collect();
+        let bits: Vec<u8> = (0..means.len()).map(|t| 1u8 << t).collect();
+        let mut h = Healthy { d, inv, means, bits, segments: Vec::new(), faces: Vec::new() };
         for i in 0..h.means.len() {
             for j in i..h.means.len() {
                 let e: [f64; MAX_SERIES] = std::array::from_fn(|c| h.means[j][c] - h.means[i][c]);
                 let me = h.times(&e);
-                h.segments.push((i, e, me, dot(&e, &me), i == 0 && j > 0));
+                h.segments.push((i, j, e, me, dot(&e, &me), i == 0 && j > 0));
+            }
+        }
+        // Mixtures of three: over two or more series the triangle between their means (over
+        // one it is the segments again: no face).
+        let n = h.means.len();
+        for i in 0..n {
+            for j in i + 1..n {
+                for k in j + 1..n {
+                    let e1: [f64; MAX_SERIES] = std::array::from_fn(|c| h.means[j][c] - h.means[i][c]);
+                    let e2: [f64; MAX_SERIES] = std::array::from_fn(|c| h.means[k][c] - h.means[i][c]);
+                    let (m1, m2) = (h.times(&e1), h.times(&e2));
+                    let g = [dot(&e1, &m1), dot(&e1, &m2), dot(&e2, &m2)];
+                    let det = g[0] * g[2] - g[1] * g[1];
+                    if d >= 2 && det > 1e-9 * g[0] * g[2] {
+                        h.faces.push(Face { corners: [i, j, k], e: [e1, e2], m: [m1, m2], g, det });
+                    }
+                }
             }
         }
         Some(h)
@@ -62,7 +96,10 @@ impl Healthy {
     }
 
     /// The squared distance from `y` to the nearest healthy point, and `y` minus that point.
-    fn nearest(&self, y: &[f64]) -> (f64, [f64; MAX_SERIES]) {
+    /// `present`: the tissues (bit per tissue) that border the voxel; a mixture of two tissues
+    /// is healthy only where both are present (each tissue alone, and fluid purer than the
+    /// CSF class, always are). `ANY` allows every mixture everywhere.
+    fn nearest(&self, y: &[f64], present: u8) -> (f64, [f64; MAX_SERIES]) {
         let d = self.d;
         // From each tissue's mean: y − mean, and its squared length.
         let mut from = [([0f64; MAX_SERIES], 0f64); MAX_TISSUES];
@@ -70,60 +107,177 @@ impl Healthy {
             let u: [f64; MAX_SERIES] = std::array::from_fn(|c| if c < d { y[c] - m[c] } else { 0.0 });
             *f = (u, dot(&u, &self.times(&u)));
         }
-        let mut best = (f64::INFINITY, 0usize, 0f64);
-        for (k, (a, _, me, ee, open)) in self.segments.iter().enumerate() {
+        let mut best = (f64::INFINITY, [0f64; MAX_SERIES]);
+        for (a, b, e, me, ee, open) in &self.segments {
             let (u, uu) = &from[*a];
             let ue = dot(u, me);
+            let mixed = present & self.bits[*a] != 0 && present & self.bits[*b] != 0;
             let t = if *ee > 0.0 {
                 let t = ue / ee;
-                if *open { t.min(1.0) } else { t.clamp(0.0, 1.0) }
+                let hi = if mixed { 1.0 } else { 0.0 };
+                if *open { t.min(hi) } else { t.clamp(0.0, hi) }
             } else {
                 0.0
             };
             // |u − t e|² = u·u − 2t u·e + t² e·e (in the metric inv).
             let q = uu - 2.0 * t * ue + t * t * ee;
             if q < best.0 {
-                best = (q, k, t);
+                best = (q, std::array::from_fn(|c| u[c] - t * e[c]));
             }
         }
-        let (q, k, t) = best;
-        let (a, e, ..) = &self.segments[k];
-        let delta = std::array::from_fn(|c| from[*a].0[c] - t * e[c]);
-        (q.max(0.0), delta)
+        // Inside a triangle: the projection onto its plane, where it falls inside (on its
+        // edges the segments above already measured it).
+        for f in &self.faces {
+            if f.corners.iter().any(|&t| present & self.bits[t] == 0) {
+                continue;
+            }
+            let (u, uu) = &from[f.corners[0]];
+            let (b1, b2) = (dot(u, &f.m[0]), dot(u, &f.m[1]));
+            let a = (f.g[2] * b1 - f.g[1] * b2) / f.det;
+            let b = (f.g[0] * b2 - f.g[1] * b1) / f.det;
+            if a >= 0.0 && b >= 0.0 && a + b <= 1.0 {
+                let q = uu - (a * b1 + b * b2);
+                if q < best.0 {
+                    best = (q, std::array::from_fn(|c| u[c] - a * f.e[0][c] - b * f.e[1][c]));
+                }
+            }
+        }
+        (best.0.max(0.0), best.1)
     }
 }
+
+/// Every tissue present: every mixture is healthy everywhere.
+pub(super) const ANY: u8 = u8::MAX;
 
 fn dot(a: &[f64; MAX_SERIES], b: &[f64; MAX_SERIES]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// What `measure` finds per voxel.
+pub(super) struct Measured {
+    pub score: Vec<f32>,
+    pub shares: Vec<f32>,
+    /// Per voxel and series: the voxel's values minus the nearest healthy point's.
+    pub residual: Vec<f32>,
+    /// The metric the distances are measured in (`d` × `d`, the spread's inverse).
+    pub metric: Vec<f64>,
+}
+
 /// Each voxel's departure (`values`: `d` bias-corrected values per voxel) from the tissues
-/// `gaussians` (one covariance shared, CSF first) and their pairwise mixtures; and per voxel
-/// and series, the signed share of its squared distance (brighter +, darker −; the shares'
-/// magnitudes sum to 1, all 0 at distance 0).
-pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian]) -> (Vec<f32>, Vec<f32>) {
+/// `gaussians` (one covariance shared, CSF first) and their pairwise mixtures (`present`: per
+/// voxel, the tissues bordering it, see `Healthy::nearest`; None: every mixture everywhere);
+/// and per voxel and series, the signed share of its squared distance (brighter +, darker −;
+/// the shares' magnitudes sum to 1, all 0 at distance 0).
+pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian], present: Option<&[u8]>) -> Measured {
+    let m = values.len() / d.max(1);
     let Some(healthy) = Healthy::new(d, gaussians) else {
         // Nothing to measure against: no departure anywhere.
-        return (vec![0.0; values.len() / d.max(1)], vec![0.0; values.len()]);
+        return Measured { score: vec![0.0; m], shares: vec![0.0; values.len()], residual: vec![0.0; values.len()], metric: Vec::new() };
     };
     let mut shares = vec![0f32; values.len()];
+    let mut residual = vec![0f32; values.len()];
     let score = values
         .par_chunks(d)
         .zip(shares.par_chunks_mut(d))
-        .map(|(y, share)| {
-            let (q, delta) = healthy.nearest(y);
-            let weighted = healthy.times(&delta);
-            let parts: [f64; MAX_SERIES] = std::array::from_fn(|c| (delta[c] * weighted[c]).max(0.0));
-            let sum: f64 = parts.iter().sum();
-            if sum > 0.0 {
-                for (c, x) in share.iter_mut().enumerate() {
-                    *x = (parts[c] / sum * delta[c].signum()) as f32;
-                }
+        .zip(residual.par_chunks_mut(d))
+        .enumerate()
+        .map(|(i, ((y, share), res))| {
+            let (q, delta) = healthy.nearest(y, present.map_or(ANY, |p| p[i]));
+            for (r, x) in res.iter_mut().zip(&delta) {
+                *r = *x as f32;
             }
+            write_shares(&healthy.times(&delta), &delta, share);
             q.sqrt() as f32
         })
         .collect();
-    (score, shares)
+    let metric = (0..d * d).map(|k| healthy.inv[k / d][k % d]).collect();
+    Measured { score, shares, residual, metric }
+}
+
+/// The distance and signed shares (into `share`) of a residual of `d` values under `metric`
+/// (see `Measured`): how far a neighbourhood's mean residual lies from healthy tissue.
+pub(crate) fn of_residual(residual: &[f64], metric: &[f64], share: &mut [f32]) -> f32 {
+    let d = residual.len();
+    if d > MAX_SERIES || metric.len() != d * d {
+        return 0.0;
+    }
+    let delta: [f64; MAX_SERIES] = std::array::from_fn(|c| residual.get(c).copied().unwrap_or(0.0));
+    let weighted: [f64; MAX_SERIES] =
+        std::array::from_fn(|a| if a < d { (0..d).map(|b| metric[a * d + b] * delta[b]).sum() } else { 0.0 });
+    write_shares(&weighted, &delta, share);
+    dot(&delta, &weighted).max(0.0).sqrt() as f32
+}
+
+/// Each series' signed share of the squared distance `delta`·`weighted` (`weighted`: the
+/// metric times `delta`), into `share`.
+fn write_shares(weighted: &[f64; MAX_SERIES], delta: &[f64; MAX_SERIES], share: &mut [f32]) {
+    let parts: [f64; MAX_SERIES] = std::array::from_fn(|c| (delta[c] * weighted[c]).max(0.0));
+    let sum: f64 = parts.iter().sum();
+    share.iter_mut().for_each(|x| *x = 0.0);
+    if sum > 0.0 {
+        for (c, x) in share.iter_mut().enumerate() {
+            *x = (parts[c] / sum * delta[c].signum()) as f32;
+        }
+    }
+}
+
+/// Per modelled voxel (`brain`: its index in the grid of `dims`), the sums over a box of
+/// `half` voxels to each side (fewer at the grid's edge) of the `k` values `fill` gives each
+/// modelled voxel (0 elsewhere).
+pub(crate) fn box_sums(brain: &[u32], dims: [usize; 3], half: [usize; 3], k: usize, fill: impl Fn(usize, &mut [f32])) -> Vec<f32> {
+    let n = dims.iter().product::<usize>();
+    let mut grid = vec![0f32; n * k];
+    let mut one = vec![0f32; k];
+    for (i, &v) in brain.iter().enumerate() {
+        let v = v as usize;
+        if v < n {
+            one.iter_mut().for_each(|x| *x = 0.0);
+            fill(i, &mut one);
+            for (c, x) in one.iter().enumerate() {
+                grid[c * n + v] = *x;
+            }
+        }
+    }
+    let strides = [1, dims[0], dims[0] * dims[1]];
+    grid.par_chunks_mut(n).for_each(|channel| {
+        for axis in 0..3 {
+            box_sum(channel, dims, strides, axis, half[axis]);
+        }
+    });
+    let mut out = vec![0f32; brain.len() * k];
+    for (i, &v) in brain.iter().enumerate() {
+        let v = v as usize;
+        if v < n {
+            for c in 0..k {
+                out[i * k + c] = grid[c * n + v];
+            }
+        }
+    }
+    out
+}
+
+/// Replaces each value of `data` (a grid of `dims`) by the sum of the values within `half`
+/// steps along `axis`.
+fn box_sum(data: &mut [f32], dims: [usize; 3], strides: [usize; 3], axis: usize, half: usize) {
+    if half == 0 {
+        return;
+    }
+    let len = dims[axis];
+    let step = strides[axis];
+    let mut line = vec![0f64; len + 1];
+    let others: Vec<usize> = (0..3).filter(|&a| a != axis).collect();
+    for j in 0..dims[others[1]] {
+        for i in 0..dims[others[0]] {
+            let base = i * strides[others[0]] + j * strides[others[1]];
+            for k in 0..len {
+                line[k + 1] = line[k] + f64::from(data[base + k * step]);
+            }
+            for k in 0..len {
+                let (lo, hi) = (k.saturating_sub(half), (k + half + 1).min(len));
+                data[base + k * step] = (line[hi] - line[lo]) as f32;
+            }
+        }
+    }
 }
 
 /// Only the departure of each voxel (see `measure`): what the fit leaves out of its tissue
@@ -131,7 +285,7 @@ pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian]) -> (Vec<
 /// for a bias.
 pub(super) fn distances(values: &[f64], d: usize, gaussians: &[Gaussian]) -> Vec<f32> {
     match Healthy::new(d, gaussians) {
-        Some(healthy) => values.par_chunks(d).map(|y| healthy.nearest(y).0.sqrt() as f32).collect(),
+        Some(healthy) => values.par_chunks(d).map(|y| healthy.nearest(y, ANY).0.sqrt() as f32).collect(),
         None => vec![0.0; values.len() / d.max(1)],
     }
 }
@@ -199,7 +353,7 @@ mod tests {
             115.0, 30.0, // three spreads brighter than white matter on the first series
             20.0, 130.0, // CSF on T1, but 30 brighter than CSF on T2
         ];
-        let (score, shares) = measure(&values, 2, &g);
+        let Measured { score, shares, .. } = measure(&values, 2, &g, None);
         assert!(score[0] < 1e-6 && score[1] < 1e-6, "{score:?}");
         assert!((score[2] - 3.0).abs() < 1e-5, "{score:?}");
         assert_eq!(&shares[4..6], &[1.0, 0.0], "all of it on the first series, brighter");
@@ -214,10 +368,53 @@ mod tests {
     fn one_series_sees_only_values_beyond_its_brightest_tissue_fluid_being_open_ended() {
         let cov = vec![16.0];
         let g: Vec<Gaussian> = [40.0, 80.0, 110.0].iter().map(|&m| Gaussian::new(vec![m], cov.clone(), &[0.0])).collect();
-        let (score, shares) = measure(&[70.0, 10.0, 130.0], 1, &g);
+        let Measured { score, shares, .. } = measure(&[70.0, 10.0, 130.0], 1, &g, None);
         assert_eq!(&score[..2], &[0.0, 0.0], "mixtures and fluid purer than the CSF mean are healthy");
         assert!((score[2] - 5.0).abs() < 1e-6, "{score:?}");
         assert_eq!(shares, vec![0.0, 0.0, 1.0]);
         assert_eq!(distances(&[70.0, 10.0, 130.0], 1, &g), score);
     }
+
+    #[test]
+    fn a_mixture_is_healthy_only_where_both_of_its_tissues_border_the_voxel() {
+        let g = tissues(&[[20.0, 100.0], [60.0, 60.0], [100.0, 30.0]], [25.0, 25.0]);
+        // Half CSF, half white matter: on the CSF–white line, about a spread from grey
+        // matter's lines.
+        let y = [60.0, 65.0];
+        let (csf, white) = (1u8, 4u8);
+        let both = measure(&y, 2, &g, Some(&[csf | white]));
+        let white_only = measure(&y, 2, &g, Some(&[white]));
+        assert!(both.score[0] < 1e-6, "{:?}", both.score);
+        assert!(white_only.score[0] > 0.9, "{:?}", white_only.score);
+        // Fluid purer than the CSF class stays healthy with no other tissue near (a ventricle).
+        assert!(measure(&[5.0, 115.0], 2, &g, Some(&[csf])).score[0] < 1e-6);
+        // A mixture of all three inside the triangle: healthy where all three are near.
+        let three = [60.0, 62.0];
+        assert!(measure(&three, 2, &g, Some(&[7])).score[0] < 1e-6);
+        assert!(measure(&three, 2, &g, Some(&[csf | white])).score[0] > 0.3);
+        // The residual under the metric gives the same distance and shares.
+        let mut share = [0f32; 2];
+        let r: Vec<f64> = white_only.residual.iter().map(|&x| f64::from(x)).collect();
+        assert!((of_residual(&r, &white_only.metric, &mut share) - white_only.score[0]).abs() < 1e-4);
+        assert_eq!(share.to_vec(), white_only.shares);
+    }
+
+    #[test]
+    fn box_sums_add_up_the_box_of_modelled_voxels_only() {
+        // A 5 × 4 × 3 grid; the modelled voxels are all but the first, each giving (1, its index).
+        let dims = [5, 4, 3];
+        let brain: Vec<u32> = (1..60).collect();
+        let sums = box_sums(&brain, dims, [1, 1, 0], 2, |i, out| {
+            out[0] = 1.0;
+            out[1] = brain[i] as f32;
+        });
+        // Voxel (1, 1, 0) = 6: its 3 × 3 box in its slice holds 0, 1, 2, 5, 6, 7, 10, 11, 12,
+        // of which 0 is not modelled.
+        let at = brain.iter().position(|&v| v == 6).unwrap();
+        assert_eq!(sums[at * 2], 8.0);
+        assert_eq!(sums[at * 2 + 1], (1 + 2 + 5 + 6 + 7 + 10 + 11 + 12) as f32);
+        // A corner (4, 3, 2) = 59: a 2 × 2 box.
+        assert_eq!(sums[58 * 2], 4.0);
+    }
+
 }

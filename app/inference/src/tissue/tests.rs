@@ -77,7 +77,7 @@ fn fit_phantom(
     channels: &[&[f32]],
     spec: &TissueEmSpec,
 ) -> Option<TissueFit> {
-    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None, false).map(|(fit, _)| fit)
+    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None, None).map(|(fit, _)| fit)
 }
 
 fn agreement(labels: &[u8], truth: &[u8]) -> f64 {
@@ -143,7 +143,7 @@ fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
     few[..10].fill(3);
     let mut p = vec![0f32; 4000];
     let v = vec![1f32; 1000];
-    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None, false).is_none());
+    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None, None).is_none());
     assert_eq!(few.iter().filter(|&&l| l == 3).count(), 10);
 }
 
@@ -166,7 +166,7 @@ fn a_bright_blob_departs_and_healthy_tissue_and_its_boundaries_do_not() {
     }
     let robust = TissueEmSpec { exclude_outliers: Some(3.0), ..spec() };
     let (fit, departure) =
-        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &robust, None, true).expect("fitted");
+        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &robust, None, Some(DepartureSpec { bordering: false })).expect("fitted");
     let departure = departure.expect("asked for");
     let (mut inside, mut outside): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
     for (&v, &score) in departure.voxels.iter().zip(&departure.score) {
@@ -327,7 +327,7 @@ fn an_atlas_places_deep_grey_matter_the_network_calls_white() {
     let n_nucleus = nucleus.iter().filter(|&&b| b).count();
     let run = |share: Option<&[f32]>| {
         let (mut l, mut p) = (labels.clone(), probs.clone());
-        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share, false).expect("fitted");
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share, None).expect("fitted");
         let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
         let ring = (0..l.len()).filter(|&v| truth[v] == 3 && !nucleus[v] && atlas[v] > 0.0);
         let (white, total) = ring.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == 3), t + 1));
