@@ -28,10 +28,10 @@ fn key_region_settings_are_checked_when_the_model_is_loaded() {
     m["tissue_em"] = candidate["tissue_em"].clone();
     common::write_json(&path, &m);
     Manifest::load(&path).expect("the key-region candidate's settings are accepted");
-    m["key_regions"]["seed"] = serde_json::json!(2.0);
+    m["key_regions"]["seed"] = serde_json::json!(1.0);
     common::write_json(&path, &m);
     let err = Manifest::load(&path).err().expect("refused").to_string();
-    assert!(err.contains("key_regions: seed 2"), "{err}");
+    assert!(err.contains("key_regions: seed 1 and grow 1.5"), "{err}");
     m["tissue_em"]["exclude_outliers"] = serde_json::json!(0.5);
     m["key_regions"] = candidate["key_regions"].clone();
     common::write_json(&path, &m);
@@ -93,8 +93,11 @@ fn analyze(study: &Path, series: &[String], out: &Path, model: &Path) -> (String
     (stdout, summary)
 }
 
-/// The key region at the lesion: its centre within 6 mm of the lesion's, its volume within
-/// 30 % of the lesion's, on the lesion's slices; at most `others` other regions.
+/// The key region at the lesion: its centre within 6 mm of the lesion's, its volume from 0.7 to
+/// 2.5 times the lesion's (the score is smoothed over 2 mm to each side, which widens a strong
+/// lesion's region by about that: a 2 mL ball of radius 8 mm grows to about 10 mm, twice the
+/// volume; round 3 of the model card), on the lesion's slices give or take two; at most
+/// `others` other regions.
 fn region_at_lesion<'a>(summary: &'a serde_json::Value, truth: &serde_json::Value, others: usize) -> &'a serde_json::Value {
     let regions = summary["key_regions"].as_array().expect("key_regions in summary.json");
     let centre: Vec<f64> = truth["centre_lps_mm"].as_array().expect("centre").iter().map(|v| v.as_f64().expect("mm")).collect();
@@ -107,11 +110,12 @@ fn region_at_lesion<'a>(summary: &'a serde_json::Value, truth: &serde_json::Valu
     assert!(regions.len() <= 1 + others, "{regions:?}");
     let r = found[0];
     let (ml, truth_ml) = (r["volume_ml"].as_f64().expect("mL"), truth["volume_ml"].as_f64().expect("mL"));
-    assert!((ml / truth_ml - 1.0).abs() < 0.3, "region {ml} mL, lesion {truth_ml} mL");
+    assert!((0.7..2.5).contains(&(ml / truth_ml)), "region {ml} mL, lesion {truth_ml} mL");
     let (first, last) = (r["slices"][0].as_u64().expect("slice"), r["slices"][1].as_u64().expect("slice"));
     let (t0, t1) = (truth["slices"][0].as_u64().expect("slice"), truth["slices"][1].as_u64().expect("slice"));
-    assert!(first <= t0 + 1 && last + 1 >= t1 && first + 1 >= t0 && last <= t1 + 1, "{first}-{last} vs {t0}-{t1}");
-    assert!(r["peak_score"].as_f64().expect("peak") >= 5.0, "{r}");
+    assert!(first <= t0 + 1 && last + 1 >= t1 && first + 2 >= t0 && last <= t1 + 2, "{first}-{last} vs {t0}-{t1}");
+    // Well above the seed (2 spreads, × √2 over two series): the lesion stands out.
+    assert!(r["peak_score"].as_f64().expect("peak") >= 4.0, "{r}");
     r
 }
 
@@ -151,11 +155,9 @@ fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() 
     // T1 + T2-like: both series see it, each named with its share and direction.
     let out2 = tmp.path().join("t1-t2");
     let (stdout, summary) = analyze(&study, &uids, &out2, &model);
-    // The T2-like series is made from T1 (make_lesion_study.py), which real tissue is not: its
-    // pure fluid lies a little off the mixtures of the fitted classes, and small regions in the
-    // ventricles and cisterns come out (the model card's round 2 says so); the lesion's region
-    // must still be the one found at the lesion, with both series.
-    let r = region_at_lesion(&summary, &truth, usize::MAX - 1);
+    // Nothing else departs either: the T2-like series' noise is additive, as MR noise is (with
+    // noise proportional to the value, as round 2 made it, the ventricles came out).
+    let r = region_at_lesion(&summary, &truth, 0);
     let weights = r["series_weights"].as_array().expect("weights");
     assert_eq!(weights.len(), 2, "{r}");
     let second = weights[1]["weight"].as_f64().expect("weight");

@@ -7,8 +7,8 @@ Same study, new series and instance UIDs (a reader must never mistake it for the
 With --t2, also a T2-like series of the same head (series 10): each value mapped from T1
 linearly along the tissue mixtures (the sample's CSF, grey and white matter means on T1, about
 48, 84 and 109, to 1.0, 0.62 and 0.42 of white matter's T1; pure fluid continues the CSF-grey
-line), with 5 % noise of its own (about what a separate acquisition has), and the lesion halfway
-between grey matter and CSF on it.
+line), with noise of its own (about what a separate acquisition has: additive, as MR noise is,
+of 5 % of white matter's value), and the lesion halfway between grey matter and CSF on it.
 Prints the lesion's volume in mL, the 1-based slices it spans and its centre, as JSON.
 
 usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2]
@@ -96,8 +96,8 @@ def main():
              os.path.join(out, f"lesion{n:03d}.dcm"))
         if with_t2:
             w = MEANS[2]
-            lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w * (1 + 0.05 * rng.standard_normal(px.shape))
-            t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) * (1 + 0.05 * rng.standard_normal(px.shape))
+            lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w + 0.05 * w * rng.standard_normal(px.shape)
+            t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) + 0.05 * w * rng.standard_normal(px.shape)
             save(ds, t2, t2_uid, ["focal-test-lesion-t2", str(n)], "T2-like with a synthetic lesion (test copy)", 10,
                  os.path.join(out, f"t2-{n:03d}.dcm"))
     print(json.dumps({"volume_ml": inside * voxel_ml, "slices": [min(slices), max(slices)],
