@@ -257,10 +257,11 @@ def moved(data, from_affine, to_img):
     return ndimage.map_coordinates(data, xyz, order=0, mode="constant", cval=0).reshape(to_img.shape[:3])
 
 
-def on_grid(truth, truth_img, analysis_dir):
-    """The truth (lesion numbers, in the head's RAS grid) on the analysis's grid (nearest)."""
+def on_grid(analysis_dir, *truths):
+    """The analysis's region ids, and each of `truths` (pairs of data and its grid's affine:
+    the lesion numbers, a real lesion's label) on the analysis's grid (nearest voxel)."""
     ids_img = nib.load(os.path.join(analysis_dir, "key_region_ids.nii"))
-    return moved(truth, truth_img.affine, ids_img), np.asarray(ids_img.dataobj).astype(np.int32)
+    return np.asarray(ids_img.dataobj).astype(np.int32), [moved(t, affine, ids_img) for t, affine in truths]
 
 
 def nrrd_to_nifti(src, dst):
@@ -434,19 +435,16 @@ def main():
             t1l, t2l, truth, lesions = insert_lesions(t1, t2, place, means, zooms, rng, noise, patterns)
             case = os.path.join(work, f"lesions-{k}")
             write_study(img, t1l, t2l, case, opts, py)
-            truth_img = nib.Nifti1Image(truth, img.affine)
             uids = series_uids(args.focal, os.path.join(case, "dicom"))
             for series in ("t1", "t1+t2"):
                 use = uids[:1] if series == "t1" else uids[:2]
                 adir = os.path.join(case, f"analysis-{series}")
                 s = analyse(args.focal, args.model, os.path.join(case, "dicom"), use, adir)
-                moved_truth, ids = on_grid(truth, truth_img, adir)
+                ids, placed = on_grid(adir, (truth, img.affine), *([(real, real_img.affine)] if real is not None else []))
+                moved_truth = placed[0]
                 np.save(os.path.join(adir, "truth_on_grid.npy"), moved_truth)  # for replaying settings
                 score_map = np.asarray(nib.load(os.path.join(adir, "key_regions.nii")).dataobj)
-                real_near = None
-                if real is not None:
-                    ids_img = nib.load(os.path.join(adir, "key_region_ids.nii"))
-                    real_near = ndimage.binary_dilation(moved(real, real_img.affine, ids_img) > 0, iterations=2)
+                real_near = ndimage.binary_dilation(placed[1] > 0, iterations=2) if real is not None else None
                 rows, regions, false = score(s, moved_truth, ids, lesions, score_map, real_near)
                 head["lesions"].setdefault(series, []).append({"set": k, "lesions": rows, "regions": len(regions),
                                                                 "false_regions": len(false),

@@ -9,6 +9,7 @@
 //! and other thin bright or dark structures are removed by an in-plane opening; dura, sinuses
 //! and the skull's edge lie at the brain's surface, where no region may start.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::study::geometry::StackGeometry;
@@ -358,7 +359,7 @@ fn smooth(departure: &crate::tissue::Departure, dims: [usize; 3], spacing: [f64;
     }
     let half: [usize; 3] = std::array::from_fn(|a| (radius_mm / spacing[a].max(1e-6)).round() as usize);
     // Per voxel: the residual's sums over the box, then how many modelled voxels it holds.
-    let sums = crate::tissue::departure::box_sums(&departure.voxels, dims, half, d + 1, |i, out| {
+    let sums = box_sums(&departure.voxels, dims, half, d + 1, |i, out| {
         out[..d].copy_from_slice(&departure.residual[i * d..(i + 1) * d]);
         out[d] = 1.0;
     });
@@ -376,6 +377,65 @@ fn smooth(departure: &crate::tissue::Departure, dims: [usize; 3], spacing: [f64;
         score[i] = crate::tissue::departure::of_residual(&mean, &departure.metric, &mut shares[i * d..(i + 1) * d]);
     }
     Some((score, shares))
+}
+
+/// Per modelled voxel (`brain`: its index in the grid of `dims`), the sums over a box of
+/// `half` voxels to each side (fewer at the grid's edge) of the `k` values `fill` gives each
+/// modelled voxel (0 elsewhere).
+fn box_sums(brain: &[u32], dims: [usize; 3], half: [usize; 3], k: usize, fill: impl Fn(usize, &mut [f32])) -> Vec<f32> {
+    let n = dims.iter().product::<usize>();
+    let mut grid = vec![0f32; n * k];
+    let mut one = vec![0f32; k];
+    for (i, &v) in brain.iter().enumerate() {
+        let v = v as usize;
+        if v < n {
+            one.iter_mut().for_each(|x| *x = 0.0);
+            fill(i, &mut one);
+            for (c, x) in one.iter().enumerate() {
+                grid[c * n + v] = *x;
+            }
+        }
+    }
+    let strides = [1, dims[0], dims[0] * dims[1]];
+    grid.par_chunks_mut(n).for_each(|channel| {
+        for (axis, &h) in half.iter().enumerate() {
+            box_sum(channel, dims, strides, axis, h);
+        }
+    });
+    let mut out = vec![0f32; brain.len() * k];
+    for (i, &v) in brain.iter().enumerate() {
+        let v = v as usize;
+        if v < n {
+            for c in 0..k {
+                out[i * k + c] = grid[c * n + v];
+            }
+        }
+    }
+    out
+}
+
+/// Replaces each value of `data` (a grid of `dims`) by the sum of the values within `half`
+/// steps along `axis`.
+fn box_sum(data: &mut [f32], dims: [usize; 3], strides: [usize; 3], axis: usize, half: usize) {
+    if half == 0 {
+        return;
+    }
+    let len = dims[axis];
+    let step = strides[axis];
+    let mut line = vec![0f64; len + 1];
+    let others: Vec<usize> = (0..3).filter(|&a| a != axis).collect();
+    for j in 0..dims[others[1]] {
+        for i in 0..dims[others[0]] {
+            let base = i * strides[others[0]] + j * strides[others[1]];
+            for k in 0..len {
+                line[k + 1] = line[k] + f64::from(data[base + k * step]);
+            }
+            for k in 0..len {
+                let (lo, hi) = (k.saturating_sub(half), (k + half + 1).min(len));
+                data[base + k * step] = (line[hi] - line[lo]) as f32;
+            }
+        }
+    }
 }
 
 /// Adds to a region (`members`, voxel indices) the brain voxels it encloses in each slice: a
@@ -559,6 +619,24 @@ mod tests {
         // Without smoothing the noise alone crosses the same thresholds in many places.
         let raw = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &KeyRegionSpec { smooth_mm: 0.0, ..spec });
         assert!(raw.regions.len() != 1 || raw.regions[0].volume_ml > 2.0 * truth, "{:?}", raw.regions);
+    }
+
+    #[test]
+    fn box_sums_add_up_the_box_of_modelled_voxels_only() {
+        // A 5 × 4 × 3 grid; the modelled voxels are all but the first, each giving (1, its index).
+        let dims = [5, 4, 3];
+        let brain: Vec<u32> = (1..60).collect();
+        let sums = box_sums(&brain, dims, [1, 1, 0], 2, |i, out| {
+            out[0] = 1.0;
+            out[1] = brain[i] as f32;
+        });
+        // Voxel (1, 1, 0) = 6: its 3 × 3 box in its slice holds 0, 1, 2, 5, 6, 7, 10, 11, 12,
+        // of which 0 is not modelled.
+        let at = brain.iter().position(|&v| v == 6).unwrap();
+        assert_eq!(sums[at * 2], 8.0);
+        assert_eq!(sums[at * 2 + 1], (1 + 2 + 5 + 6 + 7 + 10 + 11 + 12) as f32);
+        // A corner (4, 3, 2) = 59: a 2 × 2 box.
+        assert_eq!(sums[58 * 2], 4.0);
     }
 
     #[test]

@@ -394,7 +394,6 @@ pub fn read_segmentation(header: &InstanceHeader, grid: &Grid) -> Result<PlacedS
         for (s, &f) in group.iter().enumerate() {
             slot[f] = s;
         }
-
         let value = (index + 1) as u8;
         let mut voxels = 0usize;
         planes.sample(grid, &group, &mut hit, |voxel, frame, pixel| {

@@ -27,8 +27,6 @@ struct Healthy {
     d: usize,
     inv: [[f64; MAX_SERIES]; MAX_SERIES],
     means: Vec<[f64; MAX_SERIES]>,
-    /// Each point's tissue as a bit of `present`.
-    bits: Vec<u8>,
     /// Start and end (tissues), direction e, inv·e, e·inv·e, and whether it runs on beyond its
     /// start.
     segments: Vec<(usize, usize, [f64; MAX_SERIES], [f64; MAX_SERIES], f64, bool)>,
@@ -60,10 +58,9 @@ impl Healthy {
                 *x = first.inv[a * d + b];
             }
         }
-        let point = |m: &[f64]| -> [f64; MAX_SERIES] { std::array::from_fn(|c| if c < d { m.get(c).copied().unwrap_or(0.0) } else { 0.0 }) };
-        let means: Vec<[f64; MAX_SERIES]> = gaussians.iter().map(|g| point(&g.mean)).collect();
-        let bits: Vec<u8> = (0..means.len()).map(|t| 1u8 << t).collect();
-        let mut h = Healthy { d, inv, means, bits, segments: Vec::new(), faces: Vec::new() };
+        let means: Vec<[f64; MAX_SERIES]> =
+            gaussians.iter().map(|g| std::array::from_fn(|c| if c < d { g.mean[c] } else { 0.0 })).collect();
+        let mut h = Healthy { d, inv, means, segments: Vec::new(), faces: Vec::new() };
         for i in 0..h.means.len() {
             for j in i..h.means.len() {
                 let e: [f64; MAX_SERIES] = std::array::from_fn(|c| h.means[j][c] - h.means[i][c]);
@@ -96,9 +93,9 @@ impl Healthy {
     }
 
     /// The squared distance from `y` to the nearest healthy point, and `y` minus that point.
-    /// `present`: the tissues (bit per tissue) that border the voxel; a mixture of two tissues
-    /// is healthy only where both are present (each tissue alone, and fluid purer than the
-    /// CSF class, always are). `ANY` allows every mixture everywhere.
+    /// `present`: the tissues (bit t for tissue t) that border the voxel; a mixture of two or
+    /// three tissues is healthy only where all of them are present (each tissue alone, and
+    /// fluid purer than the CSF class, always are). `ANY` allows every mixture everywhere.
     fn nearest(&self, y: &[f64], present: u8) -> (f64, [f64; MAX_SERIES]) {
         let d = self.d;
         // From each tissue's mean: y − mean, and its squared length.
@@ -111,7 +108,7 @@ impl Healthy {
         for (a, b, e, me, ee, open) in &self.segments {
             let (u, uu) = &from[*a];
             let ue = dot(u, me);
-            let mixed = present & self.bits[*a] != 0 && present & self.bits[*b] != 0;
+            let mixed = present >> a & 1 == 1 && present >> b & 1 == 1;
             let t = if *ee > 0.0 {
                 let t = ue / ee;
                 let hi = if mixed { 1.0 } else { 0.0 };
@@ -128,7 +125,7 @@ impl Healthy {
         // Inside a triangle: the projection onto its plane, where it falls inside (on its
         // edges the segments above already measured it).
         for f in &self.faces {
-            if f.corners.iter().any(|&t| present & self.bits[t] == 0) {
+            if f.corners.iter().any(|&t| present >> t & 1 == 0) {
                 continue;
             }
             let (u, uu) = &from[f.corners[0]];
@@ -190,7 +187,8 @@ pub(super) fn measure(values: &[f64], d: usize, gaussians: &[Gaussian], present:
             q.sqrt() as f32
         })
         .collect();
-    let metric = (0..d * d).map(|k| healthy.inv[k / d][k % d]).collect();
+    // Healthy's metric is the first tissue's inverse covariance (shared by all).
+    let metric = gaussians[0].inv.clone();
     Measured { score, shares, residual, metric }
 }
 
@@ -217,65 +215,6 @@ fn write_shares(weighted: &[f64; MAX_SERIES], delta: &[f64; MAX_SERIES], share: 
     if sum > 0.0 {
         for (c, x) in share.iter_mut().enumerate() {
             *x = (parts[c] / sum * delta[c].signum()) as f32;
-        }
-    }
-}
-
-/// Per modelled voxel (`brain`: its index in the grid of `dims`), the sums over a box of
-/// `half` voxels to each side (fewer at the grid's edge) of the `k` values `fill` gives each
-/// modelled voxel (0 elsewhere).
-pub(crate) fn box_sums(brain: &[u32], dims: [usize; 3], half: [usize; 3], k: usize, fill: impl Fn(usize, &mut [f32])) -> Vec<f32> {
-    let n = dims.iter().product::<usize>();
-    let mut grid = vec![0f32; n * k];
-    let mut one = vec![0f32; k];
-    for (i, &v) in brain.iter().enumerate() {
-        let v = v as usize;
-        if v < n {
-            one.iter_mut().for_each(|x| *x = 0.0);
-            fill(i, &mut one);
-            for (c, x) in one.iter().enumerate() {
-                grid[c * n + v] = *x;
-            }
-        }
-    }
-    let strides = [1, dims[0], dims[0] * dims[1]];
-    grid.par_chunks_mut(n).for_each(|channel| {
-        for axis in 0..3 {
-            box_sum(channel, dims, strides, axis, half[axis]);
-        }
-    });
-    let mut out = vec![0f32; brain.len() * k];
-    for (i, &v) in brain.iter().enumerate() {
-        let v = v as usize;
-        if v < n {
-            for c in 0..k {
-                out[i * k + c] = grid[c * n + v];
-            }
-        }
-    }
-    out
-}
-
-/// Replaces each value of `data` (a grid of `dims`) by the sum of the values within `half`
-/// steps along `axis`.
-fn box_sum(data: &mut [f32], dims: [usize; 3], strides: [usize; 3], axis: usize, half: usize) {
-    if half == 0 {
-        return;
-    }
-    let len = dims[axis];
-    let step = strides[axis];
-    let mut line = vec![0f64; len + 1];
-    let others: Vec<usize> = (0..3).filter(|&a| a != axis).collect();
-    for j in 0..dims[others[1]] {
-        for i in 0..dims[others[0]] {
-            let base = i * strides[others[0]] + j * strides[others[1]];
-            for k in 0..len {
-                line[k + 1] = line[k] + f64::from(data[base + k * step]);
-            }
-            for k in 0..len {
-                let (lo, hi) = (k.saturating_sub(half), (k + half + 1).min(len));
-                data[base + k * step] = (line[hi] - line[lo]) as f32;
-            }
         }
     }
 }
@@ -398,23 +337,4 @@ mod tests {
         assert!((of_residual(&r, &white_only.metric, &mut share) - white_only.score[0]).abs() < 1e-4);
         assert_eq!(share.to_vec(), white_only.shares);
     }
-
-    #[test]
-    fn box_sums_add_up_the_box_of_modelled_voxels_only() {
-        // A 5 × 4 × 3 grid; the modelled voxels are all but the first, each giving (1, its index).
-        let dims = [5, 4, 3];
-        let brain: Vec<u32> = (1..60).collect();
-        let sums = box_sums(&brain, dims, [1, 1, 0], 2, |i, out| {
-            out[0] = 1.0;
-            out[1] = brain[i] as f32;
-        });
-        // Voxel (1, 1, 0) = 6: its 3 × 3 box in its slice holds 0, 1, 2, 5, 6, 7, 10, 11, 12,
-        // of which 0 is not modelled.
-        let at = brain.iter().position(|&v| v == 6).unwrap();
-        assert_eq!(sums[at * 2], 8.0);
-        assert_eq!(sums[at * 2 + 1], (1 + 2 + 5 + 6 + 7 + 10 + 11 + 12) as f32);
-        // A corner (4, 3, 2) = 59: a 2 × 2 box.
-        assert_eq!(sums[58 * 2], 4.0);
-    }
-
 }
