@@ -88,6 +88,8 @@ pub(crate) fn run(
     let mut postprocess = Vec::new();
     // The fluid rim's voxels and the class they take after the last step ("label_as").
     let mut rim_as: Option<(Vec<usize>, usize)> = None;
+    // The classes the fluid rim's step found (which end of the values fluid is at).
+    let mut rim_classes: Option<super::postprocess::FluidClass> = None;
     for step in engine.manifest.postprocess.clone() {
         if cancel.load(Ordering::Relaxed) {
             return Err(InferenceError::Cancelled);
@@ -129,6 +131,7 @@ pub(crate) fn run(
                 let (removed, class) =
                     super::postprocess::trim_fluid_rim(labels, &volume.data, [cols, rows, slices], spacing, rim.depth_mm);
                 detail = class.as_ref().map(|c| c.describe());
+                rim_classes = class;
                 match (rim.label_as.as_deref().and_then(|n| engine.manifest.label_named(n)), &class) {
                     (Some(class), Some(fluid)) => {
                         // Rim voxels without signal (a skull-stripped scan's zeros) are not CSF.
@@ -171,6 +174,7 @@ pub(crate) fn run(
                     spec,
                     placed.as_ref().and_then(|p| p.as_deref().ok()),
                     engine.manifest.key_regions.as_ref().map(|k| k.departure()),
+                    rim_classes.as_ref(),
                 ) else {
                     continue;
                 };

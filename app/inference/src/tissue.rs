@@ -99,6 +99,28 @@ pub struct TissueFit {
     pub changed: usize,
     pub iterations: usize,
     pub channels: usize,
+    /// The tail of the primary series' values set aside before the classes were found (see
+    /// [`fit_tissue`]).
+    pub tail: Option<ValueTail>,
+}
+
+/// A tail of a scan's values at the end away from fluid, with its share of the brain.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueTail {
+    /// Values above this.
+    Above(f64, f64),
+    /// Values below this.
+    Below(f64, f64),
+}
+
+impl ValueTail {
+    /// Whether a value lies in the tail.
+    fn holds(self, value: f64) -> bool {
+        match self {
+            ValueTail::Above(cut, _) => value > cut,
+            ValueTail::Below(cut, _) => value < cut,
+        }
+    }
 }
 
 impl TissueFit {
@@ -113,8 +135,17 @@ impl TissueFit {
             String::new()
         };
         let deep = self.deep_gm_mean.map(|m| format!(" (deep grey matter {m:.1})")).unwrap_or_default();
+        let tail = match self.tail {
+            Some(ValueTail::Above(v, share)) => {
+                format!("; values above {v:.1} ({:.0} % of the brain: enhancement, vessels or tissue next to the brain) started no class and were left out of its statistics", share * 100.0)
+            }
+            Some(ValueTail::Below(v, share)) => {
+                format!("; values below {v:.1} ({:.0} % of the brain) started no class and were left out of its statistics", share * 100.0)
+            }
+            None => String::new(),
+        };
         format!(
-            "fitted to this scan{series}: CSF {a:.1}, grey matter {b:.1}{deep}, white matter {c:.1} (primary series' values; {p:.0} %, {q:.0} %, {r:.0} % of the brain), bias field ×{:.2}–{:.2}, {} rounds",
+            "fitted to this scan{series}: CSF {a:.1}, grey matter {b:.1}{deep}, white matter {c:.1} (primary series' values; {p:.0} %, {q:.0} %, {r:.0} % of the brain), bias field ×{:.2}–{:.2}, {} rounds{tail}",
             self.bias_range[0], self.bias_range[1], self.iterations
         )
     }
@@ -158,7 +189,9 @@ pub struct Departure {
 /// grid: the deep grey-matter atlas placed on this scan ([`atlas::DeepGmAtlas::shares`]),
 /// which then sets the deep component instead of `deep_gm_mm`. Returns None, changing
 /// nothing, when the brain is too small to fit a model to (under 1,000 voxels). With the fit,
-/// when `departure` asks: where the scan departs from it, measured as it says.
+/// when `departure` asks: where the scan departs from it, measured as it says. `fluid_seen`:
+/// the classes the fluid rim's step found on the whole brain, its rim included, which say
+/// which end of the primary series' values fluid is at.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_tissue(
     labels: &mut [u8],
@@ -170,6 +203,7 @@ pub fn fit_tissue(
     spec: &TissueEmSpec,
     atlas_share: Option<&[f32]>,
     departure: Option<DepartureSpec>,
+    fluid_seen: Option<&FluidClass>,
 ) -> Option<(TissueFit, Option<Departure>)> {
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
@@ -252,8 +286,32 @@ pub fn fit_tissue(
     let network_label: Vec<u8> = brain.iter().map(|&v| labels[v as usize]).collect();
     // Which intensity class is which tissue: three k-means classes of the primary series;
     // fluid is the class farthest from the median (dark CSF on T1 and FLAIR, bright on T2);
-    // of the other two, grey matter is the one the network calls grey more than white.
-    let classes = FluidClass::of_sorted(&primary_sorted);
+    // of the other two, grey matter is the one the network calls grey more than white. With the
+    // extra-axial fluid gone (the fluid rim, left out of this fit), what remains of fluid can be
+    // scarce (the ventricles of a scan with thick slices), and the class farthest from the
+    // median may then be the other end's tail: on a contrast-enhanced T1, enhancing vessels and
+    // dura and tissue next to the brain. Taken for fluid, or for a tissue, it would pull that
+    // class's mean there. Where the rim's step saw fluid at the other end of the whole brain's
+    // values, that tail is set aside and the three classes are found again without it (its
+    // voxels start in the nearest class).
+    let own = FluidClass::of_sorted(&primary_sorted);
+    let (classes, tail) = match fluid_seen.map(|seen| seen.fluid) {
+        Some(end @ (0 | 2)) if own.fluid != end => {
+            let kept = if end == 0 {
+                let cut = 0.5 * (own.centres[1] + own.centres[2]);
+                &primary_sorted[..primary_sorted.partition_point(|&v| v < cut)]
+            } else {
+                let cut = 0.5 * (own.centres[0] + own.centres[1]);
+                &primary_sorted[primary_sorted.partition_point(|&v| v <= cut)..]
+            };
+            let mut classes = if kept.len() >= 64 { FluidClass::of_sorted(kept) } else { own };
+            classes.fluid = end;
+            let (lo, hi) = (kept.first().copied().unwrap_or(0.0), kept.last().copied().unwrap_or(0.0));
+            let share = 1.0 - kept.len() as f64 / m as f64;
+            (classes, Some(if end == 0 { ValueTail::Above(hi, share) } else { ValueTail::Below(lo, share) }))
+        }
+        _ => (own, None),
+    };
     drop(primary_sorted);
     let cluster: Vec<usize> = (0..m).map(|i| classes.class_of(raw[i * d])).collect();
     let mut lean = [0f64; 3];
@@ -333,7 +391,7 @@ pub fn fit_tissue(
         // field, once the classes have settled: a bright lesion would otherwise pull white
         // matter's mean and widen the shared spread, and be taken for a bias and corrected away.
         let t = std::time::Instant::now();
-        let inlier: Vec<f32> = if let (Some(limit), true) = (spec.exclude_outliers, round >= 2 && !gaussians.is_empty()) {
+        let mut inlier: Vec<f32> = if let (Some(limit), true) = (spec.exclude_outliers, round >= 2 && !gaussians.is_empty()) {
             departure::distances(&corrected, d, &gaussians)
                 .into_iter()
                 .map(|s| if f64::from(s) <= limit { 1.0 } else { 0.0 })
@@ -341,6 +399,10 @@ pub fn fit_tissue(
         } else {
             vec![1.0; m]
         };
+        // The tail set aside stays out of the statistics and the bias field in every round.
+        if let Some(tail) = tail {
+            inlier.iter_mut().enumerate().filter(|(i, _)| tail.holds(raw[i * d])).for_each(|(_, w)| *w = 0.0);
+        }
         outlier_seconds += t.elapsed().as_secs_f64();
         // M step: each tissue's mean from its responsibilities, and one covariance shared by
         // the three (their pooled scatter): a class's own spread on a real scan is mostly
@@ -560,6 +622,7 @@ pub fn fit_tissue(
         changed,
         iterations: spec.iterations,
         channels: d,
+        tail,
     };
     let departure = measured.map(|(measured, seconds)| Departure {
         voxels: brain,

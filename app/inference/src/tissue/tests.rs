@@ -77,7 +77,7 @@ fn fit_phantom(
     channels: &[&[f32]],
     spec: &TissueEmSpec,
 ) -> Option<TissueFit> {
-    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None, None).map(|(fit, _)| fit)
+    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None, None, None).map(|(fit, _)| fit)
 }
 
 fn agreement(labels: &[u8], truth: &[u8]) -> f64 {
@@ -143,7 +143,7 @@ fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
     few[..10].fill(3);
     let mut p = vec![0f32; 4000];
     let v = vec![1f32; 1000];
-    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None, None).is_none());
+    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None, None, None).is_none());
     assert_eq!(few.iter().filter(|&&l| l == 3).count(), 10);
 }
 
@@ -166,7 +166,7 @@ fn a_bright_blob_departs_and_healthy_tissue_and_its_boundaries_do_not() {
     }
     let robust = TissueEmSpec { exclude_outliers: Some(3.0), ..spec() };
     let (fit, departure) =
-        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &robust, None, Some(DepartureSpec { bordering: false })).expect("fitted");
+        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &robust, None, Some(DepartureSpec { bordering: false }), None).expect("fitted");
     let departure = departure.expect("asked for");
     let (mut inside, mut outside): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
     for (&v, &score) in departure.voxels.iter().zip(&departure.score) {
@@ -327,7 +327,7 @@ fn an_atlas_places_deep_grey_matter_the_network_calls_white() {
     let n_nucleus = nucleus.iter().filter(|&&b| b).count();
     let run = |share: Option<&[f32]>| {
         let (mut l, mut p) = (labels.clone(), probs.clone());
-        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share, None).expect("fitted");
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share, None, None).expect("fitted");
         let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
         let ring = (0..l.len()).filter(|&v| truth[v] == 3 && !nucleus[v] && atlas[v] > 0.0);
         let (white, total) = ring.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == 3), t + 1));
@@ -338,4 +338,45 @@ fn an_atlas_places_deep_grey_matter_the_network_calls_white() {
     assert!(alone < 0.4, "one grey-matter Gaussian: {alone:.2} of the nucleus grey");
     assert!(by_atlas > 0.8, "placed by the atlas: {by_atlas:.2} of the nucleus grey");
     assert!(ring_white > 0.6, "white matter under the atlas's soft edge kept white: {ring_white:.2}");
+}
+
+/// A contrast-enhanced T1 after the fluid rim's step: little fluid left (the ventricle only)
+/// and a bright tail (enhancing vessels, 5 % of the brain) that k-means makes a class of its
+/// own, farthest from the median. Alone, the fit takes that tail for fluid; told by the rim's
+/// step that fluid is the dark end, it sets the tail aside and finds the three tissues.
+#[test]
+fn a_bright_tail_is_not_taken_for_fluid_when_the_rim_saw_fluid_dark() {
+    let (mut labels, mut values, probs, truth) = phantom([30.0, 70.0, 100.0]);
+    let s = 40usize;
+    let mut tail = 0;
+    for v in 0..s * s * s {
+        let (x, y, z) = (v % s, (v / s) % s, v / (s * s));
+        let r2 = [x, y, z].map(|c| (c as f32 - 19.5).powi(2)).iter().sum::<f32>();
+        if truth[v] == 1 && r2 > 15.5f32.powi(2) {
+            labels[v] = 0; // the surface CSF: the fluid rim, left out of the fit
+        } else if truth[v] == 3 && (x == 12 || x == 13 || y == 27) {
+            values[v] = 220.0; // enhancing vessels
+            tail += 1;
+        }
+    }
+    let brain = labels.iter().filter(|&&l| l != 0).count();
+    assert!(tail * 25 > brain && tail * 10 < brain, "tail {tail} of {brain}");
+    let seen = FluidClass { centres: [30.0, 70.0, 100.0], fluid: 0, no_signal: 0.0 };
+    let fit = |seen: Option<&FluidClass>| {
+        let (mut l, mut p) = (labels.clone(), probs.clone());
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, seen).expect("fitted").0
+    };
+    let alone = fit(None);
+    assert!(alone.means[0] > 150.0, "without the rim's classes fluid goes to the tail: {:?}", alone.means);
+    let told = fit(Some(&seen));
+    let [csf, grey, white] = told.means;
+    assert!((csf - 30.0).abs() < 10.0 && (grey - 70.0).abs() < 10.0 && (white - 100.0).abs() < 10.0, "{:?}", told.means);
+    assert!(matches!(told.tail, Some(ValueTail::Above(cut, share)) if cut > 100.0 && cut < 220.0 && share > 0.03), "{:?}", told.tail);
+    assert!(told.describe().contains("started no class"));
+    // The fit relabels the brain it was given.
+    let (mut l, mut p) = (labels.clone(), probs.clone());
+    fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, Some(&seen));
+    let ventricle_csf = (0..s * s * s).filter(|&v| truth[v] == 1 && labels[v] != 0 && l[v] == 1).count();
+    let ventricle = (0..s * s * s).filter(|&v| truth[v] == 1 && labels[v] != 0).count();
+    assert!(ventricle_csf * 10 >= ventricle * 8, "{ventricle_csf} of {ventricle} ventricle voxels CSF");
 }
