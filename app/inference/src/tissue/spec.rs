@@ -31,6 +31,11 @@ pub struct TissueEmSpec {
     /// voxel counts (3.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_outliers: Option<f64>,
+    /// Fluid at the end of the values where the fluid rim's step found it on the whole brain,
+    /// and a tail at the other end set aside (see [`super::fit_tissue`]; a candidate, 3.3.1).
+    /// False: fluid is the fit's own class farthest from the median (3.3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fluid_end_from_rim: bool,
     #[serde(default)]
     pub description: Option<String>,
 }

@@ -12,6 +12,7 @@ fn spec() -> TissueEmSpec {
         deep_gm_mm: None,
         deep_gm_atlas: None,
         exclude_outliers: None,
+        fluid_end_from_rim: false,
         description: None,
     }
 }
