@@ -320,3 +320,43 @@ fn read_f32_nifti(path: &Path) -> Vec<f32> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
+
+/// A series acquired with contrast is named as such wherever its warnings go (`focal info`, the
+/// analysis's CLI lines and summary.json, hence the window and the report): the tissue model was
+/// built on unenhanced scans, and on contrast-enhanced T1 its classes can be wrong (MODEL_CARD.md,
+/// Known failure modes). ContrastBolusAgent says so; without it, a description such as "T1 +C";
+/// the same series without either gets no such warning.
+#[test]
+fn a_series_acquired_with_contrast_is_named_as_such() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let info = |dir: &Path| {
+        let (code, stdout, stderr) = common::run_focal(&["info", dir.to_str().expect("path")]);
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let agent = second_series(tmp.path(), "contrast");
+    let described = second_series(tmp.path(), "contrast-description");
+    let plain = second_series(tmp.path(), "same");
+    assert!(info(&agent).contains("acquired with contrast (ContrastBolusAgent is set)"), "{}", info(&agent));
+    let text = info(&described);
+    assert!(text.contains("acquired with contrast (its series description says so)"), "{text}");
+    assert!(!info(&plain).contains("contrast"), "{}", info(&plain));
+    let out = tmp.path().join("analysis");
+    let (code, stdout, stderr) = common::run_focal(&[
+        "analyze",
+        agent.to_str().expect("path"),
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().expect("path"),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("WARNING: series") && l.contains("acquired with contrast")),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary")).expect("json");
+    let warnings = summary["slots"][0]["warnings"].as_array().expect("the slot's warnings");
+    assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("acquired with contrast"))), "{warnings:?}");
+}

@@ -155,6 +155,9 @@ pub struct InstanceHeader {
     pub instance_number: Option<i64>,
     pub body_part: Option<String>,
     pub gantry_tilt: Option<f64>,
+    /// Whether ContrastBolusAgent (0018,0010) names an agent (the value itself is free text
+    /// that de-identification blanks, so it is not kept).
+    pub contrast_agent: bool,
     /// `None` for objects without an image (reports, plans, structure sets).
     pub pixels: Option<PixelLayout>,
     /// One entry per frame.
@@ -198,6 +201,8 @@ impl InstanceHeader {
             instance_number: attrs::int(obj, tags::INSTANCE_NUMBER),
             body_part: s(tags::BODY_PART_EXAMINED),
             gantry_tilt: attrs::float(obj, tags::GANTRY_DETECTOR_TILT),
+            contrast_agent: s(tags::CONTRAST_BOLUS_AGENT)
+                .is_some_and(|a| !matches!(a.trim().to_ascii_uppercase().as_str(), "" | "NONE" | "NO" | "N/A")),
             pixels,
             frames,
         }

@@ -40,6 +40,43 @@ pub enum SeriesWarning {
     ImplausibleSpacing { spacing_mm: [f64; 3] },
     /// Geometry or value elements present but unreadable (e.g. "NaN"); nothing was read from them.
     UnreadableValues { elements: Vec<&'static str> },
+    /// Acquired after a contrast agent: enhancing vessels, dura, choroid plexus and lesions are
+    /// bright, which tissue models built on unenhanced scans do not expect.
+    Contrast { evidence: ContrastEvidence },
+}
+
+/// What says a series was acquired with contrast.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContrastEvidence {
+    /// ContrastBolusAgent (0018,0010) is set on its images.
+    BolusAgent,
+    /// Its series description says so ("+C", "post-contrast", "Gd+"…), with no agent given.
+    Description,
+}
+
+/// Whether a series description names a contrast-enhanced acquisition: "T1 +C", "T1 C+",
+/// "MPRAGE post-contrast", "T1 Gd+", "T1 post Gad", "with contrast". Only positive forms: "pre
+/// contrast", "non-contrast" and "w/o contrast" do not count.
+pub fn description_says_contrast(description: &str) -> bool {
+    let d = description.to_ascii_uppercase();
+    let words: Vec<&str> = d.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+')).filter(|w| !w.is_empty()).collect();
+    let word = |w: &str| words.contains(&w);
+    word("+C")
+        || word("C+")
+        || word("+GD")
+        || word("GD+")
+        || word("+GAD")
+        || word("GAD+")
+        || word("POSTCONTRAST")
+        || word("GADO")
+        || d.contains("POST-CONTRAST")
+        || d.contains("POST CONTRAST")
+        || d.contains("POST GAD")
+        || d.contains("POST-GAD")
+        || d.contains("WITH CONTRAST")
+        || d.contains("W/ CONTRAST")
+        || d.contains("W/CONTRAST")
 }
 
 impl SeriesWarning {
@@ -76,6 +113,16 @@ impl std::fmt::Display for SeriesWarning {
             }
             SeriesWarning::UnreadableValues { elements } => {
                 write!(f, "unreadable {} (present, but not finite numbers)", elements.join(", "))
+            }
+            SeriesWarning::Contrast { evidence } => {
+                let why = match evidence {
+                    ContrastEvidence::BolusAgent => "ContrastBolusAgent is set",
+                    ContrastEvidence::Description => "its series description says so",
+                };
+                write!(
+                    f,
+                    "acquired with contrast ({why}): enhancing vessels, dura, choroid plexus and lesions are bright, and a tissue model built on unenhanced scans can take them for another tissue"
+                )
             }
         }
     }
@@ -337,6 +384,11 @@ fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_p
     if !unreadable.is_empty() {
         warnings.push(SeriesWarning::UnreadableValues { elements: unreadable });
     }
+    if slices.iter().any(|s| s.instance.contrast_agent) {
+        warnings.push(SeriesWarning::Contrast { evidence: ContrastEvidence::BolusAgent });
+    } else if first.instance.series_description.as_deref().is_some_and(description_says_contrast) {
+        warnings.push(SeriesWarning::Contrast { evidence: ContrastEvidence::Description });
+    }
     Stack {
         rows,
         columns,
@@ -345,5 +397,41 @@ fn build_stack(mut slices: Vec<SliceRef>, rows: u32, columns: u32, samples_per_p
         geometry,
         warnings,
         slices,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::description_says_contrast;
+
+    #[test]
+    fn contrast_is_read_from_a_description_only_in_its_positive_forms() {
+        for yes in [
+            "T1 +C AX",
+            "AX T1 C+",
+            "MPRAGE post-contrast",
+            "T1_MPRAGE POST CONTRAST",
+            "T1 SE Gd+",
+            "t1 +gd",
+            "T1 post Gad",
+            "Brain with contrast",
+            "T1 W/ CONTRAST",
+            "T1 FS GADO",
+        ] {
+            assert!(description_says_contrast(yes), "{yes}");
+        }
+        for no in [
+            "T1 3D axial",
+            "T1 pre contrast",
+            "T1 non-contrast",
+            "T1 W/O CONTRAST",
+            "Brain without contrast",
+            "T2 FLAIR",
+            "T1 thick slices 4 mm (test copy)",
+            "CT head C1-C2",
+            "Gadolinium-free protocol",
+        ] {
+            assert!(!description_says_contrast(no), "{no}");
+        }
     }
 }

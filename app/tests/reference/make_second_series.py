@@ -2,9 +2,10 @@
 """Writes a second series of the sample study's head, as a clinical scanner would acquire it:
 4 mm thick slices (pairs of the sample's 2 mm slices averaged) at 2 x 2 mm pixels, in the
 same study and frame of reference, with its own series UID. Variants for refusals change one
-thing: another patient, another frame of reference, or a position 500 mm away.
+thing: another patient, another frame of reference, or a position 500 mm away; or say the
+series was acquired with contrast, by ContrastBolusAgent or by its description alone.
 
-usage: make_second_series.py SAMPLE_DIR OUT_DIR [same|other-patient|other-frame|far]
+usage: make_second_series.py SAMPLE_DIR OUT_DIR [same|other-patient|other-frame|far|contrast|contrast-description]
 """
 import glob
 import os
@@ -40,6 +41,11 @@ def main():
         if variant == "other-patient":
             ds.PatientID = "SOMEONE-ELSE-0002"
             ds.PatientName = "Other^Person"
+        if variant == "contrast":
+            ds.ContrastBolusAgent = "GADOBUTROL (test copy)"
+            ds.ContrastBolusRoute = "IV"
+        if variant == "contrast-description":
+            ds.SeriesDescription = "T1 +C thick slices 4 mm (test copy)"
         ipp = [float(v) for v in a.ImagePositionPatient]
         z = (float(a.ImagePositionPatient[2]) + float(b.ImagePositionPatient[2])) / 2
         spacing = [float(v) for v in a.PixelSpacing]
