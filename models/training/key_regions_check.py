@@ -65,9 +65,10 @@ HELD_OUT = {
                              ["--step", "1", "--scale", "1"]),
 }
 # Seen in round 3 (its held-out heads): checked again, not held out.
+# Both are contrast-enhanced T1 (enhancing vessels, dura and tumour rims): their DICOM says so.
 SEEN = {
-    "radiomics_brain1": (RADIOMICS.format("brain1_image.nii.gz"), None, ["--step", "1"]),
-    "radiomics_brain2": (RADIOMICS.format("brain2_image.nii.gz"), None, ["--step", "1"]),
+    "radiomics_brain1": (RADIOMICS.format("brain1_image.nii.gz"), None, ["--step", "1", "--contrast"]),
+    "radiomics_brain2": (RADIOMICS.format("brain2_image.nii.gz"), None, ["--step", "1", "--contrast"]),
 }
 REAL_LESION = {
     "radiomics_brain1": RADIOMICS.format("brain1_label.nii.gz"),
@@ -222,7 +223,9 @@ def write_study(img, t1, t2, out, opts, py):
             continue
         path = os.path.join(out, f"{name}.nii.gz")
         nib.save(nib.Nifti1Image((vol * scale).astype(np.float32), img.affine), path)
-        subprocess.run([py, os.path.join(HERE, "make_sample_study.py"), path, os.path.join(out, "dicom", name)] + base + extra,
+        # A contrast-enhanced head's T1 says so; its T2-like series is made here, without contrast.
+        own = [o for o in base if o != "--contrast" or name == "t1"]
+        subprocess.run([py, os.path.join(HERE, "make_sample_study.py"), path, os.path.join(out, "dicom", name)] + own + extra,
                        check=True, stdout=subprocess.DEVNULL)
 
 

@@ -39,6 +39,8 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="multiply values (templates stored as small floats)")
     ap.add_argument("--series-number", type=int, default=3, help="another number: another series of the study")
     ap.add_argument("--description", default="T1 3D (Colin27 average), axial")
+    ap.add_argument("--contrast", action="store_true",
+                    help="the source scan was acquired with contrast: say so in ContrastBolusAgent")
     args = ap.parse_args()
     # The sample's own series keeps its UIDs; another series number gets its own.
     tag = "" if args.series_number == 3 else f"-{args.series_number}"
@@ -117,6 +119,8 @@ def main():
         ds.WindowCenter = "70"
         ds.WindowWidth = "140"
         ds.PixelData = pixels.tobytes()
+        if args.contrast:
+            ds.ContrastBolusAgent = "CONTRAST (agent not recorded in the source)"
         # Shuffled-looking names, as PACS exports have: order must come from geometry.
         name = f"IM{(n * 7919) % 10007:05d}.dcm"
         ds.save_as(os.path.join(args.out, name), enforce_file_format=True)

@@ -334,6 +334,7 @@ mod tests {
             inverted: false,
             modality: None,
             skipped: Vec::new(),
+            contrast: false,
         };
         let axes = RasAxes::of(&volume);
         assert_eq!(

@@ -174,7 +174,10 @@ pub(crate) fn run(
                     spec,
                     placed.as_ref().and_then(|p| p.as_deref().ok()),
                     engine.manifest.key_regions.as_ref().map(|k| k.departure()),
-                    rim_classes.as_ref().filter(|_| spec.fluid_end_from_rim),
+                    super::tissue::ClassHints {
+                        fluid_seen: rim_classes.as_ref().filter(|_| spec.fluid_end_from_rim),
+                        grey_darker: spec.contrast_grey_darker && volume.contrast,
+                    },
                 ) else {
                     continue;
                 };

@@ -151,6 +151,18 @@ impl TissueFit {
     }
 }
 
+/// What the steps before the tissue model know of the scan's classes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClassHints<'a> {
+    /// The classes the fluid rim's step found on the whole brain, its rim included: which end
+    /// of the primary series' values fluid is at.
+    pub fluid_seen: Option<&'a FluidClass>,
+    /// Grey matter is the darker of the two classes that are not fluid, where fluid is dark: a
+    /// T1 acquired with contrast, on which the network (trained on unenhanced scans) leans
+    /// either way.
+    pub grey_darker: bool,
+}
+
 /// How the departure is measured (the key regions' settings).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DepartureSpec {
@@ -189,9 +201,8 @@ pub struct Departure {
 /// grid: the deep grey-matter atlas placed on this scan ([`atlas::DeepGmAtlas::shares`]),
 /// which then sets the deep component instead of `deep_gm_mm`. Returns None, changing
 /// nothing, when the brain is too small to fit a model to (under 1,000 voxels). With the fit,
-/// when `departure` asks: where the scan departs from it, measured as it says. `fluid_seen`:
-/// the classes the fluid rim's step found on the whole brain, its rim included, which say
-/// which end of the primary series' values fluid is at.
+/// when `departure` asks: where the scan departs from it, measured as it says. `hints`: what
+/// the steps before it know of the classes ([`ClassHints`]).
 #[allow(clippy::too_many_arguments)]
 pub fn fit_tissue(
     labels: &mut [u8],
@@ -203,7 +214,7 @@ pub fn fit_tissue(
     spec: &TissueEmSpec,
     atlas_share: Option<&[f32]>,
     departure: Option<DepartureSpec>,
-    fluid_seen: Option<&FluidClass>,
+    hints: ClassHints<'_>,
 ) -> Option<(TissueFit, Option<Departure>)> {
     let [nc, nr, ns] = dims;
     let n = nc * nr * ns;
@@ -295,7 +306,7 @@ pub fn fit_tissue(
     // values, that tail is set aside and the three classes are found again without it (its
     // voxels start in the nearest class).
     let own = FluidClass::of_sorted(&primary_sorted);
-    let (classes, tail) = match fluid_seen.map(|seen| seen.fluid) {
+    let (classes, tail) = match hints.fluid_seen.map(|seen| seen.fluid) {
         Some(end @ (0 | 2)) if own.fluid != end => {
             let kept = if end == 0 {
                 let cut = 0.5 * (own.centres[1] + own.centres[2]);
@@ -319,7 +330,10 @@ pub fn fit_tissue(
         lean[k] += f64::from(prior[i][1] + prior[i][DEEP]) - f64::from(prior[i][2]);
     }
     let others: Vec<usize> = (0..3).filter(|&k| k != classes.fluid).collect();
-    let grey = if lean[others[0]] >= lean[others[1]] {
+    let grey = if hints.grey_darker && classes.fluid == 0 {
+        // k-means centres are ascending: the darker of the two is the first.
+        others[0]
+    } else if lean[others[0]] >= lean[others[1]] {
         others[0]
     } else {
         others[1]

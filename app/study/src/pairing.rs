@@ -90,6 +90,7 @@ pub fn resample_onto(primary: &Volume, other: &Volume, other_uid: &str) -> Resul
         inverted: other.inverted,
         modality: other.modality.clone(),
         skipped: Vec::new(),
+        contrast: other.contrast,
     };
     Ok((volume, coverage))
 }
@@ -120,6 +121,7 @@ mod tests {
             inverted: false,
             modality: None,
             skipped: Vec::new(),
+            contrast: false,
         }
     }
 

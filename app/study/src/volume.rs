@@ -38,6 +38,9 @@ pub struct Volume {
     pub inverted: bool,
     pub modality: Option<String>,
     pub skipped: Vec<SkippedSlice>,
+    /// Acquired with contrast (ContrastBolusAgent set, or a description saying so: the
+    /// stack's [`crate::SeriesWarning::Contrast`]).
+    pub contrast: bool,
 }
 
 /// The values, for sharing a loaded volume without a copy (the GPU upload of reformatting).
@@ -154,6 +157,7 @@ pub fn load_volume(stack: &Stack, progress: &(dyn Fn(Progress) + Sync), cancel: 
         inverted: layout.photometric == "MONOCHROME1",
         modality: first.instance.modality.clone(),
         skipped,
+        contrast: stack.warnings.iter().any(|w| matches!(w, crate::SeriesWarning::Contrast { .. })),
     })
 }
 

@@ -36,6 +36,12 @@ pub struct TissueEmSpec {
     /// False: fluid is the fit's own class farthest from the median (3.3).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fluid_end_from_rim: bool,
+    /// On a series acquired with contrast whose fluid is dark (a T1), grey matter is the darker
+    /// of the two classes that are not fluid, not the one the network leans grey on: trained on
+    /// unenhanced scans, it leans either way there (a candidate, 3.3.2). False: the network's
+    /// lean decides (3.3).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub contrast_grey_darker: bool,
     #[serde(default)]
     pub description: Option<String>,
 }

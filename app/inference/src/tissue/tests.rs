@@ -13,6 +13,7 @@ fn spec() -> TissueEmSpec {
         deep_gm_atlas: None,
         exclude_outliers: None,
         fluid_end_from_rim: false,
+        contrast_grey_darker: false,
         description: None,
     }
 }
@@ -78,7 +79,7 @@ fn fit_phantom(
     channels: &[&[f32]],
     spec: &TissueEmSpec,
 ) -> Option<TissueFit> {
-    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None, None, None).map(|(fit, _)| fit)
+    fit_tissue(labels, probs, channels, [40, 40, 40], [1.0; 3], SLOTS, spec, None, None, ClassHints::default()).map(|(fit, _)| fit)
 }
 
 fn agreement(labels: &[u8], truth: &[u8]) -> f64 {
@@ -144,7 +145,7 @@ fn a_second_series_is_used_and_tiny_brains_are_left_alone() {
     few[..10].fill(3);
     let mut p = vec![0f32; 4000];
     let v = vec![1f32; 1000];
-    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None, None, None).is_none());
+    assert!(fit_tissue(&mut few, &mut p, &[&v], [10, 10, 10], [1.0; 3], SLOTS, &spec(), None, None, ClassHints::default()).is_none());
     assert_eq!(few.iter().filter(|&&l| l == 3).count(), 10);
 }
 
@@ -167,7 +168,7 @@ fn a_bright_blob_departs_and_healthy_tissue_and_its_boundaries_do_not() {
     }
     let robust = TissueEmSpec { exclude_outliers: Some(3.0), ..spec() };
     let (fit, departure) =
-        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &robust, None, Some(DepartureSpec { bordering: false }), None).expect("fitted");
+        fit_tissue(&mut labels, &mut probs, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &robust, None, Some(DepartureSpec { bordering: false }), ClassHints::default()).expect("fitted");
     let departure = departure.expect("asked for");
     let (mut inside, mut outside): (Vec<f32>, Vec<f32>) = (Vec::new(), Vec::new());
     for (&v, &score) in departure.voxels.iter().zip(&departure.score) {
@@ -328,7 +329,7 @@ fn an_atlas_places_deep_grey_matter_the_network_calls_white() {
     let n_nucleus = nucleus.iter().filter(|&&b| b).count();
     let run = |share: Option<&[f32]>| {
         let (mut l, mut p) = (labels.clone(), probs.clone());
-        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share, None, None).expect("fitted");
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), share, None, ClassHints::default()).expect("fitted");
         let grey = (0..l.len()).filter(|&v| nucleus[v] && l[v] == 2).count() as f64 / n_nucleus as f64;
         let ring = (0..l.len()).filter(|&v| truth[v] == 3 && !nucleus[v] && atlas[v] > 0.0);
         let (white, total) = ring.fold((0, 0), |(a, t), v| (a + usize::from(l[v] == 3), t + 1));
@@ -365,7 +366,7 @@ fn a_bright_tail_is_not_taken_for_fluid_when_the_rim_saw_fluid_dark() {
     let seen = FluidClass { centres: [30.0, 70.0, 100.0], fluid: 0, no_signal: 0.0 };
     let fit = |seen: Option<&FluidClass>| {
         let (mut l, mut p) = (labels.clone(), probs.clone());
-        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, seen).expect("fitted").0
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, ClassHints { fluid_seen: seen, grey_darker: false }).expect("fitted").0
     };
     let alone = fit(None);
     assert!(alone.means[0] > 150.0, "without the rim's classes fluid goes to the tail: {:?}", alone.means);
@@ -376,8 +377,31 @@ fn a_bright_tail_is_not_taken_for_fluid_when_the_rim_saw_fluid_dark() {
     assert!(told.describe().contains("started no class"));
     // The fit relabels the brain it was given.
     let (mut l, mut p) = (labels.clone(), probs.clone());
-    fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, Some(&seen));
+    fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, ClassHints { fluid_seen: Some(&seen), grey_darker: false });
     let ventricle_csf = (0..s * s * s).filter(|&v| truth[v] == 1 && labels[v] != 0 && l[v] == 1).count();
     let ventricle = (0..s * s * s).filter(|&v| truth[v] == 1 && labels[v] != 0).count();
     assert!(ventricle_csf * 10 >= ventricle * 8, "{ventricle_csf} of {ventricle} ventricle voxels CSF");
+}
+
+/// A T1 acquired with contrast on which the network leans grey on the brighter class (its grey
+/// and white probabilities swapped): by its lean the fit takes white matter for grey; told that
+/// grey matter is the darker class (`grey_darker`), it finds grey at 70 and white at 100.
+#[test]
+fn grey_is_the_darker_class_when_told_and_the_lean_otherwise() {
+    let (labels, values, mut probs, _) = phantom([30.0, 70.0, 100.0]);
+    let plane = 40 * 40;
+    for k in 0..40 {
+        for i in 0..plane {
+            probs.swap((k * 4 + 2) * plane + i, (k * 4 + 3) * plane + i);
+        }
+    }
+    let fit = |hints: ClassHints| {
+        let (mut l, mut p) = (labels.clone(), probs.clone());
+        fit_tissue(&mut l, &mut p, &[&values], [40, 40, 40], [1.0; 3], SLOTS, &spec(), None, None, hints).expect("fitted").0
+    };
+    let by_lean = fit(ClassHints::default());
+    assert!(by_lean.means[1] > by_lean.means[2], "the swapped lean takes the brighter class for grey: {:?}", by_lean.means);
+    let told = fit(ClassHints { fluid_seen: None, grey_darker: true });
+    let [_, grey, white] = told.means;
+    assert!((grey - 70.0).abs() < 10.0 && (white - 100.0).abs() < 10.0, "{:?}", told.means);
 }
