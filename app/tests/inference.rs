@@ -443,7 +443,7 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(summary["provider"]["name"], "CPU");
     assert_eq!(summary["slices"], 89);
     assert_eq!(summary["model"]["verified_against_manifest"], true);
-    assert_eq!(summary["model"]["version"], "3.3.0");
+    assert_eq!(summary["model"]["version"], "3.3.2");
     // Model 3 keeps model 2's brain-extent section without its step: neither loaded nor recorded.
     assert!(summary["model"]["extent_sha256"].is_null(), "{}", summary["model"]);
     // The shipped model does not look for key regions (the candidate failed its held-out rule).

@@ -103,8 +103,8 @@ fn the_sample_head_against_its_brain_mask_faithful_attention_and_volume_warnings
 }
 
 /// The scan's own tissue model (the `tissue_em` step of Model 3.3, shipped; the candidate
-/// manifest models/candidates/tissue-em.json holds the same settings and 3.3.1's fluid end,
-/// which changes nothing on the sample) on the sample, through
+/// manifest models/candidates/tissue-em.json holds the same settings as the shipped 3.3.2) on
+/// the sample, through
 /// the real binary, against the classical consensus that scripts/test.sh computes in this run
 /// from the sample and ch2bet (N4, then k-means, Atropos and dipy's HMRF; their majority),
 /// inside the mask. Model 2.2 scored CSF 0.00, grey matter 0.34, white matter 0.60 there; 3.3

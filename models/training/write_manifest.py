@@ -10,6 +10,8 @@ usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/eval
        write_manifest.py --model3 ../brain-tissue.json ../brain-tissue.onnx ../candidates/tissue-em.json \
            EVALUATION_JSON tissue_evaluation_3_3.json
          (model 3.3: the input-gate network, deepbet's brain, the scan's own tissue model)
+       write_manifest.py --model3-classes ../brain-tissue.json ../candidates/tissue-em.json
+         (model 3.3.2: which class is fluid and, on a T1 with contrast, which is grey matter)
 """
 import hashlib
 import json
@@ -193,9 +195,34 @@ def model3(manifest_path, onnx_path, candidate_path, evaluation_path, tissue_pat
     save_with(manifest, manifest_path, ev, "Deep grey matter is placed", atlas_limit)
 
 
+def model3_classes(manifest_path, candidate_path):
+    """Version 3.3.2: 3.3's network and steps; the tissue model takes fluid at the end where the
+    fluid rim's step found it (a far tail set aside) and, on a T1 acquired with contrast, grey
+    matter as the darker class (CANDIDATE_JSON: models/candidates/tissue-em.json). The held-out
+    metrics are unchanged (MODEL_CARD.md, 3.3.1 and 3.3.2), so they stay."""
+    manifest = json.load(open(manifest_path))
+    candidate = json.load(open(candidate_path))["tissue_em"]
+    for k in ("fluid_end_from_rim", "contrast_grey_darker"):
+        manifest["tissue_em"][k] = candidate[k]
+    manifest["version"] = "3.3.2"
+    mark = " Which class is fluid:"
+    manifest["tissue_em"]["description"] = manifest["tissue_em"]["description"].split(mark)[0] + (
+        mark + " the end of the values where the fluid rim's step found fluid on the whole brain; where the fit's own "
+        "farthest class lies at the other end (a contrast-enhanced T1's enhancement, once the rim's fluid is gone), "
+        "those values are set aside, left out of the statistics and named. On a series acquired with contrast "
+        "(ContrastBolusAgent, or a description such as \"T1 +C\") whose fluid is dark, grey matter is the darker "
+        "of the two other classes, not the one the network leans grey on (3.3.2; MODEL_CARD.md).")
+    limit = ("Contrast-enhanced scans: enhancing vessels, dura, choroid plexus and lesions take the class their "
+             "value is nearest; a contrast-enhanced FLAIR would have grey and white matter swapped (grey matter is "
+             "taken as the darker class on any series acquired with contrast whose fluid is dark).")
+    save_with(manifest, manifest_path, manifest["metrics"], "Contrast-enhanced scans", limit)
+
+
 def main():
     if sys.argv[1] == "--model3":
         return model3(*sys.argv[2:7])
+    if sys.argv[1] == "--model3-classes":
+        return model3_classes(*sys.argv[2:4])
     if sys.argv[1] == "--extent":
         return add_extent(*sys.argv[2:6])
     if sys.argv[1] == "--fluid-rim":
