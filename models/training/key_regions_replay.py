@@ -8,7 +8,12 @@ voxel at or above seed at least surface_mm deep in the labelled brain, at least 
 in-plane filling of enclosed cores is left out). Used on TUNING heads only, to choose the
 settings before any held-out head is run.
 
+With --shares: the chosen settings (--settings GROW,SEED,SURFACE_MM,MIN_ML) replayed with
+each region cut down to its voxels at a share of its own peak (`grow_share`, the parts that hold
+a seed), per share: detections and Dice of the lesions of 1 mL or more and of smaller ones.
+
 usage: key_regions_replay.py RESULTS_JSON WORK_DIR [--json OUT]
+       key_regions_replay.py RESULTS_JSON WORK_DIR --shares 0,0.3,0.5 --settings 1.5,2,4,0.5 [--json OUT]
   (RESULTS_JSON: the run's output, which names each lesion's pattern)
 """
 import argparse
@@ -80,11 +85,60 @@ def evaluate(cached, seed, surface, min_ml, patterns):
     return out
 
 
+def share_rows(cases, patterns, settings, shares):
+    """Per share of the peak: as the app finds regions with `grow_share` (6-connected voxels at or
+    above grow holding a seed deep enough; each cut to its voxels at or above max(grow, share x
+    its peak) and the parts holding a seed; at least min_ml), the lesions found and their Dice."""
+    grow1, seed1, surface, min_ml = settings
+    rows = []
+    for share in shares:
+        found = {"t1": ([], []), "t1+t2": ([], [])}  # (>= 1 mL, smaller): (detected, dice)
+        healthy = []
+        for kind, series, (score, brain, depth, voxel_ml, truth) in cases:
+            d = 2 if series == "t1+t2" else 1
+            grow, seed = grow1 * np.sqrt(d), seed1 * np.sqrt(d)
+            comp, n = ndimage.label((score >= grow) & brain)
+            regions, k = np.zeros(score.shape, np.int32), 0
+            for i in range(1, n + 1):
+                parts = [comp == i]
+                if share > 0:
+                    peak = score[parts[0]].max()
+                    sub, m = ndimage.label(parts[0] & (score >= max(grow, share * peak)))
+                    parts = [sub == j for j in range(1, m + 1)]
+                for c in parts:
+                    if (score[c & (depth >= surface)] >= seed).any() and c.sum() * voxel_ml >= min_ml:
+                        k += 1
+                        regions[c] = k
+            if truth is None:
+                healthy.append(k)
+                continue
+            for les in np.unique(truth[truth > 0]):
+                if patterns.get((kind, int(les))) == "t2":  # not required (see above)
+                    continue
+                t = truth == les
+                cnt = int(t.sum())
+                ids = [r for r in np.unique(regions[t]) if r]
+                reg = np.isin(regions, ids)
+                covered = int((t & reg).sum())
+                dice = 2 * covered / (int(reg.sum()) + cnt) if ids else 0.0
+                found[series][0 if cnt * voxel_ml >= 0.9 else 1].append((covered >= 0.1 * cnt, dice))
+        row = {"share": share, "max_healthy_regions": max(healthy or [0])}
+        for series, (big, small) in found.items():
+            for name, xs in (("", big), ("_under_1ml", small)):
+                row[f"{series}{name}_found"] = f"{sum(f for f, _ in xs)}/{len(xs)}"
+                row[f"{series}{name}_dice"] = round(float(np.mean([x for f, x in xs if f])), 3) if any(f for f, _ in xs) else 0.0
+        print(row, flush=True)
+        rows.append(row)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("work", nargs="+")
     ap.add_argument("--json")
+    ap.add_argument("--shares", help="comma-separated shares of each region's peak to replay")
+    ap.add_argument("--settings", default="1.5,2,4,0.5", help="grow,seed,surface_mm,min_ml for --shares")
     args = ap.parse_args()
     results = json.load(open(args.results))
     patterns = {}
@@ -99,6 +153,13 @@ def main():
             series = os.path.basename(adir).split("-", 1)[1]
             kind = os.path.basename(os.path.dirname(adir))
             cases.append((f"{os.path.basename(os.path.dirname(os.path.dirname(adir)))}/{kind}", series, load(adir)))
+    if args.shares:
+        settings = [float(x) for x in args.settings.split(",")]
+        rows = share_rows(cases, patterns, settings, [float(x) for x in args.shares.split(",")])
+        if args.json:
+            json.dump({"settings": dict(zip(["grow", "seed", "surface_mm", "min_ml"], settings)), "rows": rows},
+                      open(args.json, "w"), indent=1)
+        return
     rows = []
     for grow in GROW:
         cached = []

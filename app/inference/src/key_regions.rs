@@ -24,6 +24,12 @@ pub struct KeyRegionSpec {
     pub grow: f64,
     /// Smallest region reported (mL).
     pub min_ml: f64,
+    /// Each region then keeps only its voxels at least this share of its own peak (and at
+    /// least `grow`) that connect to a seed: a strong lesion's score, spread by the smoothing
+    /// box, lies above `grow` well beyond the lesion, and its edge is nearer a share of its
+    /// peak. 0: `grow` alone.
+    #[serde(default)]
+    pub grow_share: f64,
     /// Seeds lie at least this deep inside the brain (mm).
     pub surface_mm: f64,
     /// Radius of the in-plane opening that removes thin structures (mm).
@@ -55,6 +61,9 @@ impl KeyRegionSpec {
         }
         if !ok(self.min_ml, 0.0, 100.0) {
             return Some(format!("min_ml {} (0 to 100)", self.min_ml));
+        }
+        if !ok(self.grow_share, 0.0, 0.9) {
+            return Some(format!("grow_share {} (0 to 0.9)", self.grow_share));
         }
         if !ok(self.smooth_mm, 0.0, 10.0) {
             return Some(format!("smooth_mm {} (0 to 10)", self.smooth_mm));
@@ -216,42 +225,30 @@ pub fn find(
         }
     }
     let brain_centre = sum.map(|s| s / count.max(1.0));
-    let mut component = vec![0u32; n];
-    let mut found: Vec<(Vec<usize>, bool)> = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..n {
-        if !opened[start] || component[start] != 0 {
-            continue;
-        }
-        let id = found.len() as u32 + 1;
-        component[start] = id;
-        stack.push(start);
-        let (mut members, mut seeded) = (Vec::new(), false);
-        while let Some(v) = stack.pop() {
-            members.push(v);
-            seeded |= f64::from(score[v]) >= seed && depth2[v] >= surface2;
-            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
-            for (ok, u) in [
-                (x > 0, v.wrapping_sub(1)),
-                (x + 1 < nc, v + 1),
-                (y > 0, v.wrapping_sub(nc)),
-                (y + 1 < nr, v + nc),
-                (z > 0, v.wrapping_sub(plane)),
-                (z + 1 < ns, v + plane),
-            ] {
-                if ok && opened[u] && component[u] == 0 {
-                    component[u] = id;
-                    stack.push(u);
-                }
-            }
-        }
-        found.push((members, seeded));
-    }
-    let mut kept: Vec<Vec<usize>> = found
+    let is_seed = |v: usize| f64::from(score[v]) >= seed && depth2[v] >= surface2;
+    let big_enough = |m: &Vec<usize>| m.len() as f64 * voxel_ml >= spec.min_ml;
+    let mut unvisited = opened;
+    let mut kept: Vec<Vec<usize>> = parts(0..n, dims, &mut unvisited, is_seed)
         .into_iter()
-        .filter(|(m, seeded)| *seeded && m.len() as f64 * voxel_ml >= spec.min_ml)
+        .filter(|(m, seeded)| *seeded && big_enough(m))
         .map(|(m, _)| m)
         .collect();
+    if spec.grow_share > 0.0 {
+        // Each region down to its voxels at a share of its own peak, the parts holding a seed.
+        kept = kept
+            .into_iter()
+            .flat_map(|members| {
+                let peak = members.iter().map(|&v| f64::from(score[v])).fold(0.0, f64::max);
+                let level = grow.max(spec.grow_share * peak);
+                for &v in &members {
+                    unvisited[v] = f64::from(score[v]) >= level;
+                }
+                let kept = parts(members.iter().copied(), dims, &mut unvisited, is_seed);
+                members.iter().for_each(|&v| unvisited[v] = false);
+                kept.into_iter().filter(|(m, seeded)| *seeded && big_enough(m)).map(|(m, _)| m)
+            })
+            .collect();
+    }
     for members in &mut kept {
         fill_holes_in_plane(members, labels, dims);
     }
@@ -441,6 +438,47 @@ fn box_sum(data: &mut [f32], dims: [usize; 3], strides: [usize; 3], axis: usize,
 /// Adds to a region (`members`, voxel indices) the brain voxels it encloses in each slice: a
 /// lesion's core that looks like another tissue (a ring-enhancing lesion's necrosis, dark like
 /// fluid on T1) is part of the lesion.
+/// The 6-connected parts of the voxels marked in `unvisited` that `starts` reach (each voxel
+/// unmarked as it is reached), each with whether it holds a voxel `is_seed` accepts.
+fn parts(
+    starts: impl IntoIterator<Item = usize>,
+    [nc, nr, ns]: [usize; 3],
+    unvisited: &mut [bool],
+    is_seed: impl Fn(usize) -> bool,
+) -> Vec<(Vec<usize>, bool)> {
+    let plane = nc * nr;
+    let mut found = Vec::new();
+    let mut stack = Vec::new();
+    for start in starts {
+        if !unvisited[start] {
+            continue;
+        }
+        unvisited[start] = false;
+        stack.push(start);
+        let (mut members, mut seeded) = (Vec::new(), false);
+        while let Some(v) = stack.pop() {
+            members.push(v);
+            seeded |= is_seed(v);
+            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+            for (ok, u) in [
+                (x > 0, v.wrapping_sub(1)),
+                (x + 1 < nc, v + 1),
+                (y > 0, v.wrapping_sub(nc)),
+                (y + 1 < nr, v + nc),
+                (z > 0, v.wrapping_sub(plane)),
+                (z + 1 < ns, v + plane),
+            ] {
+                if ok && unvisited[u] {
+                    unvisited[u] = false;
+                    stack.push(u);
+                }
+            }
+        }
+        found.push((members, seeded));
+    }
+    found
+}
+
 fn fill_holes_in_plane(members: &mut Vec<usize>, labels: &[u8], [nc, nr, _]: [usize; 3]) {
     let plane = nc * nr;
     let mut by_slice = std::collections::BTreeMap::<usize, Vec<usize>>::new();
@@ -532,6 +570,7 @@ mod tests {
             seed: 5.0,
             grow: 3.0,
             min_ml: 0.1,
+            grow_share: 0.0,
             surface_mm: 3.0,
             opening_mm: 1.0,
             smooth_mm: 0.0,
@@ -585,6 +624,31 @@ mod tests {
         assert!(r.location.contains("white matter"), "{}", r.location);
         let marked = found.ids.iter().filter(|&&i| i == 1).count() as f64 / 1000.0;
         assert_eq!(marked, r.volume_ml);
+    }
+
+    /// A strong blob (score 20 within 4 mm) whose smoothed score spreads above `grow` to 7 mm
+    /// (score 5 between): `grow` alone takes the halo, a share of the peak stops at the blob.
+    #[test]
+    fn a_share_of_the_peak_keeps_a_strong_blob_s_region_to_the_blob() {
+        let r = |x: f64, y: f64, z: f64| ((x - 5.0).powi(2) + y * y + z * z).sqrt();
+        let (dep, labels) = brain(|x, y, z| match r(x, y, z) {
+            d if d <= 4.0 => 20.0,
+            d if d <= 7.0 => 5.0,
+            _ => 0.0,
+        });
+        let slots = ["T1".to_string(), "T2".to_string()];
+        let volume = |share: f64| {
+            let spec = KeyRegionSpec { grow_share: share, ..spec() };
+            let found = find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec);
+            assert_eq!(found.regions.len(), 1, "{:?}", found.regions);
+            found.regions[0].volume_ml
+        };
+        let blob = dep.score.iter().filter(|&&s| s == 20.0).count() as f64 / 1000.0;
+        let halo = dep.score.iter().filter(|&&s| s >= 5.0).count() as f64 / 1000.0;
+        assert_eq!(volume(0.0), halo);
+        assert_eq!(volume(0.3), blob);
+        let problem = KeyRegionSpec { grow_share: 1.5, ..spec() }.problem().expect("refused");
+        assert!(problem.contains("grow_share 1.5"), "{problem}");
     }
 
     #[test]

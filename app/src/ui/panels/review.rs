@@ -113,7 +113,7 @@ pub fn review_panel(p: &mut Panel, ui: &mut egui::Ui) {
             ui.end_row();
             ui.label("");
             let mut note = f.note.clone();
-            let r = ui.add(egui::TextEdit::singleline(&mut note).hint_text("note").desired_width(150.0));
+            let r = note_field(ui, &mut note);
             typed(&mut edits, &r, note != f.note, ReviewChange::Note(i, note));
             ui.label(
                 f.slice_range
@@ -149,7 +149,7 @@ pub fn review_panel(p: &mut Panel, ui: &mut egui::Ui) {
                 ui.end_row();
                 ui.label("");
                 let mut note = verdict.note.clone();
-                let r = ui.add(egui::TextEdit::singleline(&mut note).hint_text("note").desired_width(150.0));
+                let r = note_field(ui, &mut note);
                 typed(&mut edits, &r, note != verdict.note, ReviewChange::RegionNote(region.id, note));
                 ui.label(format!("slices {}–{}", region.slices[0], region.slices[1]));
                 ui.end_row();
@@ -255,4 +255,10 @@ fn typed(edits: &mut Vec<Edit>, response: &egui::Response, changed: bool, change
     if response.lost_focus() {
         edits.push(ReviewChange::Save.into());
     }
+}
+
+/// A finding's or a region's note: a fixed width, so that the grid's column grows to hold it
+/// (a grid cell otherwise narrows a text field to its column, the width of "822.6 mL").
+fn note_field(ui: &mut egui::Ui, note: &mut String) -> egui::Response {
+    ui.add_sized([180.0, 20.0], egui::TextEdit::singleline(note).hint_text("note"))
 }
