@@ -435,9 +435,6 @@ fn box_sum(data: &mut [f32], dims: [usize; 3], strides: [usize; 3], axis: usize,
     }
 }
 
-/// Adds to a region (`members`, voxel indices) the brain voxels it encloses in each slice: a
-/// lesion's core that looks like another tissue (a ring-enhancing lesion's necrosis, dark like
-/// fluid on T1) is part of the lesion.
 /// The 6-connected parts of the voxels marked in `unvisited` that `starts` reach (each voxel
 /// unmarked as it is reached), each with whether it holds a voxel `is_seed` accepts.
 fn parts(
@@ -479,6 +476,9 @@ fn parts(
     found
 }
 
+/// Adds to a region (`members`, voxel indices) the brain voxels it encloses in each slice: a
+/// lesion's core that looks like another tissue (a ring-enhancing lesion's necrosis, dark like
+/// fluid on T1) is part of the lesion.
 fn fill_holes_in_plane(members: &mut Vec<usize>, labels: &[u8], [nc, nr, _]: [usize; 3]) {
     let plane = nc * nr;
     let mut by_slice = std::collections::BTreeMap::<usize, Vec<usize>>::new();

@@ -61,22 +61,10 @@ pub enum ContrastEvidence {
 pub fn description_says_contrast(description: &str) -> bool {
     let d = description.to_ascii_uppercase();
     let words: Vec<&str> = d.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+')).filter(|w| !w.is_empty()).collect();
-    let word = |w: &str| words.contains(&w);
-    word("+C")
-        || word("C+")
-        || word("+GD")
-        || word("GD+")
-        || word("+GAD")
-        || word("GAD+")
-        || word("POSTCONTRAST")
-        || word("GADO")
-        || d.contains("POST-CONTRAST")
-        || d.contains("POST CONTRAST")
-        || d.contains("POST GAD")
-        || d.contains("POST-GAD")
-        || d.contains("WITH CONTRAST")
-        || d.contains("W/ CONTRAST")
-        || d.contains("W/CONTRAST")
+    const WORDS: [&str; 8] = ["+C", "C+", "+GD", "GD+", "+GAD", "GAD+", "POSTCONTRAST", "GADO"];
+    const PHRASES: [&str; 7] =
+        ["POST-CONTRAST", "POST CONTRAST", "POST GAD", "POST-GAD", "WITH CONTRAST", "W/ CONTRAST", "W/CONTRAST"];
+    WORDS.iter().any(|w| words.contains(w)) || PHRASES.iter().any(|p| d.contains(p))
 }
 
 impl SeriesWarning {
