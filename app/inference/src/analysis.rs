@@ -100,6 +100,9 @@ pub struct Insights {
     /// Where the scan departs from its own model of healthy tissue (None: not looked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_regions: Option<Vec<super::key_regions::KeyRegion>>,
+    /// Regions set aside as likely physiological enhancement (listed apart from the key regions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_regions_set_aside: Vec<super::key_regions::SetAside>,
 }
 
 impl Insights {
@@ -295,6 +298,7 @@ pub fn analyze_volumes(
         .unwrap_or_default();
     let in_brain = attention_in_brain(&attention, &labels);
     let regions = key_regions.as_ref().map(|k| k.regions.clone());
+    let set_aside = key_regions.as_ref().map(|k| k.set_aside.clone()).unwrap_or_default();
     let seconds_total = start.elapsed().as_secs_f64();
     Ok(Analysis {
         columns: cols,
@@ -316,6 +320,7 @@ pub fn analyze_volumes(
                 postprocess,
                 attention_in_brain: in_brain,
                 key_regions: regions,
+                key_regions_set_aside: set_aside,
                 ..summary.insights
             },
             ..summary

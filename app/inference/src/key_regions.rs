@@ -43,8 +43,34 @@ pub struct KeyRegionSpec {
     /// voxel (false: any mixture anywhere).
     #[serde(default)]
     pub bordering_mixtures: bool,
+    /// Regions that look like physiological enhancement are set aside (listed apart, not key
+    /// regions). None: none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physiological: Option<PhysiologicalSpec>,
     #[serde(default)]
     pub description: Option<String>,
+}
+
+/// Where enhancement is physiological. In a healthy brain after contrast, what enhances lies in
+/// fluid or outside the brain tissue: vessels in the sulci, fissures and cisterns, dura and the
+/// venous sinuses at the surface and along the falx, choroid plexus in the ventricles. A region
+/// brighter than healthy tissue on the analysed series is set aside when most of what surrounds
+/// it is fluid or outside the brain, or when most of it lies along the midline (falx, superior
+/// sagittal and straight sinuses, internal cerebral veins, pericallosal arteries). An enhancing
+/// lesion in brain tissue is surrounded by tissue.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct PhysiologicalSpec {
+    /// How far around the region its surroundings reach (mm).
+    pub surroundings_mm: f64,
+    /// Set aside when at least this share of its surroundings is fluid (the CSF label, the
+    /// fluid rim) or outside the brain.
+    pub fluid_share: f64,
+    /// Half-width of the midline band (mm, patient left-right from the labelled brain's centre)...
+    pub midline_mm: f64,
+    /// ...and set aside when at least this share of the region lies in it (0: never).
+    pub midline_share: f64,
+    /// Only on a series acquired with contrast (without contrast nothing enhances).
+    pub contrast_only: bool,
 }
 
 impl KeyRegionSpec {
@@ -67,6 +93,18 @@ impl KeyRegionSpec {
         }
         if !ok(self.smooth_mm, 0.0, 10.0) {
             return Some(format!("smooth_mm {} (0 to 10)", self.smooth_mm));
+        }
+        if let Some(p) = &self.physiological {
+            if !ok(p.surroundings_mm, 0.5, 20.0)
+                || !ok(p.fluid_share, 0.0, 1.0)
+                || !ok(p.midline_mm, 0.0, 30.0)
+                || !ok(p.midline_share, 0.0, 1.0)
+            {
+                return Some(format!(
+                    "physiological: surroundings_mm {} (0.5 to 20), fluid_share {} and midline_share {} (0 to 1), midline_mm {} (0 to 30)",
+                    p.surroundings_mm, p.fluid_share, p.midline_share, p.midline_mm
+                ));
+            }
         }
         if !ok(self.surface_mm, 0.0, 30.0) || !ok(self.opening_mm, 0.0, 10.0) {
             return Some(format!(
@@ -151,6 +189,26 @@ impl KeyRegion {
     }
 }
 
+/// A region that departs from healthy tissue where physiological enhancement lies: listed apart
+/// from the key regions, with why, so that a reader can still look at it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetAside {
+    /// Its volume, slices, centre and scores (its `id` is 0: it is not in the region map).
+    pub region: KeyRegion,
+    pub why: String,
+}
+
+impl SetAside {
+    /// "3.1 mL, slices 5–7, peak 20.3: brighter, and 62 % of what lies within 3 mm of it is …".
+    pub fn describe(&self) -> String {
+        let r = &self.region;
+        format!("{:.1} mL, slices {}–{}, peak {:.1}: {}", r.volume_ml, r.slices[0], r.slices[1], r.peak_score, self.why)
+    }
+}
+
+/// What one sentence says of the regions set aside.
+pub const SET_ASIDE_MEANING: &str = "bright regions where vessels, dura, venous sinuses and choroid plexus lie, which enhance after contrast: not key regions, listed so that they can still be looked at";
+
 /// What one sentence says of every analysis with key regions.
 pub const MEANING: &str = "Key regions are where the scan departs from this scan's own model of healthy tissue (not a diagnosis).";
 
@@ -162,13 +220,24 @@ pub struct KeyRegions {
     /// Region id of each voxel (0: none).
     pub ids: Vec<u8>,
     pub regions: Vec<KeyRegion>,
+    /// Regions set aside as likely physiological enhancement (not in `ids`).
+    pub set_aside: Vec<SetAside>,
     /// Seconds spent: the departure and the regions.
     pub seconds: f64,
+}
+
+/// What the search knows of the scan beyond its values: the label of fluid (CSF) and whether
+/// the analysed series was acquired with contrast.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanFacts {
+    pub fluid_label: u8,
+    pub contrast: bool,
 }
 
 /// Finds the key regions in `departure` on a grid of `dims` = [columns, rows, slices] voxels of
 /// `spacing` mm; `labels` (the analysis's, after the tissue model) gives the brain and each
 /// region's tissue, `label_names` their names by label index, `slots` the series' slot names.
+#[allow(clippy::too_many_arguments)]
 pub fn find(
     departure: &crate::tissue::Departure,
     labels: &[u8],
@@ -178,6 +247,7 @@ pub fn find(
     label_names: &dyn Fn(u8) -> String,
     slots: &[String],
     spec: &KeyRegionSpec,
+    facts: ScanFacts,
 ) -> KeyRegions {
     let start = std::time::Instant::now();
     let [nc, nr, ns] = dims;
@@ -253,95 +323,196 @@ pub fn find(
         fill_holes_in_plane(members, labels, dims);
     }
     kept.sort_by_key(|m| std::cmp::Reverse(m.len()));
-    kept.truncate(usize::from(u8::MAX));
-    let mut ids = vec![0u8; n];
     let d = departure.channels.max(1);
-    let regions = kept
-        .iter()
-        .enumerate()
-        .map(|(r, members)| {
-            let id = r + 1;
-            let (mut c, mut peak, mut total) = ([0f64; 3], 0f64, 0f64);
-            let (mut first, mut last) = (usize::MAX, 0);
-            let mut weights = vec![0f64; d];
-            let mut brighter = vec![0f64; d];
-            let mut tissue = std::collections::BTreeMap::<u8, usize>::new();
-            let mut depth = 0f64;
-            for &v in members {
-                ids[v] = id as u8;
-                let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
-                c[0] += x as f64;
-                c[1] += y as f64;
-                c[2] += z as f64;
-                first = first.min(z);
-                last = last.max(z);
-                let s = f64::from(score[v]);
-                peak = peak.max(s);
-                total += s;
-                depth += depth2[v].min(1e6).sqrt();
-                *tissue.entry(labels[v]).or_default() += 1;
-                if let Some(&i) = at.get(v).filter(|&&i| i != u32::MAX) {
-                    for ch in 0..d {
-                        let share = f64::from(voxel_shares.get(i as usize * d + ch).copied().unwrap_or(0.0));
-                        // Weighted by the voxel's squared departure: the series that made it stand out.
-                        weights[ch] += share.abs() * s * s;
-                        if share > 0.0 {
-                            brighter[ch] += share * s * s;
-                        }
+    let describe = |id: usize, members: &[usize]| {
+        let (mut c, mut peak, mut total) = ([0f64; 3], 0f64, 0f64);
+        let (mut first, mut last) = (usize::MAX, 0);
+        let mut weights = vec![0f64; d];
+        let mut brighter = vec![0f64; d];
+        let mut tissue = std::collections::BTreeMap::<u8, usize>::new();
+        let mut depth = 0f64;
+        for &v in members {
+            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+            c[0] += x as f64;
+            c[1] += y as f64;
+            c[2] += z as f64;
+            first = first.min(z);
+            last = last.max(z);
+            let s = f64::from(score[v]);
+            peak = peak.max(s);
+            total += s;
+            depth += depth2[v].min(1e6).sqrt();
+            *tissue.entry(labels[v]).or_default() += 1;
+            if let Some(&i) = at.get(v).filter(|&&i| i != u32::MAX) {
+                for ch in 0..d {
+                    let share = f64::from(voxel_shares.get(i as usize * d + ch).copied().unwrap_or(0.0));
+                    // Weighted by the voxel's squared departure: the series that made it stand out.
+                    weights[ch] += share.abs() * s * s;
+                    if share > 0.0 {
+                        brighter[ch] += share * s * s;
                     }
                 }
             }
-            let m = members.len() as f64;
-            let centre = c.map(|x| x / m);
-            let all: f64 = weights.iter().sum();
-            let series_weights = (0..d)
-                .map(|ch| {
-                    let b = if weights[ch] > 0.0 { brighter[ch] / weights[ch] } else { 0.5 };
-                    SeriesWeight {
-                        slot: slots.get(ch).cloned().unwrap_or_else(|| format!("series {}", ch + 1)),
-                        weight: if all > 0.0 { weights[ch] / all } else { 1.0 / d as f64 },
-                        direction: match b {
-                            b if b >= 0.8 => "brighter",
-                            b if b <= 0.2 => "darker",
-                            _ => "mixed",
-                        }
-                        .to_string(),
+        }
+        let m = members.len() as f64;
+        let centre = c.map(|x| x / m);
+        let all: f64 = weights.iter().sum();
+        let series_weights = (0..d)
+            .map(|ch| {
+                let b = if weights[ch] > 0.0 { brighter[ch] / weights[ch] } else { 0.5 };
+                SeriesWeight {
+                    slot: slots.get(ch).cloned().unwrap_or_else(|| format!("series {}", ch + 1)),
+                    weight: if all > 0.0 { weights[ch] / all } else { 1.0 / d as f64 },
+                    direction: match b {
+                        b if b >= 0.8 => "brighter",
+                        b if b <= 0.2 => "darker",
+                        _ => "mixed",
                     }
-                })
-                .collect();
-            let main_tissue = tissue.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l).unwrap_or(0);
-            let tissue_name = if main_tissue == 0 { "outside the labelled brain".to_string() } else { label_names(main_tissue) };
-            let lps = geometry.map(|g| g.voxel_to_patient(centre[0], centre[1], centre[2]));
-            let side = match (lps, geometry) {
-                (Some(p), Some(g)) => {
-                    let mid = g.voxel_to_patient(brain_centre[0], brain_centre[1], brain_centre[2]);
-                    let dx = p[0] - mid[0];
-                    if dx.abs() < 5.0 {
-                        "at the midline".to_string()
-                    } else {
-                        // LPS: +x is the patient's left.
-                        format!("{}, {:.0} mm from the brain's centre line", if dx > 0.0 { "left" } else { "right" }, dx.abs())
-                    }
+                    .to_string(),
                 }
-                _ => "side unknown (no patient geometry)".to_string(),
+            })
+            .collect();
+        let main_tissue = tissue.iter().max_by_key(|(_, n)| **n).map(|(l, _)| *l).unwrap_or(0);
+        let tissue_name = if main_tissue == 0 { "outside the labelled brain".to_string() } else { label_names(main_tissue) };
+        let lps = geometry.map(|g| g.voxel_to_patient(centre[0], centre[1], centre[2]));
+        let side = match (lps, geometry) {
+            (Some(p), Some(g)) => {
+                let mid = g.voxel_to_patient(brain_centre[0], brain_centre[1], brain_centre[2]);
+                let dx = p[0] - mid[0];
+                if dx.abs() < 5.0 {
+                    "at the midline".to_string()
+                } else {
+                    // LPS: +x is the patient's left.
+                    format!("{}, {:.0} mm from the brain's centre line", if dx > 0.0 { "left" } else { "right" }, dx.abs())
+                }
+            }
+            _ => "side unknown (no patient geometry)".to_string(),
+        };
+        KeyRegion {
+            id: id as u32,
+            volume_ml: m * voxel_ml,
+            centre_lps_mm: lps.map(|p| p.map(|x| (x * 10.0).round() / 10.0)),
+            slices: [first + 1, last + 1],
+            peak_score: peak,
+            mean_score: total / m,
+            series_weights,
+            location: format!("{side}, {:.0} mm below the brain's surface on average, mostly {tissue_name}", depth / m),
+        }
+    };
+    let physiological = spec.physiological.as_ref().filter(|p| facts.contrast || !p.contrast_only);
+    let mut ids = vec![0u8; n];
+    let (mut regions, mut set_aside) = (Vec::new(), Vec::new());
+    let mut marks = vec![0u8; if physiological.is_some() { n } else { 0 }];
+    let centre_x = geometry.map(|g| g.voxel_to_patient(brain_centre[0], brain_centre[1], brain_centre[2])[0]);
+    for members in &kept {
+        let region = describe(regions.len() + 1, members);
+        let why = physiological.filter(|_| region.series_weights.first().is_some_and(|w| w.direction == "brighter")).and_then(|p| {
+            let fluid = fluid_share(members, labels, dims, spacing, p.surroundings_mm, facts.fluid_label, &mut marks);
+            let midline = match (geometry, centre_x) {
+                (Some(g), Some(cx)) if p.midline_share > 0.0 => {
+                    let near = members
+                        .iter()
+                        .filter(|&&v| {
+                            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+                            (g.voxel_to_patient(x as f64, y as f64, z as f64)[0] - cx).abs() <= p.midline_mm
+                        })
+                        .count();
+                    near as f64 / members.len() as f64
+                }
+                _ => 0.0,
             };
-            KeyRegion {
-                id: id as u32,
-                volume_ml: m * voxel_ml,
-                centre_lps_mm: lps.map(|p| p.map(|x| (x * 10.0).round() / 10.0)),
-                slices: [first + 1, last + 1],
-                peak_score: peak,
-                mean_score: total / m,
-                series_weights,
-                location: format!("{side}, {:.0} mm below the brain's surface on average, mostly {tissue_name}", depth / m),
+            if fluid >= p.fluid_share {
+                Some(format!(
+                    "brighter, and {:.0} % of what lies within {} mm of it is fluid or outside the brain (vessels, dura, sinuses, choroid plexus lie there)",
+                    fluid * 100.0,
+                    p.surroundings_mm
+                ))
+            } else if p.midline_share > 0.0 && midline >= p.midline_share {
+                Some(format!(
+                    "brighter, and {:.0} % of it lies within {} mm of the midline (falx, sinuses, midline veins and arteries lie there)",
+                    midline * 100.0,
+                    p.midline_mm
+                ))
+            } else {
+                None
             }
-        })
-        .collect();
+        });
+        match why {
+            Some(why) => set_aside.push(SetAside { region: KeyRegion { id: 0, ..region }, why }),
+            None if regions.len() < usize::from(u8::MAX) => {
+                for &v in members {
+                    ids[v] = region.id as u8;
+                }
+                regions.push(region);
+            }
+            None => {}
+        }
+    }
     KeyRegions {
         score,
         ids,
         regions,
+        set_aside,
         seconds: departure.seconds + start.elapsed().as_secs_f64(),
+    }
+}
+
+/// The share of what lies within `radius_mm` of a region (`members`; the voxels outside it) that
+/// is fluid (`fluid_label`) or outside the brain (label 0). `marks` (all 0, one per voxel) is
+/// scratch space, left all 0.
+fn fluid_share(
+    members: &[usize],
+    labels: &[u8],
+    [nc, nr, ns]: [usize; 3],
+    spacing: [f64; 3],
+    radius_mm: f64,
+    fluid_label: u8,
+    marks: &mut [u8],
+) -> f64 {
+    const MEMBER: u8 = 1;
+    const COUNTED: u8 = 2;
+    let plane = nc * nr;
+    let reach = spacing.map(|s| (radius_mm / s.max(1e-6)).floor() as i64);
+    let mut offsets = Vec::new();
+    for dz in -reach[2]..=reach[2] {
+        for dy in -reach[1]..=reach[1] {
+            for dx in -reach[0]..=reach[0] {
+                let mm2 = (dx as f64 * spacing[0]).powi(2) + (dy as f64 * spacing[1]).powi(2) + (dz as f64 * spacing[2]).powi(2);
+                if mm2 > 0.0 && mm2 <= radius_mm * radius_mm {
+                    offsets.push([dx, dy, dz]);
+                }
+            }
+        }
+    }
+    for &v in members {
+        marks[v] = MEMBER;
+    }
+    let (mut around, mut fluid) = (Vec::new(), 0usize);
+    let dims = [nc as i64, nr as i64, ns as i64];
+    for &v in members {
+        let p = [(v % nc) as i64, ((v / nc) % nr) as i64, (v / plane) as i64];
+        for o in &offsets {
+            let q = [p[0] + o[0], p[1] + o[1], p[2] + o[2]];
+            if (0..3).any(|a| q[a] < 0 || q[a] >= dims[a]) {
+                continue;
+            }
+            let u = q[0] as usize + q[1] as usize * nc + q[2] as usize * plane;
+            if marks[u] == 0 {
+                marks[u] = COUNTED;
+                around.push(u);
+                if labels[u] == 0 || labels[u] == fluid_label {
+                    fluid += 1;
+                }
+            }
+        }
+    }
+    for &v in members.iter().chain(&around) {
+        marks[v] = 0;
+    }
+    if around.is_empty() {
+        0.0
+    } else {
+        fluid as f64 / around.len() as f64
     }
 }
 
@@ -575,6 +746,7 @@ mod tests {
             opening_mm: 1.0,
             smooth_mm: 0.0,
             bordering_mixtures: false,
+            physiological: None,
             description: None,
         }
     }
@@ -605,7 +777,7 @@ mod tests {
 
     fn run(dep: &Departure, labels: &[u8]) -> KeyRegions {
         let slots = ["T1".to_string(), "T2".to_string()];
-        find(dep, labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec())
+        find(dep, labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec(), ScanFacts::default())
     }
 
     #[test]
@@ -626,6 +798,42 @@ mod tests {
         assert_eq!(marked, r.volume_ml);
     }
 
+    /// On a series acquired with contrast, a bright blob lying in fluid (a vessel in a cistern,
+    /// choroid plexus in a ventricle) is set aside and listed; one in tissue stays a key region.
+    /// Without contrast, or without the setting, both are key regions.
+    #[test]
+    fn bright_blobs_in_fluid_are_set_aside_on_a_contrast_series() {
+        let in_fluid = |x: f64, y: f64, z: f64| ((x + 12.0).powi(2) + y * y + z * z).sqrt() <= 3.5;
+        let in_tissue = |x: f64, y: f64, z: f64| ((x - 8.0).powi(2) + y * y + z * z).sqrt() <= 4.0;
+        let (mut dep, mut labels) = brain(|x, y, z| if in_fluid(x, y, z) || in_tissue(x, y, z) { 8.0 } else { 0.0 });
+        // Fluid (label 1) where x < -7 mm; the primary series sees the blobs, brighter.
+        for (i, &v) in dep.voxels.iter().enumerate() {
+            if (v as usize % 40) < 12 && dep.score[i] == 0.0 {
+                labels[v as usize] = 1;
+            }
+            dep.shares[2 * i..2 * i + 2].copy_from_slice(&[1.0, 0.0]);
+        }
+        let slots = ["T1".to_string(), "T2".to_string()];
+        let physiological =
+            PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.0, contrast_only: true };
+        let spec = KeyRegionSpec { physiological: Some(physiological), ..spec() };
+        let found = |contrast: bool, spec: &KeyRegionSpec| {
+            find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "tissue".into(), &slots, spec, ScanFacts { fluid_label: 1, contrast })
+        };
+        let after = found(true, &spec);
+        assert_eq!(after.regions.len(), 1, "{:?}", after.regions);
+        // The region kept is the one in tissue (x > 0).
+        assert!(after.ids.iter().enumerate().all(|(v, &i)| i == 0 || v % 40 > 20), "{:?}", after.regions);
+        assert_eq!(after.set_aside.len(), 1, "{:?}", after.set_aside);
+        assert!(after.set_aside[0].why.contains("fluid or outside the brain"), "{}", after.set_aside[0].describe());
+        assert_eq!(after.ids.iter().filter(|&&i| i != 0).count() as f64 / 1000.0, after.regions[0].volume_ml);
+        let plain = KeyRegionSpec { physiological: None, ..spec.clone() };
+        for (contrast, spec) in [(false, &spec), (true, &plain)] {
+            let both = found(contrast, spec);
+            assert_eq!((both.regions.len(), both.set_aside.len()), (2, 0), "{contrast}: {:?}", both.set_aside);
+        }
+    }
+
     /// A strong blob (score 20 within 4 mm) whose smoothed score spreads above `grow` to 7 mm
     /// (score 5 between): `grow` alone takes the halo, a share of the peak stops at the blob.
     #[test]
@@ -639,7 +847,7 @@ mod tests {
         let slots = ["T1".to_string(), "T2".to_string()];
         let volume = |share: f64| {
             let spec = KeyRegionSpec { grow_share: share, ..spec() };
-            let found = find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec);
+            let found = find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec, ScanFacts::default());
             assert_eq!(found.regions.len(), 1, "{:?}", found.regions);
             found.regions[0].volume_ml
         };
@@ -675,13 +883,13 @@ mod tests {
         }
         let spec = KeyRegionSpec { seed: 2.0, grow: 1.2, smooth_mm: 1.0, opening_mm: 0.0, ..spec() };
         let names = |_: u8| "white matter".to_string();
-        let found = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &spec);
+        let found = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &spec, ScanFacts::default());
         assert_eq!(found.regions.len(), 1, "{:?}", found.regions);
         let truth = 4.0 / 3.0 * std::f64::consts::PI * 216.0 / 1000.0;
         assert!((found.regions[0].volume_ml - truth).abs() / truth < 0.25, "{} vs {truth}", found.regions[0].volume_ml);
         assert_eq!(found.regions[0].series_weights[0].direction, "brighter");
         // Without smoothing the noise alone crosses the same thresholds in many places.
-        let raw = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &KeyRegionSpec { smooth_mm: 0.0, ..spec });
+        let raw = find(&dep, &labels, [40; 3], [1.0; 3], None, &names, &["T1".into()], &KeyRegionSpec { smooth_mm: 0.0, ..spec }, ScanFacts::default());
         assert!(raw.regions.len() != 1 || raw.regions[0].volume_ml > 2.0 * truth, "{:?}", raw.regions);
     }
 

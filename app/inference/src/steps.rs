@@ -152,6 +152,7 @@ pub(crate) fn run(
                 let Ok(slots) = super::tissue::TissueSlots::find(&engine.manifest.labels, classes) else {
                     continue;
                 };
+                let fluid_label = slots.label[0];
                 let (channels, slot_of): (Vec<&[f32]>, Vec<usize>) = tissue_channels(volumes, labels).into_iter().unzip();
                 // The deep grey-matter atlas, placed on this scan's brain (it needs the scan's
                 // patient axes); where it cannot be placed the step goes on without it.
@@ -202,6 +203,7 @@ pub(crate) fn run(
                         &name,
                         &slots,
                         spec,
+                        super::key_regions::ScanFacts { fluid_label, contrast: volume.contrast },
                     );
                     tracing::debug!(regions = found.regions.len(), seconds = t.elapsed().as_secs_f64(), "key regions");
                     key_regions = Some(found);

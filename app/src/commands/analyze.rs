@@ -181,6 +181,16 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         for r in regions {
             println!("  {}", r.describe_named(&|slot| insights.series_name(slot)));
         }
+        if !insights.key_regions_set_aside.is_empty() {
+            println!(
+                "set aside as likely physiological enhancement: {} ({})",
+                insights.key_regions_set_aside.len(),
+                inference::key_regions::SET_ASIDE_MEANING
+            );
+            for r in &insights.key_regions_set_aside {
+                println!("  {}", r.describe());
+            }
+        }
     }
     for r in insights.modality_reliance.iter().filter(|_| insights.slots.len() > 1) {
         let parts: Vec<String> = r

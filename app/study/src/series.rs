@@ -56,14 +56,20 @@ pub enum ContrastEvidence {
 }
 
 /// Whether a series description names a contrast-enhanced acquisition: "T1 +C", "T1 C+",
-/// "MPRAGE post-contrast", "T1 Gd+", "T1 post Gad", "with contrast". Only positive forms: "pre
-/// contrast", "non-contrast" and "w/o contrast" do not count.
+/// "MPRAGE post-contrast", "T1 Gd+", "T1 post Gad", "with contrast", and the research names
+/// "T1c", "T1ce", "T1Gd" (BraTS and its converters). Only positive forms: "pre contrast",
+/// "non-contrast" and "w/o contrast" do not count, nor "post" alone ("T1 post fossa").
 pub fn description_says_contrast(description: &str) -> bool {
     let d = description.to_ascii_uppercase();
     let words: Vec<&str> = d.split(|c: char| !(c.is_ascii_alphanumeric() || c == '+')).filter(|w| !w.is_empty()).collect();
-    const WORDS: [&str; 8] = ["+C", "C+", "+GD", "GD+", "+GAD", "GAD+", "POSTCONTRAST", "GADO"];
-    const PHRASES: [&str; 7] =
-        ["POST-CONTRAST", "POST CONTRAST", "POST GAD", "POST-GAD", "WITH CONTRAST", "W/ CONTRAST", "W/CONTRAST"];
+    const WORDS: [&str; 16] = [
+        "+C", "C+", "+GD", "GD+", "+GAD", "GAD+", "POSTCONTRAST", "POSTGAD", "POSTGD", "GADO", "T1C", "T1CE", "T1GD", "T1+C",
+        "T1C+", "T1+GD",
+    ];
+    const PHRASES: [&str; 9] = [
+        "POST-CONTRAST", "POST CONTRAST", "POST GAD", "POST-GAD", "POST GD", "POST-GD", "WITH CONTRAST", "W/ CONTRAST",
+        "W/CONTRAST",
+    ];
     WORDS.iter().any(|w| words.contains(w)) || PHRASES.iter().any(|p| d.contains(p))
 }
 
@@ -405,6 +411,11 @@ mod tests {
             "Brain with contrast",
             "T1 W/ CONTRAST",
             "T1 FS GADO",
+            "t1ce",
+            "BraTS T1c",
+            "T1Gd 3D",
+            "AX T1+C",
+            "T1 post-Gd",
         ] {
             assert!(description_says_contrast(yes), "{yes}");
         }
@@ -418,6 +429,9 @@ mod tests {
             "T1 thick slices 4 mm (test copy)",
             "CT head C1-C2",
             "Gadolinium-free protocol",
+            "T1 post fossa",
+            "T1 SPACE sag",
+            "T1 CSF flow",
         ] {
             assert!(!description_says_contrast(no), "{no}");
         }
