@@ -43,17 +43,16 @@ fn key_region_settings_are_checked_when_the_model_is_loaded() {
     assert!(err.contains("\"key_regions\" needs the \"tissue_em\""), "{err}");
 }
 
-/// The sample with a lesion (and, with `t2`, a T2-like series), and the lesion's truth.
-fn lesion_study(dir: &Path, t2: bool) -> (PathBuf, serde_json::Value) {
+/// The sample with a lesion (and, with "--t2", a T2-like series; with "--contrast", acquired with
+/// contrast and a second bright ball on the midline), and the lesion's truth.
+fn lesion_study(dir: &Path, options: &[&str]) -> (PathBuf, serde_json::Value) {
     let out = dir.join("lesion-study");
     let python = std::env::var("FOCAL_PYTHON").expect("FOCAL_PYTHON: a Python with pydicom (scripts/test.sh sets it)");
     let mut cmd = Command::new(python);
     cmd.arg(common::repo().join("app/tests/reference/make_lesion_study.py"))
         .arg(common::repo().join("assets/sample-study"))
-        .arg(&out);
-    if t2 {
-        cmd.arg("--t2");
-    }
+        .arg(&out)
+        .args(options);
     let run = cmd.output().expect("python runs");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let truth = serde_json::from_slice(&run.stdout).expect("the lesion's truth as JSON");
@@ -123,10 +122,38 @@ fn nifti_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len()
 }
 
+/// On a series acquired with contrast, a bright region on the midline (where the falx, the
+/// sinuses and the midline veins enhance) is set aside as likely physiological enhancement and
+/// listed apart with why, in the CLI and summary.json; the lesion in the white matter stays the
+/// one key region, and the region map holds it alone.
+#[test]
+fn on_a_contrast_series_a_bright_midline_region_is_set_aside_and_listed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (study, truth) = lesion_study(tmp.path(), &["--contrast"]);
+    let uids = series_by_number(&study);
+    let model_dir = tmp.path().join("model");
+    std::fs::create_dir_all(&model_dir).expect("model dir");
+    let model = common::key_regions_model(&model_dir);
+    let out = tmp.path().join("t1");
+    let (stdout, summary) = analyze(&study, &uids[..1], &out, &model);
+    assert!(stdout.contains("acquired with contrast"), "{stdout}");
+    let r = region_at_lesion(&summary, &truth, 0);
+    let aside = summary["key_regions_set_aside"].as_array().expect("key_regions_set_aside in summary.json");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let c: Vec<f64> = aside[0]["region"]["centre_lps_mm"].as_array().expect("centre").iter().map(|v| v.as_f64().expect("mm")).collect();
+    let off = ((c[0] - 0.0).powi(2) + (c[1] - 10.0).powi(2) + (c[2] - 20.0).powi(2)).sqrt();
+    assert!(off < 6.0, "set aside at {c:?}, the midline ball at (0, 10, 20)");
+    assert!(aside[0]["why"].as_str().expect("why").contains("midline"), "{aside:?}");
+    assert!(stdout.contains("set aside as likely physiological enhancement: 1"), "{stdout}");
+    let ids = std::fs::read(out.join("key_region_ids.nii")).expect("ids");
+    let marked = ids[352..].iter().filter(|&&v| v != 0).count() as f64 * 2.0 / 1000.0;
+    assert!((marked - r["volume_ml"].as_f64().expect("mL")).abs() < 1e-6, "{marked} mL marked");
+}
+
 #[test]
 fn a_synthetic_lesion_is_one_key_region_on_t1_and_on_t1_with_a_t2_like_series() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (study, truth) = lesion_study(tmp.path(), true);
+    let (study, truth) = lesion_study(tmp.path(), &["--t2"]);
     let uids = series_by_number(&study);
     assert_eq!(uids.len(), 2, "T1 and T2-like series");
     let model_dir = tmp.path().join("model");

@@ -12,6 +12,8 @@ usage: write_manifest.py ../brain-tissue.onnx runs/v2/training.json runs/v2/eval
          (model 3.3: the input-gate network, deepbet's brain, the scan's own tissue model)
        write_manifest.py --model3-classes ../brain-tissue.json ../candidates/tissue-em.json
          (model 3.3.2: which class is fluid and, on a T1 with contrast, which is grey matter)
+       write_manifest.py --key-regions ../brain-tissue.json ../candidates/key-regions.json
+         (model 3.4.0: key regions, round 4's candidate)
 """
 import hashlib
 import json
@@ -218,7 +220,27 @@ def model3_classes(manifest_path, candidate_path):
     save_with(manifest, manifest_path, manifest["metrics"], "Contrast-enhanced scans", limit)
 
 
+def key_regions(manifest_path, candidate_path):
+    """Version 3.4.0: 3.3.2 with key regions (round 4 passed its rule, MODEL_CARD.md): the
+    candidate's `key_regions` settings and the tissue model's outlier exclusion they need
+    (CANDIDATE_JSON: models/candidates/key-regions.json)."""
+    manifest = json.load(open(manifest_path))
+    candidate = json.load(open(candidate_path))
+    manifest["key_regions"] = candidate["key_regions"]
+    manifest["tissue_em"]["exclude_outliers"] = candidate["tissue_em"]["exclude_outliers"]
+    manifest["version"] = "3.4.0"
+    limit = ("Key regions are where the scan departs from its own model of healthy tissue, not a diagnosis. "
+             "Tested with synthetic lesions in real and template heads; lesions that only a T2 or FLAIR shows faintly "
+             "are missed, and lesions under 1 mL often are. On a series acquired with contrast, bright regions in "
+             "fluid, at the surface or on the midline are set aside as likely physiological enhancement (listed "
+             "apart): developed on two contrast-enhanced scans, with none held out; a lesion there can be set aside "
+             "and physiological enhancement elsewhere can still be a region.")
+    save_with(manifest, manifest_path, manifest["metrics"], "Key regions are where", limit)
+
+
 def main():
+    if sys.argv[1] == "--key-regions":
+        return key_regions(*sys.argv[2:4])
     if sys.argv[1] == "--model3":
         return model3(*sys.argv[2:7])
     if sys.argv[1] == "--model3-classes":

@@ -366,6 +366,7 @@ pub(crate) fn report_content(
         reliance_lines: reliance_lines(&output.summary.insights, &output.evidence, !opts.keep_phi),
         modality_table: modality_table(&output.summary.insights),
         key_regions: key_region_table(&output.summary.insights, review),
+        key_regions_set_aside: output.summary.insights.key_regions_set_aside.iter().map(|r| r.describe()).collect(),
         impression: review.impression.clone(),
         sign_off,
         limits,

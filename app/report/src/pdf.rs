@@ -37,6 +37,8 @@ pub struct ReportContent {
     pub modality_table: Vec<Vec<String>>,
     /// Key regions (the first row is the header); None when the analysis did not look for them.
     pub key_regions: Option<Vec<Vec<String>>>,
+    /// Regions set aside as likely physiological enhancement, one line each.
+    pub key_regions_set_aside: Vec<String>,
     pub impression: String,
     pub sign_off: String,
     pub limits: Vec<String>,
@@ -262,7 +264,7 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         w.heading("Key regions");
         w.paragraph(
             &format!(
-                "{} Each is a connected set of voxels at least 3 spreads from every tissue and two-tissue mixture of the model fitted to this scan; the series column says how much each series contributed and whether the region is brighter or darker there.",
+                "{} Each is a connected set of voxels far, in healthy tissue's own spread, from every tissue and every mixture of the tissues around it in the model fitted to this scan; the series column says how much each series contributed and whether the region is brighter or darker there.",
                 crate::inference::key_regions::MEANING
             ),
             b"F1",
@@ -273,6 +275,21 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
             w.table(rows);
         } else {
             w.paragraph("None found: no region departs from this scan's healthy tissue.", b"F1", 10.0, [0.0, 0.0, 0.0]);
+        }
+        if !content.key_regions_set_aside.is_empty() {
+            w.paragraph(
+                &format!(
+                    "Set aside as likely physiological enhancement ({}): {}. This was developed on two contrast-enhanced scans only; a region set aside may still be a lesion.",
+                    content.key_regions_set_aside.len(),
+                    crate::inference::key_regions::SET_ASIDE_MEANING
+                ),
+                b"F1",
+                9.5,
+                [0.0, 0.0, 0.0],
+            );
+            for line in &content.key_regions_set_aside {
+                w.paragraph(&format!("• {line}"), b"F1", 9.5, [0.0, 0.0, 0.0]);
+            }
         }
     }
     if !content.measurements.is_empty() {

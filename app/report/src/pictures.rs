@@ -158,6 +158,7 @@ pub fn export_pictures(set: &StudySet, opts: &PictureOptions) -> Result<ExportSu
         reliance_lines: Vec::new(),
         modality_table: Vec::new(),
         key_regions: None,
+        key_regions_set_aside: Vec::new(),
         impression: String::new(),
         sign_off: "No model analysis and no reader's review are part of this report.".into(),
         limits: Vec::new(),

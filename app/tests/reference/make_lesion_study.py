@@ -9,9 +9,12 @@ linearly along the tissue mixtures (the sample's CSF, grey and white matter mean
 48, 84 and 109, to 1.0, 0.62 and 0.42 of white matter's T1; pure fluid continues the CSF-grey
 line), with noise of its own (about what a separate acquisition has: additive, as MR noise is,
 of 5 % of white matter's value), and the lesion halfway between grey matter and CSF on it.
+With --contrast, the T1 series says it was acquired with contrast (ContrastBolusAgent) and a
+second ball as bright, of radius 6 mm, lies on the midline at patient (0, 10, 20) mm (where,
+after contrast, the falx, sinuses and midline veins enhance).
 Prints the lesion's volume in mL, the 1-based slices it spans and its centre, as JSON.
 
-usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2]
+usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2] [--contrast]
 """
 import glob
 import json
@@ -24,6 +27,8 @@ from pydicom.uid import generate_uid
 
 CENTRE = np.array([-26.0, -10.0, 28.0])
 RADIUS = 8.0
+MIDLINE_CENTRE = np.array([0.0, 10.0, 20.0])
+MIDLINE_RADIUS = 6.0
 MEANS = (48.0, 84.0, 109.0)  # the sample's CSF, grey and white matter on T1
 
 
@@ -51,6 +56,7 @@ def save(ds, values, series_uid, entropy, description, number, path):
 def main():
     sample, out = sys.argv[1], sys.argv[2]
     with_t2 = "--t2" in sys.argv[3:]
+    contrast = "--contrast" in sys.argv[3:]
     files = sorted((pydicom.dcmread(f) for f in glob.glob(os.path.join(sample, "*.dcm"))),
                    key=lambda d: float(d.ImagePositionPatient[2]))
     os.makedirs(out, exist_ok=True)
@@ -85,6 +91,11 @@ def main():
         r = np.sqrt((xx - CENTRE[0]) ** 2 + (yy - CENTRE[1]) ** 2 + (z - CENTRE[2]) ** 2)
         alpha = np.clip(RADIUS - r + 0.5, 0, 1)
         healthy = px.copy()
+        if contrast:
+            ds.ContrastBolusAgent = "Gadolinium (test copy)"
+            r2 = np.sqrt((xx - MIDLINE_CENTRE[0]) ** 2 + (yy - MIDLINE_CENTRE[1]) ** 2 + (z - MIDLINE_CENTRE[2]) ** 2)
+            a2 = np.clip(MIDLINE_RADIUS - r2 + 0.5, 0, 1)
+            px = a2 * (1.45 * white + noise * rng.standard_normal(px.shape)) + (1 - a2) * px
         if alpha.max() > 0:
             lesion = 1.45 * white + noise * rng.standard_normal(px.shape)
             px = alpha * lesion + (1 - alpha) * px
@@ -95,6 +106,8 @@ def main():
         save(ds, px, series_uid, ["focal-test-lesion", str(n)], "T1 with a synthetic lesion (test copy)", 9,
              os.path.join(out, f"lesion{n:03d}.dcm"))
         if with_t2:
+            if contrast:
+                del ds.ContrastBolusAgent  # the T2-like series was not
             w = MEANS[2]
             lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w + 0.05 * w * rng.standard_normal(px.shape)
             t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) + 0.05 * w * rng.standard_normal(px.shape)

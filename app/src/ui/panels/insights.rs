@@ -436,12 +436,38 @@ fn key_regions_list(
         }
     });
     ui.label(RichText::new(crate::inference::key_regions::MEANING).weak().small());
+    set_aside_list(ui, &insights.key_regions_set_aside, &mut chosen);
     if let Some(r) = chosen {
         p.edit(Edit::Heatmap(Heatmap::KeyRegions));
         for e in show_region(&r) {
             p.edit(e);
         }
     }
+}
+
+/// The regions set aside as likely physiological enhancement, under the key regions: one row
+/// each with why; a click shows it as a key region's does.
+fn set_aside_list(
+    ui: &mut egui::Ui,
+    set_aside: &[crate::inference::key_regions::SetAside],
+    chosen: &mut Option<crate::inference::key_regions::KeyRegion>,
+) {
+    if set_aside.is_empty() {
+        return;
+    }
+    egui::CollapsingHeader::new(format!("Set aside as likely physiological enhancement ({})", set_aside.len()))
+        .id_salt("key-regions-set-aside")
+        .show(ui, |ui| {
+            ui.label(RichText::new(crate::inference::key_regions::SET_ASIDE_MEANING).weak().small());
+            for (i, r) in set_aside.iter().enumerate() {
+                ui.horizontal_wrapped(|ui| {
+                    if ui.button(format!("Set aside {}", i + 1)).on_hover_text(&r.why).clicked() {
+                        *chosen = Some(r.region.clone());
+                    }
+                    ui.label(RichText::new(r.describe()).small());
+                });
+            }
+        });
 }
 
 /// What showing a key region takes: its middle slice, and the reformatted views' crosshair on
