@@ -443,12 +443,15 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(summary["provider"]["name"], "CPU");
     assert_eq!(summary["slices"], 89);
     assert_eq!(summary["model"]["verified_against_manifest"], true);
-    assert_eq!(summary["model"]["version"], "3.3.2");
+    assert_eq!(summary["model"]["version"], "3.4.0");
     // Model 3 keeps model 2's brain-extent section without its step: neither loaded nor recorded.
     assert!(summary["model"]["extent_sha256"].is_null(), "{}", summary["model"]);
-    // The shipped model does not look for key regions (the candidate failed its held-out rule).
-    assert!(summary["key_regions"].is_null(), "{}", summary["key_regions"]);
-    assert!(!out.join("key_regions.nii").exists());
+    // The shipped model looks for key regions (3.4.0): the healthy sample has none, and nothing
+    // is set aside (its series was not acquired with contrast); the score map is written.
+    assert_eq!(summary["key_regions"], serde_json::json!([]), "{}", summary["key_regions"]);
+    assert!(summary["key_regions_set_aside"].is_null(), "{}", summary["key_regions_set_aside"]);
+    assert!(out.join("key_regions.nii").exists() && out.join("key_region_ids.nii").exists());
+    assert!(stdout.contains("key regions: 0 ("), "{stdout}");
     let labels = summary["labels"].as_array().expect("labels");
     let ml = |name: &str| {
         labels
