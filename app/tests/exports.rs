@@ -98,12 +98,13 @@ fn exports_pass_dciodvfy_highdicom_pydicom_and_hold_no_identifiers() {
             "attention-map.dcm",
             "export.json",
             "key-image-1.dcm",
+            "key-region-score.dcm",
             "measurements-sr.dcm",
             "report-pdf.dcm",
             "report.pdf",
             "segmentation.dcm"
         ],
-        "no staging folder or partial file is left behind"
+        "no staging folder or partial file is left behind (the key-region score: the shipped model looks for them)"
     );
 
     // dciodvfy: no errors on any object.

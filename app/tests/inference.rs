@@ -232,10 +232,12 @@ fn a_missing_brain_extractor_is_refused_naming_the_fix() {
 #[test]
 fn a_wrong_brain_extent_model_is_refused_naming_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    // Model 2's steps: the brain extent first (Model 3 keeps its section without the step).
+    // Model 2's steps: the brain extent first (Model 3 keeps its section without the step), and
+    // no key regions (they need Model 3's tissue model).
     let copy_model = |dir: &Path| {
         let (path, mut m) = copy_model(dir);
         m["postprocess"] = serde_json::json!(["brain_extent", "fluid_rim", "largest_component"]);
+        m.as_object_mut().expect("object").remove("key_regions");
         (path, m)
     };
     let (path, mut m) = copy_model(tmp.path());

@@ -372,14 +372,16 @@ fn copy_files(manifest: &serde_json::Value, first: &[PathBuf], tmp: &std::path::
 }
 
 /// The shipped network without its whole-volume steps (deepbet's brain, the scan's tissue
-/// model): its labels alone, seconds per study instead of tens in a debug build. For tests of
-/// what is around the model (batch tables, resuming, Ray), not of the model.
+/// model and the key regions found in it): its labels alone, seconds per study instead of tens
+/// in a debug build. For tests of what is around the model (batch tables, resuming, Ray), not
+/// of the model.
 pub fn network_only_model(tmp: &std::path::Path) -> PathBuf {
     let (path, mut manifest) = copy_model(tmp);
     manifest["postprocess"] = serde_json::json!(["largest_component"]);
     let m = manifest.as_object_mut().expect("object");
     m.remove("extractor");
     m.remove("tissue_em");
+    m.remove("key_regions");
     write_json(&path, &manifest);
     path
 }
