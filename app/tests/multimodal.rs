@@ -203,6 +203,11 @@ fn two_series_of_one_head_are_combined_with_modality_attention() {
     assert_eq!(slots[1]["series_uid"], uid2.as_str());
     let coverage = slots[1]["coverage"].as_f64().expect("coverage");
     assert!(coverage > 0.9, "the 4 mm copy covers {coverage} of the head");
+    // The 4 mm copy is left out of the tissue model, and so of the key regions' departure: across
+    // its thick slices it averages tissues the 2 mm series sees apart (with it, the healthy head
+    // had 7 key regions, all darker on the copy). It still feeds the network (below).
+    assert!(stdout.contains("second series left out (resampled from voxels of up to 4.0 mm"), "{stdout}");
+    assert!(s["key_regions"].as_array().expect("key regions").len() <= 1, "{}", s["key_regions"]);
     let voxels = 181 * 217 * 89u64;
     assert_eq!(
         std::fs::metadata(out.join("modality_attention.nii")).expect("modality").len(),

@@ -335,6 +335,7 @@ mod tests {
             modality: None,
             skipped: Vec::new(),
             contrast: false,
+            resampled_from_mm: None,
         };
         let axes = RasAxes::of(&volume);
         assert_eq!(

@@ -153,7 +153,18 @@ pub(crate) fn run(
                     continue;
                 };
                 let fluid_label = slots.label[0];
-                let (channels, slot_of): (Vec<&[f32]>, Vec<usize>) = tissue_channels(volumes, labels).into_iter().unzip();
+                let (used, left_out) = tissue_channels(volumes, labels, spacing);
+                let (channels, slot_of): (Vec<&[f32]>, Vec<usize>) = used.into_iter().unzip();
+                let left_out_note: String = left_out
+                    .iter()
+                    .map(|(i, mm)| {
+                        format!(
+                            "; {} series left out (resampled from voxels of up to {mm:.1} mm onto this grid of {:.1} mm: partial volume across its slices would look like tissue that is not there)",
+                            engine.manifest.slot_name(*i),
+                            spacing.iter().copied().fold(0.0, f64::max)
+                        )
+                    })
+                    .collect();
                 // The deep grey-matter atlas, placed on this scan's brain (it needs the scan's
                 // patient axes); where it cannot be placed the step goes on without it.
                 let placed = engine.deep_gm_atlas.as_ref().map(|atlas| match volume.geometry.as_ref() {
@@ -183,7 +194,7 @@ pub(crate) fn run(
                     continue;
                 };
                 detail = Some(format!(
-                    "{}{atlas_note}; {:.0} mL relabelled",
+                    "{}{atlas_note}{left_out_note}; {:.0} mL relabelled",
                     fit.describe(),
                     fit.changed as f64 * voxel_ml
                 ));
@@ -239,12 +250,23 @@ fn label_rim(labels: &mut [u8], probabilities: &mut [f32], set: &[usize], class:
     }
 }
 
+/// A further series resampled from voxels more than this many times the analysed grid's
+/// largest is left out of the tissue model.
+const COARSER: f64 = 1.5;
+
 /// The series the scan's tissue model fits, each with its slot: the analysed one, and each
-/// further series that covers (finite, non-zero) at least 98 % of the labelled brain; one
-/// covering less would leave part of the brain modelled on a missing value.
-fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8]) -> Vec<(&'a [f32], usize)> {
+/// further series that covers (finite, non-zero) at least 98 % of the labelled brain (one
+/// covering less would leave part of the brain modelled on a missing value) and whose own
+/// voxels are at most `COARSER` times the grid's (`spacing`); and the slots of those left out
+/// for their coarser voxels, each with its largest voxel size (mm). Resampled from thick
+/// slices, a series averages tissues across each slice: at every boundary its value is a
+/// mixture the analysed series does not see, which the tissue model would take for another
+/// tissue and key regions for a departure (a 4 mm copy of the sample's own 2 mm T1 gave 7).
+fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8], spacing: [f64; 3]) -> (Vec<(&'a [f32], usize)>, Vec<(usize, f64)>) {
     let brain = labels.iter().filter(|&&l| l != 0).count().max(1);
-    volumes
+    let grid = spacing.iter().copied().fold(0.0, f64::max);
+    let mut left_out = Vec::new();
+    let used = volumes
         .iter()
         .enumerate()
         .filter(|(i, v)| {
@@ -257,8 +279,16 @@ fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8]) -> Vec<(&'a [f32],
                         .count() as f64
                         >= 0.98 * brain as f64
         })
+        .filter(|(i, v)| match v.resampled_from_mm.map(|mm| mm.iter().copied().fold(0.0, f64::max)) {
+            Some(own) if *i > 0 && own > COARSER * grid => {
+                left_out.push((*i, own));
+                false
+            }
+            _ => true,
+        })
         .map(|(i, v)| (v.data.as_slice(), i))
-        .collect()
+        .collect();
+    (used, left_out)
 }
 
 #[cfg(test)]

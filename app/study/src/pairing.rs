@@ -91,6 +91,7 @@ pub fn resample_onto(primary: &Volume, other: &Volume, other_uid: &str) -> Resul
         modality: other.modality.clone(),
         skipped: Vec::new(),
         contrast: other.contrast,
+        resampled_from_mm: Some(source.spacing),
     };
     Ok((volume, coverage))
 }
@@ -122,6 +123,7 @@ mod tests {
             modality: None,
             skipped: Vec::new(),
             contrast: false,
+            resampled_from_mm: None,
         }
     }
 

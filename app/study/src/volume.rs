@@ -41,6 +41,9 @@ pub struct Volume {
     /// Acquired with contrast (ContrastBolusAgent set, or a description saying so: the
     /// stack's [`crate::SeriesWarning::Contrast`]).
     pub contrast: bool,
+    /// The voxel size (column, row, slice spacing in mm) of the series this volume was
+    /// resampled from onto another series' grid (None: its own grid).
+    pub resampled_from_mm: Option<[f64; 3]>,
 }
 
 /// The values, for sharing a loaded volume without a copy (the GPU upload of reformatting).
@@ -158,6 +161,7 @@ pub fn load_volume(stack: &Stack, progress: &(dyn Fn(Progress) + Sync), cancel: 
         modality: first.instance.modality.clone(),
         skipped,
         contrast: stack.warnings.iter().any(|w| matches!(w, crate::SeriesWarning::Contrast { .. })),
+        resampled_from_mm: None,
     })
 }
 
