@@ -406,36 +406,15 @@ pub fn find(
     let centre_x = geometry.map(|g| g.voxel_to_patient(brain_centre[0], brain_centre[1], brain_centre[2])[0]);
     for members in &kept {
         let region = describe(regions.len() + 1, members);
-        let why = physiological.filter(|_| region.series_weights.first().is_some_and(|w| w.direction == "brighter")).and_then(|p| {
-            let fluid = fluid_share(members, labels, dims, spacing, p.surroundings_mm, facts.fluid_label, &mut marks);
-            let midline = match (geometry, centre_x) {
-                (Some(g), Some(cx)) if p.midline_share > 0.0 => {
-                    let near = members
-                        .iter()
-                        .filter(|&&v| {
-                            let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
-                            (g.voxel_to_patient(x as f64, y as f64, z as f64)[0] - cx).abs() <= p.midline_mm
-                        })
-                        .count();
-                    near as f64 / members.len() as f64
-                }
-                _ => 0.0,
+        let bright = region.series_weights.first().is_some_and(|w| w.direction == "brighter");
+        let why = physiological.filter(|_| bright).and_then(|p| {
+            let midline = |v: usize| {
+                let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
+                Some((geometry?.voxel_to_patient(x as f64, y as f64, z as f64)[0] - centre_x?).abs())
             };
-            if fluid >= p.fluid_share {
-                Some(format!(
-                    "brighter, and {:.0} % of what lies within {} mm of it is fluid or outside the brain (vessels, dura, sinuses, choroid plexus lie there)",
-                    fluid * 100.0,
-                    p.surroundings_mm
-                ))
-            } else if p.midline_share > 0.0 && midline >= p.midline_share {
-                Some(format!(
-                    "brighter, and {:.0} % of it lies within {} mm of the midline (falx, sinuses, midline veins and arteries lie there)",
-                    midline * 100.0,
-                    p.midline_mm
-                ))
-            } else {
-                None
-            }
+            physiological_reason(p, members, &midline, || {
+                fluid_share(members, labels, dims, spacing, p.surroundings_mm, facts.fluid_label, &mut marks)
+            })
         });
         match why {
             Some(why) => set_aside.push(SetAside { region: KeyRegion { id: 0, ..region }, why }),
@@ -455,6 +434,37 @@ pub fn find(
         set_aside,
         seconds: departure.seconds + start.elapsed().as_secs_f64(),
     }
+}
+
+/// Why a bright region (`members`) looks like physiological enhancement under `p`, if it does:
+/// `fluid` gives the share of its surroundings that is fluid or outside the brain, `midline`
+/// each voxel's distance from the midline (mm; None without patient geometry).
+fn physiological_reason(
+    p: &PhysiologicalSpec,
+    members: &[usize],
+    midline: &dyn Fn(usize) -> Option<f64>,
+    fluid: impl FnOnce() -> f64,
+) -> Option<String> {
+    let fluid = fluid();
+    if fluid >= p.fluid_share {
+        return Some(format!(
+            "brighter, and {:.0} % of what lies within {} mm of it is fluid or outside the brain (vessels, dura, sinuses, choroid plexus lie there)",
+            fluid * 100.0,
+            p.surroundings_mm
+        ));
+    }
+    if p.midline_share <= 0.0 {
+        return None;
+    }
+    let near = members.iter().filter(|&&v| midline(v).is_some_and(|d| d <= p.midline_mm)).count();
+    let share = near as f64 / members.len().max(1) as f64;
+    (share >= p.midline_share).then(|| {
+        format!(
+            "brighter, and {:.0} % of it lies within {} mm of the midline (falx, sinuses, midline veins and arteries lie there)",
+            share * 100.0,
+            p.midline_mm
+        )
+    })
 }
 
 /// The share of what lies within `radius_mm` of a region (`members`; the voxels outside it) that
@@ -832,6 +842,25 @@ mod tests {
             let both = found(contrast, spec);
             assert_eq!((both.regions.len(), both.set_aside.len()), (2, 0), "{contrast}: {:?}", both.set_aside);
         }
+    }
+
+    /// The midline test counts the region's voxels within `midline_mm` of the midline; without
+    /// patient geometry it cannot, and only the fluid test applies.
+    #[test]
+    fn a_region_mostly_on_the_midline_or_in_fluid_is_named_as_such() {
+        let p = PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.5, contrast_only: true };
+        let members: Vec<usize> = (0..10).collect();
+        // Voxel v lies v mm from the midline: 6 of 10 within 5 mm.
+        let on_line = |v: usize| Some(v as f64);
+        let why = physiological_reason(&p, &members, &on_line, || 0.2).expect("set aside");
+        assert!(why.contains("60 % of it lies within 5 mm of the midline"), "{why}");
+        let off_line = |v: usize| Some(v as f64 + 2.0);
+        assert_eq!(physiological_reason(&p, &members, &off_line, || 0.2), None, "4 of 10 within 5 mm");
+        assert_eq!(physiological_reason(&p, &members, &|_| None, || 0.2), None, "no geometry");
+        let why = physiological_reason(&p, &members, &|_| None, || 0.6).expect("set aside");
+        assert!(why.contains("60 % of what lies within 3 mm of it is fluid or outside the brain"), "{why}");
+        let off = PhysiologicalSpec { midline_share: 0.0, ..p };
+        assert_eq!(physiological_reason(&off, &members, &on_line, || 0.2), None, "midline test off");
     }
 
     /// A strong blob (score 20 within 4 mm) whose smoothed score spreads above `grow` to 7 mm
