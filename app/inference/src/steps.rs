@@ -161,7 +161,7 @@ pub(crate) fn run(
                         format!(
                             "; {} series left out (resampled from voxels of up to {mm:.1} mm onto this grid of {:.1} mm: partial volume across its slices would look like tissue that is not there)",
                             engine.manifest.slot_name(*i),
-                            spacing.iter().copied().fold(0.0, f64::max)
+                            largest(spacing)
                         )
                     })
                     .collect();
@@ -254,6 +254,11 @@ fn label_rim(labels: &mut [u8], probabilities: &mut [f32], set: &[usize], class:
 /// largest is left out of the tissue model.
 const COARSER: f64 = 1.5;
 
+/// A voxel's largest side (mm).
+fn largest(spacing: [f64; 3]) -> f64 {
+    spacing.iter().copied().fold(0.0, f64::max)
+}
+
 /// The series the scan's tissue model fits, each with its slot: the analysed one, and each
 /// further series that covers (finite, non-zero) at least 98 % of the labelled brain (one
 /// covering less would leave part of the brain modelled on a missing value) and whose own
@@ -264,7 +269,7 @@ const COARSER: f64 = 1.5;
 /// tissue and key regions for a departure (a 4 mm copy of the sample's own 2 mm T1 gave 7).
 fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8], spacing: [f64; 3]) -> (Vec<(&'a [f32], usize)>, Vec<(usize, f64)>) {
     let brain = labels.iter().filter(|&&l| l != 0).count().max(1);
-    let grid = spacing.iter().copied().fold(0.0, f64::max);
+    let grid = largest(spacing);
     let mut left_out = Vec::new();
     let used = volumes
         .iter()
@@ -279,7 +284,7 @@ fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8], spacing: [f64; 3])
                         .count() as f64
                         >= 0.98 * brain as f64
         })
-        .filter(|(i, v)| match v.resampled_from_mm.map(|mm| mm.iter().copied().fold(0.0, f64::max)) {
+        .filter(|(i, v)| match v.resampled_from_mm.map(largest) {
             Some(own) if *i > 0 && own > COARSER * grid => {
                 left_out.push((*i, own));
                 false
