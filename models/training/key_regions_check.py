@@ -361,6 +361,20 @@ def score(summary, truth, ids, lesions, score_map=None, real=None):
         rows.append({**les, "detected": bool(detected), "dice": dice, "regions": touching,
                      "score_p10_p50": [float(x) for x in np.percentile(score_map[t], [10, 50])] if score_map is not None else None,
                      "score_max": float(score_map[t].max()) if score_map is not None else None})
+    # Set-aside regions (physiological enhancement) whose centre lies in or next to a lesion.
+    aside = set()
+    if score_map is not None and summary.get("key_regions_set_aside"):
+        near = ndimage.grey_dilation(truth.astype(np.int32), size=(5, 5, 5))
+        inv = np.linalg.inv(summary["_grid_affine"]) if "_grid_affine" in summary else None
+        for a in summary["key_regions_set_aside"]:
+            c = a["region"].get("centre_lps_mm")
+            if c is None or inv is None:
+                continue
+            v = np.round(nib.affines.apply_affine(inv, [-c[0], -c[1], c[2]])).astype(int)
+            if all(0 <= v[i] < truth.shape[i] for i in range(3)) and near[tuple(v)] > 0:
+                aside.add(int(near[tuple(v)]))
+    for r in rows:
+        r["set_aside"] = r["id"] in aside
     regions = summary.get("key_regions") or []
     false = [r for r in regions if r["id"] not in matched and not np.any(truth[ids == r["id"]] > 0)
              and not (real is not None and np.any(real[ids == r["id"]]))]
@@ -409,14 +423,19 @@ def main():
     ap.add_argument("--tuning", action="store_true", help="the tuning (training) heads instead of the held-out ones")
     ap.add_argument("--seen", action="store_true", help="the heads seen in earlier rounds' held-out runs")
     ap.add_argument("--seeds", type=int, default=2, help="lesion sets per head")
+    ap.add_argument("--contrast", action="store_true",
+                    help="every head's T1 says it was acquired with contrast (the set-aside of physiological "
+                         "enhancement then applies: how many synthetic lesions it takes from the key regions)")
     ap.add_argument("heads", nargs="*")
     args = ap.parse_intermixed_args()
     heads = TUNING if args.tuning else SEEN if args.seen else HELD_OUT
     names = args.heads or list(heads)
     py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))
-    results = {"tuning": args.tuning, "seen": args.seen, "heads": {}}
+    results = {"tuning": args.tuning, "seen": args.seen, "contrast": args.contrast, "heads": {}}
     for name in names:
         t1_path, mask_spec, opts = heads[name][:3]
+        if args.contrast and "--contrast" not in opts:
+            opts = opts + ["--contrast"]
         if name in REAL_LESION:
             radiomics_heads()
         if name == "deepmriprep_template":
@@ -479,15 +498,19 @@ def main():
                 ids, placed = on_grid(adir, (truth, img.affine), *([(real, real_img.affine)] if real is not None else []))
                 moved_truth = placed[0]
                 np.save(os.path.join(adir, "truth_on_grid.npy"), moved_truth)  # for replaying settings
-                score_map = np.asarray(nib.load(os.path.join(adir, "key_regions.nii")).dataobj)
+                score_img = nib.load(os.path.join(adir, "key_regions.nii"))
+                score_map = np.asarray(score_img.dataobj)
+                s["_grid_affine"] = score_img.affine
                 real_near = ndimage.binary_dilation(placed[1] > 0, iterations=2) if real is not None else None
                 rows, regions, false = score(s, moved_truth, ids, lesions, score_map, real_near)
                 head["lesions"].setdefault(series, []).append({"set": k, "lesions": rows, "regions": len(regions),
                                                                 "false_regions": len(false),
+                                                                "set_aside": [a["region"]["volume_ml"] for a in s.get("key_regions_set_aside") or []],
                                                                 "false_ml": [r["volume_ml"] for r in false]})
                 for r in rows:
                     print(f"{name} set {k} {series}: {r['pattern']:6} {r['ml']:5.2f} mL detected={r['detected']} dice={r['dice']:.2f}"
-                          f" score p10/p50 {r['score_p10_p50'][0]:.1f}/{r['score_p10_p50'][1]:.1f}", flush=True)
+                          f" score p10/p50 {r['score_p10_p50'][0]:.1f}/{r['score_p10_p50'][1]:.1f}"
+                          f"{' SET ASIDE' if r['set_aside'] else ''}", flush=True)
                 print(f"{name} set {k} {series}: {len(false)} false region(s)", flush=True)
         results["heads"][name] = head
         json.dump(results, open(args.out_json, "w"), indent=1)
@@ -506,8 +529,9 @@ def summarise(results):
                     if r["ml"] < 0.9:  # the 1 mL lesions, less their blended edge
                         continue
                     for key in (f"{series} all", f"{series} {r['pattern']}"):
-                        t = table.setdefault(key, {"n": 0, "detected": 0, "dice": []})
+                        t = table.setdefault(key, {"n": 0, "detected": 0, "dice": [], "set_aside": 0})
                         t["n"] += 1
+                        t["set_aside"] += int(r.get("set_aside", False))
                         t["detected"] += int(r["detected"])
                         if r["detected"]:
                             t["dice"].append(r["dice"])
@@ -515,7 +539,8 @@ def summarise(results):
         t["sensitivity"] = t["detected"] / t["n"]
         t["mean_dice"] = float(np.mean(t["dice"])) if t["dice"] else None
         print(f"{key:16} lesions >= 1 mL: {t['detected']}/{t['n']} detected ({100 * t['sensitivity']:.0f} %), "
-              f"mean Dice {t['mean_dice'] if t['mean_dice'] is None else round(t['mean_dice'], 2)}")
+              f"mean Dice {t['mean_dice'] if t['mean_dice'] is None else round(t['mean_dice'], 2)}; "
+              f"set aside as physiological {t['set_aside']}")
     for name, head in results["heads"].items():
         for series, h in head["healthy"].items():
             rl = h.get("real_lesion")

@@ -221,19 +221,20 @@ def model3_classes(manifest_path, candidate_path):
 
 
 def key_regions(manifest_path, candidate_path):
-    """Version 3.4.0: 3.3.2 with key regions (round 4 passed its rule, MODEL_CARD.md): the
-    candidate's `key_regions` settings and the tissue model's outlier exclusion they need
-    (CANDIDATE_JSON: models/candidates/key-regions.json)."""
+    """Key regions (3.4.0: round 4 passed its rule; 3.4.1: round 5, MODEL_CARD.md): the
+    candidate's `key_regions` settings and the tissue model's outlier exclusion they need, at
+    the candidate's version less "-candidate" (CANDIDATE_JSON: models/candidates/key-regions.json)."""
     manifest = json.load(open(manifest_path))
     candidate = json.load(open(candidate_path))
     manifest["key_regions"] = candidate["key_regions"]
     manifest["tissue_em"]["exclude_outliers"] = candidate["tissue_em"]["exclude_outliers"]
-    manifest["version"] = "3.4.0"
+    manifest["version"] = candidate["version"].removesuffix("-candidate")
     limit = ("Key regions are where the scan departs from its own model of healthy tissue, not a diagnosis. "
              "Tested with synthetic lesions in real and template heads; lesions that only a T2 or FLAIR shows faintly "
              "are missed, and lesions under 1 mL often are. On a series acquired with contrast, bright regions in "
              "fluid, at the surface or on the midline are set aside as likely physiological enhancement (listed "
-             "apart): developed on two contrast-enhanced scans, with none held out; a lesion there can be set aside "
+             "apart) when they are thin (no voxel more than 5.5 mm from the region's edge), or thin and long anywhere: "
+             "developed on two contrast-enhanced scans, with none held out; a small lesion there can be set aside "
              "and physiological enhancement elsewhere can still be a region.")
     save_with(manifest, manifest_path, manifest["metrics"], "Key regions are where", limit)
 

@@ -56,8 +56,9 @@ pub struct KeyRegionSpec {
 /// venous sinuses at the surface and along the falx, choroid plexus in the ventricles. A region
 /// brighter than healthy tissue on the analysed series is set aside when most of what surrounds
 /// it is fluid or outside the brain, or when most of it lies along the midline (falx, superior
-/// sagittal and straight sinuses, internal cerebral veins, pericallosal arteries). An enhancing
-/// lesion in brain tissue is surrounded by tissue.
+/// sagittal and straight sinuses, internal cerebral veins, pericallosal arteries), or when it
+/// has the shape of a vessel. An enhancing lesion in brain tissue is surrounded by tissue, and
+/// it is bulky: where `thin_mm` is set, a region thicker than that is never set aside.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct PhysiologicalSpec {
     /// How far around the region its surroundings reach (mm).
@@ -71,6 +72,16 @@ pub struct PhysiologicalSpec {
     pub midline_share: f64,
     /// Only on a series acquired with contrast (without contrast nothing enhances).
     pub contrast_only: bool,
+    /// Only a region this thin is set aside: none of its voxels lies farther than this from
+    /// its edge (mm). Vessels, dura and sinuses are thin; a lesion a centimetre across is not.
+    /// 0: any thickness.
+    #[serde(default)]
+    pub thin_mm: f64,
+    /// A thin region at least this many times as long as it is wide (the spread of its voxels
+    /// along its longest axis over the next) is set aside wherever it lies: the shape of a
+    /// vessel, or of dura seen edge-on. 0: never (needs `thin_mm`).
+    #[serde(default)]
+    pub elongation: f64,
 }
 
 impl KeyRegionSpec {
@@ -103,6 +114,12 @@ impl KeyRegionSpec {
                 return Some(format!(
                     "physiological: surroundings_mm {} (0.5 to 20), fluid_share {} and midline_share {} (0 to 1), midline_mm {} (0 to 30)",
                     p.surroundings_mm, p.fluid_share, p.midline_share, p.midline_mm
+                ));
+            }
+            if !ok(p.thin_mm, 0.0, 30.0) || !ok(p.elongation, 0.0, 100.0) || (p.elongation > 0.0 && p.thin_mm <= 0.0) {
+                return Some(format!(
+                    "physiological: thin_mm {} (0 to 30) and elongation {} (0 to 100; above 0 only with thin_mm)",
+                    p.thin_mm, p.elongation
                 ));
             }
         }
@@ -412,7 +429,11 @@ pub fn find(
                 let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
                 Some((geometry?.voxel_to_patient(x as f64, y as f64, z as f64)[0] - centre_x?).abs())
             };
-            physiological_reason(p, members, &midline, || {
+            let shape = (p.thin_mm > 0.0).then(|| region_shape(members, dims, spacing));
+            if let Some(s) = shape {
+                tracing::debug!(ml = region.volume_ml, thickness_mm = s.thickness_mm, elongation = s.elongation, centre = ?region.centre_lps_mm, "bright region's shape");
+            }
+            physiological_reason(p, members, shape, &midline, || {
                 fluid_share(members, labels, dims, spacing, p.surroundings_mm, facts.fluid_label, &mut marks)
             })
         });
@@ -436,35 +457,129 @@ pub fn find(
     }
 }
 
+/// A region's thickness (the farthest any of its voxels lies from a voxel outside it, mm) and
+/// elongation (the spread of its voxels along its longest axis over the spread along the next).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Shape {
+    thickness_mm: f64,
+    elongation: f64,
+}
+
 /// Why a bright region (`members`) looks like physiological enhancement under `p`, if it does:
-/// `fluid` gives the share of its surroundings that is fluid or outside the brain, `midline`
-/// each voxel's distance from the midline (mm; None without patient geometry).
+/// `shape` is the region's (None when `p.thin_mm` is 0), `fluid` gives the share of its
+/// surroundings that is fluid or outside the brain, `midline` each voxel's distance from the
+/// midline (mm; None without patient geometry).
 fn physiological_reason(
     p: &PhysiologicalSpec,
     members: &[usize],
+    shape: Option<Shape>,
     midline: &dyn Fn(usize) -> Option<f64>,
     fluid: impl FnOnce() -> f64,
 ) -> Option<String> {
+    // "brighter, 3 mm thick at most, and …": how thin it is, where thinness is a condition.
+    let thin = match shape {
+        Some(s) if p.thin_mm > 0.0 => {
+            if s.thickness_mm > p.thin_mm {
+                return None;
+            }
+            format!("brighter, no more than {:.0} mm from its edge anywhere, and", s.thickness_mm.ceil())
+        }
+        _ => "brighter, and".to_string(),
+    };
     let fluid = fluid();
     if fluid >= p.fluid_share {
         return Some(format!(
-            "brighter, and {:.0} % of what lies within {} mm of it is fluid or outside the brain (vessels, dura, sinuses, choroid plexus lie there)",
+            "{thin} {:.0} % of what lies within {} mm of it is fluid or outside the brain (vessels, dura, sinuses, choroid plexus lie there)",
             fluid * 100.0,
             p.surroundings_mm
         ));
     }
-    if p.midline_share <= 0.0 {
-        return None;
+    if p.midline_share > 0.0 {
+        let near = members.iter().filter(|&&v| midline(v).is_some_and(|d| d <= p.midline_mm)).count();
+        let share = near as f64 / members.len().max(1) as f64;
+        if share >= p.midline_share {
+            return Some(format!(
+                "{thin} {:.0} % of it lies within {} mm of the midline (falx, sinuses, midline veins and arteries lie there)",
+                share * 100.0,
+                p.midline_mm
+            ));
+        }
     }
-    let near = members.iter().filter(|&&v| midline(v).is_some_and(|d| d <= p.midline_mm)).count();
-    let share = near as f64 / members.len().max(1) as f64;
-    (share >= p.midline_share).then(|| {
-        format!(
-            "brighter, and {:.0} % of it lies within {} mm of the midline (falx, sinuses, midline veins and arteries lie there)",
-            share * 100.0,
-            p.midline_mm
-        )
-    })
+    match shape {
+        Some(s) if p.elongation > 0.0 && s.elongation >= p.elongation => Some(format!(
+            "{thin} {:.1} times as long as it is wide: the shape of a vessel, or of dura seen edge-on",
+            s.elongation
+        )),
+        _ => None,
+    }
+}
+
+/// The thickness and elongation of a region (`members`), in mm on the grid's `spacing`.
+fn region_shape(members: &[usize], [nc, nr, _]: [usize; 3], spacing: [f64; 3]) -> Shape {
+    let plane = nc * nr;
+    let at = |v: usize| [v % nc, (v / nc) % nr, v / plane];
+    let (mut lo, mut hi) = ([usize::MAX; 3], [0usize; 3]);
+    for &v in members {
+        let p = at(v);
+        for a in 0..3 {
+            lo[a] = lo[a].min(p[a]);
+            hi[a] = hi[a].max(p[a]);
+        }
+    }
+    if members.is_empty() {
+        return Shape { thickness_mm: 0.0, elongation: 1.0 };
+    }
+    // The region in its bounding box with one voxel of outside all round.
+    let size = [0, 1, 2].map(|a| hi[a] - lo[a] + 3);
+    let mut mask = vec![0u8; size[0] * size[1] * size[2]];
+    for &v in members {
+        let p = at(v);
+        mask[(p[0] - lo[0] + 1) + (p[1] - lo[1] + 1) * size[0] + (p[2] - lo[2] + 1) * size[0] * size[1]] = 1;
+    }
+    let depth2 = crate::postprocess::squared_depth_mm(&mask, size, spacing);
+    let thickness_mm = depth2.iter().zip(&mask).filter(|&(_, &m)| m != 0).map(|(&d, _)| d).fold(0.0, f64::max).sqrt();
+    // Covariance of the voxels' positions (mm), and its two largest eigenvalues.
+    let n = members.len() as f64;
+    let mut mean = [0f64; 3];
+    for &v in members {
+        let p = at(v);
+        for a in 0..3 {
+            mean[a] += p[a] as f64 * spacing[a] / n;
+        }
+    }
+    let mut c = [[0f64; 3]; 3];
+    for &v in members {
+        let p = at(v);
+        let d = [0, 1, 2].map(|a| p[a] as f64 * spacing[a] - mean[a]);
+        for i in 0..3 {
+            for j in 0..3 {
+                c[i][j] += d[i] * d[j] / n;
+            }
+        }
+    }
+    let [first, second, _] = symmetric_eigenvalues(c);
+    let elongation = if second > 1e-9 { (first / second).sqrt() } else if first > 1e-9 { 100.0 } else { 1.0 };
+    Shape { thickness_mm, elongation }
+}
+
+/// The eigenvalues of a symmetric 3 × 3 matrix, largest first (the trigonometric solution of
+/// its characteristic cubic).
+fn symmetric_eigenvalues(a: [[f64; 3]; 3]) -> [f64; 3] {
+    let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
+    if off <= f64::EPSILON * (a[0][0].abs() + a[1][1].abs() + a[2][2].abs()).max(1e-300) {
+        let mut d = [a[0][0], a[1][1], a[2][2]];
+        d.sort_by(|x, y| y.total_cmp(x));
+        return d;
+    }
+    let q = (a[0][0] + a[1][1] + a[2][2]) / 3.0;
+    let p = (((a[0][0] - q).powi(2) + (a[1][1] - q).powi(2) + (a[2][2] - q).powi(2) + 2.0 * off) / 6.0).sqrt();
+    let b = |i: usize, j: usize| (a[i][j] - if i == j { q } else { 0.0 }) / p;
+    let det = b(0, 0) * (b(1, 1) * b(2, 2) - b(1, 2) * b(2, 1)) - b(0, 1) * (b(1, 0) * b(2, 2) - b(1, 2) * b(2, 0))
+        + b(0, 2) * (b(1, 0) * b(2, 1) - b(1, 1) * b(2, 0));
+    let phi = (det / 2.0).clamp(-1.0, 1.0).acos() / 3.0;
+    let largest = q + 2.0 * p * phi.cos();
+    let smallest = q + 2.0 * p * (phi + 2.0 * std::f64::consts::PI / 3.0).cos();
+    [largest, 3.0 * q - largest - smallest, smallest]
 }
 
 /// The share of what lies within `radius_mm` of a region (`members`; the voxels outside it) that
@@ -825,7 +940,7 @@ mod tests {
         }
         let slots = ["T1".to_string(), "T2".to_string()];
         let physiological =
-            PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.0, contrast_only: true };
+            PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.0, contrast_only: true, thin_mm: 0.0, elongation: 0.0 };
         let spec = KeyRegionSpec { physiological: Some(physiological), ..spec() };
         let found = |contrast: bool, spec: &KeyRegionSpec| {
             find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "tissue".into(), &slots, spec, ScanFacts { fluid_label: 1, contrast })
@@ -848,19 +963,86 @@ mod tests {
     /// patient geometry it cannot, and only the fluid test applies.
     #[test]
     fn a_region_mostly_on_the_midline_or_in_fluid_is_named_as_such() {
-        let p = PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.5, contrast_only: true };
+        let p = PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.5, contrast_only: true, thin_mm: 0.0, elongation: 0.0 };
         let members: Vec<usize> = (0..10).collect();
         // Voxel v lies v mm from the midline: 6 of 10 within 5 mm.
         let on_line = |v: usize| Some(v as f64);
-        let why = physiological_reason(&p, &members, &on_line, || 0.2).expect("set aside");
+        let why = physiological_reason(&p, &members, None, &on_line, || 0.2).expect("set aside");
         assert!(why.contains("60 % of it lies within 5 mm of the midline"), "{why}");
         let off_line = |v: usize| Some(v as f64 + 2.0);
-        assert_eq!(physiological_reason(&p, &members, &off_line, || 0.2), None, "4 of 10 within 5 mm");
-        assert_eq!(physiological_reason(&p, &members, &|_| None, || 0.2), None, "no geometry");
-        let why = physiological_reason(&p, &members, &|_| None, || 0.6).expect("set aside");
+        assert_eq!(physiological_reason(&p, &members, None, &off_line, || 0.2), None, "4 of 10 within 5 mm");
+        assert_eq!(physiological_reason(&p, &members, None, &|_| None, || 0.2), None, "no geometry");
+        let why = physiological_reason(&p, &members, None, &|_| None, || 0.6).expect("set aside");
         assert!(why.contains("60 % of what lies within 3 mm of it is fluid or outside the brain"), "{why}");
         let off = PhysiologicalSpec { midline_share: 0.0, ..p };
-        assert_eq!(physiological_reason(&off, &members, &on_line, || 0.2), None, "midline test off");
+        assert_eq!(physiological_reason(&off, &members, None, &on_line, || 0.2), None, "midline test off");
+    }
+
+    /// A ball of radius 6 mm is 6 mm thick and as long as it is wide; a rod 2 voxels across and
+    /// 30 long is 1 voxel thick and many times as long as wide, whichever way the grid's
+    /// spacing runs; the eigenvalues of a rotated diagonal matrix come back in order.
+    #[test]
+    fn a_ball_is_thick_and_round_and_a_rod_thin_and_long() {
+        let dims = [40usize; 3];
+        let index = |x: usize, y: usize, z: usize| x + y * 40 + z * 1600;
+        let mut ball = Vec::new();
+        for z in 0..40 {
+            for y in 0..40 {
+                for x in 0..40 {
+                    let d2 = [x, y, z].iter().map(|&c| (c as f64 - 20.0).powi(2)).sum::<f64>();
+                    if d2 <= 36.0 {
+                        ball.push(index(x, y, z));
+                    }
+                }
+            }
+        }
+        let s = region_shape(&ball, dims, [1.0; 3]);
+        assert!((5.5..=7.0).contains(&s.thickness_mm) && s.elongation < 1.05, "{s:?}");
+        let rod: Vec<usize> = (5..35).flat_map(|y| [index(20, y, 20), index(21, y, 20), index(20, y, 21), index(21, y, 21)]).collect();
+        let s = region_shape(&rod, dims, [1.0; 3]);
+        assert!(s.thickness_mm <= 1.0 + 1e-9 && s.elongation > 10.0, "{s:?}");
+        // Along the slices on 2 mm slices: the rod is 60 mm long.
+        let upright: Vec<usize> = (5..35).flat_map(|z| [index(20, 20, z), index(21, 20, z), index(20, 21, z), index(21, 21, z)]).collect();
+        let t = region_shape(&upright, dims, [1.0, 1.0, 2.0]);
+        assert!(t.thickness_mm <= 1.0 + 1e-9 && t.elongation > 2.0 * s.elongation * 0.9, "{t:?} vs {s:?}");
+        // R diag(9, 4, 1) Rᵀ for a rotation about z by 30°.
+        let (c, n) = (30f64.to_radians().cos(), 30f64.to_radians().sin());
+        let m = [[9.0 * c * c + 4.0 * n * n, (9.0 - 4.0) * c * n, 0.0], [(9.0 - 4.0) * c * n, 9.0 * n * n + 4.0 * c * c, 0.0], [0.0, 0.0, 1.0]];
+        let e = symmetric_eigenvalues(m);
+        assert!(e.iter().zip([9.0, 4.0, 1.0]).all(|(a, b)| (a - b).abs() < 1e-9), "{e:?}");
+    }
+
+    /// With `thin_mm`, a region thicker than it is kept whatever its place; a thin one by the
+    /// midline or in fluid is set aside as before, and a thin, long one anywhere.
+    #[test]
+    fn only_thin_regions_are_set_aside_and_thin_long_ones_anywhere() {
+        let p = PhysiologicalSpec {
+            surroundings_mm: 3.0,
+            fluid_share: 0.5,
+            midline_mm: 5.0,
+            midline_share: 0.5,
+            contrast_only: true,
+            thin_mm: 5.0,
+            elongation: 2.5,
+        };
+        let members: Vec<usize> = (0..10).collect();
+        let on_line = |_: usize| Some(1.0);
+        let off_line = |_: usize| Some(30.0);
+        let thick = Shape { thickness_mm: 6.5, elongation: 4.0 };
+        let thin = Shape { thickness_mm: 3.2, elongation: 1.5 };
+        let long = Shape { thickness_mm: 3.2, elongation: 3.0 };
+        assert_eq!(physiological_reason(&p, &members, Some(thick), &on_line, || 0.9), None, "thick: kept");
+        let why = physiological_reason(&p, &members, Some(thin), &on_line, || 0.2).expect("thin, on the midline");
+        assert!(why.starts_with("brighter, no more than 4 mm from its edge anywhere, and 100 % of it lies within 5 mm"), "{why}");
+        let why = physiological_reason(&p, &members, Some(thin), &off_line, || 0.6).expect("thin, in fluid");
+        assert!(why.contains("60 % of what lies within 3 mm"), "{why}");
+        assert_eq!(physiological_reason(&p, &members, Some(thin), &off_line, || 0.2), None, "thin, round, in tissue");
+        let why = physiological_reason(&p, &members, Some(long), &off_line, || 0.2).expect("thin and long");
+        assert!(why.contains("3.0 times as long as it is wide"), "{why}");
+        let no_length = PhysiologicalSpec { elongation: 0.0, ..p.clone() };
+        assert_eq!(physiological_reason(&no_length, &members, Some(long), &off_line, || 0.2), None, "elongation off");
+        let bad = KeyRegionSpec { physiological: Some(PhysiologicalSpec { thin_mm: 0.0, ..p }), ..spec() };
+        assert!(bad.problem().is_some_and(|e| e.contains("elongation")), "elongation without thin_mm");
     }
 
     /// A strong blob (score 20 within 4 mm) whose smoothed score spreads above `grow` to 7 mm
