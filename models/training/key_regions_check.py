@@ -30,7 +30,13 @@ Per lesion: detected when a key region covers at least 10 % of it; its Dice with
 that touch it. Per healthy head: key regions (false regions). Printed as a table and written to
 OUT_JSON.
 
-usage: key_regions_check.py FOCAL_BINARY WORK_DIR OUT_JSON [--model MANIFEST] [--tuning] [HEAD ...]
+--contrast flags every head's T1 as acquired with contrast (so that the set-aside of physiological
+enhancement applies, and lesions it takes are counted); --second flair makes the second series
+FLAIR-like instead (fluid dark, grey matter brighter than white; each pattern's values on it in
+SECOND_VALUES), analysed as T1 + FLAIR.
+
+usage: key_regions_check.py FOCAL_BINARY WORK_DIR OUT_JSON [--model MANIFEST] [--tuning | --seen]
+       [--seeds N] [--contrast] [--second t2|flair] [--no-t1-alone] [HEAD ...]
   (PYTHON_TISSUE: a Python with nibabel, scipy and scikit-learn, default ~/.cache/focal/py-tissue)
 """
 import argparse
@@ -136,6 +142,37 @@ def t2_like(t1, means, rng, noise):
     return out + noise * w * rng.standard_normal(t1.shape)
 
 
+def flair_like(t1, means, rng, noise):
+    """A FLAIR-like image of the head: fluid dark, grey matter brighter than white. Linear in T1
+    along each tissue mixture, as t2_like: CSF 0.3, grey matter 1.2 and white matter 1.0 times
+    white matter's T1 mean (purer fluid continues the CSF-grey line, down to 0.05), with noise
+    of its own."""
+    c, g, w = means
+    c2, g2, w2 = 0.3, 1.2, 1.0
+    below = g2 + (t1 - g) * (c2 - g2) / (c - g)
+    above = g2 + (t1 - g) * (w2 - g2) / (w - g)
+    out = np.clip(np.where(t1 < g, below, above), 0.05, None) * w
+    out[t1 < 0.05 * g] = 0.05 * w
+    return out + noise * w * rng.standard_normal(t1.shape)
+
+
+# Each pattern's value on the second series, from its CSF, grey and white matter values
+# (c2, g2, w2): for the ring, the rim's and the core's.
+SECOND_VALUES = {
+    # T2-like (CSF brightest): as rounds 1-4.
+    "t2": {"bright": lambda c2, g2, w2: g2 + 0.5 * (c2 - g2),
+           "ring": lambda c2, g2, w2: (g2, c2),
+           "t2": lambda c2, g2, w2: g2 + 0.6 * (c2 - g2)},
+    # FLAIR-like (fluid dark, grey above white): enhancing tumour and its rim bright (half the
+    # grey-white step above grey matter), a necrotic core halfway from fluid to grey matter,
+    # and the non-enhancing lesion (MS plaque, oedema) hyperintense, 1.25 grey-white steps
+    # above grey matter (about 1.45 times white matter).
+    "flair": {"bright": lambda c2, g2, w2: g2 + 0.5 * (g2 - w2),
+              "ring": lambda c2, g2, w2: (g2 + 0.5 * (g2 - w2), c2 + 0.5 * (g2 - c2)),
+              "t2": lambda c2, g2, w2: g2 + 1.25 * (g2 - w2)},
+}
+
+
 def blob(shape, centre, radius_vox, rng):
     """A smooth, irregular ball: distance from the centre in units of a radius that varies
     with direction (low-frequency noise), < 1 inside."""
@@ -149,13 +186,15 @@ def blob(shape, centre, radius_vox, rng):
     return tuple(slice(lo[a], hi[a]) for a in range(3)), r / (1 + wobble)
 
 
-def insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns):
-    """Pastes one lesion of each size in SIZES_ML (pattern cycling through `patterns`); returns
-    the new images, the truth (lesion number per voxel) and the lesions."""
+def insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns, second="t2"):
+    """Pastes one lesion of each size in SIZES_ML (pattern cycling through `patterns`; their
+    values on the second series by SECOND_VALUES[second]); returns the new images, the truth
+    (lesion number per voxel) and the lesions."""
     c, g, w = means
     r_t1 = w - c
     t1, t2 = t1.copy(), t2.copy()
-    c2, g2 = np.median(t2[mask & (np.abs(t1 - c) < 0.1 * r_t1)]), np.median(t2[mask & (np.abs(t1 - g) < 0.1 * r_t1)])
+    c2, g2, w2 = (np.median(t2[mask & (np.abs(t1 - x) < 0.1 * r_t1)]) for x in (c, g, w))
+    values = SECOND_VALUES[second]
     truth = np.zeros(t1.shape, np.uint8)
     parenchyma = mask & (t1 > 0.5 * (c + g))
     lesions = []
@@ -180,14 +219,14 @@ def insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns):
         inside = alpha >= 0.5
         if pattern == "bright":
             v1 = np.full(r.shape, w + rng.uniform(0.4, 0.7) * r_t1)
-            v2 = np.full(r.shape, g2 + 0.5 * (c2 - g2))
+            v2 = np.full(r.shape, values["bright"](c2, g2, w2))
         elif pattern == "ring":
             rim = r > 0.65
             v1 = np.where(rim, w + rng.uniform(0.4, 0.6) * r_t1, c)
-            v2 = np.where(rim, g2, c2)
+            v2 = np.where(rim, *values["ring"](c2, g2, w2))
         else:
             v1 = np.full(r.shape, g - 0.33 * (g - c))
-            v2 = np.full(r.shape, g2 + 0.6 * (c2 - g2))
+            v2 = np.full(r.shape, values["t2"](c2, g2, w2))
         # The head's own noise, additive (see t2_like).
         v1 = v1 + noise * w * rng.standard_normal(r.shape)
         v2 = v2 + noise * w * rng.standard_normal(r.shape)
@@ -209,8 +248,9 @@ def relative_noise(t1, mask, means):
     return float(np.clip(1.4826 * np.median(np.abs(wm - np.median(wm))) / np.median(wm), 0.01, 0.08))
 
 
-def write_study(img, t1, t2, out, opts, py):
-    """T1 (series 3) and, when t2 is given, the T2-like series (series 4) as DICOM."""
+def write_study(img, t1, t2, out, opts, py, second="T2-like"):
+    """T1 (series 3) and, when t2 is given, the second series (series 4: `second`, T2-like or
+    FLAIR-like) as DICOM."""
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     scale = 1.0
@@ -218,7 +258,7 @@ def write_study(img, t1, t2, out, opts, py):
         scale = float(opts[opts.index("--scale") + 1])
     base = [o for i, o in enumerate(opts) if o != "--scale" and (i == 0 or opts[i - 1] != "--scale")]
     for name, vol, extra in [("t1", t1, ["--description", "T1 (key-region check)"]),
-                             ("t2", t2, ["--series-number", "4", "--description", "T2-like (key-region check)"])]:
+                             ("t2", t2, ["--series-number", "4", "--description", f"{second} (key-region check)"])]:
         if vol is None:
             continue
         path = os.path.join(out, f"{name}.nii.gz")
@@ -426,12 +466,18 @@ def main():
     ap.add_argument("--contrast", action="store_true",
                     help="every head's T1 says it was acquired with contrast (the set-aside of physiological "
                          "enhancement then applies: how many synthetic lesions it takes from the key regions)")
+    ap.add_argument("--second", choices=["t2", "flair"], default="t2",
+                    help="the second series: T2-like (rounds 1-5) or FLAIR-like (fluid dark), with each pattern's values on it")
+    ap.add_argument("--no-t1-alone", action="store_true", help="analyse T1 + the second series only")
     ap.add_argument("heads", nargs="*")
     args = ap.parse_intermixed_args()
+    pair = "t1+t2" if args.second == "t2" else "t1+flair"
+    analyses = ([] if args.no_t1_alone else ["t1"]) + [pair]
+    second_name = "T2-like" if args.second == "t2" else "FLAIR-like"
     heads = TUNING if args.tuning else SEEN if args.seen else HELD_OUT
     names = args.heads or list(heads)
     py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))
-    results = {"tuning": args.tuning, "seen": args.seen, "contrast": args.contrast, "heads": {}}
+    results = {"tuning": args.tuning, "seen": args.seen, "contrast": args.contrast, "second": args.second, "heads": {}}
     for name in names:
         t1_path, mask_spec, opts = heads[name][:3]
         if args.contrast and "--contrast" not in opts:
@@ -468,11 +514,11 @@ def main():
             place = mask & (ndimage.distance_transform_edt(~real, sampling=zooms) > REAL_LESION_MARGIN_MM)
         noise = relative_noise(t1, place, means)
         rng = np.random.default_rng(sum(map(ord, name)))
-        t2 = t2_like(t1, means, rng, noise)
+        t2 = (t2_like if args.second == "t2" else flair_like)(t1, means, rng, noise)
         head = {"means_t1": means.tolist(), "noise": noise, "healthy": {}, "lesions": {}}
-        write_study(img, t1, t2, healthy, opts, py)
+        write_study(img, t1, t2, healthy, opts, py, second_name)
         uids = series_uids(args.focal, os.path.join(healthy, "dicom"))
-        for series in ("t1", "t1+t2"):
+        for series in analyses:
             use = uids[:1] if series == "t1" else uids[:2]
             adir = os.path.join(healthy, f"analysis-{series}")
             s = analyse(args.focal, args.model, os.path.join(healthy, "dicom"), use, adir)
@@ -487,11 +533,11 @@ def main():
         for k in range(args.seeds):
             rng = np.random.default_rng(1000 * k + sum(map(ord, name)))
             patterns = PATTERNS[k % 3:] + PATTERNS[:k % 3]
-            t1l, t2l, truth, lesions = insert_lesions(t1, t2, place, means, zooms, rng, noise, patterns)
+            t1l, t2l, truth, lesions = insert_lesions(t1, t2, place, means, zooms, rng, noise, patterns, args.second)
             case = os.path.join(work, f"lesions-{k}")
-            write_study(img, t1l, t2l, case, opts, py)
+            write_study(img, t1l, t2l, case, opts, py, second_name)
             uids = series_uids(args.focal, os.path.join(case, "dicom"))
-            for series in ("t1", "t1+t2"):
+            for series in analyses:
                 use = uids[:1] if series == "t1" else uids[:2]
                 adir = os.path.join(case, f"analysis-{series}")
                 s = analyse(args.focal, args.model, os.path.join(case, "dicom"), use, adir)

@@ -7,7 +7,9 @@
 //!
 //! What keeps healthy anatomy out: partial volume between any two tissues scores 0; vessels
 //! and other thin bright or dark structures are removed by an in-plane opening; dura, sinuses
-//! and the skull's edge lie at the brain's surface, where no region may start.
+//! and the skull's edge lie at the brain's surface, where no region may start. After contrast,
+//! thin bright regions in fluid, on the midline or shaped like a vessel are set aside as likely
+//! physiological enhancement (`PhysiologicalSpec`), listed apart rather than counted.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -224,7 +226,7 @@ impl SetAside {
 }
 
 /// What one sentence says of the regions set aside.
-pub const SET_ASIDE_MEANING: &str = "bright regions where vessels, dura, venous sinuses and choroid plexus lie, which enhance after contrast: not key regions, listed so that they can still be looked at";
+pub const SET_ASIDE_MEANING: &str = "thin bright regions where vessels, dura, venous sinuses and choroid plexus lie, or shaped like a vessel, which enhance after contrast: not key regions, listed so that they can still be looked at";
 
 /// What one sentence says of every analysis with key regions.
 pub const MEANING: &str = "Key regions are where the scan departs from this scan's own model of healthy tissue (not a diagnosis).";

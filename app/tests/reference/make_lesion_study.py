@@ -9,9 +9,12 @@ linearly along the tissue mixtures (the sample's CSF, grey and white matter mean
 48, 84 and 109, to 1.0, 0.62 and 0.42 of white matter's T1; pure fluid continues the CSF-grey
 line), with noise of its own (about what a separate acquisition has: additive, as MR noise is,
 of 5 % of white matter's value), and the lesion halfway between grey matter and CSF on it.
-With --contrast, the T1 series says it was acquired with contrast (ContrastBolusAgent) and a
-second ball as bright, of radius 6 mm, lies on the midline at patient (0, 10, 20) mm (where,
-after contrast, the falx, sinuses and midline veins enhance).
+With --contrast, the T1 series says it was acquired with contrast (ContrastBolusAgent) and two
+thin bright structures of the kind that enhance in a healthy head (1.6 x white matter) are
+added: a strip on the midline, 4 mm across, 36 mm front to back and 12 mm high, centred at
+patient (0, 10, 20) mm (the falx and the inferior sagittal sinus lie there), and a tube 4 mm
+across running 50 mm front to back through the left hemisphere's white matter at patient
+x = 24, z = 30 mm (a vessel, away from fluid and the midline).
 Prints the lesion's volume in mL, the 1-based slices it spans and its centre, as JSON.
 
 usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2] [--contrast]
@@ -27,8 +30,9 @@ from pydicom.uid import generate_uid
 
 CENTRE = np.array([-26.0, -10.0, 28.0])
 RADIUS = 8.0
-MIDLINE_CENTRE = np.array([0.0, 10.0, 20.0])
-MIDLINE_RADIUS = 6.0
+STRIP_CENTRE = np.array([0.0, 10.0, 20.0])
+STRIP_HALF = np.array([2.0, 18.0, 6.0])  # half-widths (mm): left-right, front-back, up-down
+TUBE_X, TUBE_Z, TUBE_RADIUS, TUBE_Y = 24.0, 30.0, 2.0, (-15.0, 35.0)
 MEANS = (48.0, 84.0, 109.0)  # the sample's CSF, grey and white matter on T1
 
 
@@ -93,9 +97,14 @@ def main():
         healthy = px.copy()
         if contrast:
             ds.ContrastBolusAgent = "Gadolinium (test copy)"
-            r2 = np.sqrt((xx - MIDLINE_CENTRE[0]) ** 2 + (yy - MIDLINE_CENTRE[1]) ** 2 + (z - MIDLINE_CENTRE[2]) ** 2)
-            a2 = np.clip(MIDLINE_RADIUS - r2 + 0.5, 0, 1)
-            px = a2 * (1.45 * white + noise * rng.standard_normal(px.shape)) + (1 - a2) * px
+            # Each structure's edge blended over 1 mm, as the lesion's.
+            strip = np.clip(np.minimum.reduce([STRIP_HALF[0] - np.abs(xx - STRIP_CENTRE[0]) + 0.5 + 0 * yy,
+                                               STRIP_HALF[1] - np.abs(yy - STRIP_CENTRE[1]) + 0.5 + 0 * xx,
+                                               STRIP_HALF[2] - abs(z - STRIP_CENTRE[2]) + 0.5 + 0 * xx * yy]), 0, 1)
+            along = np.clip(np.minimum(yy - TUBE_Y[0], TUBE_Y[1] - yy) + 0.5, 0, 1)
+            tube = np.clip(TUBE_RADIUS - np.sqrt((xx - TUBE_X) ** 2 + (z - TUBE_Z) ** 2) + 0.5, 0, 1) * along
+            for a in (strip, tube):
+                px = a * (1.6 * white + noise * rng.standard_normal(px.shape)) + (1 - a) * px
         if alpha.max() > 0:
             lesion = 1.45 * white + noise * rng.standard_normal(px.shape)
             px = alpha * lesion + (1 - alpha) * px
