@@ -445,10 +445,10 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(summary["provider"]["name"], "CPU");
     assert_eq!(summary["slices"], 89);
     assert_eq!(summary["model"]["verified_against_manifest"], true);
-    assert_eq!(summary["model"]["version"], "3.4.0");
+    assert_eq!(summary["model"]["version"], "3.4.1");
     // Model 3 keeps model 2's brain-extent section without its step: neither loaded nor recorded.
     assert!(summary["model"]["extent_sha256"].is_null(), "{}", summary["model"]);
-    // The shipped model looks for key regions (3.4.0): the healthy sample has none, and nothing
+    // The shipped model looks for key regions (since 3.4.0): the healthy sample has none, and nothing
     // is set aside (its series was not acquired with contrast); the score map is written.
     assert_eq!(summary["key_regions"], serde_json::json!([]), "{}", summary["key_regions"]);
     assert!(summary["key_regions_set_aside"].is_null(), "{}", summary["key_regions_set_aside"]);
