@@ -478,13 +478,14 @@ fn physiological_reason(
     midline: &dyn Fn(usize) -> Option<f64>,
     fluid: impl FnOnce() -> f64,
 ) -> Option<String> {
-    // "brighter, 3 mm thick at most, and …": how thin it is, where thinness is a condition.
+    // "brighter, no more than 3.2 mm from its edge anywhere, and …": how thin it is, where
+    // thinness is a condition.
     let thin = match shape {
         Some(s) if p.thin_mm > 0.0 => {
             if s.thickness_mm > p.thin_mm {
                 return None;
             }
-            format!("brighter, no more than {:.0} mm from its edge anywhere, and", s.thickness_mm.ceil())
+            format!("brighter, no more than {:.1} mm from its edge anywhere, and", s.thickness_mm)
         }
         _ => "brighter, and".to_string(),
     };
@@ -1035,7 +1036,7 @@ mod tests {
         let long = Shape { thickness_mm: 3.2, elongation: 3.0 };
         assert_eq!(physiological_reason(&p, &members, Some(thick), &on_line, || 0.9), None, "thick: kept");
         let why = physiological_reason(&p, &members, Some(thin), &on_line, || 0.2).expect("thin, on the midline");
-        assert!(why.starts_with("brighter, no more than 4 mm from its edge anywhere, and 100 % of it lies within 5 mm"), "{why}");
+        assert!(why.starts_with("brighter, no more than 3.2 mm from its edge anywhere, and 100 % of it lies within 5 mm"), "{why}");
         let why = physiological_reason(&p, &members, Some(thin), &off_line, || 0.6).expect("thin, in fluid");
         assert!(why.contains("60 % of what lies within 3 mm"), "{why}");
         assert_eq!(physiological_reason(&p, &members, Some(thin), &off_line, || 0.2), None, "thin, round, in tissue");
