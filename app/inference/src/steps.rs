@@ -270,29 +270,22 @@ fn largest(spacing: [f64; 3]) -> f64 {
 fn tissue_channels<'a>(volumes: &[&'a Volume], labels: &[u8], spacing: [f64; 3]) -> (Vec<(&'a [f32], usize)>, Vec<(usize, f64)>) {
     let brain = labels.iter().filter(|&&l| l != 0).count().max(1);
     let grid = largest(spacing);
-    let mut left_out = Vec::new();
-    let used = volumes
-        .iter()
-        .enumerate()
-        .filter(|(i, v)| {
-            *i == 0
-                || v.data.len() == labels.len()
-                    && labels
-                        .iter()
-                        .zip(&v.data)
-                        .filter(|(l, x)| **l != 0 && x.is_finite() && **x != 0.0)
-                        .count() as f64
-                        >= 0.98 * brain as f64
-        })
-        .filter(|(i, v)| match v.resampled_from_mm.map(largest) {
-            Some(own) if *i > 0 && own > COARSER * grid => {
-                left_out.push((*i, own));
-                false
+    let covers = |v: &Volume| {
+        v.data.len() == labels.len()
+            && labels.iter().zip(&v.data).filter(|(l, x)| **l != 0 && x.is_finite() && **x != 0.0).count() as f64
+                >= 0.98 * brain as f64
+    };
+    let (mut used, mut left_out) = (Vec::new(), Vec::new());
+    for (i, v) in volumes.iter().enumerate() {
+        if i == 0 {
+            used.push((v.data.as_slice(), i));
+        } else if covers(v) {
+            match v.resampled_from_mm.map(largest) {
+                Some(own) if own > COARSER * grid => left_out.push((i, own)),
+                _ => used.push((v.data.as_slice(), i)),
             }
-            _ => true,
-        })
-        .map(|(i, v)| (v.data.as_slice(), i))
-        .collect();
+        }
+    }
     (used, left_out)
 }
 
