@@ -381,9 +381,10 @@ def deepmriprep_head():
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), DEEPMRIPREP.format("template_1mm_mask.nii.gz"))
 
 
-def score(summary, truth, ids, lesions, score_map=None, real=None):
-    """Per lesion: found, Dice; the regions; those touching no lesion (nor `real`, a real
-    lesion's neighbourhood)."""
+def score(summary, truth, ids, lesions, score_map=None, real=None, grid_affine=None):
+    """Per lesion: found, Dice, and whether a set-aside region lies on it (its centre, with
+    `grid_affine`, the analysis grid's); the regions; those touching no lesion (nor `real`, a
+    real lesion's neighbourhood)."""
     rows = []
     matched = set()
     for les in lesions:
@@ -403,12 +404,12 @@ def score(summary, truth, ids, lesions, score_map=None, real=None):
                      "score_max": float(score_map[t].max()) if score_map is not None else None})
     # Set-aside regions (physiological enhancement) whose centre lies in or next to a lesion.
     aside = set()
-    if score_map is not None and summary.get("key_regions_set_aside"):
+    if grid_affine is not None and summary.get("key_regions_set_aside"):
         near = ndimage.grey_dilation(truth.astype(np.int32), size=(5, 5, 5))
-        inv = np.linalg.inv(summary["_grid_affine"]) if "_grid_affine" in summary else None
+        inv = np.linalg.inv(grid_affine)
         for a in summary["key_regions_set_aside"]:
             c = a["region"].get("centre_lps_mm")
-            if c is None or inv is None:
+            if c is None:
                 continue
             v = np.round(nib.affines.apply_affine(inv, [-c[0], -c[1], c[2]])).astype(int)
             if all(0 <= v[i] < truth.shape[i] for i in range(3)) and near[tuple(v)] > 0:
@@ -546,9 +547,8 @@ def main():
                 np.save(os.path.join(adir, "truth_on_grid.npy"), moved_truth)  # for replaying settings
                 score_img = nib.load(os.path.join(adir, "key_regions.nii"))
                 score_map = np.asarray(score_img.dataobj)
-                s["_grid_affine"] = score_img.affine
                 real_near = ndimage.binary_dilation(placed[1] > 0, iterations=2) if real is not None else None
-                rows, regions, false = score(s, moved_truth, ids, lesions, score_map, real_near)
+                rows, regions, false = score(s, moved_truth, ids, lesions, score_map, real_near, score_img.affine)
                 head["lesions"].setdefault(series, []).append({"set": k, "lesions": rows, "regions": len(regions),
                                                                 "false_regions": len(false),
                                                                 "set_aside": [a["region"]["volume_ml"] for a in s.get("key_regions_set_aside") or []],
