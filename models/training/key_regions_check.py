@@ -241,6 +241,129 @@ def insert_lesions(t1, t2, mask, means, zooms, rng, noise, patterns, second="t2"
     return t1, t2, truth, lesions
 
 
+# Physiological enhancement on a contrast-enhanced T1: what enhances in a healthy head.
+# Kinds and values (T1, relative to the head's means; R = white minus CSF):
+PHYSIOLOGY_VALUES = {
+    "sinus": (0.5, 0.8),        # superior sagittal sinus: blood pool, brightest
+    "falx": (0.2, 0.5),         # dura: mild
+    "cortical vein": (0.4, 0.8),
+    "choroid plexus": (0.3, 0.6),
+    "deep vessel": (0.4, 0.8),  # a medullary or lenticulostriate vessel in the parenchyma
+    "transverse sinus": (0.5, 0.8),
+    "internal cerebral vein": (0.4, 0.8),
+}
+
+
+def insert_physiology(t1, mask, means, zooms, rng, noise):
+    """Pastes what enhances in a healthy head on a T1 acquired with contrast, each structure
+    placed on the head's own anatomy (its brain mask, midline and ventricles):
+      sinus           the superior sagittal sinus: the top 6 mm of the brain's upper half within
+                      4 mm of the midline;
+      falx            a 2 mm sheet on the midline below it, down to 30 mm below the top;
+      cortical vein   three strips 3 mm wide and 3 mm deep, 50 mm long, along the upper surface;
+      transverse sinus  a band 8 mm high and 5 mm deep round the back of the brain on each side,
+                      at the tentorium's height, 8 to 60 mm from the midline;
+      internal cerebral vein  a tube 3 mm across on the midline, 30 mm back from the centre;
+      choroid plexus  a glomus of 3-5 mm radius in each lateral ventricle's atrium (the
+                      posterior third of the deep fluid on that side), within 2 voxels of it;
+      deep vessel     two straight tubes 2-3.5 mm across and 30-40 mm long in the parenchyma.
+    Edges blended over about 1 mm; values with the head's own noise. Returns the new T1, the
+    truth (structure number per voxel) and the structures."""
+    c, g, w = means
+    r_t1 = w - c
+    t1 = t1.copy()
+    zooms = np.asarray(zooms, float)
+    # Masks without the ventricles (grey and white matter) have them filled.
+    mask = ndimage.binary_fill_holes(mask)
+    depth = ndimage.distance_transform_edt(mask, sampling=zooms)
+    idx = np.indices(t1.shape, dtype=np.float32)
+    pos = [idx[a] * zooms[a] for a in range(3)]
+    inside = np.argwhere(mask) * zooms
+    centre = inside.mean(axis=0)
+    mid = np.abs(pos[0] - centre[0])
+    # How far below the brain's top (its highest voxel in the same column), mm.
+    top = np.where(mask.any(axis=2), mask.shape[2] - 1 - np.argmax(mask[:, :, ::-1], axis=2), -1)
+    below = (top[:, :, None] - idx[2]) * zooms[2]
+    shapes = []
+    upper = pos[2] > centre[2]
+    shapes.append(("sinus", mask & (below <= 6) & (mid <= 4) & upper))
+    sheet = max(1.0, 0.5 * zooms[0] + 0.01)
+    shapes.append(("falx", mask & (mid <= sheet) & (below > 6) & (below <= 30) & upper))
+    shell = mask & (depth <= 3) & (pos[2] > centre[2])
+    points = np.argwhere(mask & (depth > 0.5) & (depth <= 2.5) & (pos[2] > centre[2] + 10) & (mid > 15))
+    for _ in range(3):
+        p = points[rng.integers(len(points))] * zooms
+        out = (p - centre) / np.linalg.norm(p - centre)
+        side = np.cross(out, rng.normal(size=3))
+        side /= np.linalg.norm(side)
+        normal = np.cross(out, side)  # the vein runs along `side` on the surface
+        d_plane = np.abs(sum((pos[a] - p[a]) * normal[a] for a in range(3)))
+        near = sum((pos[a] - p[a]) ** 2 for a in range(3)) <= 25.0 ** 2
+        shapes.append(("cortical vein", shell & (d_plane <= 1.5) & near))
+    # Transverse sinuses: a band 8 mm high and 5 mm deep round the back of the brain on each
+    # side, at the tentorium's height (a third of the way down from the centre to the bottom).
+    bottom = inside[:, 2].min()
+    back = inside[:, 1].min()
+    tent = centre[2] - (centre[2] - bottom) / 3
+    for sign in (-1, 1):
+        lateral = sign * (pos[0] - centre[0])
+        shapes.append(("transverse sinus", mask & (depth <= 5) & (np.abs(pos[2] - tent) <= 4) & (lateral >= 8) & (lateral <= 60)
+                       & (pos[1] <= back + 40)))
+    # Internal cerebral vein: a tube 3 mm across on the midline, 30 mm back from the brain's centre.
+    rel = [pos[0] - centre[0], pos[1] - centre[1], pos[2] - centre[2]]
+    shapes.append(("internal cerebral vein", mask & (np.abs(rel[0]) <= 1.5) & (rel[1] <= 0) & (rel[1] >= -30) & (np.abs(rel[2]) <= 1.5)))
+    fluid = mask & (t1 < 0.5 * (c + g)) & (depth > 15)
+    for sign in (-1, 1):
+        ventricle = fluid & (sign * (pos[0] - centre[0]) > 3)
+        lab, n = ndimage.label(ventricle)
+        if n == 0:
+            continue
+        sizes = ndimage.sum(ventricle, lab, range(1, n + 1))
+        ventricle = lab == 1 + int(np.argmax(sizes))
+        ys = pos[1][ventricle]
+        if ventricle.sum() * np.prod(zooms) < 500:  # under 0.5 mL: no ventricle to speak of
+            continue
+        atrium = ventricle & (pos[1] <= ys.min() + (ys.max() - ys.min()) / 3)
+        if not atrium.any():
+            continue
+        pts = np.argwhere(atrium)
+        cm = pts.mean(axis=0)
+        at = pts[np.argmin(((pts - cm) ** 2).sum(axis=1))]
+        radius = rng.uniform(3.0, 5.0)
+        ball = sum((pos[a] - at[a] * zooms[a]) ** 2 for a in range(3)) <= radius ** 2
+        shapes.append(("choroid plexus", ball & ndimage.binary_dilation(ventricle, iterations=2)))
+    deep = np.argwhere(mask & (depth > 25) & (t1 > 0.5 * (g + w)))
+    for _ in range(2):
+        for _ in range(200):
+            a0 = deep[rng.integers(len(deep))] * zooms
+            u = rng.normal(size=3)
+            u /= np.linalg.norm(u)
+            length = rng.uniform(30, 40)
+            a1 = a0 + length * u
+            v1 = np.round(a1 / zooms).astype(int)
+            if all(0 <= v1[i] < t1.shape[i] for i in range(3)) and depth[tuple(v1)] > 8:
+                break
+        rel = [pos[a] - a0[a] for a in range(3)]
+        along = np.clip(sum(rel[a] * u[a] for a in range(3)), 0, length)
+        off2 = sum((rel[a] - along * u[a]) ** 2 for a in range(3))
+        shapes.append(("deep vessel", (off2 <= (rng.uniform(2.0, 3.5) / 2) ** 2) & mask))
+    del idx, pos
+    truth = np.zeros(t1.shape, np.uint8)
+    structures = []
+    sigma = 0.5 / zooms  # about 1 mm of blend
+    for i, (kind, shape) in enumerate(shapes):
+        if not shape.any():
+            continue
+        lo, hi = PHYSIOLOGY_VALUES[kind]
+        alpha = np.clip(ndimage.gaussian_filter(shape.astype(np.float32), sigma) * 1.0, 0, 1)
+        alpha[shape] = np.maximum(alpha[shape], 0.5)
+        value = w + rng.uniform(lo, hi) * r_t1 + noise * w * rng.standard_normal(t1.shape)
+        t1 = np.where(alpha > 0, alpha * value + (1 - alpha) * t1, t1)
+        truth[shape & (truth == 0)] = i + 1
+        structures.append({"id": i + 1, "kind": kind, "ml": float(shape.sum() * np.prod(zooms) / 1000)})
+    return t1, truth, structures
+
+
 def relative_noise(t1, mask, means):
     """The head's own noise, relative: the robust spread of white matter's values."""
     c, g, w = means
@@ -422,6 +545,32 @@ def score(summary, truth, ids, lesions, score_map=None, real=None, grid_affine=N
     return rows, regions, false
 
 
+def physiology_result(summary, ids, phys, lesions, structures, grid_affine):
+    """The key regions that touch the pasted physiological structures (`phys`, structure
+    numbers on the analysis grid, grown by a voxel) and no lesion (`lesions`, lesion numbers),
+    and the set-aside regions whose centre lies on them: which kinds each touches, and its
+    volume."""
+    near = ndimage.grey_dilation(phys.astype(np.int32), size=(3, 3, 3))
+    kind = {s["id"]: s["kind"] for s in structures}
+    on = []
+    for r in summary.get("key_regions") or []:
+        if np.any(lesions[ids == r["id"]] > 0):
+            continue
+        hit = sorted({kind[int(x)] for x in np.unique(near[ids == r["id"]]) if int(x) in kind})
+        if hit:
+            on.append({"id": r["id"], "kinds": hit, "ml": r["volume_ml"], "where": r.get("location", "")})
+    inv = np.linalg.inv(grid_affine)
+    aside = []
+    for a in summary.get("key_regions_set_aside") or []:
+        c = a["region"].get("centre_lps_mm")
+        if c is None:
+            continue
+        v = np.round(nib.affines.apply_affine(inv, [-c[0], -c[1], c[2]])).astype(int)
+        if all(0 <= v[i] < phys.shape[i] for i in range(3)) and near[tuple(v)] > 0:
+            aside.append({"kind": kind.get(int(near[tuple(v)]), "?"), "ml": a["region"]["volume_ml"], "why": a.get("why", "")})
+    return {"structures": structures, "regions": len(on), "on": on, "set_aside": aside}
+
+
 def healthy_stats(adir, s):
     """Score percentiles over the labelled brain, and over its voxels at least 4 mm deep (where
     a region may start), with the run's times."""
@@ -470,6 +619,9 @@ def main():
     ap.add_argument("--second", choices=["t2", "flair"], default="t2",
                     help="the second series: T2-like (rounds 1-5) or FLAIR-like (fluid dark), with each pattern's values on it")
     ap.add_argument("--no-t1-alone", action="store_true", help="analyse T1 + the second series only")
+    ap.add_argument("--physiology", action="store_true",
+                    help="every lesion set also gets what enhances in a healthy head (insert_physiology) on its T1, "
+                         "which is flagged as acquired with contrast; counts the key regions on those structures")
     ap.add_argument("heads", nargs="*")
     args = ap.parse_intermixed_args()
     pair = "t1+t2" if args.second == "t2" else "t1+flair"
@@ -478,10 +630,11 @@ def main():
     heads = TUNING if args.tuning else SEEN if args.seen else HELD_OUT
     names = args.heads or list(heads)
     py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))
-    results = {"tuning": args.tuning, "seen": args.seen, "contrast": args.contrast, "second": args.second, "heads": {}}
+    results = {"tuning": args.tuning, "seen": args.seen, "contrast": args.contrast or args.physiology, "second": args.second,
+               "physiology": args.physiology, "heads": {}}
     for name in names:
         t1_path, mask_spec, opts = heads[name][:3]
-        if args.contrast and "--contrast" not in opts:
+        if (args.contrast or args.physiology) and "--contrast" not in opts:
             opts = opts + ["--contrast"]
         if name in REAL_LESION:
             radiomics_heads()
@@ -534,7 +687,11 @@ def main():
         for k in range(args.seeds):
             rng = np.random.default_rng(1000 * k + sum(map(ord, name)))
             patterns = PATTERNS[k % 3:] + PATTERNS[:k % 3]
-            t1l, t2l, truth, lesions = insert_lesions(t1, t2, place, means, zooms, rng, noise, patterns, args.second)
+            t1p, phys, structures = t1, None, []
+            if args.physiology:
+                # Its own draw, so that the lesions are those of the same set without it.
+                t1p, phys, structures = insert_physiology(t1, mask, means, zooms, np.random.default_rng(7000 + 1000 * k + sum(map(ord, name))), noise)
+            t1l, t2l, truth, lesions = insert_lesions(t1p, t2, place, means, zooms, rng, noise, patterns, args.second)
             case = os.path.join(work, f"lesions-{k}")
             write_study(img, t1l, t2l, case, opts, py, second_name)
             uids = series_uids(args.focal, os.path.join(case, "dicom"))
@@ -542,17 +699,23 @@ def main():
                 use = uids[:1] if series == "t1" else uids[:2]
                 adir = os.path.join(case, f"analysis-{series}")
                 s = analyse(args.focal, args.model, os.path.join(case, "dicom"), use, adir)
-                ids, placed = on_grid(adir, (truth, img.affine), *([(real, real_img.affine)] if real is not None else []))
+                ids, placed = on_grid(adir, (truth, img.affine), *([(real, real_img.affine)] if real is not None else []),
+                                      *([(phys, img.affine)] if phys is not None else []))
                 moved_truth = placed[0]
                 np.save(os.path.join(adir, "truth_on_grid.npy"), moved_truth)  # for replaying settings
                 score_img = nib.load(os.path.join(adir, "key_regions.nii"))
                 score_map = np.asarray(score_img.dataobj)
                 real_near = ndimage.binary_dilation(placed[1] > 0, iterations=2) if real is not None else None
                 rows, regions, false = score(s, moved_truth, ids, lesions, score_map, real_near, score_img.affine)
+                physiology = physiology_result(s, ids, placed[-1], moved_truth, structures, score_img.affine) if phys is not None else None
                 head["lesions"].setdefault(series, []).append({"set": k, "lesions": rows, "regions": len(regions),
                                                                 "false_regions": len(false),
                                                                 "set_aside": [a["region"]["volume_ml"] for a in s.get("key_regions_set_aside") or []],
-                                                                "false_ml": [r["volume_ml"] for r in false]})
+                                                                "false_ml": [r["volume_ml"] for r in false],
+                                                                **({"physiology": physiology} if physiology else {})})
+                if physiology:
+                    print(f"{name} set {k} {series}: physiology {physiology['regions']} key region(s) "
+                          f"{[(r['kinds'], round(r['ml'], 2)) for r in physiology['on']]}, {len(physiology['set_aside'])} set aside", flush=True)
                 for r in rows:
                     print(f"{name} set {k} {series}: {r['pattern']:6} {r['ml']:5.2f} mL detected={r['detected']} dice={r['dice']:.2f}"
                           f" score p10/p50 {r['score_p10_p50'][0]:.1f}/{r['score_p10_p50'][1]:.1f}"
