@@ -126,7 +126,7 @@ fn nifti_len(path: &Path) -> u64 {
 }
 
 /// On a series acquired with contrast, thin bright structures where healthy anatomy enhances
-/// are set aside as likely physiological enhancement and listed apart with why, in the CLI and
+/// are set aside as likely physiological and listed apart with why, in the CLI and
 /// summary.json: a strip on the midline (the falx) for where it lies, a tube in the white
 /// matter (a vessel) for its shape. The lesion in the white matter, thicker than either, stays
 /// the one key region, and the region map holds it alone.
@@ -161,7 +161,7 @@ fn on_a_contrast_series_thin_bright_structures_are_set_aside_and_listed() {
     assert!(why.contains("no more than") && why.contains("from its edge"), "{why}");
     let (off, why) = nearest([24.0, 10.0, 30.0]);
     assert!(off < 6.0 && why.contains("times as long as it is wide"), "the tube at (24, 10, 30): {off} mm, {why}");
-    assert!(stdout.contains("set aside as likely physiological enhancement: 2"), "{stdout}");
+    assert!(stdout.contains("set aside as likely physiological: 2"), "{stdout}");
     let ids = std::fs::read(out.join("key_region_ids.nii")).expect("ids");
     let marked = ids[352..].iter().filter(|&&v| v != 0).count() as f64 * 2.0 / 1000.0;
     assert!((marked - r["volume_ml"].as_f64().expect("mL")).abs() < 1e-6, "{marked} mL marked");

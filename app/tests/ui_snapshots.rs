@@ -473,7 +473,7 @@ fn a_restored_analysis_names_the_model_that_made_it() {
 /// acquired with contrast, with a thin bright strip on the midline and a thin bright tube in the
 /// white matter, analysed on both with the key-region candidate (CLI, saved where the window
 /// looks for it); the list in the Analysis tab names each series' share, and lists the strip and
-/// the tube apart as likely physiological enhancement; a click shows the region (its slice, the score as heatmap) in 1×1 and in the
+/// the tube apart as likely physiological; a click shows the region (its slice, the score as heatmap) in 1×1 and in the
 /// three planes; in the Review tab the reader accepts it with a note.
 #[test]
 fn key_regions_are_listed_shown_and_reviewed() {
@@ -540,7 +540,7 @@ fn key_regions_are_listed_shown_and_reviewed() {
     assert_eq!(h.state().doc.heatmap(), focal::ui::Heatmap::KeyRegions);
     assert!(h.query_all_by_label_contains("second ").next().is_some(), "the list names the second series' share");
     assert!(
-        h.query_all_by_label_contains("Set aside as likely physiological enhancement (2)").next().is_some(),
+        h.query_all_by_label_contains("Set aside as likely physiological (2)").next().is_some(),
         "the strip and the tube are listed apart"
     );
     snapshot(&mut h, "key_regions");

@@ -35,8 +35,14 @@ enhancement applies, and lesions it takes are counted); --second flair makes the
 FLAIR-like instead (fluid dark, grey matter brighter than white; each pattern's values on it in
 SECOND_VALUES), analysed as T1 + FLAIR.
 
+--physiology pastes what enhances in a healthy head after contrast (sinuses, falx, veins, vessels,
+choroid plexus: physiology_shapes) into each lesion set's T1, flagged as acquired with contrast,
+and counts the key regions on those structures; --flow-voids makes the same structures dark on
+the second series (flowing blood and dura on a T2 or FLAIR), with or without --physiology.
+
 usage: key_regions_check.py FOCAL_BINARY WORK_DIR OUT_JSON [--model MANIFEST] [--tuning | --seen]
-       [--seeds N] [--contrast] [--second t2|flair] [--no-t1-alone] [HEAD ...]
+       [--seeds N] [--contrast] [--second t2|flair] [--no-t1-alone] [--physiology] [--flow-voids]
+       [HEAD ...]
   (PYTHON_TISSUE: a Python with nibabel, scipy and scikit-learn, default ~/.cache/focal/py-tissue)
 """
 import argparse
@@ -252,11 +258,21 @@ PHYSIOLOGY_VALUES = {
     "transverse sinus": (0.5, 0.8),
     "internal cerebral vein": (0.4, 0.8),
 }
+# On a T2 or FLAIR, of the series' white matter value: flowing blood gives no signal (a flow
+# void, as dark as cortical bone), dura little.
+FLOW_VOID_VALUES = {
+    "sinus": (0.15, 0.35),
+    "transverse sinus": (0.15, 0.35),
+    "internal cerebral vein": (0.2, 0.4),
+    "cortical vein": (0.2, 0.4),
+    "deep vessel": (0.2, 0.4),
+    "falx": (0.4, 0.6),
+}
 
 
-def insert_physiology(t1, mask, means, zooms, rng, noise):
-    """Pastes what enhances in a healthy head on a T1 acquired with contrast, each structure
-    placed on the head's own anatomy (its brain mask, midline and ventricles):
+def physiology_shapes(t1, mask, means, zooms, rng):
+    """Where what enhances in a healthy head after contrast lies, each structure placed on the
+    head's own anatomy (its brain mask, midline and ventricles): (kind, voxels) pairs.
       sinus           the superior sagittal sinus: the top 6 mm of the brain's upper half within
                       4 mm of the midline;
       falx            a 2 mm sheet on the midline below it, down to 30 mm below the top;
@@ -266,12 +282,8 @@ def insert_physiology(t1, mask, means, zooms, rng, noise):
       internal cerebral vein  a tube 3 mm across on the midline, 30 mm back from the centre;
       choroid plexus  a glomus of 3-5 mm radius in each lateral ventricle's atrium (the
                       posterior third of the deep fluid on that side), within 2 voxels of it;
-      deep vessel     two straight tubes 2-3.5 mm across and 30-40 mm long in the parenchyma.
-    Edges blended over about 1 mm; values with the head's own noise. Returns the new T1, the
-    truth (structure number per voxel) and the structures."""
+      deep vessel     two straight tubes 2-3.5 mm across and 30-40 mm long in the parenchyma."""
     c, g, w = means
-    r_t1 = w - c
-    t1 = t1.copy()
     zooms = np.asarray(zooms, float)
     # Masks without the ventricles (grey and white matter) have them filled.
     mask = ndimage.binary_fill_holes(mask)
@@ -347,21 +359,50 @@ def insert_physiology(t1, mask, means, zooms, rng, noise):
         along = np.clip(sum(rel[a] * u[a] for a in range(3)), 0, length)
         off2 = sum((rel[a] - along * u[a]) ** 2 for a in range(3))
         shapes.append(("deep vessel", (off2 <= (rng.uniform(2.0, 3.5) / 2) ** 2) & mask))
-    del idx, pos
-    truth = np.zeros(t1.shape, np.uint8)
+    return shapes
+
+
+def paste_structures(image, shapes, values, base, step, noise, zooms, rng):
+    """`image` with each structure of `shapes` whose kind `values` names pasted in: base + a
+    draw from values[kind] times `step`, with additive noise of spread `noise`, its edge blended
+    over about 1 mm. Returns the image, the truth (structure number per voxel) and the
+    structures."""
+    zooms = np.asarray(zooms, float)
+    truth = np.zeros(image.shape, np.uint8)
     structures = []
-    sigma = 0.5 / zooms  # about 1 mm of blend
+    sigma = 0.5 / zooms
     for i, (kind, shape) in enumerate(shapes):
-        if not shape.any():
+        if kind not in values or not shape.any():
             continue
-        lo, hi = PHYSIOLOGY_VALUES[kind]
-        alpha = np.clip(ndimage.gaussian_filter(shape.astype(np.float32), sigma) * 1.0, 0, 1)
+        lo, hi = values[kind]
+        alpha = np.clip(ndimage.gaussian_filter(shape.astype(np.float32), sigma), 0, 1)
         alpha[shape] = np.maximum(alpha[shape], 0.5)
-        value = w + rng.uniform(lo, hi) * r_t1 + noise * w * rng.standard_normal(t1.shape)
-        t1 = np.where(alpha > 0, alpha * value + (1 - alpha) * t1, t1)
+        value = base + rng.uniform(lo, hi) * step + noise * rng.standard_normal(image.shape)
+        image = np.where(alpha > 0, alpha * value + (1 - alpha) * image, image)
         truth[shape & (truth == 0)] = i + 1
         structures.append({"id": i + 1, "kind": kind, "ml": float(shape.sum() * np.prod(zooms) / 1000)})
-    return t1, truth, structures
+    return image, truth, structures
+
+
+def insert_physiology(t1, mask, means, zooms, rng, noise):
+    """What enhances in a healthy head (physiology_shapes) pasted into a T1 acquired with
+    contrast, at PHYSIOLOGY_VALUES (of R above white matter) with the head's own noise. Returns
+    the new T1, the truth (structure number per voxel), the structures and their shapes."""
+    c, g, w = means
+    shapes = physiology_shapes(t1, mask, means, zooms, rng)
+    return (*paste_structures(t1, shapes, PHYSIOLOGY_VALUES, w, w - c, noise * w, zooms, rng), shapes)
+
+
+def insert_flow_voids(t2, t1, mask, means, zooms, rng, noise, shapes=None):
+    """The flowing blood of the same structures (and the falx's dura) dark on the second series,
+    as on a T2 or FLAIR without contrast: FLOW_VOID_VALUES times the series' own white matter
+    value, with the head's noise. `shapes` from insert_physiology, or drawn here. Returns the
+    new series, the truth and the structures."""
+    c, g, w = means
+    if shapes is None:
+        shapes = physiology_shapes(t1, mask, means, zooms, rng)
+    w2 = float(np.median(t2[mask & (np.abs(t1 - w) < 0.1 * (w - c))]))
+    return paste_structures(t2, shapes, FLOW_VOID_VALUES, 0.0, w2, noise * w, zooms, rng)
 
 
 def relative_noise(t1, mask, means):
@@ -622,6 +663,9 @@ def main():
     ap.add_argument("--physiology", action="store_true",
                     help="every lesion set also gets what enhances in a healthy head (insert_physiology) on its T1, "
                          "which is flagged as acquired with contrast; counts the key regions on those structures")
+    ap.add_argument("--flow-voids", action="store_true",
+                    help="every lesion set's second series gets the same structures dark (insert_flow_voids), as flowing "
+                         "blood and dura are on a T2 or FLAIR; with --physiology the T1 also shows them enhancing")
     ap.add_argument("heads", nargs="*")
     args = ap.parse_intermixed_args()
     pair = "t1+t2" if args.second == "t2" else "t1+flair"
@@ -631,7 +675,7 @@ def main():
     names = args.heads or list(heads)
     py = os.environ.get("FOCAL_PYTHON", os.path.join(CACHE, "py/bin/python"))
     results = {"tuning": args.tuning, "seen": args.seen, "contrast": args.contrast or args.physiology, "second": args.second,
-               "physiology": args.physiology, "heads": {}}
+               "physiology": args.physiology, "flow_voids": args.flow_voids, "heads": {}}
     for name in names:
         t1_path, mask_spec, opts = heads[name][:3]
         if (args.contrast or args.physiology) and "--contrast" not in opts:
@@ -687,11 +731,17 @@ def main():
         for k in range(args.seeds):
             rng = np.random.default_rng(1000 * k + sum(map(ord, name)))
             patterns = PATTERNS[k % 3:] + PATTERNS[:k % 3]
-            t1p, phys, structures = t1, None, []
+            t1p, t2p, phys, structures, shapes = t1, t2, None, [], None
+            # Their own draws, so that the lesions are those of the same set without them.
+            draw = 7000 + 1000 * k + sum(map(ord, name))
             if args.physiology:
-                # Its own draw, so that the lesions are those of the same set without it.
-                t1p, phys, structures = insert_physiology(t1, mask, means, zooms, np.random.default_rng(7000 + 1000 * k + sum(map(ord, name))), noise)
-            t1l, t2l, truth, lesions = insert_lesions(t1p, t2, place, means, zooms, rng, noise, patterns, args.second)
+                t1p, phys, structures, shapes = insert_physiology(t1, mask, means, zooms, np.random.default_rng(draw), noise)
+            if args.flow_voids:
+                t2p, voids, more = insert_flow_voids(t2, t1, mask, means, zooms, np.random.default_rng(draw + 500), noise,
+                                                     shapes)
+                phys = voids if phys is None else np.maximum(phys, voids)  # the same numbers for the same structures
+                structures += [x for x in more if x["id"] not in {y["id"] for y in structures}]
+            t1l, t2l, truth, lesions = insert_lesions(t1p, t2p, place, means, zooms, rng, noise, patterns, args.second)
             case = os.path.join(work, f"lesions-{k}")
             write_study(img, t1l, t2l, case, opts, py, second_name)
             uids = series_uids(args.focal, os.path.join(case, "dicom"))

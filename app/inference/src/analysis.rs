@@ -100,7 +100,7 @@ pub struct Insights {
     /// Where the scan departs from its own model of healthy tissue (None: not looked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_regions: Option<Vec<super::key_regions::KeyRegion>>,
-    /// Regions set aside as likely physiological enhancement (listed apart from the key regions).
+    /// Regions set aside as likely physiological (listed apart from the key regions).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_regions_set_aside: Vec<super::key_regions::SetAside>,
 }

@@ -9,7 +9,8 @@
 //! and other thin bright or dark structures are removed by an in-plane opening; dura, sinuses
 //! and the skull's edge lie at the brain's surface, where no region may start. After contrast,
 //! thin bright regions in fluid, on the midline or shaped like a vessel are set aside as likely
-//! physiological enhancement (`PhysiologicalSpec`), listed apart rather than counted.
+//! physiological (`PhysiologicalSpec`), listed apart rather than counted; so are thin dark ones
+//! there on any scan, where the setting says so (flow voids and dura on T2 and FLAIR).
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -45,8 +46,8 @@ pub struct KeyRegionSpec {
     /// voxel (false: any mixture anywhere).
     #[serde(default)]
     pub bordering_mixtures: bool,
-    /// Regions that look like physiological enhancement are set aside (listed apart, not key
-    /// regions). None: none is.
+    /// Regions that look like physiological enhancement or flow voids are set aside (listed
+    /// apart, not key regions). None: none is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub physiological: Option<PhysiologicalSpec>,
     #[serde(default)]
@@ -60,7 +61,8 @@ pub struct KeyRegionSpec {
 /// it is fluid or outside the brain, or when most of it lies along the midline (falx, superior
 /// sagittal and straight sinuses, internal cerebral veins, pericallosal arteries), or when it
 /// has the shape of a vessel. An enhancing lesion in brain tissue is surrounded by tissue, and
-/// it is bulky: where `thin_mm` is set, a region thicker than that is never set aside.
+/// it is bulky: where `thin_mm` is set, a region thicker than that is never set aside. With
+/// `dark`, the same tests apply to thin dark regions on any scan: flowing blood and dura.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct PhysiologicalSpec {
     /// How far around the region its surroundings reach (mm).
@@ -84,6 +86,12 @@ pub struct PhysiologicalSpec {
     /// vessel, or of dura seen edge-on. 0: never (needs `thin_mm`).
     #[serde(default)]
     pub elongation: f64,
+    /// Also, with or without contrast, a thin region darker than healthy tissue on the series
+    /// that carries most of its departure, by the same tests: flowing blood gives no signal on
+    /// T2 and FLAIR (a flow void) and dura little, and they lie where enhancement lies. Needs
+    /// `thin_mm`, so that a bulky dark lesion (a haematoma) is never set aside.
+    #[serde(default)]
+    pub dark: bool,
 }
 
 impl KeyRegionSpec {
@@ -118,10 +126,13 @@ impl KeyRegionSpec {
                     p.surroundings_mm, p.fluid_share, p.midline_share, p.midline_mm
                 ));
             }
-            if !ok(p.thin_mm, 0.0, 30.0) || !ok(p.elongation, 0.0, 100.0) || (p.elongation > 0.0 && p.thin_mm <= 0.0) {
+            if !ok(p.thin_mm, 0.0, 30.0)
+                || !ok(p.elongation, 0.0, 100.0)
+                || ((p.elongation > 0.0 || p.dark) && p.thin_mm <= 0.0)
+            {
                 return Some(format!(
-                    "physiological: thin_mm {} (0 to 30) and elongation {} (0 to 100; above 0 only with thin_mm)",
-                    p.thin_mm, p.elongation
+                    "physiological: thin_mm {} (0 to 30) and elongation {} (0 to 100; above 0 only with thin_mm), dark {} (only with thin_mm)",
+                    p.thin_mm, p.elongation, p.dark
                 ));
             }
         }
@@ -208,7 +219,7 @@ impl KeyRegion {
     }
 }
 
-/// A region that departs from healthy tissue where physiological enhancement lies: listed apart
+/// A region that departs from healthy tissue where vessels, dura and sinuses lie: listed apart
 /// from the key regions, with why, so that a reader can still look at it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetAside {
@@ -226,7 +237,7 @@ impl SetAside {
 }
 
 /// What one sentence says of the regions set aside.
-pub const SET_ASIDE_MEANING: &str = "thin bright regions where vessels, dura, venous sinuses and choroid plexus lie, or shaped like a vessel, which enhance after contrast: not key regions, listed so that they can still be looked at";
+pub const SET_ASIDE_MEANING: &str = "thin regions where vessels, dura, venous sinuses and choroid plexus lie, or shaped like a vessel: bright where they enhance after contrast, dark where blood flows on T2 and FLAIR; not key regions, listed so that they can still be looked at";
 
 /// What one sentence says of every analysis with key regions.
 pub const MEANING: &str = "Key regions are where the scan departs from this scan's own model of healthy tissue (not a diagnosis).";
@@ -239,7 +250,7 @@ pub struct KeyRegions {
     /// Region id of each voxel (0: none).
     pub ids: Vec<u8>,
     pub regions: Vec<KeyRegion>,
-    /// Regions set aside as likely physiological enhancement (not in `ids`).
+    /// Regions set aside as likely physiological (not in `ids`).
     pub set_aside: Vec<SetAside>,
     /// Seconds spent: the departure and the regions.
     pub seconds: f64,
@@ -418,7 +429,11 @@ pub fn find(
             location: format!("{side}, {:.0} mm below the brain's surface on average, mostly {tissue_name}", depth / m),
         }
     };
-    let physiological = spec.physiological.as_ref().filter(|p| facts.contrast || !p.contrast_only);
+    let physiological = spec.physiological.as_ref();
+    // Bright regions where the series was acquired with contrast (or the setting says any
+    // series); dark ones on any scan where the setting says so.
+    let for_bright = physiological.filter(|p| facts.contrast || !p.contrast_only);
+    let for_dark = physiological.filter(|p| p.dark);
     let mut ids = vec![0u8; n];
     let (mut regions, mut set_aside) = (Vec::new(), Vec::new());
     let mut marks = vec![0u8; if physiological.is_some() { n } else { 0 }];
@@ -426,16 +441,23 @@ pub fn find(
     for members in &kept {
         let region = describe(regions.len() + 1, members);
         let bright = region.series_weights.first().is_some_and(|w| w.direction == "brighter");
-        let why = physiological.filter(|_| bright).and_then(|p| {
+        let main = region.series_weights.iter().max_by(|a, b| a.weight.total_cmp(&b.weight));
+        let dark = main.is_some_and(|w| w.direction == "darker");
+        let (tested, what) = match for_bright.filter(|_| bright) {
+            Some(p) => (Some(p), "brighter"),
+            None if dark => (for_dark, "darker"),
+            None => (None, ""),
+        };
+        let why = tested.and_then(|p| {
             let midline = |v: usize| {
                 let (x, y, z) = (v % nc, (v / nc) % nr, v / plane);
                 Some((geometry?.voxel_to_patient(x as f64, y as f64, z as f64)[0] - centre_x?).abs())
             };
             let shape = (p.thin_mm > 0.0).then(|| region_shape(members, dims, spacing));
             if let Some(s) = shape {
-                tracing::debug!(ml = region.volume_ml, thickness_mm = s.thickness_mm, elongation = s.elongation, centre = ?region.centre_lps_mm, "bright region's shape");
+                tracing::debug!(ml = region.volume_ml, thickness_mm = s.thickness_mm, elongation = s.elongation, centre = ?region.centre_lps_mm, what, "region's shape");
             }
-            physiological_reason(p, members, shape, &midline, || {
+            physiological_reason(p, what, members, shape, &midline, || {
                 fluid_share(members, labels, dims, spacing, p.surroundings_mm, facts.fluid_label, &mut marks)
             })
         });
@@ -467,12 +489,14 @@ struct Shape {
     elongation: f64,
 }
 
-/// Why a bright region (`members`) looks like physiological enhancement under `p`, if it does:
+/// Why a region (`members`, `what`: brighter or darker) looks like a vessel, dura, a sinus or
+/// choroid plexus under `p`, if it does:
 /// `shape` is the region's (None when `p.thin_mm` is 0), `fluid` gives the share of its
 /// surroundings that is fluid or outside the brain, `midline` each voxel's distance from the
 /// midline (mm; None without patient geometry).
 fn physiological_reason(
     p: &PhysiologicalSpec,
+    what: &str,
     members: &[usize],
     shape: Option<Shape>,
     midline: &dyn Fn(usize) -> Option<f64>,
@@ -485,9 +509,9 @@ fn physiological_reason(
             if s.thickness_mm > p.thin_mm {
                 return None;
             }
-            format!("brighter, no more than {:.1} mm from its edge anywhere, and", s.thickness_mm)
+            format!("{what}, no more than {:.1} mm from its edge anywhere, and", s.thickness_mm)
         }
-        _ => "brighter, and".to_string(),
+        _ => format!("{what}, and"),
     };
     let fluid = fluid();
     if fluid >= p.fluid_share {
@@ -943,7 +967,7 @@ mod tests {
         }
         let slots = ["T1".to_string(), "T2".to_string()];
         let physiological =
-            PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.0, contrast_only: true, thin_mm: 0.0, elongation: 0.0 };
+            PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.0, contrast_only: true, thin_mm: 0.0, elongation: 0.0, dark: false };
         let spec = KeyRegionSpec { physiological: Some(physiological), ..spec() };
         let found = |contrast: bool, spec: &KeyRegionSpec| {
             find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "tissue".into(), &slots, spec, ScanFacts { fluid_label: 1, contrast })
@@ -966,19 +990,19 @@ mod tests {
     /// patient geometry it cannot, and only the fluid test applies.
     #[test]
     fn a_region_mostly_on_the_midline_or_in_fluid_is_named_as_such() {
-        let p = PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.5, contrast_only: true, thin_mm: 0.0, elongation: 0.0 };
+        let p = PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.5, contrast_only: true, thin_mm: 0.0, elongation: 0.0, dark: false };
         let members: Vec<usize> = (0..10).collect();
         // Voxel v lies v mm from the midline: 6 of 10 within 5 mm.
         let on_line = |v: usize| Some(v as f64);
-        let why = physiological_reason(&p, &members, None, &on_line, || 0.2).expect("set aside");
+        let why = physiological_reason(&p, "brighter", &members, None, &on_line, || 0.2).expect("set aside");
         assert!(why.contains("60 % of it lies within 5 mm of the midline"), "{why}");
         let off_line = |v: usize| Some(v as f64 + 2.0);
-        assert_eq!(physiological_reason(&p, &members, None, &off_line, || 0.2), None, "4 of 10 within 5 mm");
-        assert_eq!(physiological_reason(&p, &members, None, &|_| None, || 0.2), None, "no geometry");
-        let why = physiological_reason(&p, &members, None, &|_| None, || 0.6).expect("set aside");
+        assert_eq!(physiological_reason(&p, "brighter", &members, None, &off_line, || 0.2), None, "4 of 10 within 5 mm");
+        assert_eq!(physiological_reason(&p, "brighter", &members, None, &|_| None, || 0.2), None, "no geometry");
+        let why = physiological_reason(&p, "brighter", &members, None, &|_| None, || 0.6).expect("set aside");
         assert!(why.contains("60 % of what lies within 3 mm of it is fluid or outside the brain"), "{why}");
         let off = PhysiologicalSpec { midline_share: 0.0, ..p };
-        assert_eq!(physiological_reason(&off, &members, None, &on_line, || 0.2), None, "midline test off");
+        assert_eq!(physiological_reason(&off, "brighter", &members, None, &on_line, || 0.2), None, "midline test off");
     }
 
     /// A ball of radius 6 mm is 6 mm thick and as long as it is wide; a rod 2 voxels across and
@@ -1027,6 +1051,7 @@ mod tests {
             contrast_only: true,
             thin_mm: 5.0,
             elongation: 2.5,
+            dark: false,
         };
         let members: Vec<usize> = (0..10).collect();
         let on_line = |_: usize| Some(1.0);
@@ -1034,18 +1059,62 @@ mod tests {
         let thick = Shape { thickness_mm: 6.5, elongation: 4.0 };
         let thin = Shape { thickness_mm: 3.2, elongation: 1.5 };
         let long = Shape { thickness_mm: 3.2, elongation: 3.0 };
-        assert_eq!(physiological_reason(&p, &members, Some(thick), &on_line, || 0.9), None, "thick: kept");
-        let why = physiological_reason(&p, &members, Some(thin), &on_line, || 0.2).expect("thin, on the midline");
+        assert_eq!(physiological_reason(&p, "brighter", &members, Some(thick), &on_line, || 0.9), None, "thick: kept");
+        let why = physiological_reason(&p, "brighter", &members, Some(thin), &on_line, || 0.2).expect("thin, on the midline");
         assert!(why.starts_with("brighter, no more than 3.2 mm from its edge anywhere, and 100 % of it lies within 5 mm"), "{why}");
-        let why = physiological_reason(&p, &members, Some(thin), &off_line, || 0.6).expect("thin, in fluid");
+        let why = physiological_reason(&p, "brighter", &members, Some(thin), &off_line, || 0.6).expect("thin, in fluid");
         assert!(why.contains("60 % of what lies within 3 mm"), "{why}");
-        assert_eq!(physiological_reason(&p, &members, Some(thin), &off_line, || 0.2), None, "thin, round, in tissue");
-        let why = physiological_reason(&p, &members, Some(long), &off_line, || 0.2).expect("thin and long");
+        assert_eq!(physiological_reason(&p, "brighter", &members, Some(thin), &off_line, || 0.2), None, "thin, round, in tissue");
+        let why = physiological_reason(&p, "brighter", &members, Some(long), &off_line, || 0.2).expect("thin and long");
         assert!(why.contains("3.0 times as long as it is wide"), "{why}");
         let no_length = PhysiologicalSpec { elongation: 0.0, ..p.clone() };
-        assert_eq!(physiological_reason(&no_length, &members, Some(long), &off_line, || 0.2), None, "elongation off");
-        let bad = KeyRegionSpec { physiological: Some(PhysiologicalSpec { thin_mm: 0.0, ..p }), ..spec() };
+        assert_eq!(physiological_reason(&no_length, "brighter", &members, Some(long), &off_line, || 0.2), None, "elongation off");
+        let bad = KeyRegionSpec { physiological: Some(PhysiologicalSpec { thin_mm: 0.0, ..p.clone() }), ..spec() };
         assert!(bad.problem().is_some_and(|e| e.contains("elongation")), "elongation without thin_mm");
+        let bad = KeyRegionSpec { physiological: Some(PhysiologicalSpec { thin_mm: 0.0, elongation: 0.0, dark: true, ..p }), ..spec() };
+        assert!(bad.problem().is_some_and(|e| e.contains("dark true (only with thin_mm)")), "dark without thin_mm");
+    }
+
+    /// A rod 3 mm across and 24 mm long that the second series sees darker (a flow void on a
+    /// T2, no contrast anywhere) is set aside with `dark`, named darker, and kept without it; a
+    /// ball 12 mm across, darker too (a haematoma), is kept either way; so is the rod when the
+    /// second series sees it brighter.
+    #[test]
+    fn thin_dark_regions_are_set_aside_with_dark_on_any_scan_and_thick_ones_kept() {
+        let rod = |x: f64, y: f64, z: f64| x.abs() <= 12.0 && (y - 8.0).abs() <= 1.5 && (z - 8.0).abs() <= 1.5;
+        let ball = |x: f64, y: f64, z: f64| (x * x + (y + 6.0).powi(2) + z * z).sqrt() <= 6.0;
+        let (mut dep, labels) = brain(|x, y, z| if rod(x, y, z) || ball(x, y, z) { 8.0 } else { 0.0 });
+        let slots = ["T1".to_string(), "T2".to_string()];
+        let p = PhysiologicalSpec {
+            surroundings_mm: 3.0,
+            fluid_share: 0.5,
+            midline_mm: 5.0,
+            midline_share: 0.5,
+            contrast_only: true,
+            thin_mm: 5.5,
+            elongation: 2.5,
+            dark: true,
+        };
+        let found = |dep: &Departure, p: &PhysiologicalSpec| {
+            let spec = KeyRegionSpec { physiological: Some(p.clone()), ..spec() };
+            find(dep, &labels, [40; 3], [1.0; 3], None, &|_| "tissue".into(), &slots, &spec, ScanFacts { fluid_label: 1, contrast: false })
+        };
+        // Darker on the second series, a trace brighter on the first.
+        for i in 0..dep.voxels.len() {
+            dep.shares[2 * i..2 * i + 2].copy_from_slice(&[0.1, -0.9]);
+        }
+        let with = found(&dep, &p);
+        assert_eq!((with.regions.len(), with.set_aside.len()), (1, 1), "{:?}", with.set_aside);
+        assert!(with.regions[0].volume_ml > 0.8, "the ball is kept: {:?}", with.regions);
+        let why = &with.set_aside[0].why;
+        assert!(why.starts_with("darker, no more than") && why.contains("times as long as it is wide"), "{why}");
+        let without = found(&dep, &PhysiologicalSpec { dark: false, ..p.clone() });
+        assert_eq!((without.regions.len(), without.set_aside.len()), (2, 0), "{:?}", without.set_aside);
+        for i in 0..dep.voxels.len() {
+            dep.shares[2 * i..2 * i + 2].copy_from_slice(&[0.1, 0.9]);
+        }
+        let bright = found(&dep, &p);
+        assert_eq!((bright.regions.len(), bright.set_aside.len()), (2, 0), "no contrast: {:?}", bright.set_aside);
     }
 
     /// A strong blob (score 20 within 4 mm) whose smoothed score spreads above `grow` to 7 mm

@@ -37,7 +37,7 @@ pub struct ReportContent {
     pub modality_table: Vec<Vec<String>>,
     /// Key regions (the first row is the header); None when the analysis did not look for them.
     pub key_regions: Option<Vec<Vec<String>>>,
-    /// Regions set aside as likely physiological enhancement, one line each.
+    /// Regions set aside as likely physiological, one line each.
     pub key_regions_set_aside: Vec<String>,
     pub impression: String,
     pub sign_off: String,
@@ -279,7 +279,7 @@ pub fn write_pdf(content: ReportContent) -> Vec<u8> {
         if !content.key_regions_set_aside.is_empty() {
             w.paragraph(
                 &format!(
-                    "Set aside as likely physiological enhancement ({}): {}. This was developed on two contrast-enhanced scans only; a region set aside may still be a lesion.",
+                    "Set aside as likely physiological ({}): {}. This was developed on two contrast-enhanced scans and checked on vessels, sinuses and dura pasted into healthy heads, not on real scans held out; a region set aside may still be a lesion.",
                     content.key_regions_set_aside.len(),
                     crate::inference::key_regions::SET_ASIDE_MEANING
                 ),

@@ -183,7 +183,7 @@ pub fn analyze(args: &AnalyzeArgs) -> anyhow::Result<i32> {
         }
         if !insights.key_regions_set_aside.is_empty() {
             println!(
-                "set aside as likely physiological enhancement: {} ({})",
+                "set aside as likely physiological: {} ({})",
                 insights.key_regions_set_aside.len(),
                 inference::key_regions::SET_ASIDE_MEANING
             );

@@ -445,7 +445,7 @@ fn key_regions_list(
     }
 }
 
-/// The regions set aside as likely physiological enhancement, under the key regions: one row
+/// The regions set aside as likely physiological, under the key regions: one row
 /// each with why; a click shows it as a key region's does.
 fn set_aside_list(
     ui: &mut egui::Ui,
@@ -455,7 +455,7 @@ fn set_aside_list(
     if set_aside.is_empty() {
         return;
     }
-    egui::CollapsingHeader::new(format!("Set aside as likely physiological enhancement ({})", set_aside.len()))
+    egui::CollapsingHeader::new(format!("Set aside as likely physiological ({})", set_aside.len()))
         .id_salt("key-regions-set-aside")
         .show(ui, |ui| {
             ui.label(RichText::new(crate::inference::key_regions::SET_ASIDE_MEANING).weak().small());
