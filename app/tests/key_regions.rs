@@ -121,6 +121,21 @@ fn region_at_lesion<'a>(summary: &'a serde_json::Value, truth: &serde_json::Valu
     r
 }
 
+/// The set-aside region whose centre lies nearest `at` (LPS mm): how far, and why it was set aside.
+fn nearest_set_aside(summary: &serde_json::Value, at: [f64; 3]) -> (f64, String) {
+    summary["key_regions_set_aside"]
+        .as_array()
+        .expect("key_regions_set_aside in summary.json")
+        .iter()
+        .map(|a| {
+            let c: Vec<f64> = a["region"]["centre_lps_mm"].as_array().expect("centre").iter().map(|v| v.as_f64().expect("mm")).collect();
+            let d = (0..3).map(|i| (c[i] - at[i]).powi(2)).sum::<f64>().sqrt();
+            (d, a["why"].as_str().expect("why").to_string())
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .expect("one")
+}
+
 fn nifti_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).len()
 }
@@ -144,18 +159,7 @@ fn on_a_contrast_series_thin_bright_structures_are_set_aside_and_listed() {
     let r = region_at_lesion(&summary, &truth, 0);
     let aside = summary["key_regions_set_aside"].as_array().expect("key_regions_set_aside in summary.json");
     assert_eq!(aside.len(), 2, "{aside:?}");
-    // Which set-aside region lies nearest `at` (LPS mm), how far, and why it was set aside.
-    let nearest = |at: [f64; 3]| {
-        aside
-            .iter()
-            .map(|a| {
-                let c: Vec<f64> = a["region"]["centre_lps_mm"].as_array().expect("centre").iter().map(|v| v.as_f64().expect("mm")).collect();
-                let d = (0..3).map(|i| (c[i] - at[i]).powi(2)).sum::<f64>().sqrt();
-                (d, a["why"].as_str().expect("why").to_string())
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .expect("one")
-    };
+    let nearest = |at: [f64; 3]| nearest_set_aside(&summary, at);
     let (off, why) = nearest([0.0, 10.0, 20.0]);
     assert!(off < 4.0 && why.contains("of it lies within 5 mm of the midline"), "the strip at (0, 10, 20): {off} mm, {why}");
     assert!(why.contains("no more than") && why.contains("from its edge"), "{why}");
@@ -165,6 +169,37 @@ fn on_a_contrast_series_thin_bright_structures_are_set_aside_and_listed() {
     let ids = std::fs::read(out.join("key_region_ids.nii")).expect("ids");
     let marked = ids[352..].iter().filter(|&&v| v != 0).count() as f64 * 2.0 / 1000.0;
     assert!((marked - r["volume_ml"].as_f64().expect("mL")).abs() < 1e-6, "{marked} mL marked");
+}
+
+/// Without contrast, the same strip and tube dark on the T2-like series (dura, and a vessel's
+/// flowing blood: a flow void) are set aside on T1 + T2 as darker and thin, the tube for its
+/// shape; the lesion stays the one key region. Without the `dark` setting (as 3.4.1 shipped)
+/// they are key regions too.
+#[test]
+fn without_contrast_thin_dark_structures_on_t2_are_set_aside() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (study, truth) = lesion_study(tmp.path(), &["--t2", "--flow-void"]);
+    let uids = series_by_number(&study);
+    let model_dir = tmp.path().join("model");
+    std::fs::create_dir_all(&model_dir).expect("model dir");
+    let model = common::key_regions_model(&model_dir);
+    let out = tmp.path().join("t1-t2");
+    let (stdout, summary) = analyze(&study, &uids, &out, &model);
+    assert!(!stdout.contains("acquired with contrast"), "{stdout}");
+    region_at_lesion(&summary, &truth, 0);
+    let aside = summary["key_regions_set_aside"].as_array().expect("key_regions_set_aside in summary.json");
+    assert_eq!(aside.len(), 2, "{aside:?}");
+    let (off, why) = nearest_set_aside(&summary, [0.0, 10.0, 20.0]);
+    assert!(off < 4.0 && why.starts_with("darker, no more than"), "the strip at (0, 10, 20): {off} mm, {why}");
+    let (off, why) = nearest_set_aside(&summary, [24.0, 10.0, 30.0]);
+    assert!(off < 6.0 && why.starts_with("darker") && why.contains("times as long as it is wide"), "the tube: {off} mm, {why}");
+
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&model).expect("model")).expect("json");
+    manifest["key_regions"]["physiological"]["dark"] = serde_json::Value::Bool(false);
+    common::write_json(&model, &manifest);
+    let (_, summary) = analyze(&study, &uids, &tmp.path().join("no-dark"), &model);
+    assert!(summary["key_regions"].as_array().expect("regions").len() >= 2, "{}", summary["key_regions"]);
+    assert!(summary["key_regions_set_aside"].as_array().is_none_or(|a| a.is_empty()), "{}", summary["key_regions_set_aside"]);
 }
 
 #[test]

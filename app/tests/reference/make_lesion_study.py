@@ -15,9 +15,12 @@ added: a strip on the midline, 4 mm across, 36 mm front to back and 12 mm high, 
 patient (0, 10, 20) mm (the falx and the inferior sagittal sinus lie there), and a tube 4 mm
 across running 50 mm front to back through the left hemisphere's white matter at patient
 x = 24, z = 30 mm (a vessel, away from fluid and the midline).
+With --flow-void (and --t2), the same strip and tube are dark on the T2-like series, at 0.3 and
+0.05 of white matter's value there (as dark as air): dura gives little signal on T2 and a
+vessel's flowing blood none (the T1 is left as it is, without contrast unless --contrast says so).
 Prints the lesion's volume in mL, the 1-based slices it spans and its centre, as JSON.
 
-usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2] [--contrast]
+usage: make_lesion_study.py SAMPLE_DIR OUT_DIR [--t2] [--contrast] [--flow-void]
 """
 import glob
 import json
@@ -61,6 +64,7 @@ def main():
     sample, out = sys.argv[1], sys.argv[2]
     with_t2 = "--t2" in sys.argv[3:]
     contrast = "--contrast" in sys.argv[3:]
+    flow_void = "--flow-void" in sys.argv[3:]
     files = sorted((pydicom.dcmread(f) for f in glob.glob(os.path.join(sample, "*.dcm"))),
                    key=lambda d: float(d.ImagePositionPatient[2]))
     os.makedirs(out, exist_ok=True)
@@ -95,14 +99,14 @@ def main():
         r = np.sqrt((xx - CENTRE[0]) ** 2 + (yy - CENTRE[1]) ** 2 + (z - CENTRE[2]) ** 2)
         alpha = np.clip(RADIUS - r + 0.5, 0, 1)
         healthy = px.copy()
+        # Each structure's edge blended over 1 mm, as the lesion's.
+        strip = np.clip(np.minimum.reduce([STRIP_HALF[0] - np.abs(xx - STRIP_CENTRE[0]) + 0.5 + 0 * yy,
+                                           STRIP_HALF[1] - np.abs(yy - STRIP_CENTRE[1]) + 0.5 + 0 * xx,
+                                           STRIP_HALF[2] - abs(z - STRIP_CENTRE[2]) + 0.5 + 0 * xx * yy]), 0, 1)
+        along = np.clip(np.minimum(yy - TUBE_Y[0], TUBE_Y[1] - yy) + 0.5, 0, 1)
+        tube = np.clip(TUBE_RADIUS - np.sqrt((xx - TUBE_X) ** 2 + (z - TUBE_Z) ** 2) + 0.5, 0, 1) * along
         if contrast:
             ds.ContrastBolusAgent = "Gadolinium (test copy)"
-            # Each structure's edge blended over 1 mm, as the lesion's.
-            strip = np.clip(np.minimum.reduce([STRIP_HALF[0] - np.abs(xx - STRIP_CENTRE[0]) + 0.5 + 0 * yy,
-                                               STRIP_HALF[1] - np.abs(yy - STRIP_CENTRE[1]) + 0.5 + 0 * xx,
-                                               STRIP_HALF[2] - abs(z - STRIP_CENTRE[2]) + 0.5 + 0 * xx * yy]), 0, 1)
-            along = np.clip(np.minimum(yy - TUBE_Y[0], TUBE_Y[1] - yy) + 0.5, 0, 1)
-            tube = np.clip(TUBE_RADIUS - np.sqrt((xx - TUBE_X) ** 2 + (z - TUBE_Z) ** 2) + 0.5, 0, 1) * along
             for a in (strip, tube):
                 px = a * (1.6 * white + noise * rng.standard_normal(px.shape)) + (1 - a) * px
         if alpha.max() > 0:
@@ -120,6 +124,9 @@ def main():
             w = MEANS[2]
             lesion2 = (0.62 + 0.5 * (1.0 - 0.62)) * w + 0.05 * w * rng.standard_normal(px.shape)
             t2 = alpha * lesion2 + (1 - alpha) * t2_like(healthy) + 0.05 * w * rng.standard_normal(px.shape)
+            if flow_void:
+                for a, level in ((strip, 0.3), (tube, 0.05)):
+                    t2 = a * (level * w + 0.05 * w * rng.standard_normal(px.shape)) + (1 - a) * t2
             save(ds, t2, t2_uid, ["focal-test-lesion-t2", str(n)], "T2-like with a synthetic lesion (test copy)", 10,
                  os.path.join(out, f"t2-{n:03d}.dcm"))
     print(json.dumps({"volume_ml": inside * voxel_ml, "slices": [min(slices), max(slices)],
