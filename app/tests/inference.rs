@@ -445,7 +445,7 @@ fn analyze_the_sample_study_end_to_end() {
     assert_eq!(summary["provider"]["name"], "CPU");
     assert_eq!(summary["slices"], 89);
     assert_eq!(summary["model"]["verified_against_manifest"], true);
-    assert_eq!(summary["model"]["version"], "3.4.1");
+    assert_eq!(summary["model"]["version"], "3.4.2");
     // Model 3 keeps model 2's brain-extent section without its step: neither loaded nor recorded.
     assert!(summary["model"]["extent_sha256"].is_null(), "{}", summary["model"]);
     // The shipped model looks for key regions (since 3.4.0): the healthy sample has none, and nothing

@@ -1,12 +1,13 @@
 //! Key regions end to end, through the real binary and the real ONNX Runtime, with the
 //! key-region settings of models/candidates/key-regions.json (shipped in 3.4.0 after round 4 of
-//! the model card, and their set-aside in 3.4.1 after round 5; the candidate file is where a
+//! the model card, their set-aside in 3.4.1 after round 5 and 3.4.2 after round 7; the candidate file is where a
 //! next round changes them): a synthetic lesion
 //! pasted into the sample head (app/tests/reference/make_lesion_study.py) is found as a key
 //! region where it is, with its size, on T1 alone and on T1 + a T2-like series (each series'
 //! share named in the CLI, summary.json and the PDF); the maps are written in the series'
 //! geometry; on a series acquired with contrast thin bright structures (a midline strip, a
-//! vessel-like tube) are set aside.
+//! vessel-like tube) are set aside, and without contrast so are the same structures dark on a
+//! T2-like series (flow voids).
 
 mod common;
 

@@ -497,7 +497,7 @@ fn key_regions_are_listed_shown_and_reviewed() {
     let uid = |number: i64| set.series().find(|s| s.number == Some(number)).expect("series").uid.clone();
     let (t1, t2) = (uid(9), uid(10));
     let dir = data.path().join(focal::uid::key(&t1));
-    // The key-region candidate (its settings shipped in 3.4.1); the window shows what its analysis found.
+    // The key-region candidate (its settings shipped in 3.4.2); the window shows what its analysis found.
     let model_dir = data.path().join("model");
     std::fs::create_dir_all(&model_dir).expect("model dir");
     let model = common::key_regions_model(&model_dir);

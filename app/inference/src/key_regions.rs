@@ -927,6 +927,21 @@ mod tests {
         (dep, labels)
     }
 
+    /// The shipped tests (fluid within 3 mm, the midline's 5 mm, half of either; 2.5 times as long
+    /// as wide) with `thin_mm`, and `dark`.
+    fn physiological(thin_mm: f64, dark: bool) -> PhysiologicalSpec {
+        PhysiologicalSpec {
+            surroundings_mm: 3.0,
+            fluid_share: 0.5,
+            midline_mm: 5.0,
+            midline_share: 0.5,
+            contrast_only: true,
+            thin_mm,
+            elongation: 2.5,
+            dark,
+        }
+    }
+
     fn run(dep: &Departure, labels: &[u8]) -> KeyRegions {
         let slots = ["T1".to_string(), "T2".to_string()];
         find(dep, labels, [40; 3], [1.0; 3], None, &|_| "white matter".into(), &slots, &spec(), ScanFacts::default())
@@ -1043,16 +1058,7 @@ mod tests {
     /// midline or in fluid is set aside as before, and a thin, long one anywhere.
     #[test]
     fn only_thin_regions_are_set_aside_and_thin_long_ones_anywhere() {
-        let p = PhysiologicalSpec {
-            surroundings_mm: 3.0,
-            fluid_share: 0.5,
-            midline_mm: 5.0,
-            midline_share: 0.5,
-            contrast_only: true,
-            thin_mm: 5.0,
-            elongation: 2.5,
-            dark: false,
-        };
+        let p = physiological(5.0, false);
         let members: Vec<usize> = (0..10).collect();
         let on_line = |_: usize| Some(1.0);
         let off_line = |_: usize| Some(30.0);
@@ -1085,16 +1091,7 @@ mod tests {
         let ball = |x: f64, y: f64, z: f64| (x * x + (y + 6.0).powi(2) + z * z).sqrt() <= 6.0;
         let (mut dep, labels) = brain(|x, y, z| if rod(x, y, z) || ball(x, y, z) { 8.0 } else { 0.0 });
         let slots = ["T1".to_string(), "T2".to_string()];
-        let p = PhysiologicalSpec {
-            surroundings_mm: 3.0,
-            fluid_share: 0.5,
-            midline_mm: 5.0,
-            midline_share: 0.5,
-            contrast_only: true,
-            thin_mm: 5.5,
-            elongation: 2.5,
-            dark: true,
-        };
+        let p = physiological(5.5, true);
         let found = |dep: &Departure, p: &PhysiologicalSpec| {
             let spec = KeyRegionSpec { physiological: Some(p.clone()), ..spec() };
             find(dep, &labels, [40; 3], [1.0; 3], None, &|_| "tissue".into(), &slots, &spec, ScanFacts { fluid_label: 1, contrast: false })
