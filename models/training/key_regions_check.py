@@ -545,6 +545,19 @@ def deepmriprep_head():
     nib.save(nib.Nifti1Image(mask.astype(np.uint8), affine), DEEPMRIPREP.format("template_1mm_mask.nii.gz"))
 
 
+def set_aside_centres(summary, grid_affine, shape):
+    """Each set-aside region of `summary` whose centre (LPS mm) falls on the analysis grid
+    (`grid_affine`, RAS; `shape`): the entry and its centre's voxel index."""
+    inv = np.linalg.inv(grid_affine)
+    for a in summary.get("key_regions_set_aside") or []:
+        c = a["region"].get("centre_lps_mm")
+        if c is None:
+            continue
+        v = np.round(nib.affines.apply_affine(inv, [-c[0], -c[1], c[2]])).astype(int)
+        if all(0 <= v[i] < shape[i] for i in range(3)):
+            yield a, tuple(v)
+
+
 def score(summary, truth, ids, lesions, score_map=None, real=None, grid_affine=None):
     """Per lesion: found, Dice, and whether a set-aside region lies on it (its centre, with
     `grid_affine`, the analysis grid's); the regions; those touching no lesion (nor `real`, a
@@ -570,14 +583,7 @@ def score(summary, truth, ids, lesions, score_map=None, real=None, grid_affine=N
     aside = set()
     if grid_affine is not None and summary.get("key_regions_set_aside"):
         near = ndimage.grey_dilation(truth.astype(np.int32), size=(5, 5, 5))
-        inv = np.linalg.inv(grid_affine)
-        for a in summary["key_regions_set_aside"]:
-            c = a["region"].get("centre_lps_mm")
-            if c is None:
-                continue
-            v = np.round(nib.affines.apply_affine(inv, [-c[0], -c[1], c[2]])).astype(int)
-            if all(0 <= v[i] < truth.shape[i] for i in range(3)) and near[tuple(v)] > 0:
-                aside.add(int(near[tuple(v)]))
+        aside = {int(near[v]) for _, v in set_aside_centres(summary, grid_affine, truth.shape) if near[v] > 0}
     for r in rows:
         r["set_aside"] = r["id"] in aside
     regions = summary.get("key_regions") or []
@@ -600,15 +606,8 @@ def physiology_result(summary, ids, phys, lesions, structures, grid_affine):
         hit = sorted({kind[int(x)] for x in np.unique(near[ids == r["id"]]) if int(x) in kind})
         if hit:
             on.append({"id": r["id"], "kinds": hit, "ml": r["volume_ml"], "where": r.get("location", "")})
-    inv = np.linalg.inv(grid_affine)
-    aside = []
-    for a in summary.get("key_regions_set_aside") or []:
-        c = a["region"].get("centre_lps_mm")
-        if c is None:
-            continue
-        v = np.round(nib.affines.apply_affine(inv, [-c[0], -c[1], c[2]])).astype(int)
-        if all(0 <= v[i] < phys.shape[i] for i in range(3)) and near[tuple(v)] > 0:
-            aside.append({"kind": kind.get(int(near[tuple(v)]), "?"), "ml": a["region"]["volume_ml"], "why": a.get("why", "")})
+    aside = [{"kind": kind.get(int(near[v]), "?"), "ml": a["region"]["volume_ml"], "why": a.get("why", "")}
+             for a, v in set_aside_centres(summary, grid_affine, phys.shape) if near[v] > 0]
     return {"structures": structures, "regions": len(on), "on": on, "set_aside": aside}
 
 
