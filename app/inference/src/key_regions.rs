@@ -436,7 +436,7 @@ pub fn find(
     let for_dark = physiological.filter(|p| p.dark);
     let mut ids = vec![0u8; n];
     let (mut regions, mut set_aside) = (Vec::new(), Vec::new());
-    let mut marks = vec![0u8; if physiological.is_some() { n } else { 0 }];
+    let mut marks = vec![0u8; if for_bright.is_some() || for_dark.is_some() { n } else { 0 }];
     let centre_x = geometry.map(|g| g.voxel_to_patient(brain_centre[0], brain_centre[1], brain_centre[2])[0]);
     for members in &kept {
         let region = describe(regions.len() + 1, members);
@@ -981,9 +981,8 @@ mod tests {
             dep.shares[2 * i..2 * i + 2].copy_from_slice(&[1.0, 0.0]);
         }
         let slots = ["T1".to_string(), "T2".to_string()];
-        let physiological =
-            PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.0, contrast_only: true, thin_mm: 0.0, elongation: 0.0, dark: false };
-        let spec = KeyRegionSpec { physiological: Some(physiological), ..spec() };
+        let p = PhysiologicalSpec { midline_share: 0.0, elongation: 0.0, ..physiological(0.0, false) };
+        let spec = KeyRegionSpec { physiological: Some(p), ..spec() };
         let found = |contrast: bool, spec: &KeyRegionSpec| {
             find(&dep, &labels, [40; 3], [1.0; 3], None, &|_| "tissue".into(), &slots, spec, ScanFacts { fluid_label: 1, contrast })
         };
@@ -1005,7 +1004,7 @@ mod tests {
     /// patient geometry it cannot, and only the fluid test applies.
     #[test]
     fn a_region_mostly_on_the_midline_or_in_fluid_is_named_as_such() {
-        let p = PhysiologicalSpec { surroundings_mm: 3.0, fluid_share: 0.5, midline_mm: 5.0, midline_share: 0.5, contrast_only: true, thin_mm: 0.0, elongation: 0.0, dark: false };
+        let p = PhysiologicalSpec { elongation: 0.0, ..physiological(0.0, false) };
         let members: Vec<usize> = (0..10).collect();
         // Voxel v lies v mm from the midline: 6 of 10 within 5 mm.
         let on_line = |v: usize| Some(v as f64);
